@@ -1,0 +1,164 @@
+//! `cargo xtask`: the project's automation. Run `cargo xtask help`.
+
+mod bench;
+mod contracts;
+mod demo;
+mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+/// Errors are reported as text; every failure exits non-zero.
+pub type Result<T, E = Box<dyn std::error::Error>> = std::result::Result<T, E>;
+
+const HELP: &str = "\
+cargo xtask <command>
+
+  setup               install pinned Foundry, solcjs and OpenZeppelin into .tools/
+  contracts [--check] build the contracts and export ABI + bytecode JSON to
+                      crates/eth-mls-chain/artifacts/ (--check: fail when stale)
+  test                every check: forge fmt, forge test, gas snapshot, cargo fmt,
+                      clippy, cargo test, artifact freshness
+  bench               forge gas snapshot and the gas targets
+  demo                deploy to a fresh local anvil and run the demo flow
+  forge <args>        run the project's forge with its compiler wrapper
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let started = Instant::now();
+    let result = dispatch(&args);
+    match result {
+        Ok(()) => {
+            if !matches!(args.first().map(String::as_str), None | Some("help" | "forge")) {
+                println!("\nxtask: done in {:.1}s", started.elapsed().as_secs_f64());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\nxtask: FAILED: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(args: &[String]) -> Result<()> {
+    let root = workspace_root();
+    let rest: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    match args.first().map(String::as_str) {
+        None | Some("help" | "--help" | "-h") => {
+            print!("{HELP}");
+            Ok(())
+        }
+        Some("setup") => tools::ensure(&root).map(|_| ()),
+        Some("contracts") => {
+            let check = match rest.as_slice() {
+                [] => false,
+                ["--check"] => true,
+                other => return Err(format!("contracts: unknown arguments {other:?}").into()),
+            };
+            let tools = tools::ensure(&root)?;
+            contracts::build(&root, &tools)?;
+            contracts::export(&root, check)
+        }
+        Some("test") => test(&root),
+        Some("bench") => bench::run(&root),
+        Some("demo") => demo::run(&root),
+        Some("forge") => {
+            let tools = tools::ensure(&root)?;
+            run(tools.forge(&root).args(&rest))
+        }
+        Some(other) => Err(format!("unknown command `{other}`\n\n{HELP}").into()),
+    }
+}
+
+/// `cargo xtask test`: everything CI checks, in order, stopping at the first failure.
+fn test(root: &Path) -> Result<()> {
+    let tools = tools::ensure(root)?;
+    stage("test: forge fmt --check");
+    run(tools.forge(root).args(["fmt", "--check"]))?;
+    contracts::build(root, &tools)?;
+    stage("test: forge test (unit, fuzz, invariant)");
+    run(tools.forge(root).args(["test"]))?;
+    stage("test: forge snapshot --check (gas)");
+    bench::snapshot(root, &tools, true)?;
+    stage("test: contract artifacts are up to date");
+    contracts::export(root, true)?;
+    stage("test: cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    stage("test: cargo clippy -D warnings");
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    stage("test: cargo test");
+    run(cargo().args(["test", "--workspace"]))?;
+    Ok(())
+}
+
+/// The workspace root (parent of the xtask crate).
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(manifest)
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Prints a stage banner.
+pub fn stage(what: &str) {
+    println!("\n==> {what}");
+}
+
+/// Runs a command with inherited output; a non-zero exit is an error naming the command.
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("could not start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} exited with {status}", describe(cmd)).into())
+    }
+}
+
+/// Runs a command and returns its stdout; a non-zero exit is an error with its stderr.
+pub fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("could not start {:?}: {e}", cmd.get_program()))?;
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout)?)
+    } else {
+        Err(format!(
+            "{} exited with {}:\n{}{}",
+            describe(cmd),
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into())
+    }
+}
+
+fn describe(cmd: &Command) -> String {
+    let program = Path::new(cmd.get_program())
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let args: Vec<String> = cmd
+        .get_args()
+        .take(4)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    format!("`{program} {}`", args.join(" "))
+}
