@@ -250,8 +250,8 @@ contract ERC7627Test is Test {
         if (len > 0) k.public_key[0] = prefix;
         bool expected;
         if (alg == IERC7627.PublicKeyAlgorithm.ECDSA) {
-            expected = (len == 33 && (prefix == 0x02 || prefix == 0x03))
-                || (len == 65 && prefix == 0x04);
+            expected =
+                (len == 33 && (prefix == 0x02 || prefix == 0x03)) || (len == 65 && prefix == 0x04);
         } else {
             expected = len != 0 && len == validLength(alg);
         }
@@ -269,9 +269,8 @@ contract ERC7627Test is Test {
         vm.warp(at);
         bool valid = at < validBefore;
         vm.assertEq(reg.isKeyValid(BOB, IDX), valid, "isKeyValid");
-        (bool ok,) = address(reg).call(
-            abi.encodeCall(IERC7627.sendMessage, (BOB, IDX, SESSION, bytes("m")))
-        );
+        (bool ok,) =
+            address(reg).call(abi.encodeCall(IERC7627.sendMessage, (BOB, IDX, SESSION, bytes("m"))));
         vm.assertEq(ok, valid, "sendMessage accepted iff valid");
     }
 }
