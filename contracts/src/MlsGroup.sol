@@ -33,8 +33,6 @@ contract MlsGroup is Initializable {
     address public owner;
     /// @notice The MLS cipher suite of the group (RFC 9420 registry value, e.g. 0x0004).
     uint16 public cipherSuite;
-    /// @notice Number of current members.
-    uint64 public memberCount;
     /// @notice The ERC-7627 registry where members publish their keys and receive invitations.
     address public registry;
     /// @notice The MLS group id.
@@ -134,7 +132,7 @@ contract MlsGroup is Initializable {
         groupId = groupId_;
         _slots[owner_].next = SENTINEL;
         _slots[SENTINEL].next = owner_;
-        memberCount = 1;
+        _head = EpochHead({epoch: 0, committer: owner_}); // the creator made epoch 0
         emit GroupInitialized(owner_, groupId_, cipherSuite_, registry_);
         emit MemberAdded(owner_, owner_);
     }
@@ -145,7 +143,6 @@ contract MlsGroup is Initializable {
     /// @param member The account to add.
     function addMember(address member) external onlyAdmin {
         _add(member);
-        memberCount += 1;
     }
 
     /// @notice Adds every account of `members`, in order. Owner or admin only.
@@ -155,9 +152,6 @@ contract MlsGroup is Initializable {
         for (uint256 i; i < n; ++i) {
             _add(accounts[i]);
         }
-        // casting to 'uint64' is safe: a calldata array cannot approach 2^64 entries within gas
-        // forge-lint: disable-next-line(unsafe-typecast)
-        memberCount += uint64(n);
     }
 
     /// @notice Removes `member`, whose predecessor in `members()` order is `prev`. Owner or admin.
@@ -166,7 +160,6 @@ contract MlsGroup is Initializable {
     /// @param member The member to remove; not the owner.
     function removeMember(address prev, address member) external onlyAdmin {
         _remove(prev, member);
-        memberCount -= 1;
         emit MemberRemoved(member, msg.sender);
     }
 
@@ -184,16 +177,12 @@ contract MlsGroup is Initializable {
             _remove(prevs[i], accounts[i]);
             emit MemberRemoved(accounts[i], msg.sender);
         }
-        // casting to 'uint64' is safe: a calldata array cannot approach 2^64 entries within gas
-        // forge-lint: disable-next-line(unsafe-typecast)
-        memberCount -= uint64(n);
     }
 
     /// @notice The caller leaves the group. The owner must transfer ownership first.
     /// @param prev The caller's predecessor in `members()` order (see `removalHints`).
     function leave(address prev) external {
         _remove(prev, msg.sender);
-        memberCount -= 1;
         emit MemberLeft(msg.sender);
     }
 
@@ -236,10 +225,19 @@ contract MlsGroup is Initializable {
         return _slots[account].removed;
     }
 
-    /// @notice The current members, newest first.
+    /// @notice Number of current members. Walks the list (no counter is stored, which keeps
+    /// additions and removals cheaper): meant for `eth_call`.
+    /// @return count The number of current members.
+    function memberCount() public view returns (uint256 count) {
+        for (address cursor = _slots[SENTINEL].next; cursor != SENTINEL; ++count) {
+            cursor = _slots[cursor].next;
+        }
+    }
+
+    /// @notice The current members, newest first. Meant for `eth_call`.
     /// @return list Every current member.
     function members() external view returns (address[] memory list) {
-        list = new address[](memberCount);
+        list = new address[](memberCount());
         address cursor = _slots[SENTINEL].next;
         for (uint256 i; cursor != SENTINEL; ++i) {
             list[i] = cursor;
@@ -256,7 +254,7 @@ contract MlsGroup is Initializable {
         view
         returns (address[] memory prevs)
     {
-        uint256 n = memberCount;
+        uint256 n = memberCount();
         address[] memory order = new address[](n + 1);
         order[0] = SENTINEL;
         address cursor = _slots[SENTINEL].next;
@@ -319,7 +317,8 @@ contract MlsGroup is Initializable {
         emit EpochRegistered(epoch, msg.sender, commitHash, epochAuthenticatorHash);
     }
 
-    /// @notice The current epoch and the commitment registered for it (zeros for epoch 0).
+    /// @notice The current epoch and the commitment registered for it. Epoch 0 has no commit:
+    /// its hashes are zero and its committer is the group's creator.
     /// @return epoch The current epoch.
     /// @return commitHash Hash of the commit that started it.
     /// @return epochAuthenticatorHash Hash of its epoch authenticator.

@@ -69,7 +69,7 @@ contract MlsGroupTest is Test {
         vm.assertEq(uint256(epoch), 0, "epoch 0");
         vm.assertEq(c, bytes32(0), "no commit");
         vm.assertEq(a, bytes32(0), "no authenticator");
-        vm.assertEq(who, address(0), "no committer");
+        vm.assertEq(who, OWNER, "the creator made epoch 0");
     }
 
     function test_revert_initializeTwice() public {

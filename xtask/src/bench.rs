@@ -1,6 +1,156 @@
-//! `cargo xtask bench`: gas snapshot now; criterion suites join later.
+//! `cargo xtask bench`: the forge gas snapshot and the gas targets (README.md). Criterion
+//! suites join here as the Rust crates land.
+
+use std::collections::HashMap;
+use std::fs;
 use std::path::Path;
-use crate::tools::Tools;
-use crate::Result;
-pub fn snapshot(root: &Path, tools: &Tools, check: bool) -> Result<()> { let _ = (root, tools, check); Ok(()) }
-pub fn run(root: &Path) -> Result<()> { let _ = root; Ok(()) }
+
+use crate::tools::{self, Tools};
+use crate::{Result, stage};
+
+/// The snapshot file `forge snapshot` writes at the workspace root.
+const SNAPSHOT: &str = ".gas-snapshot";
+/// The test contract whose tests are the measured calls (contracts/test/Gas.t.sol).
+const GAS_CONTRACT: &str = "GasTest";
+
+/// `cargo xtask bench`.
+pub fn run(root: &Path) -> Result<()> {
+    let tools = tools::ensure(root)?;
+    stage("bench: forge snapshot (gas)");
+    snapshot(root, &tools, false)
+}
+
+/// Writes (or with `check`, verifies) `.gas-snapshot`, then checks the gas targets against it.
+pub fn snapshot(root: &Path, tools: &Tools, check: bool) -> Result<()> {
+    let mut cmd = tools.forge(root);
+    cmd.args(["snapshot", "--match-contract", GAS_CONTRACT]);
+    if check {
+        cmd.arg("--check");
+    }
+    crate::run(&mut cmd)?;
+    check_targets(&fs::read_to_string(root.join(SNAPSHOT))?)
+}
+
+/// Parses `GasTest:test_gas_x() (gas: 123)` lines into `test_gas_x -> 123`.
+fn parse(snapshot: &str) -> HashMap<String, u64> {
+    snapshot
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.split_once("() (gas: ")?;
+            let name = name.rsplit(':').next()?.to_owned();
+            let gas = rest.strip_suffix(')')?.parse().ok()?;
+            Some((name, gas))
+        })
+        .collect()
+}
+
+/// One gas target: what it measures, the measured value, the limit.
+struct Target {
+    what: &'static str,
+    measured: f64,
+    limit: f64,
+    unit: &'static str,
+}
+
+fn check_targets(snapshot: &str) -> Result<()> {
+    let gas = parse(snapshot);
+    let get = |name: &str| -> Result<f64> {
+        gas.get(name)
+            .map(|&g| g as f64)
+            .ok_or_else(|| format!("{SNAPSHOT} has no {GAS_CONTRACT}:{name}()").into())
+    };
+    let targets = [
+        Target {
+            what: "group via factory / direct MlsGroup deployment",
+            measured: get("test_gas_factoryCreateGroup")? / get("test_gas_deployMlsGroupDirect")?,
+            limit: 0.2,
+            unit: "ratio",
+        },
+        Target {
+            what: "add one member",
+            measured: get("test_gas_addMember")?,
+            limit: 60_000.0,
+            unit: "gas",
+        },
+        Target {
+            what: "each extra member in a batch",
+            measured: (get("test_gas_addMembers_10")? - get("test_gas_addMembers_1")?) / 9.0,
+            limit: 30_000.0,
+            unit: "gas",
+        },
+        Target {
+            what: "sendMessage(256 B) above the reference",
+            measured: get("test_gas_sendMessage256")? - get("test_gas_sendMessage256_reference")?,
+            limit: 5_000.0,
+            unit: "gas",
+        },
+        Target {
+            what: "register the next epoch",
+            measured: get("test_gas_registerEpoch_next")?,
+            limit: 35_000.0,
+            unit: "gas",
+        },
+    ];
+    println!(
+        "\n  {:<48} {:>12} {:>12}  result",
+        "gas target", "measured", "limit"
+    );
+    let mut missed = Vec::new();
+    for t in &targets {
+        let ok = t.measured <= t.limit;
+        let fmt = |v: f64| {
+            if t.unit == "ratio" {
+                format!("{v:.3}")
+            } else {
+                format!("{v:.0}")
+            }
+        };
+        println!(
+            "  {:<48} {:>12} {:>12}  {}",
+            t.what,
+            fmt(t.measured),
+            fmt(t.limit),
+            if ok { "ok" } else { "MISSED" }
+        );
+        if !ok {
+            missed.push(t.what);
+        }
+    }
+    if missed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("gas targets missed: {}", missed.join(", ")).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "\
+GasTest:test_gas_addMember() (gas: 42555)
+GasTest:test_gas_addMembers_1() (gas: 47498)
+GasTest:test_gas_addMembers_10() (gas: 290858)
+GasTest:test_gas_deployMlsGroupDirect() (gas: 1711814)
+GasTest:test_gas_factoryCreateGroup() (gas: 248944)
+GasTest:test_gas_registerEpoch_next() (gas: 30803)
+GasTest:test_gas_sendMessage256() (gas: 33105)
+GasTest:test_gas_sendMessage256_reference() (gas: 30664)
+";
+
+    #[test]
+    fn parses_snapshot_lines() {
+        let gas = parse(SAMPLE);
+        assert_eq!(gas.get("test_gas_addMember"), Some(&42555));
+        assert_eq!(gas.len(), 8);
+    }
+
+    #[test]
+    fn targets_pass_and_fail() {
+        assert!(check_targets(SAMPLE).is_ok());
+        let worse = SAMPLE.replace("(gas: 42555)", "(gas: 60001)");
+        assert!(check_targets(&worse).is_err());
+        let missing = SAMPLE.replace("GasTest:test_gas_addMember() (gas: 42555)\n", "");
+        assert!(check_targets(&missing).is_err());
+    }
+}

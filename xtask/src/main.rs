@@ -31,7 +31,10 @@ fn main() -> ExitCode {
     let result = dispatch(&args);
     match result {
         Ok(()) => {
-            if !matches!(args.first().map(String::as_str), None | Some("help" | "forge")) {
+            if !matches!(
+                args.first().map(String::as_str),
+                None | Some("help" | "forge")
+            ) {
                 println!("\nxtask: done in {:.1}s", started.elapsed().as_secs_f64());
             }
             ExitCode::SUCCESS
@@ -79,8 +82,9 @@ fn test(root: &Path) -> Result<()> {
     stage("test: forge fmt --check");
     run(tools.forge(root).args(["fmt", "--check"]))?;
     contracts::build(root, &tools)?;
+    let mut counts = Counts::default();
     stage("test: forge test (unit, fuzz, invariant)");
-    run(tools.forge(root).args(["test"]))?;
+    run_counting(tools.forge(root).args(["test"]), &mut counts)?;
     stage("test: forge snapshot --check (gas)");
     bench::snapshot(root, &tools, true)?;
     stage("test: contract artifacts are up to date");
@@ -97,17 +101,66 @@ fn test(root: &Path) -> Result<()> {
         "warnings",
     ]))?;
     stage("test: cargo test");
-    run(cargo().args(["test", "--workspace"]))?;
+    run_counting(cargo().args(["test", "--workspace"]), &mut counts)?;
+    println!(
+        "\nxtask test: {} passed, {} failed",
+        counts.passed, counts.failed
+    );
     Ok(())
+}
+
+/// Test counts gathered from forge's and cargo's summary lines.
+#[derive(Default)]
+struct Counts {
+    passed: u64,
+    failed: u64,
+}
+
+impl Counts {
+    /// Reads `... : 91 tests passed, 0 failed, ...` (forge) and
+    /// `test result: ok. 2 passed; 0 failed; ...` (cargo test).
+    fn read(&mut self, line: &str) {
+        let number_before = |text: &str, word: &str| -> Option<u64> {
+            let end = text.find(word)?;
+            text[..end].split_whitespace().last()?.parse().ok()
+        };
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            self.passed += number_before(rest, " passed").unwrap_or(0);
+            self.failed += number_before(rest, " failed").unwrap_or(0);
+        } else if line.starts_with("Ran ") && line.contains(" tests passed, ") {
+            let rest = line.rsplit(": ").next().unwrap_or("");
+            self.passed += number_before(rest, " tests passed").unwrap_or(0);
+            self.failed += number_before(rest, " failed").unwrap_or(0);
+        }
+    }
+}
+
+/// Like `run`, echoing stdout line by line while counting test results.
+fn run_counting(cmd: &mut Command, counts: &mut Counts) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not start {:?}: {e}", cmd.get_program()))?;
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            counts.read(&line);
+        }
+    }
+    let status = child.wait()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{} exited with {status}", describe(cmd)).into())
+    }
 }
 
 /// The workspace root (parent of the xtask crate).
 fn workspace_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    manifest
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or(manifest)
+    manifest.parent().map(Path::to_path_buf).unwrap_or(manifest)
 }
 
 fn cargo() -> Command {
@@ -161,4 +214,19 @@ fn describe(cmd: &Command) -> String {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     format!("`{program} {}`", args.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Counts;
+
+    #[test]
+    fn counts_forge_and_cargo_summaries() {
+        let mut c = Counts::default();
+        c.read("Ran 5 test suites in 2.1s (3.0s CPU time): 91 tests passed, 2 failed, 0 skipped (93 total tests)");
+        c.read("test result: ok. 7 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out");
+        c.read("test result: FAILED. 1 passed; 3 failed; 0 ignored");
+        c.read("[PASS] test_x() (gas: 1)");
+        assert_eq!((c.passed, c.failed), (99, 5));
+    }
 }

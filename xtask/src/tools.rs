@@ -80,20 +80,18 @@ impl Tools {
 
 /// `linux-amd64` etc., as the `@foundry-rs/*` platform packages name it.
 fn platform() -> Result<&'static str> {
-    Ok(
-        match (std::env::consts::OS, std::env::consts::ARCH) {
-            ("linux", "x86_64") => "linux-amd64",
-            ("linux", "aarch64") => "linux-arm64",
-            ("macos", "x86_64") => "darwin-amd64",
-            ("macos", "aarch64") => "darwin-arm64",
-            (os, arch) => {
-                return Err(format!(
+    Ok(match (std::env::consts::OS, std::env::consts::ARCH) {
+        ("linux", "x86_64") => "linux-amd64",
+        ("linux", "aarch64") => "linux-arm64",
+        ("macos", "x86_64") => "darwin-amd64",
+        ("macos", "aarch64") => "darwin-arm64",
+        (os, arch) => {
+            return Err(format!(
                     "no Foundry npm package for {os}/{arch} (supported: linux and macOS on x86_64 or aarch64)"
                 )
                 .into());
-            }
-        },
-    )
+        }
+    })
 }
 
 /// Installs the pinned tools when they are missing or their pins changed; quick otherwise.
@@ -127,15 +125,13 @@ pub fn ensure(root: &Path) -> Result<Tools> {
         tools.dir.join("package.json"),
         serde_json::to_string_pretty(&package)? + "\n",
     )?;
-    run(Command::new("npm")
-        .current_dir(&tools.dir)
-        .args([
-            "install",
-            "--no-audit",
-            "--no-fund",
-            "--no-package-lock",
-            "--loglevel=error",
-        ]))?;
+    run(Command::new("npm").current_dir(&tools.dir).args([
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--no-package-lock",
+        "--loglevel=error",
+    ]))?;
     for bin in [&tools.forge, &tools.anvil, &tools.cast] {
         if !bin.is_file() {
             return Err(format!("npm install finished but {} is missing", bin.display()).into());
