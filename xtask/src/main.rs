@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         Ok(()) => {
             if !matches!(
                 args.first().map(String::as_str),
-                None | Some("help" | "forge")
+                None | Some("help" | "forge" | "test")
             ) {
                 println!("\nxtask: done in {:.1}s", started.elapsed().as_secs_f64());
             }
@@ -102,8 +102,9 @@ fn test(root: &Path) -> Result<()> {
     ]))?;
     stage("test: cargo test");
     run_counting(cargo().args(["test", "--workspace"]), &mut counts)?;
+    // The last line CI reads: forge's and cargo's test counts together.
     println!(
-        "\nxtask test: {} passed, {} failed",
+        "\ntests: {} passed, {} failed",
         counts.passed, counts.failed
     );
     Ok(())
