@@ -6,6 +6,7 @@ import {ERC7627} from "../src/ERC7627.sol";
 import {MlsGroup} from "../src/MlsGroup.sol";
 import {MlsGroupFactory} from "../src/MlsGroupFactory.sol";
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
+import {Clones} from "@openzeppelin/contracts/proxy/Clones.sol";
 
 contract MlsGroupTest is Test {
     ERC7627 internal registry;
@@ -80,6 +81,23 @@ contract MlsGroupTest is Test {
     function test_revert_initializeImplementation() public {
         vm.expectRevert(Initializable.InvalidInitialization.selector);
         implementation.initialize(BOB, "x", SUITE, address(registry));
+    }
+
+    function test_initialize_emits() public {
+        MlsGroup clone = MlsGroup(Clones.clone(address(implementation)));
+        vm.expectEmit(address(clone));
+        emit MlsGroup.GroupInitialized(BOB, "gid", SUITE, address(registry));
+        vm.expectEmit(address(clone));
+        emit MlsGroup.MemberAdded(BOB, BOB);
+        clone.initialize(BOB, "gid", SUITE, address(registry));
+    }
+
+    function test_revert_initialize_invalidOwner() public {
+        MlsGroup clone = MlsGroup(Clones.clone(address(implementation)));
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.InvalidAccount.selector, address(0)));
+        clone.initialize(address(0), "gid", SUITE, address(registry));
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.InvalidAccount.selector, SENTINEL));
+        clone.initialize(SENTINEL, "gid", SUITE, address(registry));
     }
 
     function test_sentinelIsNeverAMember() public view {
