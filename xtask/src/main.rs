@@ -96,12 +96,28 @@ fn test(root: &Path) -> Result<()> {
         "clippy",
         "--workspace",
         "--all-targets",
+        "--all-features",
         "--",
         "-D",
         "warnings",
     ]))?;
-    stage("test: cargo test");
-    run_counting(cargo().args(["test", "--workspace"]), &mut counts)?;
+    // Each crypto backend alone must build too (the features are additive).
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "eth-mls-crypto",
+        "--no-default-features",
+        "--features",
+        "openssl",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    stage("test: cargo test (all features: both crypto backends)");
+    run_counting(
+        cargo().args(["test", "--workspace", "--all-features"]),
+        &mut counts,
+    )?;
     // The last line CI reads: forge's and cargo's test counts together.
     println!(
         "\ntests: {} passed, {} failed",
