@@ -20,8 +20,8 @@
 //! use eth_mls_crypto::{Provider, SignatureKeyPair, SUITE, capabilities};
 //! use openmls::prelude::*;
 //!
-//! let provider = Provider::default();
-//! let signer = SignatureKeyPair::generate(SUITE.signature_algorithm()).unwrap();
+//! let provider = Provider::new();
+//! let signer: SignatureKeyPair = SignatureKeyPair::generate(SUITE.signature_algorithm()).unwrap();
 //! let credential = CredentialWithKey {
 //!     credential: BasicCredential::new(b"alice".to_vec()).into(),
 //!     signature_key: signer.public_key().as_bytes().into(),

@@ -41,6 +41,13 @@ pub struct Provider<B: Backend = DefaultBackend, S = MemoryStorage> {
     storage: S,
 }
 
+impl Provider {
+    /// A provider on the default backend with in-memory storage.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
 impl<B: Backend, S> Provider<B, S> {
     /// A provider that keeps MLS state in `storage`.
     pub fn with_storage(storage: S) -> Self {
