@@ -740,6 +740,201 @@ fn passive_client<B: Backend>(file: &str) {
     });
 }
 
+// ------------------------------------------------------------------ ratchet trees
+
+/// A parsed ratchet tree node, keeping its encoding (for tree hashes).
+#[derive(Clone)]
+enum Node {
+    Leaf {
+        bytes: Vec<u8>,
+        encryption_key: Vec<u8>,
+    },
+    Parent {
+        bytes: Vec<u8>,
+        encryption_key: Vec<u8>,
+        unmerged: Vec<u32>,
+    },
+}
+
+impl<'a> Reader<'a> {
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Result<u64, String> {
+        let b = self.take(8)?;
+        Ok(u64::from_be_bytes(b.try_into().unwrap()))
+    }
+    /// Reads with `f` and returns what it read as bytes too.
+    fn span<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, String>,
+    ) -> Result<(T, &'a [u8]), String> {
+        let start = self.0;
+        let value = f(self)?;
+        let used = start.len() - self.0.len();
+        Ok((value, &start[..used]))
+    }
+}
+
+/// LeafNode (RFC 9420 §7.2); returns its encryption key.
+fn read_leaf(r: &mut Reader<'_>) -> Result<Vec<u8>, String> {
+    let encryption_key = r.vl()?.to_vec();
+    r.vl()?; // signature_key
+    // Credential: basic (identity<V>) or x509 (certificates<V>): both one vector.
+    let credential_type = r.u16()?;
+    ensure(
+        credential_type == 1 || credential_type == 2,
+        format!("credential type {credential_type}"),
+    )?;
+    r.vl()?;
+    for _ in 0..5 {
+        r.vl()?; // capabilities: versions, ciphersuites, extensions, proposals, credentials
+    }
+    match r.u8()? {
+        1 => {
+            r.u64()?;
+            r.u64()?;
+        }
+        2 => {}
+        3 => {
+            r.vl()?;
+        }
+        s => return Err(format!("leaf node source {s}")),
+    }
+    r.vl()?; // extensions
+    r.vl()?; // signature
+    Ok(encryption_key)
+}
+
+fn parse_tree(bytes: &[u8]) -> Result<Vec<Option<Node>>, String> {
+    let mut outer = Reader(bytes);
+    let mut r = Reader(outer.vl()?);
+    ensure(outer.0.is_empty(), "trailing bytes after the tree")?;
+    let mut nodes = Vec::new();
+    while !r.0.is_empty() {
+        nodes.push(match r.u8()? {
+            0 => None,
+            1 => Some(match r.u8()? {
+                1 => {
+                    let (key, bytes) = r.span(read_leaf)?;
+                    Node::Leaf {
+                        bytes: bytes.to_vec(),
+                        encryption_key: key,
+                    }
+                }
+                2 => {
+                    let ((key, unmerged), bytes) = r.span(|r| {
+                        let key = r.vl()?.to_vec();
+                        r.vl()?; // parent_hash
+                        let mut leaves = Reader(r.vl()?);
+                        let mut unmerged = Vec::new();
+                        while !leaves.0.is_empty() {
+                            unmerged.push(leaves.u32()?);
+                        }
+                        Ok((key, unmerged))
+                    })?;
+                    Node::Parent {
+                        bytes: bytes.to_vec(),
+                        encryption_key: key,
+                        unmerged,
+                    }
+                }
+                t => return Err(format!("node type {t}")),
+            }),
+            p => return Err(format!("optional flag {p}")),
+        });
+    }
+    // Pad to a full tree.
+    let leaves = nodes.len().div_ceil(2).next_power_of_two();
+    nodes.resize(2 * leaves - 1, None);
+    Ok(nodes)
+}
+
+fn optional(bytes: Option<&[u8]>) -> Vec<u8> {
+    match bytes {
+        Some(b) => [&[1u8][..], b].concat(),
+        None => vec![0],
+    }
+}
+
+fn tree_hash<B: Backend>(
+    m: &Mls<B>,
+    nodes: &[Option<Node>],
+    x: usize,
+    out: &mut [Vec<u8>],
+) -> Vec<u8> {
+    let input = if level(x) == 0 {
+        let leaf = match &nodes[x] {
+            Some(Node::Leaf { bytes, .. }) => Some(bytes.as_slice()),
+            _ => None,
+        };
+        [&[1u8][..], &((x / 2) as u32).to_be_bytes(), &optional(leaf)].concat()
+    } else {
+        let l = tree_hash(m, nodes, left(x), out);
+        let r = tree_hash(m, nodes, right(x), out);
+        let parent = match &nodes[x] {
+            Some(Node::Parent { bytes, .. }) => Some(bytes.as_slice()),
+            _ => None,
+        };
+        [&[2u8][..], &optional(parent), &vl(&l), &vl(&r)].concat()
+    };
+    let h = m.hash(&input);
+    out[x] = h.clone();
+    h
+}
+
+fn resolution(nodes: &[Option<Node>], x: usize) -> Vec<usize> {
+    match &nodes[x] {
+        Some(Node::Leaf { .. }) => vec![x],
+        Some(Node::Parent { unmerged, .. }) => {
+            let mut r = vec![x];
+            r.extend(unmerged.iter().map(|l| 2 * *l as usize));
+            r
+        }
+        None if level(x) == 0 => vec![],
+        None => [resolution(nodes, left(x)), resolution(nodes, right(x))].concat(),
+    }
+}
+
+fn tree_validation<B: Backend>() {
+    run_file("tree-validation.json", B::NAME, |cs, v| {
+        let m = Mls::<B>::new(cs);
+        let tree_bytes = hx(v, "tree");
+        let nodes = parse_tree(&tree_bytes)?;
+        let mut hashes = vec![Vec::new(); nodes.len()];
+        tree_hash(&m, &nodes, root(nodes.len().div_ceil(2)), &mut hashes);
+        for (i, want) in v["tree_hashes"].as_array().unwrap().iter().enumerate() {
+            eq(
+                &hashes[i],
+                &hex::decode(want.as_str().unwrap()).unwrap(),
+                &format!("tree hash of node {i}"),
+            )?;
+        }
+        for (i, want) in v["resolutions"].as_array().unwrap().iter().enumerate() {
+            let want: Vec<usize> = want
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_u64().unwrap() as usize)
+                .collect();
+            ensure(
+                resolution(&nodes, i) == want,
+                format!("resolution of node {i}"),
+            )?;
+        }
+        // Leaf signatures and parent hashes, verified by openmls with this provider.
+        RatchetTreeIn::tls_deserialize_exact(&tree_bytes)
+            .map_err(|e| e.to_string())?
+            .into_verified(cs, &m.crypto, &GroupId::from_slice(&hx(v, "group_id")))
+            .map_err(|e| format!("tree rejected: {e:?}"))?;
+        Ok(())
+    });
+}
+
 /// openmls refuses leaf nodes whose lifetime has passed (a check it can switch off only in its
 /// own unit tests), and the key packages in the passive-client vectors expired in 2024 and
 /// 2025. These runs therefore happen with the process clock set back inside the vectors'
@@ -799,6 +994,10 @@ macro_rules! vector_tests {
             #[test]
             fn transcript_hashes() {
                 super::transcript_hashes::<$backend>();
+            }
+            #[test]
+            fn tree_validation() {
+                super::tree_validation::<$backend>();
             }
             #[test]
             fn welcome() {
