@@ -935,6 +935,258 @@ fn tree_validation<B: Backend>() {
     });
 }
 
+// ------------------------------------------------------------------ message-protection
+
+/// The key and nonce of `leaf` at `generation` in a secret tree of `n_leaves` leaves.
+fn ratchet_key<B: Backend>(
+    m: &Mls<B>,
+    root_secret: &[u8],
+    n_leaves: usize,
+    leaf: usize,
+    handshake: bool,
+    generation: u32,
+) -> (Vec<u8>, Vec<u8>) {
+    let (mut node, mut secret) = (root(n_leaves), root_secret.to_vec());
+    while node != 2 * leaf {
+        let (label, next) = if 2 * leaf < node {
+            (&b"left"[..], left(node))
+        } else {
+            (&b"right"[..], right(node))
+        };
+        secret = m.expand_with_label(&secret, b"tree", label, m.nh());
+        node = next;
+    }
+    let kind: &[u8] = if handshake {
+        b"handshake"
+    } else {
+        b"application"
+    };
+    let mut ratchet = m.expand_with_label(&secret, kind, b"", m.nh());
+    for j in 0..generation {
+        ratchet = m.derive_tree_secret(&ratchet, b"secret", j, m.nh());
+    }
+    (
+        m.derive_tree_secret(&ratchet, b"key", generation, m.nk()),
+        m.derive_tree_secret(&ratchet, b"nonce", generation, m.nn()),
+    )
+}
+
+struct Protection<'v, B: Backend> {
+    m: Mls<B>,
+    v: &'v Value,
+    group_id: Vec<u8>,
+    epoch: u64,
+}
+
+impl<B: Backend> Protection<'_, B> {
+    fn group_context(&self) -> Vec<u8> {
+        [
+            &1u16.to_be_bytes()[..],
+            &(self.m.cs as u16).to_be_bytes(),
+            &vl(&self.group_id),
+            &self.epoch.to_be_bytes(),
+            &vl(&hx(self.v, "tree_hash")),
+            &vl(&hx(self.v, "confirmed_transcript_hash")),
+            &vl(b""),
+        ]
+        .concat()
+    }
+
+    /// FramedContentTBS for a member sender.
+    fn tbs(
+        &self,
+        wire_format: u16,
+        leaf: u32,
+        aad: &[u8],
+        content_type: u8,
+        content: &[u8],
+    ) -> Vec<u8> {
+        [
+            &1u16.to_be_bytes()[..],
+            &wire_format.to_be_bytes(),
+            &vl(&self.group_id),
+            &self.epoch.to_be_bytes(),
+            &[1u8],
+            &leaf.to_be_bytes(),
+            &vl(aad),
+            &[content_type],
+            content,
+            &self.group_context(),
+        ]
+        .concat()
+    }
+
+    fn verify(&self, tbs: &[u8], signature: &[u8]) -> Check {
+        let content = Mls::<B>::sign_content(b"FramedContentTBS", tbs);
+        self.m
+            .crypto
+            .verify_signature(
+                self.m.cs.signature_algorithm(),
+                &content,
+                &hx(self.v, "signature_pub"),
+                signature,
+            )
+            .map_err(|e| format!("signature: {e:?}"))
+    }
+
+    /// Reads FramedContentAuthData: signature, and the confirmation tag of a commit.
+    fn auth<'a>(r: &mut Reader<'a>, commit: bool) -> Result<(&'a [u8], Vec<u8>), String> {
+        let (sig, bytes) = r.span(|r| {
+            let sig = r.vl()?;
+            if commit {
+                r.vl()?;
+            }
+            Ok(sig)
+        })?;
+        Ok((sig, bytes.to_vec()))
+    }
+
+    /// Unprotects a PrivateMessage and checks it carries `content` (its encoding in
+    /// PrivateMessageContent) signed by the vector's key.
+    fn private(&self, field: &str, content_type: u8, content: &[u8]) -> Check {
+        let bytes = hx(self.v, field);
+        let mut r = Reader(&bytes);
+        ensure(
+            r.u16()? == 1 && r.u16()? == 2,
+            format!("{field}: not a PrivateMessage"),
+        )?;
+        ensure(
+            r.vl()? == self.group_id.as_slice(),
+            format!("{field}: group id"),
+        )?;
+        ensure(r.u64()? == self.epoch, format!("{field}: epoch"))?;
+        ensure(r.u8()? == content_type, format!("{field}: content type"))?;
+        let aad = r.vl()?;
+        let encrypted_sender_data = r.vl()?;
+        let ciphertext = r.vl()?;
+        let m = &self.m;
+        // Sender data.
+        let sample = &ciphertext[..ciphertext.len().min(m.nh())];
+        let sd_secret = hx(self.v, "sender_data_secret");
+        let sd_key = m.expand_with_label(&sd_secret, b"key", sample, m.nk());
+        let sd_nonce = m.expand_with_label(&sd_secret, b"nonce", sample, m.nn());
+        let sd_aad = [
+            vl(&self.group_id),
+            self.epoch.to_be_bytes().to_vec(),
+            vec![content_type],
+        ]
+        .concat();
+        let sender_data = m
+            .crypto
+            .aead_decrypt(
+                m.cs.aead_algorithm(),
+                &sd_key,
+                encrypted_sender_data,
+                &sd_nonce,
+                &sd_aad,
+            )
+            .map_err(|e| format!("{field}: sender data: {e:?}"))?;
+        let mut sd = Reader(&sender_data);
+        let (leaf, generation) = (sd.u32()?, sd.u32()?);
+        let reuse_guard = sd.take(4)?;
+        // Content, with the ratchet key of the sender in a two-member group.
+        let (key, mut nonce) = ratchet_key(
+            m,
+            &hx(self.v, "encryption_secret"),
+            2,
+            leaf as usize,
+            content_type != 1,
+            generation,
+        );
+        for (n, g) in nonce.iter_mut().zip(reuse_guard) {
+            *n ^= g;
+        }
+        let content_aad = [
+            vl(&self.group_id),
+            self.epoch.to_be_bytes().to_vec(),
+            vec![content_type],
+            vl(aad),
+        ]
+        .concat();
+        let plaintext = m
+            .crypto
+            .aead_decrypt(
+                m.cs.aead_algorithm(),
+                &key,
+                ciphertext,
+                &nonce,
+                &content_aad,
+            )
+            .map_err(|e| format!("{field}: content: {e:?}"))?;
+        ensure(
+            plaintext.starts_with(content),
+            format!("{field}: decrypted content differs"),
+        )?;
+        let mut rest = Reader(&plaintext[content.len()..]);
+        let (signature, _) = Self::auth(&mut rest, content_type == 3)?;
+        ensure(
+            rest.0.iter().all(|b| *b == 0),
+            format!("{field}: padding is not zeros"),
+        )?;
+        self.verify(&self.tbs(2, leaf, aad, content_type, content), signature)
+    }
+
+    /// Verifies a PublicMessage: signature and membership tag.
+    fn public(&self, field: &str, content_type: u8, content: &[u8]) -> Check {
+        let bytes = hx(self.v, field);
+        let mut r = Reader(&bytes);
+        ensure(
+            r.u16()? == 1 && r.u16()? == 1,
+            format!("{field}: not a PublicMessage"),
+        )?;
+        ensure(
+            r.vl()? == self.group_id.as_slice(),
+            format!("{field}: group id"),
+        )?;
+        ensure(r.u64()? == self.epoch, format!("{field}: epoch"))?;
+        ensure(r.u8()? == 1, format!("{field}: sender is not a member"))?;
+        let leaf = r.u32()?;
+        let aad = r.vl()?;
+        ensure(r.u8()? == content_type, format!("{field}: content type"))?;
+        ensure(
+            r.take(content.len())? == content,
+            format!("{field}: content differs"),
+        )?;
+        let (signature, auth_bytes) = Self::auth(&mut r, content_type == 3)?;
+        let tag = r.vl()?; // membership_tag (a member sender)
+        ensure(r.0.is_empty(), format!("{field}: trailing bytes"))?;
+        let tbs = self.tbs(1, leaf, aad, content_type, content);
+        self.verify(&tbs, signature)?;
+        let tbm = [tbs, auth_bytes].concat();
+        let expected = self
+            .m
+            .crypto
+            .hmac(
+                self.m.cs.hash_algorithm(),
+                &hx(self.v, "membership_key"),
+                &tbm,
+            )
+            .unwrap();
+        eq(
+            tag,
+            expected.as_slice(),
+            &format!("{field}: membership tag"),
+        )
+    }
+}
+
+fn message_protection<B: Backend>() {
+    run_file("message-protection.json", B::NAME, |cs, v| {
+        let p = Protection::<B> {
+            m: Mls::new(cs),
+            v,
+            group_id: hx(v, "group_id"),
+            epoch: num(v, "epoch"),
+        };
+        let (proposal, commit) = (hx(v, "proposal"), hx(v, "commit"));
+        p.private("proposal_priv", 2, &proposal)?;
+        p.public("proposal_pub", 2, &proposal)?;
+        p.private("commit_priv", 3, &commit)?;
+        p.public("commit_pub", 3, &commit)?;
+        p.private("application_priv", 1, &vl(&hx(v, "application")))
+    });
+}
+
 /// openmls refuses leaf nodes whose lifetime has passed (a check it can switch off only in its
 /// own unit tests), and the key packages in the passive-client vectors expired in 2024 and
 /// 2025. These runs therefore happen with the process clock set back inside the vectors'
@@ -998,6 +1250,10 @@ macro_rules! vector_tests {
             #[test]
             fn tree_validation() {
                 super::tree_validation::<$backend>();
+            }
+            #[test]
+            fn message_protection() {
+                super::message_protection::<$backend>();
             }
             #[test]
             fn welcome() {
