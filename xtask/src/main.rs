@@ -118,6 +118,19 @@ fn test(root: &Path) -> Result<()> {
         cargo().args(["test", "--workspace", "--all-features"]),
         &mut counts,
     )?;
+    stage("test: MLS test vectors, entries passed per file (already counted above)");
+    run(cargo().args([
+        "test",
+        "--quiet",
+        "-p",
+        "eth-mls-crypto",
+        "--all-features",
+        "--test",
+        "mls_vectors",
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+    ]))?;
     // The last line CI reads: forge's and cargo's test counts together.
     println!(
         "\ntests: {} passed, {} failed",

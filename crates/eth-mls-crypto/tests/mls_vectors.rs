@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use eth_mls_crypto::{Backend, Crypto, Provider};
+use eth_mls_crypto::{Backend, Crypto, DhAlg, Provider};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls::schedule::PreSharedKeyId;
@@ -1187,6 +1187,242 @@ fn message_protection<B: Backend>() {
     });
 }
 
+// ------------------------------------------------------------------ treekem
+
+fn parent(x: usize) -> usize {
+    let k = level(x);
+    let b = (x >> (k + 1)) & 1;
+    (x | (1 << k)) ^ (b << (k + 1))
+}
+
+/// Whether node `x` is in the subtree rooted at `top`.
+fn in_subtree(x: usize, top: usize) -> bool {
+    let k = level(top);
+    let width = (1usize << k) - 1;
+    x + width >= top && x <= top + width
+}
+
+/// The direct path of `x` (its ancestors, lowest first) in a tree of `n_leaves` leaves.
+fn direct_path(x: usize, n_leaves: usize) -> Vec<usize> {
+    let r = root(n_leaves);
+    let mut path = Vec::new();
+    let mut node = x;
+    while node != r {
+        node = parent(node);
+        path.push(node);
+    }
+    path
+}
+
+fn parent_node_bytes(key: &[u8], parent_hash: &[u8]) -> Vec<u8> {
+    [vl(key), vl(parent_hash), vl(b"")].concat()
+}
+
+fn treekem<B: Backend>() {
+    run_file("treekem.json", B::NAME, |cs, v| {
+        let m = Mls::<B>::new(cs);
+        let hpke = || cs.hpke_config();
+        let original = parse_tree(&hx(v, "ratchet_tree"))?;
+        let n_leaves = original.len().div_ceil(2);
+        let key_of = |nodes: &[Option<Node>], x: usize| -> Option<Vec<u8>> {
+            match &nodes[x] {
+                Some(Node::Leaf { encryption_key, .. })
+                | Some(Node::Parent { encryption_key, .. }) => Some(encryption_key.clone()),
+                None => None,
+            }
+        };
+        let node_keys = |path_secret: &[u8]| {
+            m.crypto
+                .derive_hpke_keypair(hpke(), &m.derive_secret(path_secret, b"node"))
+                .unwrap()
+        };
+
+        // The private state of some leaves: their keys match the tree.
+        let mut private: BTreeMap<usize, BTreeMap<usize, HpkePrivateKey>> = BTreeMap::new();
+        for lp in v["leaves_private"].as_array().unwrap() {
+            let leaf = num(lp, "index") as usize;
+            let mut keys = BTreeMap::new();
+            let leaf_priv = hx(lp, "encryption_priv");
+            let dh = if cs == Ciphersuite::MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448 {
+                DhAlg::X448
+            } else {
+                DhAlg::X25519
+            };
+            eq(
+                &B::dh_public(dh, &leaf_priv).unwrap(),
+                &key_of(&original, 2 * leaf).ok_or("blank leaf with keys")?,
+                &format!("leaf {leaf}: encryption key"),
+            )?;
+            keys.insert(2 * leaf, HpkePrivateKey::from(leaf_priv));
+            for ps in lp["path_secrets"].as_array().unwrap() {
+                let node = num(ps, "node") as usize;
+                let kp = node_keys(&hx(ps, "path_secret"));
+                eq(
+                    &kp.public,
+                    &key_of(&original, node).ok_or("blank node with a path secret")?,
+                    &format!("leaf {leaf}: key of node {node}"),
+                )?;
+                keys.insert(node, kp.private);
+            }
+            private.insert(leaf, keys);
+        }
+
+        for (u, up) in v["update_paths"].as_array().unwrap().iter().enumerate() {
+            let sender = num(up, "sender") as usize;
+            let what = |s: &str| format!("update path {u} (sender {sender}): {s}");
+            // UpdatePath { LeafNode leaf_node; UpdatePathNode nodes<V> }.
+            let bytes = hx(up, "update_path");
+            let mut r = Reader(&bytes);
+            let (leaf_key, leaf_bytes) = r.span(read_leaf)?;
+            let mut path_nodes = Vec::new();
+            let mut pr = Reader(r.vl()?);
+            while !pr.0.is_empty() {
+                let key = pr.vl()?.to_vec();
+                let mut secrets = Reader(pr.vl()?);
+                let mut cts = Vec::new();
+                while !secrets.0.is_empty() {
+                    cts.push(HpkeCiphertext {
+                        kem_output: secrets.vl()?.to_vec().into(),
+                        ciphertext: secrets.vl()?.to_vec().into(),
+                    });
+                }
+                path_nodes.push((key, cts));
+            }
+            ensure(r.0.is_empty(), what("trailing bytes"))?;
+
+            // Filtered direct path: ancestors whose copath child has a non-empty resolution.
+            let filtered: Vec<(usize, usize)> = direct_path(2 * sender, n_leaves)
+                .into_iter()
+                .map(|p| {
+                    (
+                        p,
+                        if in_subtree(2 * sender, left(p)) {
+                            right(p)
+                        } else {
+                            left(p)
+                        },
+                    )
+                })
+                .filter(|(_, copath)| !resolution(&original, *copath).is_empty())
+                .collect();
+            ensure(filtered.len() == path_nodes.len(), what("path length"))?;
+
+            // Merge: blank the direct path, set the new keys, then the parent hashes top-down.
+            let mut tree = original.clone();
+            tree[2 * sender] = Some(Node::Leaf {
+                bytes: leaf_bytes.to_vec(),
+                encryption_key: leaf_key,
+            });
+            for p in direct_path(2 * sender, n_leaves) {
+                tree[p] = None;
+            }
+            for ((p, _), (key, _)) in filtered.iter().zip(&path_nodes) {
+                tree[*p] = Some(Node::Parent {
+                    bytes: parent_node_bytes(key, b""),
+                    encryption_key: key.clone(),
+                    unmerged: vec![],
+                });
+            }
+            let mut scratch = vec![Vec::new(); tree.len()];
+            let mut parent_hash = Vec::new();
+            for i in (0..filtered.len()).rev() {
+                let (p, _) = filtered[i];
+                let key = &path_nodes[i].0;
+                tree[p] = Some(Node::Parent {
+                    bytes: parent_node_bytes(key, &parent_hash),
+                    encryption_key: key.clone(),
+                    unmerged: vec![],
+                });
+                let (_, copath) = filtered[i];
+                let sibling_hash = tree_hash(&m, &tree, copath, &mut scratch);
+                parent_hash = m.hash(&[vl(key), vl(&parent_hash), vl(&sibling_hash)].concat());
+            }
+            // The new leaf commits to the bottom of the chain: its parent_hash field is the
+            // last vector before extensions and signature, so check by inclusion.
+            ensure(
+                filtered.is_empty()
+                    || leaf_bytes
+                        .windows(parent_hash.len())
+                        .any(|w| w == parent_hash.as_slice()),
+                what("leaf parent hash"),
+            )?;
+            let mut hashes = vec![Vec::new(); tree.len()];
+            let new_tree_hash = tree_hash(&m, &tree, root(n_leaves), &mut hashes);
+            eq(
+                &new_tree_hash,
+                &hx(up, "tree_hash_after"),
+                &what("tree_hash_after"),
+            )?;
+
+            let context = [
+                &1u16.to_be_bytes()[..],
+                &(cs as u16).to_be_bytes(),
+                &vl(&hx(v, "group_id")),
+                &num(v, "epoch").to_be_bytes(),
+                &vl(&new_tree_hash),
+                &vl(&hx(v, "confirmed_transcript_hash")),
+                &vl(b""),
+            ]
+            .concat();
+            let encrypt_context = Mls::<B>::encrypt_context(b"UpdatePathNode", &context);
+
+            for (leaf, expected) in up["path_secrets"].as_array().unwrap().iter().enumerate() {
+                let Some(expected) = expected.as_str() else {
+                    continue;
+                };
+                let keys = private
+                    .get(&leaf)
+                    .ok_or(what(&format!("no private keys for leaf {leaf}")))?;
+                // The lowest filtered ancestor shared with the sender, and the copath child on our side.
+                let j = filtered
+                    .iter()
+                    .position(|(p, _)| in_subtree(2 * leaf, *p))
+                    .ok_or(what("no common ancestor"))?;
+                let res = resolution(&original, filtered[j].1);
+                let (k, node) = res
+                    .iter()
+                    .enumerate()
+                    .find(|(_, n)| keys.contains_key(n))
+                    .ok_or(what(&format!("leaf {leaf} holds no key in the resolution")))?;
+                let secret = m
+                    .crypto
+                    .hpke_open(
+                        hpke(),
+                        &path_nodes[j].1[k],
+                        &keys[node],
+                        &encrypt_context,
+                        b"",
+                    )
+                    .map_err(|e| what(&format!("leaf {leaf} decrypting: {e:?}")))?;
+                eq(
+                    &secret,
+                    &hex::decode(expected).unwrap(),
+                    &what(&format!("leaf {leaf} path secret")),
+                )?;
+                // Up the path: each new node key follows from its path secret; then the commit secret.
+                let mut path_secret = secret;
+                for i in j..filtered.len() {
+                    if i > j {
+                        path_secret = m.derive_secret(&path_secret, b"path");
+                    }
+                    eq(
+                        &node_keys(&path_secret).public,
+                        &path_nodes[i].0,
+                        &what(&format!("leaf {leaf}: key of node {}", filtered[i].0)),
+                    )?;
+                }
+                let commit_secret = m.derive_secret(&path_secret, b"path");
+                eq(
+                    &commit_secret,
+                    &hx(up, "commit_secret"),
+                    &what(&format!("leaf {leaf} commit secret")),
+                )?;
+            }
+        }
+        Ok(())
+    });
+}
+
 /// openmls refuses leaf nodes whose lifetime has passed (a check it can switch off only in its
 /// own unit tests), and the key packages in the passive-client vectors expired in 2024 and
 /// 2025. These runs therefore happen with the process clock set back inside the vectors'
@@ -1254,6 +1490,10 @@ macro_rules! vector_tests {
             #[test]
             fn message_protection() {
                 super::message_protection::<$backend>();
+            }
+            #[test]
+            fn treekem() {
+                super::treekem::<$backend>();
             }
             #[test]
             fn welcome() {
