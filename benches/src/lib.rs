@@ -1,0 +1,1 @@
+//! Criterion benchmarks of eth-mls; run them with `cargo xtask bench`.
