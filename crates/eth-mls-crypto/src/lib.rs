@@ -43,6 +43,8 @@ compile_error!("enable at least one backend feature: `rustcrypto` or `openssl`")
 
 mod backend;
 mod crypto;
+#[cfg(feature = "rustcrypto")]
+mod curve448;
 mod hpke;
 #[cfg(feature = "openssl")]
 mod openssl;

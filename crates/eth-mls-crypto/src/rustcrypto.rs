@@ -1,5 +1,6 @@
-//! The pure-Rust backend: RustCrypto (sha2, hmac, hkdf, aes-gcm, ed448-goldilocks, x448) and
-//! dalek (Ed25519, X25519).
+//! The pure-Rust backend: RustCrypto (sha2, hmac, hkdf, aes-gcm; scalars mod L and SHAKE256
+//! from ed448-goldilocks), fiat-crypto's verified p448 field under our Ed448/X448
+//! ([`crate::curve448`]), and dalek (Ed25519, X25519).
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
@@ -9,6 +10,7 @@ use sha2::{Digest, Sha256, Sha512};
 
 use crate::SecretBytes;
 use crate::backend::{AeadAlg, Backend, DhAlg, HashAlg, Sealed, SigAlg, check_len};
+use crate::curve448;
 
 /// The pure-Rust backend (feature `rustcrypto`, the default).
 #[derive(Clone, Copy, Debug, Default)]
@@ -130,11 +132,9 @@ impl Backend for RustCrypto {
             }
             DhAlg::X448 => {
                 let mut scalar = array::<56>(private)?;
-                let public = x448::x448(scalar, x448::X448_BASEPOINT_BYTES);
+                let public = curve448::x448_public(&scalar);
                 zeroize::Zeroize::zeroize(&mut scalar);
-                public
-                    .map(|p| p.to_vec())
-                    .ok_or(CryptoError::CryptoLibraryError)
+                Ok(public.to_vec())
             }
         }
     }
@@ -152,7 +152,7 @@ impl Backend for RustCrypto {
             }
             DhAlg::X448 => {
                 let mut scalar = array::<56>(private)?;
-                let out = x448::x448(scalar, array::<56>(public)?);
+                let out = curve448::x448(&scalar, &array::<56>(public)?);
                 zeroize::Zeroize::zeroize(&mut scalar);
                 let mut shared = out.ok_or(CryptoError::InvalidPublicKey)?;
                 let secret = SecretBytes::from_slice(&shared);
@@ -169,10 +169,8 @@ impl Backend for RustCrypto {
                 Ok(key.verifying_key().to_bytes().to_vec())
             }
             SigAlg::Ed448 => {
-                check_len(private, SigAlg::Ed448.key_len())?;
-                let key = ed448_goldilocks::SigningKey::try_from(private)
-                    .map_err(|_| CryptoError::InvalidLength)?;
-                Ok(key.verifying_key().to_bytes().to_vec())
+                let key = curve448::Ed448Key::from_seed(&array::<57>(private)?);
+                Ok(key.public().to_vec())
             }
         }
     }
@@ -185,10 +183,8 @@ impl Backend for RustCrypto {
                 Ok(key.sign(message).to_bytes().to_vec())
             }
             SigAlg::Ed448 => {
-                check_len(private, SigAlg::Ed448.key_len())?;
-                let key = ed448_goldilocks::SigningKey::try_from(private)
-                    .map_err(|_| CryptoError::InvalidLength)?;
-                Ok(key.sign_raw(message).to_bytes().to_vec())
+                let key = curve448::Ed448Key::from_seed(&array::<57>(private)?);
+                Ok(key.sign(message).to_vec())
             }
         }
     }
@@ -210,12 +206,14 @@ impl Backend for RustCrypto {
                     .map_err(|_| CryptoError::InvalidSignature)
             }
             SigAlg::Ed448 => {
-                let key = ed448_goldilocks::VerifyingKey::from_bytes(&array::<57>(public)?)
-                    .map_err(|_| CryptoError::InvalidPublicKey)?;
-                let sig = ed448_goldilocks::Signature::from_slice(signature)
-                    .map_err(|_| CryptoError::InvalidSignature)?;
-                key.verify_raw(&sig, message)
-                    .map_err(|_| CryptoError::InvalidSignature)
+                let public = array::<57>(public)?;
+                let signature =
+                    array::<114>(signature).map_err(|_| CryptoError::InvalidSignature)?;
+                if curve448::ed448_verify(&public, message, &signature) {
+                    Ok(())
+                } else {
+                    Err(CryptoError::InvalidSignature)
+                }
             }
         }
     }
