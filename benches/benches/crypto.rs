@@ -208,6 +208,21 @@ fn raw_openssl(c: &mut Criterion) {
         );
     }
     g.throughput(Throughput::Elements(1));
+    let prk = [3u8; 64];
+    g.bench_function("hkdf_sha512_expand_64", |b| {
+        b.iter(|| {
+            use openssl::pkey_ctx::{HkdfMode, PkeyCtx};
+            let mut ctx = PkeyCtx::new_id(Id::HKDF).unwrap();
+            ctx.derive_init().unwrap();
+            ctx.set_hkdf_md(openssl::md::Md::sha512()).unwrap();
+            ctx.set_hkdf_mode(HkdfMode::EXPAND_ONLY).unwrap();
+            ctx.set_hkdf_key(&prk).unwrap();
+            ctx.add_hkdf_info(black_box(b"info")).unwrap();
+            let mut out = vec![0u8; 64];
+            ctx.derive(Some(&mut out)).unwrap();
+            out
+        })
+    });
     g.finish();
 }
 

@@ -1,5 +1,5 @@
-//! `cargo xtask bench`: the forge gas snapshot and the gas targets (README.md). Criterion
-//! suites join here as the Rust crates land.
+//! `cargo xtask bench`: the forge gas snapshot and the gas targets (README.md), then the
+//! criterion suites and the crypto speed targets (crates/eth-mls-crypto/README.md).
 
 use std::collections::HashMap;
 use std::fs;
@@ -17,7 +17,87 @@ const GAS_CONTRACT: &str = "GasTest";
 pub fn run(root: &Path) -> Result<()> {
     let tools = tools::ensure(root)?;
     stage("bench: forge snapshot (gas)");
-    snapshot(root, &tools, false)
+    snapshot(root, &tools, false)?;
+    stage("bench: criterion, crypto backends (cargo bench -p eth-mls-benches)");
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["bench", "-p", "eth-mls-benches", "--bench", "crypto"]),
+    )?;
+    crypto_report(&root.join("target/criterion"))
+}
+
+/// Median time in nanoseconds of criterion benchmark `group/id`.
+fn median_ns(criterion: &Path, id: &str) -> Option<f64> {
+    let text = fs::read_to_string(criterion.join(id).join("new/estimates.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v.pointer("/median/point_estimate")?.as_f64()
+}
+
+/// The crypto table (markdown) with the ratios and the targets of the crypto issue: the
+/// `openssl` backend within 1.2x of raw OpenSSL, the `rustcrypto` backend within 2x of
+/// OpenSSL for Ed448 sign/verify and X448.
+fn crypto_report(criterion: &Path) -> Result<()> {
+    const OPS: &[&str] = &[
+        "ed448_sign",
+        "ed448_verify",
+        "x448_dh",
+        "ed25519_sign",
+        "ed25519_verify",
+        "x25519_dh",
+        "x448_hpke_seal_256",
+        "x448_hpke_open_256",
+        "x25519_hpke_seal_256",
+        "x25519_hpke_open_256",
+        "aes256gcm_seal/1024",
+        "aes256gcm_seal/65536",
+        "hkdf_sha512_expand_64",
+    ];
+    let fmt = |ns: Option<f64>| match ns {
+        Some(ns) if ns >= 1000.0 => format!("{:.1} µs", ns / 1000.0),
+        Some(ns) => format!("{ns:.0} ns"),
+        None => "—".into(),
+    };
+    let ratio = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:.2}x", a / b),
+        _ => "—".into(),
+    };
+    println!("\n| operation | rustcrypto | openssl backend | raw OpenSSL | openssl / raw | rustcrypto / raw |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let mut missed = Vec::new();
+    for op in OPS {
+        let rc = median_ns(criterion, &format!("rustcrypto/{op}"));
+        let os = median_ns(criterion, &format!("openssl/{op}"));
+        let raw = median_ns(criterion, &format!("raw-openssl/{op}"));
+        println!(
+            "| {op} | {} | {} | {} | {} | {} |",
+            fmt(rc),
+            fmt(os),
+            fmt(raw),
+            ratio(os, raw),
+            ratio(rc, raw)
+        );
+        if let (Some(os), Some(raw)) = (os, raw) {
+            if os > 1.2 * raw {
+                missed.push(format!("openssl backend {op} {:.2}x raw (target 1.2x)", os / raw));
+            }
+        }
+        if ["ed448_sign", "ed448_verify", "x448_dh"].contains(op) {
+            match (rc, raw) {
+                (Some(rc), Some(raw)) if rc > 2.0 * raw => {
+                    missed.push(format!("rustcrypto {op} {:.2}x OpenSSL (target 2x)", rc / raw))
+                }
+                (Some(_), Some(_)) => {}
+                _ => missed.push(format!("no measurement for {op}")),
+            }
+        }
+    }
+    if missed.is_empty() {
+        println!("\n  crypto speed targets: all met");
+        Ok(())
+    } else {
+        Err(format!("crypto speed targets missed: {}", missed.join("; ")).into())
+    }
 }
 
 /// Writes (or with `check`, verifies) `.gas-snapshot`, then checks the gas targets against it.

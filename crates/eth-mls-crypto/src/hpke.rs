@@ -174,28 +174,19 @@ impl<B: Backend> Hpke<B> {
         )
     }
 
-    /// Encap with a given ephemeral private key (Encap uses a fresh random one).
-    pub(crate) fn encap_with(
-        &self,
-        pk_r: &[u8],
-        sk_e: &[u8],
-    ) -> Result<(SecretBytes, Vec<u8>), CryptoError> {
+    /// Encap (RFC 9180 §4.1) with a fresh ephemeral key pair.
+    fn encap(&self, pk_r: &[u8]) -> Result<(SecretBytes, Vec<u8>), CryptoError> {
         if pk_r.len() != self.kem.dh.key_len() {
             return Err(CryptoError::InvalidPublicKey);
         }
-        let dh = B::dh(self.kem.dh, sk_e, pk_r)?;
-        let enc = B::dh_public(self.kem.dh, sk_e)?;
-        let mut kem_context = enc.clone();
-        kem_context.extend_from_slice(pk_r);
-        Ok((self.extract_and_expand(&dh, &kem_context)?, enc))
-    }
-
-    fn encap(&self, pk_r: &[u8]) -> Result<(SecretBytes, Vec<u8>), CryptoError> {
         let mut ikm = vec![0u8; self.kem.dh.key_len()];
         B::fill_random(&mut ikm)?;
         let ikm = SecretBytes::new(ikm);
-        let (sk_e, _) = self.derive_key_pair(ikm.expose())?;
-        self.encap_with(pk_r, sk_e.expose())
+        let (sk_e, enc) = self.derive_key_pair(ikm.expose())?;
+        let dh = B::dh(self.kem.dh, sk_e.expose(), pk_r)?;
+        let mut kem_context = enc.clone();
+        kem_context.extend_from_slice(pk_r);
+        Ok((self.extract_and_expand(&dh, &kem_context)?, enc))
     }
 
     fn decap(&self, enc: &[u8], sk_r: &[u8]) -> Result<SecretBytes, CryptoError> {

@@ -3,7 +3,9 @@
 use openmls_traits::types::CryptoError;
 use openssl::derive::Deriver;
 use openssl::hash::MessageDigest;
+use openssl::md::{Md, MdRef};
 use openssl::pkey::{Id, PKey};
+use openssl::pkey_ctx::{HkdfMode, PkeyCtx};
 use openssl::sign::{Signer, Verifier};
 use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 
@@ -20,6 +22,13 @@ fn digest(alg: HashAlg) -> MessageDigest {
     match alg {
         HashAlg::Sha256 => MessageDigest::sha256(),
         HashAlg::Sha512 => MessageDigest::sha512(),
+    }
+}
+
+fn md(alg: HashAlg) -> &'static MdRef {
+    match alg {
+        HashAlg::Sha256 => Md::sha256(),
+        HashAlg::Sha512 => Md::sha512(),
     }
 }
 
@@ -62,6 +71,50 @@ impl Backend for OpenSsl {
         let mut signer = Signer::new(digest(alg), &key).map_err(library)?;
         signer.update(data).map_err(library)?;
         signer.sign_to_vec().map(SecretBytes::new).map_err(library)
+    }
+
+    fn hkdf_extract(alg: HashAlg, salt: &[u8], ikm: &[u8]) -> Result<SecretBytes, CryptoError> {
+        let mut ctx = PkeyCtx::new_id(Id::HKDF).map_err(library)?;
+        ctx.derive_init().map_err(library)?;
+        ctx.set_hkdf_md(md(alg)).map_err(library)?;
+        ctx.set_hkdf_mode(HkdfMode::EXTRACT_ONLY).map_err(library)?;
+        if !salt.is_empty() {
+            ctx.set_hkdf_salt(salt).map_err(library)?;
+        }
+        ctx.set_hkdf_key(ikm).map_err(library)?;
+        let mut out = vec![0u8; alg.output_len()];
+        let n = ctx.derive(Some(&mut out)).map_err(library)?;
+        out.truncate(n);
+        Ok(SecretBytes::new(out))
+    }
+
+    fn hkdf_expand(
+        alg: HashAlg,
+        prk: &[u8],
+        info: &[u8],
+        len: usize,
+    ) -> Result<SecretBytes, CryptoError> {
+        if len > 255 * alg.output_len() {
+            return Err(CryptoError::HkdfOutputLengthInvalid);
+        }
+        if prk.len() < alg.output_len() {
+            return Err(CryptoError::InvalidLength);
+        }
+        let mut out = SecretBytes::new(vec![0u8; len]);
+        if len == 0 {
+            return Ok(out);
+        }
+        let mut ctx = PkeyCtx::new_id(Id::HKDF).map_err(library)?;
+        ctx.derive_init().map_err(library)?;
+        ctx.set_hkdf_md(md(alg)).map_err(library)?;
+        ctx.set_hkdf_mode(HkdfMode::EXPAND_ONLY).map_err(library)?;
+        ctx.set_hkdf_key(prk).map_err(library)?;
+        ctx.add_hkdf_info(info).map_err(library)?;
+        let mut buf = vec![0u8; len];
+        let result = ctx.derive(Some(&mut buf));
+        out = SecretBytes::new(buf);
+        result.map_err(library)?;
+        Ok(out)
     }
 
     fn aead_seal(
