@@ -131,6 +131,59 @@ fn test(root: &Path) -> Result<()> {
         "--nocapture",
         "--test-threads=1",
     ]))?;
+    stage("test: eth-mls-siwe stands alone (no provider, HTTP client or async runtime)");
+    let tree = output(cargo().args([
+        "tree",
+        "-p",
+        "eth-mls-siwe",
+        "--all-features",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ]))?;
+    let banned: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| {
+            [
+                "tokio",
+                "reqwest",
+                "hyper",
+                "alloy-provider",
+                "alloy-transport",
+            ]
+            .contains(name)
+        })
+        .collect();
+    if !banned.is_empty() {
+        return Err(format!("eth-mls-siwe pulls {banned:?}").into());
+    }
+    println!(
+        "  {} crates, none of them a provider, HTTP client or runtime",
+        tree.lines().count()
+    );
+    stage("test: eth-mls-siwe fuzz target builds (cargo-fuzz)");
+    let has_fuzz = Command::new("rustup")
+        .args(["run", "nightly", "cargo", "fuzz", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if has_fuzz {
+        run(Command::new("rustup").current_dir(root).args([
+            "run",
+            "nightly",
+            "cargo",
+            "fuzz",
+            "build",
+            "--fuzz-dir",
+            "crates/eth-mls-siwe/fuzz",
+        ]))?;
+    } else {
+        println!(
+            "  skipped: cargo-fuzz or a nightly toolchain is not installed \
+             (cargo install cargo-fuzz)"
+        );
+    }
     // The last line CI reads: forge's and cargo's test counts together.
     println!(
         "\ntests: {} passed, {} failed",

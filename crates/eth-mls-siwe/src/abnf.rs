@@ -18,7 +18,10 @@ pub(crate) fn unreserved(c: u8) -> bool {
 
 /// sub-delims = "!" / "$" / "&" / "'" / "(" / ")" / "*" / "+" / "," / ";" / "="
 pub(crate) fn sub_delim(c: u8) -> bool {
-    matches!(c, b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'=')
+    matches!(
+        c,
+        b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b',' | b';' | b'='
+    )
 }
 
 /// gen-delims = ":" / "/" / "?" / "#" / "[" / "]" / "@"
@@ -38,8 +41,7 @@ fn chars_or_pct(s: &str, allowed: impl Fn(u8) -> bool) -> Result<(), usize> {
     while i < b.len() {
         if b[i] == b'%' {
             // pct-encoded = "%" HEXDIG HEXDIG
-            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit())
-            {
+            if i + 2 >= b.len() || !(b[i + 1].is_ascii_hexdigit() && b[i + 2].is_ascii_hexdigit()) {
                 return Err(i);
             }
             i += 3;
@@ -140,10 +142,10 @@ pub(crate) fn parse_authority(s: &str) -> Result<Authority<'_>, String> {
         chars_or_pct(host, |c| unreserved(c) || sub_delim(c))
             .map_err(|i| format!("invalid character in host at offset {i}"))?;
     }
-    if let Some(p) = port {
-        if !p.bytes().all(digit) {
-            return Err(format!("port {p:?} is not a number"));
-        }
+    if let Some(p) = port
+        && !p.bytes().all(digit)
+    {
+        return Err(format!("port {p:?} is not a number"));
     }
     Ok(Authority {
         userinfo,
@@ -232,7 +234,10 @@ mod tests {
     #[test]
     fn authorities() {
         let a = parse_authority("user@example.com:8080").unwrap();
-        assert_eq!((a.userinfo, a.host, a.port), (Some("user"), "example.com", Some("8080")));
+        assert_eq!(
+            (a.userinfo, a.host, a.port),
+            (Some("user"), "example.com", Some("8080"))
+        );
         let a = parse_authority("[::1]:3000").unwrap();
         assert_eq!((a.host, a.port), ("[::1]", Some("3000")));
         assert_eq!(parse_authority("localhost").unwrap().port, None);

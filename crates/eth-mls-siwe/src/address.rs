@@ -66,7 +66,8 @@ pub fn parse_address(text: &str) -> Result<(Address, AddressCase), AddressError>
     }
     let mut bytes = [0u8; 20];
     for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| AddressError::NotHex('?'))?;
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16)
+            .map_err(|_| AddressError::NotHex('?'))?;
     }
     let address = Address::from(bytes);
     if to_checksum(&address)[2..] == *hex {
@@ -113,16 +114,32 @@ mod tests {
         // The lower-case spelling of a mixed-case address is single-case: lenient only.
         let lower = EIP55[0].to_lowercase();
         assert_eq!(parse_address(&lower).unwrap().1, AddressCase::SingleCase);
-        assert_eq!(parse_address(&EIP55[0].to_uppercase().replace("0X", "0x")).unwrap().1, AddressCase::SingleCase);
+        assert_eq!(
+            parse_address(&EIP55[0].to_uppercase().replace("0X", "0x"))
+                .unwrap()
+                .1,
+            AddressCase::SingleCase
+        );
     }
 
     #[test]
     fn errors() {
-        assert_eq!(parse_address("5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), Err(AddressError::MissingPrefix));
+        assert_eq!(
+            parse_address("5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"),
+            Err(AddressError::MissingPrefix)
+        );
         assert_eq!(parse_address("0x5aAeb605"), Err(AddressError::Length(8)));
-        assert_eq!(parse_address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeg"), Err(AddressError::NotHex('g')));
-        assert_eq!(parse_address("0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"), Err(AddressError::BadChecksum));
-        assert!(!is_checksummed("0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"));
+        assert_eq!(
+            parse_address("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAeg"),
+            Err(AddressError::NotHex('g'))
+        );
+        assert_eq!(
+            parse_address("0x5AAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"),
+            Err(AddressError::BadChecksum)
+        );
+        assert!(!is_checksummed(
+            "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed"
+        ));
         assert!(is_checksummed("0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"));
     }
 }

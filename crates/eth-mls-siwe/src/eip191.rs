@@ -110,8 +110,14 @@ mod tests {
         assert_eq!(recover_address(&hash, &zero_one, false).unwrap(), address);
         let mut bad = sig;
         bad[64] = 29;
-        assert_eq!(recover_address(&hash, &bad, false), Err(SignatureError::RecoveryId(29)));
-        assert_eq!(recover_address(&hash, &sig[..64], false), Err(SignatureError::Length(64)));
+        assert_eq!(
+            recover_address(&hash, &bad, false),
+            Err(SignatureError::RecoveryId(29))
+        );
+        assert_eq!(
+            recover_address(&hash, &sig[..64], false),
+            Err(SignatureError::Length(64))
+        );
         let other = recover_address(&hash_message(b"ho"), &sig, false);
         assert_ne!(other.ok(), Some(address));
     }
@@ -129,14 +135,23 @@ mod tests {
         let mut twin = [0u8; 65];
         twin[..64].copy_from_slice(&high.to_bytes());
         twin[64] = if sig[64] == 27 { 28 } else { 27 };
-        assert_eq!(recover_address(&hash, &twin, false), Err(SignatureError::HighS));
+        assert_eq!(
+            recover_address(&hash, &twin, false),
+            Err(SignatureError::HighS)
+        );
         assert_eq!(recover_address(&hash, &twin, true).unwrap(), address);
     }
 
     #[test]
     fn malformed() {
         let hash = hash_message(b"m");
-        assert_eq!(recover_address(&hash, &[0u8; 65], false), Err(SignatureError::Malformed));
-        assert_eq!(recover_address(&hash, &[0xffu8; 65], false), Err(SignatureError::RecoveryId(0xff)));
+        assert_eq!(
+            recover_address(&hash, &[0u8; 65], false),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            recover_address(&hash, &[0xffu8; 65], false),
+            Err(SignatureError::RecoveryId(0xff))
+        );
     }
 }

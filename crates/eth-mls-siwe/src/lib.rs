@@ -50,8 +50,8 @@ pub use address::{AddressError, to_checksum};
 pub use alloy_primitives::{Address, B256};
 pub use message::{Message, MessageBuilder, ParseError, Warning};
 pub use origin::{
-    OriginError, OriginPolicy, OriginWarning, SIWE_PHRASE, SigningRequest,
-    check_request_origin, classify_signing_request,
+    OriginError, OriginPolicy, OriginWarning, SIWE_PHRASE, SigningRequest, check_request_origin,
+    classify_signing_request,
 };
 pub use time::TimeStamp;
 pub use verify::{

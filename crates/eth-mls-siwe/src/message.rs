@@ -333,13 +333,13 @@ fn parse(text: &str, mode: Mode) -> Result<(Message, Vec<Warning>), ParseError> 
         Some((s, d)) => (Some(s), d),
         None => (None, origin),
     };
-    if let Some(s) = scheme {
-        if !abnf::is_scheme(s) {
-            return Err(ParseError::InvalidScheme {
-                line,
-                value: s.to_owned(),
-            });
-        }
+    if let Some(s) = scheme
+        && !abnf::is_scheme(s)
+    {
+        return Err(ParseError::InvalidScheme {
+            line,
+            value: s.to_owned(),
+        });
     }
     let domain_error = |reason: String| ParseError::InvalidDomain {
         line,
@@ -677,7 +677,9 @@ impl MessageBuilder {
     }
     /// Adds a resource URI.
     pub fn resource(mut self, uri: &str) -> Self {
-        self.resources.get_or_insert_with(Vec::new).push(uri.to_owned());
+        self.resources
+            .get_or_insert_with(Vec::new)
+            .push(uri.to_owned());
         self
     }
 
@@ -768,7 +770,9 @@ mod serde_impl {
             }
             let line = |field: &str, v: &str| -> Result<(), D::Error> {
                 if v.contains('\n') {
-                    Err(D::Error::custom(format!("{field} must not contain a line feed")))
+                    Err(D::Error::custom(format!(
+                        "{field} must not contain a line feed"
+                    )))
                 } else {
                     Ok(())
                 }
@@ -819,7 +823,8 @@ mod serde_impl {
                     text.push_str(&format!("\n- {r}"));
                 }
             }
-            text.parse().map_err(|e: ParseError| D::Error::custom(format!("{}: {e}", e.field())))
+            text.parse()
+                .map_err(|e: ParseError| D::Error::custom(format!("{}: {e}", e.field())))
         }
     }
 }

@@ -130,7 +130,9 @@ pub fn check_request_origin(
 ) -> Result<Vec<OriginWarning>, OriginError> {
     let invalid = || OriginError::InvalidOrigin(origin.to_owned());
     let (origin_scheme, origin_authority) = origin.split_once("://").ok_or_else(invalid)?;
-    let origin_authority = origin_authority.strip_suffix('/').unwrap_or(origin_authority);
+    let origin_authority = origin_authority
+        .strip_suffix('/')
+        .unwrap_or(origin_authority);
     let o = parse_authority(origin_authority).map_err(|_| invalid())?;
     if o.host.is_empty() {
         return Err(invalid());

@@ -248,8 +248,18 @@ mod tests {
         assert_eq!(u.as_str(), "2021-09-30T18:25:24.000+02:00", "text kept");
         let f = TimeStamp::parse("1970-01-01t00:00:00.5z").unwrap();
         assert_eq!(f.unix_nanos(), 500_000_000);
-        assert_eq!(TimeStamp::parse("2000-02-29T00:00:00Z").unwrap().unix_seconds(), 951_782_400);
-        assert_eq!(TimeStamp::parse("1969-12-31T23:59:59Z").unwrap().unix_seconds(), -1);
+        assert_eq!(
+            TimeStamp::parse("2000-02-29T00:00:00Z")
+                .unwrap()
+                .unix_seconds(),
+            951_782_400
+        );
+        assert_eq!(
+            TimeStamp::parse("1969-12-31T23:59:59Z")
+                .unwrap()
+                .unix_seconds(),
+            -1
+        );
     }
 
     #[test]
@@ -274,9 +284,21 @@ mod tests {
 
     #[test]
     fn round_trips_unix_seconds() {
-        for secs in [0i64, 1, 86_399, 951_782_400, 1_700_000_000, 4_102_444_800, -86_401] {
+        for secs in [
+            0i64,
+            1,
+            86_399,
+            951_782_400,
+            1_700_000_000,
+            4_102_444_800,
+            -86_401,
+        ] {
             let t = TimeStamp::from_unix(secs);
-            assert_eq!(TimeStamp::parse(t.as_str()).unwrap().unix_seconds(), secs, "{t}");
+            assert_eq!(
+                TimeStamp::parse(t.as_str()).unwrap().unix_seconds(),
+                secs,
+                "{t}"
+            );
         }
     }
 }

@@ -266,29 +266,29 @@ impl Message {
         signature: &[u8],
         opts: &VerificationOpts<'_>,
     ) -> Result<Session, VerificationError> {
-        if let Some(d) = opts.domain {
-            if d != self.domain() {
-                return Err(VerificationError::DomainMismatch {
-                    expected: d.to_owned(),
-                    found: self.domain().to_owned(),
-                });
-            }
+        if let Some(d) = opts.domain
+            && d != self.domain()
+        {
+            return Err(VerificationError::DomainMismatch {
+                expected: d.to_owned(),
+                found: self.domain().to_owned(),
+            });
         }
-        if let Some(n) = opts.nonce {
-            if n != self.nonce() {
-                return Err(VerificationError::NonceMismatch {
-                    expected: n.to_owned(),
-                    found: self.nonce().to_owned(),
-                });
-            }
+        if let Some(n) = opts.nonce
+            && n != self.nonce()
+        {
+            return Err(VerificationError::NonceMismatch {
+                expected: n.to_owned(),
+                found: self.nonce().to_owned(),
+            });
         }
-        if let Some(c) = opts.chain_id {
-            if c != self.chain_id() {
-                return Err(VerificationError::ChainIdMismatch {
-                    expected: c,
-                    found: self.chain_id(),
-                });
-            }
+        if let Some(c) = opts.chain_id
+            && c != self.chain_id()
+        {
+            return Err(VerificationError::ChainIdMismatch {
+                expected: c,
+                found: self.chain_id(),
+            });
         }
         if let Some(s) = opts.scheme {
             let found = self.scheme().unwrap_or("https");
@@ -307,21 +307,21 @@ impl Message {
                 &now_owned
             }
         };
-        if let Some(nb) = self.not_before() {
-            if now < nb {
-                return Err(VerificationError::NotYetValid {
-                    not_before: nb.to_string(),
-                    now: now.to_string(),
-                });
-            }
+        if let Some(nb) = self.not_before()
+            && now < nb
+        {
+            return Err(VerificationError::NotYetValid {
+                not_before: nb.to_string(),
+                now: now.to_string(),
+            });
         }
-        if let Some(exp) = self.expiration_time() {
-            if now >= exp {
-                return Err(VerificationError::Expired {
-                    expiration_time: exp.to_string(),
-                    now: now.to_string(),
-                });
-            }
+        if let Some(exp) = self.expiration_time()
+            && now >= exp
+        {
+            return Err(VerificationError::Expired {
+                expiration_time: exp.to_string(),
+                now: now.to_string(),
+            });
         }
         match self.check_signature_eoa(signature, opts.allow_high_s) {
             Ok(()) => Ok(Session::of(self)),
