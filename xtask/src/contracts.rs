@@ -9,11 +9,13 @@ use serde_json::{Value, json};
 use crate::tools::Tools;
 use crate::{Result, run, stage};
 
-/// Deployable contracts exported for the Rust bindings: (source file, contract name).
+/// Deployable contracts exported for the Rust bindings: (source file, contract name). The
+/// mock wallet is test-only (eth-mls-chain's ERC-1271 tests deploy it).
 pub const EXPORTED: &[(&str, &str)] = &[
     ("ERC7627.sol", "ERC7627"),
     ("MlsGroup.sol", "MlsGroup"),
     ("MlsGroupFactory.sol", "MlsGroupFactory"),
+    ("MockErc1271Wallet.sol", "MockErc1271Wallet"),
 ];
 
 /// Where the committed artifacts live.
