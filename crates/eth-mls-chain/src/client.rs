@@ -1,0 +1,186 @@
+//! A connection to a chain: the provider (gas estimation, cached nonces for concurrent
+//! sends, chain id), the optional signer, and the transaction helper every client uses.
+
+use std::sync::Arc;
+
+use alloy::contract::{CallBuilder, CallDecoder};
+use alloy::network::EthereumWallet;
+use alloy::primitives::Address;
+use alloy::providers::{DynProvider, Provider, ProviderBuilder};
+use alloy::rpc::types::TransactionReceipt;
+use alloy::signers::local::PrivateKeySigner;
+use tokio::sync::Mutex;
+
+use crate::error::{Contract, Error};
+use crate::{Erc7627, GroupContract, GroupFactory};
+
+/// A connection to an EVM chain over JSON-RPC, with or without a signing key.
+///
+/// Transactions get their gas estimated and their nonce from this client's counter, so one
+/// signer can have many transactions in flight at once (clones share the counter; use one
+/// `Chain` per key). A send that fails before reaching the node leaves no nonce gap: the
+/// counter is re-read from the chain. Every receipt is checked: a reverted transaction is an
+/// [`Error`], with the contract's custom error decoded when there is one.
+#[derive(Clone, Debug)]
+pub struct Chain {
+    provider: DynProvider,
+    sender: Option<Address>,
+    chain_id: u64,
+    /// The next nonce of `sender`, when known.
+    nonce: Arc<Mutex<Option<u64>>>,
+}
+
+impl Chain {
+    /// Connects to `rpc_url` (`http://…`; `https://…` with the `rustls` feature; `ws://…`
+    /// with the `ws` feature), signing with `signer` when given.
+    pub async fn connect(rpc_url: &str, signer: Option<PrivateKeySigner>) -> Result<Chain, Error> {
+        let invalid = |reason: String| Error::InvalidUrl {
+            url: rpc_url.to_owned(),
+            reason,
+        };
+        let sender = signer.as_ref().map(PrivateKeySigner::address);
+        // Gas estimation and chain id from fillers; nonces are ours (see `transact`).
+        let builder = ProviderBuilder::new()
+            .disable_recommended_fillers()
+            .with_gas_estimation()
+            .fetch_chain_id();
+        let provider: DynProvider = if rpc_url.starts_with("ws://") || rpc_url.starts_with("wss://")
+        {
+            #[cfg(feature = "ws")]
+            {
+                let ws = alloy::providers::WsConnect::new(rpc_url);
+                match signer {
+                    Some(s) => builder
+                        .wallet(EthereumWallet::from(s))
+                        .connect_ws(ws)
+                        .await?
+                        .erased(),
+                    None => builder.connect_ws(ws).await?.erased(),
+                }
+            }
+            #[cfg(not(feature = "ws"))]
+            {
+                return Err(invalid("WebSocket endpoints need the `ws` feature".into()));
+            }
+        } else {
+            let url: alloy::transports::http::reqwest::Url =
+                rpc_url.parse().map_err(|e| invalid(format!("{e}")))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(format!("unsupported scheme {:?}", url.scheme())));
+            }
+            match signer {
+                Some(s) => builder
+                    .wallet(EthereumWallet::from(s))
+                    .connect_http(url)
+                    .erased(),
+                None => builder.connect_http(url).erased(),
+            }
+        };
+        let chain_id = provider.get_chain_id().await?;
+        Ok(Chain {
+            provider,
+            sender,
+            chain_id,
+            nonce: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// The provider, for anything this crate does not wrap.
+    pub fn provider(&self) -> &DynProvider {
+        &self.provider
+    }
+
+    /// The signer's address, when there is one.
+    pub fn sender(&self) -> Option<Address> {
+        self.sender
+    }
+
+    /// The chain id the endpoint reported.
+    pub fn chain_id(&self) -> u64 {
+        self.chain_id
+    }
+
+    /// The ERC-7627 registry at `address`.
+    pub fn erc7627(&self, address: Address) -> Erc7627 {
+        Erc7627::new(self.clone(), address)
+    }
+
+    /// The group factory at `address`.
+    pub fn factory(&self, address: Address) -> GroupFactory {
+        GroupFactory::new(self.clone(), address)
+    }
+
+    /// The group contract at `address`.
+    pub fn group(&self, address: Address) -> GroupContract {
+        GroupContract::new(self.clone(), address)
+    }
+
+    /// Sends `call` and waits for its receipt; a revert (at estimation or after mining) is a
+    /// typed error of `contract`.
+    pub(crate) async fn transact<D: CallDecoder + Clone>(
+        &self,
+        call: CallBuilder<&DynProvider, D>,
+        contract: Contract,
+    ) -> Result<TransactionReceipt, Error> {
+        let sender = self.sender.ok_or(Error::NoSigner)?;
+        let replay = call.clone();
+        let pending = {
+            // Hold the counter while the node accepts the transaction, not while it is mined.
+            let mut next = self.nonce.lock().await;
+            let nonce = match *next {
+                Some(n) => n,
+                None => {
+                    self.provider
+                        .get_transaction_count(sender)
+                        .pending()
+                        .await?
+                }
+            };
+            match call.nonce(nonce).send().await {
+                Ok(pending) => {
+                    *next = Some(nonce + 1);
+                    pending
+                }
+                Err(e) => {
+                    *next = None;
+                    return Err(contract.error(e));
+                }
+            }
+        };
+        let receipt = pending.get_receipt().await?;
+        if receipt.status() {
+            return Ok(receipt);
+        }
+        // Mined but reverted (e.g. another member registered the epoch first): replay the
+        // call against that block to learn the custom error.
+        let tx = receipt.transaction_hash;
+        let at = receipt.block_number.map(Into::into).unwrap_or_default();
+        match replay.block(at).call_raw().await {
+            Err(e) => Err(e
+                .as_revert_data()
+                .and_then(|d: alloy::primitives::Bytes| contract.decode(d.as_ref()))
+                .unwrap_or(Error::Reverted { tx })),
+            Ok(_) => Err(Error::Reverted { tx }),
+        }
+    }
+
+    /// Deploys a contract from its creation code; returns its address.
+    pub(crate) async fn deploy(
+        &self,
+        call: CallBuilder<&DynProvider, ()>,
+        contract: Contract,
+    ) -> Result<Address, Error> {
+        let receipt = self.transact(call, contract).await?;
+        receipt.contract_address.ok_or(Error::Reverted {
+            tx: receipt.transaction_hash,
+        })
+    }
+
+    /// Makes a read-only call, decoding a revert into a typed error of `contract`.
+    pub(crate) async fn view<D: CallDecoder>(
+        call: CallBuilder<&DynProvider, D>,
+        contract: Contract,
+    ) -> Result<D::CallOutput, Error> {
+        call.call().await.map_err(|e| contract.error(e))
+    }
+}

@@ -1,0 +1,149 @@
+//! The crate's error type: RPC failures, reverted transactions, and the contracts' custom
+//! errors decoded to their typed variants.
+
+use std::path::PathBuf;
+
+use alloy::primitives::{Address, B256};
+
+use crate::bindings::{ERC7627, MlsGroup, MlsGroupFactory};
+
+/// A custom error of `ERC7627` (e.g. `NoPublicKey`, `PublicKeyExpired`).
+pub type Erc7627Revert = ERC7627::ERC7627Errors;
+/// A custom error of `MlsGroup` (e.g. `NotMember`, `EpochOutOfOrder`).
+pub type GroupRevert = MlsGroup::MlsGroupErrors;
+/// A custom error of `MlsGroupFactory` (e.g. `GroupExists`).
+pub type FactoryRevert = MlsGroupFactory::MlsGroupFactoryErrors;
+
+/// Everything that can go wrong talking to the contracts.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No anvil binary was found.
+    #[error(
+        "anvil not found (looked at {searched:?}); run `cargo xtask setup` in the eth-mls \
+         repository, put anvil on PATH, or set ETH_MLS_ANVIL to its path"
+    )]
+    AnvilNotFound {
+        /// The places looked at.
+        searched: Vec<PathBuf>,
+    },
+    /// anvil did not start.
+    #[error("starting anvil: {0}")]
+    Devnet(String),
+    /// The RPC URL is not valid.
+    #[error("invalid RPC URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: String,
+    },
+    /// A JSON-RPC or transport failure.
+    #[error("RPC failure: {0}")]
+    Rpc(#[from] alloy::transports::TransportError),
+    /// ERC7627 reverted with one of its custom errors.
+    #[error("ERC7627 reverted: {0:?}")]
+    Erc7627(Erc7627Revert),
+    /// MlsGroup reverted with one of its custom errors.
+    #[error("MlsGroup reverted: {0:?}")]
+    Group(GroupRevert),
+    /// MlsGroupFactory reverted with one of its custom errors.
+    #[error("MlsGroupFactory reverted: {0:?}")]
+    Factory(FactoryRevert),
+    /// A transaction was mined but reverted, without a decodable reason.
+    #[error("transaction {tx} reverted")]
+    Reverted {
+        /// The transaction hash.
+        tx: B256,
+    },
+    /// A contract call failed in a way that is neither RPC nor a known custom error.
+    #[error("contract call failed: {0}")]
+    Contract(alloy::contract::Error),
+    /// Waiting for a transaction's receipt failed.
+    #[error("waiting for the receipt: {0}")]
+    Receipt(#[from] alloy::providers::PendingTransactionError),
+    /// The chain has no contract code at an address of the deployment.
+    #[error("no contract code at {address} ({what})")]
+    NoCode {
+        /// The address.
+        address: Address,
+        /// Which contract was expected.
+        what: &'static str,
+    },
+    /// The deployment is for another chain.
+    #[error("deployment is for chain {deployment}, the RPC endpoint serves chain {rpc}")]
+    WrongChain {
+        /// The deployment's chain id.
+        deployment: u64,
+        /// The endpoint's chain id.
+        rpc: u64,
+    },
+    /// Reading or writing a deployment file failed.
+    #[error("deployment file {path}: {reason}")]
+    DeploymentFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// This client has no signer, so it cannot send transactions.
+    #[error("this client is read-only (no signer)")]
+    NoSigner,
+    /// A log did not decode as the event expected.
+    #[error("undecodable log at block {block} index {log_index}: {reason}")]
+    BadLog {
+        /// Block number.
+        block: u64,
+        /// Log index.
+        log_index: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The event stream gave up after too many consecutive RPC failures.
+    #[error("event stream stopped after {attempts} failed attempts: {last}")]
+    StreamGaveUp {
+        /// Consecutive failures.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
+}
+
+/// Which contract's custom errors to try when a call fails.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Contract {
+    Erc7627,
+    Group,
+    Factory,
+}
+
+impl Contract {
+    /// Decodes revert data into this contract's typed error, when it is one.
+    pub(crate) fn decode(self, data: &[u8]) -> Option<Error> {
+        use alloy::sol_types::SolInterface;
+        match self {
+            Contract::Erc7627 => Erc7627Revert::abi_decode(data).ok().map(Error::Erc7627),
+            // A group created by the factory reverts with the group's errors inside the
+            // factory call, so try both.
+            Contract::Group => GroupRevert::abi_decode(data).ok().map(Error::Group),
+            Contract::Factory => FactoryRevert::abi_decode(data)
+                .ok()
+                .map(Error::Factory)
+                .or_else(|| GroupRevert::abi_decode(data).ok().map(Error::Group)),
+        }
+    }
+
+    /// The typed error for a failed call: a decoded custom error, an RPC error, or the
+    /// contract error as is.
+    pub(crate) fn error(self, e: alloy::contract::Error) -> Error {
+        if let Some(decoded) = e
+            .as_revert_data()
+            .and_then(|d: alloy::primitives::Bytes| self.decode(d.as_ref()))
+        {
+            return decoded;
+        }
+        match e {
+            alloy::contract::Error::TransportError(t) => Error::Rpc(t),
+            other => Error::Contract(other),
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! # eth-mls-chain
+//!
+//! The Rust side of the eth-mls contracts, on alloy 2: `sol!` bindings from the committed
+//! forge artifacts, a local anvil [`Devnet`], [`Deployment`]s you can save and reconnect
+//! to, typed async clients ([`Erc7627`], [`GroupFactory`], [`GroupContract`]) whose errors
+//! decode the contracts' custom errors, event streams that resume from a [`Cursor`], and
+//! [`RpcErc1271Verifier`], the JSON-RPC implementation of eth-mls-siwe's ERC-1271 trait.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), eth_mls_chain::Error> {
+//! use eth_mls_chain::Devnet;
+//! let devnet = Devnet::start()?;                 // anvil on 127.0.0.1, a free port
+//! let deployment = devnet.deploy().await?;       // ERC7627, MlsGroup, MlsGroupFactory
+//! let alice = devnet.chain(1).await?;
+//! let (group, _receipt) = alice.factory(deployment.group_factory)
+//!     .create_group(b"group-id", 0x0004).await?;
+//! group.add_member(devnet.addresses()[2]).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! HTTP endpoints work without TLS; `https://` needs the `rustls` feature, `ws://` the `ws`
+//! feature.
+
+pub mod bindings;
+mod client;
+mod deployment;
+mod devnet;
+mod erc1271;
+mod erc7627;
+mod error;
+mod events;
+mod group;
+
+pub use alloy;
+pub use client::Chain;
+pub use deployment::Deployment;
+pub use devnet::{Devnet, find_anvil};
+pub use erc1271::RpcErc1271Verifier;
+pub use erc7627::{Erc7627, KeyAlgorithm, MessageSent, PublicKeyUpdated, RegisteredKey};
+pub use error::{Erc7627Revert, Error, FactoryRevert, GroupRevert};
+pub use events::{Cursor, Event, StreamConfig, log_stream};
+pub use group::{EpochInfo, GroupContract, GroupEvent, GroupFactory, GroupInfo};

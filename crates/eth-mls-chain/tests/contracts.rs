@@ -1,0 +1,359 @@
+//! Every client call against a real anvil, including each reachable custom error decoded
+//! to its typed variant; deployments saved, loaded and checked; the epoch race.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use alloy::primitives::{Address, B256, keccak256};
+use alloy::providers::Provider;
+use eth_mls_chain::{
+    Chain, Deployment, Devnet, Erc7627Revert, Error, FactoryRevert, GroupRevert, KeyAlgorithm,
+};
+
+fn idx(s: &str) -> B256 {
+    keccak256(s.as_bytes())
+}
+
+async fn increase_time(chain: &Chain, secs: u64) {
+    let p = chain.provider();
+    let _: serde_json::Value = p
+        .raw_request("evm_increaseTime".into(), (secs,))
+        .await
+        .unwrap();
+    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+}
+
+macro_rules! assert_revert {
+    ($result:expr, $pattern:pat) => {
+        match $result {
+            Err($pattern) => {}
+            other => panic!(
+                "expected {}, got {:?}",
+                stringify!($pattern),
+                other.map(|_| ())
+            ),
+        }
+    };
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployment_save_load_and_check() {
+    let devnet = Devnet::start().unwrap();
+    let deployment = devnet.deploy().await.unwrap();
+    assert_eq!(deployment.chain_id, devnet.chain_id());
+    let chain = devnet.chain(0).await.unwrap();
+    deployment.check(&chain).await.unwrap();
+
+    let dir = std::env::temp_dir().join(format!("eth-mls-deploy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("deployment.json");
+    deployment.save(&path).unwrap();
+    assert_eq!(Deployment::load(&path).unwrap(), deployment);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(matches!(
+        Deployment::load(&path),
+        Err(Error::DeploymentFile { .. })
+    ));
+
+    // Another chain, or missing code, is refused.
+    let wrong = Deployment {
+        chain_id: 1,
+        ..deployment
+    };
+    assert!(matches!(
+        wrong.check(&chain).await,
+        Err(Error::WrongChain { deployment: 1, .. })
+    ));
+    let empty = Deployment {
+        erc7627: Address::repeat_byte(0x42),
+        ..deployment
+    };
+    assert!(matches!(
+        empty.check(&chain).await,
+        Err(Error::NoCode { .. })
+    ));
+
+    // Reconnect by URL, read-only: reads work, writes say there is no signer.
+    let reader = Chain::connect(&devnet.rpc_url(), None).await.unwrap();
+    let (registry, factory) = deployment.connect(&reader).await.unwrap();
+    assert_eq!(
+        factory.implementation().await.unwrap(),
+        deployment.group_implementation
+    );
+    assert_eq!(factory.registry().await.unwrap(), deployment.erc7627);
+    assert!(matches!(
+        registry.revoke_public_key(idx("k")).await,
+        Err(Error::NoSigner)
+    ));
+    assert!(matches!(
+        Chain::connect("ftp://127.0.0.1:1", None).await,
+        Err(Error::InvalidUrl { .. })
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erc7627_calls_and_errors() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let alice = devnet.chain(1).await.unwrap().erc7627(d.erc7627);
+    let bob_chain = devnet.chain(2).await.unwrap();
+    let bob = bob_chain.erc7627(d.erc7627);
+    let (a, b) = (devnet.addresses()[1], devnet.addresses()[2]);
+
+    let key = [7u8; 56];
+    let receipt = bob
+        .update_public_key(idx("x448"), &key, KeyAlgorithm::X448, 0)
+        .await
+        .unwrap();
+    assert!(receipt.gas_used > 0);
+    let got = alice.public_key(b, idx("x448")).await.unwrap().unwrap();
+    assert_eq!(
+        (got.key.as_slice(), got.valid_before, got.algorithm),
+        (&key[..], 0, KeyAlgorithm::X448)
+    );
+    assert!(alice.is_key_valid(b, idx("x448")).await.unwrap());
+    assert_eq!(alice.public_key(a, idx("x448")).await.unwrap(), None);
+    alice
+        .send_message(b, idx("x448"), B256::repeat_byte(1), b"ciphertext")
+        .await
+        .unwrap();
+
+    // Each custom error, decoded.
+    assert_revert!(
+        bob.update_public_key(idx("x448"), &key[..55], KeyAlgorithm::X448, 0)
+            .await,
+        Error::Erc7627(Erc7627Revert::InvalidPublicKey(_))
+    );
+    assert_revert!(
+        bob.update_public_key(idx("x448"), &[], KeyAlgorithm::X448, 0)
+            .await,
+        Error::Erc7627(Erc7627Revert::EmptyPublicKey(_))
+    );
+    assert_revert!(
+        bob.update_public_key(idx("old"), &key, KeyAlgorithm::X448, 1)
+            .await,
+        Error::Erc7627(Erc7627Revert::PublicKeyAlreadyExpired(_))
+    );
+    assert_revert!(
+        alice.send_message(a, idx("x448"), B256::ZERO, b"x").await,
+        Error::Erc7627(Erc7627Revert::NoPublicKey(_))
+    );
+    assert_revert!(
+        alice.send_message(b, idx("x448"), B256::ZERO, b"").await,
+        Error::Erc7627(Erc7627Revert::EmptyMessage(_))
+    );
+    // Expiry: a key valid for 100 s, then time moves past it.
+    let now = bob_chain
+        .provider()
+        .get_block(alloy::eips::BlockId::latest())
+        .await
+        .unwrap()
+        .unwrap()
+        .header
+        .timestamp;
+    bob.update_public_key(idx("short"), &[1u8; 57], KeyAlgorithm::Ed448, now + 100)
+        .await
+        .unwrap();
+    increase_time(&bob_chain, 200).await;
+    assert!(!alice.is_key_valid(b, idx("short")).await.unwrap());
+    assert_revert!(
+        alice
+            .send_message(b, idx("short"), B256::ZERO, b"late")
+            .await,
+        Error::Erc7627(Erc7627Revert::PublicKeyExpired(_))
+    );
+    // Revocation.
+    bob.revoke_public_key(idx("x448")).await.unwrap();
+    assert_eq!(alice.public_key(b, idx("x448")).await.unwrap(), None);
+    assert_revert!(
+        bob.revoke_public_key(idx("x448")).await,
+        Error::Erc7627(Erc7627Revert::NoPublicKey(_))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn factory_and_group_calls_and_errors() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let owner_chain = devnet.chain(1).await.unwrap();
+    let factory = owner_chain.factory(d.group_factory);
+    let [owner, bob, carol, dave] = [1, 2, 3, 4].map(|i| devnet.addresses()[i]);
+
+    let predicted = factory.predict_group_address(owner, b"gid").await.unwrap();
+    let (group, receipt) = factory.create_group(b"gid", 4).await.unwrap();
+    assert_eq!(group.address(), predicted);
+    assert!(receipt.gas_used > 0);
+    assert_eq!(
+        factory.groups_created_by(owner).await.unwrap(),
+        vec![predicted]
+    );
+    let info = group.info().await.unwrap();
+    assert_eq!(
+        (
+            info.owner,
+            info.group_id.as_slice(),
+            info.cipher_suite,
+            info.registry
+        ),
+        (owner, &b"gid"[..], 4, d.erc7627)
+    );
+    assert_revert!(
+        factory.create_group(b"gid", 4).await,
+        Error::Factory(FactoryRevert::GroupExists(_))
+    );
+    assert_revert!(
+        factory.create_group(b"", 4).await,
+        Error::Group(GroupRevert::EmptyGroupId(_))
+    );
+    assert_revert!(
+        factory.create_group(b"z", 0).await,
+        Error::Group(GroupRevert::InvalidCipherSuite(_))
+    );
+
+    // ACL.
+    group.add_member(bob).await.unwrap();
+    group.add_members(&[carol, dave]).await.unwrap();
+    assert_eq!(
+        group.members().await.unwrap(),
+        vec![dave, carol, bob, owner]
+    );
+    assert!(group.is_member(carol).await.unwrap());
+    assert_revert!(
+        group.add_member(bob).await,
+        Error::Group(GroupRevert::AlreadyMember(_))
+    );
+    assert_revert!(
+        group.add_member(Address::ZERO).await,
+        Error::Group(GroupRevert::InvalidAccount(_))
+    );
+    group.remove_member(carol).await.unwrap();
+    assert!(group.was_removed(carol).await.unwrap());
+    assert_revert!(
+        group.remove_member(carol).await,
+        Error::Group(GroupRevert::NotMember(_))
+    );
+    assert_revert!(
+        group
+            .remove_member_with_hint(Address::with_last_byte(1), bob)
+            .await,
+        Error::Group(GroupRevert::WrongPredecessor(_))
+    );
+    assert_revert!(
+        group.remove_member(owner).await,
+        Error::Group(GroupRevert::OwnerCannotLeave(_))
+    );
+    group.remove_members(&[dave]).await.unwrap();
+    assert_eq!(group.members().await.unwrap(), vec![bob, owner]);
+
+    let bob_view = devnet.chain(2).await.unwrap().group(group.address());
+    assert_revert!(
+        bob_view.add_member(carol).await,
+        Error::Group(GroupRevert::NotAdmin(_))
+    );
+    assert_revert!(
+        bob_view.set_admin(bob, true).await,
+        Error::Group(GroupRevert::NotOwner(_))
+    );
+    assert_revert!(
+        group.set_admin(carol, true).await,
+        Error::Group(GroupRevert::NotMember(_))
+    );
+    group.set_admin(bob, true).await.unwrap();
+    assert!(group.is_admin(bob).await.unwrap());
+    bob_view.add_member(carol).await.unwrap();
+
+    // Key packages and epochs.
+    let kp = keccak256(b"key package");
+    group.record_key_package(kp).await.unwrap();
+    assert!(group.is_key_package_used(kp).await.unwrap());
+    assert_revert!(
+        group.record_key_package(kp).await,
+        Error::Group(GroupRevert::KeyPackageAlreadyUsed(_))
+    );
+    group
+        .register_epoch(1, keccak256(b"c1"), keccak256(b"a1"))
+        .await
+        .unwrap();
+    let epoch = group.current_epoch().await.unwrap();
+    assert_eq!(
+        (epoch.epoch, epoch.commit_hash, epoch.committer),
+        (1, keccak256(b"c1"), owner)
+    );
+    assert_revert!(
+        group.register_epoch(3, keccak256(b"c3"), B256::ZERO).await,
+        Error::Group(GroupRevert::EpochOutOfOrder(_))
+    );
+    assert_revert!(
+        group.register_epoch(2, B256::ZERO, B256::ZERO).await,
+        Error::Group(GroupRevert::EmptyCommitHash(_))
+    );
+    let outsider = devnet.chain(5).await.unwrap().group(group.address());
+    assert_revert!(
+        outsider
+            .register_epoch(2, keccak256(b"c2"), B256::ZERO)
+            .await,
+        Error::Group(GroupRevert::NotMember(_))
+    );
+    assert_revert!(
+        outsider.leave().await,
+        Error::Group(GroupRevert::NotMember(_))
+    );
+
+    // Leaving, and handing over ownership.
+    devnet
+        .chain(3)
+        .await
+        .unwrap()
+        .group(group.address())
+        .leave()
+        .await
+        .unwrap();
+    assert!(!group.is_member(carol).await.unwrap());
+    assert_revert!(
+        group.transfer_ownership(carol).await,
+        Error::Group(GroupRevert::NotMember(_))
+    );
+    group.transfer_ownership(bob).await.unwrap();
+    assert_eq!(group.info().await.unwrap().owner, bob);
+}
+
+/// Two members register the same next epoch in one block: the first wins, the second's
+/// mined transaction reverts, and the replay decodes `EpochOutOfOrder`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epoch_race_first_registration_wins() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let owner = devnet.chain(1).await.unwrap();
+    let (group, _) = owner
+        .factory(d.group_factory)
+        .create_group(b"race", 4)
+        .await
+        .unwrap();
+    group.add_member(devnet.addresses()[2]).await.unwrap();
+    let bob = devnet.chain(2).await.unwrap().group(group.address());
+
+    let p = owner.provider();
+    let _: serde_json::Value = p
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let a = tokio::spawn({
+        let g = group.clone();
+        async move { g.register_epoch(1, keccak256(b"owner"), B256::ZERO).await }
+    });
+    let b = tokio::spawn(async move { bob.register_epoch(1, keccak256(b"bob"), B256::ZERO).await });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
+    let _: serde_json::Value = p
+        .raw_request("evm_setAutomine".into(), (true,))
+        .await
+        .unwrap();
+    let results = [a.await.unwrap(), b.await.unwrap()];
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one registration wins: {results:?}");
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(Error::Group(GroupRevert::EpochOutOfOrder(_))))),
+        "{results:?}"
+    );
+    assert_eq!(group.current_epoch().await.unwrap().epoch, 1);
+}
