@@ -164,6 +164,24 @@ impl Chain {
         }
     }
 
+    /// Sends any contract call (e.g. from [`crate::bindings`]) through this client's nonce
+    /// counter and receipt check. Send transactions this way, not with the bindings'
+    /// `send()`, which has no nonce.
+    pub async fn send<D: CallDecoder + Clone>(
+        &self,
+        call: CallBuilder<&DynProvider, D>,
+    ) -> Result<TransactionReceipt, Error> {
+        self.transact(call, Contract::Other).await
+    }
+
+    /// Deploys a contract from a bindings' `deploy_builder`; returns its address.
+    pub async fn deploy_contract(
+        &self,
+        call: CallBuilder<&DynProvider, ()>,
+    ) -> Result<Address, Error> {
+        self.deploy(call, Contract::Other).await
+    }
+
     /// Deploys a contract from its creation code; returns its address.
     pub(crate) async fn deploy(
         &self,

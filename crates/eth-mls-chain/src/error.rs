@@ -114,6 +114,8 @@ pub(crate) enum Contract {
     Erc7627,
     Group,
     Factory,
+    /// A contract whose errors this crate does not know.
+    Other,
 }
 
 impl Contract {
@@ -129,6 +131,7 @@ impl Contract {
                 .ok()
                 .map(Error::Factory)
                 .or_else(|| GroupRevert::abi_decode(data).ok().map(Error::Group)),
+            Contract::Other => None,
         }
     }
 
