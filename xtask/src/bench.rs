@@ -24,7 +24,15 @@ pub fn run(root: &Path) -> Result<()> {
             .current_dir(root)
             .args(["bench", "-p", "eth-mls-benches", "--bench", "crypto"]),
     )?;
-    crypto_report(&root.join("target/criterion"))
+    crypto_report(&root.join("target/criterion"))?;
+    stage(
+        "bench: criterion, on-chain latency on anvil (cargo bench -p eth-mls-benches --bench chain)",
+    );
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["bench", "-p", "eth-mls-benches", "--bench", "chain"]),
+    )
 }
 
 /// Median time in nanoseconds of criterion benchmark `group/id`.

@@ -163,6 +163,36 @@ fn test(root: &Path) -> Result<()> {
         "  {} crates, none of them a provider, HTTP client or runtime",
         tree.lines().count()
     );
+    stage("test: eth-mls-chain has no TLS stack by default");
+    let tree = output(cargo().args([
+        "tree",
+        "-p",
+        "eth-mls-chain",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ]))?;
+    let tls: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| {
+            [
+                "rustls",
+                "native-tls",
+                "openssl",
+                "openssl-sys",
+                "hyper-tls",
+                "hyper-rustls",
+                "tokio-rustls",
+            ]
+            .contains(name)
+        })
+        .collect();
+    if !tls.is_empty() {
+        return Err(format!("eth-mls-chain pulls a TLS stack by default: {tls:?}").into());
+    }
+    println!("  no TLS crate among {} dependencies", tree.lines().count());
     stage("test: eth-mls-siwe fuzz target builds (cargo-fuzz)");
     let has_fuzz = Command::new("rustup")
         .args(["run", "nightly", "cargo", "fuzz", "--version"])

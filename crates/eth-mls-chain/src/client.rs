@@ -147,7 +147,7 @@ impl Chain {
                 }
             }
         };
-        let receipt = pending.get_receipt().await?;
+        let receipt = self.wait_for_receipt(*pending.tx_hash()).await?;
         if receipt.status() {
             return Ok(receipt);
         }
@@ -161,6 +161,26 @@ impl Chain {
                 .and_then(|d: alloy::primitives::Bytes| contract.decode(d.as_ref()))
                 .unwrap_or(Error::Reverted { tx })),
             Ok(_) => Err(Error::Reverted { tx }),
+        }
+    }
+
+    /// Polls for the receipt of `tx`: quickly at first (a local devnet mines at once), then
+    /// backing off to one poll a second; gives up after ten minutes.
+    async fn wait_for_receipt(
+        &self,
+        tx: alloy::primitives::B256,
+    ) -> Result<TransactionReceipt, Error> {
+        let start = std::time::Instant::now();
+        let mut delay = std::time::Duration::from_millis(2);
+        loop {
+            if let Some(receipt) = self.provider.get_transaction_receipt(tx).await? {
+                return Ok(receipt);
+            }
+            if start.elapsed() > std::time::Duration::from_secs(600) {
+                return Err(Error::ReceiptTimeout { tx });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
         }
     }
 

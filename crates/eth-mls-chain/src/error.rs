@@ -58,9 +58,12 @@ pub enum Error {
     /// A contract call failed in a way that is neither RPC nor a known custom error.
     #[error("contract call failed: {0}")]
     Contract(alloy::contract::Error),
-    /// Waiting for a transaction's receipt failed.
-    #[error("waiting for the receipt: {0}")]
-    Receipt(#[from] alloy::providers::PendingTransactionError),
+    /// No receipt arrived within ten minutes.
+    #[error("no receipt for transaction {tx} after ten minutes")]
+    ReceiptTimeout {
+        /// The transaction hash.
+        tx: B256,
+    },
     /// The chain has no contract code at an address of the deployment.
     #[error("no contract code at {address} ({what})")]
     NoCode {
