@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use alloy::primitives::{B256, keccak256};
-use eth_mls_chain::{Chain, Cursor, Devnet, KeyAlgorithm, StreamConfig};
+use alloy::primitives::{Address, B256, keccak256};
+use eth_mls_chain::{Chain, Cursor, Deployment, Devnet, KeyAlgorithm, StreamConfig};
 use futures_util::{StreamExt, future::join_all};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -85,8 +85,8 @@ fn fast() -> StreamConfig {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stream_resumes_without_loss_or_duplicates() {
+/// A devnet with the contracts, alice's client, and bob with a registered X448 key.
+async fn setup() -> (Devnet, Deployment, Chain, Address) {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let alice = devnet.chain(1).await.unwrap();
@@ -99,6 +99,12 @@ async fn stream_resumes_without_loss_or_duplicates() {
         .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
         .await
         .unwrap();
+    (devnet, d, alice, bob)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_resumes_without_loss_or_duplicates() {
+    let (devnet, d, alice, bob) = setup().await;
 
     // 500 messages, sent in waves of 25 concurrent transactions while the consumer works.
     let producer = tokio::spawn({
@@ -181,18 +187,7 @@ async fn stream_resumes_without_loss_or_duplicates() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hundred_concurrent_transactions_from_one_signer() {
-    let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let alice = devnet.chain(1).await.unwrap();
-    let bob = devnet.addresses()[2];
-    devnet
-        .chain(2)
-        .await
-        .unwrap()
-        .erc7627(d.erc7627)
-        .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
-        .await
-        .unwrap();
+    let (devnet, d, alice, bob) = setup().await;
     let registry = alice.erc7627(d.erc7627);
     let receipts = join_all((0..100u32).map(|n| {
         let r = registry.clone();

@@ -124,6 +124,27 @@ fn vl(bytes: &[u8]) -> Vec<u8> {
     [varint(bytes.len()), bytes.to_vec()].concat()
 }
 
+/// GroupContext { version mls10, cipher_suite, group_id<V>, epoch, tree_hash<V>,
+/// confirmed_transcript_hash<V>, extensions<V> (empty) }.
+fn group_context(
+    cs: Ciphersuite,
+    group_id: &[u8],
+    epoch: u64,
+    tree_hash: &[u8],
+    cth: &[u8],
+) -> Vec<u8> {
+    [
+        &1u16.to_be_bytes()[..],
+        &(cs as u16).to_be_bytes(),
+        &vl(group_id),
+        &epoch.to_be_bytes(),
+        &vl(tree_hash),
+        &vl(cth),
+        &vl(b""),
+    ]
+    .concat()
+}
+
 fn mls_label(label: &[u8]) -> Vec<u8> {
     vl(&[b"MLS 1.0 ".as_slice(), label].concat())
 }
@@ -376,16 +397,13 @@ fn key_schedule<B: Backend>() {
         for (epoch, e) in v["epochs"].as_array().unwrap().iter().enumerate() {
             let what = |f: &str| format!("epoch {epoch} {f}");
             // GroupContext { version mls10, suite, group_id, epoch, tree_hash, cth, extensions }.
-            let context = [
-                &1u16.to_be_bytes()[..],
-                &(cs as u16).to_be_bytes(),
-                &vl(&group_id),
-                &(epoch as u64).to_be_bytes(),
-                &vl(&hx(e, "tree_hash")),
-                &vl(&hx(e, "confirmed_transcript_hash")),
-                &vl(b""),
-            ]
-            .concat();
+            let context = group_context(
+                cs,
+                &group_id,
+                epoch as u64,
+                &hx(e, "tree_hash"),
+                &hx(e, "confirmed_transcript_hash"),
+            );
             eq(&context, &hx(e, "group_context"), &what("group_context"))?;
             let pre_joiner = m.extract(&init_secret, &hx(e, "commit_secret"));
             let joiner = m.expand_with_label(&pre_joiner, b"joiner", &context, m.nh());
@@ -980,16 +998,13 @@ struct Protection<'v, B: Backend> {
 
 impl<B: Backend> Protection<'_, B> {
     fn group_context(&self) -> Vec<u8> {
-        [
-            &1u16.to_be_bytes()[..],
-            &(self.m.cs as u16).to_be_bytes(),
-            &vl(&self.group_id),
-            &self.epoch.to_be_bytes(),
-            &vl(&hx(self.v, "tree_hash")),
-            &vl(&hx(self.v, "confirmed_transcript_hash")),
-            &vl(b""),
-        ]
-        .concat()
+        group_context(
+            self.m.cs,
+            &self.group_id,
+            self.epoch,
+            &hx(self.v, "tree_hash"),
+            &hx(self.v, "confirmed_transcript_hash"),
+        )
     }
 
     /// FramedContentTBS for a member sender.
@@ -1354,16 +1369,13 @@ fn treekem<B: Backend>() {
                 &what("tree_hash_after"),
             )?;
 
-            let context = [
-                &1u16.to_be_bytes()[..],
-                &(cs as u16).to_be_bytes(),
-                &vl(&hx(v, "group_id")),
-                &num(v, "epoch").to_be_bytes(),
-                &vl(&new_tree_hash),
-                &vl(&hx(v, "confirmed_transcript_hash")),
-                &vl(b""),
-            ]
-            .concat();
+            let context = group_context(
+                cs,
+                &hx(v, "group_id"),
+                num(v, "epoch"),
+                &new_tree_hash,
+                &hx(v, "confirmed_transcript_hash"),
+            );
             let encrypt_context = Mls::<B>::encrypt_context(b"UpdatePathNode", &context);
 
             for (leaf, expected) in up["path_secrets"].as_array().unwrap().iter().enumerate() {
