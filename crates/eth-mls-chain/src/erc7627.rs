@@ -116,11 +116,7 @@ impl Erc7627 {
         if pk.public_key.is_empty() {
             return Ok(None);
         }
-        let algorithm = KeyAlgorithm::try_from(pk.algorithm).map_err(|v| {
-            Error::Contract(alloy::contract::Error::UnknownFunction(format!(
-                "unknown key algorithm {v}"
-            )))
-        })?;
+        let algorithm = KeyAlgorithm::try_from(pk.algorithm).map_err(Error::UnknownKeyAlgorithm)?;
         Ok(Some(RegisteredKey {
             key: pk.public_key.to_vec(),
             valid_before: pk.valid_before,

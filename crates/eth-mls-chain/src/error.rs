@@ -88,6 +88,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The registry returned a key algorithm this crate does not know.
+    #[error("unknown ERC-7627 key algorithm {0}")]
+    UnknownKeyAlgorithm(u8),
     /// This client has no signer, so it cannot send transactions.
     #[error("this client is read-only (no signer)")]
     NoSigner,
