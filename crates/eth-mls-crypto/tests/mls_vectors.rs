@@ -1056,20 +1056,33 @@ impl<B: Backend> Protection<'_, B> {
         Ok((sig, bytes.to_vec()))
     }
 
-    /// Unprotects a PrivateMessage and checks it carries `content` (its encoding in
-    /// PrivateMessageContent) signed by the vector's key.
-    fn private(&self, field: &str, content_type: u8, content: &[u8]) -> Check {
-        let bytes = hx(self.v, field);
-        let mut r = Reader(&bytes);
+    /// Reads `MLSMessage { version = mls10, wire_format, group_id, epoch, .. }` up to the
+    /// epoch, checking each against the vector.
+    fn header<'a>(
+        &self,
+        field: &str,
+        bytes: &'a [u8],
+        wire_format: u16,
+    ) -> Result<Reader<'a>, String> {
+        let mut r = Reader(bytes);
+        ensure(r.u16()? == 1, format!("{field}: version"))?;
         ensure(
-            r.u16()? == 1 && r.u16()? == 2,
-            format!("{field}: not a PrivateMessage"),
+            r.u16()? == wire_format,
+            format!("{field}: wire format is not {wire_format}"),
         )?;
         ensure(
             r.vl()? == self.group_id.as_slice(),
             format!("{field}: group id"),
         )?;
         ensure(r.u64()? == self.epoch, format!("{field}: epoch"))?;
+        Ok(r)
+    }
+
+    /// Unprotects a PrivateMessage and checks it carries `content` (its encoding in
+    /// PrivateMessageContent) signed by the vector's key.
+    fn private(&self, field: &str, content_type: u8, content: &[u8]) -> Check {
+        let bytes = hx(self.v, field);
+        let mut r = self.header(field, &bytes, 2)?;
         ensure(r.u8()? == content_type, format!("{field}: content type"))?;
         let aad = r.vl()?;
         let encrypted_sender_data = r.vl()?;
@@ -1144,16 +1157,7 @@ impl<B: Backend> Protection<'_, B> {
     /// Verifies a PublicMessage: signature and membership tag.
     fn public(&self, field: &str, content_type: u8, content: &[u8]) -> Check {
         let bytes = hx(self.v, field);
-        let mut r = Reader(&bytes);
-        ensure(
-            r.u16()? == 1 && r.u16()? == 1,
-            format!("{field}: not a PublicMessage"),
-        )?;
-        ensure(
-            r.vl()? == self.group_id.as_slice(),
-            format!("{field}: group id"),
-        )?;
-        ensure(r.u64()? == self.epoch, format!("{field}: epoch"))?;
+        let mut r = self.header(field, &bytes, 1)?;
         ensure(r.u8()? == 1, format!("{field}: sender is not a member"))?;
         let leaf = r.u32()?;
         let aad = r.vl()?;
