@@ -572,6 +572,11 @@ pub(crate) fn ed448_verify(public: &[u8; 57], message: &[u8], signature: &[u8; 1
     let Some(r) = Point::decompress(&r_bytes) else {
         return false;
     };
+    // S is a 57-byte little-endian integer below L < 2^446: its top byte must be zero
+    // (the scalar decoding below looks at 56 bytes only).
+    if signature[113] != 0 {
+        return false;
+    }
     let mut s_bytes = EdwardsScalarBytes::default();
     s_bytes.copy_from_slice(&signature[57..]);
     let Some(s) = Option::<EdwardsScalar>::from(EdwardsScalar::from_canonical_bytes(&s_bytes))
@@ -750,6 +755,41 @@ mod tests {
                 x448::x448(k, x448::X448_BASEPOINT_BYTES).unwrap()
             );
         }
+    }
+
+    /// RFC 8032: S >= L is rejected; a non-zero top byte of S is such an S, and flipping any
+    /// bit of R or S breaks the signature.
+    #[test]
+    fn malleated_signatures_are_rejected() {
+        let key = Ed448Key::from_seed(&[3u8; 57]);
+        let sig = key.sign(b"m");
+        assert!(ed448_verify(&key.public(), b"m", &sig));
+        for byte in 0..114 {
+            for bit in [0u8, 7] {
+                let mut bad = sig;
+                bad[byte] ^= 1 << bit;
+                assert!(
+                    !ed448_verify(&key.public(), b"m", &bad),
+                    "byte {byte} bit {bit}"
+                );
+            }
+        }
+        // S + L: same value mod L, not canonical.
+        let l: [u8; 57] = {
+            let mut b = [0u8; 57];
+            b[..56].copy_from_slice(&ed448_goldilocks::ORDER.to_le_bytes()[..56]);
+            b
+        };
+        let mut s_plus_l = [0u8; 57];
+        let mut carry = 0u16;
+        for i in 0..57 {
+            let v = sig[57 + i] as u16 + l[i] as u16 + carry;
+            s_plus_l[i] = v as u8;
+            carry = v >> 8;
+        }
+        let mut bad = sig;
+        bad[57..].copy_from_slice(&s_plus_l);
+        assert!(!ed448_verify(&key.public(), b"m", &bad));
     }
 
     #[test]
