@@ -5,10 +5,12 @@
 //! Ed448 MLS signature key by signing a Sign-In with Ethereum message that names it
 //! ([`Identity`]), the resulting [`EthereumCredential`] (type `0xF0E1`, encoding in
 //! [`credential`]), and [`verify_credential`], which every member runs when a leaf enters
-//! or changes.
+//! or changes; key packages generated with the right capabilities and validated with every
+//! RFC 9420 check plus the credential ([`validate_key_package`]).
 
 pub mod credential;
 mod identity;
+mod key_package;
 
 pub use credential::{
     BindingPolicy, CredentialError, ETHEREUM_CREDENTIAL_TYPE, EthereumCredential, credential_type,
@@ -16,4 +18,8 @@ pub use credential::{
 };
 pub use identity::{
     BindingRequest, EthereumSigner, Identity, IdentityError, LocalEthereumSigner, SignerError,
+};
+pub use key_package::{
+    DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,
+    validate_key_package,
 };
