@@ -357,3 +357,63 @@ async fn epoch_race_first_registration_wins() {
     );
     assert_eq!(group.current_epoch().await.unwrap().epoch, 1);
 }
+
+/// The group's event stream delivers every state change, in order, decoded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_event_stream() {
+    use eth_mls_chain::bindings::MlsGroup::MlsGroupEvents as E;
+    use eth_mls_chain::{Cursor, StreamConfig};
+    use futures_util::StreamExt;
+
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let owner = devnet.chain(1).await.unwrap();
+    let bob = devnet.addresses()[2];
+    let (group, receipt) = owner
+        .factory(d.group_factory)
+        .create_group(b"events", 4)
+        .await
+        .unwrap();
+    group.add_member(bob).await.unwrap();
+    group.record_key_package(keccak256(b"kp")).await.unwrap();
+    group
+        .register_epoch(1, keccak256(b"c1"), keccak256(b"a1"))
+        .await
+        .unwrap();
+    group.remove_member(bob).await.unwrap();
+
+    let start = Cursor::at_block(receipt.block_number.unwrap());
+    let cfg = StreamConfig {
+        poll_interval: std::time::Duration::from_millis(20),
+        ..StreamConfig::default()
+    };
+    let events: Vec<_> = group.events(start, cfg).take(7).collect().await;
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match &e.as_ref().unwrap().data {
+            E::GroupInitialized(_) => "init",
+            E::MemberAdded(_) => "added",
+            E::KeyPackageRecorded(_) => "key package",
+            E::EpochRegistered(_) => "epoch",
+            E::MemberRemoved(_) => "removed",
+            E::Initialized(_) => "initialized (OpenZeppelin)",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "init",
+            "added",
+            "initialized (OpenZeppelin)",
+            "added",
+            "key package",
+            "epoch",
+            "removed"
+        ]
+    );
+    match &events[5].as_ref().unwrap().data {
+        E::EpochRegistered(e) => assert_eq!((e.epoch, e.commitHash), (1, keccak256(b"c1"))),
+        other => panic!("{other:?}"),
+    }
+}
