@@ -111,47 +111,17 @@ pub trait Backend: Sealed + Send + Sync + Default + Clone + std::fmt::Debug + 's
     /// `HMAC-H(key, data)`.
     fn hmac(alg: HashAlg, key: &[u8], data: &[u8]) -> Result<SecretBytes, CryptoError>;
 
-    /// HKDF-Extract (RFC 5869).
-    fn hkdf_extract(alg: HashAlg, salt: &[u8], ikm: &[u8]) -> Result<SecretBytes, CryptoError> {
-        // An empty salt is a string of HashLen zeros (RFC 5869 §2.2).
-        if salt.is_empty() {
-            Self::hmac(alg, &vec![0u8; alg.output_len()], ikm)
-        } else {
-            Self::hmac(alg, salt, ikm)
-        }
-    }
+    /// HKDF-Extract (RFC 5869); an empty salt means HashLen zeros.
+    fn hkdf_extract(alg: HashAlg, salt: &[u8], ikm: &[u8]) -> Result<SecretBytes, CryptoError>;
 
-    /// HKDF-Expand (RFC 5869); at most 255 blocks.
+    /// HKDF-Expand (RFC 5869): at most 255 blocks, from a PRK of at least HashLen bytes
+    /// (see [`check_expand`]).
     fn hkdf_expand(
         alg: HashAlg,
         prk: &[u8],
         info: &[u8],
         len: usize,
-    ) -> Result<SecretBytes, CryptoError> {
-        let n = alg.output_len();
-        if len > 255 * n {
-            return Err(CryptoError::HkdfOutputLengthInvalid);
-        }
-        if prk.len() < n {
-            return Err(CryptoError::InvalidLength);
-        }
-        let mut okm = Vec::with_capacity(len + n);
-        let mut block = SecretBytes::default();
-        let mut input = Vec::with_capacity(n + info.len() + 1);
-        let mut counter = 1u8;
-        while okm.len() < len {
-            input.clear();
-            input.extend_from_slice(block.expose());
-            input.extend_from_slice(info);
-            input.push(counter);
-            block = Self::hmac(alg, prk, &input)?;
-            okm.extend_from_slice(block.expose());
-            counter = counter.wrapping_add(1);
-        }
-        zeroize::Zeroize::zeroize(&mut input);
-        okm.truncate(len);
-        Ok(SecretBytes::new(okm))
-    }
+    ) -> Result<SecretBytes, CryptoError>;
 
     /// AEAD seal; returns ciphertext || tag. `key` and `nonce` lengths are checked.
     fn aead_seal(
@@ -193,6 +163,17 @@ pub trait Backend: Sealed + Send + Sync + Default + Clone + std::fmt::Debug + 's
 
     /// Fills `out` from the operating system's CSPRNG.
     fn fill_random(out: &mut [u8]) -> Result<(), CryptoError>;
+}
+
+/// The limits of HKDF-Expand every backend enforces the same way.
+pub(crate) fn check_expand(alg: HashAlg, prk: &[u8], len: usize) -> Result<(), CryptoError> {
+    if len > 255 * alg.output_len() {
+        return Err(CryptoError::HkdfOutputLengthInvalid);
+    }
+    if prk.len() < alg.output_len() {
+        return Err(CryptoError::InvalidLength);
+    }
+    Ok(())
 }
 
 /// Checks a key or nonce length.

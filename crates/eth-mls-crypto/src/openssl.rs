@@ -10,7 +10,7 @@ use openssl::sign::{Signer, Verifier};
 use openssl::symm::{Cipher, decrypt_aead, encrypt_aead};
 
 use crate::SecretBytes;
-use crate::backend::{AeadAlg, Backend, DhAlg, HashAlg, Sealed, SigAlg, check_len};
+use crate::backend::{AeadAlg, Backend, DhAlg, HashAlg, Sealed, SigAlg, check_expand, check_len};
 
 /// The OpenSSL backend (feature `openssl`).
 #[derive(Clone, Copy, Debug, Default)]
@@ -94,12 +94,7 @@ impl Backend for OpenSsl {
         info: &[u8],
         len: usize,
     ) -> Result<SecretBytes, CryptoError> {
-        if len > 255 * alg.output_len() {
-            return Err(CryptoError::HkdfOutputLengthInvalid);
-        }
-        if prk.len() < alg.output_len() {
-            return Err(CryptoError::InvalidLength);
-        }
+        check_expand(alg, prk, len)?;
         let mut out = SecretBytes::new(vec![0u8; len]);
         if len == 0 {
             return Ok(out);

@@ -9,7 +9,7 @@ use openmls_traits::types::CryptoError;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::SecretBytes;
-use crate::backend::{AeadAlg, Backend, DhAlg, HashAlg, Sealed, SigAlg, check_len};
+use crate::backend::{AeadAlg, Backend, DhAlg, HashAlg, Sealed, SigAlg, check_expand, check_len};
 use crate::curve448;
 
 /// The pure-Rust backend (feature `rustcrypto`, the default).
@@ -58,6 +58,7 @@ impl Backend for RustCrypto {
         info: &[u8],
         len: usize,
     ) -> Result<SecretBytes, CryptoError> {
+        check_expand(alg, prk, len)?;
         let mut okm = vec![0u8; len];
         let result = match alg {
             HashAlg::Sha256 => hkdf::Hkdf::<Sha256>::from_prk(prk)
