@@ -40,6 +40,9 @@ pub enum KeyPackageError {
     /// The leaf's capabilities lack the group's suite or the Ethereum credential type.
     #[error("the leaf's capabilities lack {0}")]
     MissingCapability(&'static str),
+    /// The bytes are not a key package.
+    #[error("malformed key package: {0}")]
+    Malformed(String),
     /// The Ethereum credential does not verify.
     #[error(transparent)]
     Credential(#[from] CredentialError),
@@ -67,12 +70,23 @@ pub fn generate_key_package<B: Backend, S: StorageProvider<CURRENT_VERSION>>(
 }
 
 /// A key package that passed [`validate_key_package`], with the account it belongs to.
+/// Only [`validate_key_package`] makes one.
 #[derive(Debug, Clone)]
 pub struct ValidatedKeyPackage {
+    key_package: KeyPackage,
+    account: Address,
+}
+
+impl ValidatedKeyPackage {
     /// The key package.
-    pub key_package: KeyPackage,
+    pub fn key_package(&self) -> &KeyPackage {
+        &self.key_package
+    }
+
     /// The Ethereum account whose credential it carries.
-    pub account: Address,
+    pub fn account(&self) -> Address {
+        self.account
+    }
 }
 
 /// Validates a received key package before it is used to add a member: openmls's RFC 9420
@@ -122,4 +136,18 @@ pub async fn validate_key_package(
         key_package,
         account,
     })
+}
+
+/// [`validate_key_package`] on a serialized key package (as published, e.g. on chain).
+pub async fn validate_key_package_bytes(
+    bytes: &[u8],
+    crypto: &impl OpenMlsCrypto,
+    group_suite: Ciphersuite,
+    policy: &BindingPolicy,
+    erc1271: Option<&dyn Erc1271Verifier>,
+) -> Result<ValidatedKeyPackage, KeyPackageError> {
+    use tls_codec::Deserialize as _;
+    let key_package = KeyPackageIn::tls_deserialize_exact(bytes)
+        .map_err(|e| KeyPackageError::Malformed(e.to_string()))?;
+    validate_key_package(key_package, crypto, group_suite, policy, erc1271).await
 }

@@ -1,25 +1,104 @@
 //! # eth-mls-core
 //!
-//! MLS groups whose members are Ethereum accounts, on openmls with eth-mls-crypto's suite
-//! 0x0004 provider. This first part provides the identities: an account delegates to an
-//! Ed448 MLS signature key by signing a Sign-In with Ethereum message that names it
-//! ([`Identity`]), the resulting [`EthereumCredential`] (type `0xF0E1`, encoding in
-//! [`credential`]), and [`verify_credential`], which every member runs when a leaf enters
-//! or changes; key packages generated with the right capabilities and validated with every
-//! RFC 9420 check plus the credential ([`validate_key_package`]).
+//! MLS groups (RFC 9420) whose members are Ethereum accounts, on openmls with eth-mls-crypto's
+//! suite 0x0004 provider, persisted in SQLite.
+//!
+//! - [`Identity`]: an account delegates to an Ed448 MLS signature key by signing a Sign-In
+//!   with Ethereum message that names it; the resulting [`EthereumCredential`] (type
+//!   `0xF0E1`, encoding in [`credential`]) is checked by [`verify_credential`] whenever a
+//!   leaf enters or changes.
+//! - Key packages generated with the provider's capabilities ([`generate_key_package`]) and
+//!   validated with every RFC 9420 check plus the credential ([`validate_key_package`]).
+//! - [`Group`]: create, add, remove, update, proposals, join, leave, application messages,
+//!   exporter; [`Group::process`] returns [`Event`]s.
+//! - [`Store`]: one SQLite database per local identity; every operation is one transaction.
 
 pub mod credential;
+mod group;
 mod identity;
 mod key_package;
+mod store;
 
 pub use credential::{
     BindingPolicy, CredentialError, ETHEREUM_CREDENTIAL_TYPE, EthereumCredential, credential_type,
     key_uri, verify_credential,
+};
+pub use group::{
+    ApplicationMessage, CommitSummary, Event, Group, GroupConfig, OutgoingCommit, ProposalKind,
+    ProposalSummary,
 };
 pub use identity::{
     BindingRequest, EthereumSigner, Identity, IdentityError, LocalEthereumSigner, SignerError,
 };
 pub use key_package::{
     DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,
-    validate_key_package,
+    validate_key_package, validate_key_package_bytes,
 };
+pub use store::{JsonCodec, SqlStorage, Store, StoreProvider};
+
+/// Errors of groups and stores.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The database failed (I/O, locking, SQL).
+    #[error("storage: {0}")]
+    Storage(String),
+    /// The database holds something unreadable.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// [`Store::create`] on a database that already has an identity.
+    #[error("the store already holds an identity")]
+    IdentityExists,
+    /// [`Store::open`] on a database without identity.
+    #[error("the store holds no identity")]
+    NoIdentity,
+    /// The group is not in the store.
+    #[error("unknown group")]
+    UnknownGroup,
+    /// A group with this id is already in the store.
+    #[error("a group with this id already exists")]
+    GroupExists,
+    /// The bytes are not the expected MLS message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// The message is for another group.
+    #[error("the message is for another group")]
+    WrongGroup,
+    /// MLS rejected the message (signature, epoch, decryption, replay, proposal validity…).
+    #[error("message rejected: {0}")]
+    Rejected(String),
+    /// The sender is not a member (or an external sender, not supported).
+    #[error("the sender is not a member of the group")]
+    UnknownSender,
+    /// A leaf's credential failed verification.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// A key package could not be generated.
+    #[error(transparent)]
+    KeyPackage(#[from] KeyPackageError),
+    /// The account is not a member.
+    #[error("{0} is not a member of the group")]
+    NotAMember(eth_mls_siwe::Address),
+    /// An empty list where one item at least is needed.
+    #[error("no {0} given")]
+    EmptyInput(&'static str),
+    /// A received commit is staged: merge or discard it first.
+    #[error("a received commit is staged: merge or discard it first")]
+    StagedCommitPending,
+    /// An own commit is pending: merge or discard it first.
+    #[error("an own commit is pending: merge or discard it first")]
+    OwnCommitPending,
+    /// No own commit is pending.
+    #[error("no own commit is pending")]
+    NoPendingCommit,
+    /// No received commit is staged.
+    #[error("no received commit is staged")]
+    NoStagedCommit,
+    /// openmls refused an operation.
+    #[error("{what}: {reason}")]
+    Mls {
+        /// The operation.
+        what: &'static str,
+        /// openmls's error.
+        reason: String,
+    },
+}

@@ -64,7 +64,7 @@ fn generated_key_packages_validate() {
     let kp = bundle.key_package();
     assert_eq!(kp.ciphersuite(), SUITE);
     let validated = validate(&wire(kp), &policy()).unwrap();
-    assert_eq!(validated.account, id.address());
+    assert_eq!(validated.account(), id.address());
 }
 
 #[test]

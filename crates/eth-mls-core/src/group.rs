@@ -1,0 +1,1135 @@
+//! MLS groups of Ethereum accounts: [`Group`].
+//!
+//! Every operation runs in one SQLite transaction of the [`Store`]; an operation that fails
+//! (a message that does not decrypt, a credential that does not verify, …) rolls back and
+//! reloads the group, so the persisted and the in-memory state are exactly as before.
+//!
+//! **Application payload.** The plaintext of an application message is
+//! `struct { uint32 generation; opaque data<V>; }`: `generation` is the sender's
+//! application-ratchet generation in the epoch (0, 1, …), carried inside the encryption
+//! because openmls does not report the generation a message was decrypted with. Receivers
+//! use it to report gaps as [`Event::MissedMessages`]; the MLS layer itself rejects reused
+//! generations.
+
+use std::collections::BTreeSet;
+
+use eth_mls_crypto::{Backend, SUITE, capabilities};
+use eth_mls_siwe::{Address, Erc1271Verifier};
+use openmls::prelude::{
+    Ciphersuite, Credential, Extensions, GroupId, LeafNodeIndex, LeafNodeParameters,
+    MIXED_CIPHERTEXT_WIRE_FORMAT_POLICY, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig,
+    MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
+    ProcessedMessageContent, Proposal, ProtocolMessage, QueuedProposal, Sender,
+    SenderRatchetConfiguration, StagedCommit, StagedWelcome,
+};
+use serde::{Deserialize, Serialize};
+use tls_codec::{Deserialize as _, Serialize as _, VLBytes};
+
+use crate::Error;
+use crate::credential::{BindingPolicy, EthereumCredential, credential_type, verify_credential};
+use crate::key_package::ValidatedKeyPackage;
+use crate::store::{Store, StoreProvider, tables};
+
+/// A group's policy: where its members' credentials are valid, and decision 7's wire format.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupConfig {
+    /// The chain of the group's contract: members' SIWE bindings must name it.
+    pub chain_id: u64,
+    /// The domain members sign in to: members' SIWE bindings must name it.
+    pub domain: String,
+    /// Application messages are padded with zeros to a multiple of this many bytes
+    /// (0: no padding). Default 256.
+    pub padding_block: usize,
+    /// Accept `PublicMessage` handshakes from other implementations (we always send
+    /// `PrivateMessage`). Default true.
+    pub accept_plaintext_handshakes: bool,
+    /// How many generations behind the newest a message may arrive and still decrypt.
+    /// Default 5.
+    pub out_of_order_tolerance: u32,
+    /// How many generations ahead of the newest a message may jump. Default 1000.
+    pub max_forward_distance: u32,
+    /// How many past epochs keep their keys, for messages that arrive after a commit.
+    /// Default 2.
+    pub max_past_epochs: usize,
+}
+
+impl GroupConfig {
+    /// The defaults above for a group on `chain_id` whose members sign in to `domain`.
+    pub fn new(chain_id: u64, domain: impl Into<String>) -> Self {
+        Self {
+            chain_id,
+            domain: domain.into(),
+            padding_block: 256,
+            accept_plaintext_handshakes: true,
+            out_of_order_tolerance: 5,
+            max_forward_distance: 1000,
+            max_past_epochs: 2,
+        }
+    }
+
+    /// The credential policy (validity checked at the current time).
+    pub fn policy(&self) -> BindingPolicy {
+        BindingPolicy {
+            chain_id: self.chain_id,
+            domain: self.domain.clone(),
+            time: None,
+        }
+    }
+
+    fn join_config(&self) -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            .wire_format_policy(self.wire_format())
+            .padding_size(self.padding_block)
+            .sender_ratchet_configuration(self.ratchet())
+            .max_past_epochs(self.max_past_epochs)
+            .use_ratchet_tree_extension(true)
+            .build()
+    }
+
+    fn wire_format(&self) -> openmls::prelude::WireFormatPolicy {
+        if self.accept_plaintext_handshakes {
+            MIXED_CIPHERTEXT_WIRE_FORMAT_POLICY
+        } else {
+            PURE_CIPHERTEXT_WIRE_FORMAT_POLICY
+        }
+    }
+
+    fn ratchet(&self) -> SenderRatchetConfiguration {
+        SenderRatchetConfiguration::new(self.out_of_order_tolerance, self.max_forward_distance)
+    }
+}
+
+/// A commit this member created, waiting to be merged (after the delivery service or the
+/// group contract accepted it) or discarded. It survives a restart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingCommit {
+    /// The commit (`MlsMessage`, `PrivateMessage` wire format) to send to the group.
+    pub commit: Vec<u8>,
+    /// The Welcome (`MlsMessage`, carrying the ratchet tree) for added members, if any.
+    pub welcome: Option<Vec<u8>>,
+    /// What the commit does.
+    pub summary: CommitSummary,
+}
+
+/// What a commit changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitSummary {
+    /// The member who committed.
+    pub committer: Address,
+    /// Accounts added.
+    pub added: Vec<Address>,
+    /// Accounts removed.
+    pub removed: Vec<Address>,
+    /// Members whose leaf changed (update proposals, and the committer when the commit
+    /// carries an update path).
+    pub updated: Vec<Address>,
+    /// The epoch the group enters when the commit is merged.
+    pub new_epoch: u64,
+    /// Whether the local member is removed by it.
+    pub self_removed: bool,
+}
+
+/// A proposal's content.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposalKind {
+    /// Add this account.
+    Add(Address),
+    /// Remove this account.
+    Remove(Address),
+    /// The sender updates its leaf.
+    Update,
+    /// Any other proposal type (by its code).
+    Other(u16),
+}
+
+/// A received proposal, stored for a later commit by reference.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposalSummary {
+    /// Who proposed.
+    pub sender: Address,
+    /// What.
+    pub kind: ProposalKind,
+    /// The proposal reference (RFC 9420 §5.2) a commit refers to it by.
+    pub reference: Vec<u8>,
+}
+
+/// A decrypted application message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplicationMessage {
+    /// The sending account.
+    pub sender: Address,
+    /// The sender's leaf.
+    pub sender_leaf: u32,
+    /// The application bytes.
+    pub data: Vec<u8>,
+    /// The epoch it was sent in.
+    pub epoch: u64,
+    /// The sender's generation in that epoch.
+    pub generation: u32,
+}
+
+/// The outcome of [`Group::process`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An application message.
+    Application(ApplicationMessage),
+    /// A commit, staged: call [`Group::merge_staged_commit`] to enter the new epoch or
+    /// [`Group::discard_staged_commit`] to drop it. It survives a restart.
+    StagedCommit(CommitSummary),
+    /// A proposal, verified and stored for the next commit.
+    Proposal(ProposalSummary),
+    /// Messages of `sender` in `epoch` were skipped: `missed` generations before the one
+    /// that just arrived (they may still arrive out of order).
+    MissedMessages {
+        /// The sender.
+        sender: Address,
+        /// The epoch.
+        epoch: u64,
+        /// How many generations were skipped.
+        missed: u32,
+    },
+    /// The local member's own message came back from the delivery service (nothing to do).
+    OwnMessage,
+}
+
+/// An MLS group whose members are Ethereum accounts, persisted in a [`Store`].
+#[derive(Debug)]
+pub struct Group {
+    mls: MlsGroup,
+    config: GroupConfig,
+    /// A received commit waiting for merge or discard, with its committer.
+    incoming: Option<(StagedCommit, Address)>,
+    /// Set while an operation is between its begin and its commit; a group found dirty
+    /// (its future was dropped mid-way) is reloaded before the next operation.
+    dirty: bool,
+}
+
+fn openmls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::Mls {
+        what,
+        reason: format!("{e:?}"),
+    }
+}
+
+fn wire(message: &MlsMessageOut) -> Result<Vec<u8>, Error> {
+    message
+        .tls_serialize_detached()
+        .map_err(openmls("serializing a message"))
+}
+
+fn address_of(credential: &Credential) -> Result<Address, Error> {
+    Ok(EthereumCredential::from_openmls(credential)?.address())
+}
+
+/// Verifies leaves entering or changing: (credential, signature key).
+async fn verify_leaves(
+    leaves: Vec<(Credential, Vec<u8>)>,
+    policy: &BindingPolicy,
+    erc1271: Option<&dyn Erc1271Verifier>,
+) -> Result<Vec<Address>, Error> {
+    let mut out = Vec::with_capacity(leaves.len());
+    for (credential, key) in &leaves {
+        out.push(verify_credential(credential, key, policy, erc1271).await?);
+    }
+    Ok(out)
+}
+
+fn encode_app(generation: u32, data: &[u8]) -> Result<Vec<u8>, Error> {
+    let mut out = generation.to_be_bytes().to_vec();
+    out.extend(
+        VLBytes::new(data.to_vec())
+            .tls_serialize_detached()
+            .map_err(openmls("encoding an application message"))?,
+    );
+    Ok(out)
+}
+
+fn decode_app(bytes: &[u8]) -> Result<(u32, Vec<u8>), Error> {
+    let bad = || Error::Malformed("application payload".into());
+    let (head, mut rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
+    let data = VLBytes::tls_deserialize(&mut rest).map_err(|_| bad())?;
+    if !rest.is_empty() {
+        return Err(bad());
+    }
+    Ok((u32::from_be_bytes(*head), data.as_slice().to_vec()))
+}
+
+impl Group {
+    /// Creates a group with the store's identity as its only member: suite 0x0004,
+    /// capabilities from the provider plus the Ethereum credential type, and the ratchet
+    /// tree carried in Welcomes.
+    pub fn create<B: Backend>(
+        store: &mut Store<B>,
+        group_id: &[u8],
+        config: GroupConfig,
+        extensions: Extensions<openmls::prelude::GroupContext>,
+    ) -> Result<Self, Error> {
+        Self::create_with_suite(store, group_id, config, extensions, SUITE)
+    }
+
+    /// [`Group::create`] with another suite the provider supports (0x0001, for comparison).
+    pub fn create_with_suite<B: Backend>(
+        store: &mut Store<B>,
+        group_id: &[u8],
+        config: GroupConfig,
+        extensions: Extensions<openmls::prelude::GroupContext>,
+        suite: Ciphersuite,
+    ) -> Result<Self, Error> {
+        let id = GroupId::from_slice(group_id);
+        if tables::get_group(store.conn(), &id)?.is_some() {
+            return Err(Error::GroupExists);
+        }
+        store.begin()?;
+        let result = Self::create_inner(store, id, config, extensions, suite);
+        match result {
+            Ok(group) => store.commit().map(|()| group),
+            Err(e) => {
+                store.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    fn create_inner<B: Backend>(
+        store: &Store<B>,
+        id: GroupId,
+        config: GroupConfig,
+        extensions: Extensions<openmls::prelude::GroupContext>,
+        suite: Ciphersuite,
+    ) -> Result<Self, Error> {
+        let provider = store.provider();
+        let create = MlsGroupCreateConfig::builder()
+            .ciphersuite(suite)
+            .wire_format_policy(config.wire_format())
+            .padding_size(config.padding_block)
+            .sender_ratchet_configuration(config.ratchet())
+            .max_past_epochs(config.max_past_epochs)
+            .use_ratchet_tree_extension(true)
+            .capabilities(capabilities(&provider, &[], &[credential_type()]))
+            .with_group_context_extensions(extensions)
+            .build();
+        let mls = MlsGroup::new_with_group_id(
+            &provider,
+            store.identity().signer(),
+            &create,
+            id.clone(),
+            store.identity().credential_with_key(),
+        )
+        .map_err(openmls("creating the group"))?;
+        tables::put_group(store.conn(), &id, &config_json(&config)?)?;
+        Ok(Self {
+            mls,
+            config,
+            incoming: None,
+            dirty: false,
+        })
+    }
+
+    /// Loads a group of the store (after a restart), with its pending commits.
+    pub fn load<B: Backend>(store: &Store<B>, group_id: &[u8]) -> Result<Self, Error> {
+        let id = GroupId::from_slice(group_id);
+        let config = tables::get_group(store.conn(), &id)?.ok_or(Error::UnknownGroup)?;
+        let config: GroupConfig = serde_json::from_str(&config)
+            .map_err(|e| Error::Corrupt(format!("group config: {e}")))?;
+        let mls = MlsGroup::load(store.provider().storage_provider(), &id)
+            .map_err(openmls("loading the group"))?
+            .ok_or(Error::UnknownGroup)?;
+        let incoming = match tables::get_incoming(store.conn(), &id)? {
+            Some((json, committer)) => {
+                let staged = serde_json::from_str(&json)
+                    .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?;
+                if committer.len() != 20 {
+                    return Err(Error::Corrupt("committer address".into()));
+                }
+                Some((staged, Address::from_slice(&committer)))
+            }
+            None => None,
+        };
+        Ok(Self {
+            mls,
+            config,
+            incoming,
+            dirty: false,
+        })
+    }
+
+    fn reload<B: Backend>(&mut self, store: &Store<B>) -> Result<(), Error> {
+        *self = Self::load(store, self.mls.group_id().as_slice())?;
+        Ok(())
+    }
+
+    /// Starts an operation: reloads after an interrupted one, then opens a transaction.
+    fn begin<B: Backend>(&mut self, store: &Store<B>) -> Result<(), Error> {
+        store.begin()?;
+        if self.dirty {
+            if let Err(e) = self.reload(store) {
+                store.rollback();
+                return Err(e);
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Ends an operation: commits on success, rolls back and reloads on failure.
+    fn finish<B: Backend, T>(
+        &mut self,
+        store: &Store<B>,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
+        let result = result.and_then(|value| store.commit().map(|()| value));
+        match result {
+            Ok(value) => {
+                self.dirty = false;
+                Ok(value)
+            }
+            Err(e) => {
+                store.rollback();
+                self.reload(store)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs a synchronous operation in one transaction.
+    fn op<B: Backend, T>(
+        &mut self,
+        store: &mut Store<B>,
+        f: impl FnOnce(&mut Self, &Store<B>, &StoreProvider<'_, B>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.begin(store)?;
+        let result = {
+            let provider = store.provider();
+            f(self, store, &provider)
+        };
+        self.finish(store, result)
+    }
+
+    /// Joins from a Welcome (an `MlsMessage`) whose ratchet tree is in its extension. Every
+    /// leaf of the tree must carry a valid Ethereum credential for `config`'s chain and
+    /// domain; on any failure nothing is stored (the key package stays usable).
+    pub async fn join<B: Backend>(
+        store: &mut Store<B>,
+        welcome: &[u8],
+        config: GroupConfig,
+        erc1271: Option<&dyn Erc1271Verifier>,
+    ) -> Result<Self, Error> {
+        let message = MlsMessageIn::tls_deserialize_exact(welcome)
+            .map_err(|e| Error::Malformed(format!("Welcome: {e}")))?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(Error::Malformed("not a Welcome".into()));
+        };
+        store.begin()?;
+        let staged = {
+            let provider = store.provider();
+            StagedWelcome::new_from_welcome(&provider, &config.join_config(), welcome, None)
+                .map_err(openmls("processing the Welcome"))
+        };
+        let result = match staged {
+            Ok(staged) => Self::join_staged(store, staged, config, erc1271).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(group) => {
+                if let Err(e) = store.commit() {
+                    store.rollback();
+                    return Err(e);
+                }
+                Ok(group)
+            }
+            Err(e) => {
+                store.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    async fn join_staged<B: Backend>(
+        store: &mut Store<B>,
+        staged: StagedWelcome,
+        config: GroupConfig,
+        erc1271: Option<&dyn Erc1271Verifier>,
+    ) -> Result<Self, Error> {
+        let id = staged.group_context().group_id().clone();
+        if tables::get_group(store.conn(), &id)?.is_some() {
+            return Err(Error::GroupExists);
+        }
+        if staged.group_context().ciphersuite() != SUITE
+            && !eth_mls_crypto::SUPPORTED_CIPHERSUITES
+                .contains(&staged.group_context().ciphersuite())
+        {
+            return Err(Error::Mls {
+                what: "joining",
+                reason: "unsupported cipher suite".into(),
+            });
+        }
+        let leaves: Vec<_> = staged
+            .members()
+            .map(|m| (m.credential, m.signature_key))
+            .collect();
+        verify_leaves(leaves, &config.policy(), erc1271).await?;
+        let mls = {
+            let provider = store.provider();
+            staged
+                .into_group(&provider)
+                .map_err(openmls("joining the group"))?
+        };
+        tables::put_group(store.conn(), &id, &config_json(&config)?)?;
+        Ok(Self {
+            mls,
+            config,
+            incoming: None,
+            dirty: false,
+        })
+    }
+
+    /// The group id.
+    pub fn id(&self) -> &[u8] {
+        self.mls.group_id().as_slice()
+    }
+
+    /// The current epoch.
+    pub fn epoch(&self) -> u64 {
+        self.mls.epoch().as_u64()
+    }
+
+    /// The group's policy.
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    /// The cipher suite.
+    pub fn ciphersuite(&self) -> Ciphersuite {
+        self.mls.ciphersuite()
+    }
+
+    /// Whether the local member is still in the group (false after its removal merged).
+    pub fn is_active(&self) -> bool {
+        self.mls.is_active()
+    }
+
+    /// The current members' accounts, by leaf (an account with several devices appears once
+    /// per device).
+    pub fn members(&self) -> Vec<Address> {
+        self.mls
+            .members()
+            .filter_map(|m| address_of(&m.credential).ok())
+            .collect()
+    }
+
+    /// The local member's leaf index.
+    pub fn own_leaf(&self) -> u32 {
+        self.mls.own_leaf_index().u32()
+    }
+
+    /// The epoch authenticator (RFC 9420 §8.7): equal for all members of an epoch.
+    pub fn epoch_authenticator(&self) -> Vec<u8> {
+        self.mls.epoch_authenticator().as_slice().to_vec()
+    }
+
+    /// An exporter secret (RFC 9420 §8.5) of the current epoch.
+    pub fn export_secret<B: Backend>(
+        &self,
+        store: &Store<B>,
+        label: &str,
+        context: &[u8],
+        length: usize,
+    ) -> Result<Vec<u8>, Error> {
+        self.mls
+            .export_secret(store.provider().crypto_provider(), label, context, length)
+            .map_err(openmls("exporting a secret"))
+    }
+
+    /// Deletes the group and its keys from the store (e.g. after being removed).
+    pub fn delete<B: Backend>(mut self, store: &mut Store<B>) -> Result<(), Error> {
+        self.op(store, |group, store, provider| {
+            group
+                .mls
+                .delete(provider.storage_provider())
+                .map_err(openmls("deleting the group"))?;
+            tables::delete_group(store.conn(), group.mls.group_id())
+        })
+    }
+
+    /// The openmls group (read-only), for what this API does not cover.
+    pub fn mls(&self) -> &MlsGroup {
+        &self.mls
+    }
+
+    fn leaves_of(&self, account: Address) -> Vec<LeafNodeIndex> {
+        self.mls
+            .members()
+            .filter(|m| address_of(&m.credential).ok() == Some(account))
+            .map(|m| m.index)
+            .collect()
+    }
+
+    fn member_address(&self, leaf: LeafNodeIndex) -> Result<Address, Error> {
+        let credential = self.mls.member(leaf).ok_or(Error::UnknownSender)?;
+        address_of(credential)
+    }
+
+    fn sender_address(&self, sender: &Sender) -> Result<(Address, LeafNodeIndex), Error> {
+        match sender {
+            Sender::Member(leaf) => Ok((self.member_address(*leaf)?, *leaf)),
+            _ => Err(Error::UnknownSender),
+        }
+    }
+
+    fn summarize(&self, staged: &StagedCommit, committer: Address) -> Result<CommitSummary, Error> {
+        let mut added = Vec::new();
+        let mut removed = Vec::new();
+        let mut updated = BTreeSet::new();
+        for add in staged.add_proposals() {
+            added.push(address_of(
+                add.add_proposal().key_package().leaf_node().credential(),
+            )?);
+        }
+        for remove in staged.remove_proposals() {
+            removed.push(self.member_address(remove.remove_proposal().removed())?);
+        }
+        for update in staged.update_proposals() {
+            if let Sender::Member(leaf) = update.sender() {
+                updated.insert(self.member_address(*leaf)?);
+            }
+        }
+        if staged.update_path_leaf_node().is_some() {
+            updated.insert(committer);
+        }
+        Ok(CommitSummary {
+            committer,
+            added,
+            removed,
+            updated: updated.into_iter().collect(),
+            new_epoch: staged.epoch().as_u64(),
+            self_removed: staged.self_removed(),
+        })
+    }
+
+    fn own_address<B: Backend>(store: &Store<B>) -> Address {
+        store.identity().address()
+    }
+
+    /// Records a commit this member just staged (openmls keeps the staged state).
+    fn record_outgoing<B: Backend>(
+        &self,
+        store: &Store<B>,
+        commit: &MlsMessageOut,
+        welcome: Option<&MlsMessageOut>,
+    ) -> Result<OutgoingCommit, Error> {
+        let staged = self.mls.pending_commit().ok_or(Error::Mls {
+            what: "committing",
+            reason: "openmls staged no commit".into(),
+        })?;
+        let summary = self.summarize(staged, Self::own_address(store))?;
+        let commit = wire(commit)?;
+        let welcome = welcome.map(wire).transpose()?;
+        tables::put_outgoing(
+            store.conn(),
+            self.mls.group_id(),
+            &commit,
+            welcome.as_deref(),
+        )?;
+        Ok(OutgoingCommit {
+            commit,
+            welcome,
+            summary,
+        })
+    }
+
+    fn check_no_commit(&self) -> Result<(), Error> {
+        if self.incoming.is_some() {
+            return Err(Error::StagedCommitPending);
+        }
+        if self.mls.pending_commit().is_some() {
+            return Err(Error::OwnCommitPending);
+        }
+        Ok(())
+    }
+
+    /// Adds members (by value, in one commit with an update path) from validated key
+    /// packages. Their credentials are checked again against this group's policy. Returns
+    /// the commit and the Welcome; merge with [`Group::merge_pending_commit`] once the group
+    /// accepted the commit.
+    pub async fn add_members<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        key_packages: &[ValidatedKeyPackage],
+        erc1271: Option<&dyn Erc1271Verifier>,
+    ) -> Result<OutgoingCommit, Error> {
+        self.check_no_commit()?;
+        if key_packages.is_empty() {
+            return Err(Error::EmptyInput("key packages"));
+        }
+        let leaves = key_packages
+            .iter()
+            .map(|kp| {
+                let leaf = kp.key_package().leaf_node();
+                (
+                    leaf.credential().clone(),
+                    leaf.signature_key().as_slice().to_vec(),
+                )
+            })
+            .collect();
+        verify_leaves(leaves, &self.config.policy(), erc1271).await?;
+        let kps: Vec<_> = key_packages
+            .iter()
+            .map(|kp| kp.key_package().clone())
+            .collect();
+        self.op(store, |group, store, provider| {
+            let (commit, welcome, _) = group
+                .mls
+                .add_members(provider, store.identity().signer(), &kps)
+                .map_err(openmls("adding members"))?;
+            group.record_outgoing(store, &commit, Some(&welcome))
+        })
+    }
+
+    /// Removes every leaf of these accounts in one commit.
+    pub fn remove_members<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        accounts: &[Address],
+    ) -> Result<OutgoingCommit, Error> {
+        self.check_no_commit()?;
+        let mut leaves = Vec::new();
+        for account in accounts {
+            let found = self.leaves_of(*account);
+            if found.is_empty() {
+                return Err(Error::NotAMember(*account));
+            }
+            leaves.extend(found);
+        }
+        if leaves.is_empty() {
+            return Err(Error::EmptyInput("accounts"));
+        }
+        self.op(store, |group, store, provider| {
+            let (commit, welcome, _) = group
+                .mls
+                .remove_members(provider, store.identity().signer(), &leaves)
+                .map_err(openmls("removing members"))?;
+            group.record_outgoing(store, &commit, welcome.as_ref())
+        })
+    }
+
+    /// Commits a fresh leaf and path (post-compromise security), with any pending
+    /// proposals.
+    pub fn self_update<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+    ) -> Result<OutgoingCommit, Error> {
+        self.check_no_commit()?;
+        self.op(store, |group, store, provider| {
+            let bundle = group
+                .mls
+                .self_update(
+                    provider,
+                    store.identity().signer(),
+                    LeafNodeParameters::default(),
+                )
+                .map_err(openmls("self-update"))?;
+            let (commit, welcome, _) = bundle.into_contents();
+            let welcome = welcome
+                .map(|w| MlsMessageOut::from_welcome(w, openmls::prelude::ProtocolVersion::Mls10));
+            group.record_outgoing(store, &commit, welcome.as_ref())
+        })
+    }
+
+    /// Commits the proposals received and sent in this epoch (by reference), with an update
+    /// path.
+    pub fn commit_pending_proposals<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+    ) -> Result<OutgoingCommit, Error> {
+        self.check_no_commit()?;
+        self.op(store, |group, store, provider| {
+            let (commit, welcome, _) = group
+                .mls
+                .commit_to_pending_proposals(provider, store.identity().signer())
+                .map_err(openmls("committing pending proposals"))?;
+            group.record_outgoing(store, &commit, welcome.as_ref())
+        })
+    }
+
+    /// Proposes adding a member (to be committed by reference). Returns the proposal
+    /// message and its reference.
+    pub async fn propose_add<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        key_package: &ValidatedKeyPackage,
+        erc1271: Option<&dyn Erc1271Verifier>,
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        self.check_no_commit()?;
+        let leaf = key_package.key_package().leaf_node();
+        verify_leaves(
+            vec![(
+                leaf.credential().clone(),
+                leaf.signature_key().as_slice().to_vec(),
+            )],
+            &self.config.policy(),
+            erc1271,
+        )
+        .await?;
+        self.op(store, |group, store, provider| {
+            let (message, reference) = group
+                .mls
+                .propose_add_member(
+                    provider,
+                    store.identity().signer(),
+                    key_package.key_package(),
+                )
+                .map_err(openmls("proposing an add"))?;
+            Ok((wire(&message)?, reference.as_slice().to_vec()))
+        })
+    }
+
+    /// Proposes removing an account (its first leaf).
+    pub fn propose_remove<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        account: Address,
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        self.check_no_commit()?;
+        let leaf = *self
+            .leaves_of(account)
+            .first()
+            .ok_or(Error::NotAMember(account))?;
+        self.op(store, |group, store, provider| {
+            let (message, reference) = group
+                .mls
+                .propose_remove_member(provider, store.identity().signer(), leaf)
+                .map_err(openmls("proposing a removal"))?;
+            Ok((wire(&message)?, reference.as_slice().to_vec()))
+        })
+    }
+
+    /// Proposes an update of the own leaf (fresh encryption key).
+    pub fn propose_self_update<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        self.check_no_commit()?;
+        self.op(store, |group, store, provider| {
+            let (message, reference) = group
+                .mls
+                .propose_self_update(
+                    provider,
+                    store.identity().signer(),
+                    LeafNodeParameters::default(),
+                )
+                .map_err(openmls("proposing an update"))?;
+            Ok((wire(&message.into())?, reference.as_slice().to_vec()))
+        })
+    }
+
+    /// Leaves the group: a proposal to remove the own leaf, which another member commits.
+    pub fn leave<B: Backend>(&mut self, store: &mut Store<B>) -> Result<Vec<u8>, Error> {
+        self.check_no_commit()?;
+        self.op(store, |group, store, provider| {
+            let message = group
+                .mls
+                .leave_group(provider, store.identity().signer())
+                .map_err(openmls("leaving"))?;
+            wire(&message)
+        })
+    }
+
+    /// The commit this member created and has not merged or discarded (also after a
+    /// restart).
+    pub fn pending_commit<B: Backend>(
+        &self,
+        store: &Store<B>,
+    ) -> Result<Option<OutgoingCommit>, Error> {
+        let Some(staged) = self.mls.pending_commit() else {
+            return Ok(None);
+        };
+        let Some((commit, welcome)) = tables::get_outgoing(store.conn(), self.mls.group_id())?
+        else {
+            return Err(Error::Corrupt(
+                "a pending commit without its message".into(),
+            ));
+        };
+        Ok(Some(OutgoingCommit {
+            commit,
+            welcome,
+            summary: self.summarize(staged, Self::own_address(store))?,
+        }))
+    }
+
+    /// Enters the epoch of the own pending commit.
+    pub fn merge_pending_commit<B: Backend>(&mut self, store: &mut Store<B>) -> Result<(), Error> {
+        if self.mls.pending_commit().is_none() {
+            return Err(Error::NoPendingCommit);
+        }
+        self.op(store, |group, store, provider| {
+            group
+                .mls
+                .merge_pending_commit(provider)
+                .map_err(openmls("merging the pending commit"))?;
+            group.after_merge(store)
+        })
+    }
+
+    /// Drops the own pending commit (e.g. another member's commit won the epoch).
+    pub fn discard_pending_commit<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+    ) -> Result<(), Error> {
+        if self.mls.pending_commit().is_none() {
+            return Err(Error::NoPendingCommit);
+        }
+        self.op(store, |group, store, provider| {
+            group
+                .mls
+                .clear_pending_commit(provider.storage_provider())
+                .map_err(openmls("discarding the pending commit"))?;
+            tables::delete_commits(store.conn(), group.mls.group_id())
+        })
+    }
+
+    /// The received commit staged by [`Group::process`], waiting for a decision (also
+    /// after a restart).
+    pub fn staged_commit(&self) -> Result<Option<CommitSummary>, Error> {
+        match &self.incoming {
+            Some((staged, committer)) => Ok(Some(self.summarize(staged, *committer)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Enters the epoch of the received staged commit.
+    pub fn merge_staged_commit<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+    ) -> Result<CommitSummary, Error> {
+        let Some((staged, committer)) = self.incoming.take() else {
+            return Err(Error::NoStagedCommit);
+        };
+        let summary = self.summarize(&staged, committer);
+        self.op(store, |group, store, provider| {
+            let summary = summary?;
+            group
+                .mls
+                .merge_staged_commit(provider, staged)
+                .map_err(openmls("merging the staged commit"))?;
+            group.after_merge(store)?;
+            Ok(summary)
+        })
+    }
+
+    /// Drops the received staged commit: the group stays in its epoch.
+    pub fn discard_staged_commit<B: Backend>(&mut self, store: &mut Store<B>) -> Result<(), Error> {
+        if self.incoming.is_none() {
+            return Err(Error::NoStagedCommit);
+        }
+        self.op(store, |group, store, _| {
+            group.incoming = None;
+            tables::delete_commits(store.conn(), group.mls.group_id())
+        })
+    }
+
+    /// Encrypts an application message (`PrivateMessage`, padded) for the group.
+    pub fn send<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        data: &[u8],
+    ) -> Result<Vec<u8>, Error> {
+        self.check_no_commit()?;
+        self.op(store, |group, store, provider| {
+            let id = group.mls.group_id().clone();
+            let epoch = group.epoch();
+            let leaf = group.own_leaf();
+            let generation = tables::get_generation(store.conn(), &id, epoch, leaf)?.unwrap_or(0);
+            let payload = encode_app(generation, data)?;
+            let message = group
+                .mls
+                .create_message(provider, store.identity().signer(), &payload)
+                .map_err(openmls("encrypting"))?;
+            tables::put_generation(store.conn(), &id, epoch, leaf, generation + 1)?;
+            wire(&message)
+        })
+    }
+
+    /// Processes a message from the group (an `MlsMessage`: `PrivateMessage`, or
+    /// `PublicMessage` when the policy accepts them). Leaves entering or changing (Add and
+    /// Update proposals, commits' proposals and update path) must carry credentials valid
+    /// for the group; anything that fails leaves the group exactly as it was.
+    pub async fn process<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        message: &[u8],
+        erc1271: Option<&dyn Erc1271Verifier>,
+    ) -> Result<Vec<Event>, Error> {
+        if self.incoming.is_some() {
+            return Err(Error::StagedCommitPending);
+        }
+        let message = MlsMessageIn::tls_deserialize_exact(message)
+            .map_err(|e| Error::Malformed(format!("MlsMessage: {e}")))?;
+        let protocol: ProtocolMessage = message
+            .try_into_protocol_message()
+            .map_err(|_| Error::Malformed("not a group message".into()))?;
+        if protocol.group_id() != self.mls.group_id() {
+            return Err(Error::WrongGroup);
+        }
+        self.begin(store)?;
+        let result = self.process_inner(store, protocol, erc1271).await;
+        self.finish(store, result)
+    }
+
+    async fn process_inner<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        protocol: ProtocolMessage,
+        erc1271: Option<&dyn Erc1271Verifier>,
+    ) -> Result<Vec<Event>, Error> {
+        let processed = {
+            let provider = store.provider();
+            self.mls
+                .process_message(&provider, protocol)
+                .map_err(|e| Error::Rejected(format!("{e:?}")))?
+        };
+        let epoch = processed.epoch().as_u64();
+        let sender = processed.sender().clone();
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(app) => {
+                let (address, leaf) = self.sender_address(&sender)?;
+                let (generation, data) = decode_app(&app.into_bytes())?;
+                let id = self.mls.group_id().clone();
+                let expected =
+                    tables::get_generation(store.conn(), &id, epoch, leaf.u32())?.unwrap_or(0);
+                let mut events = Vec::new();
+                if generation > expected {
+                    events.push(Event::MissedMessages {
+                        sender: address,
+                        epoch,
+                        missed: generation - expected,
+                    });
+                }
+                if generation >= expected {
+                    tables::put_generation(store.conn(), &id, epoch, leaf.u32(), generation + 1)?;
+                }
+                events.push(Event::Application(ApplicationMessage {
+                    sender: address,
+                    sender_leaf: leaf.u32(),
+                    data,
+                    epoch,
+                    generation,
+                }));
+                Ok(events)
+            }
+            ProcessedMessageContent::ProposalMessage(proposal) => {
+                let (address, _) = self.sender_address(&sender)?;
+                let kind = self.verify_proposal(&proposal, erc1271).await?;
+                let reference = proposal.proposal_reference_ref().as_slice().to_vec();
+                self.mls
+                    .store_pending_proposal(store.provider().storage_provider(), *proposal)
+                    .map_err(openmls("storing the proposal"))?;
+                Ok(vec![Event::Proposal(ProposalSummary {
+                    sender: address,
+                    kind,
+                    reference,
+                })])
+            }
+            ProcessedMessageContent::ExternalJoinProposalMessage(_) => Err(Error::UnknownSender),
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let (committer, _) = self.sender_address(&sender)?;
+                let mut leaves = Vec::new();
+                if let Some(leaf) = staged.update_path_leaf_node() {
+                    leaves.push((
+                        leaf.credential().clone(),
+                        leaf.signature_key().as_slice().to_vec(),
+                    ));
+                }
+                for proposal in staged.queued_proposals() {
+                    match proposal.proposal() {
+                        Proposal::Add(add) => {
+                            let leaf = add.key_package().leaf_node();
+                            leaves.push((
+                                leaf.credential().clone(),
+                                leaf.signature_key().as_slice().to_vec(),
+                            ));
+                        }
+                        Proposal::Update(update) => {
+                            let leaf = update.leaf_node();
+                            leaves.push((
+                                leaf.credential().clone(),
+                                leaf.signature_key().as_slice().to_vec(),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                verify_leaves(leaves, &self.config.policy(), erc1271).await?;
+                let summary = self.summarize(&staged, committer)?;
+                let json = serde_json::to_string(&*staged)
+                    .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?;
+                tables::put_incoming(
+                    store.conn(),
+                    self.mls.group_id(),
+                    &json,
+                    committer.as_slice(),
+                )?;
+                self.incoming = Some((*staged, committer));
+                Ok(vec![Event::StagedCommit(summary)])
+            }
+            ProcessedMessageContent::OwnPrivateMessage => Ok(vec![Event::OwnMessage]),
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::Rejected("unsupported message content".into())),
+        }
+    }
+
+    async fn verify_proposal(
+        &self,
+        proposal: &QueuedProposal,
+        erc1271: Option<&dyn Erc1271Verifier>,
+    ) -> Result<ProposalKind, Error> {
+        let policy = self.config.policy();
+        Ok(match proposal.proposal() {
+            Proposal::Add(add) => {
+                let leaf = add.key_package().leaf_node();
+                let account = verify_leaves(
+                    vec![(
+                        leaf.credential().clone(),
+                        leaf.signature_key().as_slice().to_vec(),
+                    )],
+                    &policy,
+                    erc1271,
+                )
+                .await?;
+                ProposalKind::Add(account.first().copied().ok_or(Error::UnknownSender)?)
+            }
+            Proposal::Update(update) => {
+                let leaf = update.leaf_node();
+                verify_leaves(
+                    vec![(
+                        leaf.credential().clone(),
+                        leaf.signature_key().as_slice().to_vec(),
+                    )],
+                    &policy,
+                    erc1271,
+                )
+                .await?;
+                ProposalKind::Update
+            }
+            Proposal::Remove(remove) => {
+                ProposalKind::Remove(self.member_address(remove.removed())?)
+            }
+            other => ProposalKind::Other(u16::from(other.proposal_type())),
+        })
+    }
+
+    fn after_merge<B: Backend>(&mut self, store: &Store<B>) -> Result<(), Error> {
+        tables::delete_commits(store.conn(), self.mls.group_id())?;
+        let oldest = self
+            .epoch()
+            .saturating_sub(self.config.max_past_epochs as u64);
+        tables::prune_generations(store.conn(), self.mls.group_id(), oldest)?;
+        if !self.mls.is_active() {
+            // Removed: the group stays loadable (inactive) until the caller deletes it.
+        }
+        Ok(())
+    }
+}
+
+fn config_json(config: &GroupConfig) -> Result<String, Error> {
+    serde_json::to_string(config).map_err(|e| Error::Corrupt(format!("group config: {e}")))
+}

@@ -1,0 +1,398 @@
+//! Persistent state: one SQLite database per local identity, holding openmls's group and
+//! key state (openmls_sqlite_storage, JSON codec) and eth-mls's own tables (the identity,
+//! group policies, commits waiting to be merged, application-message generations).
+//!
+//! Every operation that changes state runs in one `BEGIN IMMEDIATE` … `COMMIT` transaction,
+//! so a process that stops at any point restarts either before or after the whole operation:
+//! openmls's storage commits each write alone otherwise. The database runs in WAL mode with
+//! `synchronous = FULL`.
+
+use std::path::Path;
+
+use eth_mls_crypto::{Backend, DefaultBackend, Provider, SecretBytes, SignatureKeyPair};
+use openmls::prelude::GroupId;
+use openmls_sqlite_storage::{Codec, Connection, SqliteStorageProvider};
+use openmls_traits::types::SignatureScheme;
+use rusqlite::{OptionalExtension, params};
+use zeroize::Zeroizing;
+
+use crate::Error;
+use crate::credential::EthereumCredential;
+use crate::identity::Identity;
+
+/// The serde codec of openmls's SQLite tables: JSON.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JsonCodec;
+
+impl Codec for JsonCodec {
+    type Error = serde_json::Error;
+
+    fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
+        serde_json::to_vec(value)
+    }
+
+    fn from_slice<T: serde::de::DeserializeOwned>(slice: &[u8]) -> Result<T, Self::Error> {
+        serde_json::from_slice(slice)
+    }
+}
+
+/// openmls's storage on a borrowed connection.
+pub type SqlStorage<'a> = SqliteStorageProvider<JsonCodec, &'a Connection>;
+
+/// The openmls provider of a [`Store`]: eth-mls-crypto on backend `B`, SQLite storage.
+pub type StoreProvider<'a, B> = Provider<B, SqlStorage<'a>>;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS eth_mls_identity (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    scheme INTEGER NOT NULL,
+    private_key BLOB NOT NULL,
+    credential BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eth_mls_group (
+    group_id BLOB PRIMARY KEY,
+    config TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eth_mls_outgoing_commit (
+    group_id BLOB PRIMARY KEY,
+    commit_message BLOB NOT NULL,
+    welcome BLOB
+);
+CREATE TABLE IF NOT EXISTS eth_mls_incoming_commit (
+    group_id BLOB PRIMARY KEY,
+    staged TEXT NOT NULL,
+    committer BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS eth_mls_generation (
+    group_id BLOB NOT NULL,
+    epoch INTEGER NOT NULL,
+    leaf INTEGER NOT NULL,
+    generation INTEGER NOT NULL,
+    PRIMARY KEY (group_id, epoch, leaf)
+);
+";
+
+/// A local identity's persistent state: its Ethereum identity (account, Ed448 signature key,
+/// credential) and every group it belongs to.
+///
+/// The database holds private keys (the Ed448 signature key, HPKE keys of key packages and
+/// of the ratchet tree): protect the file like a wallet keystore.
+pub struct Store<B: Backend = DefaultBackend> {
+    conn: Connection,
+    identity: Identity<B>,
+}
+
+impl<B: Backend> std::fmt::Debug for Store<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("address", &self.identity.address())
+            .finish_non_exhaustive()
+    }
+}
+
+fn sql(e: rusqlite::Error) -> Error {
+    Error::Storage(e.to_string())
+}
+
+fn prepare(mut conn: Connection, file: bool) -> Result<Connection, Error> {
+    if file {
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(sql)?;
+    }
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(sql)?;
+    SqliteStorageProvider::<JsonCodec, &mut Connection>::new(&mut conn)
+        .run_migrations()
+        .map_err(|e| Error::Storage(format!("openmls storage migrations: {e}")))?;
+    conn.execute_batch(SCHEMA).map_err(sql)?;
+    Ok(conn)
+}
+
+impl<B: Backend> Store<B> {
+    /// Creates the database at `path` for `identity`. Fails with
+    /// [`Error::IdentityExists`] when the file already holds an identity.
+    pub fn create(path: impl AsRef<Path>, identity: Identity<B>) -> Result<Self, Error> {
+        let conn = prepare(Connection::open(path).map_err(sql)?, true)?;
+        Self::init(conn, identity)
+    }
+
+    /// A store in memory (lost when dropped): for tests and ephemeral clients.
+    pub fn in_memory(identity: Identity<B>) -> Result<Self, Error> {
+        let conn = prepare(Connection::open_in_memory().map_err(sql)?, false)?;
+        Self::init(conn, identity)
+    }
+
+    fn init(conn: Connection, identity: Identity<B>) -> Result<Self, Error> {
+        let exists: Option<i64> = conn
+            .query_row("SELECT id FROM eth_mls_identity", [], |r| r.get(0))
+            .optional()
+            .map_err(sql)?;
+        if exists.is_some() {
+            return Err(Error::IdentityExists);
+        }
+        let scheme = identity.signer().public_key().scheme() as u16;
+        conn.execute(
+            "INSERT INTO eth_mls_identity (id, scheme, private_key, credential) VALUES (1, ?1, ?2, ?3)",
+            params![
+                scheme,
+                identity.signer().private_key().expose(),
+                identity.credential().to_bytes()
+            ],
+        )
+        .map_err(sql)?;
+        Ok(Self { conn, identity })
+    }
+
+    /// Opens an existing database and restores its identity and groups.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(Error::Storage(format!("{} does not exist", path.display())));
+        }
+        let conn = prepare(Connection::open(path).map_err(sql)?, true)?;
+        let row: Option<(u16, Zeroizing<Vec<u8>>, Vec<u8>)> = conn
+            .query_row(
+                "SELECT scheme, private_key, credential FROM eth_mls_identity WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, Zeroizing::new(r.get(1)?), r.get(2)?)),
+            )
+            .optional()
+            .map_err(sql)?;
+        let (scheme, private, credential) = row.ok_or(Error::NoIdentity)?;
+        let scheme = SignatureScheme::try_from(scheme)
+            .map_err(|_| Error::Corrupt(format!("unknown signature scheme {scheme:#06x}")))?;
+        let signer =
+            SignatureKeyPair::from_private_bytes(scheme, &SecretBytes::new(private.to_vec()))
+                .map_err(|e| Error::Corrupt(format!("identity key: {e}")))?;
+        let credential = EthereumCredential::from_bytes(&credential)?;
+        Ok(Self {
+            conn,
+            identity: Identity::from_parts(signer, credential),
+        })
+    }
+
+    /// The local identity.
+    pub fn identity(&self) -> &Identity<B> {
+        &self.identity
+    }
+
+    /// The ids of the groups this store holds.
+    pub fn group_ids(&self) -> Result<Vec<GroupId>, Error> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT group_id FROM eth_mls_group ORDER BY group_id")
+            .map_err(sql)?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, Vec<u8>>(0))
+            .map_err(sql)?;
+        rows.map(|r| r.map(|id| GroupId::from_slice(&id)).map_err(sql))
+            .collect()
+    }
+
+    /// Generates a key package (suite 0x0004, [`crate::DEFAULT_KEY_PACKAGE_LIFETIME`] when
+    /// `lifetime` is `None`) and stores its private keys; returns it serialized, ready to
+    /// publish. Each key package is for one use.
+    pub fn generate_key_package(
+        &mut self,
+        lifetime: Option<std::time::Duration>,
+    ) -> Result<Vec<u8>, Error> {
+        use tls_codec::Serialize as _;
+        self.begin()?;
+        let result = crate::generate_key_package(&self.identity, &self.provider(), lifetime)
+            .map_err(Error::from)
+            .and_then(|bundle| {
+                bundle
+                    .key_package()
+                    .tls_serialize_detached()
+                    .map_err(|e| Error::Corrupt(format!("serializing the key package: {e}")))
+            });
+        match result.and_then(|kp| self.commit().map(|()| kp)) {
+            Ok(kp) => Ok(kp),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
+    }
+
+    /// The openmls provider over this store.
+    pub fn provider(&self) -> StoreProvider<'_, B> {
+        Provider::with_storage(SqliteStorageProvider::new(&self.conn))
+    }
+
+    /// Starts a transaction. A transaction left open by an operation whose future was
+    /// dropped mid-way is rolled back first.
+    pub(crate) fn begin(&self) -> Result<(), Error> {
+        if !self.conn.is_autocommit() {
+            self.rollback();
+        }
+        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(sql)
+    }
+
+    /// Commits the open transaction.
+    pub(crate) fn commit(&self) -> Result<(), Error> {
+        self.conn.execute_batch("COMMIT").map_err(sql)
+    }
+
+    /// Rolls the open transaction back (a failed rollback leaves it to SQLite's recovery).
+    pub(crate) fn rollback(&self) {
+        let _ = self.conn.execute_batch("ROLLBACK");
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+/// Own-table helpers (inside a transaction).
+pub(crate) mod tables {
+    use super::*;
+
+    pub(crate) fn put_group(conn: &Connection, id: &GroupId, config: &str) -> Result<(), Error> {
+        conn.execute(
+            "INSERT OR REPLACE INTO eth_mls_group (group_id, config) VALUES (?1, ?2)",
+            params![id.as_slice(), config],
+        )
+        .map(drop)
+        .map_err(sql)
+    }
+
+    pub(crate) fn get_group(conn: &Connection, id: &GroupId) -> Result<Option<String>, Error> {
+        conn.query_row(
+            "SELECT config FROM eth_mls_group WHERE group_id = ?1",
+            params![id.as_slice()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)
+    }
+
+    pub(crate) fn delete_group(conn: &Connection, id: &GroupId) -> Result<(), Error> {
+        for table in [
+            "eth_mls_group",
+            "eth_mls_outgoing_commit",
+            "eth_mls_incoming_commit",
+            "eth_mls_generation",
+        ] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE group_id = ?1"),
+                params![id.as_slice()],
+            )
+            .map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn put_outgoing(
+        conn: &Connection,
+        id: &GroupId,
+        commit: &[u8],
+        welcome: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        conn.execute(
+            "INSERT OR REPLACE INTO eth_mls_outgoing_commit VALUES (?1, ?2, ?3)",
+            params![id.as_slice(), commit, welcome],
+        )
+        .map(drop)
+        .map_err(sql)
+    }
+
+    pub(crate) fn get_outgoing(
+        conn: &Connection,
+        id: &GroupId,
+    ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, Error> {
+        conn.query_row(
+            "SELECT commit_message, welcome FROM eth_mls_outgoing_commit WHERE group_id = ?1",
+            params![id.as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql)
+    }
+
+    pub(crate) fn delete_commits(conn: &Connection, id: &GroupId) -> Result<(), Error> {
+        for table in ["eth_mls_outgoing_commit", "eth_mls_incoming_commit"] {
+            conn.execute(
+                &format!("DELETE FROM {table} WHERE group_id = ?1"),
+                params![id.as_slice()],
+            )
+            .map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn put_incoming(
+        conn: &Connection,
+        id: &GroupId,
+        staged: &str,
+        committer: &[u8],
+    ) -> Result<(), Error> {
+        conn.execute(
+            "INSERT OR REPLACE INTO eth_mls_incoming_commit VALUES (?1, ?2, ?3)",
+            params![id.as_slice(), staged, committer],
+        )
+        .map(drop)
+        .map_err(sql)
+    }
+
+    pub(crate) fn get_incoming(
+        conn: &Connection,
+        id: &GroupId,
+    ) -> Result<Option<(String, Vec<u8>)>, Error> {
+        conn.query_row(
+            "SELECT staged, committer FROM eth_mls_incoming_commit WHERE group_id = ?1",
+            params![id.as_slice()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()
+        .map_err(sql)
+    }
+
+    /// The next generation of (epoch, leaf): the next one to send for the own leaf, one
+    /// past the highest received for others.
+    pub(crate) fn get_generation(
+        conn: &Connection,
+        id: &GroupId,
+        epoch: u64,
+        leaf: u32,
+    ) -> Result<Option<u32>, Error> {
+        conn.query_row(
+            "SELECT generation FROM eth_mls_generation WHERE group_id = ?1 AND epoch = ?2 AND leaf = ?3",
+            params![id.as_slice(), epoch as i64, leaf],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql)
+    }
+
+    pub(crate) fn put_generation(
+        conn: &Connection,
+        id: &GroupId,
+        epoch: u64,
+        leaf: u32,
+        generation: u32,
+    ) -> Result<(), Error> {
+        conn.execute(
+            "INSERT OR REPLACE INTO eth_mls_generation VALUES (?1, ?2, ?3, ?4)",
+            params![id.as_slice(), epoch as i64, leaf, generation],
+        )
+        .map(drop)
+        .map_err(sql)
+    }
+
+    /// Forgets generations of epochs before `oldest`.
+    pub(crate) fn prune_generations(
+        conn: &Connection,
+        id: &GroupId,
+        oldest: u64,
+    ) -> Result<(), Error> {
+        conn.execute(
+            "DELETE FROM eth_mls_generation WHERE group_id = ?1 AND epoch < ?2",
+            params![id.as_slice(), oldest as i64],
+        )
+        .map(drop)
+        .map_err(sql)
+    }
+}

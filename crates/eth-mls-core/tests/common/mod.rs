@@ -1,0 +1,241 @@
+//! Helpers shared by the group tests: identities (good and bad), peers with SQLite stores,
+//! a poll-to-completion executor (credential checks without ERC-1271 never wait).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use eth_mls_core::{
+    BindingRequest, EthereumCredential, EthereumSigner, Event, Group, GroupConfig, Identity,
+    LocalEthereumSigner, Store, ValidatedKeyPackage, key_uri, validate_key_package_bytes,
+};
+use eth_mls_crypto::{SUITE, SignatureKeyPair};
+use eth_mls_siwe::{Address, Message, TimeStamp};
+use openmls_traits::OpenMlsProvider;
+
+pub const CHAIN: u64 = 31337;
+pub const DOMAIN: &str = "chat.example";
+
+pub fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+pub fn account(n: u8) -> LocalEthereumSigner {
+    LocalEthereumSigner::from_bytes(&[n; 32]).unwrap()
+}
+
+pub fn request(chain_id: u64) -> BindingRequest {
+    BindingRequest {
+        domain: DOMAIN.into(),
+        uri: "https://chat.example".into(),
+        chain_id,
+        valid_for: Some(Duration::from_secs(3600)),
+    }
+}
+
+pub fn identity(n: u8) -> Identity {
+    block_on(Identity::create(&account(n), &request(CHAIN))).unwrap()
+}
+
+pub fn config() -> GroupConfig {
+    GroupConfig::new(CHAIN, DOMAIN)
+}
+
+/// Ways a credential can be wrong.
+#[derive(Clone, Copy, Debug)]
+pub enum Bad {
+    /// The SIWE message names another signature key than the leaf's.
+    OtherKey,
+    /// The message is for account n but signed by another account.
+    OtherAccount,
+    /// The message expired an hour ago.
+    Expired,
+    /// The message is for chain 1.
+    OtherChain,
+}
+
+pub const BAD: [Bad; 4] = [
+    Bad::OtherKey,
+    Bad::OtherAccount,
+    Bad::Expired,
+    Bad::OtherChain,
+];
+
+fn signed(message: Message, by: &LocalEthereumSigner) -> EthereumCredential {
+    let signature = block_on(by.sign_message(message.to_string().as_bytes())).unwrap();
+    EthereumCredential::new(message, signature)
+}
+
+pub fn bad_identity(n: u8, bad: Bad) -> Identity {
+    let signer = SignatureKeyPair::generate(SUITE.signature_algorithm()).unwrap();
+    let now = TimeStamp::now().unix_seconds();
+    let builder = |issued: i64| {
+        Message::builder(DOMAIN, account(n).address(), "https://chat.example", CHAIN)
+            .statement("Authorize this MLS signature key.")
+            .issued_at(TimeStamp::from_unix(issued))
+            .resource(&key_uri(signer.public_key()))
+    };
+    let credential = match bad {
+        Bad::OtherKey => identity(n).credential().clone(),
+        Bad::OtherAccount => signed(builder(now).build().unwrap(), &account(n.wrapping_add(100))),
+        Bad::Expired => signed(
+            builder(now - 7200)
+                .expiration_time(TimeStamp::from_unix(now - 3600))
+                .build()
+                .unwrap(),
+            &account(n),
+        ),
+        Bad::OtherChain => {
+            return block_on(Identity::create(&account(n), &request(1))).unwrap();
+        }
+    };
+    Identity::from_parts(signer, credential)
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new() -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "eth-mls-core-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A member: its store (a file) and its group.
+pub struct Peer {
+    pub path: PathBuf,
+    pub store: Store,
+    pub group: Option<Group>,
+}
+
+impl Peer {
+    pub fn new(dir: &TempDir, id: Identity) -> Self {
+        let path = dir.0.join(format!("{}.db", id.address()));
+        let store = Store::create(&path, id).unwrap();
+        Self {
+            path,
+            store,
+            group: None,
+        }
+    }
+
+    pub fn address(&self) -> Address {
+        self.store.identity().address()
+    }
+
+    pub fn group(&mut self) -> &mut Group {
+        self.group.as_mut().unwrap()
+    }
+
+    pub fn g(&self) -> &Group {
+        self.group.as_ref().unwrap()
+    }
+
+    /// Creates the group as its first member.
+    pub fn create(&mut self, id: &[u8]) {
+        self.group =
+            Some(Group::create(&mut self.store, id, config(), Default::default()).unwrap());
+    }
+
+    /// A fresh key package, validated as a group member would.
+    pub fn key_package(&mut self) -> ValidatedKeyPackage {
+        let bytes = self.store.generate_key_package(None).unwrap();
+        validated(&bytes)
+    }
+
+    /// Stops the process (drops everything in memory) and starts again from the file.
+    pub fn restart(&mut self) {
+        let id = self.group.as_ref().map(|g| g.id().to_vec());
+        let store = Store::open(&self.path).unwrap();
+        self.store = store;
+        self.group = id.map(|id| Group::load(&self.store, &id).unwrap());
+    }
+
+    pub fn join(&mut self, welcome: &[u8]) -> Result<(), eth_mls_core::Error> {
+        self.group = Some(block_on(Group::join(
+            &mut self.store,
+            welcome,
+            config(),
+            None,
+        ))?);
+        Ok(())
+    }
+
+    pub fn process(&mut self, message: &[u8]) -> Result<Vec<Event>, eth_mls_core::Error> {
+        let group = self.group.as_mut().unwrap();
+        block_on(group.process(&mut self.store, message, None))
+    }
+
+    /// Processes a commit and merges it.
+    pub fn apply(&mut self, commit: &[u8]) {
+        let events = self.process(commit).unwrap();
+        assert!(
+            matches!(events.as_slice(), [Event::StagedCommit(_)]),
+            "{events:?}"
+        );
+        self.group
+            .as_mut()
+            .unwrap()
+            .merge_staged_commit(&mut self.store)
+            .unwrap();
+    }
+
+    pub fn send(&mut self, data: &[u8]) -> Vec<u8> {
+        let group = self.group.as_mut().unwrap();
+        group.send(&mut self.store, data).unwrap()
+    }
+
+    /// Receives one application message and returns its bytes.
+    pub fn receive(&mut self, message: &[u8]) -> Vec<u8> {
+        let events = self.process(message).unwrap();
+        match events.last() {
+            Some(Event::Application(app)) => app.data.clone(),
+            other => panic!("expected an application message, got {other:?}"),
+        }
+    }
+}
+
+pub fn validated(bytes: &[u8]) -> ValidatedKeyPackage {
+    let provider = eth_mls_crypto::Provider::new();
+    block_on(validate_key_package_bytes(
+        bytes,
+        provider.crypto(),
+        SUITE,
+        &config().policy(),
+        None,
+    ))
+    .unwrap()
+}
+
+/// Every peer agrees on epoch, epoch authenticator and members.
+pub fn assert_agree(peers: &[&Peer]) {
+    let first = peers[0].g();
+    for p in &peers[1..] {
+        let g = p.g();
+        assert_eq!(g.epoch(), first.epoch());
+        assert_eq!(g.epoch_authenticator(), first.epoch_authenticator());
+        assert_eq!(g.members(), first.members());
+    }
+}
