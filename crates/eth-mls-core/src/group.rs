@@ -361,11 +361,11 @@ impl Group {
     /// Starts an operation: reloads after an interrupted one, then opens a transaction.
     fn begin<B: Backend>(&mut self, store: &Store<B>) -> Result<(), Error> {
         store.begin()?;
-        if self.dirty {
-            if let Err(e) = self.reload(store) {
-                store.rollback();
-                return Err(e);
-            }
+        if self.dirty
+            && let Err(e) = self.reload(store)
+        {
+            store.rollback();
+            return Err(e);
         }
         self.dirty = true;
         Ok(())
@@ -818,7 +818,7 @@ impl Group {
                     LeafNodeParameters::default(),
                 )
                 .map_err(openmls("proposing an update"))?;
-            Ok((wire(&message.into())?, reference.as_slice().to_vec()))
+            Ok((wire(&message)?, reference.as_slice().to_vec()))
         })
     }
 

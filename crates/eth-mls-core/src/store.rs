@@ -299,10 +299,10 @@ pub(crate) mod tables {
         .map_err(sql)
     }
 
-    pub(crate) fn get_outgoing(
-        conn: &Connection,
-        id: &GroupId,
-    ) -> Result<Option<(Vec<u8>, Option<Vec<u8>>)>, Error> {
+    /// The commit message and Welcome of the own pending commit.
+    pub(crate) type Outgoing = (Vec<u8>, Option<Vec<u8>>);
+
+    pub(crate) fn get_outgoing(conn: &Connection, id: &GroupId) -> Result<Option<Outgoing>, Error> {
         conn.query_row(
             "SELECT commit_message, welcome FROM eth_mls_outgoing_commit WHERE group_id = ?1",
             params![id.as_slice()],
