@@ -11,7 +11,7 @@ use eth_mls_core::{
     BindingRequest, EthereumCredential, EthereumSigner, Event, Group, GroupConfig, Identity,
     LocalEthereumSigner, Store, ValidatedKeyPackage, key_uri, validate_key_package_bytes,
 };
-use eth_mls_crypto::{SUITE, SignatureKeyPair};
+use eth_mls_crypto::{SUITE, SignatureKeyPair, SignaturePublicKey};
 use eth_mls_siwe::{Address, Message, TimeStamp};
 use openmls_traits::OpenMlsProvider;
 
@@ -74,30 +74,54 @@ fn signed(message: Message, by: &LocalEthereumSigner) -> EthereumCredential {
     EthereumCredential::new(message, signature)
 }
 
-pub fn bad_identity(n: u8, bad: Bad) -> Identity {
-    let signer = SignatureKeyPair::generate(SUITE.signature_algorithm()).unwrap();
+/// A credential for account `n` binding `key`, wrong in the way `bad` says.
+pub fn bad_credential(n: u8, bad: Bad, key: &SignaturePublicKey) -> EthereumCredential {
     let now = TimeStamp::now().unix_seconds();
-    let builder = |issued: i64| {
-        Message::builder(DOMAIN, account(n).address(), "https://chat.example", CHAIN)
+    let other_key =
+        SignatureKeyPair::<eth_mls_crypto::DefaultBackend>::generate(SUITE.signature_algorithm())
+            .unwrap();
+    let builder = |issued: i64, chain: u64, key: &SignaturePublicKey| {
+        Message::builder(DOMAIN, account(n).address(), "https://chat.example", chain)
             .statement("Authorize this MLS signature key.")
             .issued_at(TimeStamp::from_unix(issued))
-            .resource(&key_uri(signer.public_key()))
+            .resource(&key_uri(key))
     };
-    let credential = match bad {
-        Bad::OtherKey => identity(n).credential().clone(),
-        Bad::OtherAccount => signed(builder(now).build().unwrap(), &account(n.wrapping_add(100))),
+    match bad {
+        Bad::OtherKey => signed(
+            builder(now, CHAIN, other_key.public_key()).build().unwrap(),
+            &account(n),
+        ),
+        Bad::OtherAccount => signed(
+            builder(now, CHAIN, key).build().unwrap(),
+            &account(n.wrapping_add(100)),
+        ),
         Bad::Expired => signed(
-            builder(now - 7200)
+            builder(now - 7200, CHAIN, key)
                 .expiration_time(TimeStamp::from_unix(now - 3600))
                 .build()
                 .unwrap(),
             &account(n),
         ),
-        Bad::OtherChain => {
-            return block_on(Identity::create(&account(n), &request(1))).unwrap();
-        }
-    };
+        Bad::OtherChain => signed(builder(now, 1, key).build().unwrap(), &account(n)),
+    }
+}
+
+/// An identity whose credential is wrong in the way `bad` says.
+pub fn bad_identity(n: u8, bad: Bad) -> Identity {
+    let signer = SignatureKeyPair::generate(SUITE.signature_algorithm()).unwrap();
+    let credential = bad_credential(n, bad, signer.public_key());
     Identity::from_parts(signer, credential)
+}
+
+/// A serialized key package of an identity (private keys in a throw-away provider).
+pub fn raw_key_package(id: &Identity) -> Vec<u8> {
+    use tls_codec::Serialize as _;
+    let provider = eth_mls_crypto::Provider::new();
+    eth_mls_core::generate_key_package(id, &provider, None)
+        .unwrap()
+        .key_package()
+        .tls_serialize_detached()
+        .unwrap()
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
