@@ -178,6 +178,19 @@ impl<B: Backend> Store<B> {
         &self.identity
     }
 
+    /// Writes a consistent copy of the database to `path` (SQLite `VACUUM INTO`), e.g. for
+    /// a backup. The copy holds the private keys.
+    pub fn backup(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let path = path
+            .as_ref()
+            .to_str()
+            .ok_or_else(|| Error::Storage("the backup path is not valid UTF-8".into()))?;
+        self.conn
+            .execute("VACUUM INTO ?1", params![path])
+            .map(drop)
+            .map_err(sql)
+    }
+
     /// The ids of the groups this store holds.
     pub fn group_ids(&self) -> Result<Vec<GroupId>, Error> {
         let mut stmt = self
