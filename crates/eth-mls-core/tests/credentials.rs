@@ -120,7 +120,7 @@ fn add_commits_and_add_proposals_with_bad_credentials_are_rejected() {
     let dir = TempDir::new();
     let (mut alice, mut bob, mallory) = setup(&dir);
     for bad in BAD {
-        let kp = KeyPackageIn::tls_deserialize_exact(&raw_key_package(&bad_identity(8, bad)))
+        let kp = KeyPackageIn::tls_deserialize_exact(raw_key_package(&bad_identity(8, bad)))
             .unwrap()
             .validate(
                 eth_mls_crypto::Provider::new().crypto(),
@@ -185,7 +185,7 @@ fn welcomes_whose_tree_has_a_bad_credential_are_refused_and_the_key_package_surv
         )
         .unwrap();
     for bad in BAD {
-        let bad_kp = KeyPackageIn::tls_deserialize_exact(&raw_key_package(&bad_identity(9, bad)))
+        let bad_kp = KeyPackageIn::tls_deserialize_exact(raw_key_package(&bad_identity(9, bad)))
             .unwrap()
             .validate(
                 eth_mls_crypto::Provider::new().crypto(),
