@@ -165,6 +165,15 @@ impl Peer {
         }
     }
 
+    /// A member whose store lives in memory (faster; no restarts).
+    pub fn in_memory(id: Identity) -> Self {
+        Self {
+            path: PathBuf::new(),
+            store: Store::in_memory(id).unwrap(),
+            group: None,
+        }
+    }
+
     pub fn address(&self) -> Address {
         self.store.identity().address()
     }
