@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use eth_mls_crypto::{Backend, DefaultBackend, SUITE, SignatureKeyPair};
 use eth_mls_siwe::{Address, BoxFuture, Message, TimeStamp, eip191};
-use openmls::prelude::CredentialWithKey;
+use openmls::prelude::{Ciphersuite, CredentialWithKey};
+use openmls_traits::types::SignatureScheme;
 
 use crate::credential::{EthereumCredential, key_uri};
 
@@ -97,12 +98,23 @@ pub struct Identity<B: Backend = DefaultBackend> {
 }
 
 impl<B: Backend> Identity<B> {
-    /// Generates an Ed448 key and has `account` sign the SIWE message binding it.
+    /// Generates an Ed448 key (suite 0x0004) and has `account` sign the SIWE message
+    /// binding it.
     pub async fn create(
         account: &dyn EthereumSigner,
         request: &BindingRequest,
     ) -> Result<Self, IdentityError> {
-        let signer = SignatureKeyPair::<B>::generate(SUITE.signature_algorithm())?;
+        Self::create_for_suite(account, request, SUITE).await
+    }
+
+    /// [`Identity::create`] for another suite the provider supports (0x0001: Ed25519), for
+    /// comparisons.
+    pub async fn create_for_suite(
+        account: &dyn EthereumSigner,
+        request: &BindingRequest,
+        suite: Ciphersuite,
+    ) -> Result<Self, IdentityError> {
+        let signer = SignatureKeyPair::<B>::generate(suite.signature_algorithm())?;
         let now = TimeStamp::now();
         let mut builder = Message::builder(
             &request.domain,
@@ -132,6 +144,14 @@ impl<B: Backend> Identity<B> {
     /// The account.
     pub fn address(&self) -> Address {
         self.credential.address()
+    }
+
+    /// The cipher suite of the signature key: 0x0004 for Ed448, 0x0001 for Ed25519.
+    pub fn suite(&self) -> Ciphersuite {
+        match self.signer.public_key().scheme() {
+            SignatureScheme::ED25519 => Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
+            _ => SUITE,
+        }
     }
 
     /// The MLS signer (for openmls calls).

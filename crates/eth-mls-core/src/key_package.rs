@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use eth_mls_crypto::{Backend, Provider, SUITE, capabilities};
+use eth_mls_crypto::{Backend, Provider, capabilities};
 use eth_mls_siwe::{Address, Erc1271Verifier};
 use openmls::prelude::{
     Ciphersuite, KeyPackage, KeyPackageBundle, KeyPackageIn, KeyPackageVerifyError, Lifetime,
@@ -48,7 +48,7 @@ pub enum KeyPackageError {
     Credential(#[from] CredentialError),
 }
 
-/// Generates a suite 0x0004 key package for `identity`, valid for `lifetime`
+/// Generates a key package for `identity` (suite 0x0004; 0x0001 for an Ed25519 identity), valid for `lifetime`
 /// ([`DEFAULT_KEY_PACKAGE_LIFETIME`] when `None`), advertising the provider's suites and
 /// the Ethereum credential type. The private keys go into the provider's storage.
 pub fn generate_key_package<B: Backend, S: StorageProvider<CURRENT_VERSION>>(
@@ -61,7 +61,7 @@ pub fn generate_key_package<B: Backend, S: StorageProvider<CURRENT_VERSION>>(
         .key_package_lifetime(Lifetime::new(lifetime.as_secs()))
         .leaf_node_capabilities(capabilities(provider, &[], &[credential_type()]))
         .build(
-            SUITE,
+            identity.suite(),
             provider,
             identity.signer(),
             identity.credential_with_key(),

@@ -34,7 +34,7 @@ pub use key_package::{
     DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,
     validate_key_package, validate_key_package_bytes,
 };
-pub use store::{JsonCodec, SqlStorage, Store, StoreProvider};
+pub use store::{BinaryCodec, CodecError, SqlStorage, Store, StoreProvider};
 
 /// Errors of groups and stores.
 #[derive(Debug, thiserror::Error)]
