@@ -20,13 +20,20 @@ use openmls::prelude::{
     MIXED_CIPHERTEXT_WIRE_FORMAT_POLICY, MlsGroup, MlsGroupCreateConfig, MlsGroupJoinConfig,
     MlsMessageBodyIn, MlsMessageIn, MlsMessageOut, PURE_CIPHERTEXT_WIRE_FORMAT_POLICY,
     ProcessedMessageContent, Proposal, ProtocolMessage, QueuedProposal, Sender,
-    SenderRatchetConfiguration, StagedCommit, StagedWelcome,
+    SenderRatchetConfiguration, StagedCommit,
 };
+use std::sync::Arc;
+
+use eth_mls_crypto::{SignedMessage, VerifiedSignatures};
+use openmls::prelude::{LeafNode, ProcessedWelcome, RatchetTreeIn};
+use openmls::treesync::{LeafNodeSource, Node};
 use serde::{Deserialize, Serialize};
 use tls_codec::{Deserialize as _, Serialize as _, VLBytes};
 
 use crate::Error;
-use crate::credential::{BindingPolicy, EthereumCredential, credential_type, verify_credential};
+use crate::credential::{
+    BindingPolicy, CredentialError, EthereumCredential, credential_type, verify_credential,
+};
 use crate::key_package::ValidatedKeyPackage;
 use crate::store::{Store, StoreProvider, tables};
 
@@ -221,17 +228,107 @@ fn address_of(credential: &Credential) -> Result<Address, Error> {
     Ok(EthereumCredential::from_openmls(credential)?.address())
 }
 
-/// Verifies leaves entering or changing: (credential, signature key).
+/// Polls a future once: credential checks without ERC-1271 never wait.
+fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
+    }
+}
+
+/// Checks credentials as externally owned accounts (EIP-191), on every core for long lists.
+/// `None`: the check would have to wait (cannot happen without ERC-1271).
+fn verify_eoa_parallel(
+    leaves: &[(Credential, Vec<u8>)],
+    policy: &BindingPolicy,
+) -> Vec<Option<Result<Address, CredentialError>>> {
+    let check = |(credential, key): &(Credential, Vec<u8>)| {
+        poll_once(verify_credential(credential, key, policy, None))
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if leaves.len() < 16 || threads == 1 {
+        return leaves.iter().map(check).collect();
+    }
+    let chunk = leaves.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = leaves
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().map(check).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Verifies leaves entering or changing: (credential, signature key). Externally owned
+/// accounts are checked in parallel; a signature that is not the account's own goes to
+/// `erc1271` (contract accounts).
 async fn verify_leaves(
     leaves: Vec<(Credential, Vec<u8>)>,
     policy: &BindingPolicy,
     erc1271: Option<&dyn Erc1271Verifier>,
 ) -> Result<Vec<Address>, Error> {
+    let quick = verify_eoa_parallel(&leaves, policy);
+    if quick.len() != leaves.len() {
+        return Err(Error::Mls {
+            what: "verifying credentials",
+            reason: "a verification thread failed".into(),
+        });
+    }
     let mut out = Vec::with_capacity(leaves.len());
-    for (credential, key) in &leaves {
-        out.push(verify_credential(credential, key, policy, erc1271).await?);
+    for ((credential, key), result) in leaves.iter().zip(quick) {
+        let address = match (result, erc1271) {
+            (Some(Ok(address)), _) => address,
+            (Some(Err(CredentialError::Verification(_))) | None, Some(erc1271)) => {
+                verify_credential(credential, key, policy, Some(erc1271)).await?
+            }
+            (Some(Err(e)), _) => return Err(e.into()),
+            (None, None) => verify_credential(credential, key, policy, None).await?,
+        };
+        out.push(address);
     }
     Ok(out)
+}
+
+/// The leaves of a ratchet tree, with their leaf indices.
+fn tree_leaves(tree: &RatchetTreeIn) -> Result<Vec<(u32, LeafNode)>, Error> {
+    // The serde form of RatchetTreeIn is its node vector, with the same shape as verified
+    // nodes (openmls exposes no positional accessor).
+    let nodes: Vec<Option<Node>> = rmp_serde::to_vec(tree)
+        .ok()
+        .and_then(|bytes| rmp_serde::from_slice(&bytes).ok())
+        .ok_or_else(|| Error::Malformed("ratchet tree".into()))?;
+    Ok(nodes
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, node)| match node {
+            Some(Node::LeafNode(leaf)) if i % 2 == 0 => Some(((i / 2) as u32, *leaf)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// The bytes a leaf's signature covers: `SignContent("MLS 1.0 LeafNodeTBS", LeafNodeTBS)`.
+fn leaf_signed_content(leaf: &LeafNode, group_id: &GroupId, index: u32) -> Option<Vec<u8>> {
+    use tls_codec::Size as _;
+    let whole = leaf.tls_serialize_detached().ok()?;
+    let payload_len = whole
+        .len()
+        .checked_sub(leaf.signature().tls_serialized_len())?;
+    let mut tbs = whole[..payload_len].to_vec();
+    if !matches!(leaf.leaf_node_source(), LeafNodeSource::KeyPackage(_)) {
+        tbs.extend(group_id.tls_serialize_detached().ok()?);
+        tbs.extend(index.to_be_bytes());
+    }
+    let mut content = VLBytes::new(b"MLS 1.0 LeafNodeTBS".to_vec())
+        .tls_serialize_detached()
+        .ok()?;
+    content.extend(VLBytes::new(tbs).tls_serialize_detached().ok()?);
+    Some(content)
 }
 
 fn encode_app(generation: u32, data: &[u8]) -> Result<Vec<u8>, Error> {
@@ -420,15 +517,7 @@ impl Group {
             return Err(Error::Malformed("not a Welcome".into()));
         };
         store.begin()?;
-        let staged = {
-            let provider = store.provider();
-            StagedWelcome::new_from_welcome(&provider, &config.join_config(), welcome, None)
-                .map_err(openmls("processing the Welcome"))
-        };
-        let result = match staged {
-            Ok(staged) => Self::join_staged(store, staged, config, erc1271).await,
-            Err(e) => Err(e),
-        };
+        let result = Self::join_inner(store, welcome, config, erc1271).await;
         match result {
             Ok(group) => {
                 if let Err(e) = store.commit() {
@@ -444,32 +533,81 @@ impl Group {
         }
     }
 
-    async fn join_staged<B: Backend>(
+    /// Inside the join transaction: decrypt the Welcome, check every leaf's credential and
+    /// signature (in parallel, before openmls's own sequential tree validation, which then
+    /// finds the signatures verified), build the group.
+    async fn join_inner<B: Backend>(
         store: &mut Store<B>,
-        staged: StagedWelcome,
+        welcome: openmls::prelude::Welcome,
         config: GroupConfig,
         erc1271: Option<&dyn Erc1271Verifier>,
     ) -> Result<Self, Error> {
-        let id = staged.group_context().group_id().clone();
+        let processed = {
+            let provider = store.provider();
+            ProcessedWelcome::new_from_welcome(&provider, &config.join_config(), welcome)
+                .map_err(openmls("processing the Welcome"))?
+        };
+        let info = processed.unverified_group_info();
+        let id = info.group_id().clone();
         if tables::get_group(store.conn(), &id)?.is_some() {
             return Err(Error::GroupExists);
         }
-        if staged.group_context().ciphersuite() != SUITE
-            && !eth_mls_crypto::SUPPORTED_CIPHERSUITES
-                .contains(&staged.group_context().ciphersuite())
-        {
-            return Err(Error::Mls {
-                what: "joining",
-                reason: "unsupported cipher suite".into(),
-            });
-        }
-        let leaves: Vec<_> = staged
-            .members()
-            .map(|m| (m.credential, m.signature_key))
+        let tree = info
+            .extensions()
+            .ratchet_tree()
+            .ok_or_else(|| Error::Malformed("the Welcome carries no ratchet tree".into()))?
+            .ratchet_tree()
+            .clone();
+        let leaves = tree_leaves(&tree)?;
+        let contents: Vec<Option<Vec<u8>>> = leaves
+            .iter()
+            .map(|(index, leaf)| leaf_signed_content(leaf, &id, *index))
             .collect();
-        verify_leaves(leaves, &config.policy(), erc1271).await?;
+        let signatures: Vec<Option<VLBytes>> = leaves
+            .iter()
+            .map(|(_, leaf)| {
+                let bytes = leaf.signature().tls_serialize_detached().ok()?;
+                VLBytes::tls_deserialize_exact(bytes).ok()
+            })
+            .collect();
+        let items: Vec<SignedMessage<'_>> = leaves
+            .iter()
+            .zip(contents.iter().zip(&signatures))
+            .filter_map(|((_, leaf), (content, signature))| {
+                Some(SignedMessage {
+                    scheme: info.ciphersuite().signature_algorithm(),
+                    public_key: leaf.signature_key().as_slice(),
+                    message: content.as_deref()?,
+                    signature: signature.as_ref()?.as_slice(),
+                })
+            })
+            .collect();
+        let verified = Arc::new(VerifiedSignatures::new());
+        verified.verify_all::<B>(&items);
+        drop(items);
+        let checked: Vec<(Credential, Vec<u8>)> = leaves
+            .iter()
+            .map(|(_, leaf)| {
+                (
+                    leaf.credential().clone(),
+                    leaf.signature_key().as_slice().to_vec(),
+                )
+            })
+            .collect();
+        verify_leaves(checked.clone(), &config.policy(), erc1271).await?;
         let mls = {
-            let provider = store.provider();
+            let provider = store.provider().with_verified_signatures(verified);
+            let staged = processed
+                .into_staged_welcome(&provider, None)
+                .map_err(openmls("validating the Welcome"))?;
+            // The tree openmls validated is the one whose credentials were checked.
+            let members: Vec<(Credential, Vec<u8>)> = staged
+                .members()
+                .map(|m| (m.credential, m.signature_key))
+                .collect();
+            if members != checked {
+                return Err(Error::Malformed("the ratchet tree changed".into()));
+            }
             staged
                 .into_group(&provider)
                 .map_err(openmls("joining the group"))?
@@ -1132,4 +1270,101 @@ impl Group {
 
 fn config_json(config: &GroupConfig) -> Result<String, Error> {
     serde_json::to_string(config).map_err(|e| Error::Corrupt(format!("group config: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BindingRequest, Identity, LocalEthereumSigner};
+    use eth_mls_crypto::DefaultBackend;
+
+    fn store(n: u8) -> Store {
+        let account = LocalEthereumSigner::from_bytes(&[n; 32]).unwrap();
+        let request = BindingRequest {
+            domain: "chat.example".into(),
+            uri: "https://chat.example".into(),
+            chain_id: 1,
+            valid_for: None,
+        };
+        Store::in_memory(
+            poll_once(Identity::create(&account, &request))
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap()
+    }
+
+    /// The signed content computed for every leaf (key-package, commit and update sources)
+    /// is exactly what its signature covers.
+    #[test]
+    fn leaf_signed_contents_match_the_signatures() {
+        let config = GroupConfig::new(1, "chat.example");
+        let mut alice = store(1);
+        let mut group =
+            Group::create(&mut alice, b"g", config.clone(), Default::default()).unwrap();
+        let mut kps = Vec::new();
+        for n in 2..5 {
+            let mut s = store(n);
+            let bytes = s.generate_key_package(None).unwrap();
+            kps.push(
+                poll_once(crate::validate_key_package_bytes(
+                    &bytes,
+                    alice.provider().crypto_provider(),
+                    SUITE,
+                    &config.policy(),
+                    None,
+                ))
+                .unwrap()
+                .unwrap(),
+            );
+        }
+        poll_once(group.add_members(&mut alice, &kps, None))
+            .unwrap()
+            .unwrap();
+        group.merge_pending_commit(&mut alice).unwrap();
+        group.self_update(&mut alice).unwrap();
+        group.merge_pending_commit(&mut alice).unwrap();
+        let tree: RatchetTreeIn = group.mls.export_ratchet_tree().into();
+        let leaves = tree_leaves(&tree).unwrap();
+        assert_eq!(leaves.len(), 4);
+        assert!(matches!(
+            leaves[0].1.leaf_node_source(),
+            LeafNodeSource::Commit(_)
+        ));
+        assert!(matches!(
+            leaves[1].1.leaf_node_source(),
+            LeafNodeSource::KeyPackage(_)
+        ));
+        let id = group.mls.group_id().clone();
+        let contents: Vec<Vec<u8>> = leaves
+            .iter()
+            .map(|(i, leaf)| leaf_signed_content(leaf, &id, *i).unwrap())
+            .collect();
+        let signatures: Vec<VLBytes> = leaves
+            .iter()
+            .map(|(_, l)| {
+                VLBytes::tls_deserialize_exact(l.signature().tls_serialize_detached().unwrap())
+                    .unwrap()
+            })
+            .collect();
+        let items: Vec<SignedMessage<'_>> = leaves
+            .iter()
+            .zip(contents.iter().zip(&signatures))
+            .map(|((_, leaf), (content, signature))| SignedMessage {
+                scheme: SUITE.signature_algorithm(),
+                public_key: leaf.signature_key().as_slice(),
+                message: content,
+                signature: signature.as_slice(),
+            })
+            .collect();
+        let verified = VerifiedSignatures::new();
+        assert_eq!(verified.verify_all::<DefaultBackend>(&items), vec![true; 4]);
+        // And a wrong leaf index does not verify for a commit-sourced leaf.
+        let wrong = leaf_signed_content(&leaves[0].1, &id, 1).unwrap();
+        let item = SignedMessage {
+            message: &wrong,
+            ..items[0]
+        };
+        assert_eq!(verified.verify_all::<DefaultBackend>(&[item]), vec![false]);
+    }
 }

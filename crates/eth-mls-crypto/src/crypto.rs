@@ -1,6 +1,7 @@
 //! `OpenMlsCrypto` for any [`Backend`]: suites 0x0004 (default) and 0x0001.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::types::{
@@ -11,15 +12,17 @@ use tls_codec::SecretVLBytes;
 
 use crate::backend::{AeadAlg, Backend, HashAlg, SigAlg};
 use crate::hpke::Hpke;
+use crate::verified::{SignedMessage, VerifiedSignatures};
 use crate::{SUPPORTED_CIPHERSUITES, SecretBytes};
 
 /// The OpenMLS crypto provider over backend `B`.
 ///
 /// Serves exactly the suites in [`SUPPORTED_CIPHERSUITES`]; any algorithm outside them is
 /// refused with a `CryptoError`.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Crypto<B: Backend> {
     backend: PhantomData<B>,
+    verified: Option<Arc<VerifiedSignatures>>,
 }
 
 impl<B: Backend> Crypto<B> {
@@ -27,7 +30,15 @@ impl<B: Backend> Crypto<B> {
     pub const fn new() -> Self {
         Self {
             backend: PhantomData,
+            verified: None,
         }
+    }
+
+    /// This provider, accepting the signatures recorded in `verified` without verifying
+    /// them again.
+    pub fn with_verified_signatures(mut self, verified: Arc<VerifiedSignatures>) -> Self {
+        self.verified = Some(verified);
+        self
     }
 }
 
@@ -142,6 +153,17 @@ impl<B: Backend> OpenMlsCrypto for Crypto<B> {
         pk: &[u8],
         signature: &[u8],
     ) -> Result<(), CryptoError> {
+        if let Some(verified) = &self.verified {
+            let item = SignedMessage {
+                scheme: alg,
+                public_key: pk,
+                message: data,
+                signature,
+            };
+            if verified.contains::<B>(&item) {
+                return Ok(());
+            }
+        }
         B::verify(sig_alg(alg)?, pk, data, signature)
     }
 

@@ -53,6 +53,7 @@ mod provider;
 mod rustcrypto;
 mod secret;
 mod signer;
+mod verified;
 
 pub use backend::{AeadAlg, Backend, DhAlg, HashAlg, SigAlg};
 pub use crypto::Crypto;
@@ -63,6 +64,7 @@ pub use provider::{Provider, Rand, capabilities};
 pub use rustcrypto::RustCrypto;
 pub use secret::SecretBytes;
 pub use signer::{SignatureKeyPair, SignaturePublicKey};
+pub use verified::{SignedMessage, VerifiedSignatures};
 
 use openmls_traits::types::{Ciphersuite, CryptoError, SignatureScheme};
 

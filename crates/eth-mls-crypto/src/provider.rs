@@ -60,6 +60,16 @@ impl<B: Backend, S> Provider<B, S> {
         }
     }
 
+    /// This provider, accepting the signatures recorded in `verified` without verifying
+    /// them again (see [`VerifiedSignatures`](crate::VerifiedSignatures)).
+    pub fn with_verified_signatures(
+        mut self,
+        verified: std::sync::Arc<crate::VerifiedSignatures>,
+    ) -> Self {
+        self.crypto = self.crypto.with_verified_signatures(verified);
+        self
+    }
+
     /// The crypto provider.
     pub fn crypto_provider(&self) -> &Crypto<B> {
         &self.crypto

@@ -1,0 +1,102 @@
+//! Signatures verified ahead of time, in parallel, so that openmls's sequential checks (for
+//! example of every leaf of a Welcome's ratchet tree) find them already done.
+//!
+//! Sound because a verification is a pure function of (scheme, public key, message,
+//! signature): only positive results of exactly that tuple are recorded (by a SHA-256 of its
+//! length-prefixed parts), and only by [`VerifiedSignatures::verify_all`] itself.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use openmls_traits::types::SignatureScheme;
+
+use crate::backend::{Backend, HashAlg};
+use crate::crypto::sig_alg;
+
+/// One signature to verify.
+#[derive(Clone, Copy, Debug)]
+pub struct SignedMessage<'a> {
+    /// The scheme (Ed448 or Ed25519).
+    pub scheme: SignatureScheme,
+    /// The public key.
+    pub public_key: &'a [u8],
+    /// The exact bytes that were signed.
+    pub message: &'a [u8],
+    /// The signature.
+    pub signature: &'a [u8],
+}
+
+/// A set of signatures known to be valid; attach it to a provider with
+/// [`crate::Provider::with_verified_signatures`].
+#[derive(Debug, Default)]
+pub struct VerifiedSignatures {
+    verified: Mutex<HashSet<Vec<u8>>>,
+}
+
+fn key<B: Backend>(item: &SignedMessage<'_>) -> Option<Vec<u8>> {
+    let mut input = Vec::with_capacity(
+        2 + 12 + item.public_key.len() + item.message.len() + item.signature.len(),
+    );
+    input.extend_from_slice(&(item.scheme as u16).to_be_bytes());
+    for part in [item.public_key, item.message, item.signature] {
+        input.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        input.extend_from_slice(part);
+    }
+    B::hash(HashAlg::Sha256, &input).ok()
+}
+
+impl VerifiedSignatures {
+    /// An empty set.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Verifies every item, on as many threads as the machine has, records the valid ones
+    /// and returns which were valid.
+    pub fn verify_all<B: Backend>(&self, items: &[SignedMessage<'_>]) -> Vec<bool> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let chunk = items.len().div_ceil(threads).max(1);
+        let check = |item: &SignedMessage<'_>| -> Option<Vec<u8>> {
+            let alg = sig_alg(item.scheme).ok()?;
+            B::verify(alg, item.public_key, item.message, item.signature).ok()?;
+            key::<B>(item)
+        };
+        let results: Vec<Option<Vec<u8>>> = if items.len() <= 1 || threads == 1 {
+            items.iter().map(check).collect()
+        } else {
+            std::thread::scope(|s| {
+                let handles: Vec<_> = items
+                    .chunks(chunk)
+                    .map(|c| s.spawn(move || c.iter().map(check).collect::<Vec<_>>()))
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().unwrap_or_default())
+                    .collect()
+            })
+        };
+        let valid = results.iter().map(Option::is_some).collect();
+        if let Ok(mut set) = self.verified.lock() {
+            set.extend(results.into_iter().flatten());
+        }
+        valid
+    }
+
+    /// Whether this exact signature was verified.
+    pub(crate) fn contains<B: Backend>(&self, item: &SignedMessage<'_>) -> bool {
+        match (key::<B>(item), self.verified.lock()) {
+            (Some(k), Ok(set)) => set.contains(&k),
+            _ => false,
+        }
+    }
+
+    /// How many signatures are recorded.
+    pub fn len(&self) -> usize {
+        self.verified.lock().map_or(0, |s| s.len())
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
