@@ -32,7 +32,70 @@ pub fn run(root: &Path) -> Result<()> {
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root)
             .args(["bench", "-p", "eth-mls-benches", "--bench", "chain"]),
-    )
+    )?;
+    stage(
+        "bench: criterion, groups of 2-1000 members (cargo bench -p eth-mls-benches --bench groups; ETH_MLS_BENCH_LARGE=1 adds 10,000)",
+    );
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["bench", "-p", "eth-mls-benches", "--bench", "groups"]),
+    )?;
+    groups_report(&root.join("target/criterion"))
+}
+
+/// The group table of crates/eth-mls-core/README.md and the targets at 1000 members, suite
+/// 0x0004: add-member commit at most 50 ms, processing it at most 30 ms, joining from the
+/// Welcome at most 400 ms.
+fn groups_report(criterion: &Path) -> Result<()> {
+    const OPS: &[&str] = &[
+        "add_member_commit",
+        "process_add_commit",
+        "join_from_welcome",
+        "self_update_commit",
+        "process_update_commit",
+        "remove_commit",
+        "process_remove_commit",
+        "message_1KiB_encrypt_decrypt",
+    ];
+    const TARGETS: &[(&str, f64)] = &[
+        ("add_member_commit", 50.0),
+        ("process_add_commit", 30.0),
+        ("join_from_welcome", 400.0),
+    ];
+    let ms = |ns: Option<f64>| ns.map_or("—".to_owned(), |ns| format!("{:.2} ms", ns / 1e6));
+    println!("\n| members | operation | suite 0x0004 | suite 0x0001 | 4 / 1 |");
+    println!("| --- | --- | --- | --- | --- |");
+    for n in [2, 10, 100, 1000, 10_000] {
+        for op in OPS {
+            let s4 = median_ns(criterion, &format!("group_suite4_{n}/{op}"));
+            let s1 = median_ns(criterion, &format!("group_suite1_{n}/{op}"));
+            if s4.is_none() && s1.is_none() {
+                continue;
+            }
+            let ratio = match (s4, s1) {
+                (Some(a), Some(b)) => format!("{:.2}x", a / b),
+                _ => "—".into(),
+            };
+            println!("| {n} | {op} | {} | {} | {ratio} |", ms(s4), ms(s1));
+        }
+    }
+    let mut missed = Vec::new();
+    for (op, target) in TARGETS {
+        match median_ns(criterion, &format!("group_suite4_1000/{op}")) {
+            Some(ns) if ns / 1e6 > *target => {
+                missed.push(format!("{op} {:.1} ms (target {target} ms)", ns / 1e6))
+            }
+            Some(_) => {}
+            None => missed.push(format!("no measurement for {op} at 1000 members")),
+        }
+    }
+    if missed.is_empty() {
+        println!("\n  group speed targets at 1000 members: all met");
+        Ok(())
+    } else {
+        Err(format!("group speed targets missed: {}", missed.join("; ")).into())
+    }
 }
 
 /// Median time in nanoseconds of criterion benchmark `group/id`.

@@ -131,6 +131,17 @@ fn test(root: &Path) -> Result<()> {
         "--nocapture",
         "--test-threads=1",
     ]))?;
+    run(cargo().args([
+        "test",
+        "--quiet",
+        "-p",
+        "eth-mls-core",
+        "--test",
+        "passive_client",
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+    ]))?;
     stage("test: eth-mls-siwe stands alone (no provider, HTTP client or async runtime)");
     let tree = output(cargo().args([
         "tree",
