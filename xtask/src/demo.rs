@@ -308,5 +308,21 @@ pub fn run(root: &Path) -> Result<()> {
     let total: u64 = chain.log.iter().map(|(_, g)| g).sum();
     println!("  {} transactions, {total} gas in all", chain.log.len());
     println!("  group creation through the factory: {} gas", created.gas);
-    Ok(())
+    drop(anvil);
+
+    stage(
+        "demo: MLS groups of Ethereum accounts (cargo run -p eth-mls-core --example three_accounts)",
+    );
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args([
+                "run",
+                "--quiet",
+                "-p",
+                "eth-mls-core",
+                "--example",
+                "three_accounts",
+            ]),
+    )
 }
