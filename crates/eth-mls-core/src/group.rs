@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use eth_mls_crypto::{Backend, SUITE, capabilities};
+use eth_mls_crypto::{Backend, SUITE, SignatureKeyPair, capabilities};
 use eth_mls_siwe::{Address, Erc1271Verifier};
 use openmls::prelude::{
     Ciphersuite, Credential, Extensions, GroupId, LeafNodeIndex, LeafNodeParameters,
@@ -244,23 +244,8 @@ fn verify_eoa_parallel(
     leaves: &[(Credential, Vec<u8>)],
     policy: &BindingPolicy,
 ) -> Vec<Option<Result<Address, CredentialError>>> {
-    let check = |(credential, key): &(Credential, Vec<u8>)| {
+    eth_mls_crypto::parallel_map(leaves, 16, |(credential, key)| {
         poll_once(verify_credential(credential, key, policy, None))
-    };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if leaves.len() < 16 || threads == 1 {
-        return leaves.iter().map(check).collect();
-    }
-    let chunk = leaves.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = leaves
-            .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().map(check).collect::<Vec<_>>()))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
     })
 }
 
@@ -273,12 +258,6 @@ async fn verify_leaves(
     erc1271: Option<&dyn Erc1271Verifier>,
 ) -> Result<Vec<Address>, Error> {
     let quick = verify_eoa_parallel(&leaves, policy);
-    if quick.len() != leaves.len() {
-        return Err(Error::Mls {
-            what: "verifying credentials",
-            reason: "a verification thread failed".into(),
-        });
-    }
     let mut out = Vec::with_capacity(leaves.len());
     for ((credential, key), result) in leaves.iter().zip(quick) {
         let address = match (result, erc1271) {
@@ -292,6 +271,14 @@ async fn verify_leaves(
         out.push(address);
     }
     Ok(out)
+}
+
+/// What a leaf's credential check needs: its credential and signature key.
+fn entry(leaf: &LeafNode) -> (Credential, Vec<u8>) {
+    (
+        leaf.credential().clone(),
+        leaf.signature_key().as_slice().to_vec(),
+    )
 }
 
 /// The leaves of a ratchet tree, with their leaf indices.
@@ -502,6 +489,45 @@ impl Group {
         self.finish(store, result)
     }
 
+    /// Creates a commit with `f` in one transaction and records it as pending.
+    fn commit_with<B: Backend, E: std::fmt::Debug>(
+        &mut self,
+        store: &mut Store<B>,
+        what: &'static str,
+        f: impl FnOnce(
+            &mut MlsGroup,
+            &StoreProvider<'_, B>,
+            &SignatureKeyPair<B>,
+        ) -> Result<(MlsMessageOut, Option<MlsMessageOut>), E>,
+    ) -> Result<OutgoingCommit, Error> {
+        self.check_no_commit()?;
+        self.op(store, |group, store, provider| {
+            let (commit, welcome) =
+                f(&mut group.mls, provider, store.identity().signer()).map_err(openmls(what))?;
+            group.record_outgoing(store, &commit, welcome.as_ref())
+        })
+    }
+
+    /// Creates a proposal with `f` in one transaction; returns it and its reference.
+    fn propose_with<B: Backend, E: std::fmt::Debug>(
+        &mut self,
+        store: &mut Store<B>,
+        what: &'static str,
+        f: impl FnOnce(
+            &mut MlsGroup,
+            &StoreProvider<'_, B>,
+            &SignatureKeyPair<B>,
+        )
+            -> Result<(MlsMessageOut, openmls::ciphersuite::hash_ref::ProposalRef), E>,
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        self.check_no_commit()?;
+        self.op(store, |group, store, provider| {
+            let (message, reference) =
+                f(&mut group.mls, provider, store.identity().signer()).map_err(openmls(what))?;
+            Ok((wire(&message)?, reference.as_slice().to_vec()))
+        })
+    }
+
     /// Joins from a Welcome (an `MlsMessage`) whose ratchet tree is in its extension. Every
     /// leaf of the tree must carry a valid Ethereum credential for `config`'s chain and
     /// domain; on any failure nothing is stored (the key package stays usable).
@@ -585,15 +611,8 @@ impl Group {
         let verified = Arc::new(VerifiedSignatures::new());
         verified.verify_all::<B>(&items);
         drop(items);
-        let checked: Vec<(Credential, Vec<u8>)> = leaves
-            .iter()
-            .map(|(_, leaf)| {
-                (
-                    leaf.credential().clone(),
-                    leaf.signature_key().as_slice().to_vec(),
-                )
-            })
-            .collect();
+        let checked: Vec<(Credential, Vec<u8>)> =
+            leaves.iter().map(|(_, leaf)| entry(leaf)).collect();
         verify_leaves(checked.clone(), &config.policy(), erc1271).await?;
         let mls = {
             let provider = store.provider().with_verified_signatures(verified);
@@ -803,10 +822,7 @@ impl Group {
             .iter()
             .map(|kp| {
                 let leaf = kp.key_package().leaf_node();
-                (
-                    leaf.credential().clone(),
-                    leaf.signature_key().as_slice().to_vec(),
-                )
+                entry(leaf)
             })
             .collect();
         verify_leaves(leaves, &self.config.policy(), erc1271).await?;
@@ -814,12 +830,9 @@ impl Group {
             .iter()
             .map(|kp| kp.key_package().clone())
             .collect();
-        self.op(store, |group, store, provider| {
-            let (commit, welcome, _) = group
-                .mls
-                .add_members(provider, store.identity().signer(), &kps)
-                .map_err(openmls("adding members"))?;
-            group.record_outgoing(store, &commit, Some(&welcome))
+        self.commit_with(store, "adding members", |mls, provider, signer| {
+            mls.add_members(provider, signer, &kps)
+                .map(|(commit, welcome, _)| (commit, Some(welcome)))
         })
     }
 
@@ -841,12 +854,9 @@ impl Group {
         if leaves.is_empty() {
             return Err(Error::EmptyInput("accounts"));
         }
-        self.op(store, |group, store, provider| {
-            let (commit, welcome, _) = group
-                .mls
-                .remove_members(provider, store.identity().signer(), &leaves)
-                .map_err(openmls("removing members"))?;
-            group.record_outgoing(store, &commit, welcome.as_ref())
+        self.commit_with(store, "removing members", |mls, provider, signer| {
+            mls.remove_members(provider, signer, &leaves)
+                .map(|(commit, welcome, _)| (commit, welcome))
         })
     }
 
@@ -856,20 +866,15 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
     ) -> Result<OutgoingCommit, Error> {
-        self.check_no_commit()?;
-        self.op(store, |group, store, provider| {
-            let bundle = group
-                .mls
-                .self_update(
-                    provider,
-                    store.identity().signer(),
-                    LeafNodeParameters::default(),
-                )
-                .map_err(openmls("self-update"))?;
-            let (commit, welcome, _) = bundle.into_contents();
-            let welcome = welcome
-                .map(|w| MlsMessageOut::from_welcome(w, openmls::prelude::ProtocolVersion::Mls10));
-            group.record_outgoing(store, &commit, welcome.as_ref())
+        self.commit_with(store, "self-update", |mls, provider, signer| {
+            mls.self_update(provider, signer, LeafNodeParameters::default())
+                .map(|bundle| {
+                    let (commit, welcome, _) = bundle.into_contents();
+                    let welcome = welcome.map(|w| {
+                        MlsMessageOut::from_welcome(w, openmls::prelude::ProtocolVersion::Mls10)
+                    });
+                    (commit, welcome)
+                })
         })
     }
 
@@ -879,14 +884,14 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
     ) -> Result<OutgoingCommit, Error> {
-        self.check_no_commit()?;
-        self.op(store, |group, store, provider| {
-            let (commit, welcome, _) = group
-                .mls
-                .commit_to_pending_proposals(provider, store.identity().signer())
-                .map_err(openmls("committing pending proposals"))?;
-            group.record_outgoing(store, &commit, welcome.as_ref())
-        })
+        self.commit_with(
+            store,
+            "committing pending proposals",
+            |mls, provider, signer| {
+                mls.commit_to_pending_proposals(provider, signer)
+                    .map(|(commit, welcome, _)| (commit, welcome))
+            },
+        )
     }
 
     /// Proposes adding a member (to be committed by reference). Returns the proposal
@@ -899,25 +904,9 @@ impl Group {
     ) -> Result<(Vec<u8>, Vec<u8>), Error> {
         self.check_no_commit()?;
         let leaf = key_package.key_package().leaf_node();
-        verify_leaves(
-            vec![(
-                leaf.credential().clone(),
-                leaf.signature_key().as_slice().to_vec(),
-            )],
-            &self.config.policy(),
-            erc1271,
-        )
-        .await?;
-        self.op(store, |group, store, provider| {
-            let (message, reference) = group
-                .mls
-                .propose_add_member(
-                    provider,
-                    store.identity().signer(),
-                    key_package.key_package(),
-                )
-                .map_err(openmls("proposing an add"))?;
-            Ok((wire(&message)?, reference.as_slice().to_vec()))
+        verify_leaves(vec![entry(leaf)], &self.config.policy(), erc1271).await?;
+        self.propose_with(store, "proposing an add", |mls, provider, signer| {
+            mls.propose_add_member(provider, signer, key_package.key_package())
         })
     }
 
@@ -932,12 +921,8 @@ impl Group {
             .leaves_of(account)
             .first()
             .ok_or(Error::NotAMember(account))?;
-        self.op(store, |group, store, provider| {
-            let (message, reference) = group
-                .mls
-                .propose_remove_member(provider, store.identity().signer(), leaf)
-                .map_err(openmls("proposing a removal"))?;
-            Ok((wire(&message)?, reference.as_slice().to_vec()))
+        self.propose_with(store, "proposing a removal", |mls, provider, signer| {
+            mls.propose_remove_member(provider, signer, leaf)
         })
     }
 
@@ -946,17 +931,8 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
     ) -> Result<(Vec<u8>, Vec<u8>), Error> {
-        self.check_no_commit()?;
-        self.op(store, |group, store, provider| {
-            let (message, reference) = group
-                .mls
-                .propose_self_update(
-                    provider,
-                    store.identity().signer(),
-                    LeafNodeParameters::default(),
-                )
-                .map_err(openmls("proposing an update"))?;
-            Ok((wire(&message)?, reference.as_slice().to_vec()))
+        self.propose_with(store, "proposing an update", |mls, provider, signer| {
+            mls.propose_self_update(provider, signer, LeafNodeParameters::default())
         })
     }
 
@@ -1172,26 +1148,17 @@ impl Group {
                 let (committer, _) = self.sender_address(&sender)?;
                 let mut leaves = Vec::new();
                 if let Some(leaf) = staged.update_path_leaf_node() {
-                    leaves.push((
-                        leaf.credential().clone(),
-                        leaf.signature_key().as_slice().to_vec(),
-                    ));
+                    leaves.push(entry(leaf));
                 }
                 for proposal in staged.queued_proposals() {
                     match proposal.proposal() {
                         Proposal::Add(add) => {
                             let leaf = add.key_package().leaf_node();
-                            leaves.push((
-                                leaf.credential().clone(),
-                                leaf.signature_key().as_slice().to_vec(),
-                            ));
+                            leaves.push(entry(leaf));
                         }
                         Proposal::Update(update) => {
                             let leaf = update.leaf_node();
-                            leaves.push((
-                                leaf.credential().clone(),
-                                leaf.signature_key().as_slice().to_vec(),
-                            ));
+                            leaves.push(entry(leaf));
                         }
                         _ => {}
                     }
@@ -1224,28 +1191,12 @@ impl Group {
         Ok(match proposal.proposal() {
             Proposal::Add(add) => {
                 let leaf = add.key_package().leaf_node();
-                let account = verify_leaves(
-                    vec![(
-                        leaf.credential().clone(),
-                        leaf.signature_key().as_slice().to_vec(),
-                    )],
-                    &policy,
-                    erc1271,
-                )
-                .await?;
+                let account = verify_leaves(vec![entry(leaf)], &policy, erc1271).await?;
                 ProposalKind::Add(account.first().copied().ok_or(Error::UnknownSender)?)
             }
             Proposal::Update(update) => {
                 let leaf = update.leaf_node();
-                verify_leaves(
-                    vec![(
-                        leaf.credential().clone(),
-                        leaf.signature_key().as_slice().to_vec(),
-                    )],
-                    &policy,
-                    erc1271,
-                )
-                .await?;
+                verify_leaves(vec![entry(leaf)], &policy, erc1271).await?;
                 ProposalKind::Update
             }
             Proposal::Remove(remove) => {

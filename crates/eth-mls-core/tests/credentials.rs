@@ -17,28 +17,9 @@ use tls_codec::Deserialize as _;
 /// Alice (creator), Bob (the victim who checks), Mallory (a member who bypasses the checks
 /// with raw openmls calls).
 fn setup(dir: &TempDir) -> (Peer, Peer, Peer) {
-    let mut alice = Peer::new(dir, identity(1));
-    let mut bob = Peer::new(dir, identity(2));
-    let mut mallory = Peer::new(dir, identity(3));
-    alice.create(b"group-c");
-    let kps = [bob.key_package(), mallory.key_package()];
-    let out = block_on(
-        alice
-            .group
-            .as_mut()
-            .unwrap()
-            .add_members(&mut alice.store, &kps, None),
-    )
-    .unwrap();
-    alice
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut alice.store)
-        .unwrap();
-    bob.join(out.welcome.as_ref().unwrap()).unwrap();
-    mallory.join(out.welcome.as_ref().unwrap()).unwrap();
-    (alice, bob, mallory)
+    let mut peers = group_of(dir, b"group-c", &[1, 2, 3]).into_iter();
+    let mut next = || peers.next().unwrap();
+    (next(), next(), next())
 }
 
 /// Mallory's group as raw openmls, loaded from her store.
@@ -211,18 +192,8 @@ fn welcomes_whose_tree_has_a_bad_credential_are_refused_and_the_key_package_surv
     let mut erin = Peer::new(&dir, identity(5));
     erin.create(b"group-good");
     let kp = validated(&dave_kp.tls_serialize_detached().unwrap());
-    let out = block_on(
-        erin.group
-            .as_mut()
-            .unwrap()
-            .add_members(&mut erin.store, &[kp], None),
-    )
-    .unwrap();
-    erin.group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut erin.store)
-        .unwrap();
+    let out = erin.add(&[kp]);
+    erin.merge_own();
     dave.join(out.welcome.as_ref().unwrap()).unwrap();
     assert_agree(&[&erin, &dave]);
 }

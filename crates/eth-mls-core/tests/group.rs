@@ -13,22 +13,10 @@ fn trio(dir: &TempDir) -> (Peer, Peer, Peer) {
     let mut carol = Peer::new(dir, identity(3));
     alice.create(b"group-1");
     let kps = [bob.key_package(), carol.key_package()];
-    let out = block_on(
-        alice
-            .group
-            .as_mut()
-            .unwrap()
-            .add_members(&mut alice.store, &kps, None),
-    )
-    .unwrap();
+    let out = alice.add(&kps);
     assert_eq!(out.summary.added, vec![bob.address(), carol.address()]);
     assert_eq!(out.summary.new_epoch, 1);
-    alice
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut alice.store)
-        .unwrap();
+    alice.merge_own();
     let welcome = out.welcome.unwrap();
     bob.join(&welcome).unwrap();
     carol.join(&welcome).unwrap();
@@ -59,12 +47,7 @@ fn three_accounts_talk_update_and_remove() {
     assert_eq!(alice.process(&m).unwrap(), vec![Event::OwnMessage]);
 
     // Bob updates; everyone else stages, inspects, merges.
-    let out = bob
-        .group
-        .as_mut()
-        .unwrap()
-        .self_update(&mut bob.store)
-        .unwrap();
+    let out = bob.update();
     assert_eq!(out.summary.updated, vec![bob.address()]);
     let events = alice.process(&out.commit).unwrap();
     let [Event::StagedCommit(summary)] = events.as_slice() else {
@@ -79,11 +62,7 @@ fn three_accounts_talk_update_and_remove() {
         .merge_staged_commit(&mut alice.store)
         .unwrap();
     carol.apply(&out.commit);
-    bob.group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut bob.store)
-        .unwrap();
+    bob.merge_own();
     assert_agree(&[&alice, &bob, &carol]);
 
     // Exporter secrets agree.
@@ -99,19 +78,9 @@ fn three_accounts_talk_update_and_remove() {
     assert_eq!(a.len(), 32);
 
     // Carol removes Bob by address.
-    let out = carol
-        .group
-        .as_mut()
-        .unwrap()
-        .remove_members(&mut carol.store, &[bob.address()])
-        .unwrap();
+    let out = carol.remove(&[bob.address()]);
     assert_eq!(out.summary.removed, vec![bob.address()]);
-    carol
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut carol.store)
-        .unwrap();
+    carol.merge_own();
     alice.apply(&out.commit);
     let events = bob.process(&out.commit).unwrap();
     let [Event::StagedCommit(summary)] = events.as_slice() else {
@@ -156,19 +125,9 @@ fn proposals_by_reference_and_by_value_and_leave() {
         assert_eq!(summary.kind, ProposalKind::Add(dave.address()));
         assert_eq!(summary.reference, reference);
     }
-    let out = alice
-        .group
-        .as_mut()
-        .unwrap()
-        .commit_pending_proposals(&mut alice.store)
-        .unwrap();
+    let out = alice.commit_proposals();
     assert_eq!(out.summary.added, vec![dave.address()]);
-    alice
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut alice.store)
-        .unwrap();
+    alice.merge_own();
     bob.apply(&out.commit);
     carol.apply(&out.commit);
     dave.join(&out.welcome.unwrap()).unwrap();
@@ -188,18 +147,9 @@ fn proposals_by_reference_and_by_value_and_leave() {
             [Event::Proposal(s)] if s.kind == ProposalKind::Remove(carol.address())
         ));
     }
-    let out = dave
-        .group
-        .as_mut()
-        .unwrap()
-        .commit_pending_proposals(&mut dave.store)
-        .unwrap();
+    let out = dave.commit_proposals();
     assert_eq!(out.summary.removed, vec![carol.address()]);
-    dave.group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut dave.store)
-        .unwrap();
+    dave.merge_own();
     alice.apply(&out.commit);
     bob.apply(&out.commit);
     carol.apply(&out.commit);
@@ -219,19 +169,9 @@ fn proposals_by_reference_and_by_value_and_leave() {
             matches!(events.as_slice(), [Event::Proposal(s)] if s.kind == ProposalKind::Update)
         );
     }
-    let out = alice
-        .group
-        .as_mut()
-        .unwrap()
-        .commit_pending_proposals(&mut alice.store)
-        .unwrap();
+    let out = alice.commit_proposals();
     assert!(out.summary.updated.contains(&bob.address()));
-    alice
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut alice.store)
-        .unwrap();
+    alice.merge_own();
     bob.apply(&out.commit);
     dave.apply(&out.commit);
     assert_agree(&[&alice, &bob, &dave]);
@@ -263,12 +203,7 @@ fn missed_messages_are_reported() {
 fn pending_and_staged_commits_block_other_operations() {
     let dir = TempDir::new();
     let (mut alice, mut bob, _carol) = trio(&dir);
-    let out = alice
-        .group
-        .as_mut()
-        .unwrap()
-        .self_update(&mut alice.store)
-        .unwrap();
+    let out = alice.update();
     assert!(matches!(
         alice.group.as_mut().unwrap().send(&mut alice.store, b"x"),
         Err(Error::OwnCommitPending)
@@ -295,12 +230,7 @@ fn pending_and_staged_commits_block_other_operations() {
     let m = alice.send(b"still epoch 1");
     assert_eq!(bob.receive(&m), b"still epoch 1");
 
-    let out = alice
-        .group
-        .as_mut()
-        .unwrap()
-        .self_update(&mut alice.store)
-        .unwrap();
+    let out = alice.update();
     bob.process(&out.commit).unwrap();
     assert!(matches!(bob.process(&m), Err(Error::StagedCommitPending)));
     bob.group

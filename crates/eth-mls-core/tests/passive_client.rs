@@ -11,6 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
+#[path = "../../eth-mls-crypto/tests/support/passive.rs"]
+mod passive;
 
 use std::path::PathBuf;
 
@@ -21,7 +23,7 @@ use openmls::prelude::*;
 use openmls::schedule::PreSharedKeyId;
 use openmls_traits::OpenMlsProvider;
 use openmls_traits::storage::StorageProvider as _;
-use openmls_traits::types::HpkePrivateKey;
+use passive::{KeyPackageBundleRecord, PrivateKeyRecord, under_faketime};
 use serde_json::Value;
 
 fn vectors_dir() -> PathBuf {
@@ -39,27 +41,6 @@ fn vectors_dir() -> PathBuf {
 
 fn hx(v: &Value, key: &str) -> Vec<u8> {
     hex::decode(v[key].as_str().unwrap_or_else(|| panic!("{key} missing"))).unwrap()
-}
-
-/// The serde form openmls's storage uses for a `KeyPackageBundle` (field order matters for
-/// the binary codec).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct KeyPackageBundleRecord {
-    key_package: KeyPackage,
-    private_init_key: HpkePrivateKey,
-    private_encryption_key: PrivateKeyRecord,
-}
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PrivateKeyRecord {
-    key: HpkePrivateKey,
-}
-impl openmls_traits::storage::Entity<{ openmls_traits::storage::CURRENT_VERSION }>
-    for KeyPackageBundleRecord
-{
-}
-impl openmls_traits::storage::traits::KeyPackage<{ openmls_traits::storage::CURRENT_VERSION }>
-    for KeyPackageBundleRecord
-{
 }
 
 fn store(path: &std::path::Path) -> Store {
@@ -211,39 +192,6 @@ fn run_file(file: &str) {
     );
     assert!(!suite4.is_empty(), "{file}: no suite 4 entries");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-}
-
-/// Re-executes this one test under libfaketime at `at` (the vectors' key packages expired).
-fn under_faketime(test: &str, at: &str, run: impl FnOnce()) {
-    if std::env::var_os("ETH_MLS_UNDER_FAKETIME").is_some() {
-        return run();
-    }
-    let lib = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).is_file())
-    .expect("libfaketime not found: install it (Debian: apt-get install faketime)");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("LD_PRELOAD", lib)
-        .env("FAKETIME", at)
-        .env("ETH_MLS_UNDER_FAKETIME", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for line in stdout.lines() {
-        if let Some(start) = line.find("[sqlite store]") {
-            println!("{} (clock at {at})", &line[start..]);
-        }
-    }
-    assert!(
-        out.status.success() && stdout.contains("test result: ok. 1 passed"),
-        "{test} under faketime failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 #[test]

@@ -15,26 +15,9 @@ use eth_mls_siwe::{Address, B256, BoxFuture, Erc1271Error, Erc1271Verifier};
 use proptest::prelude::*;
 
 fn pair(dir: &TempDir, id: &[u8]) -> (Peer, Peer) {
-    let mut alice = Peer::new(dir, identity(1));
-    let mut bob = Peer::new(dir, identity(2));
-    alice.create(id);
-    let kp = bob.key_package();
-    let out = block_on(
-        alice
-            .group
-            .as_mut()
-            .unwrap()
-            .add_members(&mut alice.store, &[kp], None),
-    )
-    .unwrap();
-    alice
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut alice.store)
-        .unwrap();
-    bob.join(out.welcome.as_ref().unwrap()).unwrap();
-    (alice, bob)
+    let mut peers = group_of(dir, id, &[1, 2]).into_iter();
+    let mut next = || peers.next().unwrap();
+    (next(), next())
 }
 
 fn state(p: &Peer) -> (u64, Vec<u8>, Vec<Address>) {
@@ -164,17 +147,8 @@ fn an_old_copy_of_a_member_cannot_read_after_its_self_update() {
     assert_eq!(thief.receive(&m), b"before the update");
 
     // Bob heals with a self-update.
-    let out = bob
-        .group
-        .as_mut()
-        .unwrap()
-        .self_update(&mut bob.store)
-        .unwrap();
-    bob.group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut bob.store)
-        .unwrap();
+    let out = bob.update();
+    bob.merge_own();
     alice.apply(&out.commit);
     // The thief sees Bob's own commit but cannot decrypt it.
     let seen = thief.process(&out.commit);
@@ -208,26 +182,14 @@ fn restart_between_every_step() {
     alice.create(b"g");
     let kps = [bob.key_package(), carol.key_package()];
     all(&mut alice, &mut bob, &mut carol);
-    let out = block_on(
-        alice
-            .group
-            .as_mut()
-            .unwrap()
-            .add_members(&mut alice.store, &kps, None),
-    )
-    .unwrap();
+    let out = alice.add(&kps);
     all(&mut alice, &mut bob, &mut carol);
     // The pending commit survived, with its messages.
     assert_eq!(
         alice.g().pending_commit(&alice.store).unwrap(),
         Some(out.clone())
     );
-    alice
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut alice.store)
-        .unwrap();
+    alice.merge_own();
     all(&mut alice, &mut bob, &mut carol);
     bob.join(out.welcome.as_ref().unwrap()).unwrap();
     carol.join(out.welcome.as_ref().unwrap()).unwrap();
@@ -247,12 +209,7 @@ fn restart_between_every_step() {
     }
 
     // A received commit staged before a restart can be merged after it.
-    let out = carol
-        .group
-        .as_mut()
-        .unwrap()
-        .self_update(&mut carol.store)
-        .unwrap();
+    let out = carol.update();
     all(&mut alice, &mut bob, &mut carol);
     let events = bob.process(&out.commit).unwrap();
     assert!(matches!(events.as_slice(), [Event::StagedCommit(_)]));
@@ -266,12 +223,7 @@ fn restart_between_every_step() {
         .unwrap();
     all(&mut alice, &mut bob, &mut carol);
     alice.apply(&out.commit);
-    carol
-        .group
-        .as_mut()
-        .unwrap()
-        .merge_pending_commit(&mut carol.store)
-        .unwrap();
+    carol.merge_own();
     all(&mut alice, &mut bob, &mut carol);
     assert_agree(&[&alice, &bob, &carol]);
     let m = carol.send(b"after all that");

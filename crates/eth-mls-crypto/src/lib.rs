@@ -64,7 +64,7 @@ pub use provider::{Provider, Rand, capabilities};
 pub use rustcrypto::RustCrypto;
 pub use secret::SecretBytes;
 pub use signer::{SignatureKeyPair, SignaturePublicKey};
-pub use verified::{SignedMessage, VerifiedSignatures};
+pub use verified::{SignedMessage, VerifiedSignatures, parallel_map};
 
 use openmls_traits::types::{Ciphersuite, CryptoError, SignatureScheme};
 

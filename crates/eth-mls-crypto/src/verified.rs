@@ -33,6 +33,39 @@ pub struct VerifiedSignatures {
     verified: Mutex<HashSet<Vec<u8>>>,
 }
 
+/// `items.iter().map(f)`, on as many threads as the machine has when there are at least
+/// `min_items` items. A thread that panics yields `R::default()` for its items.
+pub fn parallel_map<T: Sync, R: Send + Default>(
+    items: &[T],
+    min_items: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if items.len() < min_items.max(2) || threads == 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| {
+                (
+                    c.len(),
+                    s.spawn(move || c.iter().map(f).collect::<Vec<_>>()),
+                )
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, h)| {
+                h.join()
+                    .unwrap_or_else(|_| (0..len).map(|_| R::default()).collect())
+            })
+            .collect()
+    })
+}
+
 fn key<B: Backend>(item: &SignedMessage<'_>) -> Option<Vec<u8>> {
     let mut input = Vec::with_capacity(
         2 + 12 + item.public_key.len() + item.message.len() + item.signature.len(),
@@ -54,27 +87,11 @@ impl VerifiedSignatures {
     /// Verifies every item, on as many threads as the machine has, records the valid ones
     /// and returns which were valid.
     pub fn verify_all<B: Backend>(&self, items: &[SignedMessage<'_>]) -> Vec<bool> {
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let chunk = items.len().div_ceil(threads).max(1);
-        let check = |item: &SignedMessage<'_>| -> Option<Vec<u8>> {
+        let results = parallel_map(items, 2, |item| -> Option<Vec<u8>> {
             let alg = sig_alg(item.scheme).ok()?;
             B::verify(alg, item.public_key, item.message, item.signature).ok()?;
             key::<B>(item)
-        };
-        let results: Vec<Option<Vec<u8>>> = if items.len() <= 1 || threads == 1 {
-            items.iter().map(check).collect()
-        } else {
-            std::thread::scope(|s| {
-                let handles: Vec<_> = items
-                    .chunks(chunk)
-                    .map(|c| s.spawn(move || c.iter().map(check).collect::<Vec<_>>()))
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().unwrap_or_default())
-                    .collect()
-            })
-        };
+        });
         let valid = results.iter().map(Option::is_some).collect();
         if let Ok(mut set) = self.verified.lock() {
             set.extend(results.into_iter().flatten());

@@ -21,6 +21,10 @@ use openmls_traits::storage::StorageProvider as _;
 use openmls_traits::types::{HpkeCiphertext, HpkePrivateKey};
 use serde_json::Value;
 
+#[path = "support/passive.rs"]
+mod passive;
+use passive::{KeyPackageBundleRecord, PrivateKeyRecord, under_faketime};
+
 // ------------------------------------------------------------------ harness
 
 fn vectors_dir() -> PathBuf {
@@ -637,26 +641,6 @@ impl SigLen for Ciphersuite {
 }
 
 // ------------------------------------------------------------------ passive clients
-
-/// The serde form openmls's storage uses for a `KeyPackageBundle`.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct KeyPackageBundleRecord {
-    key_package: KeyPackage,
-    private_init_key: HpkePrivateKey,
-    private_encryption_key: PrivateKeyRecord,
-}
-#[derive(serde::Serialize, serde::Deserialize)]
-struct PrivateKeyRecord {
-    key: HpkePrivateKey,
-}
-impl openmls_traits::storage::Entity<{ openmls_traits::storage::CURRENT_VERSION }>
-    for KeyPackageBundleRecord
-{
-}
-impl openmls_traits::storage::traits::KeyPackage<{ openmls_traits::storage::CURRENT_VERSION }>
-    for KeyPackageBundleRecord
-{
-}
 
 fn passive_client<B: Backend>(file: &str) {
     run_file(file, B::NAME, |cs, v| {
@@ -1437,43 +1421,6 @@ fn treekem<B: Backend>() {
         }
         Ok(())
     });
-}
-
-/// openmls refuses leaf nodes whose lifetime has passed (a check it can switch off only in its
-/// own unit tests), and the key packages in the passive-client vectors expired in 2024 and
-/// 2025. These runs therefore happen with the process clock set back inside the vectors'
-/// lifetimes by libfaketime (Debian package `faketime`, installed by `.ci/run`): the test
-/// re-executes just itself under it and checks that the child ran and passed.
-fn under_faketime(test: &str, at: &str, run: impl FnOnce()) {
-    if std::env::var_os("ETH_MLS_UNDER_FAKETIME").is_some() {
-        return run();
-    }
-    let lib = [
-        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
-        "/usr/lib/faketime/libfaketime.so.1",
-    ]
-    .into_iter()
-    .find(|p| std::path::Path::new(p).is_file())
-    .expect("libfaketime not found: install it (Debian: apt-get install faketime)");
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env("LD_PRELOAD", lib)
-        .env("FAKETIME", at)
-        .env("ETH_MLS_UNDER_FAKETIME", "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    for line in stdout.lines() {
-        if let Some(start) = line.find('[') {
-            println!("{} (clock at {at})", &line[start..]);
-        }
-    }
-    assert!(
-        out.status.success() && stdout.contains("test result: ok. 1 passed"),
-        "{test} under faketime failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 macro_rules! vector_tests {

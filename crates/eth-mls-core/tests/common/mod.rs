@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use eth_mls_core::{
     BindingRequest, EthereumCredential, EthereumSigner, Event, Group, GroupConfig, Identity,
-    LocalEthereumSigner, Store, ValidatedKeyPackage, key_uri, validate_key_package_bytes,
+    LocalEthereumSigner, OutgoingCommit, Store, ValidatedKeyPackage, key_uri,
+    validate_key_package_bytes,
 };
 use eth_mls_crypto::{SUITE, SignatureKeyPair, SignaturePublicKey};
 use eth_mls_siwe::{Address, Message, TimeStamp};
@@ -221,6 +222,36 @@ impl Peer {
         block_on(group.process(&mut self.store, message, None))
     }
 
+    /// Merges the own pending commit.
+    pub fn merge_own(&mut self) {
+        let group = self.group.as_mut().unwrap();
+        group.merge_pending_commit(&mut self.store).unwrap();
+    }
+
+    /// Adds members (commit pending).
+    pub fn add(&mut self, kps: &[ValidatedKeyPackage]) -> OutgoingCommit {
+        let group = self.group.as_mut().unwrap();
+        block_on(group.add_members(&mut self.store, kps, None)).unwrap()
+    }
+
+    /// Commits a self-update (pending).
+    pub fn update(&mut self) -> OutgoingCommit {
+        let group = self.group.as_mut().unwrap();
+        group.self_update(&mut self.store).unwrap()
+    }
+
+    /// Removes accounts (commit pending).
+    pub fn remove(&mut self, accounts: &[Address]) -> OutgoingCommit {
+        let group = self.group.as_mut().unwrap();
+        group.remove_members(&mut self.store, accounts).unwrap()
+    }
+
+    /// Commits the pending proposals (commit pending).
+    pub fn commit_proposals(&mut self) -> OutgoingCommit {
+        let group = self.group.as_mut().unwrap();
+        group.commit_pending_proposals(&mut self.store).unwrap()
+    }
+
     /// Processes a commit and merges it.
     pub fn apply(&mut self, commit: &[u8]) {
         let events = self.process(commit).unwrap();
@@ -260,6 +291,21 @@ pub fn validated(bytes: &[u8]) -> ValidatedKeyPackage {
         None,
     ))
     .unwrap()
+}
+
+/// A group `id` of the accounts `keys` (file stores in `dir`): the first creates it and
+/// adds the others in one commit; everyone has joined.
+pub fn group_of(dir: &TempDir, id: &[u8], keys: &[u8]) -> Vec<Peer> {
+    let mut peers: Vec<Peer> = keys.iter().map(|&k| Peer::new(dir, identity(k))).collect();
+    peers[0].create(id);
+    let kps: Vec<_> = peers[1..].iter_mut().map(Peer::key_package).collect();
+    let out = peers[0].add(&kps);
+    peers[0].merge_own();
+    let welcome = out.welcome.unwrap();
+    for p in &mut peers[1..] {
+        p.join(&welcome).unwrap();
+    }
+    peers
 }
 
 /// Every peer agrees on epoch, epoch authenticator and members.
