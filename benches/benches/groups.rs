@@ -152,9 +152,6 @@ fn setup(n: usize, suite: Ciphersuite, populate: bool) -> Setup {
         )
         .unwrap(),
     );
-    if n == 1 {
-        unreachable!()
-    }
     // Stateful members at leaves 1, 2, 4, 8, …; phantoms elsewhere.
     let stateful: Vec<usize> = std::iter::successors(Some(1usize), |l| Some(l * 2))
         .take_while(|&l| l < n && (populate || l == 1))

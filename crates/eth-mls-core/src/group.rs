@@ -1212,9 +1212,7 @@ impl Group {
             .epoch()
             .saturating_sub(self.config.max_past_epochs as u64);
         tables::prune_generations(store.conn(), self.mls.group_id(), oldest)?;
-        if !self.mls.is_active() {
-            // Removed: the group stays loadable (inactive) until the caller deletes it.
-        }
+        // A removed member's group stays loadable (inactive) until the caller deletes it.
         Ok(())
     }
 }

@@ -22,6 +22,17 @@ fn setup(dir: &TempDir) -> (Peer, Peer, Peer) {
     (next(), next(), next())
 }
 
+/// A serialized key package as openmls's type (RFC 9420 checks only: Mallory skips ours).
+fn openmls_key_package(bytes: impl AsRef<[u8]>) -> openmls::prelude::KeyPackage {
+    KeyPackageIn::tls_deserialize_exact(bytes.as_ref())
+        .unwrap()
+        .validate(
+            eth_mls_crypto::Provider::new().crypto(),
+            openmls::prelude::ProtocolVersion::Mls10,
+        )
+        .unwrap()
+}
+
 /// Mallory's group as raw openmls, loaded from her store.
 fn raw(p: &Peer) -> MlsGroup {
     let id = GroupId::from_slice(p.g().id());
@@ -101,13 +112,7 @@ fn add_commits_and_add_proposals_with_bad_credentials_are_rejected() {
     let dir = TempDir::new();
     let (mut alice, mut bob, mallory) = setup(&dir);
     for bad in BAD {
-        let kp = KeyPackageIn::tls_deserialize_exact(raw_key_package(&bad_identity(8, bad)))
-            .unwrap()
-            .validate(
-                eth_mls_crypto::Provider::new().crypto(),
-                openmls::prelude::ProtocolVersion::Mls10,
-            )
-            .unwrap();
+        let kp = openmls_key_package(raw_key_package(&bad_identity(8, bad)));
         let provider = mallory.store.provider();
         let signer = mallory.store.identity().signer();
 
@@ -158,21 +163,9 @@ fn welcomes_whose_tree_has_a_bad_credential_are_refused_and_the_key_package_surv
     let (_alice, _bob, mallory) = setup(&dir);
     let mut dave = Peer::new(&dir, identity(4));
     let dave_kp = dave.store.generate_key_package(None).unwrap();
-    let dave_kp = KeyPackageIn::tls_deserialize_exact(&dave_kp)
-        .unwrap()
-        .validate(
-            eth_mls_crypto::Provider::new().crypto(),
-            openmls::prelude::ProtocolVersion::Mls10,
-        )
-        .unwrap();
+    let dave_kp = openmls_key_package(&dave_kp);
     for bad in BAD {
-        let bad_kp = KeyPackageIn::tls_deserialize_exact(raw_key_package(&bad_identity(9, bad)))
-            .unwrap()
-            .validate(
-                eth_mls_crypto::Provider::new().crypto(),
-                openmls::prelude::ProtocolVersion::Mls10,
-            )
-            .unwrap();
+        let bad_kp = openmls_key_package(raw_key_package(&bad_identity(9, bad)));
         let provider = mallory.store.provider();
         let mut g = raw(&mallory);
         let (_, welcome, _) = g
