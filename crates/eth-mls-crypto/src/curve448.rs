@@ -141,6 +141,11 @@ impl Fe {
         Choice::from(self.to_bytes()[0] & 1)
     }
 
+    /// Overwrites the limbs with zeros (a volatile write through `zeroize`).
+    fn wipe(&mut self) {
+        self.0.0.zeroize();
+    }
+
     fn select(a: &Fe, b: &Fe, choice: Choice) -> Fe {
         let mut out = [0u64; 8];
         fiat_p448_selectznz(&mut out, choice.unwrap_u8(), &a.0.0, &b.0.0);
@@ -308,6 +313,11 @@ impl Point {
             z: Fe::ONE,
             t: x.mul(y),
         })
+    }
+
+    /// Whether this is the neutral element (X = 0, Y = Z).
+    fn is_identity(&self) -> bool {
+        bool::from(self.x.is_zero() & self.y.ct_eq(&self.z))
     }
 
     /// Equality of the represented points (X1 Z2 = X2 Z1, Y1 Z2 = Y2 Z1).
@@ -553,8 +563,13 @@ impl Ed448Key {
     }
 }
 
-/// RFC 8032 §5.2.7 verification (cofactorless equation, as OpenSSL and ed448-goldilocks).
+/// RFC 8032 §5.2.7 verification under eth-mls's rules (`ed448_rules`): canonical, not
+/// small-order `A` and `R`, `S < L`, and the **cofactored** equation `[4]([S]B - [k]A) = [4]R`,
+/// which is what OpenSSL computes, so both backends give one verdict on every input.
 pub(crate) fn ed448_verify(public: &[u8; 57], message: &[u8], signature: &[u8; 114]) -> bool {
+    if !crate::ed448_rules::acceptable(public, signature) {
+        return false;
+    }
     let Some(a) = Point::decompress(public) else {
         return false;
     };
@@ -563,19 +578,15 @@ pub(crate) fn ed448_verify(public: &[u8; 57], message: &[u8], signature: &[u8; 1
     let Some(r) = Point::decompress(&r_bytes) else {
         return false;
     };
-    // S is a 57-byte little-endian integer below L < 2^446: its top byte must be zero
-    // (the scalar decoding below looks at 56 bytes only).
-    if signature[113] != 0 {
-        return false;
-    }
     let mut s_bytes = EdwardsScalarBytes::default();
     s_bytes.copy_from_slice(&signature[57..]);
     let Some(s) = Option::<EdwardsScalar>::from(EdwardsScalar::from_canonical_bytes(&s_bytes))
     else {
-        return false; // S >= L
+        return false; // S >= L (already refused by the byte rules)
     };
     let k = shake_scalar(&[DOM4, &r_bytes, public, message]);
-    verification_point(&s, &k, &a).eq(&r)
+    let difference = verification_point(&s, &k, &a).add(&r.neg(), edwards_d());
+    difference.double().double().is_identity()
 }
 
 // ------------------------------------------------------------------ X448 (RFC 7748)
@@ -612,12 +623,19 @@ pub(crate) fn x448(scalar: &[u8; 56], u: &[u8; 56]) -> Option<[u8; 56]> {
     Fe::swap(&mut x2, &mut x3, Choice::from(swap));
     Fe::swap(&mut z2, &mut z3, Choice::from(swap));
     k.zeroize();
-    let out = x2.mul(z2.invert());
-    if bool::from(out.is_zero()) {
+    swap.zeroize();
+    let mut out = x2.mul(z2.invert());
+    // The ladder's state depends on the secret scalar: wipe it (x1 is the public u).
+    for fe in [&mut x2, &mut z2, &mut x3, &mut z3] {
+        fe.wipe();
+    }
+    let result = if bool::from(out.is_zero()) {
         None
     } else {
         Some(out.to_bytes())
-    }
+    };
+    out.wipe();
+    result
 }
 
 /// The X448 public key of `scalar`: X448(scalar, 5).
@@ -800,5 +818,200 @@ mod tests {
         let mut high = mul_base(&scalar(1)).compress();
         high[56] |= 1;
         assert!(Point::decompress(&high).is_none());
+    }
+    #[test]
+    fn rules_order_constant_matches_the_curve() {
+        // S = L - 1 passes the byte rules, S = L does not: the constant is the group order.
+        let order = ed448_goldilocks::ORDER.to_le_bytes();
+        let key = Ed448Key::from_seed(&[5u8; 57]);
+        let mut sig = key.sign(b"x");
+        sig[57..113].copy_from_slice(&order[..56]);
+        sig[113] = 0;
+        assert!(!crate::ed448_rules::acceptable(&key.public(), &sig));
+        sig[57] -= 1;
+        assert!(crate::ed448_rules::acceptable(&key.public(), &sig));
+    }
+}
+
+/// Ed448 edge cases: both backends must reach one verdict on every input (eth-mls's rules:
+/// no small-order `A` or `R`, canonical encodings, `S < L`, cofactored equation).
+#[cfg(all(test, feature = "openssl"))]
+mod agreement {
+    use super::*;
+    use crate::{Backend, OpenSsl, RustCrypto, SigAlg};
+
+    /// The 4-torsion: identity, (0, -1) of order 2, (±1, 0) of order 4.
+    fn torsion() -> [(&'static str, Point); 4] {
+        let p = |x: Fe, y: Fe| Point {
+            x,
+            y,
+            z: Fe::ONE,
+            t: x.mul(y),
+        };
+        [
+            ("identity", Point::IDENTITY),
+            ("order 2", p(Fe::ZERO, Fe::ONE.neg())),
+            ("order 4 (1, 0)", p(Fe::ONE, Fe::ZERO)),
+            ("order 4 (-1, 0)", p(Fe::ONE.neg(), Fe::ZERO)),
+        ]
+    }
+
+    fn scalar(seed: u64) -> EdwardsScalar {
+        let mut wide = WideEdwardsScalarBytes::default();
+        let mut state = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+        for b in wide.iter_mut() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            *b = state as u8;
+        }
+        EdwardsScalar::from_bytes_mod_order_wide(&wide)
+    }
+
+    /// A signature with a chosen commitment point: S = r + k a with k over (R, A, M).
+    fn sign_with(r: &EdwardsScalar, big_r: &[u8; 57], a: &EdwardsScalar, big_a: &[u8; 57], m: &[u8]) -> [u8; 114] {
+        let k = shake_scalar(&[DOM4, big_r, big_a, m]);
+        let s = *r + k * *a;
+        let mut sig = [0u8; 114];
+        sig[..57].copy_from_slice(big_r);
+        sig[57..].copy_from_slice(&s.to_bytes_rfc_8032());
+        sig
+    }
+
+    /// Runs both backends; asserts they agree and returns the common verdict.
+    fn verdict(public: &[u8; 57], message: &[u8], signature: &[u8; 114]) -> bool {
+        let ours = RustCrypto::verify(SigAlg::Ed448, public, message, signature).is_ok();
+        let openssl = OpenSsl::verify(SigAlg::Ed448, public, message, signature).is_ok();
+        assert_eq!(
+            ours,
+            openssl,
+            "backends disagree on A={} sig={}",
+            hex(public),
+            hex(signature)
+        );
+        ours
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    #[test]
+    fn small_order_public_keys_are_refused_by_both() {
+        let m = b"any message";
+        for (name, t) in torsion() {
+            let big_a = t.compress();
+            // With A of small order, (R = [s]B, S = s) satisfies the cofactorless equation
+            // whenever [k]A is the identity: the classic "signs everything" key.
+            for seed in 1..6 {
+                let s = scalar(seed);
+                let big_r = mul_base(&s).compress();
+                let mut sig = [0u8; 114];
+                sig[..57].copy_from_slice(&big_r);
+                sig[57..].copy_from_slice(&s.to_bytes_rfc_8032());
+                assert!(!verdict(&big_a, m, &sig), "A = {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn small_order_commitments_are_refused_by_both() {
+        let a = scalar(7);
+        let big_a = mul_base(&a).compress();
+        for (name, t) in torsion() {
+            let big_r = t.compress();
+            // r = 0: S = k a makes [S]B - [k]A the identity, equal to [4]R for every R here.
+            let sig = sign_with(&EdwardsScalar::ZERO, &big_r, &a, &big_a, b"m");
+            assert!(!verdict(&big_a, b"m", &sig), "R = {name}");
+        }
+    }
+
+    #[test]
+    fn torsion_components_follow_the_cofactored_equation_on_both() {
+        let m = b"torsion";
+        for (name, t) in torsion().into_iter().skip(1) {
+            // An honest R plus a small-order component: cofactored accepts.
+            for seed in 0..4 {
+                let a = scalar(100 + seed);
+                let big_a = mul_base(&a).compress();
+                let r = scalar(200 + seed);
+                let big_r = mul_base(&r).add(&t, edwards_d()).compress();
+                let sig = sign_with(&r, &big_r, &a, &big_a, m);
+                assert!(verdict(&big_a, m, &sig), "R + {name}");
+                // A public key with a small-order component: [4] removes it.
+                let big_a2 = mul_base(&a).add(&t, edwards_d()).compress();
+                let big_r2 = mul_base(&r).compress();
+                let sig2 = sign_with(&r, &big_r2, &a, &big_a2, m);
+                assert!(verdict(&big_a2, m, &sig2), "A + {name}");
+            }
+        }
+    }
+
+    #[test]
+    fn zero_s_and_non_canonical_encodings_are_refused_by_both() {
+        let key = Ed448Key::from_seed(&[9u8; 57]);
+        let m = b"edge";
+        let good = key.sign(m);
+        assert!(verdict(&key.public(), m, &good));
+        let mut zero_s = good;
+        zero_s[57..].fill(0);
+        assert!(!verdict(&key.public(), m, &zero_s));
+        // A point whose y is small has a second encoding y + p (< 2^448).
+        let mut p_bytes = [0xffu8; 56];
+        p_bytes[28] = 0xfe;
+        let mut found = 0;
+        for y in 2u8..60 {
+            let mut enc = [0u8; 57];
+            enc[0] = y;
+            if Point::decompress(&enc).is_none() {
+                continue;
+            }
+            found += 1;
+            // y + p, little-endian: y fits in byte 0 and p's byte 0 is 0xff.
+            let mut alias = [0u8; 57];
+            let mut carry = y as u16;
+            for i in 0..56 {
+                let v = p_bytes[i] as u16 + carry;
+                alias[i] = v as u8;
+                carry = v >> 8;
+            }
+            assert_eq!(carry, 0);
+            // As the public key (any signature) and as R.
+            assert!(!verdict(&alias, m, &good));
+            let mut sig = good;
+            sig[..57].copy_from_slice(&alias);
+            assert!(!verdict(&key.public(), m, &sig));
+        }
+        assert!(found > 0, "no small-y point found");
+        // "Negative zero": x = 0 with the sign bit set (y = 1).
+        let mut neg_zero = [0u8; 57];
+        neg_zero[0] = 1;
+        neg_zero[56] = 0x80;
+        assert!(!verdict(&neg_zero, m, &good));
+    }
+
+    #[test]
+    fn random_valid_and_tampered_signatures_agree() {
+        let mut accepted = 0;
+        for seed in 0..64u8 {
+            let key = Ed448Key::from_seed(&[seed; 57]);
+            let m = [seed; 33];
+            let sig = key.sign(&m);
+            if verdict(&key.public(), &m, &sig) {
+                accepted += 1;
+            }
+            let mut other = m;
+            other[0] ^= 1;
+            assert!(!verdict(&key.public(), &other, &sig));
+            for i in 0..4usize {
+                let mut bad = sig;
+                bad[(seed as usize * 7 + i * 29) % 114] ^= 1 << (i % 8);
+                assert!(!verdict(&key.public(), &m, &bad));
+                let mut bad_key = key.public();
+                bad_key[(seed as usize + i * 13) % 57] ^= 1 << (i % 8);
+                verdict(&bad_key, &m, &sig);
+            }
+        }
+        assert_eq!(accepted, 64);
     }
 }

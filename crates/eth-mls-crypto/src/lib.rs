@@ -45,6 +45,7 @@ mod backend;
 mod crypto;
 #[cfg(feature = "rustcrypto")]
 mod curve448;
+mod ed448_rules;
 mod hpke;
 #[cfg(feature = "openssl")]
 mod openssl;

@@ -194,6 +194,17 @@ impl Backend for OpenSsl {
         if signature.len() != alg.sig_len() {
             return Err(CryptoError::InvalidSignature);
         }
+        if alg == SigAlg::Ed448 {
+            // eth-mls's Ed448 rules (canonical, not small-order A and R; S < L), shared with
+            // the RustCrypto backend so that both reach one verdict on every input.
+            let mut a = [0u8; 57];
+            a.copy_from_slice(public);
+            let mut sig = [0u8; 114];
+            sig.copy_from_slice(signature);
+            if !crate::ed448_rules::acceptable(&a, &sig) {
+                return Err(CryptoError::InvalidSignature);
+            }
+        }
         let key = PKey::public_key_from_raw_bytes(public, sig_id(alg))
             .map_err(|_| CryptoError::InvalidPublicKey)?;
         let mut verifier = Verifier::new_without_digest(&key).map_err(library)?;

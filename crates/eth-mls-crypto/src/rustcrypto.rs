@@ -152,8 +152,11 @@ impl Backend for RustCrypto {
                 Ok(SecretBytes::from_slice(shared.as_bytes()))
             }
             DhAlg::X448 => {
+                // Parse the public key first: an early return must not leave a copy of the
+                // private scalar behind.
+                let public = array::<56>(public)?;
                 let mut scalar = array::<56>(private)?;
-                let out = curve448::x448(&scalar, &array::<56>(public)?);
+                let out = curve448::x448(&scalar, &public);
                 zeroize::Zeroize::zeroize(&mut scalar);
                 let mut shared = out.ok_or(CryptoError::InvalidPublicKey)?;
                 let secret = SecretBytes::from_slice(&shared);
