@@ -321,6 +321,7 @@ impl Point {
     }
 
     /// Equality of the represented points (X1 Z2 = X2 Z1, Y1 Z2 = Y2 Z1).
+    #[cfg(test)]
     fn eq(&self, o: &Point) -> bool {
         bool::from(
             self.x.mul(o.z).ct_eq(&o.x.mul(self.z)) & self.y.mul(o.z).ct_eq(&o.y.mul(self.z)),
