@@ -7,8 +7,8 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use eth_mls_chain::Devnet;
 use eth_mls_chain::alloy::primitives::{Address, B256, U256};
+use eth_mls_chain::{AclChanges, CommitPolicy, Devnet};
 
 fn chain(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -18,7 +18,9 @@ fn chain(c: &mut Criterion) {
         (d, devnet.chain(1).await.unwrap())
     });
     let factory = owner.factory(deployment.group_factory);
-    let (group, receipt) = rt.block_on(factory.create_group(b"bench", 4)).unwrap();
+    let (group, receipt) = rt
+        .block_on(factory.create_group(b"bench", 4, CommitPolicy::AdminsOnly))
+        .unwrap();
     let create_gas = receipt.gas_used;
 
     let mut g = c.benchmark_group("chain");
@@ -28,37 +30,42 @@ fn chain(c: &mut Criterion) {
             let start = Instant::now();
             for _ in 0..iters {
                 n += 1;
-                rt.block_on(factory.create_group(&n.to_be_bytes(), 4))
+                rt.block_on(factory.create_group(&n.to_be_bytes(), 4, CommitPolicy::AdminsOnly))
                     .unwrap();
             }
             start.elapsed()
         })
     });
-    let mut m = 0u64;
-    let mut add_gas = 0;
-    g.bench_function("add_member", |b| {
-        b.iter_custom(|iters| {
-            let start = Instant::now();
-            for _ in 0..iters {
-                m += 1;
-                let member = Address::from_word(B256::from(U256::from(m + 1000)));
-                add_gas = rt.block_on(group.add_member(member)).unwrap().gas_used;
-            }
-            start.elapsed()
-        })
-    });
+    // Commits carry 1 KiB of bytes, as a small group's commit does.
+    let commit = vec![0x5a; 1024];
     let mut epoch = 0u64;
-    let mut epoch_gas = 0;
-    g.bench_function("register_epoch", |b| {
+    let mut add_gas = 0;
+    g.bench_function("commit_1KiB_add_member", |b| {
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
                 epoch += 1;
-                let r = rt.block_on(group.register_epoch(
-                    epoch,
-                    B256::from(U256::from(epoch)),
-                    B256::ZERO,
-                ));
+                let member = Address::from_word(B256::from(U256::from(epoch + 1000)));
+                let changes = AclChanges {
+                    added: vec![member],
+                    key_packages: vec![B256::from(U256::from(epoch))],
+                    removed: vec![],
+                };
+                add_gas = rt
+                    .block_on(group.commit(epoch, &commit, B256::ZERO, &changes))
+                    .unwrap()
+                    .gas_used;
+            }
+            start.elapsed()
+        })
+    });
+    let mut epoch_gas = 0;
+    g.bench_function("commit_1KiB", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                epoch += 1;
+                let r = rt.block_on(group.commit(epoch, &commit, B256::ZERO, &AclChanges::none()));
                 epoch_gas = r.unwrap().gas_used;
             }
             start.elapsed()
@@ -66,7 +73,7 @@ fn chain(c: &mut Criterion) {
     });
     g.finish();
     println!(
-        "\ngas per transaction (receipts): create_group {create_gas}, add_member {add_gas}, register_epoch {epoch_gas}"
+        "\ngas per transaction (receipts): create_group {create_gas}, commit 1 KiB + add {add_gas}, commit 1 KiB {epoch_gas}"
     );
 }
 

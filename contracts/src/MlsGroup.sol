@@ -3,50 +3,90 @@ pragma solidity ^0.8.24;
 
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
 
-/// @title One MLS group's on-chain state: access-control list, key-package records, epochs
+/// @title One MLS group's on-chain state: access-control list, commit log, key-package records
 /// @notice Deployed once as an implementation and used through EIP-1167 clones created by
-/// `MlsGroupFactory` (DESIGN.md decision 5). The owner (the group's creator) appoints admins;
-/// the owner and admins add and remove members; any member may leave. Each MLS key package may be
-/// recorded once. Commits are sequenced: the commit for epoch `n + 1` is the first one a current
-/// member registers for `n + 1`, so concurrent committers cannot fork the group.
-/// @dev Members form a singly linked list through `_slots` (one storage slot per member holds the
-/// next pointer and the flags), which keeps an addition to one new slot. Removal therefore takes
-/// the member's predecessor in `members()` order; `removalHints` computes it off-chain for free.
+/// `MlsGroupFactory` (DESIGN.md decisions 5 and 11). The chain orders the group's commits and
+/// stores them: `commit` registers the MLS commit for epoch `current + 1` together with its
+/// bytes (emitted in `CommitRegistered`, their keccak256 stored), the accounts it adds (with
+/// the key packages that add them, each usable once) and the accounts it removes, and applies
+/// those ACL changes in the same call, so the ACL and the MLS membership change together.
+/// First come, first served: concurrent committers cannot fork the group.
+///
+/// Who may commit is fixed at creation (`commitPolicy`): only the owner and admins (the
+/// default), or any member. Commits that change the ACL always need the owner or an admin.
+/// Any member may `leave`; the owner can neither leave nor be removed.
+///
+/// Recovery: the owner can replace the registered head with `replaceHead`, rewinding the epoch
+/// counter to `epoch` (at most the current epoch). Every commit registered for `epoch` or later
+/// is dropped. Members that merged a dropped commit have forked from the group and must rejoin
+/// (an admin re-adds them with a Remove + Add of their account); members that could not process
+/// it (a griefer's garbage) simply process the replacement. The ACL changes of the dropped head
+/// are undone (the caller names them; they are checked against the stored hash); commits before
+/// the head can only be dropped when none of them changed the ACL (`lastAclChangeEpoch`).
+/// @dev Members form a singly linked list through `_slots` (one slot per account that ever was a
+/// member: next pointer and flags), which keeps an addition to one new slot. Removal clears the
+/// membership flag and leaves the node in the list (lazy deletion), so it needs no predecessor
+/// and is O(1); the paginated `members` view skips non-members.
 contract MlsGroup is Initializable {
+    /// @notice Who may register commits.
+    enum CommitPolicy {
+        /// The owner and admins only (the seed's flow: members send requests to an admin).
+        AdminsOnly,
+        /// Any current member; commits that change the ACL still need the owner or an admin.
+        AnyMember
+    }
+
     /// @dev One slot per account that ever was a member.
     struct Slot {
-        address next; // next member in the list; zero when not a member
+        address next; // next account in the list; zero when never listed
+        bool member; // a current member
         bool removed; // removed (or left) and not re-added since
         bool admin; // appointed admin (cleared on removal)
     }
 
-    /// @dev The epoch sequencing state that changes on every registration.
-    struct EpochHead {
-        uint64 epoch;
-        address committer;
+    /// @dev The state every registration changes, in one slot.
+    struct Head {
+        uint64 epoch; // the current epoch
+        uint64 lastAclEpoch; // the newest epoch whose commit changed the ACL (0: none)
+        uint32 memberCount; // current members
+    }
+
+    /// @notice The ACL changes of a commit: the accounts it adds, the hash of the key package of
+    /// each (same order), the accounts it removes.
+    struct AclChanges {
+        address[] added;
+        bytes32[] keyPackages;
+        address[] removed;
     }
 
     /// @dev List head and terminator.
     address private constant SENTINEL = address(1);
+    /// @dev Non-zero placeholder for the hash slots at epoch 0: the first registration then
+    /// rewrites a non-zero slot (5,000 gas) instead of filling an empty one (22,100).
+    bytes32 private constant UNSET = bytes32(uint256(1));
 
     /// @notice The group's owner: its creator, unless ownership was transferred.
     address public owner;
-    /// @notice The MLS cipher suite of the group (RFC 9420 registry value, e.g. 0x0004).
-    uint16 public cipherSuite;
     /// @notice The ERC-7627 registry where members publish their keys and receive invitations.
     address public registry;
+    /// @notice The MLS cipher suite of the group (RFC 9420 registry value, e.g. 0x0004).
+    uint16 public cipherSuite;
+    /// @notice Who may register commits; fixed at creation.
+    CommitPolicy public commitPolicy;
     /// @notice The MLS group id.
     bytes public groupId;
 
     mapping(address account => Slot) private _slots;
     mapping(bytes32 keyPackageHash => bool) private _usedKeyPackages;
-    EpochHead private _head;
+    Head private _head;
     bytes32 private _commitHash;
     bytes32 private _epochAuthenticatorHash;
+    bytes32 private _headAclHash;
 
-    /// @notice `member` was added by `by`.
+    /// @notice `member` was added by `by` (in the commit registered in the same transaction).
     event MemberAdded(address indexed member, address indexed by);
-    /// @notice `member` was removed by `by`.
+    /// @notice `member` was removed by `by` (in the commit registered in the same transaction,
+    /// or by a head replacement undoing an addition).
     event MemberRemoved(address indexed member, address indexed by);
     /// @notice `member` left the group.
     event MemberLeft(address indexed member);
@@ -54,49 +94,67 @@ contract MlsGroup is Initializable {
     event AdminChanged(address indexed member, bool isAdmin);
     /// @notice Ownership moved from `previousOwner` to `newOwner`.
     event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
-    /// @notice A key package hash was recorded as used.
-    event KeyPackageRecorded(bytes32 indexed keyPackageHash, address indexed by);
-    /// @notice The commit for `epoch` was registered.
-    event EpochRegistered(
+    /// @notice The commit that starts `epoch` was registered by `committer`. `commit` is the
+    /// MLS message (its keccak256 is `commitHash`); `added`, `keyPackages` (one per added
+    /// account) and `removed` are the ACL changes applied with it.
+    event CommitRegistered(
         uint64 indexed epoch,
         address indexed committer,
         bytes32 commitHash,
-        bytes32 epochAuthenticatorHash
+        bytes32 epochAuthenticatorHash,
+        bytes commit,
+        address[] added,
+        bytes32[] keyPackages,
+        address[] removed
+    );
+    /// @notice The owner dropped the commits of epochs `epoch` to `previousEpoch`; the
+    /// `CommitRegistered` for `epoch` that follows in the same transaction replaces them.
+    event HeadReplaced(
+        uint64 indexed epoch, uint64 previousEpoch, bytes32 replacedCommitHash, address indexed by
     );
     /// @notice The group was initialised.
     event GroupInitialized(
-        address indexed owner, bytes groupId, uint16 cipherSuite, address registry
+        address indexed owner,
+        bytes groupId,
+        uint16 cipherSuite,
+        address registry,
+        CommitPolicy commitPolicy
     );
 
     /// @notice The caller is neither the owner nor an admin.
     error NotAdmin(address caller);
     /// @notice The caller is not the owner.
     error NotOwner(address caller);
-    /// @notice `account` is not a current member.
+    /// @notice The caller may not register commits under the group's policy.
+    error NotCommitter(address caller);
+    /// @notice `account` is not a current member (or, for a removal, never was one).
     error NotMember(address account);
     /// @notice `account` is already a member.
     error AlreadyMember(address account);
     /// @notice `account` cannot be a member (the zero address or the list sentinel).
     error InvalidAccount(address account);
-    /// @notice `prev` is not the predecessor of `member` in the member list.
-    error WrongPredecessor(address prev, address member);
     /// @notice The owner can be neither removed nor leave; transfer ownership first.
     error OwnerCannotLeave();
-    /// @notice Two arrays of a batch call differ in length.
+    /// @notice Two arrays of a call differ in length.
     error LengthMismatch(uint256 a, uint256 b);
     /// @notice The key package hash was recorded before.
     error KeyPackageAlreadyUsed(bytes32 keyPackageHash);
     /// @notice Only `current + 1` can be registered.
     error EpochOutOfOrder(uint64 expected, uint64 got);
-    /// @notice A commit hash must not be zero.
-    error EmptyCommitHash();
+    /// @notice A commit must carry its bytes.
+    error EmptyCommit();
     /// @notice The group id must not be empty.
     error EmptyGroupId();
     /// @notice Cipher suite 0 is reserved.
     error InvalidCipherSuite();
+    /// @notice `epoch` cannot be replaced: it is 0, beyond the current epoch, or older than a
+    /// commit that changed the ACL (`lastAclChangeEpoch`).
+    error CannotReplace(uint64 epoch);
+    /// @notice The ACL changes named for undoing do not match the replaced head's.
+    error WrongUndo();
 
     modifier onlyAdmin() {
-        if (msg.sender != owner && !_slots[msg.sender].admin) revert NotAdmin(msg.sender);
+        if (!_isAdmin(msg.sender)) revert NotAdmin(msg.sender);
         _;
     }
 
@@ -115,11 +173,13 @@ contract MlsGroup is Initializable {
     /// @param groupId_ The MLS group id (non-empty).
     /// @param cipherSuite_ The MLS cipher suite (non-zero).
     /// @param registry_ The ERC-7627 registry used by the group.
+    /// @param policy Who may register commits.
     function initialize(
         address owner_,
         bytes calldata groupId_,
         uint16 cipherSuite_,
-        address registry_
+        address registry_,
+        CommitPolicy policy
     ) external initializer {
         if (owner_ == address(0) || owner_ == SENTINEL) {
             revert InvalidAccount(owner_);
@@ -127,79 +187,155 @@ contract MlsGroup is Initializable {
         if (groupId_.length == 0) revert EmptyGroupId();
         if (cipherSuite_ == 0) revert InvalidCipherSuite();
         owner = owner_;
-        cipherSuite = cipherSuite_;
         registry = registry_;
+        cipherSuite = cipherSuite_;
+        commitPolicy = policy;
         groupId = groupId_;
-        _slots[owner_].next = SENTINEL;
+        _slots[owner_] = Slot({next: SENTINEL, member: true, removed: false, admin: false});
         _slots[SENTINEL].next = owner_;
-        _head = EpochHead({epoch: 0, committer: owner_}); // the creator made epoch 0
-        emit GroupInitialized(owner_, groupId_, cipherSuite_, registry_);
+        _head = Head({epoch: 0, lastAclEpoch: 0, memberCount: 1});
+        _commitHash = UNSET;
+        _epochAuthenticatorHash = UNSET;
+        _headAclHash = UNSET;
+        emit GroupInitialized(owner_, groupId_, cipherSuite_, registry_, policy);
         emit MemberAdded(owner_, owner_);
     }
 
-    // ---------------------------------------------------------------- access control
+    // ---------------------------------------------------------------- commits
 
-    /// @notice Adds `member` to the group. Owner or admin only.
-    /// @param member The account to add.
-    function addMember(address member) external onlyAdmin {
-        _add(member);
+    /// @notice Registers the MLS commit that starts `epoch` (the current epoch + 1; the first
+    /// registration wins) with its bytes, and applies its ACL changes: first every removal,
+    /// then every addition (an account in both is re-added, as a fork recovery does). Who may
+    /// call: see `commitPolicy`; a commit that changes the ACL needs the owner or an admin.
+    /// @param epoch The new epoch (current epoch + 1).
+    /// @param commitBytes The MLS commit message (non-empty); its keccak256 is stored.
+    /// @param epochAuthenticatorHash Hash of the new epoch's epoch authenticator.
+    /// @param added Accounts the commit adds (its Add proposals), each not a current member.
+    /// @param keyPackages The hash of the key package of each added account (same order);
+    /// each hash is accepted once per group.
+    /// @param removed Accounts the commit removes (its Remove proposals): current members, or
+    /// former members who already left or were removed (then a no-op for the ACL).
+    function commit(
+        uint64 epoch,
+        bytes calldata commitBytes,
+        bytes32 epochAuthenticatorHash,
+        address[] calldata added,
+        bytes32[] calldata keyPackages,
+        address[] calldata removed
+    ) external {
+        Head memory head = _head;
+        if (epoch != head.epoch + 1) revert EpochOutOfOrder(head.epoch + 1, epoch);
+        _register(head, epoch, commitBytes, epochAuthenticatorHash, added, keyPackages, removed);
     }
 
-    /// @notice Adds every account of `members`, in order. Owner or admin only.
-    /// @param accounts The accounts to add; the call reverts when any cannot be added.
-    function addMembers(address[] calldata accounts) external onlyAdmin {
-        uint256 n = accounts.length;
-        for (uint256 i; i < n; ++i) {
-            _add(accounts[i]);
+    /// @notice Owner only: drops the commits registered for `epoch` up to the current epoch and
+    /// registers `commitBytes` for `epoch` instead (see the contract's notes on recovery). The
+    /// ACL changes of the current head are undone when `epoch` is the current epoch: name them
+    /// in `undo` (`added` and `keyPackages` as registered, `removed` the accounts whose removal
+    /// took effect: the `MemberRemoved` events of that registration), checked against their
+    /// hash. Undone additions count as removed accounts; undone removals restore membership but
+    /// not the admin role; key packages stay used. Older epochs can be dropped only when no
+    /// dropped commit changed the ACL (`lastAclChangeEpoch`); pass an empty `undo` then.
+    /// @param epoch The epoch to register again (1 <= epoch <= current epoch).
+    /// @param undo The current head's ACL changes, or empty lists.
+    /// @param commitBytes The replacement commit (built on epoch `epoch - 1`).
+    /// @param epochAuthenticatorHash Hash of the replacement epoch's authenticator.
+    /// @param changes The replacement's ACL changes (as in `commit`).
+    function replaceHead(
+        uint64 epoch,
+        AclChanges calldata undo,
+        bytes calldata commitBytes,
+        bytes32 epochAuthenticatorHash,
+        AclChanges calldata changes
+    ) external onlyOwner {
+        Head memory head = _head;
+        if (epoch == 0 || epoch > head.epoch) revert CannotReplace(epoch);
+        if (head.lastAclEpoch == head.epoch) {
+            // Only the head's own ACL changes can be undone.
+            if (epoch != head.epoch) revert CannotReplace(epoch);
+            _undoHead(undo);
+            head.memberCount = _head.memberCount;
+            // What changed the ACL below the head is not known here: nothing below the new head
+            // can be dropped later.
+            head.lastAclEpoch = epoch - 1;
+        } else {
+            if (head.lastAclEpoch >= epoch) revert CannotReplace(epoch);
+            if (undo.added.length != 0 || undo.removed.length != 0 || undo.keyPackages.length != 0)
+            {
+                revert WrongUndo();
+            }
         }
+        emit HeadReplaced(epoch, head.epoch, _commitHash, msg.sender);
+        _register(
+            head,
+            epoch,
+            commitBytes,
+            epochAuthenticatorHash,
+            changes.added,
+            changes.keyPackages,
+            changes.removed
+        );
     }
 
-    /// @notice Removes `member`, whose predecessor in `members()` order is `prev`. Owner or admin.
-    /// @param prev The member listed before `member` (see `removalHints`), or address(1) when
-    /// `member` is listed first.
-    /// @param member The member to remove; not the owner.
-    function removeMember(address prev, address member) external onlyAdmin {
-        _remove(prev, member);
-        emit MemberRemoved(member, msg.sender);
-    }
-
-    /// @notice Removes `accounts[i]` with predecessor `prevs[i]`, in order (each hint as it stands
-    /// after the earlier removals: `removalHints` computes them). Owner or admin only.
-    /// @param prevs The predecessors.
-    /// @param accounts The members to remove.
-    function removeMembers(address[] calldata prevs, address[] calldata accounts)
+    /// @notice The current epoch and the commitment registered for it. Epoch 0 has no commit:
+    /// its hashes are zero.
+    /// @return epoch The current epoch.
+    /// @return commitHash keccak256 of the commit that started it.
+    /// @return epochAuthenticatorHash Hash of its epoch authenticator.
+    function currentEpoch()
         external
-        onlyAdmin
+        view
+        returns (uint64 epoch, bytes32 commitHash, bytes32 epochAuthenticatorHash)
     {
-        uint256 n = accounts.length;
-        if (prevs.length != n) revert LengthMismatch(prevs.length, n);
-        for (uint256 i; i < n; ++i) {
-            _remove(prevs[i], accounts[i]);
-            emit MemberRemoved(accounts[i], msg.sender);
+        epoch = _head.epoch;
+        if (epoch != 0) {
+            commitHash = _commitHash;
+            epochAuthenticatorHash = _epochAuthenticatorHash;
         }
     }
 
-    /// @notice The caller leaves the group. The owner must transfer ownership first.
-    /// @param prev The caller's predecessor in `members()` order (see `removalHints`).
-    function leave(address prev) external {
-        _remove(prev, msg.sender);
+    /// @notice The newest epoch whose commit changed the ACL (0 when none did, or when it was
+    /// replaced); `replaceHead` cannot drop commits at or below it except the head itself.
+    /// @return The epoch.
+    function lastAclChangeEpoch() external view returns (uint64) {
+        return _head.lastAclEpoch;
+    }
+
+    /// @notice Whether `account` may register commits now.
+    /// @param account The account.
+    /// @return True for the owner and admins, and for members under `AnyMember`.
+    function canCommit(address account) public view returns (bool) {
+        if (_isAdmin(account)) return true;
+        return commitPolicy == CommitPolicy.AnyMember && isMember(account);
+    }
+
+    // ---------------------------------------------------------------- membership
+
+    /// @notice The caller leaves the group (the ACL only: an admin's commit then removes the
+    /// caller's MLS leaf, naming the caller in `removed`). The owner must transfer ownership
+    /// first.
+    function leave() external {
+        if (!isMember(msg.sender)) revert NotMember(msg.sender);
+        if (msg.sender == owner) revert OwnerCannotLeave();
+        _clear(msg.sender);
+        _head.memberCount -= 1;
         emit MemberLeft(msg.sender);
     }
 
-    /// @notice Appoints (`isAdmin_`) or dismisses an admin. Owner only; admins must be members.
+    /// @notice Appoints (`isAdmin_`) or dismisses an admin. Owner only; admins must be current
+    /// members.
     /// @param member The member whose role changes.
     /// @param isAdmin_ The new role.
     function setAdmin(address member, bool isAdmin_) external onlyOwner {
-        Slot storage slot = _slots[member];
-        if (slot.next == address(0)) revert NotMember(member);
-        slot.admin = isAdmin_;
+        if (!isMember(member)) revert NotMember(member);
+        _slots[member].admin = isAdmin_;
         emit AdminChanged(member, isAdmin_);
     }
 
     /// @notice Hands ownership to `newOwner`, a current member. Owner only.
     /// @param newOwner The new owner.
     function transferOwnership(address newOwner) external onlyOwner {
-        if (_slots[newOwner].next == address(0)) revert NotMember(newOwner);
+        if (!isMember(newOwner)) revert NotMember(newOwner);
         emit OwnershipTransferred(owner, newOwner);
         owner = newOwner;
     }
@@ -208,14 +344,14 @@ contract MlsGroup is Initializable {
     /// @param account The account.
     /// @return True for a current member.
     function isMember(address account) public view returns (bool) {
-        return account != SENTINEL && _slots[account].next != address(0);
+        return _slots[account].member;
     }
 
     /// @notice Whether `account` may change the ACL (the owner or an appointed admin).
     /// @param account The account.
     /// @return True for the owner and admins.
     function isAdmin(address account) external view returns (bool) {
-        return account == owner || _slots[account].admin;
+        return _isAdmin(account);
     }
 
     /// @notice Whether `account` was removed (or left) and has not been re-added since.
@@ -225,69 +361,34 @@ contract MlsGroup is Initializable {
         return _slots[account].removed;
     }
 
-    /// @notice Number of current members. Walks the list (no counter is stored, which keeps
-    /// additions and removals cheaper): meant for `eth_call`.
-    /// @return count The number of current members.
-    function memberCount() public view returns (uint256 count) {
-        for (address cursor = _slots[SENTINEL].next; cursor != SENTINEL; ++count) {
-            cursor = _slots[cursor].next;
-        }
+    /// @notice Number of current members.
+    /// @return The count.
+    function memberCount() external view returns (uint256) {
+        return _head.memberCount;
     }
 
-    /// @notice The current members, newest first. Meant for `eth_call`.
-    /// @return list Every current member.
-    function members() external view returns (address[] memory list) {
-        list = new address[](memberCount());
-        address cursor = _slots[SENTINEL].next;
-        for (uint256 i; cursor != SENTINEL; ++i) {
-            list[i] = cursor;
-            cursor = _slots[cursor].next;
-        }
-    }
-
-    /// @notice The `prevs` argument for `removeMembers(prevs, toRemove)` (for one member, the
-    /// `prev` of `removeMember` and `leave`). Meant for `eth_call`: it walks the whole list.
-    /// @param toRemove Current members, distinct, in the order they will be removed.
-    /// @return prevs Each member's predecessor once the earlier ones are removed.
-    function removalHints(address[] calldata toRemove)
+    /// @notice One page of the current members, newest first. Meant for `eth_call`.
+    /// @param cursor Zero for the first page, else the `next` of the previous page.
+    /// @param limit The most members to return.
+    /// @return page Up to `limit` current members.
+    /// @return next The cursor of the following page; zero when this was the last.
+    function members(address cursor, uint256 limit)
         external
         view
-        returns (address[] memory prevs)
+        returns (address[] memory page, address next)
     {
-        uint256 n = memberCount();
-        address[] memory order = new address[](n + 1);
-        order[0] = SENTINEL;
-        address cursor = _slots[SENTINEL].next;
-        for (uint256 i = 1; cursor != SENTINEL; ++i) {
-            order[i] = cursor;
-            cursor = _slots[cursor].next;
+        page = new address[](limit);
+        uint256 n;
+        address node = cursor == address(0) ? _slots[SENTINEL].next : cursor;
+        while (node != SENTINEL && node != address(0) && n < limit) {
+            Slot storage slot = _slots[node];
+            if (slot.member) page[n++] = node;
+            node = slot.next;
         }
-        prevs = new address[](toRemove.length);
-        for (uint256 k; k < toRemove.length; ++k) {
-            address target = toRemove[k];
-            if (!isMember(target)) revert NotMember(target);
-            address last = SENTINEL;
-            for (uint256 i = 1; i <= n; ++i) {
-                address at = order[i];
-                if (at == target) {
-                    prevs[k] = last;
-                    order[i] = address(0); // removed from here on
-                    break;
-                }
-                if (at != address(0)) last = at;
-            }
+        assembly ("memory-safe") {
+            mstore(page, n)
         }
-    }
-
-    // ---------------------------------------------------------------- key packages
-
-    /// @notice Records a key package as used in this group; each hash is accepted once.
-    /// Owner or admin only (whoever adds the member with it).
-    /// @param keyPackageHash Hash of the MLS KeyPackage (e.g. its KeyPackageRef).
-    function recordKeyPackage(bytes32 keyPackageHash) external onlyAdmin {
-        if (_usedKeyPackages[keyPackageHash]) revert KeyPackageAlreadyUsed(keyPackageHash);
-        _usedKeyPackages[keyPackageHash] = true;
-        emit KeyPackageRecorded(keyPackageHash, msg.sender);
+        next = node == SENTINEL ? address(0) : node;
     }
 
     /// @notice Whether a key package hash was recorded in this group.
@@ -297,63 +398,151 @@ contract MlsGroup is Initializable {
         return _usedKeyPackages[keyPackageHash];
     }
 
-    // ---------------------------------------------------------------- epochs
-
-    /// @notice Registers the commit that starts `epoch`; only `current + 1` is accepted, the
-    /// first registration wins. Current members only.
-    /// @param epoch The new epoch (current epoch + 1).
-    /// @param commitHash Hash of the MLS commit message (non-zero).
-    /// @param epochAuthenticatorHash Hash of the new epoch's epoch authenticator.
-    function registerEpoch(uint64 epoch, bytes32 commitHash, bytes32 epochAuthenticatorHash)
-        external
-    {
-        if (!isMember(msg.sender)) revert NotMember(msg.sender);
-        uint64 expected = _head.epoch + 1;
-        if (epoch != expected) revert EpochOutOfOrder(expected, epoch);
-        if (commitHash == bytes32(0)) revert EmptyCommitHash();
-        _head = EpochHead({epoch: epoch, committer: msg.sender});
-        _commitHash = commitHash;
-        _epochAuthenticatorHash = epochAuthenticatorHash;
-        emit EpochRegistered(epoch, msg.sender, commitHash, epochAuthenticatorHash);
-    }
-
-    /// @notice The current epoch and the commitment registered for it. Epoch 0 has no commit:
-    /// its hashes are zero and its committer is the group's creator.
-    /// @return epoch The current epoch.
-    /// @return commitHash Hash of the commit that started it.
-    /// @return epochAuthenticatorHash Hash of its epoch authenticator.
-    /// @return committer The member who registered it.
-    function currentEpoch()
-        external
-        view
-        returns (
-            uint64 epoch,
-            bytes32 commitHash,
-            bytes32 epochAuthenticatorHash,
-            address committer
-        )
-    {
-        EpochHead memory head = _head;
-        return (head.epoch, _commitHash, _epochAuthenticatorHash, head.committer);
-    }
-
     // ---------------------------------------------------------------- internals
 
-    function _add(address member) private {
-        if (member == address(0) || member == SENTINEL) revert InvalidAccount(member);
-        if (_slots[member].next != address(0)) revert AlreadyMember(member);
-        Slot storage head = _slots[SENTINEL];
-        _slots[member] = Slot({next: head.next, removed: false, admin: false});
-        head.next = member;
-        emit MemberAdded(member, msg.sender);
+    function _isAdmin(address account) private view returns (bool) {
+        return account == owner || _slots[account].admin;
     }
 
-    function _remove(address prev, address member) private {
-        if (!isMember(member)) revert NotMember(member);
-        if (member == owner) revert OwnerCannotLeave();
-        Slot storage prevSlot = _slots[prev];
-        if (prevSlot.next != member) revert WrongPredecessor(prev, member);
-        prevSlot.next = _slots[member].next;
-        _slots[member] = Slot({next: address(0), removed: true, admin: false});
+    function _aclHash(
+        address[] calldata added,
+        bytes32[] calldata keyPackages,
+        address[] memory effectivelyRemoved
+    ) private pure returns (bytes32) {
+        return keccak256(abi.encode(added, keyPackages, effectivelyRemoved));
+    }
+
+    /// @dev Checks the caller's right to commit, applies the ACL changes, stores the head.
+    function _register(
+        Head memory head,
+        uint64 epoch,
+        bytes calldata commitBytes,
+        bytes32 epochAuthenticatorHash,
+        address[] calldata added,
+        bytes32[] calldata keyPackages,
+        address[] calldata removed
+    ) private {
+        if (commitBytes.length == 0) revert EmptyCommit();
+        if (added.length != keyPackages.length) {
+            revert LengthMismatch(added.length, keyPackages.length);
+        }
+        bool changesAcl = added.length != 0 || removed.length != 0;
+        if (changesAcl) {
+            if (!_isAdmin(msg.sender)) revert NotAdmin(msg.sender);
+        } else if (!canCommit(msg.sender)) {
+            revert NotCommitter(msg.sender);
+        }
+        if (changesAcl) {
+            uint32 count = head.memberCount;
+            address[] memory effective = new address[](removed.length);
+            uint256 n;
+            for (uint256 i; i < removed.length; ++i) {
+                if (_remove(removed[i])) effective[n++] = removed[i];
+            }
+            assembly ("memory-safe") {
+                mstore(effective, n)
+            }
+            // Each effective removal was a counted member, so n <= count < 2^32.
+            // forge-lint: disable-next-line(unsafe-typecast)
+            count -= uint32(n);
+            for (uint256 i; i < added.length; ++i) {
+                _add(added[i]);
+                bytes32 kp = keyPackages[i];
+                if (_usedKeyPackages[kp]) revert KeyPackageAlreadyUsed(kp);
+                _usedKeyPackages[kp] = true;
+            }
+            head.memberCount = count + uint32(added.length);
+            head.lastAclEpoch = epoch;
+            _headAclHash = _aclHash(added, keyPackages, effective);
+        }
+        head.epoch = epoch;
+        _head = head;
+        bytes32 commitHash = keccak256(commitBytes);
+        _commitHash = commitHash;
+        _epochAuthenticatorHash = epochAuthenticatorHash;
+        emit CommitRegistered(
+            epoch,
+            msg.sender,
+            commitHash,
+            epochAuthenticatorHash,
+            commitBytes,
+            added,
+            keyPackages,
+            removed
+        );
+    }
+
+    /// @dev Makes `account` a member; links it into the list the first time.
+    function _add(address account) private {
+        if (account == address(0) || account == SENTINEL) revert InvalidAccount(account);
+        Slot storage slot = _slots[account];
+        if (slot.member) revert AlreadyMember(account);
+        if (slot.next == address(0)) {
+            Slot storage list = _slots[SENTINEL];
+            _slots[account] = Slot({next: list.next, member: true, removed: false, admin: false});
+            list.next = account;
+        } else {
+            slot.member = true;
+            slot.removed = false;
+        }
+        emit MemberAdded(account, msg.sender);
+    }
+
+    /// @dev Removes `account`; returns whether it was a member (a former member that left or
+    /// was removed is a no-op; an account that never was one is an error).
+    function _remove(address account) private returns (bool) {
+        Slot storage slot = _slots[account];
+        if (!slot.member) {
+            if (slot.removed) return false;
+            revert NotMember(account);
+        }
+        if (account == owner) revert OwnerCannotLeave();
+        _clear(account);
+        emit MemberRemoved(account, msg.sender);
+        return true;
+    }
+
+    /// @dev Clears membership and the admin role (with its event); the node stays listed.
+    function _clear(address account) private {
+        Slot storage slot = _slots[account];
+        bool wasAdmin = slot.admin;
+        slot.member = false;
+        slot.removed = true;
+        slot.admin = false;
+        if (wasAdmin) emit AdminChanged(account, false);
+    }
+
+    /// @dev Checks `undo` against the head's ACL hash and undoes it, in reverse order.
+    function _undoHead(AclChanges calldata undo) private {
+        if (_aclHash(undo.added, undo.keyPackages, undo.removed) != _headAclHash) {
+            revert WrongUndo();
+        }
+        for (uint256 i = undo.added.length; i > 0; --i) {
+            _unAdd(undo.added[i - 1]);
+        }
+        for (uint256 i = undo.removed.length; i > 0; --i) {
+            _unRemove(undo.removed[i - 1]);
+        }
+    }
+
+    /// @dev Undoes an addition of the replaced head.
+    function _unAdd(address account) private {
+        if (account == owner) revert OwnerCannotLeave();
+        if (_slots[account].member) {
+            _clear(account);
+            _head.memberCount -= 1;
+            emit MemberRemoved(account, msg.sender);
+        }
+    }
+
+    /// @dev Undoes a removal of the replaced head (the admin role is not restored).
+    function _unRemove(address account) private {
+        Slot storage slot = _slots[account];
+        if (!slot.member && slot.next != address(0)) {
+            slot.member = true;
+            slot.removed = false;
+            _head.memberCount += 1;
+            emit MemberAdded(account, msg.sender);
+        }
     }
 }

@@ -21,8 +21,13 @@ contract MlsGroupFactory {
     /// @param creator Its owner.
     /// @param groupId The MLS group id.
     /// @param cipherSuite The MLS cipher suite.
+    /// @param commitPolicy Who may register commits in it.
     event GroupCreated(
-        address indexed group, address indexed creator, bytes groupId, uint16 cipherSuite
+        address indexed group,
+        address indexed creator,
+        bytes groupId,
+        uint16 cipherSuite,
+        MlsGroup.CommitPolicy commitPolicy
     );
 
     /// @notice A constructor argument was the zero address.
@@ -41,18 +46,20 @@ contract MlsGroupFactory {
     /// @notice Creates a group owned by the caller.
     /// @param groupId The MLS group id (non-empty; unique per creator).
     /// @param cipherSuite The MLS cipher suite (non-zero; 0x0004 in eth-mls).
+    /// @param commitPolicy Who may register commits (`AdminsOnly` is the seed's flow); fixed.
     /// @return group The new group contract.
-    function createGroup(bytes calldata groupId, uint16 cipherSuite)
-        external
-        returns (address group)
-    {
+    function createGroup(
+        bytes calldata groupId,
+        uint16 cipherSuite,
+        MlsGroup.CommitPolicy commitPolicy
+    ) external returns (address group) {
         bytes32 salt = _salt(msg.sender, groupId);
         address predicted = Clones.predictDeterministicAddress(implementation, salt);
         if (predicted.code.length != 0) revert GroupExists(predicted);
         group = Clones.cloneDeterministic(implementation, salt);
-        MlsGroup(group).initialize(msg.sender, groupId, cipherSuite, registry);
+        MlsGroup(group).initialize(msg.sender, groupId, cipherSuite, registry, commitPolicy);
         _created[msg.sender].push(group);
-        emit GroupCreated(group, msg.sender, groupId, cipherSuite);
+        emit GroupCreated(group, msg.sender, groupId, cipherSuite, commitPolicy);
     }
 
     /// @notice The address `createGroup` gives `creator` for `groupId`.

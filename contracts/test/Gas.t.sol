@@ -23,8 +23,8 @@ contract GasTest is Test {
     address internal constant MEMBER = address(0x1234);
     bytes32 internal constant IDX = keccak256("x448");
     bytes internal message256;
-    address[] internal batch1;
-    address[] internal batch10;
+    address[] internal none;
+    bytes32[] internal noKps;
 
     function setUp() public {
         registry = new ERC7627();
@@ -32,14 +32,18 @@ contract GasTest is Test {
         implementation = new MlsGroup();
         factory = new MlsGroupFactory(address(implementation), address(registry));
         vm.prank(OWNER);
-        group = MlsGroup(factory.createGroup("gas-group", 4));
+        group = MlsGroup(factory.createGroup("gas-group", 4, MlsGroup.CommitPolicy.AnyMember));
+        address[] memory first = new address[](1);
+        first[0] = MEMBER;
+        bytes32[] memory firstKp = new bytes32[](1);
+        firstKp[0] = keccak256("kp-member");
         vm.startPrank(OWNER);
-        group.addMember(MEMBER);
-        group.registerEpoch(1, keccak256("c1"), keccak256("a1"));
+        group.commit(1, "c1", keccak256("a1"), first, firstKp, none);
+        group.commit(2, "c2", keccak256("a2"), none, noKps, none);
         vm.stopPrank();
 
         vm.prank(BOB);
-        fresh = MlsGroup(factory.createGroup("fresh", 4));
+        fresh = MlsGroup(factory.createGroup("fresh", 4, MlsGroup.CommitPolicy.AdminsOnly));
         vm.prank(BOB);
         registry.updatePublicKey(
             IDX,
@@ -53,10 +57,22 @@ contract GasTest is Test {
         for (uint256 i; i < 256; ++i) {
             message256[i] = bytes1(uint8(i));
         }
-        batch1.push(address(0x3000));
-        for (uint256 i; i < 10; ++i) {
-            batch10.push(address(uint160(0x3000 + i)));
+    }
+
+    /// `n` fresh accounts and their key package hashes, built in memory (storage reads would
+    /// be counted in the measured gas).
+    function adds(uint256 n) internal pure returns (address[] memory a, bytes32[] memory k) {
+        a = new address[](n);
+        k = new bytes32[](n);
+        for (uint256 i; i < n; ++i) {
+            a[i] = address(uint160(0x3000 + i));
+            k[i] = bytes32(i + 1);
         }
+    }
+
+    /// 1 KiB of commit bytes (the content does not change the execution cost).
+    function commit1k() internal pure returns (bytes memory) {
+        return new bytes(1024);
     }
 
     function test_gas_deployMlsGroupDirect() public {
@@ -65,42 +81,53 @@ contract GasTest is Test {
 
     function test_gas_factoryCreateGroup() public {
         vm.prank(BOB);
-        factory.createGroup("another-group", 4);
+        factory.createGroup("another-group", 4, MlsGroup.CommitPolicy.AdminsOnly);
     }
 
-    function test_gas_addMember() public {
-        vm.prank(OWNER);
-        group.addMember(BOB);
-    }
-
-    function test_gas_addMembers_1() public {
-        vm.prank(OWNER);
-        group.addMembers(batch1);
-    }
-
-    function test_gas_addMembers_10() public {
-        vm.prank(OWNER);
-        group.addMembers(batch10);
-    }
-
-    function test_gas_removeMember() public {
-        vm.prank(OWNER);
-        group.removeMember(address(1), MEMBER);
-    }
-
-    function test_gas_recordKeyPackage() public {
-        vm.prank(OWNER);
-        group.recordKeyPackage(keccak256("kp"));
-    }
-
-    function test_gas_registerEpoch_next() public {
+    /// A later commit (epoch 3) with 1 KiB of bytes and no ACL change.
+    function test_gas_commit1k_noAcl() public {
         vm.prank(MEMBER);
-        group.registerEpoch(2, keccak256("c2"), keccak256("a2"));
+        group.commit(3, commit1k(), keccak256("a3"), none, noKps, none);
     }
 
-    function test_gas_registerEpoch_first() public {
+    /// The group's first commit (epoch 1) with 1 KiB of bytes and no ACL change.
+    function test_gas_commit1k_noAcl_first() public {
         vm.prank(BOB);
-        fresh.registerEpoch(1, keccak256("c1"), keccak256("a1"));
+        fresh.commit(1, commit1k(), keccak256("a1"), none, noKps, none);
+    }
+
+    /// A later commit with 1 KiB of bytes adding one member (and recording its key package).
+    function test_gas_commit1k_add1() public {
+        (address[] memory a, bytes32[] memory k) = adds(1);
+        vm.prank(OWNER);
+        group.commit(3, commit1k(), keccak256("a3"), a, k, none);
+    }
+
+    /// The group's first commit with 1 KiB of bytes adding one member.
+    function test_gas_commit1k_add1_first() public {
+        (address[] memory a, bytes32[] memory k) = adds(1);
+        vm.prank(BOB);
+        fresh.commit(1, commit1k(), keccak256("a1"), a, k, none);
+    }
+
+    /// A later commit with 1 KiB of bytes adding ten members.
+    function test_gas_commit1k_add10() public {
+        (address[] memory a, bytes32[] memory k) = adds(10);
+        vm.prank(OWNER);
+        group.commit(3, commit1k(), keccak256("a3"), a, k, none);
+    }
+
+    /// A later commit with 1 KiB of bytes removing one member.
+    function test_gas_commit1k_remove1() public {
+        address[] memory r = new address[](1);
+        r[0] = MEMBER;
+        vm.prank(OWNER);
+        group.commit(3, commit1k(), keccak256("a3"), none, noKps, r);
+    }
+
+    function test_gas_leave() public {
+        vm.prank(MEMBER);
+        group.leave();
     }
 
     function test_gas_updatePublicKey_x448() public {

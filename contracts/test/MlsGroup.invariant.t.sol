@@ -24,6 +24,11 @@ contract GroupHandler {
     bool public epochSkipped;
     /// Set when a key package hash was accepted twice.
     bool public keyPackageAcceptedTwice;
+    /// Set when a commit was registered by someone the policy does not allow.
+    bool public unauthorisedCommit;
+    /// Set when a removed (or never added) account registered a commit.
+    bool public removedRegistered;
+    uint256 public replacements;
     uint256 public successfulCalls;
 
     constructor(MlsGroup group_, address owner) {
@@ -46,57 +51,67 @@ contract GroupHandler {
         }
     }
 
-    function addMember(uint256 callerSeed, uint256 targetSeed) external {
-        address caller = actor(callerSeed);
-        address target = actor(targetSeed);
-        vm.prank(caller);
-        try group.addMember(target) {
-            track(caller, true);
-            modelMember[target] = true;
-        } catch {}
-    }
-
-    function addMembers(uint256 callerSeed, uint256 aSeed, uint256 bSeed) external {
-        address caller = actor(callerSeed);
-        address[] memory batch = new address[](2);
-        batch[0] = actor(aSeed);
-        batch[1] = actor(bSeed);
-        vm.prank(caller);
-        try group.addMembers(batch) {
-            track(caller, true);
-            modelMember[batch[0]] = true;
-            modelMember[batch[1]] = true;
-        } catch {}
-    }
-
-    function removeMember(uint256 callerSeed, uint256 targetSeed, uint256 prevSeed, bool hint)
-        external
+    function acl(address[] memory added, bytes32[] memory k, address[] memory removed)
+        internal
+        pure
+        returns (MlsGroup.AclChanges memory)
     {
+        return MlsGroup.AclChanges({added: added, keyPackages: k, removed: removed});
+    }
+
+    function kpList(bytes32 kp) internal pure returns (bytes32[] memory l) {
+        l = new bytes32[](1);
+        l[0] = kp;
+    }
+
+    function one(address a) internal pure returns (address[] memory l) {
+        l = new address[](1);
+        l[0] = a;
+    }
+
+    /// A commit with random ACL changes (possibly none) by a random caller.
+    function commit(
+        uint256 callerSeed,
+        uint256 addSeed,
+        uint256 removeSeed,
+        uint8 kpSeed,
+        uint8 shape,
+        bool next
+    ) external {
         address caller = actor(callerSeed);
-        address target = actor(targetSeed);
-        address prev = actor(prevSeed);
-        if (hint && group.isMember(target)) {
-            address[] memory one = new address[](1);
-            one[0] = target;
-            prev = group.removalHints(one)[0];
-        }
+        (uint64 before,,) = group.currentEpoch();
+        uint64 epoch = next ? before + 1 : uint64(shape);
+        address[] memory added = shape % 3 == 1 ? one(actor(addSeed)) : new address[](0);
+        address[] memory removed = shape % 4 == 2 ? one(actor(removeSeed)) : new address[](0);
+        bytes32 kp = keccak256(abi.encode(kpSeed % 16));
+        bytes32[] memory kps = added.length == 1 ? kpList(kp) : new bytes32[](0);
+        bool mayCommit = group.canCommit(caller);
+        bool admin = group.isAdmin(caller);
+        bool wasMember = group.isMember(caller);
         vm.prank(caller);
-        try group.removeMember(prev, target) {
+        try group.commit(epoch, abi.encode(epoch), bytes32(uint256(epoch)), added, kps, removed) {
             track(caller, true);
-            modelMember[target] = false;
+            if (!mayCommit) unauthorisedCommit = true;
+            if ((added.length != 0 || removed.length != 0) && !admin) unauthorisedCommit = true;
+            if (!wasMember) removedRegistered = true;
+            (uint64 afterwards,,) = group.currentEpoch();
+            if (afterwards != before + 1) epochSkipped = true;
+            modelEpoch = afterwards;
+            for (uint256 i; i < removed.length; ++i) {
+                modelMember[removed[i]] = false;
+            }
+            for (uint256 i; i < added.length; ++i) {
+                modelMember[added[i]] = true;
+                if (modelKeyPackage[kp]) keyPackageAcceptedTwice = true;
+                modelKeyPackage[kp] = true;
+            }
         } catch {}
     }
 
     function leave(uint256 callerSeed) external {
         address caller = actor(callerSeed);
-        address prev = address(1);
-        if (group.isMember(caller)) {
-            address[] memory one = new address[](1);
-            one[0] = caller;
-            prev = group.removalHints(one)[0];
-        }
         vm.prank(caller);
-        try group.leave(prev) {
+        try group.leave() {
             track(caller, true);
             modelMember[caller] = false;
         } catch {}
@@ -110,27 +125,28 @@ contract GroupHandler {
         } catch {}
     }
 
-    function recordKeyPackage(uint256 callerSeed, uint8 kpSeed) external {
-        address caller = actor(callerSeed);
-        bytes32 kp = keccak256(abi.encode(kpSeed % 16));
-        vm.prank(caller);
-        try group.recordKeyPackage(kp) {
-            track(caller, true);
-            if (modelKeyPackage[kp]) keyPackageAcceptedTwice = true;
-            modelKeyPackage[kp] = true;
-        } catch {}
-    }
-
-    function registerEpoch(uint256 callerSeed, uint64 epoch, bool next) external {
-        address caller = actor(callerSeed);
-        (uint64 before,,,) = group.currentEpoch();
-        if (next) epoch = before + 1;
-        vm.prank(caller);
-        try group.registerEpoch(epoch, keccak256(abi.encode(epoch)), bytes32(uint256(epoch))) {
-            track(caller, true);
-            (uint64 afterwards,,,) = group.currentEpoch();
-            if (afterwards != before + 1) epochSkipped = true;
-            modelEpoch = afterwards;
+    /// The owner replaces the head when it changed no ACL (undo lists empty).
+    function replaceHead(uint8 back) external {
+        (uint64 before,,) = group.currentEpoch();
+        uint64 lastAcl = group.lastAclChangeEpoch();
+        if (before == 0) return;
+        uint64 epoch = before - uint64(back % 3);
+        if (epoch == 0) epoch = 1;
+        address[] memory noAccounts = new address[](0);
+        bytes32[] memory noKps = new bytes32[](0);
+        vm.prank(group.owner());
+        try group.replaceHead(
+            epoch,
+            acl(noAccounts, noKps, noAccounts),
+            "replacement",
+            bytes32(0),
+            acl(noAccounts, noKps, noAccounts)
+        ) {
+            ++successfulCalls;
+            // Only epochs above the last ACL change can be dropped (here, with empty undo lists).
+            if (epoch > before || lastAcl >= epoch) epochSkipped = true;
+            modelEpoch = epoch;
+            ++replacements;
         } catch {}
     }
 }
@@ -144,7 +160,7 @@ contract MlsGroupInvariantTest is Test {
         ERC7627 registry = new ERC7627();
         MlsGroupFactory factory = new MlsGroupFactory(address(new MlsGroup()), address(registry));
         vm.prank(OWNER);
-        group = MlsGroup(factory.createGroup("invariant", 4));
+        group = MlsGroup(factory.createGroup("invariant", 4, MlsGroup.CommitPolicy.AnyMember));
         handler = new GroupHandler(group, OWNER);
         targetContract(address(handler));
     }
@@ -154,11 +170,19 @@ contract MlsGroupInvariantTest is Test {
         vm.assertFalse(handler.nonMemberChangedGroup(), "a non-member changed the group");
     }
 
-    /// The epoch only ever increases by one, and equals the model's.
+    /// The epoch only ever increases by one (or goes back through an owner's replacement),
+    /// and equals the model's.
     function invariant_epochStepsByOne() public view {
         vm.assertFalse(handler.epochSkipped(), "epoch moved by more than one");
-        (uint64 epoch,,,) = group.currentEpoch();
+        (uint64 epoch,,) = group.currentEpoch();
         vm.assertEq(uint256(epoch), uint256(handler.modelEpoch()), "epoch matches model");
+    }
+
+    /// Only the policy's committers register; ACL changes only by the owner or admins; no
+    /// removed account registers.
+    function invariant_onlyPolicyCommitters() public view {
+        vm.assertFalse(handler.unauthorisedCommit(), "a commit outside the policy");
+        vm.assertFalse(handler.removedRegistered(), "a removed account registered");
     }
 
     /// A key package hash is never accepted twice.
@@ -166,8 +190,8 @@ contract MlsGroupInvariantTest is Test {
         vm.assertFalse(handler.keyPackageAcceptedTwice(), "key package accepted twice");
     }
 
-    /// A removed member is never a member until re-added; membership matches the model and
-    /// the enumeration.
+    /// The ACL is the set of accounts added minus those removed (the model); a removed member
+    /// is never a member until re-added; count and enumeration agree.
     function invariant_membership() public view {
         uint256 count;
         for (uint256 i; i < 10; ++i) {
@@ -177,8 +201,9 @@ contract MlsGroupInvariantTest is Test {
             vm.assertEq(member, handler.modelMember(a), "membership matches model");
             if (member) ++count;
         }
-        vm.assertEq(uint256(group.memberCount()), count, "memberCount");
-        vm.assertEq(group.members().length, count, "enumeration");
+        vm.assertEq(group.memberCount(), count, "memberCount");
+        (address[] memory page,) = group.members(address(0), 100);
+        vm.assertEq(page.length, count, "enumeration");
         vm.assertTrue(group.isMember(group.owner()), "owner is always a member");
     }
 }

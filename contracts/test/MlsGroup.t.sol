@@ -21,13 +21,15 @@ contract MlsGroupTest is Test {
     address internal constant DAVE = address(0xDA);
     address internal constant SENTINEL = address(1);
     uint16 internal constant SUITE = 0x0004;
+    address[] internal none;
+    bytes32[] internal noKps;
 
     function setUp() public {
         registry = new ERC7627();
         implementation = new MlsGroup();
         factory = new MlsGroupFactory(address(implementation), address(registry));
         vm.prank(OWNER);
-        group = MlsGroup(factory.createGroup("group-1", SUITE));
+        group = MlsGroup(factory.createGroup("group-1", SUITE, MlsGroup.CommitPolicy.AdminsOnly));
     }
 
     function list(address a) internal pure returns (address[] memory l) {
@@ -48,11 +50,66 @@ contract MlsGroupTest is Test {
         l[2] = c;
     }
 
-    /// Removes `member` as an admin would: hint computed by the contract's own view.
-    function removeAs(address by, address member) internal {
-        address prev = group.removalHints(list(member))[0];
+    function acl(address[] memory added, bytes32[] memory k, address[] memory removed)
+        internal
+        pure
+        returns (MlsGroup.AclChanges memory)
+    {
+        return MlsGroup.AclChanges({added: added, keyPackages: k, removed: removed});
+    }
+
+    function epochOf(MlsGroup g) internal view returns (uint64 epoch) {
+        (epoch,,) = g.currentEpoch();
+    }
+
+    /// Key package hashes for `accounts`, distinct per account and epoch.
+    function kps(address[] memory accounts, uint64 epoch)
+        internal
+        pure
+        returns (bytes32[] memory out)
+    {
+        out = new bytes32[](accounts.length);
+        for (uint256 i; i < accounts.length; ++i) {
+            out[i] = keccak256(abi.encode(accounts[i], epoch));
+        }
+    }
+
+    function commitBytes(uint64 epoch) internal pure returns (bytes memory) {
+        return abi.encodePacked("mls commit for epoch ", epoch);
+    }
+
+    /// Registers the next epoch on `g` as `by`, with ACL changes.
+    function commitOn(MlsGroup g, address by, address[] memory added, address[] memory removed)
+        internal
+    {
+        uint64 next = epochOf(g) + 1;
         vm.prank(by);
-        group.removeMember(prev, member);
+        g.commit(
+            next,
+            commitBytes(next),
+            keccak256(abi.encode("auth", next)),
+            added,
+            kps(added, next),
+            removed
+        );
+    }
+
+    function commitAs(address by, address[] memory added, address[] memory removed) internal {
+        commitOn(group, by, added, removed);
+    }
+
+    function addAs(address by, address member) internal {
+        commitAs(by, list(member), none);
+    }
+
+    function removeAs(address by, address member) internal {
+        commitAs(by, none, list(member));
+    }
+
+    function allMembers(MlsGroup g) internal view returns (address[] memory) {
+        (address[] memory page, address next) = g.members(address(0), 1000);
+        vm.assertEq(next, address(0), "one page");
+        return page;
     }
 
     // ------------------------------------------------------------ initialisation
@@ -62,42 +119,54 @@ contract MlsGroupTest is Test {
         vm.assertEq(uint256(group.cipherSuite()), SUITE, "suite");
         vm.assertEq(group.registry(), address(registry), "registry");
         vm.assertEq(group.groupId(), bytes("group-1"), "group id");
-        vm.assertEq(uint256(group.memberCount()), 1, "one member");
+        vm.assertEq(
+            uint256(group.commitPolicy()), uint256(MlsGroup.CommitPolicy.AdminsOnly), "policy"
+        );
+        vm.assertEq(group.memberCount(), 1, "one member");
         vm.assertTrue(group.isMember(OWNER), "owner is member");
         vm.assertTrue(group.isAdmin(OWNER), "owner is admin");
-        vm.assertEq(group.members(), list(OWNER), "members");
-        (uint64 epoch, bytes32 c, bytes32 a, address who) = group.currentEpoch();
+        vm.assertEq(allMembers(group), list(OWNER), "members");
+        (uint64 epoch, bytes32 c, bytes32 a) = group.currentEpoch();
         vm.assertEq(uint256(epoch), 0, "epoch 0");
         vm.assertEq(c, bytes32(0), "no commit");
         vm.assertEq(a, bytes32(0), "no authenticator");
-        vm.assertEq(who, OWNER, "the creator made epoch 0");
+        vm.assertEq(uint256(group.lastAclChangeEpoch()), 0, "no ACL change yet");
     }
 
     function test_revert_initializeTwice() public {
         vm.expectRevert(Initializable.InvalidInitialization.selector);
-        group.initialize(BOB, "x", SUITE, address(registry));
+        group.initialize(BOB, "x", SUITE, address(registry), MlsGroup.CommitPolicy.AdminsOnly);
     }
 
     function test_revert_initializeImplementation() public {
         vm.expectRevert(Initializable.InvalidInitialization.selector);
-        implementation.initialize(BOB, "x", SUITE, address(registry));
+        implementation.initialize(
+            BOB, "x", SUITE, address(registry), MlsGroup.CommitPolicy.AdminsOnly
+        );
     }
 
     function test_initialize_emits() public {
         MlsGroup clone = MlsGroup(Clones.clone(address(implementation)));
         vm.expectEmit(address(clone));
-        emit MlsGroup.GroupInitialized(BOB, "gid", SUITE, address(registry));
+        emit MlsGroup.GroupInitialized(
+            BOB, "gid", SUITE, address(registry), MlsGroup.CommitPolicy.AnyMember
+        );
         vm.expectEmit(address(clone));
         emit MlsGroup.MemberAdded(BOB, BOB);
-        clone.initialize(BOB, "gid", SUITE, address(registry));
+        clone.initialize(BOB, "gid", SUITE, address(registry), MlsGroup.CommitPolicy.AnyMember);
     }
 
-    function test_revert_initialize_invalidOwner() public {
+    function test_revert_initialize_invalid() public {
         MlsGroup clone = MlsGroup(Clones.clone(address(implementation)));
+        MlsGroup.CommitPolicy p = MlsGroup.CommitPolicy.AdminsOnly;
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.InvalidAccount.selector, address(0)));
-        clone.initialize(address(0), "gid", SUITE, address(registry));
+        clone.initialize(address(0), "gid", SUITE, address(registry), p);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.InvalidAccount.selector, SENTINEL));
-        clone.initialize(SENTINEL, "gid", SUITE, address(registry));
+        clone.initialize(SENTINEL, "gid", SUITE, address(registry), p);
+        vm.expectRevert(MlsGroup.EmptyGroupId.selector);
+        clone.initialize(BOB, "", SUITE, address(registry), p);
+        vm.expectRevert(MlsGroup.InvalidCipherSuite.selector);
+        clone.initialize(BOB, "gid", 0, address(registry), p);
     }
 
     function test_sentinelIsNeverAMember() public view {
@@ -105,438 +174,556 @@ contract MlsGroupTest is Test {
         vm.assertFalse(group.isMember(address(0)), "zero");
     }
 
-    // ------------------------------------------------------------ adding
+    // ------------------------------------------------------------ commits
 
-    function test_addMember() public {
+    function test_commit_storesHashAndEmitsBytes() public {
+        bytes memory c = commitBytes(1);
+        bytes32 auth = keccak256("auth");
+        bytes32[] memory k = kps(list(BOB), 1);
         vm.expectEmit(address(group));
         emit MlsGroup.MemberAdded(BOB, OWNER);
+        vm.expectEmit(address(group));
+        emit MlsGroup.CommitRegistered(1, OWNER, keccak256(c), auth, c, list(BOB), k, none);
         vm.prank(OWNER);
-        group.addMember(BOB);
-        vm.assertTrue(group.isMember(BOB), "bob member");
-        vm.assertEq(uint256(group.memberCount()), 2, "count");
-        vm.assertEq(group.members(), list(BOB, OWNER), "newest first");
-        vm.assertFalse(group.wasRemoved(BOB), "not removed");
+        group.commit(1, c, auth, list(BOB), k, none);
+        (uint64 epoch, bytes32 hash, bytes32 a) = group.currentEpoch();
+        vm.assertEq(uint256(epoch), 1, "epoch");
+        vm.assertEq(hash, keccak256(c), "keccak256 of the bytes");
+        vm.assertEq(a, auth, "authenticator");
+        vm.assertTrue(group.isMember(BOB), "added with the commit");
+        vm.assertTrue(group.isKeyPackageUsed(k[0]), "key package recorded with the commit");
+        vm.assertEq(group.memberCount(), 2, "count");
+        vm.assertEq(uint256(group.lastAclChangeEpoch()), 1, "ACL changed at 1");
     }
 
-    function test_addMembers() public {
+    function test_commit_withoutAclChange() public {
+        addAs(OWNER, BOB);
+        commitAs(OWNER, none, none);
+        vm.assertEq(uint256(epochOf(group)), 2, "epoch 2");
+        vm.assertEq(uint256(group.lastAclChangeEpoch()), 1, "ACL unchanged at 2");
+        vm.assertEq(group.memberCount(), 2, "count");
+    }
+
+    function test_revert_commit_withoutBytes() public {
         vm.prank(OWNER);
-        group.addMembers(list(BOB, CAROL, DAVE));
-        vm.assertEq(uint256(group.memberCount()), 4, "count");
+        vm.expectRevert(MlsGroup.EmptyCommit.selector);
+        group.commit(1, "", bytes32(0), none, noKps, none);
+    }
+
+    function test_revert_commit_keyPackageCountMismatch() public {
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.LengthMismatch.selector, 2, 1));
+        group.commit(1, commitBytes(1), bytes32(0), list(BOB, CAROL), kps(list(BOB), 1), none);
+    }
+
+    function test_revert_commit_firstComeFirstServed() public {
+        addAs(OWNER, BOB);
+        vm.prank(OWNER);
+        group.setAdmin(BOB, true);
+        commitAs(BOB, none, none); // epoch 2
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.EpochOutOfOrder.selector, 3, 2));
+        group.commit(2, commitBytes(2), bytes32(0), none, noKps, none);
+    }
+
+    function test_revert_commit_skip() public {
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.EpochOutOfOrder.selector, 1, 5));
+        group.commit(5, commitBytes(5), bytes32(0), none, noKps, none);
+    }
+
+    function test_revert_commit_nonMember() public {
+        vm.prank(BOB);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotCommitter.selector, BOB));
+        group.commit(1, commitBytes(1), bytes32(0), none, noKps, none);
+    }
+
+    function test_adminsOnly_plainMemberCannotCommit() public {
+        addAs(OWNER, BOB);
+        vm.prank(BOB);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotCommitter.selector, BOB));
+        group.commit(2, commitBytes(2), bytes32(0), none, noKps, none);
+        vm.assertFalse(group.canCommit(BOB), "not under AdminsOnly");
+        vm.assertTrue(group.canCommit(OWNER), "owner");
+    }
+
+    function test_anyMember_plainMemberCommitsButCannotChangeAcl() public {
+        vm.prank(OWNER);
+        MlsGroup open =
+            MlsGroup(factory.createGroup("open", SUITE, MlsGroup.CommitPolicy.AnyMember));
+        commitOn(open, OWNER, list(BOB), none);
+        vm.assertTrue(open.canCommit(BOB), "members commit");
+        commitOn(open, BOB, none, none);
+        vm.assertEq(uint256(epochOf(open)), 2, "bob's update registered");
+        vm.prank(BOB);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, BOB));
+        open.commit(3, commitBytes(3), bytes32(0), list(CAROL), kps(list(CAROL), 3), none);
+        vm.prank(CAROL);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotCommitter.selector, CAROL));
+        open.commit(3, commitBytes(3), bytes32(0), none, noKps, none);
+    }
+
+    // ------------------------------------------------------------ adding
+
+    function test_add_newestFirst() public {
+        commitAs(OWNER, list(BOB, CAROL, DAVE), none);
+        vm.assertEq(group.memberCount(), 4, "count");
         address[] memory expected = new address[](4);
         expected[0] = DAVE;
         expected[1] = CAROL;
         expected[2] = BOB;
         expected[3] = OWNER;
-        vm.assertEq(group.members(), expected, "members");
+        vm.assertEq(allMembers(group), expected, "members");
+        vm.assertFalse(group.wasRemoved(BOB), "not removed");
     }
 
-    function test_revert_addMembers_duplicateInBatch() public {
+    function test_revert_add_duplicateInBatch() public {
         vm.prank(OWNER);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.AlreadyMember.selector, BOB));
-        group.addMembers(list(BOB, CAROL, BOB));
-        vm.assertFalse(group.isMember(CAROL), "batch is atomic");
+        group.commit(
+            1,
+            commitBytes(1),
+            bytes32(0),
+            list(BOB, CAROL, BOB),
+            kps(list(BOB, CAROL, DAVE), 1),
+            none
+        );
+        vm.assertFalse(group.isMember(CAROL), "the commit is atomic");
+        vm.assertEq(uint256(epochOf(group)), 0, "nothing registered");
     }
 
-    function test_revert_addMember_notAdmin() public {
+    function test_revert_add_notAdmin() public {
+        addAs(OWNER, BOB);
         vm.prank(BOB);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, BOB));
-        group.addMember(CAROL);
+        group.commit(2, commitBytes(2), bytes32(0), list(CAROL), kps(list(CAROL), 2), none);
     }
 
-    function test_revert_addMember_member_isNotAdmin() public {
-        vm.prank(OWNER);
-        group.addMember(BOB);
-        vm.prank(BOB);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, BOB));
-        group.addMember(CAROL);
-    }
-
-    function test_revert_addMember_already() public {
+    function test_revert_add_already() public {
         vm.prank(OWNER);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.AlreadyMember.selector, OWNER));
-        group.addMember(OWNER);
+        group.commit(1, commitBytes(1), bytes32(0), list(OWNER), kps(list(OWNER), 1), none);
     }
 
-    function test_revert_addMember_invalid() public {
+    function test_revert_add_invalid() public {
         vm.startPrank(OWNER);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.InvalidAccount.selector, address(0)));
-        group.addMember(address(0));
+        group.commit(
+            1, commitBytes(1), bytes32(0), list(address(0)), kps(list(address(0)), 1), none
+        );
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.InvalidAccount.selector, SENTINEL));
-        group.addMember(SENTINEL);
+        group.commit(1, commitBytes(1), bytes32(0), list(SENTINEL), kps(list(SENTINEL), 1), none);
         vm.stopPrank();
+    }
+
+    function test_keyPackageOnce() public {
+        bytes32[] memory k = kps(list(BOB), 1);
+        vm.prank(OWNER);
+        group.commit(1, commitBytes(1), bytes32(0), list(BOB), k, none);
+        removeAs(OWNER, BOB);
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.KeyPackageAlreadyUsed.selector, k[0]));
+        group.commit(3, commitBytes(3), bytes32(0), list(BOB), k, none);
+        vm.assertFalse(group.isMember(BOB), "not re-added with a used key package");
+    }
+
+    function test_keyPackagesArePerGroup() public {
+        vm.prank(OWNER);
+        MlsGroup other =
+            MlsGroup(factory.createGroup("group-2", SUITE, MlsGroup.CommitPolicy.AdminsOnly));
+        commitOn(group, OWNER, list(BOB), none);
+        commitOn(other, OWNER, list(BOB), none); // same hashes (same account and epoch)
+        vm.assertTrue(other.isKeyPackageUsed(kps(list(BOB), 1)[0]), "recorded in both");
+    }
+
+    // ------------------------------------------------------------ removing and leaving
+
+    function test_remove_byAddressAlone() public {
+        commitAs(OWNER, list(BOB, CAROL, DAVE), none);
+        vm.expectEmit(address(group));
+        emit MlsGroup.MemberRemoved(CAROL, OWNER);
+        removeAs(OWNER, CAROL);
+        vm.assertFalse(group.isMember(CAROL), "removed");
+        vm.assertTrue(group.wasRemoved(CAROL), "marked removed");
+        vm.assertEq(group.memberCount(), 3, "count");
+        vm.assertEq(allMembers(group), list(DAVE, BOB, OWNER), "listed without carol");
+    }
+
+    function test_revert_remove_owner() public {
+        vm.prank(OWNER);
+        vm.expectRevert(MlsGroup.OwnerCannotLeave.selector);
+        group.commit(1, commitBytes(1), bytes32(0), none, noKps, list(OWNER));
+    }
+
+    function test_revert_remove_neverMember() public {
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
+        group.commit(1, commitBytes(1), bytes32(0), none, noKps, list(BOB));
+    }
+
+    function test_leave() public {
+        addAs(OWNER, BOB);
+        vm.expectEmit(address(group));
+        emit MlsGroup.MemberLeft(BOB);
+        vm.prank(BOB);
+        group.leave();
+        vm.assertFalse(group.isMember(BOB), "left");
+        vm.assertTrue(group.wasRemoved(BOB), "marked");
+        vm.assertEq(group.memberCount(), 1, "count");
+    }
+
+    function test_revert_leave_ownerOrNonMember() public {
+        vm.prank(OWNER);
+        vm.expectRevert(MlsGroup.OwnerCannotLeave.selector);
+        group.leave();
+        vm.prank(BOB);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
+        group.leave();
+    }
+
+    /// Review finding: a removal front-run by the member's own leave made the admin's call
+    /// revert (stale predecessor hint). Now the commit removing a member who just left goes
+    /// through; the ACL stays consistent.
+    function test_regression_removalFrontRunByLeave() public {
+        commitAs(OWNER, list(BOB, CAROL), none);
+        vm.prank(BOB);
+        group.leave(); // lands first
+        removeAs(OWNER, BOB); // the admin's commit (Remove of bob's leaf) still registers
+        vm.assertEq(uint256(epochOf(group)), 2, "commit registered");
+        vm.assertFalse(group.isMember(BOB), "bob gone");
+        vm.assertEq(group.memberCount(), 2, "counted once");
+        vm.assertEq(allMembers(group), list(CAROL, OWNER), "members");
+    }
+
+    function test_readd_afterRemoval_andInOneCommit() public {
+        addAs(OWNER, BOB);
+        removeAs(OWNER, BOB);
+        addAs(OWNER, BOB);
+        vm.assertTrue(group.isMember(BOB), "re-added");
+        vm.assertFalse(group.wasRemoved(BOB), "flag cleared");
+        vm.assertEq(allMembers(group), list(BOB, OWNER), "listed once");
+        // A fork recovery: Remove + Add of the same account in one commit.
+        commitAs(OWNER, list(BOB), list(BOB));
+        vm.assertTrue(group.isMember(BOB), "still a member");
+        vm.assertEq(group.memberCount(), 2, "count");
     }
 
     // ------------------------------------------------------------ admins and ownership
 
     function test_admin_canAddAndRemove() public {
-        vm.startPrank(OWNER);
-        group.addMember(ADMIN);
+        addAs(OWNER, ADMIN);
         vm.expectEmit(address(group));
         emit MlsGroup.AdminChanged(ADMIN, true);
+        vm.prank(OWNER);
         group.setAdmin(ADMIN, true);
-        vm.stopPrank();
         vm.assertTrue(group.isAdmin(ADMIN), "admin");
-        vm.prank(ADMIN);
-        group.addMember(BOB);
+        addAs(ADMIN, BOB);
         removeAs(ADMIN, BOB);
         vm.assertFalse(group.isMember(BOB), "removed by admin");
     }
 
     function test_admin_dismissed() public {
+        addAs(OWNER, ADMIN);
         vm.startPrank(OWNER);
-        group.addMember(ADMIN);
         group.setAdmin(ADMIN, true);
         group.setAdmin(ADMIN, false);
         vm.stopPrank();
         vm.assertFalse(group.isAdmin(ADMIN), "dismissed");
         vm.prank(ADMIN);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, ADMIN));
-        group.addMember(BOB);
+        group.commit(2, commitBytes(2), bytes32(0), list(BOB), kps(list(BOB), 2), none);
     }
 
-    function test_admin_loses_role_on_removal() public {
-        vm.startPrank(OWNER);
-        group.addMember(ADMIN);
+    /// Review finding: removing an admin cleared the role without an event.
+    function test_regression_adminRemovalEmitsAdminChanged() public {
+        addAs(OWNER, ADMIN);
+        vm.prank(OWNER);
         group.setAdmin(ADMIN, true);
-        vm.stopPrank();
+        vm.expectEmit(address(group));
+        emit MlsGroup.AdminChanged(ADMIN, false);
+        vm.expectEmit(address(group));
+        emit MlsGroup.MemberRemoved(ADMIN, OWNER);
         removeAs(OWNER, ADMIN);
         vm.assertFalse(group.isAdmin(ADMIN), "role gone");
+        // Leaving as an admin also emits it.
+        addAs(OWNER, BOB);
         vm.prank(OWNER);
-        group.addMember(ADMIN);
-        vm.assertFalse(group.isAdmin(ADMIN), "re-added as plain member");
+        group.setAdmin(BOB, true);
+        vm.expectEmit(address(group));
+        emit MlsGroup.AdminChanged(BOB, false);
+        vm.prank(BOB);
+        group.leave();
+        // Re-added later, the role does not come back.
+        addAs(OWNER, ADMIN);
+        vm.assertFalse(group.isAdmin(ADMIN), "no role after re-adding");
+    }
+
+    /// Review finding: the list sentinel passed the membership check of setAdmin and
+    /// transferOwnership. Neither it nor any non-member can become admin or owner.
+    function test_regression_sentinelNeverAdminOrOwner() public {
+        vm.startPrank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, SENTINEL));
+        group.setAdmin(SENTINEL, true);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, SENTINEL));
+        group.transferOwnership(SENTINEL);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
+        group.setAdmin(BOB, true);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, address(0)));
+        group.transferOwnership(address(0));
+        vm.stopPrank();
+        vm.assertFalse(group.isAdmin(SENTINEL), "sentinel not admin");
+        vm.assertEq(group.owner(), OWNER, "owner unchanged");
     }
 
     function test_revert_setAdmin_notOwner() public {
-        vm.prank(OWNER);
-        group.addMember(ADMIN);
-        vm.prank(ADMIN);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotOwner.selector, ADMIN));
-        group.setAdmin(ADMIN, true);
-    }
-
-    function test_revert_setAdmin_nonMember() public {
-        vm.prank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
+        addAs(OWNER, BOB);
+        vm.prank(BOB);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotOwner.selector, BOB));
         group.setAdmin(BOB, true);
     }
 
     function test_transferOwnership() public {
-        vm.startPrank(OWNER);
-        group.addMember(BOB);
+        addAs(OWNER, BOB);
         vm.expectEmit(address(group));
         emit MlsGroup.OwnershipTransferred(OWNER, BOB);
+        vm.prank(OWNER);
         group.transferOwnership(BOB);
-        vm.stopPrank();
         vm.assertEq(group.owner(), BOB, "new owner");
-        vm.assertFalse(group.isAdmin(OWNER), "old owner no longer admin");
-        // The old owner can now leave; the new one cannot.
-        address prev = group.removalHints(list(OWNER))[0];
-        vm.prank(OWNER);
-        group.leave(prev);
-        vm.assertFalse(group.isMember(OWNER), "old owner left");
-    }
-
-    function test_revert_transferOwnership_nonMember() public {
-        vm.prank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
-        group.transferOwnership(BOB);
+        vm.assertTrue(group.isAdmin(BOB), "owner is admin");
+        vm.assertFalse(group.isAdmin(OWNER), "old owner is a plain member");
+        removeAs(BOB, OWNER); // the old owner can now be removed
+        vm.assertFalse(group.isMember(OWNER), "removed");
     }
 
     function test_revert_transferOwnership_notOwner() public {
+        addAs(OWNER, BOB);
         vm.prank(BOB);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotOwner.selector, BOB));
         group.transferOwnership(BOB);
     }
 
-    // ------------------------------------------------------------ removing and leaving
+    // ------------------------------------------------------------ pagination
 
-    function test_removeMember() public {
-        vm.prank(OWNER);
-        group.addMembers(list(BOB, CAROL));
-        // List: CAROL, BOB, OWNER. BOB's predecessor is CAROL.
-        vm.expectEmit(address(group));
-        emit MlsGroup.MemberRemoved(BOB, OWNER);
-        vm.prank(OWNER);
-        group.removeMember(CAROL, BOB);
-        vm.assertFalse(group.isMember(BOB), "bob gone");
-        vm.assertTrue(group.wasRemoved(BOB), "bob removed");
-        vm.assertEq(group.members(), list(CAROL, OWNER), "list relinked");
-        vm.assertEq(uint256(group.memberCount()), 2, "count");
-    }
-
-    function test_removeHead() public {
-        vm.prank(OWNER);
-        group.addMember(BOB);
-        vm.prank(OWNER);
-        group.removeMember(SENTINEL, BOB);
-        vm.assertEq(group.members(), list(OWNER), "only owner");
-    }
-
-    function test_removeMembers_withHints() public {
-        vm.prank(OWNER);
-        group.addMembers(list(BOB, CAROL, DAVE));
-        address[] memory victims = list(CAROL, DAVE, BOB);
-        address[] memory prevs = group.removalHints(victims);
-        vm.prank(OWNER);
-        group.removeMembers(prevs, victims);
-        vm.assertEq(group.members(), list(OWNER), "only owner left");
-        vm.assertEq(uint256(group.memberCount()), 1, "count");
-        for (uint256 i; i < 3; ++i) {
-            vm.assertTrue(group.wasRemoved(victims[i]), "removed");
+    function test_members_paginated() public {
+        address[] memory many = new address[](7);
+        for (uint256 i; i < 7; ++i) {
+            many[i] = address(uint160(0x7000 + i));
+        }
+        commitAs(OWNER, many, none);
+        removeAs(OWNER, many[3]);
+        address[] memory seen = new address[](7);
+        uint256 n;
+        address cursor;
+        uint256 pages;
+        do {
+            (address[] memory page, address next) = group.members(cursor, 3);
+            vm.assertLe(page.length, 3, "page size");
+            for (uint256 i; i < page.length; ++i) {
+                seen[n++] = page[i];
+            }
+            cursor = next;
+            ++pages;
+        } while (cursor != address(0));
+        vm.assertEq(n, 7, "every current member once");
+        vm.assertEq(pages, 3, "three pages");
+        for (uint256 i; i < n; ++i) {
+            vm.assertTrue(seen[i] != many[3], "removed member not listed");
+            vm.assertTrue(group.isMember(seen[i]), "members only");
         }
     }
 
-    function test_revert_removeMembers_lengthMismatch() public {
-        vm.prank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.LengthMismatch.selector, 1, 2));
-        group.removeMembers(list(SENTINEL), list(BOB, CAROL));
-    }
+    // ------------------------------------------------------------ recovery
 
-    function test_revert_removeMember_wrongPredecessor() public {
+    /// Review finding: a member could register garbage for n + 1 and stall the group for good.
+    /// In an AnyMember group, the owner replaces the griefer's heads (even stacked ones) with a
+    /// real commit that removes the griefer, who can never register again.
+    function test_regression_griefedEpochRecovers() public {
         vm.prank(OWNER);
-        group.addMembers(list(BOB, CAROL));
+        MlsGroup open =
+            MlsGroup(factory.createGroup("open", SUITE, MlsGroup.CommitPolicy.AnyMember));
+        commitOn(open, OWNER, list(BOB, CAROL), none); // epoch 1
+        // Bob registers garbage for 2 and 3.
+        vm.startPrank(BOB);
+        open.commit(2, "garbage", bytes32(0), none, noKps, none);
+        open.commit(3, "more garbage", bytes32(0), none, noKps, none);
+        vm.stopPrank();
+        bytes memory real = commitBytes(2);
+        vm.expectEmit(address(open));
+        emit MlsGroup.HeadReplaced(2, 3, keccak256("more garbage"), OWNER);
         vm.prank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.WrongPredecessor.selector, OWNER, BOB));
-        group.removeMember(OWNER, BOB);
-    }
-
-    function test_revert_removeMember_owner() public {
-        vm.prank(OWNER);
-        vm.expectRevert(MlsGroup.OwnerCannotLeave.selector);
-        group.removeMember(SENTINEL, OWNER);
-    }
-
-    function test_revert_removeMember_nonMember() public {
-        vm.prank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
-        group.removeMember(SENTINEL, BOB);
-    }
-
-    function test_revert_removeMember_notAdmin() public {
-        vm.prank(OWNER);
-        group.addMembers(list(BOB, CAROL));
+        open.replaceHead(
+            2, acl(none, noKps, none), real, keccak256("a2"), acl(none, noKps, list(BOB))
+        );
+        (uint64 epoch, bytes32 hash, bytes32 auth) = open.currentEpoch();
+        vm.assertEq(uint256(epoch), 2, "rewound to 2");
+        vm.assertEq(hash, keccak256(real), "replacement registered");
+        vm.assertEq(auth, keccak256("a2"), "its authenticator");
+        vm.assertFalse(open.isMember(BOB), "griefer removed");
+        // The group goes on; the removed account can never register.
+        commitOn(open, CAROL, none, none);
+        vm.assertEq(uint256(epochOf(open)), 3, "epoch 3 by carol");
         vm.prank(BOB);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, BOB));
-        group.removeMember(SENTINEL, CAROL);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotCommitter.selector, BOB));
+        open.commit(4, "garbage", bytes32(0), none, noKps, none);
     }
 
-    function test_revert_removalHints_nonMember() public {
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
-        group.removalHints(list(BOB));
-    }
-
-    function test_leave() public {
+    /// Review finding: a removed member could still register epochs.
+    function test_regression_removedMemberCannotRegister() public {
         vm.prank(OWNER);
-        group.addMembers(list(BOB, CAROL));
-        address prev = group.removalHints(list(BOB))[0];
-        vm.expectEmit(address(group));
-        emit MlsGroup.MemberLeft(BOB);
+        MlsGroup open =
+            MlsGroup(factory.createGroup("open", SUITE, MlsGroup.CommitPolicy.AnyMember));
+        commitOn(open, OWNER, list(BOB), none);
+        commitOn(open, OWNER, none, list(BOB));
         vm.prank(BOB);
-        group.leave(prev);
-        vm.assertFalse(group.isMember(BOB), "left");
-        vm.assertTrue(group.wasRemoved(BOB), "counts as removed");
-    }
-
-    function test_revert_leave_owner() public {
-        vm.prank(OWNER);
-        vm.expectRevert(MlsGroup.OwnerCannotLeave.selector);
-        group.leave(SENTINEL);
-    }
-
-    function test_revert_leave_nonMember() public {
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotCommitter.selector, BOB));
+        open.commit(3, commitBytes(3), bytes32(0), none, noKps, none);
         vm.prank(BOB);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
-        group.leave(SENTINEL);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotOwner.selector, BOB));
+        open.replaceHead(
+            2, acl(none, noKps, none), commitBytes(2), bytes32(0), acl(none, noKps, none)
+        );
     }
 
-    function test_readd_afterRemoval() public {
+    function test_replaceHead_undoesTheHeadsAclChanges() public {
+        commitAs(OWNER, list(BOB, CAROL), none); // 1
+        addAs(OWNER, ADMIN);
         vm.prank(OWNER);
-        group.addMember(BOB);
-        removeAs(OWNER, BOB);
+        group.setAdmin(ADMIN, true);
+        // The admin's head (epoch 3) adds dave and removes carol.
+        commitAs(ADMIN, list(DAVE), list(CAROL));
+        vm.assertEq(group.memberCount(), 4, "owner, bob, admin, dave");
+        bytes32[] memory undoKps = kps(list(DAVE), 3);
+        // Wrong undo lists are refused.
         vm.prank(OWNER);
-        group.addMember(BOB);
-        vm.assertTrue(group.isMember(BOB), "member again");
-        vm.assertFalse(group.wasRemoved(BOB), "removal flag cleared");
+        vm.expectRevert(MlsGroup.WrongUndo.selector);
+        group.replaceHead(
+            3, acl(list(DAVE), undoKps, none), commitBytes(3), bytes32(0), acl(none, noKps, none)
+        );
+        vm.prank(OWNER);
+        group.replaceHead(
+            3,
+            acl(list(DAVE), undoKps, list(CAROL)),
+            commitBytes(3),
+            bytes32(0),
+            acl(none, noKps, none)
+        );
+        vm.assertFalse(group.isMember(DAVE), "addition undone");
+        vm.assertTrue(group.isMember(CAROL), "removal undone");
+        vm.assertEq(group.memberCount(), 4, "owner, bob, carol, admin");
+        vm.assertTrue(group.isKeyPackageUsed(undoKps[0]), "key packages stay used");
+        vm.assertEq(uint256(epochOf(group)), 3, "epoch");
     }
 
-    // ------------------------------------------------------------ key packages
-
-    function test_recordKeyPackage_once() public {
-        bytes32 kp = keccak256("kp");
-        vm.expectEmit(address(group));
-        emit MlsGroup.KeyPackageRecorded(kp, OWNER);
-        vm.prank(OWNER);
-        group.recordKeyPackage(kp);
-        vm.assertTrue(group.isKeyPackageUsed(kp), "used");
-        vm.prank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.KeyPackageAlreadyUsed.selector, kp));
-        group.recordKeyPackage(kp);
-    }
-
-    function test_revert_recordKeyPackage_notAdmin() public {
-        vm.prank(BOB);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, BOB));
-        group.recordKeyPackage(keccak256("kp"));
-    }
-
-    function test_keyPackagesArePerGroup() public {
-        vm.prank(OWNER);
-        MlsGroup other = MlsGroup(factory.createGroup("group-2", SUITE));
-        bytes32 kp = keccak256("kp");
-        vm.prank(OWNER);
-        group.recordKeyPackage(kp);
-        vm.assertFalse(other.isKeyPackageUsed(kp), "other group unaffected");
-    }
-
-    // ------------------------------------------------------------ epochs
-
-    function test_registerEpoch() public {
-        bytes32 c = keccak256("commit-1");
-        bytes32 a = keccak256("auth-1");
-        vm.expectEmit(address(group));
-        emit MlsGroup.EpochRegistered(1, OWNER, c, a);
-        vm.prank(OWNER);
-        group.registerEpoch(1, c, a);
-        (uint64 epoch, bytes32 gc, bytes32 ga, address who) = group.currentEpoch();
-        vm.assertEq(uint256(epoch), 1, "epoch");
-        vm.assertEq(gc, c, "commit");
-        vm.assertEq(ga, a, "authenticator");
-        vm.assertEq(who, OWNER, "committer");
-    }
-
-    function test_registerEpoch_plainMemberMayCommit() public {
-        vm.prank(OWNER);
-        group.addMember(BOB);
-        vm.prank(BOB);
-        group.registerEpoch(1, keccak256("c"), keccak256("a"));
-        (,,, address who) = group.currentEpoch();
-        vm.assertEq(who, BOB, "bob committed");
-    }
-
-    function test_revert_registerEpoch_firstComeFirstServed() public {
-        vm.prank(OWNER);
-        group.addMember(BOB);
-        vm.prank(OWNER);
-        group.registerEpoch(1, keccak256("owner's"), keccak256("a"));
-        vm.prank(BOB);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.EpochOutOfOrder.selector, 2, 1));
-        group.registerEpoch(1, keccak256("bob's"), keccak256("b"));
-        (, bytes32 c,,) = group.currentEpoch();
-        vm.assertEq(c, keccak256("owner's"), "first registration kept");
-    }
-
-    function test_revert_registerEpoch_skip() public {
-        vm.prank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.EpochOutOfOrder.selector, 1, 2));
-        group.registerEpoch(2, keccak256("c"), keccak256("a"));
-    }
-
-    function test_revert_registerEpoch_nonMember() public {
-        vm.prank(BOB);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
-        group.registerEpoch(1, keccak256("c"), keccak256("a"));
-    }
-
-    function test_revert_registerEpoch_removedMember() public {
-        vm.prank(OWNER);
-        group.addMember(BOB);
-        removeAs(OWNER, BOB);
-        vm.prank(BOB);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotMember.selector, BOB));
-        group.registerEpoch(1, keccak256("c"), keccak256("a"));
-    }
-
-    function test_revert_registerEpoch_zeroCommit() public {
-        vm.prank(OWNER);
-        vm.expectRevert(MlsGroup.EmptyCommitHash.selector);
-        group.registerEpoch(1, bytes32(0), keccak256("a"));
+    function test_revert_replaceHead_belowAnAclChange() public {
+        commitAs(OWNER, list(BOB), none); // 1: ACL change
+        commitAs(OWNER, none, none); // 2
+        vm.startPrank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 1));
+        group.replaceHead(
+            1, acl(none, noKps, none), commitBytes(1), bytes32(0), acl(none, noKps, none)
+        );
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 0));
+        group.replaceHead(
+            0, acl(none, noKps, none), commitBytes(1), bytes32(0), acl(none, noKps, none)
+        );
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 3));
+        group.replaceHead(
+            3, acl(none, noKps, none), commitBytes(1), bytes32(0), acl(none, noKps, none)
+        );
+        vm.expectRevert(MlsGroup.WrongUndo.selector);
+        group.replaceHead(
+            2, acl(list(BOB), noKps, none), commitBytes(2), bytes32(0), acl(none, noKps, none)
+        );
+        group.replaceHead(
+            2, acl(none, noKps, none), commitBytes(2), bytes32(0), acl(none, noKps, none)
+        );
+        vm.stopPrank();
     }
 
     // ------------------------------------------------------------ fuzz
 
-    /// Any sequence of adds and removes keeps `members()`, `isMember`, `memberCount` and
-    /// `wasRemoved` consistent with a model kept here.
-    function testFuzz_aclOperations(uint8[24] memory ops) public {
-        address[8] memory pool;
-        bool[8] memory inGroup;
-        bool[8] memory removed;
-        for (uint256 i; i < 8; ++i) {
-            pool[i] = address(uint160(0x1000 + i));
-        }
-        uint256 count = 1;
-        for (uint256 k; k < ops.length; ++k) {
-            uint256 who = ops[k] % 8;
-            bool add = (ops[k] >> 3) % 2 == 0;
-            if (add && !inGroup[who]) {
-                vm.prank(OWNER);
-                group.addMember(pool[who]);
-                inGroup[who] = true;
-                removed[who] = false;
-                ++count;
-            } else if (!add && inGroup[who]) {
-                removeAs(OWNER, pool[who]);
-                inGroup[who] = false;
-                removed[who] = true;
-                --count;
+    /// Random commits of adds and removals by random callers: the ACL always equals the set of
+    /// accounts added minus those removed (a model), and the count and listing agree.
+    function testFuzz_aclFollowsCommits(uint8[24] memory ops) public {
+        address[6] memory accounts =
+            [address(0x6001), address(0x6002), address(0x6003), address(0x6004), ADMIN, BOB];
+        bool[6] memory model;
+        addAs(OWNER, ADMIN);
+        model[4] = true;
+        vm.prank(OWNER);
+        group.setAdmin(ADMIN, true);
+        for (uint256 i; i < ops.length; ++i) {
+            uint8 op = ops[i];
+            uint256 who = op % 6;
+            address caller = (op >> 3) % 2 == 0 ? OWNER : ADMIN;
+            if (!group.isAdmin(caller)) caller = OWNER;
+            uint64 next = epochOf(group) + 1;
+            address[] memory one = list(accounts[who]);
+            vm.prank(caller);
+            if ((op >> 4) % 2 == 0) {
+                try group.commit(next, commitBytes(next), bytes32(0), one, kps(one, next), none) {
+                    vm.assertFalse(model[who], "added a member twice");
+                    model[who] = true;
+                } catch {
+                    vm.assertTrue(model[who], "a valid add failed");
+                }
+            } else {
+                try group.commit(next, commitBytes(next), bytes32(0), none, noKps, one) {
+                    model[who] = false;
+                } catch {
+                    vm.assertFalse(group.wasRemoved(accounts[who]), "removal of a former member");
+                }
             }
         }
-        vm.assertEq(uint256(group.memberCount()), count, "count");
-        address[] memory ms = group.members();
-        vm.assertEq(ms.length, count, "enumeration length");
-        for (uint256 i; i < 8; ++i) {
-            vm.assertEq(group.isMember(pool[i]), inGroup[i], "isMember");
-            vm.assertEq(group.wasRemoved(pool[i]), removed[i], "wasRemoved");
+        uint256 count = 1;
+        for (uint256 i; i < 6; ++i) {
+            vm.assertEq(group.isMember(accounts[i]), model[i], "model");
+            if (model[i]) ++count;
         }
-        for (uint256 i; i < ms.length; ++i) {
-            vm.assertTrue(group.isMember(ms[i]), "enumerated are members");
-        }
+        vm.assertEq(group.memberCount(), count, "count");
+        vm.assertEq(allMembers(group).length, count, "listing");
     }
 
-    /// Batch removal with contract-computed hints removes exactly the chosen members.
-    function testFuzz_batchRemoval(uint8 size, uint256 pickSeed) public {
-        size = uint8(bound(size, 1, 20));
-        address[] memory batch = new address[](size);
-        for (uint256 i; i < size; ++i) {
-            batch[i] = address(uint160(0x2000 + i));
-        }
-        vm.prank(OWNER);
-        group.addMembers(batch);
-        uint256 n = bound(pickSeed, 1, size);
-        address[] memory victims = new address[](n);
-        for (uint256 i; i < n; ++i) {
-            victims[i] = batch[(pickSeed >> 8) % size == 0 ? i : (size - 1 - i)];
-        }
-        address[] memory prevs = group.removalHints(victims);
-        vm.prank(OWNER);
-        group.removeMembers(prevs, victims);
-        vm.assertEq(uint256(group.memberCount()), 1 + size - n, "count");
-        for (uint256 i; i < n; ++i) {
-            vm.assertFalse(group.isMember(victims[i]), "victim gone");
-        }
-        vm.assertEq(group.members().length, 1 + size - n, "enumeration");
-    }
-
-    /// Only `current + 1` is ever accepted.
+    /// Only `current + 1` registers; the epoch steps by one.
     function testFuzz_epochSequencing(uint64 attempt, uint8 steps) public {
-        steps = uint8(bound(steps, 0, 10));
-        vm.startPrank(OWNER);
-        for (uint64 e = 1; e <= steps; ++e) {
-            group.registerEpoch(e, keccak256(abi.encode(e)), bytes32(0));
+        for (uint64 i; i < steps % 8; ++i) {
+            commitAs(OWNER, none, none);
         }
-        (bool ok,) = address(group)
-            .call(abi.encodeCall(MlsGroup.registerEpoch, (attempt, keccak256("x"), bytes32(0))));
-        vm.stopPrank();
-        vm.assertEq(ok, attempt == uint64(steps) + 1, "accepted iff next epoch");
-        (uint64 epoch,,,) = group.currentEpoch();
-        vm.assertEq(uint256(epoch), ok ? uint256(steps) + 1 : uint256(steps), "epoch");
+        uint64 current = epochOf(group);
+        vm.prank(OWNER);
+        if (attempt != current + 1) {
+            vm.expectRevert(
+                abi.encodeWithSelector(MlsGroup.EpochOutOfOrder.selector, current + 1, attempt)
+            );
+        }
+        group.commit(attempt, commitBytes(attempt), bytes32(0), none, noKps, none);
     }
 
-    /// A key package hash is accepted exactly once.
+    /// A key package hash is accepted once, whatever it is.
     function testFuzz_keyPackageOnce(bytes32 kp) public {
-        vm.startPrank(OWNER);
-        group.recordKeyPackage(kp);
-        (bool ok,) = address(group).call(abi.encodeCall(MlsGroup.recordKeyPackage, (kp)));
-        vm.stopPrank();
-        vm.assertFalse(ok, "second record rejected");
+        bytes32[] memory k = new bytes32[](1);
+        k[0] = kp;
+        vm.prank(OWNER);
+        group.commit(1, commitBytes(1), bytes32(0), list(BOB), k, none);
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.KeyPackageAlreadyUsed.selector, kp));
+        group.commit(2, commitBytes(2), bytes32(0), list(CAROL), k, none);
+    }
+
+    /// Any non-admin caller fails to change the ACL, under either policy.
+    function testFuzz_nonAdminNeverChangesAcl(address caller, bool anyMember) public {
+        vm.assume(caller != OWNER);
+        vm.prank(OWNER);
+        MlsGroup g = MlsGroup(
+            factory.createGroup(
+                "fuzz",
+                SUITE,
+                anyMember ? MlsGroup.CommitPolicy.AnyMember : MlsGroup.CommitPolicy.AdminsOnly
+            )
+        );
+        commitOn(g, OWNER, list(caller == BOB ? CAROL : BOB), none);
+        vm.prank(caller);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, caller));
+        g.commit(2, commitBytes(2), bytes32(0), list(DAVE), kps(list(DAVE), 2), none);
     }
 }

@@ -34,15 +34,20 @@ contract MlsGroupFactoryTest is Test {
     function test_createGroup() public {
         address predicted = factory.predictGroupAddress(ALICE, "g");
         vm.expectEmit(address(factory));
-        emit MlsGroupFactory.GroupCreated(predicted, ALICE, "g", 4);
+        emit MlsGroupFactory.GroupCreated(
+            predicted, ALICE, "g", 4, MlsGroup.CommitPolicy.AdminsOnly
+        );
         vm.prank(ALICE);
-        address g = factory.createGroup("g", 4);
+        address g = factory.createGroup("g", 4, MlsGroup.CommitPolicy.AdminsOnly);
         vm.assertEq(g, predicted, "deterministic address");
         MlsGroup group = MlsGroup(g);
         vm.assertEq(group.owner(), ALICE, "creator owns");
         vm.assertEq(group.registry(), address(registry), "registry handed on");
         vm.assertEq(group.groupId(), bytes("g"), "group id");
         vm.assertEq(uint256(group.cipherSuite()), 4, "suite");
+        vm.assertEq(
+            uint256(group.commitPolicy()), uint256(MlsGroup.CommitPolicy.AdminsOnly), "policy"
+        );
         // EIP-1167 runtime code: 45 bytes that embed the implementation address.
         vm.assertEq(g.code.length, 45, "minimal proxy");
         vm.assertEq(
@@ -56,10 +61,18 @@ contract MlsGroupFactoryTest is Test {
         );
     }
 
+    function test_createGroup_anyMemberPolicy() public {
+        vm.prank(ALICE);
+        MlsGroup group = MlsGroup(factory.createGroup("open", 4, MlsGroup.CommitPolicy.AnyMember));
+        vm.assertEq(
+            uint256(group.commitPolicy()), uint256(MlsGroup.CommitPolicy.AnyMember), "policy"
+        );
+    }
+
     function test_groupsCreatedBy() public {
         vm.startPrank(ALICE);
-        address g1 = factory.createGroup("a", 4);
-        address g2 = factory.createGroup("b", 1);
+        address g1 = factory.createGroup("a", 4, MlsGroup.CommitPolicy.AdminsOnly);
+        address g2 = factory.createGroup("b", 1, MlsGroup.CommitPolicy.AdminsOnly);
         vm.stopPrank();
         address[] memory expected = new address[](2);
         expected[0] = g1;
@@ -70,34 +83,38 @@ contract MlsGroupFactoryTest is Test {
 
     function test_sameIdDifferentCreators() public {
         vm.prank(ALICE);
-        address a = factory.createGroup("same", 4);
+        address a = factory.createGroup("same", 4, MlsGroup.CommitPolicy.AdminsOnly);
         vm.prank(BOB);
-        address b = factory.createGroup("same", 4);
+        address b = factory.createGroup("same", 4, MlsGroup.CommitPolicy.AdminsOnly);
         vm.assertTrue(a != b, "distinct groups");
     }
 
     function test_revert_duplicate() public {
         vm.prank(ALICE);
-        address g = factory.createGroup("g", 4);
+        address g = factory.createGroup("g", 4, MlsGroup.CommitPolicy.AdminsOnly);
         vm.prank(ALICE);
         vm.expectRevert(abi.encodeWithSelector(MlsGroupFactory.GroupExists.selector, g));
-        factory.createGroup("g", 4);
+        factory.createGroup("g", 4, MlsGroup.CommitPolicy.AdminsOnly);
     }
 
     function test_revert_emptyGroupId() public {
         vm.expectRevert(MlsGroup.EmptyGroupId.selector);
-        factory.createGroup("", 4);
+        factory.createGroup("", 4, MlsGroup.CommitPolicy.AdminsOnly);
     }
 
     function test_revert_zeroSuite() public {
         vm.expectRevert(MlsGroup.InvalidCipherSuite.selector);
-        factory.createGroup("g", 0);
+        factory.createGroup("g", 0, MlsGroup.CommitPolicy.AdminsOnly);
     }
 
     function testFuzz_predictMatches(address creator, bytes calldata groupId) public {
         vm.assume(groupId.length > 0 && creator != address(0) && creator != address(1));
         address predicted = factory.predictGroupAddress(creator, groupId);
         vm.prank(creator);
-        vm.assertEq(factory.createGroup(groupId, 4), predicted, "prediction");
+        vm.assertEq(
+            factory.createGroup(groupId, 4, MlsGroup.CommitPolicy.AdminsOnly),
+            predicted,
+            "prediction"
+        );
     }
 }

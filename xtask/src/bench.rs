@@ -224,15 +224,18 @@ fn check_targets(snapshot: &str) -> Result<()> {
             unit: "ratio",
         },
         Target {
-            what: "add one member",
-            measured: get("test_gas_addMember")?,
+            what: "add one member (commit with 1 add over none)",
+            measured: get("test_gas_commit1k_add1")? - get("test_gas_commit1k_noAcl")?,
             limit: 60_000.0,
             unit: "gas",
         },
+        // Each added member writes two fresh slots, its list node and its key package record
+        // (22,100 gas each): 44,200 is the floor. The old 30,000 target was for an ACL-only
+        // add without a key package record, which commits no longer allow.
         Target {
-            what: "each extra member in a batch",
-            measured: (get("test_gas_addMembers_10")? - get("test_gas_addMembers_1")?) / 9.0,
-            limit: 30_000.0,
+            what: "each extra member in a commit (with its key package)",
+            measured: (get("test_gas_commit1k_add10")? - get("test_gas_commit1k_add1")?) / 9.0,
+            limit: 50_000.0,
             unit: "gas",
         },
         Target {
@@ -242,9 +245,15 @@ fn check_targets(snapshot: &str) -> Result<()> {
             unit: "gas",
         },
         Target {
-            what: "register the next epoch",
-            measured: get("test_gas_registerEpoch_next")?,
-            limit: 35_000.0,
+            what: "later commit, 1 KiB, no ACL change",
+            measured: get("test_gas_commit1k_noAcl")?,
+            limit: 70_000.0,
+            unit: "gas",
+        },
+        Target {
+            what: "first commit, 1 KiB, no ACL change",
+            measured: get("test_gas_commit1k_noAcl_first")?,
+            limit: 70_000.0,
             unit: "gas",
         },
     ];
@@ -285,29 +294,29 @@ mod tests {
     use super::*;
 
     const SAMPLE: &str = "\
-GasTest:test_gas_addMember() (gas: 42555)
-GasTest:test_gas_addMembers_1() (gas: 47498)
-GasTest:test_gas_addMembers_10() (gas: 290858)
-GasTest:test_gas_deployMlsGroupDirect() (gas: 1711814)
-GasTest:test_gas_factoryCreateGroup() (gas: 248944)
-GasTest:test_gas_registerEpoch_next() (gas: 30803)
-GasTest:test_gas_sendMessage256() (gas: 33105)
+GasTest:test_gas_commit1k_add1() (gas: 108281)
+GasTest:test_gas_commit1k_add10() (gas: 549396)
+GasTest:test_gas_commit1k_noAcl() (gas: 54784)
+GasTest:test_gas_commit1k_noAcl_first() (gas: 50192)
+GasTest:test_gas_deployMlsGroupDirect() (gas: 2287927)
+GasTest:test_gas_factoryCreateGroup() (gas: 318646)
+GasTest:test_gas_sendMessage256() (gas: 33083)
 GasTest:test_gas_sendMessage256_reference() (gas: 30664)
 ";
 
     #[test]
     fn parses_snapshot_lines() {
         let gas = parse(SAMPLE);
-        assert_eq!(gas.get("test_gas_addMember"), Some(&42555));
+        assert_eq!(gas.get("test_gas_commit1k_noAcl"), Some(&54784));
         assert_eq!(gas.len(), 8);
     }
 
     #[test]
     fn targets_pass_and_fail() {
         assert!(check_targets(SAMPLE).is_ok());
-        let worse = SAMPLE.replace("(gas: 42555)", "(gas: 60001)");
+        let worse = SAMPLE.replace("(gas: 54784)", "(gas: 70001)");
         assert!(check_targets(&worse).is_err());
-        let missing = SAMPLE.replace("GasTest:test_gas_addMember() (gas: 42555)\n", "");
+        let missing = SAMPLE.replace("GasTest:test_gas_commit1k_noAcl() (gas: 54784)\n", "");
         assert!(check_targets(&missing).is_err());
     }
 }

@@ -250,7 +250,7 @@ pub fn run(root: &Path) -> Result<()> {
     )?;
     println!("  bob's key is valid: {bob_key}");
 
-    stage("demo: alice creates a group (suite 0x0004) and adds bob");
+    stage("demo: alice creates a group (suite 0x0004, admins commit) and adds bob");
     let group_id = random_hex(16)?;
     let group = chain.call(
         &factory,
@@ -261,39 +261,46 @@ pub fn run(root: &Path) -> Result<()> {
         "alice: factory.createGroup",
         &alice.1,
         Some(&factory),
-        &["createGroup(bytes,uint16)", &group_id, "4"],
+        &["createGroup(bytes,uint16,uint8)", &group_id, "4", "0"],
     )?;
     println!("  group {group} (id {group_id})");
+    // The commit adding bob travels with its bytes, bob's account and his key package hash.
     let key_package = random_hex(32)?;
     chain.send(
-        "alice: group.recordKeyPackage(bob's)",
-        &alice.1,
-        Some(&group),
-        &["recordKeyPackage(bytes32)", &key_package],
-    )?;
-    chain.send(
-        "alice: group.addMember(bob)",
-        &alice.1,
-        Some(&group),
-        &["addMember(address)", &bob.0],
-    )?;
-    chain.send(
-        "alice: group.registerEpoch(1)",
+        "alice: group.commit(1, 1 KiB, +bob)",
         &alice.1,
         Some(&group),
         &[
-            "registerEpoch(uint64,bytes32,bytes32)",
+            "commit(uint64,bytes,bytes32,address[],bytes32[],address[])",
             "1",
+            &random_hex(1024)?,
             &random_hex(32)?,
-            &random_hex(32)?,
+            &format!("[{}]", bob.0),
+            &format!("[{key_package}]"),
+            "[]",
         ],
     )?;
-    let members = chain.call(&group, "members()(address[])", &[])?;
-    let epoch = chain.call(
-        &group,
-        "currentEpoch()(uint64,bytes32,bytes32,address)",
-        &[],
+    chain.send(
+        "alice: group.commit(2, 1 KiB, no ACL change)",
+        &alice.1,
+        Some(&group),
+        &[
+            "commit(uint64,bytes,bytes32,address[],bytes32[],address[])",
+            "2",
+            &random_hex(1024)?,
+            &random_hex(32)?,
+            "[]",
+            "[]",
+            "[]",
+        ],
     )?;
+    let members = chain.call(
+        &group,
+        "members(address,uint256)(address[],address)",
+        &["0x0000000000000000000000000000000000000000", "100"],
+    )?;
+    let members = members.lines().next().unwrap_or_default().trim().to_owned();
+    let epoch = chain.call(&group, "currentEpoch()(uint64,bytes32,bytes32)", &[])?;
     println!("  members: {members}");
     println!(
         "  epoch:   {}",

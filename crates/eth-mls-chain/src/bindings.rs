@@ -16,12 +16,17 @@ alloy::sol!(
     "artifacts/MlsGroup.json"
 );
 
-alloy::sol!(
-    #[sol(rpc)]
-    #[derive(Debug, PartialEq, Eq)]
-    MlsGroupFactory,
-    "artifacts/MlsGroupFactory.json"
-);
+/// The factory's ABI names `MlsGroup.CommitPolicy`, for which `sol!` declares its own
+/// `MlsGroup` module: kept apart here so it does not clash with the group's bindings.
+mod factory {
+    alloy::sol!(
+        #[sol(rpc)]
+        #[derive(Debug, PartialEq, Eq)]
+        MlsGroupFactory,
+        "artifacts/MlsGroupFactory.json"
+    );
+}
+pub use factory::MlsGroupFactory;
 
 alloy::sol!(
     #[sol(rpc)]

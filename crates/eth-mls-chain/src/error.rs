@@ -91,6 +91,9 @@ pub enum Error {
     /// The registry returned a key algorithm this crate does not know.
     #[error("unknown ERC-7627 key algorithm {0}")]
     UnknownKeyAlgorithm(u8),
+    /// A contract returned a value outside what this crate knows (e.g. a new enum variant).
+    #[error("unexpected value from the contract: {0}")]
+    UnexpectedValue(String),
     /// This client has no signer, so it cannot send transactions.
     #[error("this client is read-only (no signer)")]
     NoSigner,

@@ -10,8 +10,62 @@ use crate::error::Contract;
 use crate::events::{Cursor, Event, StreamConfig, log_stream, typed};
 use crate::{Chain, Error};
 
-/// Any event of a group contract (`MemberAdded`, `EpochRegistered`, ...).
+/// Any event of a group contract (`MemberAdded`, `CommitRegistered`, ...).
 pub type GroupEvent = MlsGroup::MlsGroupEvents;
+
+/// Who may register commits in a group; fixed at creation (DESIGN.md decision 11).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CommitPolicy {
+    /// Only the owner and admins (the default; members send requests to an admin).
+    #[default]
+    AdminsOnly,
+    /// Any current member; commits that change the ACL still need the owner or an admin.
+    AnyMember,
+}
+
+impl CommitPolicy {
+    fn to_abi(self) -> u8 {
+        match self {
+            CommitPolicy::AdminsOnly => 0,
+            CommitPolicy::AnyMember => 1,
+        }
+    }
+
+    fn from_abi(value: u8) -> Result<Self, Error> {
+        match value {
+            0 => Ok(CommitPolicy::AdminsOnly),
+            1 => Ok(CommitPolicy::AnyMember),
+            other => Err(Error::UnexpectedValue(format!("commit policy {other}"))),
+        }
+    }
+}
+
+/// The ACL changes a commit makes: the accounts it adds with the hash of each one's key
+/// package (same order), and the accounts it removes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AclChanges {
+    /// Accounts added (the commit's Add proposals).
+    pub added: Vec<Address>,
+    /// The key package hash of each added account.
+    pub key_packages: Vec<B256>,
+    /// Accounts removed (the commit's Remove proposals).
+    pub removed: Vec<Address>,
+}
+
+impl AclChanges {
+    /// No ACL change (an update-only commit).
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    fn to_abi(&self) -> MlsGroup::AclChanges {
+        MlsGroup::AclChanges {
+            added: self.added.clone(),
+            keyPackages: self.key_packages.clone(),
+            removed: self.removed.clone(),
+        }
+    }
+}
 
 /// Client of the `MlsGroupFactory`.
 #[derive(Clone, Debug)]
@@ -39,6 +93,7 @@ impl GroupFactory {
         &self,
         group_id: &[u8],
         cipher_suite: u16,
+        policy: CommitPolicy,
     ) -> Result<(GroupContract, TransactionReceipt), Error> {
         let sender = self.chain.sender().ok_or(Error::NoSigner)?;
         let address = self.predict_group_address(sender, group_id).await?;
@@ -46,7 +101,11 @@ impl GroupFactory {
         let receipt = self
             .chain
             .transact(
-                c.createGroup(Bytes::copy_from_slice(group_id), cipher_suite),
+                c.createGroup(
+                    Bytes::copy_from_slice(group_id),
+                    cipher_suite,
+                    policy.to_abi(),
+                ),
                 Contract::Factory,
             )
             .await?;
@@ -97,6 +156,8 @@ pub struct GroupInfo {
     pub cipher_suite: u16,
     /// The ERC-7627 registry.
     pub registry: Address,
+    /// Who may register commits.
+    pub commit_policy: CommitPolicy,
 }
 
 /// The current epoch and its registered commitment.
@@ -108,8 +169,6 @@ pub struct EpochInfo {
     pub commit_hash: B256,
     /// Hash of its epoch authenticator (zero for epoch 0).
     pub epoch_authenticator_hash: B256,
-    /// Who registered it (the creator for epoch 0).
-    pub committer: Address,
 }
 
 /// Client of one group's `MlsGroup` contract.
@@ -140,55 +199,55 @@ impl GroupContract {
         self.chain.transact(call, Contract::Group).await
     }
 
-    /// Adds `member` (owner or admin only).
-    pub async fn add_member(&self, member: Address) -> Result<TransactionReceipt, Error> {
-        let c = self.instance();
-        self.send(c.addMember(member)).await
-    }
-
-    /// Adds every account of `members` in one transaction.
-    pub async fn add_members(&self, members: &[Address]) -> Result<TransactionReceipt, Error> {
-        let c = self.instance();
-        self.send(c.addMembers(members.to_vec())).await
-    }
-
-    /// Removes `member`, with its predecessor hint computed by the contract. A concurrent
-    /// change of the list may make the hint stale: that is `WrongPredecessor`; retry.
-    pub async fn remove_member(&self, member: Address) -> Result<TransactionReceipt, Error> {
-        let prevs = self.removal_hints(&[member]).await?;
-        let c = self.instance();
-        self.send(c.removeMember(prevs[0], member)).await
-    }
-
-    /// Removes `member` with a predecessor you computed (`address(1)` for the list head).
-    pub async fn remove_member_with_hint(
+    /// Registers `commit` (the MLS commit message) as the one that starts `epoch` (current +
+    /// 1; first wins) and applies its ACL changes in the same transaction. Who may: see
+    /// [`CommitPolicy`]; ACL changes need the owner or an admin.
+    pub async fn commit(
         &self,
-        prev: Address,
-        member: Address,
+        epoch: u64,
+        commit: &[u8],
+        epoch_authenticator_hash: B256,
+        changes: &AclChanges,
     ) -> Result<TransactionReceipt, Error> {
         let c = self.instance();
-        self.send(c.removeMember(prev, member)).await
+        self.send(c.commit(
+            epoch,
+            Bytes::copy_from_slice(commit),
+            epoch_authenticator_hash,
+            changes.added.clone(),
+            changes.key_packages.clone(),
+            changes.removed.clone(),
+        ))
+        .await
     }
 
-    /// Removes `members` in one transaction (hints as for [`GroupContract::remove_member`]).
-    pub async fn remove_members(&self, members: &[Address]) -> Result<TransactionReceipt, Error> {
-        let prevs = self.removal_hints(members).await?;
+    /// Owner only: drops the commits of `epoch` up to the current one and registers `commit`
+    /// for `epoch` instead. `undo` names the current head's ACL changes when `epoch` is the
+    /// current epoch and that head changed the ACL (its `removed` = the removals that took
+    /// effect), else it is empty. See the contract's documentation for what members do.
+    pub async fn replace_head(
+        &self,
+        epoch: u64,
+        undo: &AclChanges,
+        commit: &[u8],
+        epoch_authenticator_hash: B256,
+        changes: &AclChanges,
+    ) -> Result<TransactionReceipt, Error> {
         let c = self.instance();
-        self.send(c.removeMembers(prevs, members.to_vec())).await
+        self.send(c.replaceHead(
+            epoch,
+            undo.to_abi(),
+            Bytes::copy_from_slice(commit),
+            epoch_authenticator_hash,
+            changes.to_abi(),
+        ))
+        .await
     }
 
-    /// The sender leaves the group.
+    /// The sender leaves the group (the ACL; an admin's commit removes the MLS leaf).
     pub async fn leave(&self) -> Result<TransactionReceipt, Error> {
-        let sender = self.chain.sender().ok_or(Error::NoSigner)?;
-        let prevs = self.removal_hints(&[sender]).await?;
         let c = self.instance();
-        self.send(c.leave(prevs[0])).await
-    }
-
-    /// The predecessors to pass when removing `members` in that order.
-    pub async fn removal_hints(&self, members: &[Address]) -> Result<Vec<Address>, Error> {
-        let c = self.instance();
-        Chain::view(c.removalHints(members.to_vec()), Contract::Group).await
+        self.send(c.leave()).await
     }
 
     /// Appoints (`true`) or dismisses an admin (owner only).
@@ -210,22 +269,16 @@ impl GroupContract {
         self.send(c.transferOwnership(new_owner)).await
     }
 
-    /// Records a key package hash as used (owner or admin only; once per group).
-    pub async fn record_key_package(&self, hash: B256) -> Result<TransactionReceipt, Error> {
+    /// Whether `account` may register commits now.
+    pub async fn can_commit(&self, account: Address) -> Result<bool, Error> {
         let c = self.instance();
-        self.send(c.recordKeyPackage(hash)).await
+        Chain::view(c.canCommit(account), Contract::Group).await
     }
 
-    /// Registers the commit that starts `epoch` (current + 1; members only; first wins).
-    pub async fn register_epoch(
-        &self,
-        epoch: u64,
-        commit_hash: B256,
-        epoch_authenticator_hash: B256,
-    ) -> Result<TransactionReceipt, Error> {
+    /// The newest epoch whose commit changed the ACL (0 when none, or after a replacement).
+    pub async fn last_acl_change_epoch(&self) -> Result<u64, Error> {
         let c = self.instance();
-        self.send(c.registerEpoch(epoch, commit_hash, epoch_authenticator_hash))
-            .await
+        Chain::view(c.lastAclChangeEpoch(), Contract::Group).await
     }
 
     /// Whether `account` is a current member.
@@ -246,10 +299,44 @@ impl GroupContract {
         Chain::view(c.wasRemoved(account), Contract::Group).await
     }
 
-    /// The current members, newest first.
-    pub async fn members(&self) -> Result<Vec<Address>, Error> {
+    /// One page of the current members, newest first: up to `limit` members from `cursor`
+    /// (`None` for the first page) and the next page's cursor (`None` after the last).
+    pub async fn members_page(
+        &self,
+        cursor: Option<Address>,
+        limit: u64,
+    ) -> Result<(Vec<Address>, Option<Address>), Error> {
         let c = self.instance();
-        Chain::view(c.members(), Contract::Group).await
+        let r = Chain::view(
+            c.members(
+                cursor.unwrap_or(Address::ZERO),
+                alloy::primitives::U256::from(limit),
+            ),
+            Contract::Group,
+        )
+        .await?;
+        Ok((r.page, (r.next != Address::ZERO).then_some(r.next)))
+    }
+
+    /// Every current member, newest first (page by page, 500 at a time).
+    pub async fn members(&self) -> Result<Vec<Address>, Error> {
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let (page, next) = self.members_page(cursor, 500).await?;
+            all.extend(page);
+            match next {
+                Some(n) => cursor = Some(n),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Number of current members.
+    pub async fn member_count(&self) -> Result<u64, Error> {
+        let c = self.instance();
+        let n = Chain::view(c.memberCount(), Contract::Group).await?;
+        u64::try_from(n).map_err(|_| Error::UnexpectedValue(format!("member count {n}")))
     }
 
     /// Whether a key package hash was recorded.
@@ -266,24 +353,25 @@ impl GroupContract {
             epoch: r.epoch,
             commit_hash: r.commitHash,
             epoch_authenticator_hash: r.epochAuthenticatorHash,
-            committer: r.committer,
         })
     }
 
-    /// Owner, group id, cipher suite and registry.
+    /// Owner, group id, cipher suite, registry and commit policy.
     pub async fn info(&self) -> Result<GroupInfo, Error> {
         let c = self.instance();
-        let (owner, group_id, cipher_suite, registry) = tokio::try_join!(
+        let (owner, group_id, cipher_suite, registry, policy) = tokio::try_join!(
             Chain::view(c.owner(), Contract::Group),
             Chain::view(c.groupId(), Contract::Group),
             Chain::view(c.cipherSuite(), Contract::Group),
             Chain::view(c.registry(), Contract::Group),
+            Chain::view(c.commitPolicy(), Contract::Group),
         )?;
         Ok(GroupInfo {
             owner,
             group_id: group_id.to_vec(),
             cipher_suite,
             registry,
+            commit_policy: CommitPolicy::from_abi(policy)?,
         })
     }
 

@@ -8,13 +8,20 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), eth_mls_chain::Error> {
-//! use eth_mls_chain::Devnet;
+//! use eth_mls_chain::{AclChanges, CommitPolicy, Devnet, alloy::primitives::B256};
 //! let devnet = Devnet::start()?;                 // anvil on 127.0.0.1, a free port
 //! let deployment = devnet.deploy().await?;       // ERC7627, MlsGroup, MlsGroupFactory
 //! let alice = devnet.chain(1).await?;
 //! let (group, _receipt) = alice.factory(deployment.group_factory)
-//!     .create_group(b"group-id", 0x0004).await?;
-//! group.add_member(devnet.addresses()[2]).await?;
+//!     .create_group(b"group-id", 0x0004, CommitPolicy::AdminsOnly).await?;
+//! // The MLS commit adding bob, registered with its bytes and its ACL change.
+//! let commit: &[u8] = b"...the MLS commit message...";
+//! let adds = AclChanges {
+//!     added: vec![devnet.addresses()[2]],
+//!     key_packages: vec![B256::repeat_byte(7)],  // hash of bob's key package
+//!     removed: vec![],
+//! };
+//! group.commit(1, commit, B256::repeat_byte(1), &adds).await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -39,4 +46,6 @@ pub use erc1271::RpcErc1271Verifier;
 pub use erc7627::{Erc7627, KeyAlgorithm, MessageSent, PublicKeyUpdated, RegisteredKey};
 pub use error::{Erc7627Revert, Error, FactoryRevert, GroupRevert};
 pub use events::{Cursor, Event, StreamConfig, log_stream};
-pub use group::{EpochInfo, GroupContract, GroupEvent, GroupFactory, GroupInfo};
+pub use group::{
+    AclChanges, CommitPolicy, EpochInfo, GroupContract, GroupEvent, GroupFactory, GroupInfo,
+};

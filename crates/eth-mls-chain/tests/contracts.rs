@@ -5,7 +5,8 @@
 use alloy::primitives::{Address, B256, keccak256};
 use alloy::providers::Provider;
 use eth_mls_chain::{
-    Chain, Deployment, Devnet, Erc7627Revert, Error, FactoryRevert, GroupRevert, KeyAlgorithm,
+    AclChanges, Chain, CommitPolicy, Deployment, Devnet, Erc7627Revert, Error, FactoryRevert,
+    GroupContract, GroupRevert, KeyAlgorithm,
 };
 
 fn idx(s: &str) -> B256 {
@@ -169,6 +170,38 @@ async fn erc7627_calls_and_errors() {
     );
 }
 
+fn adds(accounts: &[Address], tag: &[u8]) -> AclChanges {
+    AclChanges {
+        added: accounts.to_vec(),
+        key_packages: accounts
+            .iter()
+            .map(|a| keccak256([a.as_slice(), tag].concat()))
+            .collect(),
+        removed: vec![],
+    }
+}
+
+fn removes(accounts: &[Address]) -> AclChanges {
+    AclChanges {
+        removed: accounts.to_vec(),
+        ..AclChanges::none()
+    }
+}
+
+/// Registers the next epoch of `group` with `changes`.
+async fn commit_next(group: &GroupContract, changes: &AclChanges) -> Result<u64, Error> {
+    let next = group.current_epoch().await?.epoch + 1;
+    group
+        .commit(
+            next,
+            format!("commit {next}").as_bytes(),
+            keccak256(next.to_be_bytes()),
+            changes,
+        )
+        .await?;
+    Ok(next)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn factory_and_group_calls_and_errors() {
     let devnet = Devnet::start().unwrap();
@@ -178,7 +211,10 @@ async fn factory_and_group_calls_and_errors() {
     let [owner, bob, carol, dave] = [1, 2, 3, 4].map(|i| devnet.addresses()[i]);
 
     let predicted = factory.predict_group_address(owner, b"gid").await.unwrap();
-    let (group, receipt) = factory.create_group(b"gid", 4).await.unwrap();
+    let (group, receipt) = factory
+        .create_group(b"gid", 4, CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
     assert_eq!(group.address(), predicted);
     assert!(receipt.gas_used > 0);
     assert_eq!(
@@ -191,61 +227,99 @@ async fn factory_and_group_calls_and_errors() {
             info.owner,
             info.group_id.as_slice(),
             info.cipher_suite,
-            info.registry
+            info.registry,
+            info.commit_policy
         ),
-        (owner, &b"gid"[..], 4, d.erc7627)
+        (owner, &b"gid"[..], 4, d.erc7627, CommitPolicy::AdminsOnly)
     );
     assert_revert!(
-        factory.create_group(b"gid", 4).await,
+        factory
+            .create_group(b"gid", 4, CommitPolicy::AdminsOnly)
+            .await,
         Error::Factory(FactoryRevert::GroupExists(_))
     );
     assert_revert!(
-        factory.create_group(b"", 4).await,
+        factory.create_group(b"", 4, CommitPolicy::AdminsOnly).await,
         Error::Group(GroupRevert::EmptyGroupId(_))
     );
     assert_revert!(
-        factory.create_group(b"z", 0).await,
+        factory
+            .create_group(b"z", 0, CommitPolicy::AdminsOnly)
+            .await,
         Error::Group(GroupRevert::InvalidCipherSuite(_))
     );
 
-    // ACL.
-    group.add_member(bob).await.unwrap();
-    group.add_members(&[carol, dave]).await.unwrap();
+    // ACL changes travel with commits.
+    let bob_add = adds(&[bob], b"1");
+    let c1: &[u8] = b"the commit adding bob";
+    group
+        .commit(1, c1, keccak256(b"a1"), &bob_add)
+        .await
+        .unwrap();
+    let epoch = group.current_epoch().await.unwrap();
+    assert_eq!(
+        (
+            epoch.epoch,
+            epoch.commit_hash,
+            epoch.epoch_authenticator_hash
+        ),
+        (1, keccak256(c1), keccak256(b"a1"))
+    );
+    assert!(
+        group
+            .is_key_package_used(bob_add.key_packages[0])
+            .await
+            .unwrap()
+    );
+    commit_next(&group, &adds(&[carol, dave], b"2"))
+        .await
+        .unwrap();
     assert_eq!(
         group.members().await.unwrap(),
         vec![dave, carol, bob, owner]
     );
+    assert_eq!(group.member_count().await.unwrap(), 4);
+    let (page, next) = group.members_page(None, 3).await.unwrap();
+    assert_eq!(page, vec![dave, carol, bob]);
+    assert_eq!(
+        group.members_page(next, 3).await.unwrap(),
+        (vec![owner], None)
+    );
     assert!(group.is_member(carol).await.unwrap());
     assert_revert!(
-        group.add_member(bob).await,
+        commit_next(&group, &adds(&[bob], b"3")).await,
         Error::Group(GroupRevert::AlreadyMember(_))
     );
     assert_revert!(
-        group.add_member(Address::ZERO).await,
+        commit_next(&group, &adds(&[Address::ZERO], b"3")).await,
         Error::Group(GroupRevert::InvalidAccount(_))
     );
-    group.remove_member(carol).await.unwrap();
+    assert_revert!(
+        commit_next(&group, &bob_add).await,
+        Error::Group(GroupRevert::AlreadyMember(_))
+    );
+    commit_next(&group, &removes(&[carol])).await.unwrap();
     assert!(group.was_removed(carol).await.unwrap());
     assert_revert!(
-        group.remove_member(carol).await,
+        commit_next(&group, &removes(&[Address::with_last_byte(9)])).await,
         Error::Group(GroupRevert::NotMember(_))
     );
     assert_revert!(
-        group
-            .remove_member_with_hint(Address::with_last_byte(1), bob)
-            .await,
-        Error::Group(GroupRevert::WrongPredecessor(_))
-    );
-    assert_revert!(
-        group.remove_member(owner).await,
+        commit_next(&group, &removes(&[owner])).await,
         Error::Group(GroupRevert::OwnerCannotLeave(_))
     );
-    group.remove_members(&[dave]).await.unwrap();
+    commit_next(&group, &removes(&[dave])).await.unwrap();
     assert_eq!(group.members().await.unwrap(), vec![bob, owner]);
+    assert_eq!(group.last_acl_change_epoch().await.unwrap(), 4);
 
     let bob_view = devnet.chain(2).await.unwrap().group(group.address());
+    assert!(!bob_view.can_commit(bob).await.unwrap());
     assert_revert!(
-        bob_view.add_member(carol).await,
+        commit_next(&bob_view, &AclChanges::none()).await,
+        Error::Group(GroupRevert::NotCommitter(_))
+    );
+    assert_revert!(
+        commit_next(&bob_view, &adds(&[carol], b"5")).await,
         Error::Group(GroupRevert::NotAdmin(_))
     );
     assert_revert!(
@@ -258,46 +332,88 @@ async fn factory_and_group_calls_and_errors() {
     );
     group.set_admin(bob, true).await.unwrap();
     assert!(group.is_admin(bob).await.unwrap());
-    bob_view.add_member(carol).await.unwrap();
+    commit_next(&bob_view, &adds(&[carol], b"5")).await.unwrap();
 
-    // Key packages and epochs.
-    let kp = keccak256(b"key package");
-    group.record_key_package(kp).await.unwrap();
-    assert!(group.is_key_package_used(kp).await.unwrap());
+    // Epoch sequencing and empty commits.
     assert_revert!(
-        group.record_key_package(kp).await,
-        Error::Group(GroupRevert::KeyPackageAlreadyUsed(_))
-    );
-    group
-        .register_epoch(1, keccak256(b"c1"), keccak256(b"a1"))
-        .await
-        .unwrap();
-    let epoch = group.current_epoch().await.unwrap();
-    assert_eq!(
-        (epoch.epoch, epoch.commit_hash, epoch.committer),
-        (1, keccak256(b"c1"), owner)
-    );
-    assert_revert!(
-        group.register_epoch(3, keccak256(b"c3"), B256::ZERO).await,
+        group.commit(9, b"c", B256::ZERO, &AclChanges::none()).await,
         Error::Group(GroupRevert::EpochOutOfOrder(_))
     );
     assert_revert!(
-        group.register_epoch(2, B256::ZERO, B256::ZERO).await,
-        Error::Group(GroupRevert::EmptyCommitHash(_))
+        group.commit(6, b"", B256::ZERO, &AclChanges::none()).await,
+        Error::Group(GroupRevert::EmptyCommit(_))
     );
     let outsider = devnet.chain(5).await.unwrap().group(group.address());
     assert_revert!(
-        outsider
-            .register_epoch(2, keccak256(b"c2"), B256::ZERO)
-            .await,
-        Error::Group(GroupRevert::NotMember(_))
+        commit_next(&outsider, &AclChanges::none()).await,
+        Error::Group(GroupRevert::NotCommitter(_))
     );
     assert_revert!(
         outsider.leave().await,
         Error::Group(GroupRevert::NotMember(_))
     );
 
-    // Leaving, and handing over ownership.
+    // The owner replaces the head (an update commit), then a head with ACL changes.
+    commit_next(&group, &AclChanges::none()).await.unwrap(); // 6
+    group
+        .replace_head(
+            6,
+            &AclChanges::none(),
+            b"replacement",
+            B256::ZERO,
+            &AclChanges::none(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        group.current_epoch().await.unwrap().commit_hash,
+        keccak256(b"replacement")
+    );
+    let dave_add = adds(&[dave], b"7");
+    commit_next(&group, &dave_add).await.unwrap(); // 7
+    assert_revert!(
+        group
+            .replace_head(
+                7,
+                &AclChanges::none(),
+                b"r",
+                B256::ZERO,
+                &AclChanges::none()
+            )
+            .await,
+        Error::Group(GroupRevert::WrongUndo(_))
+    );
+    assert_revert!(
+        group
+            .replace_head(
+                5,
+                &AclChanges::none(),
+                b"r",
+                B256::ZERO,
+                &AclChanges::none()
+            )
+            .await,
+        Error::Group(GroupRevert::CannotReplace(_))
+    );
+    group
+        .replace_head(7, &dave_add, b"r7", B256::ZERO, &AclChanges::none())
+        .await
+        .unwrap();
+    assert!(!group.is_member(dave).await.unwrap());
+    assert_revert!(
+        bob_view
+            .replace_head(
+                7,
+                &AclChanges::none(),
+                b"r",
+                B256::ZERO,
+                &AclChanges::none()
+            )
+            .await,
+        Error::Group(GroupRevert::NotOwner(_))
+    );
+
+    // Leaving (ACL only), and handing over ownership.
     devnet
         .chain(3)
         .await
@@ -307,6 +423,8 @@ async fn factory_and_group_calls_and_errors() {
         .await
         .unwrap();
     assert!(!group.is_member(carol).await.unwrap());
+    // The admin's commit removing carol's leaf still registers after her leave.
+    commit_next(&group, &removes(&[carol])).await.unwrap();
     assert_revert!(
         group.transfer_ownership(carol).await,
         Error::Group(GroupRevert::NotMember(_))
@@ -324,10 +442,12 @@ async fn epoch_race_first_registration_wins() {
     let owner = devnet.chain(1).await.unwrap();
     let (group, _) = owner
         .factory(d.group_factory)
-        .create_group(b"race", 4)
+        .create_group(b"race", 4, CommitPolicy::AnyMember)
         .await
         .unwrap();
-    group.add_member(devnet.addresses()[2]).await.unwrap();
+    commit_next(&group, &adds(&[devnet.addresses()[2]], b"kp"))
+        .await
+        .unwrap();
     let bob = devnet.chain(2).await.unwrap().group(group.address());
 
     let p = owner.provider();
@@ -337,9 +457,10 @@ async fn epoch_race_first_registration_wins() {
         .unwrap();
     let a = tokio::spawn({
         let g = group.clone();
-        async move { g.register_epoch(1, keccak256(b"owner"), B256::ZERO).await }
+        async move { g.commit(2, b"owner", B256::ZERO, &AclChanges::none()).await }
     });
-    let b = tokio::spawn(async move { bob.register_epoch(1, keccak256(b"bob"), B256::ZERO).await });
+    let b =
+        tokio::spawn(async move { bob.commit(2, b"bob", B256::ZERO, &AclChanges::none()).await });
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let _: serde_json::Value = p.raw_request("evm_mine".into(), ()).await.unwrap();
     let _: serde_json::Value = p
@@ -355,10 +476,11 @@ async fn epoch_race_first_registration_wins() {
             .any(|r| matches!(r, Err(Error::Group(GroupRevert::EpochOutOfOrder(_))))),
         "{results:?}"
     );
-    assert_eq!(group.current_epoch().await.unwrap().epoch, 1);
+    assert_eq!(group.current_epoch().await.unwrap().epoch, 2);
 }
 
-/// The group's event stream delivers every state change, in order, decoded.
+/// The group's event stream delivers every state change, in order, decoded; a registered
+/// commit's bytes and ACL changes can be read back from its event.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_event_stream() {
     use eth_mls_chain::bindings::MlsGroup::MlsGroupEvents as E;
@@ -371,31 +493,32 @@ async fn group_event_stream() {
     let bob = devnet.addresses()[2];
     let (group, receipt) = owner
         .factory(d.group_factory)
-        .create_group(b"events", 4)
+        .create_group(b"events", 4, CommitPolicy::AdminsOnly)
         .await
         .unwrap();
-    group.add_member(bob).await.unwrap();
-    group.record_key_package(keccak256(b"kp")).await.unwrap();
+    let bob_add = adds(&[bob], b"kp");
+    let c1 = vec![0xab; 1500];
     group
-        .register_epoch(1, keccak256(b"c1"), keccak256(b"a1"))
+        .commit(1, &c1, keccak256(b"a1"), &bob_add)
         .await
         .unwrap();
-    group.remove_member(bob).await.unwrap();
+    group.set_admin(bob, true).await.unwrap();
+    commit_next(&group, &removes(&[bob])).await.unwrap();
 
     let start = Cursor::at_block(receipt.block_number.unwrap());
     let cfg = StreamConfig {
         poll_interval: std::time::Duration::from_millis(20),
         ..StreamConfig::default()
     };
-    let events: Vec<_> = group.events(start, cfg).take(7).collect().await;
+    let events: Vec<_> = group.events(start, cfg).take(9).collect().await;
     let kinds: Vec<&str> = events
         .iter()
         .map(|e| match &e.as_ref().unwrap().data {
             E::GroupInitialized(_) => "init",
             E::MemberAdded(_) => "added",
-            E::KeyPackageRecorded(_) => "key package",
-            E::EpochRegistered(_) => "epoch",
+            E::CommitRegistered(_) => "commit",
             E::MemberRemoved(_) => "removed",
+            E::AdminChanged(_) => "admin",
             E::Initialized(_) => "initialized (OpenZeppelin)",
             _ => "other",
         })
@@ -407,13 +530,25 @@ async fn group_event_stream() {
             "added",
             "initialized (OpenZeppelin)",
             "added",
-            "key package",
-            "epoch",
-            "removed"
+            "commit",
+            "admin",
+            "admin",
+            "removed",
+            "commit"
         ]
     );
-    match &events[5].as_ref().unwrap().data {
-        E::EpochRegistered(e) => assert_eq!((e.epoch, e.commitHash), (1, keccak256(b"c1"))),
+    match &events[4].as_ref().unwrap().data {
+        E::CommitRegistered(e) => {
+            assert_eq!((e.epoch, e.commitHash), (1, keccak256(&c1)));
+            assert_eq!(e.commit.as_ref(), c1.as_slice(), "the bytes are in the log");
+            assert_eq!(e.added, vec![bob]);
+            assert_eq!(e.keyPackages, bob_add.key_packages);
+            assert!(e.removed.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    match &events[6].as_ref().unwrap().data {
+        E::AdminChanged(e) => assert_eq!((e.member, e.isAdmin), (bob, false)),
         other => panic!("{other:?}"),
     }
 }

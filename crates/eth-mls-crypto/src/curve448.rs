@@ -870,7 +870,13 @@ mod agreement {
     }
 
     /// A signature with a chosen commitment point: S = r + k a with k over (R, A, M).
-    fn sign_with(r: &EdwardsScalar, big_r: &[u8; 57], a: &EdwardsScalar, big_a: &[u8; 57], m: &[u8]) -> [u8; 114] {
+    fn sign_with(
+        r: &EdwardsScalar,
+        big_r: &[u8; 57],
+        a: &EdwardsScalar,
+        big_a: &[u8; 57],
+        m: &[u8],
+    ) -> [u8; 114] {
         let k = shake_scalar(&[DOM4, big_r, big_a, m]);
         let s = *r + k * *a;
         let mut sig = [0u8; 114];
