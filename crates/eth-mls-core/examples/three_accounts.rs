@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eth_mls_core::{
-    BindingRequest, Event, Group, GroupConfig, Identity, LocalEthereumSigner, Store,
+    BindingRequest, Event, Group, GroupConfig, Identity, LocalEthereumSigner, Store, StoreKey,
     validate_key_package_bytes,
 };
 use eth_mls_crypto::{Provider, SUITE};
@@ -37,6 +37,12 @@ fn list(addresses: &[eth_mls_siwe::Address]) -> String {
 const CHAIN_ID: u64 = 31337;
 const DOMAIN: &str = "demo.eth-mls.local";
 
+/// Each member's store is encrypted at rest (SQLCipher) under a key from its passphrase
+/// (Argon2id); a real client asks its user for it.
+fn store_key(name: &str) -> StoreKey {
+    StoreKey::passphrase(format!("{name}'s passphrase, never on a command line"))
+}
+
 struct Member {
     name: &'static str,
     path: PathBuf,
@@ -55,7 +61,7 @@ impl Member {
         };
         let identity = block_on(Identity::create(&account, &request))?;
         let path = dir.join(format!("{name}.db"));
-        let store = Store::create(&path, identity)?;
+        let store = Store::create(&path, &store_key(name), identity)?;
         println!(
             "  {name:<5} {}  (store {})",
             store.identity().address(),
@@ -107,7 +113,7 @@ impl Member {
     fn restart(&mut self) -> Result<(), Box<dyn Error>> {
         let id = self.group.as_ref().map(|g| g.id().to_vec());
         self.group = None;
-        self.store = Store::open(&self.path)?;
+        self.store = Store::open(&self.path, &store_key(self.name))?;
         if let Some(id) = id {
             self.group = Some(Group::load(&self.store, &id)?);
         }

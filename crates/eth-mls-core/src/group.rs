@@ -224,6 +224,18 @@ fn wire(message: &MlsMessageOut) -> Result<Vec<u8>, Error> {
         .map_err(openmls("serializing a message"))
 }
 
+/// A leaf never changes account: `keep` is the leaf's index and current account.
+fn check_same_account(keep: Option<(u32, Address)>, account: Address) -> Result<(), Error> {
+    match keep {
+        Some((leaf, from)) if from != account => Err(Error::AccountChange {
+            leaf,
+            from,
+            to: account,
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn address_of(credential: &Credential) -> Result<Address, Error> {
     Ok(EthereumCredential::from_openmls(credential)?.address())
 }
@@ -726,6 +738,14 @@ impl Group {
         address_of(credential)
     }
 
+    /// The leaf and account of a member's proposal (`None` for other senders).
+    fn proposer(&self, proposal: &QueuedProposal) -> Result<Option<(u32, Address)>, Error> {
+        match proposal.sender() {
+            Sender::Member(leaf) => Ok(Some((leaf.u32(), self.member_address(*leaf)?))),
+            _ => Ok(None),
+        }
+    }
+
     fn sender_address(&self, sender: &Sender) -> Result<(Address, LeafNodeIndex), Error> {
         match sender {
             Sender::Member(leaf) => Ok((self.member_address(*leaf)?, *leaf)),
@@ -1145,25 +1165,35 @@ impl Group {
             }
             ProcessedMessageContent::ExternalJoinProposalMessage(_) => Err(Error::UnknownSender),
             ProcessedMessageContent::StagedCommitMessage(staged) => {
-                let (committer, _) = self.sender_address(&sender)?;
+                let (committer, committer_leaf) = self.sender_address(&sender)?;
+                let committer_leaf = Some(committer_leaf.u32());
+                // Each leaf entering or changing, with the account it must keep (a leaf never
+                // changes account: decision 12).
                 let mut leaves = Vec::new();
+                let mut keep: Vec<Option<(u32, Address)>> = Vec::new();
                 if let Some(leaf) = staged.update_path_leaf_node() {
                     leaves.push(entry(leaf));
+                    keep.push(committer_leaf.map(|leaf| (leaf, committer)));
                 }
                 for proposal in staged.queued_proposals() {
                     match proposal.proposal() {
                         Proposal::Add(add) => {
                             let leaf = add.key_package().leaf_node();
                             leaves.push(entry(leaf));
+                            keep.push(None);
                         }
                         Proposal::Update(update) => {
                             let leaf = update.leaf_node();
                             leaves.push(entry(leaf));
+                            keep.push(self.proposer(proposal)?);
                         }
                         _ => {}
                     }
                 }
-                verify_leaves(leaves, &self.config.policy(), erc1271).await?;
+                let accounts = verify_leaves(leaves, &self.config.policy(), erc1271).await?;
+                for (account, keep) in accounts.iter().zip(keep) {
+                    check_same_account(keep, *account)?;
+                }
                 let summary = self.summarize(&staged, committer)?;
                 let json = serde_json::to_string(&*staged)
                     .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?;
@@ -1196,7 +1226,9 @@ impl Group {
             }
             Proposal::Update(update) => {
                 let leaf = update.leaf_node();
-                verify_leaves(vec![entry(leaf)], &policy, erc1271).await?;
+                let accounts = verify_leaves(vec![entry(leaf)], &policy, erc1271).await?;
+                let account = accounts.first().copied().ok_or(Error::UnknownSender)?;
+                check_same_account(self.proposer(proposal)?, account)?;
                 ProposalKind::Update
             }
             Proposal::Remove(remove) => {

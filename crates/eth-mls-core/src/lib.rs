@@ -11,7 +11,8 @@
 //!   validated with every RFC 9420 check plus the credential ([`validate_key_package`]).
 //! - [`Group`]: create, add, remove, update, proposals, join, leave, application messages,
 //!   exporter; [`Group::process`] returns [`Event`]s.
-//! - [`Store`]: one SQLite database per local identity; every operation is one transaction.
+//! - [`Store`]: one SQLite database per local identity, encrypted at rest (SQLCipher, keyed by
+//!   a [`StoreKey`]: Argon2id passphrase or raw key); every operation is one transaction.
 
 pub mod credential;
 mod group;
@@ -34,7 +35,10 @@ pub use key_package::{
     DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,
     validate_key_package, validate_key_package_bytes,
 };
-pub use store::{BinaryCodec, CodecError, SqlStorage, Store, StoreProvider};
+pub use store::{
+    ARGON2_MEMORY_KIB, ARGON2_PASSES, BinaryCodec, CodecError, SqlStorage, Store, StoreKey,
+    StoreProvider,
+};
 
 /// Errors of groups and stores.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +46,9 @@ pub enum Error {
     /// The database failed (I/O, locking, SQL).
     #[error("storage: {0}")]
     Storage(String),
+    /// The store's key is wrong (or the file is not an eth-mls store).
+    #[error("wrong key for the store (or not an eth-mls store)")]
+    WrongKey,
     /// The database holds something unreadable.
     #[error("corrupt store: {0}")]
     Corrupt(String),
@@ -78,6 +85,17 @@ pub enum Error {
     /// The account is not a member.
     #[error("{0} is not a member of the group")]
     NotAMember(eth_mls_siwe::Address),
+    /// An Update or a commit path would move a leaf to another account (a leaf never changes
+    /// account; the account must leave and join again).
+    #[error("leaf {leaf} belongs to {from}; its new credential names {to}")]
+    AccountChange {
+        /// The leaf index.
+        leaf: u32,
+        /// The account the leaf belongs to.
+        from: eth_mls_siwe::Address,
+        /// The account the new credential names.
+        to: eth_mls_siwe::Address,
+    },
     /// An empty list where one item at least is needed.
     #[error("no {0} given")]
     EmptyInput(&'static str),

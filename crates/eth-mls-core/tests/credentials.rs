@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use eth_mls_core::{CredentialError, Error, KeyPackageError};
+use eth_mls_core::{CredentialError, Error, EthereumSigner as _, KeyPackageError};
 use eth_mls_crypto::SUITE;
 use openmls::prelude::tls_codec::Serialize as _;
 use openmls::prelude::{CredentialWithKey, GroupId, KeyPackageIn, LeafNodeParameters, MlsGroup};
@@ -223,4 +223,57 @@ fn add_members_refuses_key_packages_for_another_policy() {
         "{err:?}"
     );
     assert_eq!(snapshot(&alice), before);
+}
+
+/// A leaf never changes account: Mallory holds a second account and binds her leaf's key to
+/// it with a perfectly valid credential; her Update proposal and her commit path that switch
+/// the leaf to that account are refused with a typed error and Bob's state is unchanged.
+#[test]
+fn a_leaf_never_changes_account() {
+    let dir = TempDir::new();
+    let (mut alice, mut bob, mallory) = setup(&dir);
+    let key = mallory.store.identity().signer().public_key().clone();
+    let second_account = good_credential(9, &key);
+    // The credential alone is valid: it is the switch that is refused.
+    assert!(
+        block_on(eth_mls_core::verify_credential(
+            &second_account.to_openmls(),
+            key.as_bytes(),
+            &config().policy(),
+            None,
+        ))
+        .is_ok()
+    );
+    let params = || {
+        LeafNodeParameters::builder()
+            .with_credential_with_key(CredentialWithKey {
+                credential: second_account.to_openmls(),
+                signature_key: key.as_bytes().into(),
+            })
+            .build()
+    };
+    let provider = mallory.store.provider();
+    let signer = mallory.store.identity().signer();
+    let attempts = {
+        let mut g = raw(&mallory);
+        let (proposal, _) = g.propose_self_update(&provider, signer, params()).unwrap();
+        reset(&mut g, &mallory);
+        let mut g = raw(&mallory);
+        let bundle = g.self_update(&provider, signer, params()).unwrap();
+        reset(&mut g, &mallory);
+        [wire(&proposal), wire(bundle.commit())]
+    };
+    for message in attempts {
+        let before = snapshot(&bob);
+        let err = bob.process(&message).unwrap_err();
+        let Error::AccountChange { from, to, .. } = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!((from, to), (mallory.address(), account(9).address()));
+        assert_eq!(snapshot(&bob), before);
+        let m = alice.send(b"still here");
+        assert_eq!(bob.receive(&m), b"still here");
+        bob.restart();
+        assert_eq!(snapshot(&bob), before);
+    }
 }

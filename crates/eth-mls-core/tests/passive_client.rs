@@ -53,6 +53,7 @@ fn store(path: &std::path::Path) -> Store {
     };
     Store::create(
         path,
+        &eth_mls_core::StoreKey::raw([0x5e; 32]),
         block_on(Identity::create(&account, &request)).unwrap(),
     )
     .unwrap()
@@ -130,7 +131,8 @@ fn run(entry: &Value) -> Result<usize, String> {
         for bytes in messages {
             // A restart: everything comes back from the file.
             drop(store);
-            store = Store::open(&path).map_err(|e| format!("reopen: {e}"))?;
+            store = Store::open(&path, &eth_mls_core::StoreKey::raw([0x5e; 32]))
+                .map_err(|e| format!("reopen: {e}"))?;
             restarts += 1;
             let provider = store.provider();
             let mut group = MlsGroup::load(provider.storage(), &id)
@@ -155,7 +157,8 @@ fn run(entry: &Value) -> Result<usize, String> {
             }
         }
         drop(store);
-        store = Store::open(&path).map_err(|e| format!("reopen: {e}"))?;
+        store = Store::open(&path, &eth_mls_core::StoreKey::raw([0x5e; 32]))
+            .map_err(|e| format!("reopen: {e}"))?;
         let group = MlsGroup::load(store.provider().storage(), &id)
             .map_err(|e| format!("load: {e:?}"))?
             .ok_or("group missing after restart")?;

@@ -139,7 +139,7 @@ fn an_old_copy_of_a_member_cannot_read_after_its_self_update() {
     bob.store.backup(&stolen).unwrap();
     let mut thief = Peer {
         path: stolen.clone(),
-        store: eth_mls_core::Store::open(&stolen).unwrap(),
+        store: eth_mls_core::Store::open(&stolen, &common::store_key()).unwrap(),
         group: None,
     };
     thief.group = Some(Group::load(&thief.store, bob.g().id()).unwrap());
@@ -296,7 +296,7 @@ fn an_operation_dropped_mid_way_leaves_nothing_behind() {
     // A crash at that point: the store reopens as before.
     let mut crashed = Peer {
         path: bob.path.clone(),
-        store: eth_mls_core::Store::open(&bob.path).unwrap(),
+        store: eth_mls_core::Store::open(&bob.path, &common::store_key()).unwrap(),
         group: None,
     };
     crashed.group = Some(Group::load(&crashed.store, b"g").unwrap());

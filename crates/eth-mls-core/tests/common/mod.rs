@@ -107,6 +107,18 @@ pub fn bad_credential(n: u8, bad: Bad, key: &SignaturePublicKey) -> EthereumCred
     }
 }
 
+/// A valid credential for account `n` binding `key` (e.g. a member's key bound to a second
+/// account the member also holds).
+pub fn good_credential(n: u8, key: &SignaturePublicKey) -> EthereumCredential {
+    let message = Message::builder(DOMAIN, account(n).address(), "https://chat.example", CHAIN)
+        .statement("Authorize this MLS signature key.")
+        .issued_at(TimeStamp::now())
+        .resource(&key_uri(key))
+        .build()
+        .unwrap();
+    signed(message, &account(n))
+}
+
 /// An identity whose credential is wrong in the way `bad` says.
 pub fn bad_identity(n: u8, bad: Bad) -> Identity {
     let signer = SignatureKeyPair::generate(SUITE.signature_algorithm()).unwrap();
@@ -148,6 +160,11 @@ impl Drop for TempDir {
     }
 }
 
+/// The raw key of every test store (a passphrase would run Argon2id at every open).
+pub fn store_key() -> eth_mls_core::StoreKey {
+    eth_mls_core::StoreKey::raw([0x5e; 32])
+}
+
 /// A member: its store (a file) and its group.
 pub struct Peer {
     pub path: PathBuf,
@@ -158,7 +175,7 @@ pub struct Peer {
 impl Peer {
     pub fn new(dir: &TempDir, id: Identity) -> Self {
         let path = dir.0.join(format!("{}.db", id.address()));
-        let store = Store::create(&path, id).unwrap();
+        let store = Store::create(&path, &store_key(), id).unwrap();
         Self {
             path,
             store,
@@ -202,7 +219,7 @@ impl Peer {
     /// Stops the process (drops everything in memory) and starts again from the file.
     pub fn restart(&mut self) {
         let id = self.group.as_ref().map(|g| g.id().to_vec());
-        let store = Store::open(&self.path).unwrap();
+        let store = Store::open(&self.path, &store_key()).unwrap();
         self.store = store;
         self.group = id.map(|id| Group::load(&self.store, &id).unwrap());
     }
