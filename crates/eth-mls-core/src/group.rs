@@ -275,14 +275,28 @@ async fn verify_leaves(
         let address = match (result, erc1271) {
             (Some(Ok(address)), _) => address,
             (Some(Err(CredentialError::Verification(_))) | None, Some(erc1271)) => {
-                verify_credential(credential, key, policy, Some(erc1271)).await?
+                verify_credential(credential, key, policy, Some(erc1271))
+                    .await
+                    .map_err(credential_error)?
             }
-            (Some(Err(e)), _) => return Err(e.into()),
-            (None, None) => verify_credential(credential, key, policy, None).await?,
+            (Some(Err(e)), _) => return Err(credential_error(e)),
+            (None, None) => verify_credential(credential, key, policy, None)
+                .await
+                .map_err(credential_error)?,
         };
         out.push(address);
     }
     Ok(out)
+}
+
+/// A failed credential check as a group error: an RPC failure is no verdict (decision 12).
+fn credential_error(e: CredentialError) -> Error {
+    match e {
+        CredentialError::Verification(eth_mls_siwe::VerificationError::Rpc(rpc)) => {
+            Error::CheckUnavailable(rpc.to_string())
+        }
+        other => Error::Credential(other),
+    }
 }
 
 /// What a leaf's credential check needs: its credential and signature key.

@@ -79,6 +79,10 @@ pub enum Error {
     /// A leaf's credential failed verification.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// A check could not be made (the ERC-1271 call over RPC failed: timeout, rate limit, an
+    /// error response that is not a revert). Not a verdict: nothing changed; try again.
+    #[error("a credential check could not be made, try again: {0}")]
+    CheckUnavailable(String),
     /// A key package could not be generated.
     #[error(transparent)]
     KeyPackage(#[from] KeyPackageError),

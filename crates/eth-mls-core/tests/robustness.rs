@@ -308,5 +308,79 @@ fn an_operation_dropped_mid_way_leaves_nothing_behind() {
     assert_eq!(state(&bob), before);
 }
 
+/// An ERC-1271 verifier whose RPC endpoint fails (or, once `healthy`, approves).
+struct Flaky {
+    healthy: std::sync::atomic::AtomicBool,
+}
+
+impl Erc1271Verifier for Flaky {
+    fn is_valid_signature<'a>(
+        &'a self,
+        _: u64,
+        _: Address,
+        _: B256,
+        _: &'a [u8],
+    ) -> BoxFuture<'a, Result<bool, Erc1271Error>> {
+        let healthy = self.healthy.load(std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if healthy {
+                Ok(true)
+            } else {
+                Err(Erc1271Error::new("eth_call: 429 rate limit exceeded"))
+            }
+        })
+    }
+}
+
+/// An RPC failure during an ERC-1271 check is not "signature invalid": the commit is neither
+/// rejected nor accepted, the state is untouched, and the same commit goes through once the
+/// endpoint answers.
+#[test]
+fn an_rpc_failure_is_no_verdict() {
+    let dir = TempDir::new();
+    let (alice, mut bob) = pair(&dir, b"g");
+    // A member whose credential is signed for a contract account (EIP-191 does not recover
+    // to its address): only ERC-1271 can approve it.
+    let contract = bad_identity(9, Bad::OtherAccount);
+    let kp = raw_key_package(&contract);
+    let kp = openmls::prelude::KeyPackageIn::tls_deserialize_exact(&kp)
+        .unwrap()
+        .validate(
+            eth_mls_crypto::Provider::new().crypto(),
+            openmls::prelude::ProtocolVersion::Mls10,
+        )
+        .unwrap();
+    let mut raw = openmls::prelude::MlsGroup::load(
+        openmls_traits::OpenMlsProvider::storage(&alice.store.provider()),
+        &openmls::prelude::GroupId::from_slice(b"g"),
+    )
+    .unwrap()
+    .unwrap();
+    let (commit, _, _) = raw
+        .add_members(
+            &alice.store.provider(),
+            alice.store.identity().signer(),
+            &[kp],
+        )
+        .unwrap();
+    let commit = tls_codec::Serialize::tls_serialize_detached(&commit).unwrap();
+    let before = state(&bob);
+    let verifier = Flaky {
+        healthy: std::sync::atomic::AtomicBool::new(false),
+    };
+    let group = bob.group.as_mut().unwrap();
+    let err = block_on(group.process(&mut bob.store, &commit, Some(&verifier))).unwrap_err();
+    assert!(matches!(err, Error::CheckUnavailable(_)), "{err:?}");
+    assert_eq!(state(&bob), before);
+    bob.restart();
+    assert_eq!(state(&bob), before);
+    verifier
+        .healthy
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let group = bob.group.as_mut().unwrap();
+    let events = block_on(group.process(&mut bob.store, &commit, Some(&verifier))).unwrap();
+    assert!(matches!(events[0], Event::StagedCommit(_)), "{events:?}");
+}
+
 use openmls_traits::OpenMlsProvider as _;
 use tls_codec::Deserialize as _;
