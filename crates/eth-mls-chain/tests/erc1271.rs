@@ -197,7 +197,6 @@ async fn erc1271_at_a_block() {
     let at = |block| RpcErc1271Verifier::new().with_chain(&chain).at_block(block);
     let verify = |v: RpcErc1271Verifier| {
         let message = message.clone();
-        let signature = signature.clone();
         async move {
             let opts = VerificationOpts {
                 erc1271: Some(&v),
