@@ -27,6 +27,14 @@ use openmls::prelude::tls_codec::Serialize as _;
 const SUITE4: Ciphersuite = Ciphersuite::MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448;
 const SUITE1: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
 
+/// Checks at the current time (the benchmark stands in for the chain's block timestamps).
+fn checks() -> eth_mls_core::Checks<'static> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    eth_mls_core::Checks::at(now)
+}
+
 fn block_on<F: Future>(f: F) -> F::Output {
     let mut f = std::pin::pin!(f);
     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
@@ -104,7 +112,7 @@ impl Member {
 
     fn apply(&mut self, commit: &[u8]) {
         let (g, s) = self.g();
-        let events = block_on(g.process(s, commit, None)).unwrap();
+        let events = block_on(g.process(s, commit, &checks())).unwrap();
         assert!(matches!(events.as_slice(), [Event::StagedCommit(_)]));
         g.merge_staged_commit(s).unwrap();
     }
@@ -173,11 +181,11 @@ fn setup(n: usize, suite: Ciphersuite, populate: bool) -> Setup {
         }
     }
     let (g, s) = creator.g();
-    let out = block_on(g.add_members(s, &kps, None)).unwrap();
+    let out = block_on(g.add_members(s, &kps, &checks())).unwrap();
     g.merge_pending_commit(s).unwrap();
     let welcome = out.welcome.unwrap();
     for (_, m) in &mut members {
-        m.group = Some(block_on(Group::join(&mut m.store, &welcome, config(), None)).unwrap());
+        m.group = Some(block_on(Group::join(&mut m.store, &welcome, config(), &checks())).unwrap());
     }
     // Members at leaves 2, 4, … commit once: the creator's copath gets populated.
     for i in 1..members.len() {
@@ -239,7 +247,7 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
     let commit_of = |creator: &mut Member, kind: &str, kp: &ValidatedKeyPackage| -> Vec<u8> {
         let (g, st) = creator.g();
         let out = match kind {
-            "add" => block_on(g.add_members(st, std::slice::from_ref(kp), None)).unwrap(),
+            "add" => block_on(g.add_members(st, std::slice::from_ref(kp), &checks())).unwrap(),
             "update" => g.self_update(st).unwrap(),
             _ => {
                 let last = *g.members().last().unwrap();
@@ -271,7 +279,8 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
                     |_| (),
                     |s, ()| {
                         let (g, st) = s.creator.g();
-                        block_on(g.add_members(st, std::slice::from_ref(&joiner_kp), None)).unwrap()
+                        block_on(g.add_members(st, std::slice::from_ref(&joiner_kp), &checks()))
+                            .unwrap()
                     },
                     discard_own,
                 )
@@ -292,7 +301,7 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
                     |s| commit_of(&mut s.creator, kind, &joiner_kp),
                     |s, commit| {
                         let (g, st) = s.processor.g();
-                        block_on(g.process(st, &commit, None)).unwrap()
+                        block_on(g.process(st, &commit, &checks())).unwrap()
                     },
                     |s, _| {
                         let (g, st) = s.processor.g();
@@ -312,13 +321,18 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
                     let mut joiner = Member::new(next_id, suite);
                     let kp = joiner.key_package(suite);
                     let (g, st) = s.creator.g();
-                    let out = block_on(g.add_members(st, &[kp], None)).unwrap();
+                    let out = block_on(g.add_members(st, &[kp], &checks())).unwrap();
                     g.discard_pending_commit(st).unwrap();
                     (joiner, out.welcome.unwrap())
                 },
                 |_, (mut joiner, welcome): (Member, Vec<u8>)| {
-                    let group =
-                        block_on(Group::join(&mut joiner.store, &welcome, config(), None)).unwrap();
+                    let group = block_on(Group::join(
+                        &mut joiner.store,
+                        &welcome,
+                        config(),
+                        &checks(),
+                    ))
+                    .unwrap();
                     (joiner, group)
                 },
                 |_, out| drop(out),
@@ -364,7 +378,7 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
                 let (g, st) = state.creator.g();
                 let m = g.send(st, &data).unwrap();
                 let (g, st) = state.processor.g();
-                block_on(g.process(st, &m, None)).unwrap()
+                block_on(g.process(st, &m, &checks())).unwrap()
             })
         });
     }

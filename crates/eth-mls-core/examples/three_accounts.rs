@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use eth_mls_core::{
-    BindingRequest, Event, Group, GroupConfig, Identity, LocalEthereumSigner, Store, StoreKey,
-    validate_key_package_bytes,
+    BindingRequest, Checks, Event, Group, GroupConfig, Identity, LocalEthereumSigner, Store,
+    StoreKey, validate_key_package_bytes,
 };
 use eth_mls_crypto::{Provider, SUITE};
 use openmls_traits::OpenMlsProvider;
@@ -41,6 +41,15 @@ const DOMAIN: &str = "demo.eth-mls.local";
 /// (Argon2id); a real client asks its user for it.
 fn store_key(name: &str) -> StoreKey {
     StoreKey::passphrase(format!("{name}'s passphrase, never on a command line"))
+}
+
+/// Verdicts about group changes are judged at a reference time: on a chain, the timestamp of
+/// the block that registered the change. This example has no chain, so it uses the clock.
+fn checks() -> Checks<'static> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    Checks::at(now)
 }
 
 struct Member {
@@ -81,7 +90,7 @@ impl Member {
 
     fn receive(&mut self, message: &[u8]) -> Result<(), Box<dyn Error>> {
         let (group, store) = self.group();
-        for event in block_on(group.process(store, message, None))? {
+        for event in block_on(group.process(store, message, &checks()))? {
             match event {
                 Event::Application(m) => println!(
                     "  {:<5} <- {}: {:?} (epoch {}, generation {})",
@@ -153,7 +162,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         Default::default(),
     )?);
     let (group, store) = alice.group();
-    let out = block_on(group.add_members(store, &kps, None))?;
+    let out = block_on(group.add_members(store, &kps, &checks()))?;
     group.merge_pending_commit(store)?;
     println!(
         "  alice created the group and added {} (epoch {})",
@@ -166,7 +175,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             &mut m.store,
             &welcome,
             config.clone(),
-            None,
+            &checks(),
         ))?);
         println!(
             "  {:<5} joined: members {}",

@@ -37,6 +37,53 @@ use crate::credential::{
 use crate::key_package::ValidatedKeyPackage;
 use crate::store::{Store, StoreProvider, tables};
 
+/// What a verdict about a group change is judged by (DESIGN.md decision 12), so that every
+/// member reaches the same one: the reference time (the timestamp of the block that
+/// registered the change; never the local clock) for credential validity windows, and the
+/// ERC-1271 verifier (pinned to that block) for contract accounts.
+#[derive(Clone, Copy)]
+pub struct Checks<'a> {
+    /// The reference time, Unix seconds.
+    pub at: i64,
+    /// The ERC-1271 verifier for contract accounts (`None`: only EIP-191 signatures pass).
+    pub erc1271: Option<&'a dyn Erc1271Verifier>,
+}
+
+impl<'a> Checks<'a> {
+    /// Checks at `at` (Unix seconds), EIP-191 only.
+    pub fn at(at: i64) -> Self {
+        Self { at, erc1271: None }
+    }
+
+    /// The same, with an ERC-1271 verifier for contract accounts.
+    pub fn with_erc1271(self, erc1271: &'a dyn Erc1271Verifier) -> Self {
+        Self {
+            erc1271: Some(erc1271),
+            ..self
+        }
+    }
+}
+
+impl std::fmt::Debug for Checks<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checks")
+            .field("at", &self.at)
+            .field("erc1271", &self.erc1271.is_some())
+            .finish()
+    }
+}
+
+/// When a leaf's credential validity window is checked.
+#[derive(Clone, Copy, Debug)]
+enum Window {
+    /// At the reference time of the change that brings the leaf in or changes it.
+    At(i64),
+    /// At the credential's own issuance (or not-before) time: for leaves already in a
+    /// Welcome's tree, which were checked when they entered; a credential that expired since
+    /// makes its leaf due for removal, not the group unjoinable.
+    WhenIssued,
+}
+
 /// A group's policy: where its members' credentials are valid, and decision 7's wire format.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupConfig {
@@ -74,12 +121,23 @@ impl GroupConfig {
         }
     }
 
-    /// The credential policy (validity checked at the current time).
+    /// The credential policy, validity windows checked at the current time: for checks
+    /// before a change (e.g. validating a key package before inviting). Verdicts about a
+    /// group change use [`GroupConfig::policy_at`] with the change's reference time.
     pub fn policy(&self) -> BindingPolicy {
         BindingPolicy {
             chain_id: self.chain_id,
             domain: self.domain.clone(),
             time: None,
+        }
+    }
+
+    /// The credential policy with validity windows checked at `at` (Unix seconds).
+    pub fn policy_at(&self, at: i64) -> BindingPolicy {
+        BindingPolicy {
+            chain_id: self.chain_id,
+            domain: self.domain.clone(),
+            time: Some(eth_mls_siwe::TimeStamp::from_unix(at)),
         }
     }
 
@@ -253,26 +311,52 @@ fn poll_once<F: std::future::Future>(f: F) -> Option<F::Output> {
 /// Checks credentials as externally owned accounts (EIP-191), on every core for long lists.
 /// `None`: the check would have to wait (cannot happen without ERC-1271).
 fn verify_eoa_parallel(
-    leaves: &[(Credential, Vec<u8>)],
-    policy: &BindingPolicy,
+    leaves: &[((Credential, Vec<u8>), BindingPolicy)],
 ) -> Vec<Option<Result<Address, CredentialError>>> {
-    eth_mls_crypto::parallel_map(leaves, 16, |(credential, key)| {
+    eth_mls_crypto::parallel_map(leaves, 16, |((credential, key), policy)| {
         poll_once(verify_credential(credential, key, policy, None))
     })
 }
 
-/// Verifies leaves entering or changing: (credential, signature key). Externally owned
-/// accounts are checked in parallel; a signature that is not the account's own goes to
-/// `erc1271` (contract accounts).
+/// The policy a leaf is checked under: the group's chain and domain, the window's time.
+fn leaf_policy(config: &GroupConfig, credential: &Credential, window: Window) -> BindingPolicy {
+    match window {
+        Window::At(at) => config.policy_at(at),
+        Window::WhenIssued => {
+            let at = EthereumCredential::from_openmls(credential)
+                .map(|c| {
+                    let m = c.message();
+                    let issued = m.issued_at().unix_seconds();
+                    m.not_before()
+                        .map_or(issued, |nb| nb.unix_seconds().max(issued))
+                })
+                .unwrap_or(0);
+            config.policy_at(at)
+        }
+    }
+}
+
+/// Verifies leaves entering or changing: (credential, signature key), under `config`'s
+/// chain and domain with windows as `window` says. Externally owned accounts are checked in
+/// parallel; a signature that is not the account's own goes to `checks.erc1271` (contract
+/// accounts).
 async fn verify_leaves(
     leaves: Vec<(Credential, Vec<u8>)>,
-    policy: &BindingPolicy,
-    erc1271: Option<&dyn Erc1271Verifier>,
+    config: &GroupConfig,
+    window: Window,
+    checks: &Checks<'_>,
 ) -> Result<Vec<Address>, Error> {
-    let quick = verify_eoa_parallel(&leaves, policy);
+    let leaves: Vec<_> = leaves
+        .into_iter()
+        .map(|leaf| {
+            let policy = leaf_policy(config, &leaf.0, window);
+            (leaf, policy)
+        })
+        .collect();
+    let quick = verify_eoa_parallel(&leaves);
     let mut out = Vec::with_capacity(leaves.len());
-    for ((credential, key), result) in leaves.iter().zip(quick) {
-        let address = match (result, erc1271) {
+    for (((credential, key), policy), result) in leaves.iter().zip(quick) {
+        let address = match (result, checks.erc1271) {
             (Some(Ok(address)), _) => address,
             (Some(Err(CredentialError::Verification(_))) | None, Some(erc1271)) => {
                 verify_credential(credential, key, policy, Some(erc1271))
@@ -561,7 +645,7 @@ impl Group {
         store: &mut Store<B>,
         welcome: &[u8],
         config: GroupConfig,
-        erc1271: Option<&dyn Erc1271Verifier>,
+        checks: &Checks<'_>,
     ) -> Result<Self, Error> {
         let message = MlsMessageIn::tls_deserialize_exact(welcome)
             .map_err(|e| Error::Malformed(format!("Welcome: {e}")))?;
@@ -569,7 +653,7 @@ impl Group {
             return Err(Error::Malformed("not a Welcome".into()));
         };
         store.begin()?;
-        let result = Self::join_inner(store, welcome, config, erc1271).await;
+        let result = Self::join_inner(store, welcome, config, checks).await;
         match result {
             Ok(group) => {
                 if let Err(e) = store.commit() {
@@ -592,7 +676,7 @@ impl Group {
         store: &mut Store<B>,
         welcome: openmls::prelude::Welcome,
         config: GroupConfig,
-        erc1271: Option<&dyn Erc1271Verifier>,
+        checks: &Checks<'_>,
     ) -> Result<Self, Error> {
         let processed = {
             let provider = store.provider();
@@ -639,11 +723,14 @@ impl Group {
         drop(items);
         let checked: Vec<(Credential, Vec<u8>)> =
             leaves.iter().map(|(_, leaf)| entry(leaf)).collect();
-        verify_leaves(checked.clone(), &config.policy(), erc1271).await?;
+        verify_leaves(checked.clone(), &config, Window::WhenIssued, checks).await?;
         let mls = {
             let provider = store.provider().with_verified_signatures(verified);
-            let staged = processed
-                .into_staged_welcome(&provider, None)
+            // Leaf lifetimes are not judged by the local clock (decision 12): the credential
+            // windows above are, at the reference time or at each leaf's issuance.
+            let staged = openmls::group::JoinBuilder::new(&provider, processed)
+                .skip_lifetime_validation()
+                .build()
                 .map_err(openmls("validating the Welcome"))?;
             // The tree openmls validated is the one whose credentials were checked.
             let members: Vec<(Credential, Vec<u8>)> = staged
@@ -732,6 +819,26 @@ impl Group {
                 .map_err(openmls("deleting the group"))?;
             tables::delete_group(store.conn(), group.mls.group_id())
         })
+    }
+
+    /// The members whose credential has expired at `at` (Unix seconds; a client passes the
+    /// latest block's timestamp), with their leaf index: due for removal by an admin
+    /// (decision 12). A leaf whose credential cannot be read is listed too.
+    pub fn due_for_removal(&self, at: i64) -> Vec<(u32, Address)> {
+        self.mls
+            .members()
+            .filter_map(|m| {
+                let leaf = m.index.u32();
+                match EthereumCredential::from_openmls(&m.credential) {
+                    Ok(c) => c
+                        .message()
+                        .expiration_time()
+                        .filter(|exp| exp.unix_seconds() <= at)
+                        .map(|_| (leaf, c.address())),
+                    Err(_) => Some((leaf, Address::ZERO)),
+                }
+            })
+            .collect()
     }
 
     /// The openmls group (read-only), for what this API does not cover.
@@ -846,7 +953,7 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
         key_packages: &[ValidatedKeyPackage],
-        erc1271: Option<&dyn Erc1271Verifier>,
+        checks: &Checks<'_>,
     ) -> Result<OutgoingCommit, Error> {
         self.check_no_commit()?;
         if key_packages.is_empty() {
@@ -859,7 +966,7 @@ impl Group {
                 entry(leaf)
             })
             .collect();
-        verify_leaves(leaves, &self.config.policy(), erc1271).await?;
+        verify_leaves(leaves, &self.config, Window::At(checks.at), checks).await?;
         let kps: Vec<_> = key_packages
             .iter()
             .map(|kp| kp.key_package().clone())
@@ -895,20 +1002,34 @@ impl Group {
     }
 
     /// Commits a fresh leaf and path (post-compromise security), with any pending
-    /// proposals.
+    /// proposals. The leaf carries the store's current credential (a renewed one after
+    /// [`Store::renew_credential`]).
     pub fn self_update<B: Backend>(
         &mut self,
         store: &mut Store<B>,
     ) -> Result<OutgoingCommit, Error> {
-        self.commit_with(store, "self-update", |mls, provider, signer| {
-            mls.self_update(provider, signer, LeafNodeParameters::default())
-                .map(|bundle| {
-                    let (commit, welcome, _) = bundle.into_contents();
-                    let welcome = welcome.map(|w| {
-                        MlsMessageOut::from_welcome(w, openmls::prelude::ProtocolVersion::Mls10)
-                    });
-                    (commit, welcome)
-                })
+        // The store's current credential goes in: after a renewal, the members see the new
+        // expiration time (same account, same key).
+        let renewed = store.identity().credential().to_openmls();
+        let current = self
+            .mls
+            .own_leaf_node()
+            .map(|leaf| leaf.credential().clone());
+        let params = if current.as_ref() == Some(&renewed) {
+            LeafNodeParameters::default()
+        } else {
+            LeafNodeParameters::builder()
+                .with_credential_with_key(store.identity().credential_with_key())
+                .build()
+        };
+        self.commit_with(store, "self-update", move |mls, provider, signer| {
+            mls.self_update(provider, signer, params).map(|bundle| {
+                let (commit, welcome, _) = bundle.into_contents();
+                let welcome = welcome.map(|w| {
+                    MlsMessageOut::from_welcome(w, openmls::prelude::ProtocolVersion::Mls10)
+                });
+                (commit, welcome)
+            })
         })
     }
 
@@ -934,11 +1055,17 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
         key_package: &ValidatedKeyPackage,
-        erc1271: Option<&dyn Erc1271Verifier>,
+        checks: &Checks<'_>,
     ) -> Result<(Vec<u8>, Vec<u8>), Error> {
         self.check_no_commit()?;
         let leaf = key_package.key_package().leaf_node();
-        verify_leaves(vec![entry(leaf)], &self.config.policy(), erc1271).await?;
+        verify_leaves(
+            vec![entry(leaf)],
+            &self.config,
+            Window::At(checks.at),
+            checks,
+        )
+        .await?;
         self.propose_with(store, "proposing an add", |mls, provider, signer| {
             mls.propose_add_member(provider, signer, key_package.key_package())
         })
@@ -1105,7 +1232,7 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
         message: &[u8],
-        erc1271: Option<&dyn Erc1271Verifier>,
+        checks: &Checks<'_>,
     ) -> Result<Vec<Event>, Error> {
         if self.incoming.is_some() {
             return Err(Error::StagedCommitPending);
@@ -1119,7 +1246,7 @@ impl Group {
             return Err(Error::WrongGroup);
         }
         self.begin(store)?;
-        let result = self.process_inner(store, protocol, erc1271).await;
+        let result = self.process_inner(store, protocol, checks).await;
         self.finish(store, result)
     }
 
@@ -1127,7 +1254,7 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
         protocol: ProtocolMessage,
-        erc1271: Option<&dyn Erc1271Verifier>,
+        checks: &Checks<'_>,
     ) -> Result<Vec<Event>, Error> {
         let processed = {
             let provider = store.provider();
@@ -1166,7 +1293,7 @@ impl Group {
             }
             ProcessedMessageContent::ProposalMessage(proposal) => {
                 let (address, _) = self.sender_address(&sender)?;
-                let kind = self.verify_proposal(&proposal, erc1271).await?;
+                let kind = self.verify_proposal(&proposal, checks).await?;
                 let reference = proposal.proposal_reference_ref().as_slice().to_vec();
                 self.mls
                     .store_pending_proposal(store.provider().storage_provider(), *proposal)
@@ -1204,7 +1331,8 @@ impl Group {
                         _ => {}
                     }
                 }
-                let accounts = verify_leaves(leaves, &self.config.policy(), erc1271).await?;
+                let accounts =
+                    verify_leaves(leaves, &self.config, Window::At(checks.at), checks).await?;
                 for (account, keep) in accounts.iter().zip(keep) {
                     check_same_account(keep, *account)?;
                 }
@@ -1229,18 +1357,20 @@ impl Group {
     async fn verify_proposal(
         &self,
         proposal: &QueuedProposal,
-        erc1271: Option<&dyn Erc1271Verifier>,
+        checks: &Checks<'_>,
     ) -> Result<ProposalKind, Error> {
-        let policy = self.config.policy();
+        let window = Window::At(checks.at);
         Ok(match proposal.proposal() {
             Proposal::Add(add) => {
                 let leaf = add.key_package().leaf_node();
-                let account = verify_leaves(vec![entry(leaf)], &policy, erc1271).await?;
+                let account =
+                    verify_leaves(vec![entry(leaf)], &self.config, window, checks).await?;
                 ProposalKind::Add(account.first().copied().ok_or(Error::UnknownSender)?)
             }
             Proposal::Update(update) => {
                 let leaf = update.leaf_node();
-                let accounts = verify_leaves(vec![entry(leaf)], &policy, erc1271).await?;
+                let accounts =
+                    verify_leaves(vec![entry(leaf)], &self.config, window, checks).await?;
                 let account = accounts.first().copied().ok_or(Error::UnknownSender)?;
                 check_same_account(self.proposer(proposal)?, account)?;
                 ProposalKind::Update
@@ -1313,9 +1443,13 @@ mod tests {
                 .unwrap(),
             );
         }
-        poll_once(group.add_members(&mut alice, &kps, None))
-            .unwrap()
-            .unwrap();
+        poll_once(group.add_members(
+            &mut alice,
+            &kps,
+            &Checks::at(eth_mls_siwe::TimeStamp::now().unix_seconds()),
+        ))
+        .unwrap()
+        .unwrap();
         group.merge_pending_commit(&mut alice).unwrap();
         group.self_update(&mut alice).unwrap();
         group.merge_pending_commit(&mut alice).unwrap();

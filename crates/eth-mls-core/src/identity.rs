@@ -71,8 +71,29 @@ pub struct BindingRequest {
     pub uri: String,
     /// The chain the groups live on.
     pub chain_id: u64,
-    /// How long the binding is valid (None: no expiration).
+    /// How long the binding is valid: `None` for [`DEFAULT_CREDENTIAL_LIFETIME`] (30 days),
+    /// at most [`MAX_CREDENTIAL_LIFETIME`] (365 days). Every binding carries an expiration
+    /// time; renew it with [`Identity::renew`] and a self-update.
     pub valid_for: Option<Duration>,
+}
+
+/// The lifetime of a binding when [`BindingRequest::valid_for`] is `None`: 30 days.
+pub const DEFAULT_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The longest lifetime a binding may ask for: 365 days.
+pub const MAX_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
+impl BindingRequest {
+    /// The lifetime this request gives a binding (default applied, cap checked).
+    fn lifetime(&self) -> Result<Duration, IdentityError> {
+        let d = self.valid_for.unwrap_or(DEFAULT_CREDENTIAL_LIFETIME);
+        if d.is_zero() || d > MAX_CREDENTIAL_LIFETIME {
+            return Err(IdentityError::Lifetime {
+                requested: d,
+                max: MAX_CREDENTIAL_LIFETIME,
+            });
+        }
+        Ok(d)
+    }
 }
 
 /// Why an identity could not be created.
@@ -87,6 +108,22 @@ pub enum IdentityError {
     /// The account's signer failed.
     #[error(transparent)]
     Signer(#[from] SignerError),
+    /// The requested lifetime is zero or longer than the cap.
+    #[error("a binding must be valid for more than 0 s and at most {max:?}; {requested:?} asked")]
+    Lifetime {
+        /// What was asked.
+        requested: Duration,
+        /// The cap.
+        max: Duration,
+    },
+    /// A renewal must be signed by the identity's own account.
+    #[error("the identity belongs to {identity}; the signer is {signer}")]
+    OtherAccount {
+        /// The identity's account.
+        identity: Address,
+        /// The signer's account.
+        signer: Address,
+    },
 }
 
 /// An Ethereum account with its MLS signature key (Ed448, suite 0x0004) and the credential
@@ -114,26 +151,34 @@ impl<B: Backend> Identity<B> {
         request: &BindingRequest,
         suite: Ciphersuite,
     ) -> Result<Self, IdentityError> {
+        let lifetime = request.lifetime()?;
         let signer = SignatureKeyPair::<B>::generate(suite.signature_algorithm())?;
-        let now = TimeStamp::now();
-        let mut builder = Message::builder(
-            &request.domain,
-            account.address(),
-            &request.uri,
-            request.chain_id,
-        )
-        .statement("Authorize this MLS signature key to act for my account in eth-mls groups.")
-        .issued_at(now.clone())
-        .resource(&key_uri(signer.public_key()));
-        if let Some(d) = request.valid_for {
-            builder = builder.expiration_time(now.plus(d));
+        let credential = bind(account, request, &signer, lifetime).await?;
+        Ok(Self { signer, credential })
+    }
+
+    /// A fresh credential for the same account and the same MLS key (a new SIWE message,
+    /// signed by `account`, with a new expiration time): the renewal of a binding that is
+    /// about to expire. Put it in the store with [`crate::Store::renew_credential`], then
+    /// self-update each group so the members see it.
+    pub async fn renew(
+        &self,
+        account: &dyn EthereumSigner,
+        request: &BindingRequest,
+    ) -> Result<EthereumCredential, IdentityError> {
+        if account.address() != self.address() {
+            return Err(IdentityError::OtherAccount {
+                identity: self.address(),
+                signer: account.address(),
+            });
         }
-        let message = builder.build()?;
-        let signature = account.sign_message(message.to_string().as_bytes()).await?;
-        Ok(Self {
-            signer,
-            credential: EthereumCredential::new(message, signature),
-        })
+        let lifetime = request.lifetime()?;
+        bind(account, request, &self.signer, lifetime).await
+    }
+
+    /// Replaces the credential (same account and key: checked by the store).
+    pub(crate) fn set_credential(&mut self, credential: EthereumCredential) {
+        self.credential = credential;
     }
 
     /// An identity from its parts (e.g. restored from storage).
@@ -171,4 +216,27 @@ impl<B: Backend> Identity<B> {
             signature_key: self.signer.public_key().as_bytes().into(),
         }
     }
+}
+
+/// Has `account` sign the SIWE message binding `signer`'s public key for `lifetime`.
+async fn bind<B: Backend>(
+    account: &dyn EthereumSigner,
+    request: &BindingRequest,
+    signer: &SignatureKeyPair<B>,
+    lifetime: Duration,
+) -> Result<EthereumCredential, IdentityError> {
+    let now = TimeStamp::now();
+    let message = Message::builder(
+        &request.domain,
+        account.address(),
+        &request.uri,
+        request.chain_id,
+    )
+    .statement("Authorize this MLS signature key to act for my account in eth-mls groups.")
+    .issued_at(now.clone())
+    .expiration_time(now.plus(lifetime))
+    .resource(&key_uri(signer.public_key()))
+    .build()?;
+    let signature = account.sign_message(message.to_string().as_bytes()).await?;
+    Ok(EthereumCredential::new(message, signature))
 }

@@ -25,11 +25,12 @@ pub use credential::{
     key_uri, verify_credential,
 };
 pub use group::{
-    ApplicationMessage, CommitSummary, Event, Group, GroupConfig, OutgoingCommit, ProposalKind,
-    ProposalSummary,
+    ApplicationMessage, Checks, CommitSummary, Event, Group, GroupConfig, OutgoingCommit,
+    ProposalKind, ProposalSummary,
 };
 pub use identity::{
-    BindingRequest, EthereumSigner, Identity, IdentityError, LocalEthereumSigner, SignerError,
+    BindingRequest, DEFAULT_CREDENTIAL_LIFETIME, EthereumSigner, Identity, IdentityError,
+    LocalEthereumSigner, MAX_CREDENTIAL_LIFETIME, SignerError,
 };
 pub use key_package::{
     DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,

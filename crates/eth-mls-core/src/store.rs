@@ -307,6 +307,32 @@ impl<B: Backend> Store<B> {
         &self.identity
     }
 
+    /// Replaces the identity's credential with a renewed one (see [`Identity::renew`]): it
+    /// must name the same account and bind the same MLS signature key. New key packages
+    /// carry it; each group sees it with the next [`crate::Group::self_update`].
+    pub fn renew_credential(&mut self, credential: EthereumCredential) -> Result<(), Error> {
+        if credential.address() != self.identity.address() {
+            return Err(Error::AccountChange {
+                leaf: u32::MAX,
+                from: self.identity.address(),
+                to: credential.address(),
+            });
+        }
+        if credential.bound_key()?.as_bytes() != self.identity.signer().public_key().as_bytes() {
+            return Err(Error::Credential(
+                crate::credential::CredentialError::KeyMismatch,
+            ));
+        }
+        self.conn
+            .execute(
+                "UPDATE eth_mls_identity SET credential = ?1 WHERE id = 1",
+                params![credential.to_bytes()],
+            )
+            .map_err(sql)?;
+        self.identity.set_credential(credential);
+        Ok(())
+    }
+
     /// Writes a consistent copy of the database to `path` (SQLite `VACUUM INTO`), e.g. for
     /// a backup. The copy is encrypted with the same key and salt: open it with the same
     /// [`StoreKey`].

@@ -113,7 +113,7 @@ fn proposals_by_reference_and_by_value_and_leave() {
     let (proposal, reference) = block_on(bob.group.as_mut().unwrap().propose_add(
         &mut bob.store,
         &kp,
-        None,
+        &checks(),
     ))
     .unwrap();
     for p in [&mut alice, &mut carol] {
@@ -249,12 +249,13 @@ fn async_operations_are_send() {
     let (mut alice, _bob, _carol) = trio(&dir);
     let kp = Peer::new(&dir, identity(9)).key_package();
     let group = alice.group.as_mut().unwrap();
-    let f = group.process(&mut alice.store, b"", None);
+    let c = checks();
+    let f = group.process(&mut alice.store, b"", &c);
     assert_send(&f);
     drop(f);
-    let f = group.add_members(&mut alice.store, std::slice::from_ref(&kp), None);
+    let f = group.add_members(&mut alice.store, std::slice::from_ref(&kp), &c);
     assert_send(&f);
     drop(f);
-    let f = eth_mls_core::Group::join(&mut alice.store, b"", config(), None);
+    let f = eth_mls_core::Group::join(&mut alice.store, b"", config(), &c);
     assert_send(&f);
 }

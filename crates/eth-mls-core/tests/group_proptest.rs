@@ -83,7 +83,7 @@ impl World {
                 let out = block_on(p.group.as_mut().unwrap().add_members(
                     &mut p.store,
                     &[kp],
-                    None,
+                    &checks(),
                 ))
                 .unwrap();
                 assert_eq!(out.summary.added, vec![new.address()]);

@@ -123,7 +123,7 @@ proptest! {
             let mut framed = vec![0, 1, 0, 2];
             framed.extend_from_slice(&bytes);
             prop_assert!(bob.process(&framed).is_err());
-            prop_assert!(block_on(Group::join(&mut alice.store, &bytes, config(), None)).is_err());
+            prop_assert!(block_on(Group::join(&mut alice.store, &bytes, config(), &checks())).is_err());
             prop_assert_eq!(state(bob), before);
             Ok(())
         })?;
@@ -290,7 +290,7 @@ fn an_operation_dropped_mid_way_leaves_nothing_behind() {
         assert!(!poll_once(group.process(
             &mut bob.store,
             &commit,
-            Some(&Hanging)
+            &checks().with_erc1271(&Hanging)
         )));
     }
     // A crash at that point: the store reopens as before.
@@ -369,7 +369,8 @@ fn an_rpc_failure_is_no_verdict() {
         healthy: std::sync::atomic::AtomicBool::new(false),
     };
     let group = bob.group.as_mut().unwrap();
-    let err = block_on(group.process(&mut bob.store, &commit, Some(&verifier))).unwrap_err();
+    let err = block_on(group.process(&mut bob.store, &commit, &checks().with_erc1271(&verifier)))
+        .unwrap_err();
     assert!(matches!(err, Error::CheckUnavailable(_)), "{err:?}");
     assert_eq!(state(&bob), before);
     bob.restart();
@@ -378,7 +379,9 @@ fn an_rpc_failure_is_no_verdict() {
         .healthy
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let group = bob.group.as_mut().unwrap();
-    let events = block_on(group.process(&mut bob.store, &commit, Some(&verifier))).unwrap();
+    let events =
+        block_on(group.process(&mut bob.store, &commit, &checks().with_erc1271(&verifier)))
+            .unwrap();
     assert!(matches!(events[0], Event::StagedCommit(_)), "{events:?}");
 }
 

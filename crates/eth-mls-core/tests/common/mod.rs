@@ -160,6 +160,16 @@ impl Drop for TempDir {
     }
 }
 
+/// The current time, Unix seconds (the tests stand in for the chain's block timestamps).
+pub fn now() -> i64 {
+    TimeStamp::now().unix_seconds()
+}
+
+/// Checks at the current time, EIP-191 only.
+pub fn checks() -> eth_mls_core::Checks<'static> {
+    eth_mls_core::Checks::at(now())
+}
+
 /// The raw key of every test store (a passphrase would run Argon2id at every open).
 pub fn store_key() -> eth_mls_core::StoreKey {
     eth_mls_core::StoreKey::raw([0x5e; 32])
@@ -229,14 +239,14 @@ impl Peer {
             &mut self.store,
             welcome,
             config(),
-            None,
+            &checks(),
         ))?);
         Ok(())
     }
 
     pub fn process(&mut self, message: &[u8]) -> Result<Vec<Event>, eth_mls_core::Error> {
         let group = self.group.as_mut().unwrap();
-        block_on(group.process(&mut self.store, message, None))
+        block_on(group.process(&mut self.store, message, &checks()))
     }
 
     /// Merges the own pending commit.
@@ -248,7 +258,7 @@ impl Peer {
     /// Adds members (commit pending).
     pub fn add(&mut self, kps: &[ValidatedKeyPackage]) -> OutgoingCommit {
         let group = self.group.as_mut().unwrap();
-        block_on(group.add_members(&mut self.store, kps, None)).unwrap()
+        block_on(group.add_members(&mut self.store, kps, &checks())).unwrap()
     }
 
     /// Commits a self-update (pending).
