@@ -25,12 +25,15 @@ use openmls::prelude::{
 use std::sync::Arc;
 
 use eth_mls_crypto::{SignedMessage, VerifiedSignatures};
-use openmls::prelude::{LeafNode, ProcessedWelcome, RatchetTreeIn};
+use openmls::prelude::{
+    Extension, LeafNode, ProcessedWelcome, RatchetTreeIn, RequiredCapabilitiesExtension,
+};
 use openmls::treesync::{LeafNodeSource, Node};
 use serde::{Deserialize, Serialize};
 use tls_codec::{Deserialize as _, Serialize as _, VLBytes};
 
 use crate::Error;
+use crate::binding::{GROUP_BINDING_EXTENSION_TYPE, GroupBinding};
 use crate::credential::{
     BindingPolicy, CredentialError, EthereumCredential, credential_type, verify_credential,
 };
@@ -105,6 +108,12 @@ pub struct GroupConfig {
     /// How many past epochs keep their keys, for messages that arrive after a commit.
     /// Default 2.
     pub max_past_epochs: usize,
+    /// The group's contract (decision 13): a group created with it carries it in a required
+    /// GroupContext extension, and a Welcome is joined only when it carries exactly this.
+    /// `None` (the default of [`GroupConfig::new`]): groups without a contract, for tests
+    /// and off-chain use. Set it with [`GroupConfig::bound_to`].
+    #[serde(default)]
+    pub binding: Option<GroupBinding>,
 }
 
 impl GroupConfig {
@@ -118,7 +127,18 @@ impl GroupConfig {
             out_of_order_tolerance: 5,
             max_forward_distance: 1000,
             max_past_epochs: 2,
+            binding: None,
         }
+    }
+
+    /// The same policy for the group of `contract`, created by `factory`, on this chain.
+    pub fn bound_to(mut self, factory: Address, contract: Address) -> Self {
+        self.binding = Some(GroupBinding {
+            chain_id: self.chain_id,
+            factory,
+            contract,
+        });
+        self
     }
 
     /// The credential policy, validity windows checked at the current time: for checks
@@ -280,6 +300,13 @@ fn wire(message: &MlsMessageOut) -> Result<Vec<u8>, Error> {
     message
         .tls_serialize_detached()
         .map_err(openmls("serializing a message"))
+}
+
+/// The binding extension of a group's context, when present and well-formed.
+fn binding_of(mls: &MlsGroup) -> Option<GroupBinding> {
+    mls.extensions()
+        .unknown(GROUP_BINDING_EXTENSION_TYPE)
+        .and_then(|e| GroupBinding::from_bytes(&e.0))
 }
 
 /// A leaf never changes account: `keep` is the leaf's index and current account.
@@ -488,10 +515,32 @@ impl Group {
         store: &Store<B>,
         id: GroupId,
         config: GroupConfig,
-        extensions: Extensions<openmls::prelude::GroupContext>,
+        mut extensions: Extensions<openmls::prelude::GroupContext>,
         suite: Ciphersuite,
     ) -> Result<Self, Error> {
         let provider = store.provider();
+        if let Some(binding) = config.binding {
+            if binding.chain_id != config.chain_id {
+                return Err(Error::WrongBinding {
+                    expected: Some(binding),
+                    found: None,
+                });
+            }
+            extensions
+                .add_or_replace(binding.to_extension())
+                .map_err(openmls("adding the group binding"))?;
+            if extensions.required_capabilities().is_none() {
+                extensions
+                    .add(Extension::RequiredCapabilities(
+                        RequiredCapabilitiesExtension::new(
+                            &[GroupBinding::extension_type()],
+                            &[],
+                            &[],
+                        ),
+                    ))
+                    .map_err(openmls("requiring the group binding"))?;
+            }
+        }
         let create = MlsGroupCreateConfig::builder()
             .ciphersuite(suite)
             .wire_format_policy(config.wire_format())
@@ -499,7 +548,11 @@ impl Group {
             .sender_ratchet_configuration(config.ratchet())
             .max_past_epochs(config.max_past_epochs)
             .use_ratchet_tree_extension(true)
-            .capabilities(capabilities(&provider, &[], &[credential_type()]))
+            .capabilities(capabilities(
+                &provider,
+                &[GroupBinding::extension_type()],
+                &[credential_type()],
+            ))
             .with_group_context_extensions(extensions)
             .build();
         let mls = MlsGroup::new_with_group_id(
@@ -740,9 +793,17 @@ impl Group {
             if members != checked {
                 return Err(Error::Malformed("the ratchet tree changed".into()));
             }
-            staged
+            let mls = staged
                 .into_group(&provider)
-                .map_err(openmls("joining the group"))?
+                .map_err(openmls("joining the group"))?;
+            let found = binding_of(&mls);
+            if found != config.binding {
+                return Err(Error::WrongBinding {
+                    expected: config.binding,
+                    found,
+                });
+            }
+            mls
         };
         tables::put_group(store.conn(), &id, &config_json(&config)?)?;
         Ok(Self {
@@ -819,6 +880,11 @@ impl Group {
                 .map_err(openmls("deleting the group"))?;
             tables::delete_group(store.conn(), group.mls.group_id())
         })
+    }
+
+    /// The group's binding to its contract, from its GroupContext (decision 13).
+    pub fn binding(&self) -> Option<GroupBinding> {
+        binding_of(&self.mls)
     }
 
     /// The members whose credential has expired at `at` (Unix seconds; a client passes the

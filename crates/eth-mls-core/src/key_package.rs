@@ -59,7 +59,11 @@ pub fn generate_key_package<B: Backend, S: StorageProvider<CURRENT_VERSION>>(
     let lifetime = lifetime.unwrap_or(DEFAULT_KEY_PACKAGE_LIFETIME);
     KeyPackage::builder()
         .key_package_lifetime(Lifetime::new(lifetime.as_secs()))
-        .leaf_node_capabilities(capabilities(provider, &[], &[credential_type()]))
+        .leaf_node_capabilities(capabilities(
+            provider,
+            &[crate::GroupBinding::extension_type()],
+            &[credential_type()],
+        ))
         .build(
             identity.suite(),
             provider,

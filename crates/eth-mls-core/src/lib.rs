@@ -14,12 +14,14 @@
 //! - [`Store`]: one SQLite database per local identity, encrypted at rest (SQLCipher, keyed by
 //!   a [`StoreKey`]: Argon2id passphrase or raw key); every operation is one transaction.
 
+mod binding;
 pub mod credential;
 mod group;
 mod identity;
 mod key_package;
 mod store;
 
+pub use binding::{GROUP_BINDING_EXTENSION_TYPE, GroupBinding};
 pub use credential::{
     BindingPolicy, CredentialError, ETHEREUM_CREDENTIAL_TYPE, EthereumCredential, credential_type,
     key_uri, verify_credential,
@@ -100,6 +102,15 @@ pub enum Error {
         from: eth_mls_siwe::Address,
         /// The account the new credential names.
         to: eth_mls_siwe::Address,
+    },
+    /// The group's binding to its contract (chain, factory, contract) is not the expected
+    /// one: a Welcome for another chain or contract, or a group without binding.
+    #[error("the group is bound to {found:?}, expected {expected:?}")]
+    WrongBinding {
+        /// What the caller expects.
+        expected: Option<GroupBinding>,
+        /// What the group carries.
+        found: Option<GroupBinding>,
     },
     /// An empty list where one item at least is needed.
     #[error("no {0} given")]
