@@ -98,7 +98,7 @@ impl Member {
                     m.sender,
                     String::from_utf8_lossy(&m.data),
                     m.epoch,
-                    m.generation
+                    m.generation.map_or("?".to_owned(), |g| g.to_string())
                 ),
                 Event::StagedCommit(c) => {
                     let (group, store) = self.group();

@@ -4,12 +4,13 @@
 //! (a message that does not decrypt, a credential that does not verify, …) rolls back and
 //! reloads the group, so the persisted and the in-memory state are exactly as before.
 //!
-//! **Application payload.** The plaintext of an application message is
-//! `struct { uint32 generation; opaque data<V>; }`: `generation` is the sender's
-//! application-ratchet generation in the epoch (0, 1, …), carried inside the encryption
-//! because openmls does not report the generation a message was decrypted with. Receivers
-//! use it to report gaps as [`Event::MissedMessages`]; the MLS layer itself rejects reused
-//! generations.
+//! **Application messages.** The plaintext is exactly the application's bytes, so any RFC
+//! 9420 implementation reads them. The sender's application-ratchet generation in the
+//! epoch (0, 1, …) travels in the PrivateMessage's `authenticated_data` (authenticated, not
+//! encrypted) as `"EMG1" || uint32 generation` (8 bytes), because openmls does not report the
+//! generation a message was decrypted with. Receivers use it to report gaps as
+//! [`Event::MissedMessages`]; messages without it (from other implementations) carry no
+//! generation and report no gaps. The MLS layer itself rejects reused generations.
 
 use std::collections::BTreeSet;
 
@@ -249,8 +250,9 @@ pub struct ApplicationMessage {
     pub data: Vec<u8>,
     /// The epoch it was sent in.
     pub epoch: u64,
-    /// The sender's generation in that epoch.
-    pub generation: u32,
+    /// The sender's generation in that epoch, when the sender said it (eth-mls senders do;
+    /// see the module documentation).
+    pub generation: Option<u32>,
 }
 
 /// The outcome of [`Group::process`].
@@ -455,24 +457,20 @@ fn leaf_signed_content(leaf: &LeafNode, group_id: &GroupId, index: u32) -> Optio
     Some(content)
 }
 
-fn encode_app(generation: u32, data: &[u8]) -> Result<Vec<u8>, Error> {
-    let mut out = generation.to_be_bytes().to_vec();
-    out.extend(
-        VLBytes::new(data.to_vec())
-            .tls_serialize_detached()
-            .map_err(openmls("encoding an application message"))?,
-    );
-    Ok(out)
+/// The `authenticated_data` prefix that marks an eth-mls generation.
+const GENERATION_AAD_TAG: &[u8; 4] = b"EMG1";
+
+/// The `authenticated_data` of an application message of `generation`.
+fn generation_aad(generation: u32) -> Vec<u8> {
+    let mut aad = GENERATION_AAD_TAG.to_vec();
+    aad.extend_from_slice(&generation.to_be_bytes());
+    aad
 }
 
-fn decode_app(bytes: &[u8]) -> Result<(u32, Vec<u8>), Error> {
-    let bad = || Error::Malformed("application payload".into());
-    let (head, mut rest) = bytes.split_first_chunk::<4>().ok_or_else(bad)?;
-    let data = VLBytes::tls_deserialize(&mut rest).map_err(|_| bad())?;
-    if !rest.is_empty() {
-        return Err(bad());
-    }
-    Ok((u32::from_be_bytes(*head), data.as_slice().to_vec()))
+/// The generation an `authenticated_data` names, if it is eth-mls's.
+fn aad_generation(aad: &[u8]) -> Option<u32> {
+    let rest = aad.strip_prefix(GENERATION_AAD_TAG)?;
+    Some(u32::from_be_bytes(rest.try_into().ok()?))
 }
 
 impl Group {
@@ -1280,10 +1278,10 @@ impl Group {
             let epoch = group.epoch();
             let leaf = group.own_leaf();
             let generation = tables::get_generation(store.conn(), &id, epoch, leaf)?.unwrap_or(0);
-            let payload = encode_app(generation, data)?;
+            group.mls.set_aad(generation_aad(generation));
             let message = group
                 .mls
-                .create_message(provider, store.identity().signer(), &payload)
+                .create_message(provider, store.identity().signer(), data)
                 .map_err(openmls("encrypting"))?;
             tables::put_generation(store.conn(), &id, epoch, leaf, generation + 1)?;
             wire(&message)
@@ -1330,23 +1328,32 @@ impl Group {
         };
         let epoch = processed.epoch().as_u64();
         let sender = processed.sender().clone();
+        let generation = aad_generation(processed.aad());
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
                 let (address, leaf) = self.sender_address(&sender)?;
-                let (generation, data) = decode_app(&app.into_bytes())?;
+                let data = app.into_bytes();
                 let id = self.mls.group_id().clone();
-                let expected =
-                    tables::get_generation(store.conn(), &id, epoch, leaf.u32())?.unwrap_or(0);
                 let mut events = Vec::new();
-                if generation > expected {
-                    events.push(Event::MissedMessages {
-                        sender: address,
-                        epoch,
-                        missed: generation - expected,
-                    });
-                }
-                if generation >= expected {
-                    tables::put_generation(store.conn(), &id, epoch, leaf.u32(), generation + 1)?;
+                if let Some(generation) = generation {
+                    let expected =
+                        tables::get_generation(store.conn(), &id, epoch, leaf.u32())?.unwrap_or(0);
+                    if generation > expected {
+                        events.push(Event::MissedMessages {
+                            sender: address,
+                            epoch,
+                            missed: generation - expected,
+                        });
+                    }
+                    if generation >= expected {
+                        tables::put_generation(
+                            store.conn(),
+                            &id,
+                            epoch,
+                            leaf.u32(),
+                            generation + 1,
+                        )?;
+                    }
                 }
                 events.push(Event::Application(ApplicationMessage {
                     sender: address,
