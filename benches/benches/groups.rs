@@ -10,7 +10,9 @@
 //! to every leaf — see the README). Every operation includes its SQLite transaction (an
 //! in-memory database).
 //!
-//! Sizes: `ETH_MLS_BENCH_SIZES=2,10` to choose.
+//! Sizes: `ETH_MLS_BENCH_SIZES=2,10` to choose; `ETH_MLS_BENCH_SUITES=4` for suite 0x0004
+//! only; `ETH_MLS_BENCH_STORE=encrypted|unencrypted` for file stores (SQLCipher, or plain
+//! SQLite to measure the encryption's cost) instead of in-memory ones.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::future::Future;
@@ -94,10 +96,30 @@ struct Member {
     group: Option<Group>,
 }
 
+/// Where members keep their state: `ETH_MLS_BENCH_STORE=memory` (default), `encrypted` (a
+/// SQLCipher file, as applications use it) or `unencrypted` (a plain SQLite file: only to
+/// measure what the encryption costs).
+fn new_store(n: u32, suite: Ciphersuite) -> Store {
+    let kind = std::env::var("ETH_MLS_BENCH_STORE").unwrap_or_default();
+    let key = match kind.as_str() {
+        "" | "memory" => return Store::in_memory(identity(n, suite)).unwrap(),
+        "encrypted" => eth_mls_core::StoreKey::raw([0x42; 32]),
+        "unencrypted" => eth_mls_core::StoreKey::unencrypted(),
+        other => panic!("ETH_MLS_BENCH_STORE={other}: memory, encrypted or unencrypted"),
+    };
+    let dir = std::env::temp_dir().join(format!("eth-mls-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{kind}-{n}-{}.db", u16::from(suite)));
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    Store::create(&path, &key, identity(n, suite)).unwrap()
+}
+
 impl Member {
     fn new(n: u32, suite: Ciphersuite) -> Self {
         Self {
-            store: Store::in_memory(identity(n, suite)).unwrap(),
+            store: new_store(n, suite),
             group: None,
         }
     }
@@ -233,7 +255,12 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
     let t = Instant::now();
     let mut s = setup(n, suite, !only_large_ops);
     eprintln!("setup of {n} members ({name}): {:.1?}", t.elapsed());
-    let mut group = c.benchmark_group(format!("group/{name}/{n}"));
+    // File-backed runs get their own names, so the in-memory table is not overwritten.
+    let store = match std::env::var("ETH_MLS_BENCH_STORE").unwrap_or_default().as_str() {
+        "" | "memory" => String::new(),
+        kind => format!("_{kind}"),
+    };
+    let mut group = c.benchmark_group(format!("group/{name}{store}/{n}"));
     group.sample_size(10);
     group.measurement_time(Duration::from_secs(if n >= 1000 { 20 } else { 5 }));
     group.warm_up_time(Duration::from_secs(1));
@@ -392,9 +419,17 @@ fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![2, 10, 100, 1000])
 }
 
+/// `ETH_MLS_BENCH_SUITES=4` runs suite 0x0004 only.
+fn suites() -> Vec<Ciphersuite> {
+    match std::env::var("ETH_MLS_BENCH_SUITES").as_deref() {
+        Ok("4") => vec![SUITE4],
+        _ => vec![SUITE4, SUITE1],
+    }
+}
+
 fn groups(c: &mut Criterion) {
     for n in sizes() {
-        for suite in [SUITE4, SUITE1] {
+        for suite in suites() {
             bench_size(c, n, suite, false);
         }
     }

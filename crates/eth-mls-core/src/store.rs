@@ -97,6 +97,8 @@ pub struct StoreKey(KeySource);
 enum KeySource {
     Passphrase(Zeroizing<Vec<u8>>),
     Raw(Zeroizing<[u8; 32]>),
+    #[cfg(feature = "unencrypted-store-for-benchmarks")]
+    Unencrypted,
 }
 
 impl std::fmt::Debug for StoreKey {
@@ -104,6 +106,8 @@ impl std::fmt::Debug for StoreKey {
         f.write_str(match self.0 {
             KeySource::Passphrase(_) => "StoreKey::Passphrase(<redacted>)",
             KeySource::Raw(_) => "StoreKey::Raw(<redacted>)",
+            #[cfg(feature = "unencrypted-store-for-benchmarks")]
+            KeySource::Unencrypted => "StoreKey::Unencrypted",
         })
     }
 }
@@ -121,6 +125,14 @@ impl StoreKey {
     /// A raw 256-bit key (e.g. from a keystore or an OS secret store), used as is.
     pub fn raw(key: [u8; 32]) -> Self {
         Self(KeySource::Raw(Zeroizing::new(key)))
+    }
+
+    /// No encryption at all: only to measure what encryption costs (feature
+    /// `unencrypted-store-for-benchmarks`). Never use it for real data.
+    #[cfg(feature = "unencrypted-store-for-benchmarks")]
+    #[doc(hidden)]
+    pub fn unencrypted() -> Self {
+        Self(KeySource::Unencrypted)
     }
 
     /// The 32-byte database key for `salt`.
@@ -141,6 +153,8 @@ impl StoreKey {
                     .map_err(|e| Error::Storage(format!("argon2: {e}")))?;
                 Ok(out)
             }
+            #[cfg(feature = "unencrypted-store-for-benchmarks")]
+            KeySource::Unencrypted => Ok(Zeroizing::new([0u8; 32])),
         }
     }
 }
@@ -150,6 +164,10 @@ impl StoreKey {
 fn apply_key(conn: &Connection, key: &StoreKey, salt: &[u8; SALT_LEN]) -> Result<(), Error> {
     // SQLCipher logs decryption failures to stderr by default.
     let _ = conn.pragma_update(None, "cipher_log_level", "NONE");
+    #[cfg(feature = "unencrypted-store-for-benchmarks")]
+    if matches!(key.0, KeySource::Unencrypted) {
+        return Ok(());
+    }
     let derived = key.derive(salt)?;
     let mut pragma = Zeroizing::new(String::with_capacity(2 * (32 + SALT_LEN) + 3));
     pragma.push_str("x'");
