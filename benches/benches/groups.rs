@@ -256,7 +256,10 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
     let mut s = setup(n, suite, !only_large_ops);
     eprintln!("setup of {n} members ({name}): {:.1?}", t.elapsed());
     // File-backed runs get their own names, so the in-memory table is not overwritten.
-    let store = match std::env::var("ETH_MLS_BENCH_STORE").unwrap_or_default().as_str() {
+    let store = match std::env::var("ETH_MLS_BENCH_STORE")
+        .unwrap_or_default()
+        .as_str()
+    {
         "" | "memory" => String::new(),
         kind => format!("_{kind}"),
     };

@@ -94,6 +94,14 @@ pub enum Error {
     /// A contract returned a value outside what this crate knows (e.g. a new enum variant).
     #[error("unexpected value from the contract: {0}")]
     UnexpectedValue(String),
+    /// A contract is not the factory's group for the creator and group id claimed.
+    #[error("{contract} is not the factory's group: {reason}")]
+    NotFactoryGroup {
+        /// The contract.
+        contract: Address,
+        /// Why.
+        reason: String,
+    },
     /// This client has no signer, so it cannot send transactions.
     #[error("this client is read-only (no signer)")]
     NoSigner,

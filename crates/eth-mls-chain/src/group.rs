@@ -126,6 +126,36 @@ impl GroupFactory {
         .await
     }
 
+    /// Checks that `contract` is the group `creator` created through this factory for
+    /// `group_id` (DESIGN.md decision 13): it is `predictGroupAddress(creator, groupId)`, it
+    /// has code, and it holds that group id. A look-alike contract fails with
+    /// [`Error::NotFactoryGroup`].
+    pub async fn check_group(
+        &self,
+        contract: Address,
+        creator: Address,
+        group_id: &[u8],
+    ) -> Result<GroupContract, Error> {
+        let not_ours = |why: &str| Error::NotFactoryGroup {
+            contract,
+            reason: why.to_owned(),
+        };
+        if self.predict_group_address(creator, group_id).await? != contract {
+            return Err(not_ours(
+                "not the factory's address for this creator and group id",
+            ));
+        }
+        let group = self.chain.group(contract);
+        let info = group.info().await.map_err(|e| match e {
+            Error::Rpc(e) => Error::Rpc(e),
+            _ => not_ours("no group contract there"),
+        })?;
+        if info.group_id != group_id {
+            return Err(not_ours("it holds another group id"));
+        }
+        Ok(group)
+    }
+
     /// The groups `creator` created, oldest first.
     pub async fn groups_created_by(&self, creator: Address) -> Result<Vec<Address>, Error> {
         let c = self.instance();
