@@ -232,6 +232,33 @@ fn restart_between_every_step() {
     assert_eq!(bob.receive(&m), b"after all that");
 }
 
+/// Alice's commit (raw openmls, in group `g`) adding a member whose credential is signed for a
+/// contract account: EIP-191 does not recover to its address, only ERC-1271 can approve it.
+fn contract_member_commit(alice: &Peer) -> Vec<u8> {
+    let contract = bad_identity(9, Bad::OtherAccount);
+    let kp = openmls::prelude::KeyPackageIn::tls_deserialize_exact(raw_key_package(&contract))
+        .unwrap()
+        .validate(
+            eth_mls_crypto::Provider::new().crypto(),
+            openmls::prelude::ProtocolVersion::Mls10,
+        )
+        .unwrap();
+    let mut raw = openmls::prelude::MlsGroup::load(
+        openmls_traits::OpenMlsProvider::storage(&alice.store.provider()),
+        &openmls::prelude::GroupId::from_slice(b"g"),
+    )
+    .unwrap()
+    .unwrap();
+    let (commit, _, _) = raw
+        .add_members(
+            &alice.store.provider(),
+            alice.store.identity().signer(),
+            &[kp],
+        )
+        .unwrap();
+    tls_codec::Serialize::tls_serialize_detached(&commit).unwrap()
+}
+
 /// An ERC-1271 verifier that never answers: the operation waits forever.
 struct Hanging;
 
@@ -259,29 +286,7 @@ fn an_operation_dropped_mid_way_leaves_nothing_behind() {
     let dir = TempDir::new();
     let (mut alice, mut bob) = pair(&dir, b"g");
     // A commit adding a contract-wallet-like member whose credential needs ERC-1271.
-    let contract = bad_identity(9, Bad::OtherAccount);
-    let kp = raw_key_package(&contract);
-    let kp = openmls::prelude::KeyPackageIn::tls_deserialize_exact(&kp)
-        .unwrap()
-        .validate(
-            eth_mls_crypto::Provider::new().crypto(),
-            openmls::prelude::ProtocolVersion::Mls10,
-        )
-        .unwrap();
-    let mut raw = openmls::prelude::MlsGroup::load(
-        openmls_traits::OpenMlsProvider::storage(&alice.store.provider()),
-        &openmls::prelude::GroupId::from_slice(b"g"),
-    )
-    .unwrap()
-    .unwrap();
-    let (commit, _, _) = raw
-        .add_members(
-            &alice.store.provider(),
-            alice.store.identity().signer(),
-            &[kp],
-        )
-        .unwrap();
-    let commit = tls_codec::Serialize::tls_serialize_detached(&commit).unwrap();
+    let commit = contract_member_commit(&alice);
     let before = state(&bob);
     {
         let group = bob.group.as_mut().unwrap();
@@ -341,29 +346,7 @@ fn an_rpc_failure_is_no_verdict() {
     let (alice, mut bob) = pair(&dir, b"g");
     // A member whose credential is signed for a contract account (EIP-191 does not recover
     // to its address): only ERC-1271 can approve it.
-    let contract = bad_identity(9, Bad::OtherAccount);
-    let kp = raw_key_package(&contract);
-    let kp = openmls::prelude::KeyPackageIn::tls_deserialize_exact(&kp)
-        .unwrap()
-        .validate(
-            eth_mls_crypto::Provider::new().crypto(),
-            openmls::prelude::ProtocolVersion::Mls10,
-        )
-        .unwrap();
-    let mut raw = openmls::prelude::MlsGroup::load(
-        openmls_traits::OpenMlsProvider::storage(&alice.store.provider()),
-        &openmls::prelude::GroupId::from_slice(b"g"),
-    )
-    .unwrap()
-    .unwrap();
-    let (commit, _, _) = raw
-        .add_members(
-            &alice.store.provider(),
-            alice.store.identity().signer(),
-            &[kp],
-        )
-        .unwrap();
-    let commit = tls_codec::Serialize::tls_serialize_detached(&commit).unwrap();
+    let commit = contract_member_commit(&alice);
     let before = state(&bob);
     let verifier = Flaky {
         healthy: std::sync::atomic::AtomicBool::new(false),
