@@ -134,7 +134,9 @@ impl Member {
 
     fn apply(&mut self, commit: &[u8]) {
         let (g, s) = self.g();
-        let events = block_on(g.process(s, commit, &checks())).unwrap();
+        let events = block_on(g.process(s, commit, &checks()))
+            .unwrap()
+            .into_events();
         assert!(matches!(events.as_slice(), [Event::StagedCommit(_)]));
         g.merge_staged_commit(s).unwrap();
     }
@@ -406,7 +408,7 @@ fn bench_size(c: &mut Criterion, n: usize, suite: Ciphersuite, only_large_ops: b
         group.bench_function("message_1KiB_encrypt_decrypt", |b| {
             b.iter(|| {
                 let (g, st) = state.creator.g();
-                let m = g.send(st, &data).unwrap();
+                let m = g.send(st, &data).unwrap().bytes;
                 let (g, st) = state.processor.g();
                 block_on(g.process(st, &m, &checks())).unwrap()
             })

@@ -90,7 +90,7 @@ impl Member {
 
     fn receive(&mut self, message: &[u8]) -> Result<(), Box<dyn Error>> {
         let (group, store) = self.group();
-        for event in block_on(group.process(store, message, &checks()))? {
+        for event in block_on(group.process(store, message, &checks()))?.into_events() {
             match event {
                 Event::Application(m) => println!(
                     "  {:<5} <- {}: {:?} (epoch {}, generation {})",
@@ -185,11 +185,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let (group, store) = alice.group();
-    let hello = group.send(store, b"gm, this group is end-to-end encrypted")?;
+    let hello = group
+        .send(store, b"gm, this group is end-to-end encrypted")?
+        .bytes;
     bob.receive(&hello)?;
     carol.receive(&hello)?;
     let (group, store) = bob.group();
-    let reply = group.send(store, b"gm! only the three of us can read this")?;
+    let reply = group
+        .send(store, b"gm! only the three of us can read this")?
+        .bytes;
     alice.receive(&reply)?;
     carol.receive(&reply)?;
 
@@ -214,7 +218,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     carol.receive(&removal.commit)?;
 
     let (group, store) = alice.group();
-    let secret = group.send(store, b"carol cannot read this")?;
+    let secret = group.send(store, b"carol cannot read this")?.bytes;
     bob.receive(&secret)?;
     match carol.receive(&secret) {
         Err(e) => println!("  carol cannot decrypt: {e}"),

@@ -38,8 +38,44 @@ use crate::binding::{GROUP_BINDING_EXTENSION_TYPE, GroupBinding};
 use crate::credential::{
     BindingPolicy, CredentialError, EthereumCredential, credential_type, verify_credential,
 };
+use crate::journal::{self, OutboxEntry, OutboxKind, Processed};
 use crate::key_package::ValidatedKeyPackage;
 use crate::store::{Store, StoreProvider, tables};
+
+/// The operations whose steps the crash tests stop at (see [`crate::STEPS`]).
+#[derive(Clone, Copy, Debug)]
+enum Op {
+    Send,
+    Process,
+    Commit,
+    Merge,
+    Join,
+    Other,
+}
+
+impl Op {
+    fn before_commit(self) -> &'static str {
+        match self {
+            Self::Send => "send:before-commit",
+            Self::Process => "process:before-commit",
+            Self::Commit => "commit:before-commit",
+            Self::Merge => "merge:before-commit",
+            Self::Join => "join:before-commit",
+            Self::Other => "other:before-commit",
+        }
+    }
+
+    fn after_commit(self) -> &'static str {
+        match self {
+            Self::Send => "send:after-commit",
+            Self::Process => "process:after-commit",
+            Self::Commit => "commit:after-commit",
+            Self::Merge => "merge:after-commit",
+            Self::Join => "join:after-commit",
+            Self::Other => "other:after-commit",
+        }
+    }
+}
 
 /// What a verdict about a group change is judged by (DESIGN.md decision 12), so that every
 /// member reaches the same one: the reference time (the timestamp of the block that
@@ -195,10 +231,13 @@ pub struct OutgoingCommit {
     pub welcome: Option<Vec<u8>>,
     /// What the commit does.
     pub summary: CommitSummary,
+    /// The commit's outbox entry ([`crate::Store::mark_published`] once published). The
+    /// Welcome enters the outbox when the commit is merged.
+    pub outbox: u64,
 }
 
 /// What a commit changes.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitSummary {
     /// The member who committed.
     pub committer: Address,
@@ -216,7 +255,7 @@ pub struct CommitSummary {
 }
 
 /// A proposal's content.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ProposalKind {
     /// Add this account.
     Add(Address),
@@ -229,7 +268,7 @@ pub enum ProposalKind {
 }
 
 /// A received proposal, stored for a later commit by reference.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProposalSummary {
     /// Who proposed.
     pub sender: Address,
@@ -240,7 +279,7 @@ pub struct ProposalSummary {
 }
 
 /// A decrypted application message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApplicationMessage {
     /// The sending account.
     pub sender: Address,
@@ -256,7 +295,7 @@ pub struct ApplicationMessage {
 }
 
 /// The outcome of [`Group::process`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// An application message.
     Application(ApplicationMessage),
@@ -621,11 +660,16 @@ impl Group {
         &mut self,
         store: &Store<B>,
         result: Result<T, Error>,
+        op: Op,
     ) -> Result<T, Error> {
-        let result = result.and_then(|value| store.commit().map(|()| value));
+        let result = result.and_then(|value| {
+            crate::step(op.before_commit());
+            store.commit().map(|()| value)
+        });
         match result {
             Ok(value) => {
                 self.dirty = false;
+                crate::step(op.after_commit());
                 Ok(value)
             }
             Err(e) => {
@@ -640,6 +684,7 @@ impl Group {
     fn op<B: Backend, T>(
         &mut self,
         store: &mut Store<B>,
+        op: Op,
         f: impl FnOnce(&mut Self, &Store<B>, &StoreProvider<'_, B>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         self.begin(store)?;
@@ -647,7 +692,7 @@ impl Group {
             let provider = store.provider();
             f(self, store, &provider)
         };
-        self.finish(store, result)
+        self.finish(store, result, op)
     }
 
     /// Creates a commit with `f` in one transaction and records it as pending.
@@ -662,14 +707,15 @@ impl Group {
         ) -> Result<(MlsMessageOut, Option<MlsMessageOut>), E>,
     ) -> Result<OutgoingCommit, Error> {
         self.check_no_commit()?;
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Commit, |group, store, provider| {
             let (commit, welcome) =
                 f(&mut group.mls, provider, store.identity().signer()).map_err(openmls(what))?;
             group.record_outgoing(store, &commit, welcome.as_ref())
         })
     }
 
-    /// Creates a proposal with `f` in one transaction; returns it and its reference.
+    /// Creates a proposal with `f` in one transaction, in the outbox; returns its entry and
+    /// its reference.
     fn propose_with<B: Backend, E: std::fmt::Debug>(
         &mut self,
         store: &mut Store<B>,
@@ -680,12 +726,20 @@ impl Group {
             &SignatureKeyPair<B>,
         )
             -> Result<(MlsMessageOut, openmls::ciphersuite::hash_ref::ProposalRef), E>,
-    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    ) -> Result<(OutboxEntry, Vec<u8>), Error> {
         self.check_no_commit()?;
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Other, |group, store, provider| {
             let (message, reference) =
                 f(&mut group.mls, provider, store.identity().signer()).map_err(openmls(what))?;
-            Ok((wire(&message)?, reference.as_slice().to_vec()))
+            let entry = journal::put_outbox(
+                store.conn(),
+                group.mls.group_id(),
+                OutboxKind::Proposal,
+                group.epoch(),
+                None,
+                wire(&message)?,
+            )?;
+            Ok((entry, reference.as_slice().to_vec()))
         })
     }
 
@@ -707,10 +761,12 @@ impl Group {
         let result = Self::join_inner(store, welcome, config, checks).await;
         match result {
             Ok(group) => {
+                crate::step(Op::Join.before_commit());
                 if let Err(e) = store.commit() {
                     store.rollback();
                     return Err(e);
                 }
+                crate::step(Op::Join.after_commit());
                 Ok(group)
             }
             Err(e) => {
@@ -804,6 +860,7 @@ impl Group {
             mls
         };
         tables::put_group(store.conn(), &id, &config_json(&config)?)?;
+        store.forget_used_key_packages()?;
         Ok(Self {
             mls,
             config,
@@ -869,9 +926,10 @@ impl Group {
             .map_err(openmls("exporting a secret"))
     }
 
-    /// Deletes the group and its keys from the store (e.g. after being removed).
+    /// Deletes the group and its keys from the store (e.g. after being removed), with its
+    /// unpublished outbox entries; its inbox entries stay until acknowledged.
     pub fn delete<B: Backend>(mut self, store: &mut Store<B>) -> Result<(), Error> {
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Other, |group, store, provider| {
             group
                 .mls
                 .delete(provider.storage_provider())
@@ -972,7 +1030,8 @@ impl Group {
         store.identity().address()
     }
 
-    /// Records a commit this member just staged (openmls keeps the staged state).
+    /// Records a commit this member just staged (openmls keeps the staged state), with its
+    /// outbox entry.
     fn record_outgoing<B: Backend>(
         &self,
         store: &Store<B>,
@@ -986,16 +1045,26 @@ impl Group {
         let summary = self.summarize(staged, Self::own_address(store))?;
         let commit = wire(commit)?;
         let welcome = welcome.map(wire).transpose()?;
+        let entry = journal::put_outbox(
+            store.conn(),
+            self.mls.group_id(),
+            OutboxKind::Commit,
+            self.epoch(),
+            None,
+            commit.clone(),
+        )?;
         tables::put_outgoing(
             store.conn(),
             self.mls.group_id(),
             &commit,
             welcome.as_deref(),
+            entry.seq,
         )?;
         Ok(OutgoingCommit {
             commit,
             welcome,
             summary,
+            outbox: entry.seq,
         })
     }
 
@@ -1113,14 +1182,14 @@ impl Group {
         )
     }
 
-    /// Proposes adding a member (to be committed by reference). Returns the proposal
-    /// message and its reference.
+    /// Proposes adding a member (to be committed by reference). Returns the proposal's
+    /// outbox entry and its reference.
     pub async fn propose_add<B: Backend>(
         &mut self,
         store: &mut Store<B>,
         key_package: &ValidatedKeyPackage,
         checks: &Checks<'_>,
-    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    ) -> Result<(OutboxEntry, Vec<u8>), Error> {
         self.check_no_commit()?;
         let leaf = key_package.key_package().leaf_node();
         verify_leaves(
@@ -1140,7 +1209,7 @@ impl Group {
         &mut self,
         store: &mut Store<B>,
         account: Address,
-    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    ) -> Result<(OutboxEntry, Vec<u8>), Error> {
         self.check_no_commit()?;
         let leaf = *self
             .leaves_of(account)
@@ -1155,21 +1224,29 @@ impl Group {
     pub fn propose_self_update<B: Backend>(
         &mut self,
         store: &mut Store<B>,
-    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+    ) -> Result<(OutboxEntry, Vec<u8>), Error> {
         self.propose_with(store, "proposing an update", |mls, provider, signer| {
             mls.propose_self_update(provider, signer, LeafNodeParameters::default())
         })
     }
 
     /// Leaves the group: a proposal to remove the own leaf, which another member commits.
-    pub fn leave<B: Backend>(&mut self, store: &mut Store<B>) -> Result<Vec<u8>, Error> {
+    /// Returns its outbox entry.
+    pub fn leave<B: Backend>(&mut self, store: &mut Store<B>) -> Result<OutboxEntry, Error> {
         self.check_no_commit()?;
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Other, |group, store, provider| {
             let message = group
                 .mls
                 .leave_group(provider, store.identity().signer())
                 .map_err(openmls("leaving"))?;
-            wire(&message)
+            journal::put_outbox(
+                store.conn(),
+                group.mls.group_id(),
+                OutboxKind::Proposal,
+                group.epoch(),
+                None,
+                wire(&message)?,
+            )
         })
     }
 
@@ -1182,7 +1259,8 @@ impl Group {
         let Some(staged) = self.mls.pending_commit() else {
             return Ok(None);
         };
-        let Some((commit, welcome)) = tables::get_outgoing(store.conn(), self.mls.group_id())?
+        let Some((commit, welcome, outbox)) =
+            tables::get_outgoing(store.conn(), self.mls.group_id())?
         else {
             return Err(Error::Corrupt(
                 "a pending commit without its message".into(),
@@ -1192,24 +1270,44 @@ impl Group {
             commit,
             welcome,
             summary: self.summarize(staged, Self::own_address(store))?,
+            outbox,
         }))
     }
 
-    /// Enters the epoch of the own pending commit.
-    pub fn merge_pending_commit<B: Backend>(&mut self, store: &mut Store<B>) -> Result<(), Error> {
+    /// Enters the epoch of the own pending commit (once the group accepted it). Its
+    /// Welcome, if any, enters the outbox in the same transaction: returned here.
+    pub fn merge_pending_commit<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+    ) -> Result<Option<OutboxEntry>, Error> {
         if self.mls.pending_commit().is_none() {
             return Err(Error::NoPendingCommit);
         }
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Merge, |group, store, provider| {
+            let welcome = tables::get_outgoing(store.conn(), group.mls.group_id())?
+                .and_then(|(_, welcome, _)| welcome);
             group
                 .mls
                 .merge_pending_commit(provider)
                 .map_err(openmls("merging the pending commit"))?;
-            group.after_merge(store)
+            group.after_merge(store)?;
+            welcome
+                .map(|bytes| {
+                    journal::put_outbox(
+                        store.conn(),
+                        group.mls.group_id(),
+                        OutboxKind::Welcome,
+                        group.epoch(),
+                        None,
+                        bytes,
+                    )
+                })
+                .transpose()
         })
     }
 
-    /// Drops the own pending commit (e.g. another member's commit won the epoch).
+    /// Drops the own pending commit (e.g. another member's commit won the epoch), with its
+    /// outbox entry if it was not published.
     pub fn discard_pending_commit<B: Backend>(
         &mut self,
         store: &mut Store<B>,
@@ -1217,7 +1315,10 @@ impl Group {
         if self.mls.pending_commit().is_none() {
             return Err(Error::NoPendingCommit);
         }
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Other, |group, store, provider| {
+            if let Some((_, _, seq)) = tables::get_outgoing(store.conn(), group.mls.group_id())? {
+                journal::drop_unpublished(store.conn(), seq)?;
+            }
             group
                 .mls
                 .clear_pending_commit(provider.storage_provider())
@@ -1244,7 +1345,7 @@ impl Group {
             return Err(Error::NoStagedCommit);
         };
         let summary = self.summarize(&staged, committer);
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Merge, |group, store, provider| {
             let summary = summary?;
             group
                 .mls
@@ -1260,20 +1361,22 @@ impl Group {
         if self.incoming.is_none() {
             return Err(Error::NoStagedCommit);
         }
-        self.op(store, |group, store, _| {
+        self.op(store, Op::Other, |group, store, _| {
             group.incoming = None;
             tables::delete_commits(store.conn(), group.mls.group_id())
         })
     }
 
-    /// Encrypts an application message (`PrivateMessage`, padded) for the group.
+    /// Encrypts an application message (`PrivateMessage`, padded) for the group. The
+    /// message and its generation's use are stored together: the returned outbox entry
+    /// exists exactly when the generation is spent.
     pub fn send<B: Backend>(
         &mut self,
         store: &mut Store<B>,
         data: &[u8],
-    ) -> Result<Vec<u8>, Error> {
+    ) -> Result<OutboxEntry, Error> {
         self.check_no_commit()?;
-        self.op(store, |group, store, provider| {
+        self.op(store, Op::Send, |group, store, provider| {
             let id = group.mls.group_id().clone();
             let epoch = group.epoch();
             let leaf = group.own_leaf();
@@ -1284,7 +1387,14 @@ impl Group {
                 .create_message(provider, store.identity().signer(), data)
                 .map_err(openmls("encrypting"))?;
             tables::put_generation(store.conn(), &id, epoch, leaf, generation + 1)?;
-            wire(&message)
+            journal::put_outbox(
+                store.conn(),
+                &id,
+                OutboxKind::Application,
+                epoch,
+                Some(generation),
+                wire(&message)?,
+            )
         })
     }
 
@@ -1292,12 +1402,21 @@ impl Group {
     /// `PublicMessage` when the policy accepts them). Leaves entering or changing (Add and
     /// Update proposals, commits' proposals and update path) must carry credentials valid
     /// for the group; anything that fails leaves the group exactly as it was.
+    ///
+    /// What the message produced goes to the store's inbox in the same transaction as the
+    /// ratchet step (and is returned). The same bytes again (while retention remembers
+    /// them) are [`Processed::Duplicate`], with nothing changed.
     pub async fn process<B: Backend>(
         &mut self,
         store: &mut Store<B>,
         message: &[u8],
         checks: &Checks<'_>,
-    ) -> Result<Vec<Event>, Error> {
+    ) -> Result<Processed, Error> {
+        use sha2::Digest as _;
+        let hash: [u8; 32] = sha2::Sha256::digest(message).into();
+        if journal::was_processed(store.conn(), self.mls.group_id(), &hash)? {
+            return Ok(Processed::Duplicate);
+        }
         if self.incoming.is_some() {
             return Err(Error::StagedCommitPending);
         }
@@ -1310,8 +1429,14 @@ impl Group {
             return Err(Error::WrongGroup);
         }
         self.begin(store)?;
-        let result = self.process_inner(store, protocol, checks).await;
-        self.finish(store, result)
+        let result = self
+            .process_inner(store, protocol, checks)
+            .await
+            .and_then(|events| {
+                journal::record_processed(store.conn(), self.mls.group_id(), &hash, &events)?;
+                Ok(Processed::New(events))
+            });
+        self.finish(store, result, Op::Process)
     }
 
     async fn process_inner<B: Backend>(

@@ -12,13 +12,64 @@
 //! - [`Group`]: create, add, remove, update, proposals, join, leave, application messages,
 //!   exporter; [`Group::process`] returns [`Event`]s.
 //! - [`Store`]: one SQLite database per local identity, encrypted at rest (SQLCipher, keyed by
-//!   a [`StoreKey`]: Argon2id passphrase or raw key); every operation is one transaction.
+//!   a [`StoreKey`]: Argon2id passphrase or raw key); every operation is one transaction,
+//!   creation and migrations are atomic.
+//! - Nothing lost, nothing twice across a crash: [`Group::process`] writes what a message
+//!   produced to the durable inbox ([`Store::unacked`], [`Store::ack`]) with the ratchet
+//!   step, and recognises a message processed before ([`Processed::Duplicate`]);
+//!   [`Group::send`] and every commit and proposal write the exact bytes to publish to the
+//!   durable outbox ([`Store::outbox_pending`], [`Store::mark_published`]) with the state
+//!   change. See the README for the contract.
+
+use std::sync::OnceLock;
+
+static STEP_OBSERVER: OnceLock<fn(&'static str)> = OnceLock::new();
+
+/// The named steps of creation, sending, processing, committing and merging that
+/// [`observe_steps`] reports: the kill test stops a process at each of them. A step inside
+/// a transaction ends in `before-commit`, one after it in `after-commit`.
+#[doc(hidden)]
+pub const STEPS: &[&str] = &[
+    "create:begin",
+    "migrate:openmls",
+    "migrate:own",
+    "create:migrated",
+    "create:written",
+    "create:renamed",
+    "key-package:before-commit",
+    "send:before-commit",
+    "send:after-commit",
+    "process:before-commit",
+    "process:after-commit",
+    "commit:before-commit",
+    "commit:after-commit",
+    "merge:before-commit",
+    "merge:after-commit",
+    "join:before-commit",
+    "join:after-commit",
+];
+
+/// Installs a function called at every named step ([`STEPS`]) of this process, for crash
+/// tests only (the first one installed stays). Returns whether it was installed.
+#[doc(hidden)]
+pub fn observe_steps(observer: fn(&'static str)) -> bool {
+    STEP_OBSERVER.set(observer).is_ok()
+}
+
+/// Reports a named step to the observer, if any.
+pub(crate) fn step(name: &'static str) {
+    if let Some(observer) = STEP_OBSERVER.get() {
+        observer(name);
+    }
+}
 
 mod binding;
 pub mod credential;
 mod group;
 mod identity;
+mod journal;
 mod key_package;
+mod migrate;
 mod store;
 
 pub use binding::{GROUP_BINDING_EXTENSION_TYPE, GroupBinding};
@@ -34,6 +85,7 @@ pub use identity::{
     BindingRequest, DEFAULT_CREDENTIAL_LIFETIME, EthereumSigner, Identity, IdentityError,
     LocalEthereumSigner, MAX_CREDENTIAL_LIFETIME, SignerError,
 };
+pub use journal::{InboxEntry, OutboxEntry, OutboxKind, OwnKeyPackage, Processed, Retention};
 pub use key_package::{
     DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,
     validate_key_package, validate_key_package_bytes,
@@ -61,6 +113,13 @@ pub enum Error {
     /// [`Store::open`] on a database without identity.
     #[error("the store holds no identity")]
     NoIdentity,
+    /// An inbox or outbox position that does not exist (past the last entry, or an entry
+    /// dropped with a discarded commit).
+    #[error("no inbox or outbox entry {0}")]
+    UnknownEntry(u64),
+    /// A retention beyond its bound ([`Retention::MAX_ENTRIES`], [`Retention::MAX_AGE`]).
+    #[error("retention: {0}")]
+    Retention(String),
     /// The group is not in the store.
     #[error("unknown group")]
     UnknownGroup,

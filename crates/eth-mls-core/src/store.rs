@@ -53,36 +53,6 @@ pub type SqlStorage<'a> = SqliteStorageProvider<BinaryCodec, &'a Connection>;
 /// The openmls provider of a [`Store`]: eth-mls-crypto on backend `B`, SQLite storage.
 pub type StoreProvider<'a, B> = Provider<B, SqlStorage<'a>>;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS eth_mls_identity (
-    id INTEGER PRIMARY KEY CHECK (id = 1),
-    scheme INTEGER NOT NULL,
-    private_key BLOB NOT NULL,
-    credential BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS eth_mls_group (
-    group_id BLOB PRIMARY KEY,
-    config TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS eth_mls_outgoing_commit (
-    group_id BLOB PRIMARY KEY,
-    commit_message BLOB NOT NULL,
-    welcome BLOB
-);
-CREATE TABLE IF NOT EXISTS eth_mls_incoming_commit (
-    group_id BLOB PRIMARY KEY,
-    staged TEXT NOT NULL,
-    committer BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS eth_mls_generation (
-    group_id BLOB NOT NULL,
-    epoch INTEGER NOT NULL,
-    leaf INTEGER NOT NULL,
-    generation INTEGER NOT NULL,
-    PRIMARY KEY (group_id, epoch, leaf)
-);
-";
-
 /// Argon2id parameters for passphrases: 64 MiB of memory, 3 passes, one lane (stronger than
 /// OWASP's 19 MiB / 2 passes minimum; about a quarter of a second here).
 pub const ARGON2_MEMORY_KIB: u32 = 64 * 1024;
@@ -217,10 +187,12 @@ impl<B: Backend> std::fmt::Debug for Store<B> {
     }
 }
 
-fn sql(e: rusqlite::Error) -> Error {
+pub(crate) fn sql(e: rusqlite::Error) -> Error {
     Error::Storage(e.to_string())
 }
 
+/// Sets up a connection to a keyed database: WAL with full synchronisation for files, a
+/// busy timeout, every pending migration (each set whole or not at all).
 fn prepare(mut conn: Connection, file: bool) -> Result<Connection, Error> {
     if file {
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -230,35 +202,117 @@ fn prepare(mut conn: Connection, file: bool) -> Result<Connection, Error> {
     }
     conn.busy_timeout(std::time::Duration::from_secs(5))
         .map_err(sql)?;
-    SqliteStorageProvider::<BinaryCodec, &mut Connection>::new(&mut conn)
-        .run_migrations()
-        .map_err(|e| Error::Storage(format!("openmls storage migrations: {e}")))?;
-    conn.execute_batch(SCHEMA).map_err(sql)?;
+    crate::migrate::migrate(&mut conn)?;
     Ok(conn)
+}
+
+/// Whether a keyed database holds an identity (without migrating it).
+fn has_identity(conn: &Connection) -> Result<bool, Error> {
+    let table: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'eth_mls_identity'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    if table == 0 {
+        return Ok(false);
+    }
+    conn.query_row("SELECT count(*) FROM eth_mls_identity", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n > 0)
+    .map_err(sql)
+}
+
+/// `path` with `suffix` appended to its file name.
+fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+/// Removes a database file and the files SQLite keeps beside it.
+fn remove_database(path: &Path) -> Result<(), Error> {
+    for file in [
+        path.to_path_buf(),
+        with_suffix(path, "-journal"),
+        with_suffix(path, "-wal"),
+        with_suffix(path, "-shm"),
+    ] {
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Storage(format!("removing {}: {e}", file.display())));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn io(what: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::Storage(format!("{}: {e}", what.display()))
 }
 
 impl<B: Backend> Store<B> {
     /// Creates the encrypted database at `path` for `identity`, keyed by `key`. Fails with
     /// [`Error::IdentityExists`] when the file already holds an identity (and
     /// [`Error::WrongKey`] when it exists under another key).
+    ///
+    /// Creation is atomic: the database is built whole in `<path>.creating` (migrations,
+    /// identity), synced, then renamed to `path`. A crash leaves either no store at `path` or
+    /// a complete one; the next `create` removes the leftover. A file at `path` that opens
+    /// with `key` but holds no identity (left half-made by an older version) is replaced.
     pub fn create(
         path: impl AsRef<Path>,
         key: &StoreKey,
         identity: Identity<B>,
     ) -> Result<Self, Error> {
         let path = path.as_ref();
-        let salt = if path.exists() && std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) > 0 {
-            read_salt(path)?
-        } else {
-            let mut salt = [0u8; SALT_LEN];
-            getrandom::fill(&mut salt)
-                .map_err(|e| Error::Storage(format!("no randomness for the salt: {e}")))?;
-            salt
-        };
+        if path.exists() {
+            let len = std::fs::metadata(path).map_err(io(path))?.len();
+            if len as usize >= SALT_LEN {
+                let salt = read_salt(path)?;
+                let conn = Connection::open(path).map_err(sql)?;
+                apply_key(&conn, key, &salt)?;
+                if has_identity(&conn)? {
+                    return Err(Error::IdentityExists);
+                }
+            }
+            remove_database(path)?;
+        }
+        let building = with_suffix(path, ".creating");
+        remove_database(&building)?;
+        crate::step("create:begin");
+        let mut salt = [0u8; SALT_LEN];
+        getrandom::fill(&mut salt)
+            .map_err(|e| Error::Storage(format!("no randomness for the salt: {e}")))?;
+        {
+            let conn = Connection::open(&building).map_err(sql)?;
+            apply_key(&conn, key, &salt)?;
+            // The default rollback journal: once closed, nothing is left beside the file.
+            let conn = prepare(conn, false)?;
+            crate::step("create:migrated");
+            Self::insert_identity(&conn, &identity)?;
+            conn.close().map_err(|(_, e)| sql(e))?;
+        }
+        std::fs::File::open(&building)
+            .and_then(|f| f.sync_all())
+            .map_err(io(&building))?;
+        crate::step("create:written");
+        std::fs::rename(&building, path).map_err(io(path))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // The rename is durable once the directory is synced.
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io(dir))?;
+        }
+        crate::step("create:renamed");
         let conn = Connection::open(path).map_err(sql)?;
         apply_key(&conn, key, &salt)?;
         let conn = prepare(conn, true)?;
-        Self::init(conn, identity)
+        Ok(Self { conn, identity })
     }
 
     /// A store in memory (lost when dropped): for tests and ephemeral clients.
@@ -268,13 +322,14 @@ impl<B: Backend> Store<B> {
     }
 
     fn init(conn: Connection, identity: Identity<B>) -> Result<Self, Error> {
-        let exists: Option<i64> = conn
-            .query_row("SELECT id FROM eth_mls_identity", [], |r| r.get(0))
-            .optional()
-            .map_err(sql)?;
-        if exists.is_some() {
+        if has_identity(&conn)? {
             return Err(Error::IdentityExists);
         }
+        Self::insert_identity(&conn, &identity)?;
+        Ok(Self { conn, identity })
+    }
+
+    fn insert_identity(conn: &Connection, identity: &Identity<B>) -> Result<(), Error> {
         let scheme = identity.signer().public_key().scheme() as u16;
         conn.execute(
             "INSERT INTO eth_mls_identity (id, scheme, private_key, credential) VALUES (1, ?1, ?2, ?3)",
@@ -284,12 +339,14 @@ impl<B: Backend> Store<B> {
                 identity.credential().to_bytes()
             ],
         )
-        .map_err(sql)?;
-        Ok(Self { conn, identity })
+        .map(drop)
+        .map_err(sql)
     }
 
-    /// Opens an existing encrypted database with `key` and restores its identity and groups.
-    /// A wrong key is [`Error::WrongKey`].
+    /// Opens an existing encrypted database with `key` and restores its identity and groups,
+    /// applying pending migrations (each set whole or not at all: a crash mid-way leaves the
+    /// store as before them, and the next open applies them). A wrong key is
+    /// [`Error::WrongKey`]; a file without identity is [`Error::NoIdentity`] (create it).
     pub fn open(path: impl AsRef<Path>, key: &StoreKey) -> Result<Self, Error> {
         let path = path.as_ref();
         if !path.exists() {
@@ -298,6 +355,9 @@ impl<B: Backend> Store<B> {
         let salt = read_salt(path)?;
         let conn = Connection::open(path).map_err(sql)?;
         apply_key(&conn, key, &salt)?;
+        if !has_identity(&conn)? {
+            return Err(Error::NoIdentity);
+        }
         let conn = prepare(conn, true)?;
         let row: Option<(u16, Zeroizing<Vec<u8>>, Vec<u8>)> = conn
             .query_row(
@@ -390,11 +450,23 @@ impl<B: Backend> Store<B> {
         let result = crate::generate_key_package(&self.identity, &self.provider(), lifetime)
             .map_err(Error::from)
             .and_then(|bundle| {
-                bundle
-                    .key_package()
+                let kp = bundle.key_package();
+                let bytes = kp
                     .tls_serialize_detached()
-                    .map_err(|e| Error::Corrupt(format!("serializing the key package: {e}")))
+                    .map_err(|e| Error::Corrupt(format!("serializing the key package: {e}")))?;
+                let reference = kp
+                    .hash_ref(self.provider().crypto_provider())
+                    .map_err(|e| Error::Corrupt(format!("key package reference: {e:?}")))?;
+                let not_after = kp.life_time().not_after() as i64;
+                crate::journal::put_key_package(
+                    &self.conn,
+                    reference.as_slice(),
+                    &bytes,
+                    not_after,
+                )?;
+                Ok(bytes)
             });
+        crate::step("key-package:before-commit");
         match result.and_then(|kp| self.commit().map(|()| kp)) {
             Ok(kp) => Ok(kp),
             Err(e) => {
@@ -469,7 +541,7 @@ pub(crate) mod tables {
             )
             .map_err(sql)?;
         }
-        Ok(())
+        crate::journal::drop_group_outbox(conn, id)
     }
 
     pub(crate) fn put_outgoing(
@@ -477,23 +549,30 @@ pub(crate) mod tables {
         id: &GroupId,
         commit: &[u8],
         welcome: Option<&[u8]>,
+        outbox_seq: u64,
     ) -> Result<(), Error> {
         conn.execute(
-            "INSERT OR REPLACE INTO eth_mls_outgoing_commit VALUES (?1, ?2, ?3)",
-            params![id.as_slice(), commit, welcome],
+            "INSERT OR REPLACE INTO eth_mls_outgoing_commit (group_id, commit_message, welcome, outbox_seq) VALUES (?1, ?2, ?3, ?4)",
+            params![id.as_slice(), commit, welcome, outbox_seq as i64],
         )
         .map(drop)
         .map_err(sql)
     }
 
-    /// The commit message and Welcome of the own pending commit.
-    pub(crate) type Outgoing = (Vec<u8>, Option<Vec<u8>>);
+    /// The commit message, Welcome and outbox entry of the own pending commit.
+    pub(crate) type Outgoing = (Vec<u8>, Option<Vec<u8>>, u64);
 
     pub(crate) fn get_outgoing(conn: &Connection, id: &GroupId) -> Result<Option<Outgoing>, Error> {
         conn.query_row(
-            "SELECT commit_message, welcome FROM eth_mls_outgoing_commit WHERE group_id = ?1",
+            "SELECT commit_message, welcome, outbox_seq FROM eth_mls_outgoing_commit WHERE group_id = ?1",
             params![id.as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    u64::try_from(r.get::<_, Option<i64>>(2)?.unwrap_or(0)).unwrap_or(0),
+                ))
+            },
         )
         .optional()
         .map_err(sql)

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use eth_mls_core::{Error, Event, ProposalKind};
+use eth_mls_core::{Error, Event, Processed, ProposalKind};
 
 fn trio(dir: &TempDir) -> (Peer, Peer, Peer) {
     let mut alice = Peer::new(dir, identity(1));
@@ -117,7 +117,7 @@ fn proposals_by_reference_and_by_value_and_leave() {
     ))
     .unwrap();
     for p in [&mut alice, &mut carol] {
-        let events = p.process(&proposal).unwrap();
+        let events = p.process(&proposal.bytes).unwrap();
         let [Event::Proposal(summary)] = events.as_slice() else {
             panic!("{events:?}")
         };
@@ -141,7 +141,7 @@ fn proposals_by_reference_and_by_value_and_leave() {
         .leave(&mut carol.store)
         .unwrap();
     for p in [&mut alice, &mut bob, &mut dave] {
-        let events = p.process(&leave).unwrap();
+        let events = p.process(&leave.bytes).unwrap();
         assert!(matches!(
             events.as_slice(),
             [Event::Proposal(s)] if s.kind == ProposalKind::Remove(carol.address())
@@ -164,7 +164,7 @@ fn proposals_by_reference_and_by_value_and_leave() {
         .propose_self_update(&mut bob.store)
         .unwrap();
     for p in [&mut alice, &mut dave] {
-        let events = p.process(&proposal).unwrap();
+        let events = p.process(&proposal.bytes).unwrap();
         assert!(
             matches!(events.as_slice(), [Event::Proposal(s)] if s.kind == ProposalKind::Update)
         );
@@ -232,9 +232,16 @@ fn pending_and_staged_commits_block_other_operations() {
     let m = alice.send(b"still epoch 1");
     assert_eq!(bob.receive(&m), b"still epoch 1");
 
+    let unseen = alice.send(b"also epoch 1");
     let out = alice.update();
     bob.process(&out.commit).unwrap();
-    assert!(matches!(bob.process(&m), Err(Error::StagedCommitPending)));
+    assert!(matches!(
+        bob.process(&unseen),
+        Err(Error::StagedCommitPending)
+    ));
+    // A message already processed is recognised as such even now.
+    assert_eq!(bob.process_raw(&m).unwrap(), Processed::Duplicate);
+    assert_eq!(bob.process_raw(&out.commit).unwrap(), Processed::Duplicate);
     bob.group
         .as_mut()
         .unwrap()

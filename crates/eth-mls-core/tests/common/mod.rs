@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use eth_mls_core::{
     BindingRequest, EthereumCredential, EthereumSigner, Event, Group, GroupConfig, Identity,
-    LocalEthereumSigner, OutgoingCommit, Store, ValidatedKeyPackage, key_uri,
+    LocalEthereumSigner, OutgoingCommit, Processed, Store, ValidatedKeyPackage, key_uri,
     validate_key_package_bytes,
 };
 use eth_mls_crypto::{SUITE, SignatureKeyPair, SignaturePublicKey};
@@ -244,7 +244,13 @@ impl Peer {
         Ok(())
     }
 
+    /// Processes a message; a duplicate gives no events (see `process_raw`).
     pub fn process(&mut self, message: &[u8]) -> Result<Vec<Event>, eth_mls_core::Error> {
+        self.process_raw(message).map(Processed::into_events)
+    }
+
+    /// Processes a message: new events, or a duplicate.
+    pub fn process_raw(&mut self, message: &[u8]) -> Result<Processed, eth_mls_core::Error> {
         let group = self.group.as_mut().unwrap();
         block_on(group.process(&mut self.store, message, &checks()))
     }
@@ -295,7 +301,7 @@ impl Peer {
 
     pub fn send(&mut self, data: &[u8]) -> Vec<u8> {
         let group = self.group.as_mut().unwrap();
-        group.send(&mut self.store, data).unwrap()
+        group.send(&mut self.store, data).unwrap().bytes
     }
 
     /// Receives one application message and returns its bytes.
