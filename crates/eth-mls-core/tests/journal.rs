@@ -1,0 +1,329 @@
+//! The durable inbox and outbox, own key packages, retention, and store creation over what a
+//! crash leaves behind.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use eth_mls_core::{Error, Event, OutboxKind, Processed, Retention, Store};
+
+fn pair(dir: &TempDir) -> (Peer, Peer) {
+    let mut alice = Peer::new(dir, identity(1));
+    let mut bob = Peer::new(dir, identity(2));
+    alice.create(b"j");
+    let kp = bob.key_package();
+    let out = alice.add(&[kp]);
+    alice.merge_own();
+    bob.join(out.welcome.as_ref().unwrap()).unwrap();
+    (alice, bob)
+}
+
+#[test]
+fn processing_fills_the_inbox_which_survives_a_restart_and_is_acknowledged() {
+    let dir = TempDir::new();
+    let (mut alice, mut bob) = pair(&dir);
+    let m1 = alice.send(b"one");
+    let _skipped = alice.send(b"two");
+    let m3 = alice.send(b"three");
+    bob.process(&m1).unwrap();
+    bob.process(&m3).unwrap();
+    let update = alice.update();
+    alice.merge_own();
+    bob.process(&update.commit).unwrap();
+    bob.restart();
+
+    let inbox = bob.store.inbox(0, 100).unwrap();
+    let kinds: Vec<&str> = inbox
+        .iter()
+        .map(|e| match &e.event {
+            Event::Application(_) => "app",
+            Event::MissedMessages { .. } => "missed",
+            Event::StagedCommit(_) => "commit",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["app", "missed", "app", "commit"]);
+    let Event::Application(first) = &inbox[0].event else {
+        unreachable!()
+    };
+    assert_eq!(
+        (
+            first.data.as_slice(),
+            first.sender,
+            first.epoch,
+            first.generation
+        ),
+        (&b"one"[..], alice.address(), 1, Some(0))
+    );
+    assert!(matches!(
+        inbox[1].event,
+        Event::MissedMessages { missed: 1, .. }
+    ));
+    assert!(inbox.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(inbox[0].group_id, b"j");
+
+    // Cursor and acknowledgement.
+    assert_eq!(bob.store.unacked(100).unwrap(), inbox);
+    bob.store.ack(inbox[1].seq).unwrap();
+    assert_eq!(bob.store.inbox_acked().unwrap(), inbox[1].seq);
+    bob.restart();
+    assert_eq!(bob.store.unacked(100).unwrap(), inbox[2..]);
+    assert_eq!(bob.store.inbox(inbox[2].seq, 100).unwrap(), inbox[3..]);
+    // Acknowledging an older position changes nothing; past the end is an error.
+    bob.store.ack(inbox[0].seq).unwrap();
+    assert_eq!(bob.store.inbox_acked().unwrap(), inbox[1].seq);
+    assert!(matches!(
+        bob.store.ack(inbox[3].seq + 1),
+        Err(Error::UnknownEntry(_))
+    ));
+    // The same bytes again: a duplicate, nothing added.
+    assert_eq!(bob.process_raw(&m1).unwrap(), Processed::Duplicate);
+    assert_eq!(bob.store.inbox(0, 100).unwrap(), inbox);
+}
+
+#[test]
+fn sends_commits_proposals_and_welcomes_go_through_the_outbox() {
+    let dir = TempDir::new();
+    let mut alice = Peer::new(&dir, identity(1));
+    let mut bob = Peer::new(&dir, identity(2));
+    alice.create(b"j");
+    let kp = bob.key_package();
+    let out = alice.add(&[kp]);
+    // The commit is in the outbox, the Welcome not yet (it waits for the merge).
+    let pending = alice.store.outbox_pending().unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(
+        (pending[0].kind, pending[0].epoch, pending[0].seq),
+        (OutboxKind::Commit, 0, out.outbox)
+    );
+    assert_eq!(pending[0].bytes, out.commit);
+    let welcome = alice
+        .group
+        .as_mut()
+        .unwrap()
+        .merge_pending_commit(&mut alice.store)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (welcome.kind, welcome.epoch, Some(&welcome.bytes)),
+        (OutboxKind::Welcome, 1, out.welcome.as_ref())
+    );
+    bob.join(&welcome.bytes).unwrap();
+
+    let sent = alice
+        .group
+        .as_mut()
+        .unwrap()
+        .send(&mut alice.store, b"hi")
+        .unwrap();
+    assert_eq!(
+        (sent.kind, sent.epoch, sent.generation),
+        (OutboxKind::Application, 1, Some(0))
+    );
+    let second = alice
+        .group
+        .as_mut()
+        .unwrap()
+        .send(&mut alice.store, b"again")
+        .unwrap();
+    assert_eq!(second.generation, Some(1));
+    let (proposal, _) = alice
+        .group
+        .as_mut()
+        .unwrap()
+        .propose_self_update(&mut alice.store)
+        .unwrap();
+    assert_eq!(proposal.kind, OutboxKind::Proposal);
+
+    // After a restart the unpublished entries are all there, in order, byte for byte.
+    alice.restart();
+    let pending = alice.store.outbox_pending().unwrap();
+    let seqs: Vec<u64> = pending.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        [out.outbox, welcome.seq, sent.seq, second.seq, proposal.seq]
+    );
+    assert_eq!(pending[2].bytes, sent.bytes);
+    for entry in &pending {
+        alice.store.mark_published(entry.seq).unwrap();
+    }
+    // Idempotent; unknown entries are an error.
+    alice.store.mark_published(sent.seq).unwrap();
+    assert!(matches!(
+        alice.store.mark_published(9999),
+        Err(Error::UnknownEntry(9999))
+    ));
+    assert!(alice.store.outbox_pending().unwrap().is_empty());
+    let all = alice.store.outbox(0, 100).unwrap();
+    assert_eq!(all.len(), 5);
+    assert!(all.iter().all(|e| e.published_at.is_some()));
+    // Bob reads the re-published bytes (the same message).
+    assert_eq!(bob.receive(&pending[2].bytes), b"hi");
+}
+
+#[test]
+fn a_discarded_commit_leaves_the_outbox_and_a_deleted_group_takes_its_unpublished_entries() {
+    let dir = TempDir::new();
+    let (mut alice, _bob) = pair(&dir);
+    for e in alice.store.outbox_pending().unwrap() {
+        alice.store.mark_published(e.seq).unwrap();
+    }
+    let out = alice.update();
+    alice
+        .group
+        .as_mut()
+        .unwrap()
+        .discard_pending_commit(&mut alice.store)
+        .unwrap();
+    assert!(alice.store.outbox_pending().unwrap().is_empty());
+    assert!(matches!(
+        alice.store.mark_published(out.outbox),
+        Err(Error::UnknownEntry(_))
+    ));
+    alice
+        .group
+        .as_mut()
+        .unwrap()
+        .send(&mut alice.store, b"never published")
+        .unwrap();
+    assert_eq!(alice.store.outbox_pending().unwrap().len(), 1);
+    alice
+        .group
+        .take()
+        .unwrap()
+        .delete(&mut alice.store)
+        .unwrap();
+    assert!(alice.store.outbox_pending().unwrap().is_empty());
+}
+
+#[test]
+fn unused_key_packages_are_listed_until_a_welcome_uses_one() {
+    let dir = TempDir::new();
+    let mut alice = Peer::new(&dir, identity(1));
+    let mut bob = Peer::new(&dir, identity(2));
+    assert!(bob.store.unused_key_packages().unwrap().is_empty());
+    let first = bob.store.generate_key_package(None).unwrap();
+    let second = bob.store.generate_key_package(None).unwrap();
+    bob.restart();
+    let unused = bob.store.unused_key_packages().unwrap();
+    let bytes: Vec<&Vec<u8>> = unused.iter().map(|k| &k.bytes).collect();
+    assert_eq!(bytes.len(), 2);
+    assert!(bytes.contains(&&first) && bytes.contains(&&second));
+    assert!(
+        unused
+            .iter()
+            .all(|k| k.not_after > now() && k.reference.len() == 64)
+    );
+
+    alice.create(b"j");
+    let out = alice.add(&[validated(&second)]);
+    alice.merge_own();
+    bob.join(out.welcome.as_ref().unwrap()).unwrap();
+    let unused = bob.store.unused_key_packages().unwrap();
+    assert_eq!(unused.len(), 1);
+    assert_eq!(unused[0].bytes, first);
+}
+
+#[test]
+fn retention_is_bounded_and_prunes_only_acknowledged_and_published_entries() {
+    let dir = TempDir::new();
+    let (mut alice, mut bob) = pair(&dir);
+    assert_eq!(bob.store.retention().unwrap(), Retention::default());
+    assert!(matches!(
+        bob.store.set_retention(Retention {
+            max_entries: Retention::MAX_ENTRIES + 1,
+            max_age: Duration::from_secs(60),
+        }),
+        Err(Error::Retention(_))
+    ));
+    assert!(matches!(
+        bob.store.set_retention(Retention {
+            max_entries: 10,
+            max_age: Retention::MAX_AGE + Duration::from_secs(1),
+        }),
+        Err(Error::Retention(_))
+    ));
+    let two = Retention {
+        max_entries: 2,
+        max_age: Duration::from_secs(3600),
+    };
+    bob.store.set_retention(two).unwrap();
+    alice.store.set_retention(two).unwrap();
+    bob.restart();
+    assert_eq!(bob.store.retention().unwrap(), two);
+
+    let sent: Vec<Vec<u8>> = (0..5u8).map(|i| alice.send(&[i])).collect();
+    for m in &sent {
+        bob.receive(m);
+    }
+    let inbox = bob.store.inbox(0, 100).unwrap();
+    assert_eq!(inbox.len(), 5);
+    // Unacknowledged entries are never pruned, whatever the retention.
+    bob.store.set_retention(two).unwrap();
+    assert_eq!(bob.store.inbox(0, 100).unwrap().len(), 5);
+    // Acknowledging four keeps the two newest acknowledged ones and the unacknowledged one.
+    bob.store.ack(inbox[3].seq).unwrap();
+    let left: Vec<u64> = bob
+        .store
+        .inbox(0, 100)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(left, [inbox[2].seq, inbox[3].seq, inbox[4].seq]);
+    // Published outbox entries likewise; unpublished ones stay.
+    let outbox = alice.store.outbox_pending().unwrap();
+    assert!(outbox.len() >= 5);
+    for e in &outbox[..outbox.len() - 1] {
+        alice.store.mark_published(e.seq).unwrap();
+    }
+    let kept = alice.store.outbox(0, 100).unwrap();
+    assert_eq!(kept.len(), 3);
+    assert_eq!(kept.last().unwrap().published_at, None);
+    // Pruned processed-message records: an old message is no longer recognised as a
+    // duplicate (MLS then rejects it: its key is gone).
+    assert!(bob.process(&sent[0]).is_err());
+    assert_eq!(bob.process_raw(&sent[4]).unwrap(), Processed::Duplicate);
+}
+
+#[test]
+fn create_replaces_what_an_interrupted_creation_left() {
+    let dir = TempDir::new();
+    let path = dir.0.join("store.db");
+    // An interrupted creation's temporary file, and a file at the path without identity
+    // (as an older version could leave it): both are replaced.
+    std::fs::write(dir.0.join("store.db.creating"), b"half a database").unwrap();
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let salt = [9u8; 16];
+        let mut key = String::from("x'");
+        key.push_str(&hex::encode([0x5e; 32]));
+        key.push_str(&hex::encode(salt));
+        key.push('\'');
+        conn.pragma_update(None, "key", key).unwrap();
+        conn.execute_batch("CREATE TABLE half (x INTEGER)").unwrap();
+    }
+    assert!(matches!(
+        Store::<eth_mls_crypto::DefaultBackend>::open(&path, &store_key()),
+        Err(Error::NoIdentity)
+    ));
+    let store = Store::create(&path, &store_key(), identity(1)).unwrap();
+    let address = store.identity().address();
+    drop(store);
+    assert!(!dir.0.join("store.db.creating").exists());
+    let store = Store::<eth_mls_crypto::DefaultBackend>::open(&path, &store_key()).unwrap();
+    assert_eq!(store.identity().address(), address);
+    drop(store);
+    // A complete store is never replaced.
+    assert!(matches!(
+        Store::create(&path, &store_key(), identity(2)),
+        Err(Error::IdentityExists)
+    ));
+    // Nor one under another key.
+    assert!(matches!(
+        Store::create(&path, &eth_mls_core::StoreKey::raw([1; 32]), identity(2)),
+        Err(Error::WrongKey)
+    ));
+}
