@@ -327,3 +327,127 @@ fn create_replaces_what_an_interrupted_creation_left() {
         Err(Error::WrongKey)
     ));
 }
+
+#[derive(Clone, Debug)]
+enum Op {
+    /// Alice sends; Bob receives it (or not yet).
+    Send { delivered: bool },
+    /// Bob receives everything not delivered yet, some of it twice.
+    Deliver,
+    /// Bob acknowledges up to the k-th of his inbox entries.
+    Ack(usize),
+    /// Alice marks her k-th pending outbox entry published.
+    Publish(usize),
+    /// Both set this many retained entries.
+    Retain(u64),
+}
+
+fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => any::<bool>().prop_map(|delivered| Op::Send { delivered }),
+        2 => Just(Op::Deliver),
+        2 => (0usize..20).prop_map(Op::Ack),
+        2 => (0usize..20).prop_map(Op::Publish),
+        1 => (0u64..6).prop_map(Op::Retain),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+    /// Whatever the order of sends, deliveries (late ones and duplicates included),
+    /// acknowledgements, publications and retention changes: every delivered message is in
+    /// the inbox exactly once, unacknowledged and unpublished entries are never dropped, and
+    /// exactly the newest `retention` acknowledged or published entries are kept.
+    #[test]
+    fn inbox_and_outbox_invariants(ops in proptest::collection::vec(op(), 1..25)) {
+        use proptest::{prop_assert, prop_assert_eq};
+        let mut alice = Peer::in_memory(identity(1));
+        let mut bob = Peer::in_memory(identity(2));
+        alice.create(b"p");
+        let kp = bob.key_package();
+        let out = alice.add(&[kp]);
+        alice.merge_own();
+        bob.join(out.welcome.as_ref().unwrap()).unwrap();
+        let mut retained = Retention::default().max_entries;
+        let mut undelivered: Vec<Vec<u8>> = Vec::new();
+        let mut delivered = 0usize;
+        let mut first: Option<Vec<u8>> = None;
+        // The model: every inbox entry ever made (seq, application?), outbox counts.
+        let mut made: Vec<(u64, bool)> = Vec::new();
+        let mut outbox_made = alice.store.outbox_pending().unwrap().len();
+        let mut outbox_published = 0usize;
+        // Acknowledged (published) entries retention kept: pruned ones never come back.
+        let mut kept_acked: Vec<u64> = Vec::new();
+        let mut kept_published = 0usize;
+        let mut acked = 0u64;
+        for op in ops {
+            match op {
+                Op::Send { delivered: now } => {
+                    let m = alice.send(b"m");
+                    outbox_made += 1;
+                    if now {
+                        bob.receive(&m);
+                        delivered += 1;
+                        first.get_or_insert(m);
+                    } else {
+                        undelivered.push(m);
+                    }
+                }
+                Op::Deliver => {
+                    for m in undelivered.drain(..) {
+                        bob.receive(&m);
+                        delivered += 1;
+                        first.get_or_insert(m);
+                    }
+                    if let Some(m) = &first {
+                        // A duplicate while remembered; after pruning, MLS refuses it.
+                        let again = bob.process_raw(m);
+                        prop_assert!(matches!(again, Ok(Processed::Duplicate) | Err(_)), "{again:?}");
+                    }
+                }
+                Op::Ack(k) => {
+                    if let Some(e) = bob.store.unacked(100).unwrap().get(k) {
+                        bob.store.ack(e.seq).unwrap();
+                        kept_acked.extend(made.iter().map(|m| m.0).filter(|&s| s > acked && s <= e.seq));
+                        acked = e.seq;
+                        let drop = kept_acked.len().saturating_sub(retained as usize);
+                        kept_acked.drain(..drop);
+                    }
+                }
+                Op::Publish(k) => {
+                    if let Some(e) = alice.store.outbox_pending().unwrap().get(k) {
+                        alice.store.mark_published(e.seq).unwrap();
+                        outbox_published += 1;
+                        kept_published = (kept_published + 1).min(retained as usize);
+                    }
+                }
+                Op::Retain(n) => {
+                    let r = Retention { max_entries: n, max_age: Duration::from_secs(3600) };
+                    alice.store.set_retention(r).unwrap();
+                    bob.store.set_retention(r).unwrap();
+                    retained = n;
+                    let drop = kept_acked.len().saturating_sub(n as usize);
+                    kept_acked.drain(..drop);
+                    kept_published = kept_published.min(n as usize);
+                }
+            }
+            // New entries (unacknowledged: never pruned) extend the model.
+            let newest = made.last().map_or(0, |e| e.0);
+            for e in bob.store.inbox(newest, 1000).unwrap() {
+                made.push((e.seq, matches!(e.event, Event::Application(_))));
+            }
+            prop_assert_eq!(bob.store.inbox_acked().unwrap(), acked);
+            let inbox: Vec<u64> = bob.store.inbox(0, 1000).unwrap().iter().map(|e| e.seq).collect();
+            let unacked = made.iter().map(|e| e.0).filter(|&s| s > acked);
+            let expected: Vec<u64> = kept_acked.iter().copied().chain(unacked).collect();
+            prop_assert_eq!(inbox, expected);
+            prop_assert_eq!(made.iter().filter(|e| e.1).count(), delivered);
+            let pending = alice.store.outbox_pending().unwrap().len();
+            prop_assert_eq!(pending, outbox_made - outbox_published);
+            let kept = alice.store.outbox(0, 1000).unwrap().len() - pending;
+            prop_assert_eq!(kept, kept_published);
+        }
+    }
+}
