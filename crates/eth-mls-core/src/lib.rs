@@ -27,7 +27,8 @@ static STEP_OBSERVER: OnceLock<fn(&'static str)> = OnceLock::new();
 
 /// The named steps of creation, sending, processing, committing and merging that
 /// [`observe_steps`] reports: the kill test stops a process at each of them. A step inside
-/// a transaction ends in `before-commit`, one after it in `after-commit`.
+/// a transaction ends in `before-commit`, one after it in `after-commit`; `other` is every
+/// other group operation (proposals, discarding, deleting).
 #[doc(hidden)]
 pub const STEPS: &[&str] = &[
     "create:begin",
@@ -47,6 +48,8 @@ pub const STEPS: &[&str] = &[
     "merge:after-commit",
     "join:before-commit",
     "join:after-commit",
+    "other:before-commit",
+    "other:after-commit",
 ];
 
 /// Installs a function called at every named step ([`STEPS`]) of this process, for crash

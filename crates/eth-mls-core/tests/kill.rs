@@ -72,8 +72,10 @@ impl Rng {
 static TARGET: OnceLock<(String, u32)> = OnceLock::new();
 static HITS: AtomicU32 = AtomicU32::new(0);
 
-/// At the target step's n-th occurrence: tell the parent and wait to be killed.
+/// Every step is reported (the parent tells what a random kill hit by the last one); at
+/// the target step's n-th occurrence: tell the parent and wait to be killed.
 fn observer(step: &'static str) {
+    println!("@{step}");
     if let Some((target, n)) = TARGET.get()
         && target == step
         && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *n
@@ -96,8 +98,8 @@ fn kill_worker() {
     if let Ok(step) = std::env::var(STEP) {
         let (name, n) = step.rsplit_once(':').unwrap();
         TARGET.set((name.to_owned(), n.parse().unwrap())).unwrap();
-        assert!(eth_mls_core::observe_steps(observer));
     }
+    assert!(eth_mls_core::observe_steps(observer));
     let seed: u64 = std::env::var(LIFE_SEED).unwrap().parse().unwrap();
     println!("GO");
     std::io::stdout().flush().unwrap();
@@ -498,7 +500,7 @@ impl Run {
         let stdout = child.stdout.take().unwrap();
         let mut stderr = child.stderr.take().unwrap();
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if tx.send(line).is_err() {
@@ -511,13 +513,20 @@ impl Run {
             let _ = stderr.read_to_string(&mut s);
             s
         });
-        let wait_for = |prefixes: &[&str], timeout: Duration| -> Option<String> {
+        let mut last_step = String::from("(no step yet)");
+        let note = |line: &str, last: &mut String| {
+            if let Some(step) = line.find('@').map(|at| &line[at + 1..]) {
+                *last = step.to_owned();
+            }
+        };
+        let mut wait_for = |prefixes: &[&str], timeout: Duration| -> Option<String> {
             let deadline = Instant::now() + timeout;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match rx.recv_timeout(left) {
                     // libtest may print "test kill_worker ... " before the first line.
                     Ok(line) => {
+                        note(&line, &mut last_step);
                         if let Some(at) = prefixes.iter().find_map(|p| line.find(p)) {
                             return Some(line[at..].to_owned());
                         }
@@ -554,6 +563,17 @@ impl Run {
         }
         let status = child.wait().unwrap();
         let errors = errors.join().unwrap();
+        reader.join().unwrap();
+        for line in rx.try_iter() {
+            note(&line, &mut last_step);
+        }
+        let killed_at = killed_at.map(|at| {
+            if at == "random" {
+                format!("random, after {last_step}")
+            } else {
+                at
+            }
+        });
         use std::os::unix::process::ExitStatusExt as _;
         match (killed_at, status.signal()) {
             (Some(at), Some(9)) => {
@@ -649,22 +669,24 @@ fn kill_test_nothing_lost_nothing_twice() {
     run.life("group", life, life_seed(seed, 1, life), Kill::Never);
 
     let total: u32 = run.kills.values().sum();
-    println!(
-        "{total} kills in {:.0?} (a life of the group worker: {life_time:.0?})",
+    let mut summary = format!(
+        "kill test (seed {seed:#x}): {total} kills in {:.0?} (a life of the group worker: {life_time:.0?})\n",
         started.elapsed()
     );
     for (at, n) in &run.kills {
-        println!("  {n:4} at {at}");
+        summary.push_str(&format!("  {n:4} at {at}\n"));
     }
-    check(&dir.0, seed);
+    summary.push_str(&check(&dir.0, seed));
+    // Straight to the process's stderr, past libtest's capture: CI logs show the counts.
+    let _ = std::io::stderr().write_all(summary.as_bytes());
     assert!(
         total as usize >= lives + 30,
         "only {total} kills (seed {seed:#x})"
     );
 }
 
-/// Every check of the issue, on the stores the worker left.
-fn check(dir: &Path, seed: u64) {
+/// Every check of the issue, on the stores the worker left; returns what it found.
+fn check(dir: &Path, seed: u64) -> String {
     let ctx = format!("seed {seed:#x}");
     let mut stores: Vec<Store> = NAMES
         .iter()
@@ -700,8 +722,8 @@ fn check(dir: &Path, seed: u64) {
             _ => assert!(!accounts.contains(&address), "{ctx}: {} missing", NAMES[i]),
         }
     }
-    println!(
-        "agreement: epoch {}, {} members",
+    let mut found = format!(
+        "  agreement: epoch {}, {} members\n",
         a.epoch(),
         a.members().len()
     );
@@ -772,7 +794,9 @@ fn check(dir: &Path, seed: u64) {
             }
         }
     }
-    println!("{sent} messages sent, {deliveries} deliveries, each exactly once");
+    found.push_str(&format!(
+        "  {sent} messages sent, {deliveries} deliveries, each exactly once, no missed-message report\n"
+    ));
     assert!(sent > 20, "{ctx}: only {sent} messages");
 
     // A fresh message decrypts both ways.
@@ -797,4 +821,6 @@ fn check(dir: &Path, seed: u64) {
             );
         }
     }
+    found.push_str("  a fresh message decrypts both ways\n");
+    found
 }
