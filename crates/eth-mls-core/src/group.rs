@@ -731,14 +731,7 @@ impl Group {
         self.op(store, Op::Other, |group, store, provider| {
             let (message, reference) =
                 f(&mut group.mls, provider, store.identity().signer()).map_err(openmls(what))?;
-            let entry = journal::put_outbox(
-                store.conn(),
-                group.mls.group_id(),
-                OutboxKind::Proposal,
-                group.epoch(),
-                None,
-                wire(&message)?,
-            )?;
+            let entry = group.to_outbox(store, OutboxKind::Proposal, wire(&message)?)?;
             Ok((entry, reference.as_slice().to_vec()))
         })
     }
@@ -1045,14 +1038,7 @@ impl Group {
         let summary = self.summarize(staged, Self::own_address(store))?;
         let commit = wire(commit)?;
         let welcome = welcome.map(wire).transpose()?;
-        let entry = journal::put_outbox(
-            store.conn(),
-            self.mls.group_id(),
-            OutboxKind::Commit,
-            self.epoch(),
-            None,
-            commit.clone(),
-        )?;
+        let entry = self.to_outbox(store, OutboxKind::Commit, commit.clone())?;
         tables::put_outgoing(
             store.conn(),
             self.mls.group_id(),
@@ -1066,6 +1052,23 @@ impl Group {
             summary,
             outbox: entry.seq,
         })
+    }
+
+    /// Stores bytes to publish, of the current epoch (inside the operation's transaction).
+    fn to_outbox<B: Backend>(
+        &self,
+        store: &Store<B>,
+        kind: OutboxKind,
+        bytes: Vec<u8>,
+    ) -> Result<OutboxEntry, Error> {
+        journal::put_outbox(
+            store.conn(),
+            self.mls.group_id(),
+            kind,
+            self.epoch(),
+            None,
+            bytes,
+        )
     }
 
     fn check_no_commit(&self) -> Result<(), Error> {
@@ -1239,14 +1242,7 @@ impl Group {
                 .mls
                 .leave_group(provider, store.identity().signer())
                 .map_err(openmls("leaving"))?;
-            journal::put_outbox(
-                store.conn(),
-                group.mls.group_id(),
-                OutboxKind::Proposal,
-                group.epoch(),
-                None,
-                wire(&message)?,
-            )
+            group.to_outbox(store, OutboxKind::Proposal, wire(&message)?)
         })
     }
 
@@ -1292,16 +1288,7 @@ impl Group {
                 .map_err(openmls("merging the pending commit"))?;
             group.after_merge(store)?;
             welcome
-                .map(|bytes| {
-                    journal::put_outbox(
-                        store.conn(),
-                        group.mls.group_id(),
-                        OutboxKind::Welcome,
-                        group.epoch(),
-                        None,
-                        bytes,
-                    )
-                })
+                .map(|bytes| group.to_outbox(store, OutboxKind::Welcome, bytes))
                 .transpose()
         })
     }

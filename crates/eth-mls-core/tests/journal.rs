@@ -397,9 +397,16 @@ proptest::proptest! {
                 }
                 Op::Deliver => {
                     for m in undelivered.drain(..) {
-                        bob.receive(&m);
-                        delivered += 1;
-                        first.get_or_insert(m);
+                        match bob.process_raw(&m) {
+                            Ok(Processed::New(_)) => {
+                                delivered += 1;
+                                first.get_or_insert(m);
+                            }
+                            // More than `out_of_order_tolerance` generations late: MLS
+                            // refuses it, and nothing is stored.
+                            Err(Error::Rejected(_)) => {}
+                            other => prop_assert!(false, "{other:?}"),
+                        }
                     }
                     if let Some(m) = &first {
                         // A duplicate while remembered; after pruning, MLS refuses it.

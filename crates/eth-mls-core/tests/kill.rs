@@ -198,6 +198,20 @@ impl Net {
         .unwrap();
     }
 
+    /// The key packages `name` posted after the last Welcome, oldest first.
+    fn fresh_key_packages(&self, name: &str) -> Vec<Posted> {
+        let entries = self.entries();
+        let last_welcome = entries
+            .iter()
+            .filter(|p| p.kind == "welcome")
+            .map(|p| p.seq)
+            .max();
+        entries
+            .into_iter()
+            .filter(|p| p.kind == "kp" && p.from == name && Some(p.seq) > last_welcome)
+            .collect()
+    }
+
     /// The first commit posted for `epoch`: the one the group accepted.
     fn accepted_commit(&self, epoch: u64) -> Option<Posted> {
         self.entries()
@@ -277,15 +291,9 @@ impl Member {
             }
             // The newest unused one is on the network after the last Welcome (where the
             // adder looks).
-            let entries = net.entries();
-            let last_welcome = entries
+            let posted: Vec<Vec<u8>> = net
+                .fresh_key_packages(self.name)
                 .iter()
-                .filter(|p| p.kind == "welcome")
-                .map(|p| p.seq)
-                .max();
-            let posted: Vec<Vec<u8>> = entries
-                .iter()
-                .filter(|p| p.kind == "kp" && p.from == self.name && Some(p.seq) > last_welcome)
                 .map(Posted::bytes)
                 .collect();
             let newest = unused.last().unwrap();
@@ -378,17 +386,7 @@ fn sync(members: &mut [Member], net: &Net) {
 
 /// The newest key package `name` posted after the last Welcome (unused: see `publish`).
 fn fresh_key_package(net: &Net, name: &str) -> Option<Vec<u8>> {
-    let entries = net.entries();
-    let last_welcome = entries
-        .iter()
-        .filter(|p| p.kind == "welcome")
-        .map(|p| p.seq)
-        .max();
-    entries
-        .iter()
-        .rev()
-        .find(|p| p.kind == "kp" && p.from == name && Some(p.seq) > last_welcome)
-        .map(Posted::bytes)
+    net.fresh_key_packages(name).last().map(Posted::bytes)
 }
 
 fn add(members: &mut [Member], net: &Net, who: usize) {
