@@ -1,7 +1,8 @@
 //! Three Ethereum accounts in one MLS group (suite 0x0004), each with its own SQLite store:
 //! Alice creates the group and adds Bob and Carol from their key packages, everyone talks,
 //! Bob updates his keys, Alice removes Carol, and Carol can no longer read. Every store is
-//! reopened from its file halfway through, as after a restart.
+//! reopened from its file halfway through, as after a restart. What each member sends is
+//! published from its outbox; what it receives is read from its inbox and acknowledged.
 //!
 //! `cargo run -p eth-mls-core --example three_accounts` (part of `cargo xtask demo`).
 
@@ -88,10 +89,24 @@ impl Member {
         (self.group.as_mut().expect("in the group"), &mut self.store)
     }
 
+    /// Publishes the outbox (here: hands the bytes to the caller, which delivers them), marking
+    /// each entry; returns the newest entry's bytes. After a crash, the unmarked entries would
+    /// be published again.
+    fn publish(&mut self) -> Result<Vec<u8>, Box<dyn Error>> {
+        let mut newest = None;
+        for entry in self.store.outbox_pending()? {
+            self.store.mark_published(entry.seq)?;
+            newest = Some(entry.bytes);
+        }
+        Ok(newest.ok_or("nothing to publish")?)
+    }
+
+    /// Processes a message, then handles what the inbox holds and acknowledges it.
     fn receive(&mut self, message: &[u8]) -> Result<(), Box<dyn Error>> {
         let (group, store) = self.group();
-        for event in block_on(group.process(store, message, &checks()))?.into_events() {
-            match event {
+        block_on(group.process(store, message, &checks()))?;
+        for entry in self.store.unacked(100)? {
+            match entry.event {
                 Event::Application(m) => println!(
                     "  {:<5} <- {}: {:?} (epoch {}, generation {})",
                     self.name,
@@ -115,6 +130,7 @@ impl Member {
                 }
                 other => println!("  {:<5} {other:?}", self.name),
             }
+            self.store.ack(entry.seq)?;
         }
         Ok(())
     }
@@ -169,7 +185,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         list(&out.summary.added),
         out.summary.new_epoch
     );
-    let welcome = out.welcome.ok_or("no Welcome")?;
+    // The commit, then (with the merge) the Welcome, went to alice's outbox.
+    let welcome = alice.publish()?;
+    if Some(&welcome) != out.welcome.as_ref() {
+        return Err("the outbox does not end with the Welcome".into());
+    }
     for m in [&mut bob, &mut carol] {
         m.group = Some(block_on(Group::join(
             &mut m.store,
@@ -185,15 +205,13 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let (group, store) = alice.group();
-    let hello = group
-        .send(store, b"gm, this group is end-to-end encrypted")?
-        .bytes;
+    group.send(store, b"gm, this group is end-to-end encrypted")?;
+    let hello = alice.publish()?;
     bob.receive(&hello)?;
     carol.receive(&hello)?;
     let (group, store) = bob.group();
-    let reply = group
-        .send(store, b"gm! only the three of us can read this")?
-        .bytes;
+    group.send(store, b"gm! only the three of us can read this")?;
+    let reply = bob.publish()?;
     alice.receive(&reply)?;
     carol.receive(&reply)?;
 
@@ -203,22 +221,25 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     let (group, store) = bob.group();
-    let update = group.self_update(store)?;
+    group.self_update(store)?;
     group.merge_pending_commit(store)?;
     println!("  bob   updated his keys (post-compromise security)");
-    alice.receive(&update.commit)?;
-    carol.receive(&update.commit)?;
+    let update = bob.publish()?;
+    alice.receive(&update)?;
+    carol.receive(&update)?;
 
     let carol_address = carol.store.identity().address();
     let (group, store) = alice.group();
-    let removal = group.remove_members(store, &[carol_address])?;
+    group.remove_members(store, &[carol_address])?;
     group.merge_pending_commit(store)?;
     println!("  alice removed carol");
-    bob.receive(&removal.commit)?;
-    carol.receive(&removal.commit)?;
+    let removal = alice.publish()?;
+    bob.receive(&removal)?;
+    carol.receive(&removal)?;
 
     let (group, store) = alice.group();
-    let secret = group.send(store, b"carol cannot read this")?.bytes;
+    group.send(store, b"carol cannot read this")?;
+    let secret = alice.publish()?;
     bob.receive(&secret)?;
     match carol.receive(&secret) {
         Err(e) => println!("  carol cannot decrypt: {e}"),
