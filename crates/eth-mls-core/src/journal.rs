@@ -391,7 +391,8 @@ impl<B: Backend> Store<B> {
         if seq > last.map_or(0, to_u64) {
             return Err(Error::UnknownEntry(seq));
         }
-        self.transact(|conn| {
+        self.transact(|store| {
+            let conn = store.conn();
             conn.execute(
                 "INSERT OR REPLACE INTO eth_mls_setting (name, value) VALUES ('inbox_acked', ?1)",
                 params![seq as i64],
@@ -441,7 +442,8 @@ impl<B: Backend> Store<B> {
     /// Marks an outbox entry published (idempotent). An unknown `seq` (never created, or
     /// dropped with a discarded commit) is [`Error::UnknownEntry`].
     pub fn mark_published(&mut self, seq: u64) -> Result<(), Error> {
-        self.transact(|conn| {
+        self.transact(|store| {
+            let conn = store.conn();
             let changed = conn
                 .execute(
                     "UPDATE eth_mls_outbox SET published_at = coalesce(published_at, ?2) WHERE seq = ?1",
@@ -562,7 +564,8 @@ impl<B: Backend> Store<B> {
                 Retention::MAX_AGE.as_secs()
             )));
         }
-        self.transact(|conn| {
+        self.transact(|store| {
+            let conn = store.conn();
             for (name, value) in [
                 ("retention_entries", retention.max_entries as i64),
                 ("retention_age", retention.max_age.as_secs() as i64),
@@ -575,21 +578,6 @@ impl<B: Backend> Store<B> {
             }
             prune(conn)
         })
-    }
-
-    /// Runs `f` in one transaction.
-    fn transact<T>(
-        &mut self,
-        f: impl FnOnce(&rusqlite::Connection) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        self.begin()?;
-        match f(self.conn()).and_then(|v| self.commit().map(|()| v)) {
-            Ok(v) => Ok(v),
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
-        }
     }
 }
 

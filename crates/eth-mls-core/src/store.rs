@@ -446,39 +446,41 @@ impl<B: Backend> Store<B> {
         lifetime: Option<std::time::Duration>,
     ) -> Result<Vec<u8>, Error> {
         use tls_codec::Serialize as _;
-        self.begin()?;
-        let result = crate::generate_key_package(&self.identity, &self.provider(), lifetime)
-            .map_err(Error::from)
-            .and_then(|bundle| {
-                let kp = bundle.key_package();
-                let bytes = kp
-                    .tls_serialize_detached()
-                    .map_err(|e| Error::Corrupt(format!("serializing the key package: {e}")))?;
-                let reference = kp
-                    .hash_ref(self.provider().crypto_provider())
-                    .map_err(|e| Error::Corrupt(format!("key package reference: {e:?}")))?;
-                let not_after = kp.life_time().not_after() as i64;
-                crate::journal::put_key_package(
-                    &self.conn,
-                    reference.as_slice(),
-                    &bytes,
-                    not_after,
-                )?;
-                Ok(bytes)
-            });
-        crate::step("key-package:before-commit");
-        match result.and_then(|kp| self.commit().map(|()| kp)) {
-            Ok(kp) => Ok(kp),
-            Err(e) => {
-                self.rollback();
-                Err(e)
-            }
-        }
+        self.transact(|store| {
+            let provider = store.provider();
+            let bundle = crate::generate_key_package(&store.identity, &provider, lifetime)?;
+            let kp = bundle.key_package();
+            let bytes = kp
+                .tls_serialize_detached()
+                .map_err(|e| Error::Corrupt(format!("serializing the key package: {e}")))?;
+            let reference = kp
+                .hash_ref(provider.crypto_provider())
+                .map_err(|e| Error::Corrupt(format!("key package reference: {e:?}")))?;
+            let not_after = kp.life_time().not_after() as i64;
+            crate::journal::put_key_package(&store.conn, reference.as_slice(), &bytes, not_after)?;
+            crate::step("key-package:before-commit");
+            Ok(bytes)
+        })
     }
 
     /// The openmls provider over this store.
     pub fn provider(&self) -> StoreProvider<'_, B> {
         Provider::with_storage(SqliteStorageProvider::new(&self.conn))
+    }
+
+    /// Runs `f` in one transaction: commits what it did on success, rolls back on error.
+    pub(crate) fn transact<T>(
+        &mut self,
+        f: impl FnOnce(&Self) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.begin()?;
+        match f(self).and_then(|v| self.commit().map(|()| v)) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                self.rollback();
+                Err(e)
+            }
+        }
     }
 
     /// Starts a transaction. A transaction left open by an operation whose future was

@@ -112,22 +112,12 @@ fn sends_commits_proposals_and_welcomes_go_through_the_outbox() {
     );
     bob.join(&welcome.bytes).unwrap();
 
-    let sent = alice
-        .group
-        .as_mut()
-        .unwrap()
-        .send(&mut alice.store, b"hi")
-        .unwrap();
+    let sent = alice.send_entry(b"hi");
     assert_eq!(
         (sent.kind, sent.epoch, sent.generation),
         (OutboxKind::Application, 1, Some(0))
     );
-    let second = alice
-        .group
-        .as_mut()
-        .unwrap()
-        .send(&mut alice.store, b"again")
-        .unwrap();
+    let second = alice.send_entry(b"again");
     assert_eq!(second.generation, Some(1));
     let (proposal, _) = alice
         .group
@@ -182,12 +172,7 @@ fn a_discarded_commit_leaves_the_outbox_and_a_deleted_group_takes_its_unpublishe
         alice.store.mark_published(out.outbox),
         Err(Error::UnknownEntry(_))
     ));
-    alice
-        .group
-        .as_mut()
-        .unwrap()
-        .send(&mut alice.store, b"never published")
-        .unwrap();
+    alice.send_entry(b"never published");
     assert_eq!(alice.store.outbox_pending().unwrap().len(), 1);
     alice
         .group

@@ -300,8 +300,13 @@ impl Peer {
     }
 
     pub fn send(&mut self, data: &[u8]) -> Vec<u8> {
+        self.send_entry(data).bytes
+    }
+
+    /// Sends; returns the outbox entry.
+    pub fn send_entry(&mut self, data: &[u8]) -> eth_mls_core::OutboxEntry {
         let group = self.group.as_mut().unwrap();
-        group.send(&mut self.store, data).unwrap().bytes
+        group.send(&mut self.store, data).unwrap()
     }
 
     /// Receives one application message and returns its bytes.
