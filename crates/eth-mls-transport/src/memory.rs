@@ -108,6 +108,8 @@ struct Net {
     faults: Faults,
     now: u64,
     seq: u64,
+    /// Cursors are unique network-wide: (virtual ms, this counter).
+    cursor_seq: u64,
     nodes: Vec<NodeState>,
     queue: BTreeMap<(u64, u64), Pending>,
     partition: Option<Vec<usize>>,
@@ -147,6 +149,7 @@ impl MemoryNetwork {
                 faults,
                 now: 0,
                 seq: 0,
+                cursor_seq: 0,
                 nodes: Vec::new(),
                 queue: BTreeMap::new(),
                 partition: None,
@@ -307,10 +310,12 @@ impl Net {
         if !valid {
             return Outcome::Dropped;
         }
-        let Some(envelope) = node.store.insert(p.topic, p.bytes.to_vec(), origin, now) else {
+        let cursor = Cursor { at: now, index: self.cursor_seq };
+        let Some(envelope) = node.store.insert_at(p.topic, p.bytes.to_vec(), origin, now, cursor) else {
             return Outcome::Duplicate;
         };
         subs.retain(|tx| tx.send(envelope.clone()).is_ok());
+        self.cursor_seq += 1;
         Outcome::Delivered
     }
 
@@ -328,13 +333,15 @@ impl Net {
         let id = MessageId::of(&bytes);
         let now = self.now;
         let origin = Origin::Peer(self.nodes[from].name.clone());
-        if self.nodes[from]
-            .store
-            .insert(topic, bytes.clone(), origin, now)
-            .is_none()
-        {
+        let cursor = Cursor {
+            at: now,
+            index: self.cursor_seq,
+        };
+        let store = &mut self.nodes[from].store;
+        if store.insert_at(topic, bytes.clone(), origin, now, cursor).is_none() {
             return Ok(id); // republished: already sent
         }
+        self.cursor_seq += 1;
         let bytes = Arc::new(bytes);
         let f = self.faults;
         let (min, max) = (

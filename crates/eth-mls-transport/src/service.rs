@@ -11,9 +11,10 @@ use crate::{Cursor, Envelope, Error, HistoryBatch, MessageId, Topic};
 /// Largest page [`DeliveryService::subscribe_since`] asks for.
 const CATCH_UP_PAGE: u32 = 256;
 
-/// A stream of envelopes for one topic. It ends when the node stops.
+/// A stream of envelopes for one topic. It ends when the node stops (and stays ended).
 pub struct Subscription {
     inner: Pin<Box<dyn Stream<Item = Envelope> + Send>>,
+    done: bool,
 }
 
 impl Subscription {
@@ -21,6 +22,7 @@ impl Subscription {
     pub fn new(stream: impl Stream<Item = Envelope> + Send + 'static) -> Self {
         Subscription {
             inner: Box::pin(stream),
+            done: false,
         }
     }
 }
@@ -28,7 +30,14 @@ impl Subscription {
 impl Stream for Subscription {
     type Item = Envelope;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {
-        self.inner.as_mut().poll_next(cx)
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let item = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(None) = item {
+            self.done = true;
+        }
+        item
     }
 }
 

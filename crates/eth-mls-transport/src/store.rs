@@ -88,19 +88,34 @@ impl HistoryStore {
         now_ms: u64,
     ) -> Option<Envelope> {
         let id = MessageId::of(&bytes);
+        if self.contains(&topic, &id) {
+            return None;
+        }
+        let cursor = if now_ms > self.last.at {
+            Cursor { at: now_ms, index: 0 }
+        } else {
+            self.last.next()
+        };
+        self.insert_at(topic, bytes, origin, now_ms, cursor)
+    }
+
+    /// Stores a frame at a cursor chosen by the caller (greater than every cursor given
+    /// before); `None` when it was already stored. The in-memory network uses network-wide
+    /// cursors so that pages merged from several nodes have a strict order.
+    pub(crate) fn insert_at(
+        &mut self,
+        topic: Topic,
+        bytes: Vec<u8>,
+        origin: Origin,
+        now_ms: u64,
+        cursor: Cursor,
+    ) -> Option<Envelope> {
+        let id = MessageId::of(&bytes);
         let log = self.topics.entry(topic).or_default();
         if log.ids.contains_key(&id) {
             return None;
         }
-        let cursor = if now_ms > self.last.at {
-            Cursor {
-                at: now_ms,
-                index: 0,
-            }
-        } else {
-            self.last.next()
-        };
-        self.last = cursor;
+        self.last = self.last.max(cursor);
         log.bytes += bytes.len();
         log.ids.insert(id, cursor);
         let envelope = Envelope {
