@@ -2,6 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {Initializable} from "@openzeppelin/contracts/proxy/utils/Initializable.sol";
+import {IERC7627} from "./interfaces/IERC7627.sol";
 
 /// @title One MLS group's on-chain state: access-control list, commit log, key-package records
 /// @notice Deployed once as an implementation and used through EIP-1167 clones created by
@@ -120,6 +121,9 @@ contract MlsGroup is Initializable {
         address registry,
         CommitPolicy commitPolicy
     );
+
+    /// @notice The group registered (or replaced) its delivery key in the ERC-7627 registry.
+    event DeliveryKeySet(address indexed by, bytes key);
 
     /// @notice The caller is neither the owner nor an admin.
     error NotAdmin(address caller);
@@ -330,6 +334,27 @@ contract MlsGroup is Initializable {
         if (!isMember(member)) revert NotMember(member);
         _slots[member].admin = isAdmin_;
         emit AdminChanged(member, isAdmin_);
+    }
+
+    /// @notice ERC-7627 key index of the group's delivery key (DESIGN.md decision 15):
+    /// `sendMessage(group, DELIVERY_KEY_INDEX, sessionId, frame)` carries the group's MLS
+    /// frames on chain once the key is registered.
+    bytes32 public constant DELIVERY_KEY_INDEX = keccak256("eth-mls/group-delivery/v1");
+
+    /// @notice Registers (or replaces) the group contract's delivery key in the ERC-7627
+    /// registry, which makes the group a valid `sendMessage` recipient. The key is an X448
+    /// public key of the group (its epoch's external HPKE key); frames sent to the group are
+    /// MLS messages, protected by the group's epoch secrets. Owner or admin only.
+    /// @param x448Key The 56-byte X448 public key.
+    function setDeliveryKey(bytes calldata x448Key) external onlyAdmin {
+        IERC7627(registry)
+            .updatePublicKey(
+                DELIVERY_KEY_INDEX,
+                IERC7627.PublicKey({
+                public_key: x448Key, valid_before: 0, algorithm: IERC7627.PublicKeyAlgorithm.X448
+            })
+            );
+        emit DeliveryKeySet(msg.sender, x448Key);
     }
 
     /// @notice Hands ownership to `newOwner`, a current member. Owner only.

@@ -726,4 +726,34 @@ contract MlsGroupTest is Test {
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, caller));
         g.commit(2, commitBytes(2), bytes32(0), list(DAVE), kps(list(DAVE), 2), none);
     }
+
+    // ------------------------------------------------------------ delivery key
+
+    function test_setDeliveryKey_makesTheGroupARecipient() public {
+        bytes memory key = new bytes(56);
+        key[0] = 0x42;
+        bytes32 index = group.DELIVERY_KEY_INDEX();
+        vm.assertEq(index, keccak256("eth-mls/group-delivery/v1"), "index");
+        vm.expectRevert(abi.encodeWithSelector(ERC7627.NoPublicKey.selector, address(group), index));
+        registry.sendMessage(address(group), index, bytes32(0), hex"01");
+        vm.expectEmit(address(group));
+        emit MlsGroup.DeliveryKeySet(OWNER, key);
+        vm.prank(OWNER);
+        group.setDeliveryKey(key);
+        vm.assertTrue(registry.isKeyValid(address(group), index), "registered");
+        vm.assertEq(registry.getUserPublicKey(address(group), index).public_key, key, "key");
+        registry.sendMessage(address(group), index, bytes32(uint256(7)), hex"01");
+    }
+
+    function test_revert_setDeliveryKey_notAdmin() public {
+        vm.prank(BOB);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotAdmin.selector, BOB));
+        group.setDeliveryKey(new bytes(56));
+    }
+
+    function test_revert_setDeliveryKey_wrongLength() public {
+        vm.prank(OWNER);
+        vm.expectRevert();
+        group.setDeliveryKey(new bytes(32));
+    }
 }

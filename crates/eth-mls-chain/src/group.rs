@@ -274,6 +274,16 @@ impl GroupContract {
         .await
     }
 
+    /// Registers (or replaces) the group's delivery key in the ERC-7627 registry (owner or
+    /// admin): a 56-byte X448 public key of the group. Afterwards ERC-7627 `sendMessage` to
+    /// the group contract at [`crate::key_index::group_delivery`] succeeds, which is what the
+    /// [`crate::ChainChannel`] uses for the group's topics.
+    pub async fn set_delivery_key(&self, x448_key: &[u8]) -> Result<TransactionReceipt, Error> {
+        let c = self.instance();
+        self.send(c.setDeliveryKey(alloy::primitives::Bytes::copy_from_slice(x448_key)))
+            .await
+    }
+
     /// The sender leaves the group (the ACL; an admin's commit removes the MLS leaf).
     pub async fn leave(&self) -> Result<TransactionReceipt, Error> {
         let c = self.instance();

@@ -4,7 +4,9 @@
 //! forge artifacts, a local anvil [`Devnet`], [`Deployment`]s you can save and reconnect
 //! to, typed async clients ([`Erc7627`], [`GroupFactory`], [`GroupContract`]) whose errors
 //! decode the contracts' custom errors, event streams that resume from a [`Cursor`], and
-//! [`RpcErc1271Verifier`], the JSON-RPC implementation of eth-mls-siwe's ERC-1271 trait.
+//! [`RpcErc1271Verifier`], the JSON-RPC implementation of eth-mls-siwe's ERC-1271 trait, and
+//! [`ChainChannel`], eth-mls-transport's `DeliveryService` over ERC-7627 `sendMessage`, with
+//! the fixed ERC-7627 [`key_index`]es (among them the libp2p node key for peer discovery).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), eth_mls_chain::Error> {
@@ -29,6 +31,7 @@
 //! feature.
 
 pub mod bindings;
+mod channel;
 mod client;
 mod deployment;
 mod devnet;
@@ -39,6 +42,7 @@ mod events;
 mod group;
 
 pub use alloy;
+pub use channel::{ChainChannel, MAX_CHAIN_FRAME, key_index};
 pub use client::Chain;
 pub use deployment::Deployment;
 pub use devnet::{Devnet, find_anvil};

@@ -378,15 +378,9 @@ impl GossipNode {
             max_subscriptions_per_request: cfg.max_subscriptions_per_request,
         };
         let max_frame = cfg.limits.max();
-        let mut swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
-            .with_tokio()
-            .with_tcp(
-                tcp::Config::default().nodelay(true),
-                noise::Config::new,
-                yamux::Config::default,
-            )
-            .map_err(|e| Error::Transport(e.to_string()))?
-            .with_behaviour(|key| {
+        let history_timeout = cfg.history_timeout;
+        let make =
+            move |key: &Keypair| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
                 let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
                     MessageAuthenticity::Signed(key.clone()),
                     gs_config,
@@ -397,7 +391,7 @@ impl GossipNode {
                 let history = request_response::Behaviour::with_codec(
                     HistoryCodec { max_frame },
                     [(StreamProtocol::new(HISTORY_PROTOCOL), ProtocolSupport::Full)],
-                    request_response::Config::default().with_request_timeout(cfg.history_timeout),
+                    request_response::Config::default().with_request_timeout(history_timeout),
                 );
                 Ok(Behaviour {
                     gossipsub,
@@ -408,8 +402,22 @@ impl GossipNode {
                     )),
                     ping: ping::Behaviour::new(ping::Config::new()),
                 })
-            })
-            .map_err(|e| Error::Transport(e.to_string()))?
+            };
+        let transport_error = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
+        let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
+            .with_tokio()
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| transport_error(&e))?;
+        // QUIC (`/ip4/../udp/../quic-v1` addresses) beside TCP when the feature is on.
+        #[cfg(feature = "quic")]
+        let builder = builder.with_quic();
+        let mut swarm = builder
+            .with_behaviour(make)
+            .map_err(|e| transport_error(&e))?
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
             .build();
         for addr in &cfg.listen {
@@ -1050,5 +1058,46 @@ impl Actor {
             }
         }
         self.store.prune_all(now_ms());
+    }
+}
+
+/// The 32-byte Ed25519 public key of a node identity: what the node publishes in ERC-7627
+/// (eth-mls-chain's `Erc7627::publish_peer_key`) so others find its PeerId by account.
+/// `None` for a non-Ed25519 identity.
+pub fn ed25519_public_key(keypair: &Keypair) -> Option<[u8; 32]> {
+    keypair
+        .public()
+        .try_into_ed25519()
+        .ok()
+        .map(|k| k.to_bytes())
+}
+
+/// The PeerId of the node whose Ed25519 public key is `key` (as read from ERC-7627).
+pub fn peer_id_from_ed25519(key: &[u8; 32]) -> Result<PeerId, Error> {
+    let public =
+        libp2p::identity::ed25519::PublicKey::try_from_bytes(key).map_err(|_| Error::Decode {
+            what: "Ed25519 peer key",
+            reason: "not a valid Ed25519 public key",
+        })?;
+    Ok(libp2p::identity::PublicKey::from(public).to_peer_id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_keys_round_trip_to_peer_ids() {
+        let keypair = Keypair::generate_ed25519();
+        let key = ed25519_public_key(&keypair).expect("ed25519");
+        assert_eq!(
+            peer_id_from_ed25519(&key).expect("valid"),
+            keypair.public().to_peer_id()
+        );
+        // Not every 32-byte string is a point.
+        let bad = (0u8..=255)
+            .map(|b| [b; 32])
+            .find(|k| peer_id_from_ed25519(k).is_err());
+        assert!(bad.is_some());
     }
 }

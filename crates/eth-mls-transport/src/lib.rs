@@ -38,4 +38,6 @@ pub use validate::{FrameValidator, Limits, Validator, Verdict, sample_private_me
 pub use libp2p;
 
 #[cfg(feature = "gossip")]
-pub use gossip::{GossipConfig, GossipNode, NodeStats};
+pub use gossip::{
+    GossipConfig, GossipNode, HISTORY_PROTOCOL, NodeStats, ed25519_public_key, peer_id_from_ed25519,
+};

@@ -310,8 +310,14 @@ impl Net {
         if !valid {
             return Outcome::Dropped;
         }
-        let cursor = Cursor { at: now, index: self.cursor_seq };
-        let Some(envelope) = node.store.insert_at(p.topic, p.bytes.to_vec(), origin, now, cursor) else {
+        let cursor = Cursor {
+            at: now,
+            index: self.cursor_seq,
+        };
+        let Some(envelope) = node
+            .store
+            .insert_at(p.topic, p.bytes.to_vec(), origin, now, cursor)
+        else {
             return Outcome::Duplicate;
         };
         subs.retain(|tx| tx.send(envelope.clone()).is_ok());
@@ -338,7 +344,10 @@ impl Net {
             index: self.cursor_seq,
         };
         let store = &mut self.nodes[from].store;
-        if store.insert_at(topic, bytes.clone(), origin, now, cursor).is_none() {
+        if store
+            .insert_at(topic, bytes.clone(), origin, now, cursor)
+            .is_none()
+        {
             return Ok(id); // republished: already sent
         }
         self.cursor_seq += 1;

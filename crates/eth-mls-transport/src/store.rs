@@ -92,7 +92,10 @@ impl HistoryStore {
             return None;
         }
         let cursor = if now_ms > self.last.at {
-            Cursor { at: now_ms, index: 0 }
+            Cursor {
+                at: now_ms,
+                index: 0,
+            }
         } else {
             self.last.next()
         };

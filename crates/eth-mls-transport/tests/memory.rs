@@ -15,7 +15,10 @@ use rand_chacha::ChaCha8Rng;
 const GROUP_ID: &[u8] = b"memory group";
 
 fn app() -> Topic {
-    Topic::App { chain_id: 1, group: [3; 20] }
+    Topic::App {
+        chain_id: 1,
+        group: [3; 20],
+    }
 }
 
 fn frame(i: u64) -> Vec<u8> {
@@ -31,7 +34,11 @@ fn drain(sub: &mut Subscription) -> Vec<eth_mls_transport::Envelope> {
     out
 }
 
-async fn network(seed: u64, faults: Faults, n: usize) -> (MemoryNetwork, Vec<MemoryNode>, Vec<Subscription>) {
+async fn network(
+    seed: u64,
+    faults: Faults,
+    n: usize,
+) -> (MemoryNetwork, Vec<MemoryNode>, Vec<Subscription>) {
     let net = MemoryNetwork::new(seed, faults);
     let nodes: Vec<MemoryNode> = (0..n).map(|i| net.add_node(&format!("node{i}"))).collect();
     let mut subs = Vec::new();
@@ -76,7 +83,12 @@ async fn the_same_seed_gives_the_same_trace() {
     assert_eq!(a, b, "same seed, same operations: same trace");
     assert_ne!(a, c, "another seed: another trace");
     let outcomes: HashSet<Outcome> = a.iter().map(|e| e.outcome).collect();
-    for o in [Outcome::Delivered, Outcome::Dropped, Outcome::Duplicate, Outcome::Partitioned] {
+    for o in [
+        Outcome::Delivered,
+        Outcome::Dropped,
+        Outcome::Duplicate,
+        Outcome::Partitioned,
+    ] {
         assert!(outcomes.contains(&o), "{o:?} never happened");
     }
 }
@@ -87,29 +99,51 @@ fn count(trace: &[TraceEvent], outcome: Outcome) -> usize {
 
 #[tokio::test]
 async fn drops_and_duplicates_happen_at_their_rates_and_subscribers_see_each_frame_once() {
-    let faults = Faults { drop: 0.25, duplicate: 0.3, ..Faults::NONE };
+    let faults = Faults {
+        drop: 0.25,
+        duplicate: 0.3,
+        ..Faults::NONE
+    };
     let (net, nodes, mut subs) = network(1, faults, 5).await;
     for i in 0..500 {
-        nodes[(i % 5) as usize].publish(&app(), frame(i)).await.unwrap();
+        nodes[(i % 5) as usize]
+            .publish(&app(), frame(i))
+            .await
+            .unwrap();
     }
     net.run_until_idle();
     let trace = net.trace();
     let pairs = 500 * 4;
-    let dropped_pairs: HashSet<(MessageId, usize)> =
-        trace.iter().filter(|e| e.outcome == Outcome::Dropped).map(|e| (e.id, e.to)).collect();
+    let dropped_pairs: HashSet<(MessageId, usize)> = trace
+        .iter()
+        .filter(|e| e.outcome == Outcome::Dropped)
+        .map(|e| (e.id, e.to))
+        .collect();
     let drop_rate = dropped_pairs.len() as f64 / pairs as f64;
     let duplicates = count(&trace, Outcome::Duplicate);
     let delivered = count(&trace, Outcome::Delivered);
-    eprintln!("drop rate {drop_rate:.3}, {duplicates} duplicates, {delivered} delivered of {pairs}");
+    eprintln!(
+        "drop rate {drop_rate:.3}, {duplicates} duplicates, {delivered} delivered of {pairs}"
+    );
     assert!((0.21..0.29).contains(&drop_rate), "drop rate {drop_rate}");
-    assert_eq!(delivered, pairs - dropped_pairs.len(), "every copy not dropped arrives");
+    assert_eq!(
+        delivered,
+        pairs - dropped_pairs.len(),
+        "every copy not dropped arrives"
+    );
     let dup_rate = duplicates as f64 / delivered as f64;
-    assert!((0.25..0.35).contains(&dup_rate), "duplicate rate {dup_rate}");
+    assert!(
+        (0.25..0.35).contains(&dup_rate),
+        "duplicate rate {dup_rate}"
+    );
     for (i, sub) in subs.iter_mut().enumerate() {
         let got = drain(sub);
         let ids: HashSet<MessageId> = got.iter().map(|e| e.id).collect();
         assert_eq!(ids.len(), got.len(), "node {i} got a frame twice");
-        let want = trace.iter().filter(|e| e.to == i && e.outcome == Outcome::Delivered).count();
+        let want = trace
+            .iter()
+            .filter(|e| e.to == i && e.outcome == Outcome::Delivered)
+            .count();
         assert_eq!(got.len(), want);
     }
 }
@@ -117,7 +151,11 @@ async fn drops_and_duplicates_happen_at_their_rates_and_subscribers_see_each_fra
 #[tokio::test]
 async fn delays_stay_in_bounds_and_the_reorder_window_reorders() {
     // Without a reorder window and with a fixed delay, order is kept.
-    let fixed = Faults { min_delay: Duration::from_millis(10), max_delay: Duration::from_millis(10), ..Faults::NONE };
+    let fixed = Faults {
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(10),
+        ..Faults::NONE
+    };
     let (net, nodes, mut subs) = network(5, fixed, 2).await;
     for i in 0..50 {
         nodes[0].publish(&app(), frame(i)).await.unwrap();
@@ -160,13 +198,26 @@ async fn partitions_split_and_heal_and_history_fills_the_gap() {
     assert_eq!(drain(&mut subs[1]).len(), 1);
     assert!(drain(&mut subs[2]).is_empty());
     // History cannot cross the partition either.
-    assert!(nodes[2].history(&app(), Cursor::START, 10).await.unwrap().envelopes.is_empty());
+    assert!(
+        nodes[2]
+            .history(&app(), Cursor::START, 10)
+            .await
+            .unwrap()
+            .envelopes
+            .is_empty()
+    );
     net.heal();
     let after = nodes[0].publish(&app(), frame(2)).await.unwrap();
     net.run_until_idle();
-    assert_eq!(drain(&mut subs[2]).iter().map(|e| e.id).collect::<Vec<_>>(), vec![after]);
+    assert_eq!(
+        drain(&mut subs[2]).iter().map(|e| e.id).collect::<Vec<_>>(),
+        vec![after]
+    );
     // A member that missed frames catches up from its peers' history.
-    let mut caught_up = nodes[2].subscribe_since(&app(), Cursor::START).await.unwrap();
+    let mut caught_up = nodes[2]
+        .subscribe_since(&app(), Cursor::START)
+        .await
+        .unwrap();
     let ids: Vec<MessageId> = drain(&mut caught_up).into_iter().map(|e| e.id).collect();
     assert_eq!(ids.len(), 2);
     assert!(ids.contains(&during) && ids.contains(&after));
@@ -184,10 +235,20 @@ async fn a_restarted_node_loses_its_state_and_catches_up_through_history() {
     nodes[1].publish(&app(), frame(2)).await.unwrap();
     net.run_until_idle();
     assert_eq!(net.trace().last().unwrap().outcome, Outcome::Down);
-    assert!(matches!(nodes[2].publish(&app(), frame(3)).await, Err(Error::Stopped)));
+    assert!(matches!(
+        nodes[2].publish(&app(), frame(3)).await,
+        Err(Error::Stopped)
+    ));
     net.start(2);
-    let mut sub = nodes[2].subscribe_since(&app(), Cursor::START).await.unwrap();
-    assert_eq!(drain(&mut sub).len(), 2, "both frames from the peers' history");
+    let mut sub = nodes[2]
+        .subscribe_since(&app(), Cursor::START)
+        .await
+        .unwrap();
+    assert_eq!(
+        drain(&mut sub).len(),
+        2,
+        "both frames from the peers' history"
+    );
     nodes[0].publish(&app(), frame(4)).await.unwrap();
     net.run_until_idle();
     assert_eq!(drain(&mut sub).len(), 1, "and live frames after");
@@ -196,15 +257,31 @@ async fn a_restarted_node_loses_its_state_and_catches_up_through_history() {
 #[tokio::test]
 async fn bad_input_gets_typed_errors() {
     let (_net, nodes, _subs) = network(1, Faults::NONE, 2).await;
-    assert!(matches!(nodes[0].publish(&app(), b"garbage".to_vec()).await, Err(Error::Invalid { .. })));
+    assert!(matches!(
+        nodes[0].publish(&app(), b"garbage".to_vec()).await,
+        Err(Error::Invalid { .. })
+    ));
     let big = sample_private_message(GROUP_ID, 0, &vec![0; 65 << 10]);
-    assert!(matches!(nodes[0].publish(&app(), big).await, Err(Error::TooLarge { .. })));
+    assert!(matches!(
+        nodes[0].publish(&app(), big).await,
+        Err(Error::TooLarge { .. })
+    ));
     assert!(matches!(
         nodes[0].history(&app(), Cursor::START, u32::MAX).await,
         Err(Error::HistoryLimit { .. })
     ));
-    let unknown = Topic::Inbox { chain_id: 9, account: [9; 20] };
-    assert!(nodes[0].history(&unknown, Cursor::START, 10).await.unwrap().envelopes.is_empty());
+    let unknown = Topic::Inbox {
+        chain_id: 9,
+        account: [9; 20],
+    };
+    assert!(
+        nodes[0]
+            .history(&unknown, Cursor::START, 10)
+            .await
+            .unwrap()
+            .envelopes
+            .is_empty()
+    );
     // Republishing the same bytes is idempotent.
     let id = nodes[0].publish(&app(), frame(1)).await.unwrap();
     assert_eq!(nodes[0].publish(&app(), frame(1)).await.unwrap(), id);
@@ -213,10 +290,23 @@ async fn bad_input_gets_typed_errors() {
 /// History pages neither overlap nor leave gaps, whatever the page size.
 #[tokio::test]
 async fn history_pages_cover_everything_once() {
-    let (net, nodes, _subs) = network(3, Faults { drop: 0.3, ..Faults::NONE }, 4).await;
+    let (net, nodes, _subs) = network(
+        3,
+        Faults {
+            drop: 0.3,
+            ..Faults::NONE
+        },
+        4,
+    )
+    .await;
     let mut all = HashSet::new();
     for i in 0..120 {
-        all.insert(nodes[(i % 4) as usize].publish(&app(), frame(i)).await.unwrap());
+        all.insert(
+            nodes[(i % 4) as usize]
+                .publish(&app(), frame(i))
+                .await
+                .unwrap(),
+        );
         net.advance(Duration::from_millis(1));
     }
     net.run_until_idle();
@@ -228,7 +318,11 @@ async fn history_pages_cover_everything_once() {
             seen.extend(page.envelopes.iter().map(|e| e.id));
             match page.next {
                 Some(next) => {
-                    assert!(next > cursor, "limit {limit}: next {next:?} after {cursor:?}, page {:?}", page.envelopes.iter().map(|e| e.cursor).collect::<Vec<_>>());
+                    assert!(
+                        next > cursor,
+                        "limit {limit}: next {next:?} after {cursor:?}, page {:?}",
+                        page.envelopes.iter().map(|e| e.cursor).collect::<Vec<_>>()
+                    );
                     cursor = next;
                 }
                 None => break,
