@@ -41,7 +41,15 @@ pub fn run(root: &Path) -> Result<()> {
             .current_dir(root)
             .args(["bench", "-p", "eth-mls-benches", "--bench", "groups"]),
     )?;
-    groups_report(&root.join("target/criterion"))
+    groups_report(&root.join("target/criterion"))?;
+    stage(
+        "bench: delivery, gossip (20 nodes on loopback) and the chain channel (cargo bench -p eth-mls-benches --bench delivery)",
+    );
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["bench", "-p", "eth-mls-benches", "--bench", "delivery"]),
+    )
 }
 
 /// The group table of crates/eth-mls-core/README.md and the targets at 1000 members, suite

@@ -20,7 +20,7 @@ cargo xtask <command>
                       crates/eth-mls-chain/artifacts/ (--check: fail when stale)
   test                every check: forge fmt, forge test, gas snapshot, cargo fmt,
                       clippy, cargo test, artifact freshness
-  bench               forge gas snapshot and the gas targets
+  bench               forge gas snapshot and the gas targets, criterion suites, delivery
   demo                deploy to a fresh local anvil and run the demo flow
   forge <args>        run the project's forge with its compiler wrapper
 ";
@@ -204,6 +204,28 @@ fn test(root: &Path) -> Result<()> {
         return Err(format!("eth-mls-chain pulls a TLS stack by default: {tls:?}").into());
     }
     println!("  no TLS crate among {} dependencies", tree.lines().count());
+    stage("test: eth-mls-chain and eth-mls-transport without `gossip` pull no libp2p");
+    for (package, extra) in [
+        ("eth-mls-chain", None),
+        ("eth-mls-transport", Some("--no-default-features")),
+    ] {
+        let mut cmd = cargo();
+        cmd.args(["tree", "-p", package, "-e", "normal", "--prefix", "none"]);
+        cmd.args(extra);
+        let tree = output(&mut cmd)?;
+        let p2p: Vec<&str> = tree
+            .lines()
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|name| name.starts_with("libp2p"))
+            .collect();
+        if !p2p.is_empty() {
+            return Err(format!("{package} pulls libp2p: {p2p:?}").into());
+        }
+        println!(
+            "  {package}: no libp2p among {} dependencies",
+            tree.lines().count()
+        );
+    }
     stage("test: eth-mls-siwe fuzz target builds (cargo-fuzz)");
     let has_fuzz = Command::new("rustup")
         .args(["run", "nightly", "cargo", "fuzz", "--version"])

@@ -58,6 +58,14 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// No address of the peer was found (DHT lookup timed out).
+    #[error(
+        "peer {peer} not found: no address within the timeout; check that a relay or DHT node knows it"
+    )]
+    PeerNotFound {
+        /// The PeerId (base58).
+        peer: String,
+    },
     /// The node (or the simulated node) is not running.
     #[error("the delivery node is not running")]
     Stopped,

@@ -199,6 +199,7 @@ impl request_response::Codec for HistoryCodec {
     }
 }
 
+#[cfg(not(feature = "nat"))]
 #[derive(NetworkBehaviour)]
 struct Behaviour {
     gossipsub: gossipsub::Behaviour<gossipsub::IdentityTransform, Filter>,
@@ -206,6 +207,34 @@ struct Behaviour {
     identify: identify::Behaviour,
     ping: ping::Behaviour,
 }
+
+/// With `nat`: Kademlia (addresses of a PeerId), circuit relay (client; server in relay
+/// mode), DCUtR and AutoNAT as well.
+#[cfg(feature = "nat")]
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    gossipsub: gossipsub::Behaviour<gossipsub::IdentityTransform, Filter>,
+    history: request_response::Behaviour<HistoryCodec>,
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    kad: libp2p::kad::Behaviour<libp2p::kad::store::MemoryStore>,
+    relay_client: libp2p::relay::client::Behaviour,
+    relay: libp2p::swarm::behaviour::toggle::Toggle<libp2p::relay::Behaviour>,
+    dcutr: libp2p::dcutr::Behaviour,
+    autonat: libp2p::autonat::Behaviour,
+}
+
+/// The Kademlia protocol of eth-mls nodes (a private DHT, apart from IPFS's).
+#[cfg(feature = "nat")]
+pub const KAD_PROTOCOL: &str = "/eth-mls/kad/1.0.0";
+
+/// The behaviours every node has.
+type Base = (
+    gossipsub::Behaviour<gossipsub::IdentityTransform, Filter>,
+    request_response::Behaviour<HistoryCodec>,
+    identify::Behaviour,
+    ping::Behaviour,
+);
 
 /// The gossipsub configuration of eth-mls nodes: SHA-256 content ids, strict signatures,
 /// validation before forwarding, a transmit size for the largest topic limit, small meshes.
@@ -308,6 +337,12 @@ enum Command {
     Stats {
         reply: oneshot::Sender<NodeStats>,
     },
+    #[cfg(feature = "nat")]
+    FindPeer {
+        peer: PeerId,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -360,6 +395,9 @@ struct Actor {
     stats: NodeStats,
     bootstrap: Vec<Multiaddr>,
     last_redial: Instant,
+    /// Peers being looked up in the DHT, with when to give up.
+    #[cfg(feature = "nat")]
+    finds: Vec<Find>,
 }
 
 impl GossipNode {
@@ -379,30 +417,32 @@ impl GossipNode {
         };
         let max_frame = cfg.limits.max();
         let history_timeout = cfg.history_timeout;
-        let make =
-            move |key: &Keypair| -> Result<Behaviour, Box<dyn std::error::Error + Send + Sync>> {
-                let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
-                    MessageAuthenticity::Signed(key.clone()),
-                    gs_config,
-                    filter,
-                )?;
-                let (params, thresholds) = score_params();
-                gossipsub.with_peer_score(params, thresholds)?;
-                let history = request_response::Behaviour::with_codec(
-                    HistoryCodec { max_frame },
-                    [(StreamProtocol::new(HISTORY_PROTOCOL), ProtocolSupport::Full)],
-                    request_response::Config::default().with_request_timeout(history_timeout),
-                );
-                Ok(Behaviour {
-                    gossipsub,
-                    history,
-                    identify: identify::Behaviour::new(identify::Config::new(
-                        IDENTIFY_PROTOCOL.into(),
-                        key.public(),
-                    )),
-                    ping: ping::Behaviour::new(ping::Config::new()),
-                })
-            };
+        #[cfg(feature = "nat")]
+        let relay_server = cfg.relay;
+        let base = move |key: &Keypair| -> Result<Base, Box<dyn std::error::Error + Send + Sync>> {
+            let mut gossipsub = gossipsub::Behaviour::new_with_subscription_filter(
+                MessageAuthenticity::Signed(key.clone()),
+                gs_config,
+                filter,
+            )?;
+            let (params, thresholds) = score_params();
+            gossipsub.with_peer_score(params, thresholds)?;
+            let history = request_response::Behaviour::with_codec(
+                HistoryCodec { max_frame },
+                [(StreamProtocol::new(HISTORY_PROTOCOL), ProtocolSupport::Full)],
+                request_response::Config::default().with_request_timeout(history_timeout),
+            );
+            let identify = identify::Behaviour::new(identify::Config::new(
+                IDENTIFY_PROTOCOL.into(),
+                key.public(),
+            ));
+            Ok((
+                gossipsub,
+                history,
+                identify,
+                ping::Behaviour::new(ping::Config::new()),
+            ))
+        };
         let transport_error = |e: &dyn std::fmt::Display| Error::Transport(e.to_string());
         let builder = libp2p::SwarmBuilder::with_existing_identity(keypair)
             .with_tokio()
@@ -415,9 +455,49 @@ impl GossipNode {
         // QUIC (`/ip4/../udp/../quic-v1` addresses) beside TCP when the feature is on.
         #[cfg(feature = "quic")]
         let builder = builder.with_quic();
-        let mut swarm = builder
-            .with_behaviour(make)
+        #[cfg(not(feature = "nat"))]
+        let builder = builder
+            .with_behaviour(move |key| {
+                let (gossipsub, history, identify, ping) = base(key)?;
+                Ok(Behaviour {
+                    gossipsub,
+                    history,
+                    identify,
+                    ping,
+                })
+            })
+            .map_err(|e| transport_error(&e))?;
+        #[cfg(feature = "nat")]
+        let builder = builder
+            .with_relay_client(noise::Config::new, yamux::Config::default)
             .map_err(|e| transport_error(&e))?
+            .with_behaviour(move |key, relay_client| {
+                let (gossipsub, history, identify, ping) = base(key)?;
+                let id = key.public().to_peer_id();
+                let mut kad = libp2p::kad::Behaviour::with_config(
+                    id,
+                    libp2p::kad::store::MemoryStore::new(id),
+                    libp2p::kad::Config::new(StreamProtocol::new(KAD_PROTOCOL)),
+                );
+                if relay_server {
+                    kad.set_mode(Some(libp2p::kad::Mode::Server));
+                }
+                let relay =
+                    relay_server.then(|| libp2p::relay::Behaviour::new(id, Default::default()));
+                Ok(Behaviour {
+                    gossipsub,
+                    history,
+                    identify,
+                    ping,
+                    kad,
+                    relay_client,
+                    relay: relay.into(),
+                    dcutr: libp2p::dcutr::Behaviour::new(id),
+                    autonat: libp2p::autonat::Behaviour::new(id, Default::default()),
+                })
+            })
+            .map_err(|e| transport_error(&e))?;
+        let mut swarm = builder
             .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(3600)))
             .build();
         for addr in &cfg.listen {
@@ -455,6 +535,8 @@ impl GossipNode {
             requests: HashMap::new(),
             stats: NodeStats::default(),
             last_redial: Instant::now(),
+            #[cfg(feature = "nat")]
+            finds: Vec::new(),
         };
         tokio::spawn(actor.run(rx));
         Ok(GossipNode {
@@ -535,6 +617,18 @@ impl GossipNode {
     pub async fn peer_score(&self, peer: &PeerId) -> Result<Option<f64>, Error> {
         let peer = *peer;
         self.ask(|reply| Command::Score { peer, reply }).await
+    }
+
+    /// Connects to the node `peer` (e.g. a PeerId read from ERC-7627) without knowing its
+    /// address: asks the DHT for it (relay nodes serve the DHT), then dials. Feature `nat`.
+    #[cfg(feature = "nat")]
+    pub async fn connect_peer(&self, peer: PeerId, timeout: Duration) -> Result<(), Error> {
+        self.ask(|reply| Command::FindPeer {
+            peer,
+            timeout,
+            reply,
+        })
+        .await?
     }
 
     /// Counters.
@@ -737,6 +831,19 @@ impl Actor {
                 let _ = reply.send(stats);
             }
             Command::Shutdown { .. } => {}
+            #[cfg(feature = "nat")]
+            Command::FindPeer {
+                peer,
+                timeout,
+                reply,
+            } => {
+                if self.swarm.is_connected(&peer) {
+                    let _ = reply.send(Ok(()));
+                } else {
+                    self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+                    self.finds.push((peer, Instant::now() + timeout, reply));
+                }
+            }
         }
     }
 
@@ -810,6 +917,39 @@ impl Actor {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(e)) => self.gossip_event(e),
             SwarmEvent::Behaviour(BehaviourEvent::History(e)) => self.history_event(e),
+            #[cfg(feature = "nat")]
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            #[cfg(feature = "nat")]
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(
+                libp2p::kad::Event::OutboundQueryProgressed {
+                    result: libp2p::kad::QueryResult::GetClosestPeers(Ok(ok)),
+                    ..
+                },
+            )) => {
+                for info in ok.peers {
+                    let wanted = self.finds.iter().any(|(p, ..)| *p == info.peer_id);
+                    if wanted && !info.addrs.is_empty() && !self.swarm.is_connected(&info.peer_id) {
+                        let opts = libp2p::swarm::dial_opts::DialOpts::peer_id(info.peer_id)
+                            .addresses(info.addrs)
+                            .build();
+                        let _ = self.swarm.dial(opts);
+                    }
+                }
+            }
+            #[cfg(feature = "nat")]
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                for (_, _, reply) in extract(&mut self.finds, |(p, ..)| *p == peer_id) {
+                    let _ = reply.send(Ok(()));
+                }
+            }
             _ => {}
         }
     }
@@ -1041,6 +1181,15 @@ impl Actor {
     }
 
     fn tick(&mut self) {
+        #[cfg(feature = "nat")]
+        {
+            let now = Instant::now();
+            for (peer, _, reply) in extract(&mut self.finds, |(_, deadline, _)| now >= *deadline) {
+                let _ = reply.send(Err(Error::PeerNotFound {
+                    peer: peer.to_base58(),
+                }));
+            }
+        }
         if !self.pending.is_empty() {
             self.flush_publishes();
         }
@@ -1059,6 +1208,18 @@ impl Actor {
         }
         self.store.prune_all(now_ms());
     }
+}
+
+/// A DHT lookup: the peer, when to give up, whom to tell.
+#[cfg(feature = "nat")]
+type Find = (PeerId, Instant, oneshot::Sender<Result<(), Error>>);
+
+/// Removes and returns the items matching `f`.
+#[cfg(feature = "nat")]
+fn extract<T>(items: &mut Vec<T>, mut f: impl FnMut(&T) -> bool) -> Vec<T> {
+    let (out, keep) = std::mem::take(items).into_iter().partition(|t| f(t));
+    *items = keep;
+    out
 }
 
 /// The 32-byte Ed25519 public key of a node identity: what the node publishes in ERC-7627

@@ -436,3 +436,82 @@ async fn publish_waits_for_peers_and_history_is_bounded() {
             .is_empty()
     );
 }
+
+/// With `nat`: a node reaches another by PeerId alone (as read from ERC-7627), through the
+/// DHT served by a relay node both know; an unknown PeerId is a typed error.
+#[cfg(feature = "nat")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_is_found_by_peer_id_through_the_dht() {
+    let cfg = GossipConfig {
+        relay: true,
+        ..GossipConfig::default()
+    };
+    let relay = GossipNode::start(Keypair::generate_ed25519(), cfg, validator())
+        .await
+        .unwrap();
+    let c = start(
+        Keypair::generate_ed25519(),
+        vec![relay.addresses()[0].clone()],
+        validator(),
+    )
+    .await;
+    let a = start(
+        Keypair::generate_ed25519(),
+        vec![relay.addresses()[0].clone()],
+        validator(),
+    )
+    .await;
+    let r = relay.clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while r.peers().await.unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "the relay sees both");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // (The DHT's own lookups may already have connected them: Kademlia dials the peers it
+    // learns of. Either way c now reaches a knowing only its PeerId.)
+    c.connect_peer(a.peer_id(), Duration::from_secs(20))
+        .await
+        .expect("found through the DHT");
+    assert!(c.peers().await.unwrap().contains(&a.peer_id()));
+    let unknown = Keypair::generate_ed25519().public().to_peer_id();
+    assert!(matches!(
+        c.connect_peer(unknown, Duration::from_secs(2)).await,
+        Err(Error::PeerNotFound { .. })
+    ));
+}
+
+/// With `quic`: nodes talk over QUIC alone.
+#[cfg(feature = "quic")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_cross_over_quic() {
+    let quic = |bootstrap| GossipConfig {
+        listen: vec!["/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap()],
+        bootstrap,
+        ..GossipConfig::default()
+    };
+    let a = GossipNode::start(Keypair::generate_ed25519(), quic(vec![]), validator())
+        .await
+        .unwrap();
+    assert!(a.addresses()[0].to_string().contains("/quic-v1/"));
+    let b = GossipNode::start(
+        Keypair::generate_ed25519(),
+        quic(vec![a.addresses()[0].clone()]),
+        validator(),
+    )
+    .await
+    .unwrap();
+    let log = Log::default();
+    collect(
+        b.subscribe(&app()).await.unwrap(),
+        log.clone(),
+        Arc::default(),
+    );
+    let id = a
+        .publish(&app(), sample_private_message(GROUP_ID, 1, b"over quic"))
+        .await
+        .unwrap();
+    wait_until("b to receive over QUIC", Duration::from_secs(10), || {
+        log.lock().unwrap().contains(&id)
+    })
+    .await;
+}
