@@ -143,6 +143,9 @@ async fn gossip() -> Vec<Row> {
             r.p50,
             r.p99
         );
+        if r.delivery < 1.0 {
+            break;
+        }
     }
     for n in &nodes {
         n.shutdown().await;
