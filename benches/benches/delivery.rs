@@ -119,11 +119,11 @@ async fn gossip() -> Vec<Row> {
         let mut delivered = 0u64;
         for (n, log) in arrivals.iter().enumerate() {
             for (i, t) in log.lock().unwrap().drain(..) {
-                if let Some((from, at)) = sent.get(&i) {
-                    if *from != n {
-                        delivered += 1;
-                        latencies.push(t.duration_since(*at));
-                    }
+                if let Some((from, at)) = sent.get(&i)
+                    && *from != n
+                {
+                    delivered += 1;
+                    latencies.push(t.duration_since(*at));
                 }
             }
         }

@@ -58,6 +58,9 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The peer does not serve history for the topic (not subscribed, nothing stored).
+    #[error("the peer does not serve history for this topic")]
+    NotServed,
     /// No address of the peer was found (DHT lookup timed out).
     #[error(
         "peer {peer} not found: no address within the timeout; check that a relay or DHT node knows it"

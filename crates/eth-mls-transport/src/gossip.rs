@@ -337,6 +337,11 @@ enum Command {
     Stats {
         reply: oneshot::Sender<NodeStats>,
     },
+    RequestHistory {
+        peer: PeerId,
+        request: HistoryRequest,
+        reply: oneshot::Sender<DirectResult>,
+    },
     #[cfg(feature = "nat")]
     FindPeer {
         peer: PeerId,
@@ -392,6 +397,8 @@ struct Actor {
     pending: Vec<PendingPublish>,
     queries: Vec<HistoryQuery>,
     requests: HashMap<OutboundRequestId, usize>,
+    /// History requests made through `GossipNode::request_history`: the limit asked, whom to tell.
+    direct: HashMap<OutboundRequestId, (u32, oneshot::Sender<DirectResult>)>,
     stats: NodeStats,
     bootstrap: Vec<Multiaddr>,
     last_redial: Instant,
@@ -533,6 +540,7 @@ impl GossipNode {
             pending: Vec::new(),
             queries: Vec::new(),
             requests: HashMap::new(),
+            direct: HashMap::new(),
             stats: NodeStats::default(),
             last_redial: Instant::now(),
             #[cfg(feature = "nat")]
@@ -626,6 +634,19 @@ impl GossipNode {
         self.ask(|reply| Command::FindPeer {
             peer,
             timeout,
+            reply,
+        })
+        .await?
+    }
+
+    /// Sends one history request to `peer` and returns its answer as it came: entries not
+    /// validated, not stored, not delivered (for relays and diagnostics; [`history`]
+    /// (DeliveryService::history) is the checked path). A refusal is a typed error:
+    /// [`Error::HistoryLimit`] or [`Error::NotServed`].
+    pub async fn request_history(&self, peer: PeerId, request: HistoryRequest) -> DirectResult {
+        self.ask(|reply| Command::RequestHistory {
+            peer,
+            request,
             reply,
         })
         .await?
@@ -831,6 +852,19 @@ impl Actor {
                 let _ = reply.send(stats);
             }
             Command::Shutdown { .. } => {}
+            Command::RequestHistory {
+                peer,
+                request,
+                reply,
+            } => {
+                let limit = request.limit;
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .history
+                    .send_request(&peer, request);
+                self.direct.insert(id, (limit, reply));
+            }
             #[cfg(feature = "nat")]
             Command::FindPeer {
                 peer,
@@ -1086,9 +1120,20 @@ impl Actor {
                     request_id,
                     response,
                 } => {
-                    self.history_response(peer, request_id, response);
+                    if let Some((limit, reply)) = self.direct.remove(&request_id) {
+                        let _ = reply.send(direct_result(response, limit));
+                    } else {
+                        self.history_response(peer, request_id, response);
+                    }
                 }
             },
+            request_response::Event::OutboundFailure {
+                request_id, error, ..
+            } if self.direct.contains_key(&request_id) => {
+                if let Some((_, reply)) = self.direct.remove(&request_id) {
+                    let _ = reply.send(Err(Error::Transport(format!("history request: {error}"))));
+                }
+            }
             request_response::Event::OutboundFailure { request_id, .. } => {
                 if let Some(q) = self.requests.remove(&request_id)
                     && let Some(q) = self.queries.get_mut(q)
@@ -1222,6 +1267,20 @@ fn extract<T>(items: &mut Vec<T>, mut f: impl FnMut(&T) -> bool) -> Vec<T> {
     out
 }
 
+/// The answer to [`GossipNode::request_history`]: entries and where the next page starts.
+pub type DirectResult = Result<(Vec<HistoryEntry>, Option<Cursor>), Error>;
+
+fn direct_result(response: HistoryResponse, limit: u32) -> DirectResult {
+    match response {
+        HistoryResponse::Ok { entries, next } => Ok((entries, next)),
+        HistoryResponse::RefusedLimit => Err(Error::HistoryLimit {
+            requested: limit,
+            max: MAX_ENTRIES,
+        }),
+        HistoryResponse::RefusedTopic => Err(Error::NotServed),
+    }
+}
+
 /// The 32-byte Ed25519 public key of a node identity: what the node publishes in ERC-7627
 /// (eth-mls-chain's `Erc7627::publish_peer_key`) so others find its PeerId by account.
 /// `None` for a non-Ed25519 identity.
@@ -1246,6 +1305,36 @@ pub fn peer_id_from_ed25519(key: &[u8; 32]) -> Result<PeerId, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_codec_refuses_garbage_and_oversized_input_with_bounded_reads() {
+        use request_response::Codec;
+        let mut codec = HistoryCodec { max_frame: 1024 };
+        let protocol = StreamProtocol::new(HISTORY_PROTOCOL);
+        let mut garbage = libp2p::futures::io::Cursor::new(vec![0xffu8; 100]);
+        assert!(codec.read_request(&protocol, &mut garbage).await.is_err());
+        // Far more than any request: refused after reading just past the limit.
+        let mut huge = libp2p::futures::io::Cursor::new(vec![1u8; 1 << 20]);
+        assert!(codec.read_request(&protocol, &mut huge).await.is_err());
+        assert!(huge.position() <= (MAX_REQUEST + 1) as u64);
+        let mut garbage = libp2p::futures::io::Cursor::new(vec![1u8, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        assert!(codec.read_response(&protocol, &mut garbage).await.is_err());
+        // A valid request goes through.
+        let topic = Topic::App {
+            chain_id: 1,
+            group: [1; 20],
+        };
+        let req = HistoryRequest {
+            topic,
+            since: Cursor::START,
+            limit: 5,
+        };
+        let mut ok = libp2p::futures::io::Cursor::new(req.encode());
+        assert_eq!(
+            codec.read_request(&protocol, &mut ok).await.expect("valid"),
+            req
+        );
+    }
 
     #[test]
     fn peer_keys_round_trip_to_peer_ids() {

@@ -39,5 +39,6 @@ pub use libp2p;
 
 #[cfg(feature = "gossip")]
 pub use gossip::{
-    GossipConfig, GossipNode, HISTORY_PROTOCOL, NodeStats, ed25519_public_key, peer_id_from_ed25519,
+    DirectResult, GossipConfig, GossipNode, HISTORY_PROTOCOL, NodeStats, ed25519_public_key,
+    peer_id_from_ed25519,
 };

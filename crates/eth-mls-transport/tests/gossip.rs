@@ -428,6 +428,31 @@ async fn publish_waits_for_peers_and_history_is_bounded() {
         chain_id: 1,
         account: [1; 20],
     };
+    // Requests straight to a peer: a huge range and an unknown topic are typed refusals.
+    use eth_mls_transport::wire::HistoryRequest;
+    let ask = |topic, limit| HistoryRequest {
+        topic,
+        since: Cursor::START,
+        limit,
+    };
+    assert!(matches!(
+        b.request_history(a.peer_id(), ask(app(), 100_000)).await,
+        Err(Error::HistoryLimit {
+            requested: 100_000,
+            ..
+        })
+    ));
+    assert!(matches!(
+        b.request_history(a.peer_id(), ask(unknown, 10)).await,
+        Err(Error::NotServed)
+    ));
+    let (entries, next) = b
+        .request_history(a.peer_id(), ask(app(), 10))
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 1);
+    assert_eq!(next, None);
+    assert!(a.stats().await.unwrap().history_served >= 3);
     assert!(
         b.history(&unknown, Cursor::START, 10)
             .await
