@@ -59,9 +59,6 @@ pub const MAX_CHAIN_FRAME: usize = 96 << 10;
 /// Most `eth_getLogs` ranges one history call scans (then it returns a cursor to go on from).
 const MAX_RANGES_PER_HISTORY: usize = 32;
 
-/// Most logs one history call scans for.
-const MAX_HISTORY: u32 = eth_mls_transport::wire::MAX_ENTRIES;
-
 impl Erc7627 {
     /// Publishes the sender's libp2p node key (the 32-byte Ed25519 public key of its PeerId)
     /// under [`key_index::libp2p_peer`]; `valid_before` 0: no expiry.
@@ -239,12 +236,7 @@ impl DeliveryService for ChainChannel {
         limit: u32,
     ) -> Result<HistoryBatch, TError> {
         self.check_chain(topic)?;
-        if limit > MAX_HISTORY {
-            return Err(TError::HistoryLimit {
-                requested: limit,
-                max: MAX_HISTORY,
-            });
-        }
+        eth_mls_transport::wire::check_limit(limit)?;
         let provider = self.chain.provider();
         let head = provider
             .get_block_number()

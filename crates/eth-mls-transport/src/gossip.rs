@@ -683,10 +683,7 @@ impl DeliveryService for GossipNode {
         let rx = self
             .ask(|reply| Command::Subscribe { topic, reply })
             .await??;
-        Ok(Subscription::new(futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
-        )))
+        Ok(Subscription::from_receiver(rx))
     }
 
     /// Asks up to `history_peers` peers for what they stored of `topic` since `since` (minus
@@ -698,12 +695,7 @@ impl DeliveryService for GossipNode {
         since: Cursor,
         limit: u32,
     ) -> Result<HistoryBatch, Error> {
-        if limit > MAX_ENTRIES {
-            return Err(Error::HistoryLimit {
-                requested: limit,
-                max: MAX_ENTRIES,
-            });
-        }
+        crate::wire::check_limit(limit)?;
         let topic = *topic;
         self.ask(|reply| Command::History {
             topic,

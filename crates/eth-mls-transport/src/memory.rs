@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::{
     Cursor, DeliveryService, Envelope, Error, FrameValidator, HistoryBatch, HistoryStore, Limits,
-    MessageId, Origin, Retention, Subscription, Topic, Validator, Verdict, wire::MAX_ENTRIES,
+    MessageId, Origin, Retention, Subscription, Topic, Validator, Verdict,
 };
 
 /// Faults applied to every delivery from one node to another.
@@ -422,10 +422,7 @@ impl DeliveryService for MemoryNode {
         }
         let (tx, rx) = mpsc::unbounded_channel();
         node.subs.entry(*topic).or_default().push(tx);
-        Ok(Subscription::new(futures_util::stream::unfold(
-            rx,
-            |mut rx| async move { rx.recv().await.map(|e| (e, rx)) },
-        )))
+        Ok(Subscription::from_receiver(rx))
     }
 
     /// This node's history merged with that of every node it can reach (as a gossip node asks
@@ -436,12 +433,7 @@ impl DeliveryService for MemoryNode {
         since: Cursor,
         limit: u32,
     ) -> Result<HistoryBatch, Error> {
-        if limit > MAX_ENTRIES {
-            return Err(Error::HistoryLimit {
-                requested: limit,
-                max: MAX_ENTRIES,
-            });
-        }
+        crate::wire::check_limit(limit)?;
         let net = self.net.lock();
         if !net.nodes[self.id].up {
             return Err(Error::Stopped);

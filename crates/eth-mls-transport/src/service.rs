@@ -27,6 +27,15 @@ impl Subscription {
     }
 }
 
+impl Subscription {
+    /// The envelopes sent into `rx`, ending when every sender is gone.
+    pub(crate) fn from_receiver(rx: tokio::sync::mpsc::UnboundedReceiver<Envelope>) -> Self {
+        Subscription::new(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|e| (e, rx))
+        }))
+    }
+}
+
 impl Stream for Subscription {
     type Item = Envelope;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Envelope>> {

@@ -22,6 +22,18 @@ pub const MAX_RESPONSE: usize = 8 << 20;
 pub const MAX_REQUEST: usize = 3 + MAX_TOPIC_LEN + 20;
 const MAX_ORIGIN: usize = 128;
 
+/// `Ok` when a history call may ask for `limit` entries; [`Error::HistoryLimit`] above
+/// [`MAX_ENTRIES`].
+pub fn check_limit(limit: u32) -> Result<(), Error> {
+    if limit > MAX_ENTRIES {
+        return Err(Error::HistoryLimit {
+            requested: limit,
+            max: MAX_ENTRIES,
+        });
+    }
+    Ok(())
+}
+
 /// A request for a topic's history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryRequest {
