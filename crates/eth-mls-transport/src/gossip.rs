@@ -256,6 +256,13 @@ pub(crate) fn gossipsub_config(cfg: &GossipConfig) -> Result<gossipsub::Config, 
         .gossip_lazy(mesh_n)
         .flood_publish(true)
         .duplicate_cache_time(Duration::from_secs(300))
+        // A busy node must not drop queued frames after gossipsub's default 1 s (forwards) or
+        // 5 s (publishes): late is better than lost (history covers what still is).
+        .forward_queue_duration(Duration::from_secs(30))
+        .publish_queue_duration(Duration::from_secs(30))
+        // Gossip (IHAVE/IWANT) covers the last 6 heartbeats (3 s), not 3.
+        .history_length(10)
+        .history_gossip(6)
         .build()
         .map_err(|e| Error::Transport(format!("gossipsub config: {e}")))
 }
