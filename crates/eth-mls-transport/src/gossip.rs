@@ -70,6 +70,9 @@ pub struct GossipConfig {
     /// Relay/store mode: subscribe to every eth-mls topic a peer subscribes to (up to
     /// `max_topics`), forwarding and storing its history, for a long-running node.
     pub relay: bool,
+    /// Addresses others reach this node at, announced to peers (a relay's reservations carry
+    /// them). Empty: none, except that a relay announces where it listens.
+    pub external: Vec<Multiaddr>,
     /// Gossipsub heartbeat.
     pub heartbeat: Duration,
     /// Mesh degree (`mesh_n`); `mesh_n_low` is half of it, `mesh_n_high` twice. Small values
@@ -91,6 +94,7 @@ impl Default for GossipConfig {
             history_timeout: Duration::from_secs(10),
             history_skew: Duration::from_secs(30),
             relay: false,
+            external: Vec::new(),
             heartbeat: Duration::from_millis(500),
             mesh_n: 4,
         }
@@ -529,6 +533,16 @@ impl GossipNode {
                 Ok(_) => {}
                 Err(_) => return Err(Error::Transport("no listen address within 10 s".into())),
             }
+        }
+        // A relay tells the nodes it serves where it can be reached (reservations carry these
+        // addresses); by default, where it listens.
+        let external = if cfg.external.is_empty() && cfg.relay {
+            listen.clone()
+        } else {
+            cfg.external.clone()
+        };
+        for addr in external {
+            swarm.add_external_address(addr);
         }
         for addr in &cfg.bootstrap {
             swarm

@@ -540,3 +540,29 @@ async fn frames_cross_over_quic() {
     })
     .await;
 }
+
+/// With `nat`: a node that cannot be dialled directly listens through a relay node: its
+/// reservation is accepted and its address is the relay's plus `/p2p-circuit`. (Connecting to
+/// it through the circuit is not covered yet: see the transport README.)
+#[cfg(feature = "nat")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_listens_through_a_relay() {
+    use eth_mls_transport::libp2p::multiaddr::Protocol;
+    let cfg = GossipConfig {
+        relay: true,
+        ..GossipConfig::default()
+    };
+    let relay = GossipNode::start(Keypair::generate_ed25519(), cfg, validator())
+        .await
+        .unwrap();
+    let circuit = relay.addresses()[0].clone().with(Protocol::P2pCircuit);
+    let cfg = GossipConfig {
+        listen: vec![circuit],
+        ..GossipConfig::default()
+    };
+    let a = GossipNode::start(Keypair::generate_ed25519(), cfg, validator())
+        .await
+        .expect("a reservation at the relay");
+    let address = a.addresses()[0].clone();
+    assert!(address.to_string().contains("/p2p-circuit/"), "{address}");
+}
