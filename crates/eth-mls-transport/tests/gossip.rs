@@ -462,18 +462,24 @@ async fn publish_waits_for_peers_and_history_is_bounded() {
     );
 }
 
+/// A node in relay/store mode.
+#[cfg(feature = "nat")]
+async fn relay_node() -> GossipNode {
+    let cfg = GossipConfig {
+        relay: true,
+        ..GossipConfig::default()
+    };
+    GossipNode::start(Keypair::generate_ed25519(), cfg, validator())
+        .await
+        .unwrap()
+}
+
 /// With `nat`: a node reaches another by PeerId alone (as read from ERC-7627), through the
 /// DHT served by a relay node both know; an unknown PeerId is a typed error.
 #[cfg(feature = "nat")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_is_found_by_peer_id_through_the_dht() {
-    let cfg = GossipConfig {
-        relay: true,
-        ..GossipConfig::default()
-    };
-    let relay = GossipNode::start(Keypair::generate_ed25519(), cfg, validator())
-        .await
-        .unwrap();
+    let relay = relay_node().await;
     let c = start(
         Keypair::generate_ed25519(),
         vec![relay.addresses()[0].clone()],
@@ -548,13 +554,7 @@ async fn frames_cross_over_quic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_listens_through_a_relay() {
     use eth_mls_transport::libp2p::multiaddr::Protocol;
-    let cfg = GossipConfig {
-        relay: true,
-        ..GossipConfig::default()
-    };
-    let relay = GossipNode::start(Keypair::generate_ed25519(), cfg, validator())
-        .await
-        .unwrap();
+    let relay = relay_node().await;
     let circuit = relay.addresses()[0].clone().with(Protocol::P2pCircuit);
     let cfg = GossipConfig {
         listen: vec![circuit],
