@@ -411,7 +411,6 @@ struct Actor {
     /// History requests made through `GossipNode::request_history`: the limit asked, whom to tell.
     direct: HashMap<OutboundRequestId, (u32, oneshot::Sender<DirectResult>)>,
     stats: NodeStats,
-    bootstrap: Vec<Multiaddr>,
     last_redial: Instant,
     /// Peers being looked up in the DHT, with when to give up.
     #[cfg(feature = "nat")]
@@ -555,7 +554,6 @@ impl GossipNode {
             swarm,
             validator,
             store: HistoryStore::new(cfg.retention),
-            bootstrap: cfg.bootstrap.clone(),
             cfg,
             subs: HashMap::new(),
             pending: Vec::new(),
@@ -1163,12 +1161,13 @@ impl Actor {
         if req.limit > MAX_ENTRIES {
             return HistoryResponse::RefusedLimit;
         }
+        let hash = Self::ident(&req.topic).hash();
         let subscribed = self
             .swarm
             .behaviour()
             .gossipsub
             .topics()
-            .any(|h| h.as_str() == req.topic.to_string());
+            .any(|h| *h == hash);
         if !subscribed && self.store.len(&req.topic) == 0 {
             return HistoryResponse::RefusedTopic;
         }
@@ -1256,11 +1255,11 @@ impl Actor {
         }
         // Reconnect to the bootstrap peers when alone.
         if self.swarm.connected_peers().next().is_none()
-            && !self.bootstrap.is_empty()
+            && !self.cfg.bootstrap.is_empty()
             && self.last_redial.elapsed() > Duration::from_secs(2)
         {
             self.last_redial = Instant::now();
-            for addr in self.bootstrap.clone() {
+            for addr in self.cfg.bootstrap.clone() {
                 let _ = self.swarm.dial(addr);
             }
         }
