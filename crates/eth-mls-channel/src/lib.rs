@@ -47,6 +47,7 @@ mod bundle;
 mod codec;
 mod device;
 mod error;
+pub mod fuzzing;
 mod message;
 pub mod primitives;
 mod secret;
