@@ -132,7 +132,11 @@ impl<B: Backend> Device<B> {
         Self::build(address, identity, signature_seed)
     }
 
-    fn build(address: [u8; 20], identity: KeyPair, signature_seed: Ed448Seed) -> Result<Self, Error> {
+    fn build(
+        address: [u8; 20],
+        identity: KeyPair,
+        signature_seed: Ed448Seed,
+    ) -> Result<Self, Error> {
         let signature_key = sig_public::<B>(&signature_seed)?;
         Ok(Self {
             address,
@@ -174,12 +178,18 @@ impl<B: Backend> Device<B> {
 
     /// Adds a signed prekey with a given id (a test hook, §11; devices use
     /// [`Device::rotate_signed_prekey`]). Ids are never reused.
-    pub fn add_signed_prekey(&mut self, id: u32, expiry: u64, private: X448Secret) -> Result<(), Error> {
+    pub fn add_signed_prekey(
+        &mut self,
+        id: u32,
+        expiry: u64,
+        private: X448Secret,
+    ) -> Result<(), Error> {
         if self.signed_prekeys.iter().any(|s| s.id == id) {
             return Err(Error::IdInUse { kind: "signed", id });
         }
         let pair = KeyPair::from_secret::<B>(private)?;
-        self.signed_prekeys.push(HeldSignedPrekey { id, expiry, pair });
+        self.signed_prekeys
+            .push(HeldSignedPrekey { id, expiry, pair });
         self.signed_prekeys.sort_by_key(|s| s.id);
         self.next_spk_id = self.next_spk_id.max(id.saturating_add(1));
         Ok(())
@@ -235,7 +245,10 @@ impl<B: Backend> Device<B> {
         let mut counter = self.next_opk_id;
         let mut new = Vec::with_capacity(count);
         for _ in 0..count {
-            new.push((next_id(&mut counter, "one-time")?, KeyPair::generate::<B>()?));
+            new.push((
+                next_id(&mut counter, "one-time")?,
+                KeyPair::generate::<B>()?,
+            ));
         }
         self.next_opk_id = counter;
         Ok(new
@@ -254,7 +267,10 @@ impl<B: Backend> Device<B> {
 
     /// Ids and expiries of the signed prekeys held, oldest first.
     pub fn signed_prekeys(&self) -> Vec<(u32, u64)> {
-        self.signed_prekeys.iter().map(|s| (s.id, s.expiry)).collect()
+        self.signed_prekeys
+            .iter()
+            .map(|s| (s.id, s.expiry))
+            .collect()
     }
 
     /// This device's bundle: the current (newest) signed prekey and up to
@@ -491,7 +507,11 @@ impl<B: Backend> Device<B> {
             + 4
             + self.used_one_time_prekeys.len() * 4
             + 4
-            + self.sessions.values().map(Session::encoded_len).sum::<usize>();
+            + self
+                .sessions
+                .values()
+                .map(Session::encoded_len)
+                .sum::<usize>();
         let mut w = Writer::with_capacity(len);
         w.u16(DEVICE_STATE_VERSION);
         w.bytes(&self.address);

@@ -87,10 +87,18 @@ pub fn fixture() -> &'static Fixture {
 /// same bytes (the encoding is canonical).
 pub fn decode(data: &[u8]) {
     if let Ok(m) = ChannelMessage::decode(data) {
-        assert_eq!(m.encode().ok().as_deref(), Some(data), "re-encoding differs");
+        assert_eq!(
+            m.encode().ok().as_deref(),
+            Some(data),
+            "re-encoding differs"
+        );
     }
     if let Ok(b) = PrekeyBundle::decode(data) {
-        assert_eq!(b.encode().ok().as_deref(), Some(data), "bundle re-encoding differs");
+        assert_eq!(
+            b.encode().ok().as_deref(),
+            Some(data),
+            "bundle re-encoding differs"
+        );
     }
 }
 
@@ -117,7 +125,10 @@ pub fn decrypt(data: &[u8]) -> usize {
                 let after = dev.to_bytes();
                 let again = dev.receive(input, NOW);
                 assert!(again.is_err(), "a message decrypted twice");
-                assert!(dev.to_bytes() == after, "a rejected duplicate changed the device");
+                assert!(
+                    dev.to_bytes() == after,
+                    "a rejected duplicate changed the device"
+                );
             }
         }
     }

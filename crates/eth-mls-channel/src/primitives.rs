@@ -89,6 +89,12 @@ pub trait KeySource: Send {
 /// Private keys from the backend's random generator (the operating system's CSPRNG).
 pub struct OsKeySource<B>(PhantomData<fn() -> B>);
 
+impl<B: Backend> std::fmt::Debug for OsKeySource<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "OsKeySource<{}>", B::NAME)
+    }
+}
+
 impl<B> Default for OsKeySource<B> {
     fn default() -> Self {
         Self(PhantomData)
@@ -102,9 +108,15 @@ impl<B: Backend> KeySource for OsKeySource<B> {
 }
 
 /// A fixed list of private keys, handed out in order (a test hook, §11). Fails with
-/// [`Error::KeySource`] once empty.
+/// [`Error::KeySource`] once empty. `Debug` shows how many are left.
 #[derive(Default)]
 pub struct ScriptedKeys(VecDeque<X448Secret>);
+
+impl std::fmt::Debug for ScriptedKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ScriptedKeys {{ remaining: {} }}", self.0.len())
+    }
+}
 
 impl ScriptedKeys {
     /// A source that hands out `keys` in order.
@@ -132,8 +144,8 @@ pub fn dh<B: Backend>(k: &X448Secret, p: &[u8; 56]) -> Result<Secret<56>, Error>
         CryptoError::InvalidPublicKey => Error::ZeroDh,
         e => Error::Crypto(e),
     })?;
-    let out = Secret::<56>::from_slice(out.expose())
-        .ok_or(Error::Crypto(CryptoError::InvalidLength))?;
+    let out =
+        Secret::<56>::from_slice(out.expose()).ok_or(Error::Crypto(CryptoError::InvalidLength))?;
     if out.expose().iter().all(|b| *b == 0) {
         return Err(Error::ZeroDh);
     }
@@ -185,7 +197,13 @@ pub fn msg_keys<B: Backend>(mk: &Key64) -> Result<Secret<44>, Error> {
 pub fn seal<B: Backend>(mk: &Key64, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, Error> {
     let keys = msg_keys::<B>(mk)?;
     let k = keys.expose();
-    Ok(B::aead_seal(AeadAlg::Aes256Gcm, &k[..32], &k[32..], aad, plaintext)?)
+    Ok(B::aead_seal(
+        AeadAlg::Aes256Gcm,
+        &k[..32],
+        &k[32..],
+        aad,
+        plaintext,
+    )?)
 }
 
 /// AEAD-Open with the key and nonce of `mk`; any failure is `AEAD_FAILURE`.
@@ -211,9 +229,7 @@ pub(crate) fn verify<B: Backend>(public: &[u8; 57], message: &[u8], sig: &[u8; 1
 /// The Ed448 public key of a seed.
 pub(crate) fn sig_public<B: Backend>(seed: &Secret<57>) -> Result<[u8; 57], Error> {
     let pk = B::sig_public(SigAlg::Ed448, seed.expose())?;
-    <[u8; 57]>::try_from(pk.as_slice()).map_err(|_| Error::InvalidKey {
-        what: "Ed448 seed",
-    })
+    <[u8; 57]>::try_from(pk.as_slice()).map_err(|_| Error::InvalidKey { what: "Ed448 seed" })
 }
 
 /// SHA-512.

@@ -11,9 +11,7 @@ use crate::primitives::{
     Hex, KeyPair, KeySource, ZERO64, dh, hkdf, kdf_ck, kdf_ck_next, kdf_rk, open, seal, sha512,
 };
 use crate::secret::{Key64, Secret};
-use crate::{
-    Error, LABEL_SID, LABEL_X3DH, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_PER_CHAIN,
-};
+use crate::{Error, LABEL_SID, LABEL_X3DH, MAX_RECEIVING_CHAINS, MAX_SKIP, MAX_SKIPPED_PER_CHAIN};
 
 /// Version of the encoding of [`Session::to_bytes`].
 pub const SESSION_STATE_VERSION: u16 = 1;
@@ -29,7 +27,9 @@ pub fn session_id<B: Backend>(
 ) -> Result<[u8; 32], Error> {
     let h = sha512::<B>(&[LABEL_SID, ik_a, ik_b, ek_a].concat())?;
     let mut out = [0u8; 32];
-    out.copy_from_slice(h.get(..32).ok_or(Error::State { what: "hash length" })?);
+    out.copy_from_slice(h.get(..32).ok_or(Error::State {
+        what: "hash length",
+    })?);
     Ok(out)
 }
 
@@ -79,10 +79,7 @@ pub struct X3dhPublic<'a> {
 }
 
 /// SK, AD and session_id from the DH outputs (§6.1 step 3).
-fn x3dh_derive<B: Backend>(
-    dhs: &[Secret<56>],
-    p: &X3dhPublic<'_>,
-) -> Result<X3dh, Error> {
+fn x3dh_derive<B: Backend>(dhs: &[Secret<56>], p: &X3dhPublic<'_>) -> Result<X3dh, Error> {
     let mut ikm = Zeroizing::new(Vec::with_capacity(57 + 56 * 4));
     ikm.extend_from_slice(&[0xFF; 57]);
     for d in dhs {
@@ -192,8 +189,9 @@ impl std::fmt::Debug for Session {
 }
 
 /// A view of a session's state in the terms of §7.1, as the test vectors' `state_after`
-/// lists it. It holds copies of secrets (wiped on drop): for tests and diagnostics only.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// lists it. It holds copies of secrets (wiped on drop; redacted in `Debug`): for tests and
+/// diagnostics only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct SessionSnapshot {
     /// `RK`.
     pub root_key: Secret<64>,
@@ -209,8 +207,32 @@ pub struct SessionSnapshot {
     pub receiving_chains: Vec<ChainSnapshot>,
 }
 
+impl std::fmt::Debug for SessionSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSnapshot")
+            .field("root_key", &self.root_key)
+            .field("sending_ratchet_key", &Hex(&self.sending_ratchet_key))
+            .field("sending_chain_key", &self.sending_chain_key)
+            .field("ns", &self.ns)
+            .field("pn", &self.pn)
+            .field("receiving_chains", &self.receiving_chains)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for ChainSnapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainSnapshot")
+            .field("ratchet_key", &Hex(&self.ratchet_key))
+            .field("chain_key", &self.chain_key)
+            .field("next_n", &self.next_n)
+            .field("skipped", &self.skipped)
+            .finish()
+    }
+}
+
 /// One receiving chain of a [`SessionSnapshot`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChainSnapshot {
     /// The peer's ratchet public key.
     pub ratchet_key: [u8; 56],
@@ -349,7 +371,10 @@ impl Session {
     }
 
     /// [`Session::encrypt`], returning the structure rather than its bytes.
-    pub fn encrypt_message<B: Backend>(&mut self, plaintext: &[u8]) -> Result<ChannelMessage, Error> {
+    pub fn encrypt_message<B: Backend>(
+        &mut self,
+        plaintext: &[u8],
+    ) -> Result<ChannelMessage, Error> {
         if plaintext.len() > crate::message::MAX_CIPHERTEXT - crate::message::TAG_LEN {
             return Err(Error::TooLarge {
                 len: plaintext.len(),

@@ -71,7 +71,9 @@ fn fixture_corpus() {
         // Every byte once, and every bit of the headers and the tag.
         // A prekey message for an existing session is routed by (IK_A, EK_A) alone: its
         // sender and prekey ids are not re-checked (§9 step 3), so flips there may decrypt.
-        let routing_only = |bit: usize| m[2] == 1 && ((3..23).contains(&(bit / 8)) || (135..144).contains(&(bit / 8)));
+        let routing_only = |bit: usize| {
+            m[2] == 1 && ((3..23).contains(&(bit / 8)) || (135..144).contains(&(bit / 8)))
+        };
         for (bit, c) in (0..m.len() * 8).step_by(11).zip(flips(m, 11)) {
             decode(&c);
             // Any other flipped bit is caught (decoding, routing or the tag).

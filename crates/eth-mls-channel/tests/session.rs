@@ -50,7 +50,10 @@ fn code(r: Result<impl Sized, Error>) -> Option<ErrorCode> {
 fn reject<B: Backend>(d: &mut Device<B>, bytes: &[u8], want: ErrorCode) {
     let before = d.to_bytes();
     assert_eq!(code(d.receive(bytes, NOW)), Some(want));
-    assert!(d.to_bytes() == before, "a rejected message changed the device");
+    assert!(
+        d.to_bytes() == before,
+        "a rejected message changed the device"
+    );
 }
 
 fn round_trips<B: Backend>() {
@@ -62,7 +65,10 @@ fn round_trips<B: Backend>() {
         let text = vec![round as u8; size];
         for _ in 0..(round % 3 + 1) {
             let m = alice.encrypt(&sid, &text).unwrap();
-            assert!(matches!(ChannelMessage::decode(&m).unwrap(), ChannelMessage::Normal(_)));
+            assert!(matches!(
+                ChannelMessage::decode(&m).unwrap(),
+                ChannelMessage::Normal(_)
+            ));
             let got = bob.receive(&m, NOW).unwrap();
             assert_eq!(got.plaintext, text);
             assert_eq!(got.peer_address, [0xaa; 20]);
@@ -86,9 +92,7 @@ fn early_messages_are_prekey_messages<B: Backend>() {
     let sid = alice
         .initiate(&bundle_of(&bob, 1), OneTimePrekeyChoice::Random)
         .unwrap();
-    let early: Vec<_> = (0..3)
-        .map(|i| alice.encrypt(&sid, &[i]).unwrap())
-        .collect();
+    let early: Vec<_> = (0..3).map(|i| alice.encrypt(&sid, &[i]).unwrap()).collect();
     for m in &early {
         let ChannelMessage::Prekey(p) = ChannelMessage::decode(m).unwrap() else {
             panic!("early messages are prekey messages");
@@ -106,13 +110,18 @@ fn early_messages_are_prekey_messages<B: Backend>() {
     let r = bob.encrypt(&sid, b"reply").unwrap();
     alice.receive(&r, NOW).unwrap();
     let later = alice.encrypt(&sid, b"normal").unwrap();
-    assert!(matches!(ChannelMessage::decode(&later).unwrap(), ChannelMessage::Normal(_)));
+    assert!(matches!(
+        ChannelMessage::decode(&later).unwrap(),
+        ChannelMessage::Normal(_)
+    ));
     assert_eq!(bob.receive(&later, NOW).unwrap().plaintext, b"normal");
 }
 
 fn out_of_order_and_duplicates<B: Backend>() {
     let (mut alice, mut bob, sid) = established::<B>();
-    let batch: Vec<_> = (0..30u8).map(|i| alice.encrypt(&sid, &[i]).unwrap()).collect();
+    let batch: Vec<_> = (0..30u8)
+        .map(|i| alice.encrypt(&sid, &[i]).unwrap())
+        .collect();
     // Deliver in a scrambled order, each twice.
     let order: Vec<usize> = (0..30).map(|i| (i * 17 + 5) % 30).collect();
     for &i in &order {
@@ -120,7 +129,9 @@ fn out_of_order_and_duplicates<B: Backend>() {
         reject(&mut bob, &batch[i], ErrorCode::Duplicate);
     }
     // Messages across a turn: Alice's old-chain messages arrive after her new chain's.
-    let old: Vec<_> = (0..3u8).map(|i| alice.encrypt(&sid, &[100 + i]).unwrap()).collect();
+    let old: Vec<_> = (0..3u8)
+        .map(|i| alice.encrypt(&sid, &[100 + i]).unwrap())
+        .collect();
     let r = bob.encrypt(&sid, b"turn").unwrap();
     alice.receive(&r, NOW).unwrap();
     let new = alice.encrypt(&sid, b"new chain").unwrap();
@@ -177,7 +188,9 @@ fn forward_secrecy<B: Backend>() {
     bob.receive(&first, NOW).unwrap();
     let r = bob.encrypt(&sid, b"reply").unwrap();
     alice.receive(&r, NOW).unwrap();
-    let sent: Vec<_> = (0..3u8).map(|i| alice.encrypt(&sid, &[i]).unwrap()).collect();
+    let sent: Vec<_> = (0..3u8)
+        .map(|i| alice.encrypt(&sid, &[i]).unwrap())
+        .collect();
     for m in &sent {
         bob.receive(m, NOW).unwrap();
     }
@@ -201,7 +214,10 @@ fn post_compromise_security<B: Backend>() {
     let mut stolen = Device::<B>::from_bytes(&alice.to_bytes()).unwrap();
     // Bob writes in his current chain: the copy reads it (no ratchet step yet).
     let same_chain = bob.encrypt(&sid, b"same chain").unwrap();
-    assert_eq!(stolen.receive(&same_chain, NOW).unwrap().plaintext, b"same chain");
+    assert_eq!(
+        stolen.receive(&same_chain, NOW).unwrap().plaintext,
+        b"same chain"
+    );
     alice.receive(&same_chain, NOW).unwrap();
     // Two turns: Alice's next DH ratchet step (a key the copy never had) reaches Bob.
     let a1 = alice.encrypt(&sid, b"a1").unwrap();
@@ -235,7 +251,13 @@ fn one_time_prekeys_are_used_once<B: Backend>() {
     assert!(bob.remove_session(&s1));
     reject(&mut bob, &m1, ErrorCode::OpkReused);
     // A new bundle no longer lists it; an id never issued is UNKNOWN_OPK.
-    assert!(bob.bundle(NOW, 10).unwrap().one_time_prekeys.iter().all(|k| k.id != 2));
+    assert!(
+        bob.bundle(NOW, 10)
+            .unwrap()
+            .one_time_prekeys
+            .iter()
+            .all(|k| k.id != 2)
+    );
     let mut forged = ChannelMessage::decode(&m2).unwrap();
     if let ChannelMessage::Prekey(p) = &mut forged {
         p.one_time_prekey_id = Some(999);
@@ -266,7 +288,9 @@ fn prekey_batches_and_rotation<B: Backend>() {
         Some(ErrorCode::SpkExpired)
     );
     let mut alice = device::<B>(0xaa);
-    let sid = alice.initiate(&verified, OneTimePrekeyChoice::None).unwrap();
+    let sid = alice
+        .initiate(&verified, OneTimePrekeyChoice::None)
+        .unwrap();
     let late = alice.encrypt(&sid, b"late").unwrap();
     // Bob rotates; the old key stays for its grace period.
     let spk2 = bob.rotate_signed_prekey(NOW + 6 * DAY, 7 * DAY).unwrap();
@@ -274,7 +298,10 @@ fn prekey_batches_and_rotation<B: Backend>() {
     assert_eq!(bob.bundle(NOW + 6 * DAY, 0).unwrap().signed_prekey.id, spk2);
     let grace_end = NOW + 7 * DAY + eth_mls_channel::SPK_GRACE;
     let mut copy = Device::<B>::from_bytes(&bob.to_bytes()).unwrap();
-    assert_eq!(copy.receive(&late, grace_end - 1).unwrap().plaintext, b"late");
+    assert_eq!(
+        copy.receive(&late, grace_end - 1).unwrap().plaintext,
+        b"late"
+    );
     reject_at(&mut bob, &late, grace_end, ErrorCode::SpkExpired);
     // Past the grace period the old private key is deleted.
     bob.prune(grace_end);
@@ -295,7 +322,9 @@ fn reject_at<B: Backend>(d: &mut Device<B>, bytes: &[u8], now: u64, want: ErrorC
 
 fn state_survives_restart<B: Backend>() {
     let (mut alice, mut bob, sid) = established::<B>();
-    let pending: Vec<_> = (0..5u8).map(|i| alice.encrypt(&sid, &[i]).unwrap()).collect();
+    let pending: Vec<_> = (0..5u8)
+        .map(|i| alice.encrypt(&sid, &[i]).unwrap())
+        .collect();
     bob.receive(&pending[4], NOW).unwrap();
     // Bob restarts from his stored bytes: skipped keys, chains and prekeys come back.
     let saved = bob.to_bytes();
@@ -323,7 +352,10 @@ fn state_survives_restart<B: Backend>() {
     );
     let mut longer = saved.to_vec();
     longer.push(0);
-    assert!(matches!(Device::<B>::from_bytes(&longer), Err(Error::State { .. })));
+    assert!(matches!(
+        Device::<B>::from_bytes(&longer),
+        Err(Error::State { .. })
+    ));
 }
 
 macro_rules! suite {
@@ -374,7 +406,10 @@ fn across_backends() {
     let b = bob.bundle(NOW, 2).unwrap().encode().unwrap();
     let mut alice = device::<RustCrypto>(0xaa);
     let sid = alice
-        .initiate(&PrekeyBundle::validate::<RustCrypto>(&b, NOW).unwrap(), OneTimePrekeyChoice::Random)
+        .initiate(
+            &PrekeyBundle::validate::<RustCrypto>(&b, NOW).unwrap(),
+            OneTimePrekeyChoice::Random,
+        )
         .unwrap();
     for i in 0..10u8 {
         let m = alice.encrypt(&sid, &[i]).unwrap();

@@ -24,7 +24,9 @@ fn arr<const N: usize>(v: &Value, key: &str) -> [u8; N] {
 fn code(r: Result<impl Sized, Error>) -> String {
     match r {
         Ok(_) => "success".into(),
-        Err(e) => e.code().map_or_else(|| format!("{e:?}"), |c| c.as_str().to_string()),
+        Err(e) => e
+            .code()
+            .map_or_else(|| format!("{e:?}"), |c| c.as_str().to_string()),
     }
 }
 
@@ -39,11 +41,17 @@ fn x3dh<B: Backend>() {
         let check = || -> Result<(), String> {
             let ik_a = KeyPair::from_secret::<B>(Secret::new(arr(a, "identity_private"))).unwrap();
             let ek = KeyPair::from_secret::<B>(Secret::new(arr(a, "ephemeral_private"))).unwrap();
-            if ik_a.public() != &arr(a, "identity_public") || ek.public() != &arr(a, "ephemeral_public") {
+            if ik_a.public() != &arr(a, "identity_public")
+                || ek.public() != &arr(a, "ephemeral_public")
+            {
                 return Err("public keys".into());
             }
-            let (ik_b, spk_b) = (arr::<56>(b, "identity_public"), arr::<56>(b, "signed_prekey_public"));
-            let opk_b = (!b["one_time_prekey_public"].is_null()).then(|| arr::<56>(b, "one_time_prekey_public"));
+            let (ik_b, spk_b) = (
+                arr::<56>(b, "identity_public"),
+                arr::<56>(b, "signed_prekey_public"),
+            );
+            let opk_b = (!b["one_time_prekey_public"].is_null())
+                .then(|| arr::<56>(b, "one_time_prekey_public"));
             let (addr_a, addr_b) = (arr::<20>(a, "address"), arr::<20>(b, "address"));
             let p = X3dhPublic {
                 ik_a: ik_a.public(),
@@ -55,12 +63,17 @@ fn x3dh<B: Backend>() {
             let init = x3dh_initiator::<B>(&ik_a, &ek, &spk_b, opk_b.as_ref(), &p);
             if let Some(err) = v["error"].as_str() {
                 let got = code(init);
-                return if got == err { Ok(()) } else { Err(format!("initiator: {got}, want {err}")) };
+                return if got == err {
+                    Ok(())
+                } else {
+                    Err(format!("initiator: {got}, want {err}"))
+                };
             }
             let init = init.map_err(|e| format!("initiator: {e}"))?;
             // The DH outputs, one by one.
             let ikb = KeyPair::from_secret::<B>(Secret::new(arr(b, "identity_private"))).unwrap();
-            let spk = KeyPair::from_secret::<B>(Secret::new(arr(b, "signed_prekey_private"))).unwrap();
+            let spk =
+                KeyPair::from_secret::<B>(Secret::new(arr(b, "signed_prekey_private"))).unwrap();
             let opk = (!b["one_time_prekey_private"].is_null()).then(|| {
                 KeyPair::from_secret::<B>(Secret::new(arr(b, "one_time_prekey_private"))).unwrap()
             });
@@ -86,9 +99,13 @@ fn x3dh<B: Backend>() {
             if ikm != hx(v, "ikm") {
                 return Err("ikm".into());
             }
-            let resp = x3dh_responder::<B>(&ikb, &spk, opk.as_ref(), &p).map_err(|e| format!("responder: {e}"))?;
+            let resp = x3dh_responder::<B>(&ikb, &spk, opk.as_ref(), &p)
+                .map_err(|e| format!("responder: {e}"))?;
             for (who, x) in [("initiator", &init), ("responder", &resp)] {
-                if x.sk().expose()[..] != hx(v, "sk")[..] || x.ad()[..] != hx(v, "ad")[..] || x.session_id()[..] != hx(v, "session_id")[..] {
+                if x.sk().expose()[..] != hx(v, "sk")[..]
+                    || x.ad()[..] != hx(v, "ad")[..]
+                    || x.session_id()[..] != hx(v, "session_id")[..]
+                {
                     return Err(format!("{who}: sk/ad/session_id"));
                 }
             }
@@ -97,8 +114,16 @@ fn x3dh<B: Backend>() {
         t.record("vectors", name, check());
     }
     let any = Secret::new(arr(&j["vectors"][0]["alice"], "identity_private"));
-    for (i, k) in j["low_order_public_keys"].as_array().unwrap().iter().enumerate() {
-        let k: [u8; 56] = hex::decode(k.as_str().unwrap()).unwrap().try_into().unwrap();
+    for (i, k) in j["low_order_public_keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
+        let k: [u8; 56] = hex::decode(k.as_str().unwrap())
+            .unwrap()
+            .try_into()
+            .unwrap();
         let got = code(dh::<B>(&any, &k));
         let r = if got == "ZERO_DH" { Ok(()) } else { Err(got) };
         t.record("low_order_public_keys", &i.to_string(), r);
@@ -120,9 +145,15 @@ fn kdf<B: Backend>() {
             &Secret::from_slice(&hx(v, "dh_output")).unwrap(),
         )
         .unwrap();
-        let ok = chained && nrk.expose()[..] == hx(v, "new_root_key")[..] && ck.expose()[..] == hx(v, "chain_key")[..];
+        let ok = chained
+            && nrk.expose()[..] == hx(v, "new_root_key")[..]
+            && ck.expose()[..] == hx(v, "chain_key")[..];
         prev = Some(nrk.expose().to_vec());
-        t.record("root", &i.to_string(), if ok { Ok(()) } else { Err("KDF_RK".into()) });
+        t.record(
+            "root",
+            &i.to_string(),
+            if ok { Ok(()) } else { Err("KDF_RK".into()) },
+        );
     }
     for (i, c) in j["chain"].as_array().unwrap().iter().enumerate() {
         let mut ck = Secret::<64>::from_slice(&hx(c, "initial_chain_key")).unwrap();
@@ -136,7 +167,15 @@ fn kdf<B: Backend>() {
                 && keys.expose()[..32] == hx(s, "aead_key")[..]
                 && keys.expose()[32..] == hx(s, "aead_nonce")[..];
             ck = next;
-            t.record("chain", &format!("{i}/{}", s["n"]), if ok { Ok(()) } else { Err("KDF_CK / MSG_KEYS".into()) });
+            t.record(
+                "chain",
+                &format!("{i}/{}", s["n"]),
+                if ok {
+                    Ok(())
+                } else {
+                    Err("KDF_CK / MSG_KEYS".into())
+                },
+            );
         }
     }
     for (i, v) in j["aead"].as_array().unwrap().iter().enumerate() {
@@ -157,11 +196,28 @@ fn kdf<B: Backend>() {
             && keys.expose()[32..] == hx(v, "aead_nonce")[..]
             && ct == hx(v, "ciphertext")
             && open::<B>(&mk, &ct, &aad).unwrap() == hx(v, "plaintext");
-        t.record("aead", &i.to_string(), if ok { Ok(()) } else { Err("AEAD".into()) });
+        t.record(
+            "aead",
+            &i.to_string(),
+            if ok { Ok(()) } else { Err("AEAD".into()) },
+        );
     }
     for (i, v) in j["session_id"].as_array().unwrap().iter().enumerate() {
-        let got = session_id::<B>(&arr(v, "identity_key_a"), &arr(v, "identity_key_b"), &arr(v, "ephemeral_key_a")).unwrap();
-        t.record("session_id", &i.to_string(), if got[..] == hx(v, "session_id")[..] { Ok(()) } else { Err("session_id".into()) });
+        let got = session_id::<B>(
+            &arr(v, "identity_key_a"),
+            &arr(v, "identity_key_b"),
+            &arr(v, "ephemeral_key_a"),
+        )
+        .unwrap();
+        t.record(
+            "session_id",
+            &i.to_string(),
+            if got[..] == hx(v, "session_id")[..] {
+                Ok(())
+            } else {
+                Err("session_id".into())
+            },
+        );
     }
     let _ = primitives::ZERO64;
     t.finish();
@@ -182,7 +238,11 @@ fn bundle<B: Backend>() {
             if v["valid"].as_bool() != Some(true) {
                 let want = v["error"].as_str().unwrap();
                 let got = code(result);
-                return if got == want { Ok(()) } else { Err(format!("{got}, want {want}")) };
+                return if got == want {
+                    Ok(())
+                } else {
+                    Err(format!("{got}, want {want}"))
+                };
             }
             let verified = result.map_err(|e| format!("rejected: {e}"))?;
             let b = verified.bundle();
@@ -217,13 +277,24 @@ fn bundle<B: Backend>() {
                 Secret::new(arr(keys, "signature_private")),
             )
             .unwrap();
-            dev.add_signed_prekey(b.signed_prekey.id, b.signed_prekey.expiry, Secret::new(arr(keys, "signed_prekey_private")))
-                .unwrap();
+            dev.add_signed_prekey(
+                b.signed_prekey.id,
+                b.signed_prekey.expiry,
+                Secret::new(arr(keys, "signed_prekey_private")),
+            )
+            .unwrap();
             for k in &b.one_time_prekeys {
-                dev.add_one_time_prekey(k.id, Secret::new(arr(&keys["one_time_prekey_privates"], &k.id.to_string())))
-                    .unwrap();
+                dev.add_one_time_prekey(
+                    k.id,
+                    Secret::new(arr(&keys["one_time_prekey_privates"], &k.id.to_string())),
+                )
+                .unwrap();
             }
-            let again = dev.bundle(now, b.one_time_prekeys.len()).unwrap().encode().unwrap();
+            let again = dev
+                .bundle(now, b.one_time_prekeys.len())
+                .unwrap()
+                .encode()
+                .unwrap();
             if again != bytes {
                 return Err("bundle re-created from the keys differs".into());
             }
@@ -246,11 +317,16 @@ fn conversation<B: Backend>(c: &Value) -> Result<usize, String> {
     if bob.bundle(now, all_opks).unwrap().encode().unwrap() != bundle_bytes {
         return Err("the bundle is not re-created from Bob's keys".into());
     }
-    let bundle = PrekeyBundle::validate::<B>(&bundle_bytes, now).map_err(|e| format!("bundle: {e}"))?;
+    let bundle =
+        PrekeyBundle::validate::<B>(&bundle_bytes, now).map_err(|e| format!("bundle: {e}"))?;
     let choice = c["one_time_prekey_id"]
         .as_u64()
-        .map_or(OneTimePrekeyChoice::None, |id| OneTimePrekeyChoice::Id(id as u32));
-    let sid = alice.initiate(&bundle, choice).map_err(|e| format!("initiate: {e}"))?;
+        .map_or(OneTimePrekeyChoice::None, |id| {
+            OneTimePrekeyChoice::Id(id as u32)
+        });
+    let sid = alice
+        .initiate(&bundle, choice)
+        .map_err(|e| format!("initiate: {e}"))?;
     let x = &c["x3dh"];
     let session = alice.session(&sid).unwrap();
     if sid[..] != hx(x, "session_id")[..] || session.associated_data()[..] != hx(x, "ad")[..] {
@@ -259,14 +335,21 @@ fn conversation<B: Backend>(c: &Value) -> Result<usize, String> {
     let mut sent: HashMap<String, Vec<u8>> = HashMap::new();
     let mut checked = 0;
     for (i, e) in c["events"].as_array().unwrap().iter().enumerate() {
-        let at = |what: String| format!("event {i} ({} {} {}): {what}", e["op"], e["party"], e["label"]);
+        let at = |what: String| {
+            format!(
+                "event {i} ({} {} {}): {what}",
+                e["op"], e["party"], e["label"]
+            )
+        };
         let (dev, draws) = match e["party"].as_str().unwrap() {
             "alice" => (&mut alice, &alice_draws),
             _ => (&mut bob, &bob_draws),
         };
         match e["op"].as_str().unwrap() {
             "send" => {
-                let bytes = dev.encrypt(&sid, &hx(e, "plaintext")).map_err(|err| at(format!("{err}")))?;
+                let bytes = dev
+                    .encrypt(&sid, &hx(e, "plaintext"))
+                    .map_err(|err| at(format!("{err}")))?;
                 if bytes != hx(e, "message") {
                     return Err(at("message bytes differ".into()));
                 }
@@ -324,7 +407,11 @@ fn session<B: Backend>() {
     let j = load("session.json");
     let mut t = Tally::new::<B>("session.json");
     for c in j["conversations"].as_array().unwrap() {
-        t.record("conversations", c["name"].as_str().unwrap(), conversation::<B>(c).map(|_| ()));
+        t.record(
+            "conversations",
+            c["name"].as_str().unwrap(),
+            conversation::<B>(c).map(|_| ()),
+        );
     }
     t.finish();
 }
@@ -333,8 +420,14 @@ fn negative<B: Backend>() {
     let j = load("negative.json");
     let p = &j["parameters"];
     assert_eq!(p["max_skip"].as_u64(), Some(eth_mls_channel::MAX_SKIP));
-    assert_eq!(p["max_skipped_keys_per_chain"].as_u64(), Some(eth_mls_channel::MAX_SKIPPED_PER_CHAIN as u64));
-    assert_eq!(p["max_receiving_chains"].as_u64(), Some(eth_mls_channel::MAX_RECEIVING_CHAINS as u64));
+    assert_eq!(
+        p["max_skipped_keys_per_chain"].as_u64(),
+        Some(eth_mls_channel::MAX_SKIPPED_PER_CHAIN as u64)
+    );
+    assert_eq!(
+        p["max_receiving_chains"].as_u64(),
+        Some(eth_mls_channel::MAX_RECEIVING_CHAINS as u64)
+    );
     assert_eq!(p["spk_grace"].as_u64(), Some(eth_mls_channel::SPK_GRACE));
     let mut t = Tally::new::<B>("negative.json");
     for v in j["decode"].as_array().unwrap() {
@@ -383,7 +476,13 @@ fn negative<B: Backend>() {
                     }
                 }
             }
-            for (i, then) in v["then"].as_array().map(Vec::as_slice).unwrap_or(&[]).iter().enumerate() {
+            for (i, then) in v["then"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .enumerate()
+            {
                 let got = bob
                     .receive(&hx(then, "message"), then["now"].as_u64().unwrap())
                     .map_err(|e| format!("then {i}: {e}"))?;
@@ -396,7 +495,11 @@ fn negative<B: Backend>() {
         t.record("responder", v["name"].as_str().unwrap(), check());
     }
     for c in j["conversations"].as_array().unwrap() {
-        t.record("conversations", c["name"].as_str().unwrap(), conversation::<B>(c).map(|_| ()));
+        t.record(
+            "conversations",
+            c["name"].as_str().unwrap(),
+            conversation::<B>(c).map(|_| ()),
+        );
     }
     t.finish();
 }

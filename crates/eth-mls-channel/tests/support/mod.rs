@@ -7,14 +7,19 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use eth_mls_channel::{Backend, Device, Error, KeySource, ScriptedKeys, Secret, SessionSnapshot, X448Secret};
+use eth_mls_channel::{
+    Backend, Device, Error, KeySource, ScriptedKeys, Secret, SessionSnapshot, X448Secret,
+};
 use serde_json::Value;
 
 /// The vectors directory: `CHANNEL_TEST_VECTORS`, else `../shared/testdata/channel-vectors`
 /// beside the repository.
 pub fn vectors_dir() -> PathBuf {
     let dir = std::env::var_os("CHANNEL_TEST_VECTORS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/channel-vectors"),
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/testdata/channel-vectors")
+        },
         PathBuf::from,
     );
     assert!(
@@ -33,7 +38,9 @@ pub fn load(file: &str) -> Value {
 }
 
 pub fn hx(v: &Value, key: &str) -> Vec<u8> {
-    let s = v[key].as_str().unwrap_or_else(|| panic!("field {key} missing"));
+    let s = v[key]
+        .as_str()
+        .unwrap_or_else(|| panic!("field {key} missing"));
     hex::decode(s).unwrap_or_else(|e| panic!("field {key}: {e}"))
 }
 
@@ -98,8 +105,12 @@ pub fn device<B: Backend>(p: &Value) -> (Device<B>, Draws) {
 pub fn bob_device<B: Backend>(p: &Value) -> (Device<B>, Draws) {
     let (mut d, draws) = device::<B>(p);
     for s in p["signed_prekeys"].as_array().unwrap() {
-        d.add_signed_prekey(s["id"].as_u64().unwrap() as u32, s["expiry"].as_u64().unwrap(), secret(s, "private"))
-            .unwrap();
+        d.add_signed_prekey(
+            s["id"].as_u64().unwrap() as u32,
+            s["expiry"].as_u64().unwrap(),
+            secret(s, "private"),
+        )
+        .unwrap();
     }
     for o in p["one_time_prekeys"].as_array().unwrap() {
         d.add_one_time_prekey(o["id"].as_u64().unwrap() as u32, secret(o, "private"))
@@ -133,10 +144,19 @@ pub fn snapshot_matches(s: &SessionSnapshot, v: &Value) -> Result<(), String> {
     }
     let chains = v["receiving_chains"].as_array().unwrap();
     if chains.len() != s.receiving_chains.len() {
-        bad.push(format!("{} receiving chains, want {}", s.receiving_chains.len(), chains.len()));
+        bad.push(format!(
+            "{} receiving chains, want {}",
+            s.receiving_chains.len(),
+            chains.len()
+        ));
     } else {
         for (i, (c, w)) in s.receiving_chains.iter().zip(chains).enumerate() {
-            let skipped: Vec<u64> = w["skipped"].as_array().unwrap().iter().map(|n| n.as_u64().unwrap()).collect();
+            let skipped: Vec<u64> = w["skipped"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n.as_u64().unwrap())
+                .collect();
             let ok = c.ratchet_key[..] == hx(w, "ratchet_key")[..]
                 && opt(&c.chain_key, "chain_key", w)
                 && c.next_n == w["next_n"].as_u64()
@@ -146,7 +166,11 @@ pub fn snapshot_matches(s: &SessionSnapshot, v: &Value) -> Result<(), String> {
             }
         }
     }
-    if bad.is_empty() { Ok(()) } else { Err(format!("state differs: {}", bad.join(", "))) }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("state differs: {}", bad.join(", ")))
+    }
 }
 
 /// Per-section pass counts of one file on one backend; prints them and fails on any failure.
@@ -175,7 +199,9 @@ impl Tally {
         e.1 += 1;
         match r {
             Ok(()) => e.0 += 1,
-            Err(err) => self.failures.push(format!("{} {section} {name}: {err}", self.label)),
+            Err(err) => self
+                .failures
+                .push(format!("{} {section} {name}: {err}", self.label)),
         }
     }
 
