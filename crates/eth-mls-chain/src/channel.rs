@@ -46,8 +46,11 @@ pub mod key_index {
         keccak256(GROUP_DELIVERY_NAME)
     }
 
-    /// An account's inbox key: the key 1:1 frames to the account are sent under (its
-    /// channel identity key; the 1:1 channel publishes it).
+    /// An account's inbox key: the key 1:1 frames to the account are sent under, algorithm
+    /// X448: its device's channel identity key, registered by
+    /// [`crate::Erc7627::publish_channel_bundle`]. The bundles themselves are messages from
+    /// the account to itself under this index with `sessionId =
+    /// keccak256("eth-mls/channel-bundle/v1")` ([`crate::bundle_session_id`]).
     pub fn inbox() -> B256 {
         keccak256(INBOX_NAME)
     }

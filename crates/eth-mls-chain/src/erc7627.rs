@@ -59,7 +59,7 @@ pub type PublicKeyUpdated = ERC7627::PublicKeyUpdated;
 /// Client of one ERC7627 contract.
 #[derive(Clone, Debug)]
 pub struct Erc7627 {
-    chain: Chain,
+    pub(crate) chain: Chain,
     address: Address,
 }
 

@@ -105,6 +105,9 @@ pub enum Error {
     /// This client has no signer, so it cannot send transactions.
     #[error("this client is read-only (no signer)")]
     NoSigner,
+    /// A channel bundle whose identity key field differs from the identity key given.
+    #[error("the bundle's identity key (bytes 79..135) is not the identity key to register")]
+    BundleIdentityMismatch,
     /// A log did not decode as the event expected.
     #[error("undecodable log at block {block} index {log_index}: {reason}")]
     BadLog {

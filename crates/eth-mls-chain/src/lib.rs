@@ -6,7 +6,9 @@
 //! decode the contracts' custom errors, event streams that resume from a [`Cursor`], and
 //! [`RpcErc1271Verifier`], the JSON-RPC implementation of eth-mls-siwe's ERC-1271 trait, and
 //! [`ChainChannel`], eth-mls-transport's `DeliveryService` over ERC-7627 `sendMessage`, with
-//! the fixed ERC-7627 [`key_index`]es (among them the libp2p node key for peer discovery).
+//! the fixed ERC-7627 [`key_index`]es (among them the libp2p node key for peer discovery),
+//! and the 1:1 channel's prekey bundles ([`Erc7627::publish_channel_bundle`],
+//! [`Erc7627::channel_bundle`]).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), eth_mls_chain::Error> {
@@ -31,6 +33,7 @@
 //! feature.
 
 pub mod bindings;
+mod bundles;
 mod channel;
 mod client;
 mod deployment;
@@ -42,6 +45,7 @@ mod events;
 mod group;
 
 pub use alloy;
+pub use bundles::{BUNDLE_IDENTITY_KEY, CHANNEL_BUNDLE_NAME, PublishedBundle, bundle_session_id};
 pub use channel::{ChainChannel, MAX_CHAIN_FRAME, key_index};
 pub use client::Chain;
 pub use deployment::Deployment;
