@@ -43,6 +43,15 @@ pub fn run(root: &Path) -> Result<()> {
     )?;
     groups_report(&root.join("target/criterion"))?;
     stage(
+        "bench: criterion, the 1:1 channel per backend (cargo bench -p eth-mls-benches --bench channel)",
+    );
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["bench", "-p", "eth-mls-benches", "--bench", "channel"]),
+    )?;
+    channel_report(&root.join("target/criterion"))?;
+    stage(
         "bench: delivery, gossip (20 nodes on loopback) and the chain channel (cargo bench -p eth-mls-benches --bench delivery)",
     );
     crate::run(
@@ -50,6 +59,48 @@ pub fn run(root: &Path) -> Result<()> {
             .current_dir(root)
             .args(["bench", "-p", "eth-mls-benches", "--bench", "delivery"]),
     )
+}
+
+/// The table of crates/eth-mls-channel/README.md: X3DH and the double ratchet per backend.
+fn channel_report(criterion: &Path) -> Result<()> {
+    const OPS: &[(&str, &str)] = &[
+        (
+            "x3dh_initiate",
+            "X3DH initiate (validate bundle, initiate, first 1 KiB message)",
+        ),
+        ("x3dh_respond", "X3DH respond (receive that prekey message)"),
+        ("encrypt_1k", "ratchet encrypt, 1 KiB"),
+        (
+            "decrypt_1k",
+            "ratchet decrypt, 1 KiB, same chain (no DH step)",
+        ),
+        (
+            "decrypt_1k_dh_step",
+            "ratchet decrypt, 1 KiB, with a DH ratchet step",
+        ),
+    ];
+    let fmt = |ns: Option<f64>| match ns {
+        Some(ns) if ns >= 1_000_000.0 => format!("{:.2} ms", ns / 1_000_000.0),
+        Some(ns) if ns >= 1000.0 => format!("{:.1} µs", ns / 1000.0),
+        Some(ns) => format!("{ns:.0} ns"),
+        None => "—".into(),
+    };
+    println!("\n| operation | rustcrypto | openssl |");
+    println!("| --- | --- | --- |");
+    let mut missing = Vec::new();
+    for (op, what) in OPS {
+        let rc = median_ns(criterion, &format!("channel_rustcrypto/{op}"));
+        let os = median_ns(criterion, &format!("channel_openssl/{op}"));
+        if rc.is_none() || os.is_none() {
+            missing.push(*op);
+        }
+        println!("| {what} | {} | {} |", fmt(rc), fmt(os));
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("no channel measurement for {}", missing.join(", ")).into())
+    }
 }
 
 /// The group table of crates/eth-mls-core/README.md and the targets at 1000 members, suite

@@ -93,3 +93,8 @@ pub const MAX_SKIPPED_PER_CHAIN: usize = 40;
 pub const MAX_RECEIVING_CHAINS: usize = 5;
 /// `SPK_GRACE`: seconds a responder still accepts a signed prekey after its expiry (30 days).
 pub const SPK_GRACE: u64 = 2_592_000;
+
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
