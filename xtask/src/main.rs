@@ -113,6 +113,18 @@ fn test(root: &Path) -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    run(cargo().args([
+        "clippy",
+        "-p",
+        "eth-mls-channel",
+        "--no-default-features",
+        "--features",
+        "openssl",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     stage("test: cargo test (all features: both crypto backends)");
     run_counting(
         cargo().args(["test", "--workspace", "--all-features"]),
@@ -142,6 +154,41 @@ fn test(root: &Path) -> Result<()> {
         "--nocapture",
         "--test-threads=1",
     ]))?;
+    stage(
+        "test: channel test vectors, entries passed per file and backend (already counted above)",
+    );
+    run(cargo().args([
+        "test",
+        "--quiet",
+        "-p",
+        "eth-mls-channel",
+        "--all-features",
+        "--test",
+        "vectors",
+        "--",
+        "--nocapture",
+        "--test-threads=1",
+    ]))?;
+    stage("test: eth-mls-channel depends on eth-mls-crypto only (of our crates)");
+    let tree = output(cargo().args([
+        "tree",
+        "-p",
+        "eth-mls-channel",
+        "--all-features",
+        "-e",
+        "normal",
+        "--prefix",
+        "none",
+    ]))?;
+    let ours: std::collections::BTreeSet<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|name| name.starts_with("eth-mls-") && *name != "eth-mls-channel")
+        .collect();
+    if ours.iter().any(|name| *name != "eth-mls-crypto") {
+        return Err(format!("eth-mls-channel depends on {ours:?}").into());
+    }
+    println!("  of our crates: {ours:?}");
     stage("test: eth-mls-siwe stands alone (no provider, HTTP client or async runtime)");
     let tree = output(cargo().args([
         "tree",
@@ -226,21 +273,23 @@ fn test(root: &Path) -> Result<()> {
             tree.lines().count()
         );
     }
-    stage("test: eth-mls-siwe fuzz target builds (cargo-fuzz)");
+    stage("test: fuzz targets build (cargo-fuzz: eth-mls-siwe, eth-mls-channel)");
     let has_fuzz = Command::new("rustup")
         .args(["run", "nightly", "cargo", "fuzz", "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if has_fuzz {
-        run(Command::new("rustup").current_dir(root).args([
-            "run",
-            "nightly",
-            "cargo",
-            "fuzz",
-            "build",
-            "--fuzz-dir",
-            "crates/eth-mls-siwe/fuzz",
-        ]))?;
+        for dir in ["crates/eth-mls-siwe/fuzz", "crates/eth-mls-channel/fuzz"] {
+            run(Command::new("rustup").current_dir(root).args([
+                "run",
+                "nightly",
+                "cargo",
+                "fuzz",
+                "build",
+                "--fuzz-dir",
+                dir,
+            ]))?;
+        }
     } else {
         println!(
             "  skipped: cargo-fuzz or a nightly toolchain is not installed \
