@@ -602,3 +602,16 @@ impl<B: Backend> Device<B> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn device_and_session_are_send_and_sync() {
+        assert_send_sync::<Device>();
+        assert_send_sync::<Session>();
+    }
+}

@@ -81,7 +81,7 @@ fn random_secret<B: Backend>() -> Result<X448Secret, Error> {
 ///
 /// Devices use [`OsKeySource`]; tests replace it with [`ScriptedKeys`] to reproduce the
 /// vectors byte for byte (§11).
-pub trait KeySource: Send {
+pub trait KeySource: Send + Sync {
     /// The next private key.
     fn next_key(&mut self) -> Result<X448Secret, Error>;
 }

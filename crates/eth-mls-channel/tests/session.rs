@@ -328,13 +328,17 @@ fn state_survives_restart<B: Backend>() {
     bob.receive(&pending[4], NOW).unwrap();
     // Bob restarts from his stored bytes: skipped keys, chains and prekeys come back.
     let saved = bob.to_bytes();
+    // The buffer was sized exactly: no reallocation left an unwiped copy of a secret behind.
+    assert_eq!(saved.capacity(), saved.len());
     let mut bob = Device::<B>::from_bytes(&saved).unwrap();
     assert!(bob.to_bytes() == saved);
     for (i, m) in pending[..4].iter().enumerate() {
         assert_eq!(bob.receive(m, NOW).unwrap().plaintext, [i as u8]);
     }
     let session = bob.session(&sid).unwrap().clone();
-    let restored = Session::from_bytes(&session.to_bytes()).unwrap();
+    let bytes = session.to_bytes();
+    assert_eq!(bytes.capacity(), bytes.len());
+    let restored = Session::from_bytes(&bytes).unwrap();
     assert_eq!(restored.snapshot(), session.snapshot());
     // Alice too, and the conversation goes on.
     let mut alice = Device::<B>::from_bytes(&alice.to_bytes()).unwrap();
