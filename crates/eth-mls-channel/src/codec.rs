@@ -1,42 +1,52 @@
 //! The TLS presentation language subset of the spec (§1): big-endian integers, fixed arrays,
 //! RFC 9420 variable-length vectors with minimal length prefixes, `optional<T>`. Decoders are
 //! bounds-checked and never panic; the caller checks that the whole input was consumed.
+//!
+//! Public so that formats defined with the same conventions (the eth-mls client's messages)
+//! share one implementation. Every decoding failure is [`Error::Decode`] naming the field.
 
 use crate::Error;
 
 /// Largest length a variable-length prefix can express (30 bits).
-pub(crate) const MAX_VARINT: usize = (1 << 30) - 1;
+pub const MAX_VARINT: usize = (1 << 30) - 1;
 
 /// Appends encodings to a byte vector.
 #[derive(Default)]
-pub(crate) struct Writer {
-    pub(crate) buf: Vec<u8>,
+pub struct Writer {
+    /// The encoding so far.
+    pub buf: Vec<u8>,
 }
 
 impl Writer {
-    pub(crate) fn with_capacity(n: usize) -> Self {
+    /// An empty writer with room for `n` bytes.
+    pub fn with_capacity(n: usize) -> Self {
         Self {
             buf: Vec::with_capacity(n),
         }
     }
-    pub(crate) fn u8(&mut self, v: u8) {
+    /// `uint8`.
+    pub fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
-    pub(crate) fn u16(&mut self, v: u16) {
+    /// `uint16`.
+    pub fn u16(&mut self, v: u16) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    pub(crate) fn u32(&mut self, v: u32) {
+    /// `uint32`.
+    pub fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    pub(crate) fn u64(&mut self, v: u64) {
+    /// `uint64`.
+    pub fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
-    pub(crate) fn bytes(&mut self, v: &[u8]) {
+    /// Raw bytes (`opaque x[N]`).
+    pub fn bytes(&mut self, v: &[u8]) {
         self.buf.extend_from_slice(v);
     }
     /// A variable-length length prefix (shortest form). Lengths above 2^30 - 1 cannot be
     /// encoded; callers bound their inputs well below.
-    pub(crate) fn varint(&mut self, len: usize) -> Result<(), Error> {
+    pub fn varint(&mut self, len: usize) -> Result<(), Error> {
         match len {
             0..=0x3f => self.u8(len as u8),
             0x40..=0x3fff => self.u16(len as u16 | 0x4000),
@@ -46,13 +56,13 @@ impl Writer {
         Ok(())
     }
     /// `opaque x<V>`.
-    pub(crate) fn vec(&mut self, v: &[u8]) -> Result<(), Error> {
+    pub fn vec(&mut self, v: &[u8]) -> Result<(), Error> {
         self.varint(v.len())?;
         self.bytes(v);
         Ok(())
     }
     /// `optional<uint32>`.
-    pub(crate) fn opt_u32(&mut self, v: Option<u32>) {
+    pub fn opt_u32(&mut self, v: Option<u32>) {
         match v {
             None => self.u8(0),
             Some(v) => {
@@ -64,9 +74,22 @@ impl Writer {
 }
 
 /// Reads encodings from a byte slice. Every failure is [`Error::Decode`].
-pub(crate) struct Reader<'a> {
+pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+}
+
+// The buffers may hold secrets (state encodings): `Debug` shows lengths only.
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Writer {{ len: {} }}", self.buf.len())
+    }
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reader {{ len: {}, pos: {} }}", self.buf.len(), self.pos)
+    }
 }
 
 fn short(what: &'static str) -> Error {
@@ -74,35 +97,42 @@ fn short(what: &'static str) -> Error {
 }
 
 impl<'a> Reader<'a> {
-    pub(crate) fn new(buf: &'a [u8]) -> Self {
+    /// A reader at the start of `buf`.
+    pub fn new(buf: &'a [u8]) -> Self {
         Self { buf, pos: 0 }
     }
-    pub(crate) fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
+    /// The next `n` bytes.
+    pub fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], Error> {
         let end = self.pos.checked_add(n).ok_or_else(|| short(what))?;
         let out = self.buf.get(self.pos..end).ok_or_else(|| short(what))?;
         self.pos = end;
         Ok(out)
     }
-    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Error> {
+    /// `opaque x[N]`.
+    pub fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Error> {
         let s = self.take(N, what)?;
         let mut out = [0u8; N];
         out.copy_from_slice(s);
         Ok(out)
     }
-    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, Error> {
+    /// `uint8`.
+    pub fn u8(&mut self, what: &'static str) -> Result<u8, Error> {
         Ok(self.array::<1>(what)?[0])
     }
-    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, Error> {
+    /// `uint16`.
+    pub fn u16(&mut self, what: &'static str) -> Result<u16, Error> {
         Ok(u16::from_be_bytes(self.array(what)?))
     }
-    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, Error> {
+    /// `uint32`.
+    pub fn u32(&mut self, what: &'static str) -> Result<u32, Error> {
         Ok(u32::from_be_bytes(self.array(what)?))
     }
-    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, Error> {
+    /// `uint64`.
+    pub fn u64(&mut self, what: &'static str) -> Result<u64, Error> {
         Ok(u64::from_be_bytes(self.array(what)?))
     }
     /// A variable-length prefix: shortest form only, `11` refused.
-    pub(crate) fn varint(&mut self, what: &'static str) -> Result<usize, Error> {
+    pub fn varint(&mut self, what: &'static str) -> Result<usize, Error> {
         let first = self.u8(what)?;
         let (len, min) = match first >> 6 {
             0 => (usize::from(first & 0x3f), 0),
@@ -123,12 +153,12 @@ impl<'a> Reader<'a> {
         Ok(len)
     }
     /// `opaque x<V>`.
-    pub(crate) fn vec(&mut self, what: &'static str) -> Result<&'a [u8], Error> {
+    pub fn vec(&mut self, what: &'static str) -> Result<&'a [u8], Error> {
         let len = self.varint(what)?;
         self.take(len, what)
     }
     /// `optional<uint32>`: the flag must be 0 or 1.
-    pub(crate) fn opt_u32(&mut self, what: &'static str) -> Result<Option<u32>, Error> {
+    pub fn opt_u32(&mut self, what: &'static str) -> Result<Option<u32>, Error> {
         match self.u8(what)? {
             0 => Ok(None),
             1 => Ok(Some(self.u32(what)?)),
@@ -136,18 +166,19 @@ impl<'a> Reader<'a> {
         }
     }
     /// A boolean stored as one byte, 0 or 1 (state encodings).
-    pub(crate) fn bool(&mut self, what: &'static str) -> Result<bool, Error> {
+    pub fn bool(&mut self, what: &'static str) -> Result<bool, Error> {
         match self.u8(what)? {
             0 => Ok(false),
             1 => Ok(true),
             _ => Err(short(what)),
         }
     }
-    pub(crate) fn remaining(&self) -> usize {
+    /// Bytes not read yet.
+    pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
     }
     /// Fails unless every byte was consumed.
-    pub(crate) fn finish(self, what: &'static str) -> Result<(), Error> {
+    pub fn finish(self, what: &'static str) -> Result<(), Error> {
         if self.remaining() == 0 {
             Ok(())
         } else {

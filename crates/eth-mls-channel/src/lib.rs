@@ -44,7 +44,7 @@
 //! ```
 
 mod bundle;
-mod codec;
+pub mod codec;
 mod device;
 mod error;
 pub mod fuzzing;

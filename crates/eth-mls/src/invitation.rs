@@ -1,0 +1,153 @@
+//! Steps 3 and 4 of an invitation (WIRE.md §4): the invitee's signed consent — a Sign-In with
+//! Ethereum message that names the group and the hash of the key package it comes with — and
+//! the inviter's verification of it.
+
+use alloy_primitives::keccak256;
+use eth_mls_siwe::{
+    Address, Erc1271Verifier, Message, TimeStamp, VerificationError, VerificationOpts,
+};
+
+use crate::Error;
+use crate::wire::{InvitationRequest, InvitationResponse};
+
+/// The SIWE domain of a consent.
+pub const CONSENT_DOMAIN: &str = "eth-mls";
+/// How far in the future a consent's issued-at may be (clock skew), seconds.
+pub const MAX_CLOCK_SKEW: i64 = 300;
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `keccak256` of a key package's bytes: what the group contract records and the consent names.
+pub fn key_package_hash(key_package: &[u8]) -> [u8; 32] {
+    keccak256(key_package).0
+}
+
+fn statement(req: &InvitationRequest) -> String {
+    format!(
+        "Join the eth-mls group 0x{} on chain {}.",
+        hex(&req.group.group_contract),
+        req.group.chain_id
+    )
+}
+
+fn uri(req: &InvitationRequest) -> String {
+    format!("eth-mls:invitation:{}", hex(&req.request_id))
+}
+
+fn resources(req: &InvitationRequest, key_package: &[u8]) -> [String; 2] {
+    [
+        format!(
+            "eth-mls:group:{}:0x{}:0x{}",
+            req.group.chain_id,
+            hex(&req.group.factory),
+            hex(&req.group.group_contract)
+        ),
+        format!(
+            "eth-mls:key-package:0x{}",
+            hex(&key_package_hash(key_package))
+        ),
+    ]
+}
+
+/// The consent the invitee's account signs (EIP-191 `personal_sign` of its text, or its
+/// ERC-1271 equivalent), for `req`, the key package it answers with, at `issued_at`.
+pub fn consent_message(
+    req: &InvitationRequest,
+    invitee: Address,
+    key_package: &[u8],
+    issued_at: i64,
+) -> Result<Message, Error> {
+    let expiry = i64::try_from(req.expiry).map_err(|_| Error::WrongExpiry)?;
+    let mut b = Message::builder(CONSENT_DOMAIN, invitee, &uri(req), req.group.chain_id)
+        .statement(&statement(req))
+        .nonce(&hex(&req.request_id))
+        .issued_at(TimeStamp::from_unix(issued_at))
+        .expiration_time(TimeStamp::from_unix(expiry));
+    for r in resources(req, key_package) {
+        b = b.resource(&r);
+    }
+    b.build().map_err(|e| Error::BadSiwe(e.to_string()))
+}
+
+/// What a verified consent establishes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VerifiedConsent {
+    /// The invitee's account.
+    pub invitee: Address,
+    /// `keccak256` of the key package (to record in the group contract).
+    pub key_package_hash: [u8; 32],
+}
+
+/// Step 4: verifies `resp` as the answer of `invitee` to `req` at `now` (unix seconds), in
+/// WIRE.md §4's order. `invitee` is the account invited, which must also be the account of the
+/// channel peer that delivered the response. The key package itself is checked by the
+/// caller (eth-mls-core) afterwards. An unreachable chain for ERC-1271 is
+/// [`Error::Erc1271Unavailable`] (retry), never a rejection.
+pub async fn verify_response(
+    req: &InvitationRequest,
+    invitee: Address,
+    resp: &InvitationResponse,
+    now: i64,
+    erc1271: Option<&dyn Erc1271Verifier>,
+) -> Result<VerifiedConsent, Error> {
+    if resp.request_id != req.request_id {
+        return Err(Error::UnknownRequest);
+    }
+    let msg: Message = resp
+        .siwe_message
+        .parse()
+        .map_err(|e: eth_mls_siwe::ParseError| Error::BadSiwe(e.to_string()))?;
+    if msg.address() != invitee {
+        return Err(Error::WrongAccount {
+            expected: invitee,
+            found: msg.address(),
+        });
+    }
+    let want_resources = resources(req, &resp.key_package);
+    let group_fields = msg.domain() == CONSENT_DOMAIN
+        && msg.scheme().is_none()
+        && msg.chain_id() == req.group.chain_id
+        && msg.nonce() == hex(&req.request_id)
+        && msg.uri() == uri(req)
+        && msg.statement() == Some(statement(req).as_str())
+        && msg.resources().len() == 2
+        && msg.resources()[0] == want_resources[0]
+        && msg.not_before().is_none()
+        && msg.request_id().is_none();
+    if !group_fields {
+        return Err(Error::WrongGroup);
+    }
+    if msg.resources()[1] != want_resources[1] {
+        return Err(Error::KeyPackageMismatch);
+    }
+    let expiry = i64::try_from(req.expiry).map_err(|_| Error::WrongExpiry)?;
+    if msg.expiration_time().map(TimeStamp::unix_seconds) != Some(expiry)
+        || msg
+            .expiration_time()
+            .is_some_and(|t| t.unix_nanos() % 1_000_000_000 != 0)
+    {
+        return Err(Error::WrongExpiry);
+    }
+    if now >= expiry || msg.issued_at().unix_seconds() > now.saturating_add(MAX_CLOCK_SKEW) {
+        return Err(Error::Expired);
+    }
+    let at = TimeStamp::from_unix(now);
+    let opts = VerificationOpts {
+        time: Some(&at),
+        erc1271,
+        ..VerificationOpts::default()
+    };
+    match msg.verify(&resp.signature, &opts).await {
+        Ok(_) => Ok(VerifiedConsent {
+            invitee,
+            key_package_hash: key_package_hash(&resp.key_package),
+        }),
+        Err(VerificationError::Rpc(e)) => Err(Error::Erc1271Unavailable(e.to_string())),
+        Err(VerificationError::Expired { .. } | VerificationError::NotYetValid { .. }) => {
+            Err(Error::Expired)
+        }
+        Err(e) => Err(Error::BadSignature(e.to_string())),
+    }
+}

@@ -1,0 +1,76 @@
+//! # eth-mls
+//!
+//! The eth-mls client (work in progress, issue 14): groups of Ethereum accounts that work end
+//! to end over the chain and gossip. This first part holds what clients say to each other
+//! besides MLS:
+//!
+//! - [`wire`]: the client's messages (invitation request and response, decline, Welcome,
+//!   update and removal requests, re-add requests, refusals), byte-exact as `WIRE.md` next to
+//!   this crate specifies them, with total decoders;
+//! - [`invitation`]: the invitee's signed consent (a Sign-In with Ethereum message naming the
+//!   group and its key package's hash) and the inviter's verification of it, the seed's
+//!   invitation steps 3 and 4.
+
+pub mod invitation;
+pub mod wire;
+
+use eth_mls_siwe::Address;
+
+/// Errors of the client.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// Bytes that do not decode as a client message.
+    #[error("malformed client message: {what}")]
+    Decode {
+        /// The field being read.
+        what: &'static str,
+    },
+    /// A client message of another version.
+    #[error("unsupported client message version {version} (this client speaks 1)")]
+    UnsupportedVersion {
+        /// The version found.
+        version: u16,
+    },
+    /// A field over its limit when encoding.
+    #[error("{field}: {len} bytes, at most {max}")]
+    TooLong {
+        /// The field.
+        field: &'static str,
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A response to an invitation this client did not send (or already settled).
+    #[error("the response names no pending invitation")]
+    UnknownRequest,
+    /// The consent is not a valid Sign-In with Ethereum message.
+    #[error("the consent is not a valid SIWE message: {0}")]
+    BadSiwe(String),
+    /// The consent is signed for another account than the one invited.
+    #[error("the consent is for {found}, the invitation was for {expected}")]
+    WrongAccount {
+        /// The invited account.
+        expected: Address,
+        /// The consent's account.
+        found: Address,
+    },
+    /// The consent names another group, chain or invitation.
+    #[error("the consent is for another group, chain or invitation")]
+    WrongGroup,
+    /// The consent names another key package than the one it came with.
+    #[error("the consent names another key package")]
+    KeyPackageMismatch,
+    /// The consent's expiration time is not the invitation's expiry.
+    #[error("the consent's expiration time is not the invitation's")]
+    WrongExpiry,
+    /// The invitation expired (or the consent claims to be issued in the future).
+    #[error("the invitation expired")]
+    Expired,
+    /// The consent's signature is not the account's.
+    #[error("the consent's signature does not verify: {0}")]
+    BadSignature(String),
+    /// A contract account's ERC-1271 check could not be made: retry.
+    #[error("ERC-1271 check could not be made (retry): {0}")]
+    Erc1271Unavailable(String),
+}
