@@ -9,9 +9,14 @@
 //!   this crate specifies them, with total decoders;
 //! - [`invitation`]: the invitee's signed consent (a Sign-In with Ethereum message naming the
 //!   group and its key package's hash) and the inviter's verification of it, the seed's
-//!   invitation steps 3 and 4.
+//!   invitation steps 3 and 4;
+//! - [`verdict`]: the chain-checked merge of decisions 11 and 12 (a commit is merged only when
+//!   it is the one registered for `n + 1`, its Add/Remove proposals equal the registered ACL
+//!   changes, its committer's role fits the policy, and the new epoch's authenticator is the
+//!   registered one).
 
 pub mod invitation;
+pub mod verdict;
 pub mod wire;
 
 use eth_mls_siwe::Address;
@@ -70,6 +75,44 @@ pub enum Error {
     /// The consent's signature is not the account's.
     #[error("the consent's signature does not verify: {0}")]
     BadSignature(String),
+    /// A registration for another epoch than the next one.
+    #[error("the commit is registered for epoch {registered}; this member is at epoch {local}")]
+    WrongEpoch {
+        /// The registered epoch.
+        registered: u64,
+        /// The local epoch.
+        local: u64,
+    },
+    /// The commit's bytes are not the registered ones.
+    #[error("the commit's bytes differ from the registered hash")]
+    CommitHashMismatch,
+    /// The commit's Add/Remove proposals are not the registered ACL changes.
+    #[error(
+        "the commit adds {proposed_added:?} and removes {proposed_removed:?}; the registration \
+         adds {registered_added:?} and removes {registered_removed:?}"
+    )]
+    AclMismatch {
+        /// Accounts the commit adds.
+        proposed_added: Vec<Address>,
+        /// Accounts the commit removes.
+        proposed_removed: Vec<Address>,
+        /// Accounts the registration adds.
+        registered_added: Vec<Address>,
+        /// Accounts the registration removes.
+        registered_removed: Vec<Address>,
+    },
+    /// The MLS committer's role at the registration block does not allow this commit.
+    #[error("{committer} may not make this commit under the group's policy")]
+    CommitterNotAllowed {
+        /// The MLS committer.
+        committer: Address,
+    },
+    /// After merging, the epoch authenticator is not the registered one: a fork.
+    #[error("epoch {epoch}: the epoch authenticator differs from the registered one (fork)")]
+    EpochAuthenticatorMismatch {
+        /// The epoch.
+        epoch: u64,
+    },
     /// A contract account's ERC-1271 check could not be made: retry.
     #[error("ERC-1271 check could not be made (retry): {0}")]
     Erc1271Unavailable(String),

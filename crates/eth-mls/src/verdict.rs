@@ -1,0 +1,244 @@
+//! The chain-checked merge (DESIGN.md decisions 11 and 12): whether a commit may be merged,
+//! judged only from the MLS state at epoch `n` and the chain at the registration block, so
+//! every member reaches the same verdict. Pure functions: the client feeds them the
+//! registration (from the `CommitRegistered` log), the ACL at that block, the commit's bytes
+//! and what eth-mls-core staged from them (credentials and ERC-1271 already checked at the
+//! registration block through `Checks::at(block timestamp)`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use alloy_primitives::keccak256;
+use eth_mls_core::CommitSummary;
+use eth_mls_siwe::Address;
+
+use crate::Error;
+
+/// Who may commit (the group contract's `commitPolicy`, fixed at creation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    /// Only the owner and admins.
+    AdminsOnly,
+    /// Any member; commits that change the ACL still need the owner or an admin.
+    AnyMember,
+}
+
+/// A commit's registration on the group contract (`CommitRegistered`), with the block it was
+/// mined in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The epoch the commit starts (`n + 1`).
+    pub epoch: u64,
+    /// The account that registered it (informative, decision 11).
+    pub registrant: Address,
+    /// `keccak256` of the commit bytes.
+    pub commit_hash: [u8; 32],
+    /// `keccak256` of the epoch authenticator of epoch `n + 1`.
+    pub epoch_authenticator_hash: [u8; 32],
+    /// Accounts the commit adds (its Add proposals), in order.
+    pub added: Vec<Address>,
+    /// `keccak256` of each added account's key package.
+    pub key_packages: Vec<[u8; 32]>,
+    /// Accounts the commit removes (its Remove proposals).
+    pub removed: Vec<Address>,
+    /// The block number.
+    pub block: u64,
+    /// The block's timestamp: the reference time of every check (decision 12).
+    pub timestamp: i64,
+}
+
+/// The ACL at the registration block (before the registration's own changes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Acl {
+    /// The owner.
+    pub owner: Option<Address>,
+    /// Admins besides the owner.
+    pub admins: BTreeSet<Address>,
+    /// Members (the owner and admins included).
+    pub members: BTreeSet<Address>,
+}
+
+impl Acl {
+    fn is_admin(&self, a: &Address) -> bool {
+        self.owner.as_ref() == Some(a) || self.admins.contains(a)
+    }
+}
+
+/// `keccak256` of an epoch authenticator: what a committer registers and members compare.
+pub fn epoch_authenticator_hash(authenticator: &[u8]) -> [u8; 32] {
+    keccak256(authenticator).0
+}
+
+fn counts(v: &[Address]) -> BTreeMap<Address, usize> {
+    let mut m = BTreeMap::new();
+    for a in v {
+        *m.entry(*a).or_default() += 1;
+    }
+    m
+}
+
+/// Checks a staged commit against its registration before merging, in this order:
+///
+/// 1. the registration is for `local_epoch + 1` ([`Error::WrongEpoch`]);
+/// 2. the bytes are the registered ones ([`Error::CommitHashMismatch`]);
+/// 3. its Add and Remove proposals are exactly the registered ACL changes, as multisets
+///    ([`Error::AclMismatch`]), with one key package hash per added account;
+/// 4. the MLS committer's role at the block fits the policy ([`Error::CommitterNotAllowed`]):
+///    an admin (or the owner), or under [`Policy::AnyMember`] any member when the commit
+///    changes no membership.
+///
+/// After merging, [`check_epoch_authenticator`] completes the verdict.
+pub fn check_commit(
+    local_epoch: u64,
+    commit: &[u8],
+    reg: &Registration,
+    staged: &CommitSummary,
+    policy: Policy,
+    acl: &Acl,
+) -> Result<(), Error> {
+    if Some(reg.epoch) != local_epoch.checked_add(1) || staged.new_epoch != reg.epoch {
+        return Err(Error::WrongEpoch {
+            registered: reg.epoch,
+            local: local_epoch,
+        });
+    }
+    if keccak256(commit).0 != reg.commit_hash {
+        return Err(Error::CommitHashMismatch);
+    }
+    if counts(&staged.added) != counts(&reg.added)
+        || counts(&staged.removed) != counts(&reg.removed)
+        || reg.key_packages.len() != reg.added.len()
+    {
+        return Err(Error::AclMismatch {
+            proposed_added: staged.added.clone(),
+            proposed_removed: staged.removed.clone(),
+            registered_added: reg.added.clone(),
+            registered_removed: reg.removed.clone(),
+        });
+    }
+    let changes_acl = !reg.added.is_empty() || !reg.removed.is_empty();
+    let allowed = acl.is_admin(&staged.committer)
+        || (policy == Policy::AnyMember && !changes_acl && acl.members.contains(&staged.committer));
+    if !allowed {
+        return Err(Error::CommitterNotAllowed {
+            committer: staged.committer,
+        });
+    }
+    Ok(())
+}
+
+/// After merging: the new epoch's authenticator must be the registered one
+/// ([`Error::EpochAuthenticatorMismatch`]: this member forked and must rejoin).
+pub fn check_epoch_authenticator(reg: &Registration, authenticator: &[u8]) -> Result<(), Error> {
+    if epoch_authenticator_hash(authenticator) != reg.epoch_authenticator_hash {
+        return Err(Error::EpochAuthenticatorMismatch { epoch: reg.epoch });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(b: u8) -> Address {
+        Address::repeat_byte(b)
+    }
+
+    fn setup() -> (Vec<u8>, Registration, CommitSummary, Acl) {
+        let commit = b"commit bytes".to_vec();
+        let reg = Registration {
+            epoch: 5,
+            registrant: a(1),
+            commit_hash: keccak256(&commit).0,
+            epoch_authenticator_hash: epoch_authenticator_hash(b"auth"),
+            added: vec![a(3), a(4)],
+            key_packages: vec![[3; 32], [4; 32]],
+            removed: vec![a(5)],
+            block: 10,
+            timestamp: 1_785_000_000,
+        };
+        let staged = CommitSummary {
+            committer: a(1),
+            added: vec![a(4), a(3)],
+            removed: vec![a(5)],
+            updated: vec![],
+            new_epoch: 5,
+            self_removed: false,
+        };
+        let acl = Acl {
+            owner: Some(a(1)),
+            admins: [a(2)].into(),
+            members: [a(1), a(2), a(5), a(6)].into(),
+        };
+        (commit, reg, staged, acl)
+    }
+
+    #[test]
+    fn a_matching_commit_passes() {
+        let (commit, reg, staged, acl) = setup();
+        check_commit(4, &commit, &reg, &staged, Policy::AdminsOnly, &acl)
+            .unwrap_or_else(|e| panic!("{e}"));
+        check_epoch_authenticator(&reg, b"auth").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            check_epoch_authenticator(&reg, b"other"),
+            Err(Error::EpochAuthenticatorMismatch { epoch: 5 })
+        );
+    }
+
+    #[test]
+    fn each_mismatch_is_its_error() {
+        let (commit, reg, staged, acl) = setup();
+        let check = |c: &[u8], r: &Registration, s: &CommitSummary, p, acl: &Acl| {
+            check_commit(4, c, r, s, p, acl)
+        };
+        assert!(matches!(
+            check_commit(5, &commit, &reg, &staged, Policy::AdminsOnly, &acl),
+            Err(Error::WrongEpoch { .. })
+        ));
+        assert_eq!(
+            check(b"other bytes", &reg, &staged, Policy::AdminsOnly, &acl),
+            Err(Error::CommitHashMismatch)
+        );
+        let mut s = staged.clone();
+        s.removed.clear();
+        assert!(matches!(
+            check(&commit, &reg, &s, Policy::AdminsOnly, &acl),
+            Err(Error::AclMismatch { .. })
+        ));
+        let mut s = staged.clone();
+        s.added.push(a(3));
+        assert!(matches!(
+            check(&commit, &reg, &s, Policy::AdminsOnly, &acl),
+            Err(Error::AclMismatch { .. })
+        ));
+        let mut r = reg.clone();
+        r.key_packages.pop();
+        assert!(matches!(
+            check(&commit, &r, &staged, Policy::AdminsOnly, &acl),
+            Err(Error::AclMismatch { .. })
+        ));
+        // A plain member may not commit under AdminsOnly, nor change the ACL under AnyMember.
+        let mut s = staged.clone();
+        s.committer = a(6);
+        assert!(matches!(
+            check(&commit, &reg, &s, Policy::AdminsOnly, &acl),
+            Err(Error::CommitterNotAllowed { .. })
+        ));
+        assert!(matches!(
+            check(&commit, &reg, &s, Policy::AnyMember, &acl),
+            Err(Error::CommitterNotAllowed { .. })
+        ));
+        // ...but may commit an update under AnyMember; a non-member never.
+        let mut r = reg.clone();
+        (r.added, r.key_packages, r.removed) = (vec![], vec![], vec![]);
+        let mut s = staged.clone();
+        (s.added, s.removed, s.committer) = (vec![], vec![], a(6));
+        assert_eq!(check(&commit, &r, &s, Policy::AnyMember, &acl), Ok(()));
+        assert!(check(&commit, &r, &s, Policy::AdminsOnly, &acl).is_err());
+        s.committer = a(9);
+        assert!(check(&commit, &r, &s, Policy::AnyMember, &acl).is_err());
+        // An admin other than the owner may.
+        let mut s = staged.clone();
+        s.committer = a(2);
+        assert_eq!(check(&commit, &reg, &s, Policy::AdminsOnly, &acl), Ok(()));
+    }
+}
