@@ -234,6 +234,9 @@ pub struct OutgoingCommit {
     /// The commit's outbox entry ([`crate::Store::mark_published`] once published). The
     /// Welcome enters the outbox when the commit is merged.
     pub outbox: u64,
+    /// The epoch authenticator of the epoch the commit starts: its hash is registered with
+    /// the commit on the group contract, and every member compares it after merging.
+    pub epoch_authenticator: Vec<u8>,
 }
 
 /// What a commit changes.
@@ -360,6 +363,17 @@ fn check_same_account(keep: Option<(u32, Address)>, account: Address) -> Result<
         }),
         _ => Ok(()),
     }
+}
+
+/// The epoch authenticator of the epoch a staged commit starts.
+fn pending_authenticator(staged: &StagedCommit) -> Result<Vec<u8>, Error> {
+    staged
+        .epoch_authenticator()
+        .map(|a| a.as_slice().to_vec())
+        .ok_or(Error::Mls {
+            what: "committing",
+            reason: "the staged commit has no epoch authenticator (the member is removed)".into(),
+        })
 }
 
 fn address_of(credential: &Credential) -> Result<Address, Error> {
@@ -1036,6 +1050,7 @@ impl Group {
             reason: "openmls staged no commit".into(),
         })?;
         let summary = self.summarize(staged, Self::own_address(store))?;
+        let epoch_authenticator = pending_authenticator(staged)?;
         let commit = wire(commit)?;
         let welcome = welcome.map(wire).transpose()?;
         let entry = self.to_outbox(store, OutboxKind::Commit, commit.clone())?;
@@ -1051,6 +1066,7 @@ impl Group {
             welcome,
             summary,
             outbox: entry.seq,
+            epoch_authenticator,
         })
     }
 
@@ -1267,6 +1283,7 @@ impl Group {
             welcome,
             summary: self.summarize(staged, Self::own_address(store))?,
             outbox,
+            epoch_authenticator: pending_authenticator(staged)?,
         }))
     }
 

@@ -135,6 +135,108 @@ pub fn check_epoch_authenticator(reg: &Registration, authenticator: &[u8]) -> Re
     Ok(())
 }
 
+impl Registration {
+    /// The registration of a `CommitRegistered` log mined in `block` at `timestamp`.
+    pub fn from_event(
+        e: &eth_mls_chain::bindings::MlsGroup::CommitRegistered,
+        block: u64,
+        timestamp: i64,
+    ) -> Self {
+        Self {
+            epoch: e.epoch,
+            registrant: e.committer,
+            commit_hash: e.commitHash.0,
+            epoch_authenticator_hash: e.epochAuthenticatorHash.0,
+            added: e.added.clone(),
+            key_packages: e.keyPackages.iter().map(|k| k.0).collect(),
+            removed: e.removed.clone(),
+            block,
+            timestamp,
+        }
+    }
+}
+
+/// The group's ACL as its contract's events build it, so that a registration is judged
+/// against the ACL of its own block (decision 12), not today's. Feed every event of the
+/// group in log order with its transaction hash; [`AclMirror::apply`] returns, for a
+/// `CommitRegistered`, the ACL before its transaction (the contract applies the commit's own
+/// ACL changes, and emits their events, before `CommitRegistered`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AclMirror {
+    acl: Acl,
+    policy: Option<Policy>,
+    /// The transaction of the last event and the ACL before it.
+    tx: Option<[u8; 32]>,
+    before_tx: Acl,
+}
+
+impl AclMirror {
+    /// An empty mirror (before the group's `GroupInitialized`).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The ACL after the events applied so far.
+    pub fn acl(&self) -> &Acl {
+        &self.acl
+    }
+
+    /// The policy from `GroupInitialized`, once seen.
+    pub fn policy(&self) -> Option<Policy> {
+        self.policy
+    }
+
+    /// Applies one event of the group contract, emitted by transaction `tx` (`None` when
+    /// unknown: the event is then taken as its own transaction); for a `CommitRegistered`,
+    /// returns the ACL it is judged against.
+    pub fn apply(
+        &mut self,
+        event: &eth_mls_chain::GroupEvent,
+        tx: Option<[u8; 32]>,
+    ) -> Option<Acl> {
+        use eth_mls_chain::GroupEvent as E;
+        if tx.is_none() || tx != self.tx {
+            self.before_tx = self.acl.clone();
+            self.tx = tx;
+        }
+        match event {
+            E::GroupInitialized(e) => {
+                self.acl.owner = Some(e.owner);
+                self.acl.members.insert(e.owner);
+                self.policy = Some(if e.commitPolicy == 1 {
+                    Policy::AnyMember
+                } else {
+                    Policy::AdminsOnly
+                });
+            }
+            E::MemberAdded(e) => {
+                self.acl.members.insert(e.member);
+            }
+            E::MemberRemoved(e) => {
+                self.acl.members.remove(&e.member);
+                self.acl.admins.remove(&e.member);
+            }
+            E::MemberLeft(e) => {
+                self.acl.members.remove(&e.member);
+                self.acl.admins.remove(&e.member);
+            }
+            E::AdminChanged(e) => {
+                if e.isAdmin {
+                    self.acl.admins.insert(e.member);
+                } else {
+                    self.acl.admins.remove(&e.member);
+                }
+            }
+            E::OwnershipTransferred(e) => {
+                self.acl.owner = Some(e.newOwner);
+            }
+            E::CommitRegistered(_) => return Some(self.before_tx.clone()),
+            _ => {}
+        }
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

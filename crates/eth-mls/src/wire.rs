@@ -57,7 +57,7 @@ pub struct InvitationRequest {
 pub struct InvitationResponse {
     /// The invitation's id.
     pub request_id: RequestId,
-    /// `MLSMessage(KeyPackage)`.
+    /// The `KeyPackage` (TLS-serialised).
     pub key_package: Vec<u8>,
     /// The EIP-4361 text (see [`crate::invitation`]).
     pub siwe_message: String,
@@ -122,7 +122,7 @@ pub struct ReaddRequest {
     pub group: GroupRef,
     /// The last epoch the requester could process.
     pub last_epoch: u64,
-    /// A fresh `MLSMessage(KeyPackage)`.
+    /// A fresh `KeyPackage` (TLS-serialised).
     pub key_package: Vec<u8>,
 }
 

@@ -1,0 +1,411 @@
+//! The chain-checked merge on a real anvil with real MLS groups (eth-mls-core): a commit is
+//! merged only when it is the registered one for `n + 1`, its proposals are the registered
+//! ACL changes and its committer's role fits the policy; the epoch authenticator is checked
+//! after merging. The attacks of the client issue are each rejected with their typed error,
+//! and the member's group is unchanged.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use alloy_primitives::keccak256;
+use eth_mls::Error;
+use eth_mls::verdict::{
+    Acl, AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
+    epoch_authenticator_hash,
+};
+use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::{
+    AclChanges, Chain, CommitPolicy, Cursor, Deployment, Devnet, GroupContract, GroupEvent,
+    StreamConfig,
+};
+use eth_mls_core::{
+    BindingRequest, Checks, Group, GroupConfig, Identity, LocalEthereumSigner, Store, StoreKey,
+    validate_key_package_bytes,
+};
+use eth_mls_crypto::{Provider as MlsProvider, SUITE};
+use eth_mls_siwe::{Address, B256};
+use futures_util::StreamExt;
+use openmls_traits::OpenMlsProvider as _;
+
+const DOMAIN: &str = "eth-mls.test";
+
+struct Member {
+    chain: Chain,
+    store: Store,
+    group: Option<Group>,
+}
+
+impl Member {
+    fn address(&self) -> Address {
+        self.store.identity().address()
+    }
+    fn group(&mut self) -> (&mut Group, &mut Store) {
+        (self.group.as_mut().unwrap(), &mut self.store)
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn dir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("eth-mls-verdict-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn member(devnet: &Devnet, index: usize, dir: &std::path::Path) -> Member {
+    let key = devnet.signer(index).unwrap().to_bytes();
+    let account = LocalEthereumSigner::from_bytes(key.as_slice()).unwrap();
+    let request = BindingRequest {
+        domain: DOMAIN.into(),
+        uri: format!("https://{DOMAIN}"),
+        chain_id: devnet.chain_id(),
+        valid_for: Some(Duration::from_secs(24 * 3600)),
+    };
+    let identity = Identity::create(&account, &request).await.unwrap();
+    let store = Store::create(
+        dir.join(format!("{index}.db")),
+        &StoreKey::raw([index as u8; 32]),
+        identity,
+    )
+    .unwrap();
+    Member {
+        chain: devnet.chain(index).await.unwrap(),
+        store,
+        group: None,
+    }
+}
+
+/// A group contract with `policy` owned by alice (account 1), and alice, bob (2) and carol (3)
+/// in its MLS group at epoch 1 (alice's add commit registered on chain).
+struct Setup {
+    contract: GroupContract,
+    policy: Policy,
+    alice: Member,
+    bob: Member,
+    carol: Member,
+    config: GroupConfig,
+}
+
+async fn setup(devnet: &Devnet, d: &Deployment, policy: CommitPolicy, tag: &str) -> Setup {
+    let dir = dir(tag);
+    let mut alice = member(devnet, 1, &dir).await;
+    let mut bob = member(devnet, 2, &dir).await;
+    let mut carol = member(devnet, 3, &dir).await;
+    let gid = format!("group-{tag}");
+    let (contract, _) = alice
+        .chain
+        .factory(d.group_factory)
+        .create_group(gid.as_bytes(), 4, policy)
+        .await
+        .unwrap();
+    let config =
+        GroupConfig::new(devnet.chain_id(), DOMAIN).bound_to(d.group_factory, contract.address());
+    alice.group = Some(
+        Group::create(
+            &mut alice.store,
+            gid.as_bytes(),
+            config.clone(),
+            Default::default(),
+        )
+        .unwrap(),
+    );
+    let provider = MlsProvider::new();
+    let mut kps = Vec::new();
+    let mut hashes = Vec::new();
+    for m in [&mut bob, &mut carol] {
+        let bytes = m.store.generate_key_package(None).unwrap();
+        hashes.push(B256::from(keccak256(&bytes).0));
+        kps.push(
+            validate_key_package_bytes(&bytes, provider.crypto(), SUITE, &config.policy(), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let (group, store) = alice.group();
+    let out = group
+        .add_members(store, &kps, &Checks::at(now()))
+        .await
+        .unwrap();
+    contract
+        .commit(
+            1,
+            &out.commit,
+            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
+            &AclChanges {
+                added: vec![bob.address(), carol.address()],
+                key_packages: hashes,
+                removed: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    group.merge_pending_commit(store).unwrap();
+    let welcome = out.welcome.unwrap();
+    let (reg, _) = registration(&contract, &alice.chain, d.block, 1).await;
+    for m in [&mut bob, &mut carol] {
+        let g = Group::join(
+            &mut m.store,
+            &welcome,
+            config.clone(),
+            &Checks::at(reg.timestamp),
+        )
+        .await
+        .unwrap();
+        // A joiner checks its epoch against the registered authenticator.
+        check_epoch_authenticator(&reg, &g.epoch_authenticator()).unwrap();
+        m.group = Some(g);
+    }
+    Setup {
+        contract,
+        policy: match policy {
+            CommitPolicy::AdminsOnly => Policy::AdminsOnly,
+            CommitPolicy::AnyMember => Policy::AnyMember,
+        },
+        alice,
+        bob,
+        carol,
+        config,
+    }
+}
+
+/// The registration of `epoch` from the group's events, with the ACL of its block.
+async fn registration(
+    contract: &GroupContract,
+    chain: &Chain,
+    from: u64,
+    epoch: u64,
+) -> (Registration, Acl) {
+    let cfg = StreamConfig {
+        poll_interval: Duration::from_millis(20),
+        ..StreamConfig::default()
+    };
+    let mut events = Box::pin(contract.events(Cursor::at_block(from), cfg));
+    let mut mirror = AclMirror::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .expect("registration not found")
+            .unwrap()
+            .unwrap();
+        let acl = mirror.apply(&e.data, e.tx.map(|t| t.0));
+        if let (GroupEvent::CommitRegistered(r), Some(acl)) = (&e.data, acl)
+            && r.epoch == epoch
+        {
+            let block = block_timestamp(chain, e.block).await;
+            return (Registration::from_event(r, e.block, block), acl);
+        }
+    }
+}
+
+async fn block_timestamp(chain: &Chain, block: u64) -> i64 {
+    let b = chain
+        .provider()
+        .get_block_by_number(block.into())
+        .await
+        .unwrap()
+        .unwrap();
+    b.header.timestamp as i64
+}
+
+/// `member` processes `commit` at the registration's block time and judges it.
+async fn judge(
+    m: &mut Member,
+    commit: &[u8],
+    reg: &Registration,
+    policy: Policy,
+    acl: &Acl,
+) -> Result<(), Error> {
+    let (group, store) = m.group();
+    let epoch = group.epoch();
+    group
+        .process(store, commit, &Checks::at(reg.timestamp))
+        .await
+        .unwrap();
+    let staged = group.staged_commit().unwrap().expect("a staged commit");
+    let verdict = check_commit(epoch, commit, reg, &staged, policy, acl);
+    match &verdict {
+        Ok(()) => {
+            group.merge_staged_commit(store).unwrap();
+            check_epoch_authenticator(reg, &group.epoch_authenticator())?;
+        }
+        Err(_) => {
+            group.discard_staged_commit(store).unwrap();
+            assert_eq!(group.epoch(), epoch, "a rejected commit changed the epoch");
+        }
+    }
+    verdict
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_merged_only_as_registered() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+
+    // A removal registered with its ACL change: merged by the others, all agree.
+    let mut s = setup(&devnet, &d, CommitPolicy::AdminsOnly, "ok").await;
+    let carol = s.carol.address();
+    let (group, store) = s.alice.group();
+    let out = group.remove_members(store, &[carol]).unwrap();
+    s.contract
+        .commit(
+            2,
+            &out.commit,
+            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
+            &AclChanges {
+                added: vec![],
+                key_packages: vec![],
+                removed: vec![carol],
+            },
+        )
+        .await
+        .unwrap();
+    group.merge_pending_commit(store).unwrap();
+    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    assert_eq!(acl.owner, Some(s.alice.address()));
+    assert!(acl.members.contains(&carol));
+    judge(&mut s.bob, &out.commit, &reg, s.policy, &acl)
+        .await
+        .unwrap();
+    let chain_epoch = s.contract.current_epoch().await.unwrap();
+    assert_eq!(chain_epoch.epoch, 2);
+    assert_eq!(s.bob.group.as_ref().unwrap().epoch(), 2);
+    assert_eq!(
+        s.bob.group.as_ref().unwrap().epoch_authenticator(),
+        s.alice.group.as_ref().unwrap().epoch_authenticator()
+    );
+    assert_eq!(s.bob.group.as_ref().unwrap().members().len(), 2);
+    let _ = &s.config;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attacks_are_rejected() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+
+    // A commit whose proposals differ from its registered ACL changes.
+    let mut s = setup(&devnet, &d, CommitPolicy::AdminsOnly, "acl").await;
+    let carol = s.carol.address();
+    let (group, store) = s.alice.group();
+    let out = group.remove_members(store, &[carol]).unwrap();
+    s.contract
+        .commit(
+            2,
+            &out.commit,
+            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
+            &AclChanges::none(),
+        )
+        .await
+        .unwrap();
+    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    assert!(matches!(
+        judge(&mut s.bob, &out.commit, &reg, s.policy, &acl).await,
+        Err(Error::AclMismatch { .. })
+    ));
+
+    // Gossip bytes that differ from the registered hash: bob's update arrives while alice's
+    // removal is the registered commit.
+    let mut s = setup(&devnet, &d, CommitPolicy::AdminsOnly, "hash").await;
+    let carol = s.carol.address();
+    let (group, store) = s.alice.group();
+    let registered = group.remove_members(store, &[carol]).unwrap();
+    s.contract
+        .commit(
+            2,
+            &registered.commit,
+            B256::from(epoch_authenticator_hash(&registered.epoch_authenticator)),
+            &AclChanges {
+                added: vec![],
+                key_packages: vec![],
+                removed: vec![carol],
+            },
+        )
+        .await
+        .unwrap();
+    let (group, store) = s.bob.group();
+    let other = group.self_update(store).unwrap();
+    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    assert_eq!(
+        judge(&mut s.carol, &other.commit, &reg, s.policy, &acl).await,
+        Err(Error::CommitHashMismatch)
+    );
+
+    // A commit registered by an admin for a member the policy does not let commit.
+    let mut s = setup(&devnet, &d, CommitPolicy::AdminsOnly, "role").await;
+    let (group, store) = s.bob.group();
+    let update = group.self_update(store).unwrap();
+    // The contract itself refuses bob's registration...
+    assert!(
+        s.bob
+            .chain
+            .group(s.contract.address())
+            .commit(
+                2,
+                &update.commit,
+                B256::from(epoch_authenticator_hash(&update.epoch_authenticator)),
+                &AclChanges::none()
+            )
+            .await
+            .is_err()
+    );
+    // ...so an admin registers it for him: members still reject it.
+    s.contract
+        .commit(
+            2,
+            &update.commit,
+            B256::from(epoch_authenticator_hash(&update.epoch_authenticator)),
+            &AclChanges::none(),
+        )
+        .await
+        .unwrap();
+    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    assert_eq!(
+        judge(&mut s.carol, &update.commit, &reg, s.policy, &acl).await,
+        Err(Error::CommitterNotAllowed {
+            committer: s.bob.address()
+        })
+    );
+
+    // Under AnyMember the same update by bob, registered by bob, is merged.
+    let mut s = setup(&devnet, &d, CommitPolicy::AnyMember, "any").await;
+    let (group, store) = s.bob.group();
+    let update = group.self_update(store).unwrap();
+    let bob_contract = s.bob.chain.group(s.contract.address());
+    bob_contract
+        .commit(
+            2,
+            &update.commit,
+            B256::from(epoch_authenticator_hash(&update.epoch_authenticator)),
+            &AclChanges::none(),
+        )
+        .await
+        .unwrap();
+    let (group, store) = s.bob.group();
+    group.merge_pending_commit(store).unwrap();
+    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    judge(&mut s.carol, &update.commit, &reg, s.policy, &acl)
+        .await
+        .unwrap();
+    // A registration with a wrong epoch authenticator: the member notices the fork after
+    // merging.
+    let (group, store) = s.alice.group();
+    group
+        .process(store, &update.commit, &Checks::at(reg.timestamp))
+        .await
+        .unwrap();
+    let staged = group.staged_commit().unwrap().unwrap();
+    check_commit(1, &update.commit, &reg, &staged, s.policy, &acl).unwrap();
+    group.merge_staged_commit(store).unwrap();
+    let mut forged = reg.clone();
+    forged.epoch_authenticator_hash = [0; 32];
+    assert_eq!(
+        check_epoch_authenticator(&forged, &group.epoch_authenticator()),
+        Err(Error::EpochAuthenticatorMismatch { epoch: 2 })
+    );
+}
