@@ -10,11 +10,14 @@
 //! - [`invitation`]: the invitee's signed consent (a Sign-In with Ethereum message naming the
 //!   group and its key package's hash) and the inviter's verification of it, the seed's
 //!   invitation steps 3 and 4;
+//! - [`discovery`]: the groups an account belongs to, from the factory's and the groups'
+//!   events;
 //! - [`verdict`]: the chain-checked merge of decisions 11 and 12 (a commit is merged only when
 //!   it is the one registered for `n + 1`, its Add/Remove proposals equal the registered ACL
 //!   changes, its committer's role fits the policy, and the new epoch's authenticator is the
 //!   registered one).
 
+pub mod discovery;
 pub mod invitation;
 pub mod verdict;
 pub mod wire;
