@@ -12,6 +12,9 @@
 //!   invitation steps 3 and 4;
 //! - [`discovery`]: the groups an account belongs to, from the factory's and the groups'
 //!   events;
+//! - [`sequencer`]: the sans-IO commit sequencer — registrations acted on in epoch order at
+//!   the configured confirmation depth, early gossip commits buffered, own commits told
+//!   whether they won the epoch, replaced heads reported as forks;
 //! - [`verdict`]: the chain-checked merge of decisions 11 and 12 (a commit is merged only when
 //!   it is the one registered for `n + 1`, its Add/Remove proposals equal the registered ACL
 //!   changes, its committer's role fits the policy, and the new epoch's authenticator is the
@@ -19,6 +22,7 @@
 
 pub mod discovery;
 pub mod invitation;
+pub mod sequencer;
 pub mod verdict;
 pub mod wire;
 
