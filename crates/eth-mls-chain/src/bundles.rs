@@ -9,6 +9,8 @@
 //! in the `MessageSent` logs. A reader takes the newest such message from the account to
 //! itself whose bundle names the registered identity key; bundles authenticate themselves
 //! (their Ed448 signatures), so the reader then validates them with eth-mls-channel.
+//! A reader of the account's inbox skips these self-messages (their `sessionId` is
+//! [`bundle_session_id`]); every other message in it is a channel message.
 //!
 //! This crate handles the bytes only (decision 1's layer map: the chain layer does not depend
 //! on the channel): [`PublishedBundle::identity_key`] is read from the fixed offset of a

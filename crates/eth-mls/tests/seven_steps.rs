@@ -1,0 +1,441 @@
+//! The seed's invitation in seven steps (DESIGN.md decision 16) with every real component:
+//! eth-mls-core groups and stores, the 1:1 channel (eth-mls-channel) with bundles published
+//! in ERC-7627 and messages carried by ERC-7627 `sendMessage`, the client's wire format, the
+//! SIWE consent, the group contract on anvil, and the chain-checked merge for an existing
+//! member. A later session's `Client` runs the same steps; this test pins them down.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use alloy_primitives::keccak256;
+use eth_mls::invitation::{consent_message, verify_response};
+use eth_mls::verdict::{
+    AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
+    epoch_authenticator_hash,
+};
+use eth_mls::wire::{
+    ClientMessage, GroupRef, InvitationRequest, InvitationResponse, WelcomeDelivery, WelcomeMessage,
+};
+use eth_mls_chain::alloy::primitives::B256;
+use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::{
+    AclChanges, Chain, CommitPolicy, Cursor, Devnet, Erc7627, GroupEvent, StreamConfig, key_index,
+};
+use eth_mls_channel::{DefaultBackend as B, Device, OneTimePrekeyChoice, PrekeyBundle, Secret};
+use eth_mls_core::{
+    BindingRequest, Checks, EthereumSigner, Event, Group, GroupConfig, Identity,
+    LocalEthereumSigner, Store, StoreKey, validate_key_package_bytes,
+};
+use eth_mls_crypto::{Provider as MlsProvider, SUITE};
+use eth_mls_siwe::Address;
+use futures_util::{Stream, StreamExt};
+use openmls_traits::OpenMlsProvider as _;
+
+const DOMAIN: &str = "eth-mls.test";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn fast() -> StreamConfig {
+    StreamConfig {
+        poll_interval: Duration::from_millis(20),
+        ..StreamConfig::default()
+    }
+}
+
+/// One account with one device: Ethereum key, MLS store, 1:1 channel device, chain client.
+struct Person {
+    account: LocalEthereumSigner,
+    store: Store,
+    device: Device<B>,
+    chain: Chain,
+    registry: Erc7627,
+    group: Option<Group>,
+}
+
+impl Person {
+    async fn new(devnet: &Devnet, erc7627: Address, index: usize, dir: &std::path::Path) -> Self {
+        let key = devnet.signer(index).unwrap().to_bytes();
+        let account = LocalEthereumSigner::from_bytes(key.as_slice()).unwrap();
+        let request = BindingRequest {
+            domain: DOMAIN.into(),
+            uri: format!("https://{DOMAIN}"),
+            chain_id: devnet.chain_id(),
+            valid_for: Some(Duration::from_secs(24 * 3600)),
+        };
+        let identity = Identity::create(&account, &request).await.unwrap();
+        // The channel device signs its bundles with the MLS signature key, which the SIWE
+        // credential binds to the account.
+        let seed = Secret::from_slice(identity.signer().private_key().expose()).unwrap();
+        let mut device = Device::<B>::generate(account.address().into_array(), seed).unwrap();
+        device
+            .rotate_signed_prekey(now() as u64, 7 * 86_400)
+            .unwrap();
+        device.generate_one_time_prekeys(5).unwrap();
+        let store = Store::create(
+            dir.join(format!("{index}.db")),
+            &StoreKey::raw([index as u8; 32]),
+            identity,
+        )
+        .unwrap();
+        let chain = devnet.chain(index).await.unwrap();
+        let registry = chain.erc7627(erc7627);
+        Self {
+            account,
+            store,
+            device,
+            chain,
+            registry,
+            group: None,
+        }
+    }
+
+    fn address(&self) -> Address {
+        self.account.address()
+    }
+
+    async fn publish_bundle(&self) {
+        let bundle = self
+            .device
+            .bundle(now() as u64, 5)
+            .unwrap()
+            .encode()
+            .unwrap();
+        self.registry
+            .publish_channel_bundle(self.device.identity_key(), &bundle)
+            .await
+            .unwrap();
+    }
+
+    /// Encrypts a client message in `session` and sends it to `to`'s inbox on chain.
+    async fn send(&mut self, to: Address, session: &[u8; 32], m: &ClientMessage) {
+        let bytes = self.device.encrypt(session, &m.encode().unwrap()).unwrap();
+        self.registry
+            .send_message(to, key_index::inbox(), B256::from(*session), &bytes)
+            .await
+            .unwrap();
+    }
+}
+
+/// The next channel message in an inbox stream, decrypted and decoded.
+async fn receive(
+    p: &mut Person,
+    inbox: &mut (
+             impl Stream<
+        Item = Result<eth_mls_chain::Event<eth_mls_chain::MessageSent>, eth_mls_chain::Error>,
+    > + Unpin
+         ),
+) -> (eth_mls_channel::Received, ClientMessage) {
+    // The account's own bundles live in the same inbox: skip them.
+    let e = loop {
+        let e = tokio::time::timeout(Duration::from_secs(30), inbox.next())
+            .await
+            .expect("a message in the inbox")
+            .unwrap()
+            .unwrap();
+        if e.data.sessionId != eth_mls_chain::bundle_session_id() {
+            break e;
+        }
+    };
+    let got = p
+        .device
+        .receive(&e.data.encryptedMessage, now() as u64)
+        .unwrap();
+    let m = ClientMessage::decode(&got.plaintext).unwrap();
+    (got, m)
+}
+
+async fn registration(
+    chain: &Chain,
+    contract: Address,
+    from: u64,
+    epoch: u64,
+) -> (Registration, eth_mls::verdict::Acl) {
+    let mut events = Box::pin(chain.group(contract).events(Cursor::at_block(from), fast()));
+    let mut mirror = AclMirror::new();
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(30), events.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let (Some(acl), GroupEvent::CommitRegistered(r)) =
+            (mirror.apply(&e.data, e.tx.map(|t| t.0)), &e.data)
+            && r.epoch == epoch
+        {
+            let block = chain
+                .provider()
+                .get_block_by_number(e.block.into())
+                .await
+                .unwrap()
+                .unwrap();
+            return (
+                Registration::from_event(r, e.block, block.header.timestamp as i64),
+                acl,
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitation_in_seven_steps() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("eth-mls-seven-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut alice = Person::new(&devnet, d.erc7627, 1, &dir).await;
+    let mut bob = Person::new(&devnet, d.erc7627, 2, &dir).await;
+    let mut carol = Person::new(&devnet, d.erc7627, 3, &dir).await;
+    // Every account registers its channel bundle (and with it its inbox key) first.
+    alice.publish_bundle().await;
+    bob.publish_bundle().await;
+    let provider = MlsProvider::new();
+
+    // 1. On-chain: alice creates the group's contract (and its MLS group bound to it), with
+    //    carol already in it.
+    let (contract, _) = alice
+        .chain
+        .factory(d.group_factory)
+        .create_group(b"seven steps", 4, CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let config =
+        GroupConfig::new(devnet.chain_id(), DOMAIN).bound_to(d.group_factory, contract.address());
+    let mut group = Group::create(
+        &mut alice.store,
+        b"seven steps",
+        config.clone(),
+        Default::default(),
+    )
+    .unwrap();
+    let carol_kp = carol.store.generate_key_package(None).unwrap();
+    let kp =
+        validate_key_package_bytes(&carol_kp, provider.crypto(), SUITE, &config.policy(), None)
+            .await
+            .unwrap();
+    let out = group
+        .add_members(&mut alice.store, &[kp], &Checks::at(now()))
+        .await
+        .unwrap();
+    contract
+        .commit(
+            1,
+            &out.commit,
+            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
+            &AclChanges {
+                added: vec![carol.address()],
+                key_packages: vec![B256::from(keccak256(&carol_kp).0)],
+                removed: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    group.merge_pending_commit(&mut alice.store).unwrap();
+    carol.group = Some(
+        Group::join(
+            &mut carol.store,
+            out.welcome.as_ref().unwrap(),
+            config.clone(),
+            &Checks::at(now()),
+        )
+        .await
+        .unwrap(),
+    );
+    alice.group = Some(group);
+
+    // 2. Off-chain: alice sends the contract address and an invitation to bob over the 1:1
+    //    channel (bob's bundle from ERC-7627, the message through sendMessage).
+    let fetched = alice
+        .registry
+        .channel_bundle(bob.address(), d.block)
+        .await
+        .unwrap()
+        .unwrap();
+    let bundle = PrekeyBundle::validate::<B>(&fetched.bundle, now() as u64).unwrap();
+    assert_eq!(
+        bundle.bundle().signature_key[..],
+        bob.store.identity().signer().public_key().as_bytes()[..]
+    );
+    let session = alice
+        .device
+        .initiate(&bundle, OneTimePrekeyChoice::Random)
+        .unwrap();
+    let group_ref = GroupRef {
+        chain_id: devnet.chain_id(),
+        factory: d.group_factory.into_array(),
+        group_contract: contract.address().into_array(),
+    };
+    let request = InvitationRequest {
+        request_id: [0x5e; 16],
+        group: group_ref,
+        group_id: b"seven steps".to_vec(),
+        inviter: alice.address().into_array(),
+        expiry: (now() + 3600) as u64,
+        note: "join us".into(),
+    };
+    alice
+        .send(
+            bob.address(),
+            &session,
+            &ClientMessage::InvitationRequest(request.clone()),
+        )
+        .await;
+
+    // 3. Off-chain: bob checks the group against the factory and answers with a key package
+    //    and his account's signed consent.
+    let mut bob_inbox = Box::pin(bob.registry.messages(
+        None,
+        Some(bob.address()),
+        Cursor::at_block(d.block),
+        fast(),
+    ));
+    let (got, m) = receive(&mut bob, &mut bob_inbox).await;
+    assert!(got.new_session);
+    assert_eq!(got.peer_address, alice.address().into_array());
+    let ClientMessage::InvitationRequest(req) = m else {
+        panic!("an invitation")
+    };
+    bob.chain
+        .factory(d.group_factory)
+        .check_group(
+            Address::from(req.group.group_contract),
+            alice.address(),
+            &req.group_id,
+        )
+        .await
+        .unwrap();
+    let kp_bytes = bob.store.generate_key_package(None).unwrap();
+    let consent = consent_message(&req, bob.address(), &kp_bytes, now())
+        .unwrap()
+        .to_string();
+    let response = InvitationResponse {
+        request_id: req.request_id,
+        key_package: kp_bytes.clone(),
+        signature: bob.account.sign_message(consent.as_bytes()).await.unwrap(),
+        siwe_message: consent,
+    };
+    let bob_session = got.session_id;
+    bob.send(
+        alice.address(),
+        &bob_session,
+        &ClientMessage::InvitationResponse(response),
+    )
+    .await;
+
+    // 4. Off-chain: alice verifies the signature (and the key package's credential).
+    let mut alice_inbox = Box::pin(alice.registry.messages(
+        None,
+        Some(alice.address()),
+        Cursor::at_block(d.block),
+        fast(),
+    ));
+    let (got, m) = receive(&mut alice, &mut alice_inbox).await;
+    assert_eq!(got.peer_address, bob.address().into_array());
+    let ClientMessage::InvitationResponse(resp) = m else {
+        panic!("a response")
+    };
+    let consent = verify_response(&request, bob.address(), &resp, now(), None)
+        .await
+        .unwrap();
+    let kp = validate_key_package_bytes(
+        &resp.key_package,
+        provider.crypto(),
+        SUITE,
+        &config.policy(),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(kp.account(), bob.address());
+
+    // 5. On-chain: alice adds bob to the ACL with the commit that adds him, in one transaction.
+    let (group, store) = (alice.group.as_mut().unwrap(), &mut alice.store);
+    let out = group
+        .add_members(store, &[kp], &Checks::at(now()))
+        .await
+        .unwrap();
+    contract
+        .commit(
+            2,
+            &out.commit,
+            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
+            &AclChanges {
+                added: vec![bob.address()],
+                key_packages: vec![B256::from(consent.key_package_hash)],
+                removed: vec![],
+            },
+        )
+        .await
+        .unwrap();
+    group.merge_pending_commit(store).unwrap();
+    assert!(contract.is_member(bob.address()).await.unwrap());
+
+    // 6. Off-chain: alice sends the Welcome to bob over the channel.
+    let welcome = WelcomeMessage {
+        request_id: request.request_id,
+        group: group_ref,
+        epoch: 2,
+        delivery: WelcomeDelivery::Inline(out.welcome.clone().unwrap()),
+    };
+    alice
+        .send(bob.address(), &session, &ClientMessage::Welcome(welcome))
+        .await;
+    let (_, m) = receive(&mut bob, &mut bob_inbox).await;
+    let ClientMessage::Welcome(WelcomeMessage {
+        delivery: WelcomeDelivery::Inline(w),
+        epoch,
+        ..
+    }) = m
+    else {
+        panic!("a Welcome")
+    };
+    let (reg, acl) = registration(&bob.chain, contract.address(), d.block, epoch).await;
+    let joined = Group::join(
+        &mut bob.store,
+        &w,
+        config.clone(),
+        &Checks::at(reg.timestamp),
+    )
+    .await
+    .unwrap();
+    check_epoch_authenticator(&reg, &joined.epoch_authenticator()).unwrap();
+    bob.group = Some(joined);
+
+    // 7. Off-chain: the commit reaches the existing members (here from the registration
+    //    itself); carol merges it only as registered.
+    let (group, store) = (carol.group.as_mut().unwrap(), &mut carol.store);
+    group
+        .process(store, &out.commit, &Checks::at(reg.timestamp))
+        .await
+        .unwrap();
+    let staged = group.staged_commit().unwrap().unwrap();
+    check_commit(1, &out.commit, &reg, &staged, Policy::AdminsOnly, &acl).unwrap();
+    group.merge_staged_commit(store).unwrap();
+    check_epoch_authenticator(&reg, &group.epoch_authenticator()).unwrap();
+
+    // Everyone agrees, and bob reads the group.
+    let a = alice.group.as_mut().unwrap();
+    assert_eq!(a.members().len(), 3);
+    a.send(&mut alice.store, b"welcome, bob").unwrap();
+    let hello = alice
+        .store
+        .outbox_pending()
+        .unwrap()
+        .last()
+        .unwrap()
+        .bytes
+        .clone();
+    let (group, store) = (bob.group.as_mut().unwrap(), &mut bob.store);
+    let events = group
+        .process(store, &hello, &Checks::at(now()))
+        .await
+        .unwrap()
+        .into_events();
+    assert!(events.iter().any(|e| matches!(e, Event::Application(m) if m.data == b"welcome, bob" && m.sender == alice.address())));
+    let _ = std::fs::remove_dir_all(&dir);
+}
