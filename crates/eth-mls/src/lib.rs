@@ -124,3 +124,8 @@ pub enum Error {
     #[error("ERC-1271 check could not be made (retry): {0}")]
     Erc1271Unavailable(String),
 }
+
+/// The README's example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
