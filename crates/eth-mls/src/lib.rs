@@ -12,6 +12,7 @@
 //!   invitation steps 3 and 4;
 //! - [`discovery`]: the groups an account belongs to, from the factory's and the groups'
 //!   events;
+//! - [`requests`]: an admin's check of a member's update or removal request;
 //! - [`sequencer`]: the sans-IO commit sequencer — registrations acted on in epoch order at
 //!   the configured confirmation depth, early gossip commits buffered, own commits told
 //!   whether they won the epoch, replaced heads reported as forks;
@@ -22,6 +23,7 @@
 
 pub mod discovery;
 pub mod invitation;
+pub mod requests;
 pub mod sequencer;
 pub mod verdict;
 pub mod wire;
@@ -120,6 +122,23 @@ pub enum Error {
         /// The epoch.
         epoch: u64,
     },
+    /// A request made at another epoch than the receiver's.
+    #[error("the request was made at epoch {request}; the group is at epoch {local}")]
+    StaleRequest {
+        /// The request's epoch.
+        request: u64,
+        /// The receiver's epoch.
+        local: u64,
+    },
+    /// The requester is not a member of the group.
+    #[error("{account} is not a member of the group")]
+    NotMember {
+        /// The requester.
+        account: Address,
+    },
+    /// The request asks for something its sender may not ask for.
+    #[error("the request asks for a change its sender may not request")]
+    RequestNotAllowed,
     /// A contract account's ERC-1271 check could not be made: retry.
     #[error("ERC-1271 check could not be made (retry): {0}")]
     Erc1271Unavailable(String),

@@ -8,13 +8,17 @@
 use std::time::Duration;
 
 use alloy_primitives::keccak256;
+use eth_mls::Error;
 use eth_mls::invitation::{consent_message, verify_response};
+use eth_mls::requests::check_change_request;
+use eth_mls::verdict::Acl;
 use eth_mls::verdict::{
     AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
     epoch_authenticator_hash,
 };
 use eth_mls::wire::{
-    ClientMessage, GroupRef, InvitationRequest, InvitationResponse, WelcomeDelivery, WelcomeMessage,
+    ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, InvitationResponse,
+    WelcomeDelivery, WelcomeMessage,
 };
 use eth_mls_chain::alloy::primitives::B256;
 use eth_mls_chain::alloy::providers::Provider;
@@ -182,7 +186,7 @@ async fn registration(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invitation_in_seven_steps() {
+async fn invitation_in_seven_steps_then_update_and_removal_requests() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = std::env::temp_dir().join(format!("eth-mls-seven-{}", std::process::id()));
@@ -437,5 +441,189 @@ async fn invitation_in_seven_steps() {
         .unwrap()
         .into_events();
     assert!(events.iter().any(|e| matches!(e, Event::Application(m) if m.data == b"welcome, bob" && m.sender == alice.address())));
+
+    // The seed's "updates in groups": bob asks alice, over the channel, to commit an update of
+    // his leaf; carol asks to be removed. Alice verifies each request, commits and registers.
+    let (group, store) = (bob.group.as_mut().unwrap(), &mut bob.store);
+    let (proposal, _) = group.propose_self_update(store).unwrap();
+    let update = ChangeRequest {
+        request_id: [0x11; 16],
+        group: group_ref,
+        epoch: 2,
+        kind: ChangeKind::Update,
+        target: bob.address().into_array(),
+        proposal: proposal.bytes.clone(),
+    };
+    bob.send(
+        alice.address(),
+        &bob_session,
+        &ClientMessage::ChangeRequest(update),
+    )
+    .await;
+    let (got, m) = receive(&mut alice, &mut alice_inbox).await;
+    let ClientMessage::ChangeRequest(req) = m else {
+        panic!("a change request")
+    };
+    let peer = Address::from(got.peer_address);
+    let acl_now = Acl {
+        owner: Some(alice.address()),
+        admins: Default::default(),
+        members: contract.members().await.unwrap().into_iter().collect(),
+    };
+    let (group, store) = (alice.group.as_mut().unwrap(), &mut alice.store);
+    let events = group
+        .process(store, &req.proposal, &Checks::at(now()))
+        .await
+        .unwrap()
+        .into_events();
+    let summary = events.iter().find_map(|e| match e {
+        Event::Proposal(p) => Some(p.clone()),
+        _ => None,
+    });
+    check_change_request(
+        &req,
+        peer,
+        &group_ref,
+        group.epoch(),
+        summary.as_ref(),
+        &acl_now,
+    )
+    .unwrap();
+    // What bob could not ask for: another member's removal, or a request of a past epoch.
+    let mut other = req.clone();
+    (other.kind, other.target, other.proposal) =
+        (ChangeKind::Removal, carol.address().into_array(), vec![]);
+    assert_eq!(
+        check_change_request(&other, peer, &group_ref, 2, None, &acl_now),
+        Err(Error::RequestNotAllowed)
+    );
+    assert!(matches!(
+        check_change_request(&req, peer, &group_ref, 3, summary.as_ref(), &acl_now),
+        Err(Error::StaleRequest { .. })
+    ));
+    let out = group.commit_pending_proposals(store).unwrap();
+    // Bob's leaf (and the committer's, through the update path).
+    assert!(out.summary.updated.contains(&bob.address()));
+    contract
+        .commit(
+            3,
+            &out.commit,
+            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
+            &AclChanges::none(),
+        )
+        .await
+        .unwrap();
+    group.merge_pending_commit(store).unwrap();
+    // The proposal was also published on the group's commit topic: carol holds it when the
+    // commit refers to it.
+    let (group, store) = (carol.group.as_mut().unwrap(), &mut carol.store);
+    group
+        .process(store, &proposal.bytes, &Checks::at(now()))
+        .await
+        .unwrap();
+    let (reg, acl) = registration(&bob.chain, contract.address(), d.block, 3).await;
+    for p in [&mut bob, &mut carol] {
+        let (group, store) = (p.group.as_mut().unwrap(), &mut p.store);
+        group
+            .process(store, &out.commit, &Checks::at(reg.timestamp))
+            .await
+            .unwrap();
+        let staged = group.staged_commit().unwrap().unwrap();
+        check_commit(2, &out.commit, &reg, &staged, Policy::AdminsOnly, &acl).unwrap();
+        group.merge_staged_commit(store).unwrap();
+        check_epoch_authenticator(&reg, &group.epoch_authenticator()).unwrap();
+    }
+
+    // Carol asks to be removed (her leave proposal), through a session she opens with alice.
+    let alice_bundle = carol
+        .registry
+        .channel_bundle(alice.address(), d.block)
+        .await
+        .unwrap()
+        .unwrap();
+    let carol_session = carol
+        .device
+        .initiate(
+            &PrekeyBundle::validate::<B>(&alice_bundle.bundle, now() as u64).unwrap(),
+            OneTimePrekeyChoice::Random,
+        )
+        .unwrap();
+    let (group, store) = (carol.group.as_mut().unwrap(), &mut carol.store);
+    let leave = group.leave(store).unwrap();
+    let removal = ChangeRequest {
+        request_id: [0x22; 16],
+        group: group_ref,
+        epoch: 3,
+        kind: ChangeKind::Removal,
+        target: carol.address().into_array(),
+        proposal: leave.bytes.clone(),
+    };
+    carol
+        .send(
+            alice.address(),
+            &carol_session,
+            &ClientMessage::ChangeRequest(removal),
+        )
+        .await;
+    let (got, m) = receive(&mut alice, &mut alice_inbox).await;
+    assert!(got.new_session);
+    let ClientMessage::ChangeRequest(req) = m else {
+        panic!("a change request")
+    };
+    let (group, store) = (alice.group.as_mut().unwrap(), &mut alice.store);
+    let events = group
+        .process(store, &req.proposal, &Checks::at(now()))
+        .await
+        .unwrap()
+        .into_events();
+    let summary = events.iter().find_map(|e| match e {
+        Event::Proposal(p) => Some(p.clone()),
+        _ => None,
+    });
+    check_change_request(
+        &req,
+        Address::from(got.peer_address),
+        &group_ref,
+        group.epoch(),
+        summary.as_ref(),
+        &acl_now,
+    )
+    .unwrap();
+    let out = group.commit_pending_proposals(store).unwrap();
+    assert_eq!(out.summary.removed, vec![carol.address()]);
+    contract
+        .commit(
+            4,
+            &out.commit,
+            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
+            &AclChanges {
+                added: vec![],
+                key_packages: vec![],
+                removed: vec![carol.address()],
+            },
+        )
+        .await
+        .unwrap();
+    group.merge_pending_commit(store).unwrap();
+    assert!(!contract.is_member(carol.address()).await.unwrap());
+    let (reg, acl) = registration(&bob.chain, contract.address(), d.block, 4).await;
+    let (group, store) = (bob.group.as_mut().unwrap(), &mut bob.store);
+    group
+        .process(store, &leave.bytes, &Checks::at(now()))
+        .await
+        .unwrap();
+    group
+        .process(store, &out.commit, &Checks::at(reg.timestamp))
+        .await
+        .unwrap();
+    let staged = group.staged_commit().unwrap().unwrap();
+    check_commit(3, &out.commit, &reg, &staged, Policy::AdminsOnly, &acl).unwrap();
+    group.merge_staged_commit(store).unwrap();
+    check_epoch_authenticator(&reg, &group.epoch_authenticator()).unwrap();
+    assert_eq!(group.members().len(), 2);
+    assert_eq!(
+        group.epoch_authenticator(),
+        alice.group.as_ref().unwrap().epoch_authenticator()
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
