@@ -5,35 +5,35 @@
 //! and the member's group is unchanged.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::time::Duration;
+mod common;
 
 use alloy_primitives::keccak256;
 use eth_mls::Error;
 use eth_mls::verdict::{
-    Acl, AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
-    epoch_authenticator_hash,
+    Acl, Policy, Registration, check_commit, check_epoch_authenticator, epoch_authenticator_hash,
 };
-use eth_mls_chain::alloy::providers::Provider;
-use eth_mls_chain::{
-    AclChanges, Chain, CommitPolicy, Cursor, Deployment, Devnet, GroupContract, GroupEvent,
-    StreamConfig,
-};
-use eth_mls_core::{
-    BindingRequest, Checks, Group, GroupConfig, Identity, LocalEthereumSigner, Store, StoreKey,
-    validate_key_package_bytes,
-};
+use eth_mls_chain::{AclChanges, Chain, CommitPolicy, Deployment, Devnet, GroupContract};
+use eth_mls_core::{Checks, Group, GroupConfig, Store, validate_key_package_bytes};
 use eth_mls_crypto::{Provider as MlsProvider, SUITE};
 use eth_mls_siwe::{Address, B256};
-use futures_util::StreamExt;
 use openmls_traits::OpenMlsProvider as _;
-
-const DOMAIN: &str = "eth-mls.test";
 
 struct Member {
     chain: Chain,
     store: Store,
     group: Option<Group>,
+}
+
+/// The chain-checked merge of `commit` by `m`.
+async fn judge(
+    m: &mut Member,
+    commit: &[u8],
+    reg: &Registration,
+    policy: Policy,
+    acl: &Acl,
+) -> Result<(), Error> {
+    let (group, store) = m.group();
+    common::judge(group, store, commit, reg, policy, acl).await
 }
 
 impl Member {
@@ -45,36 +45,8 @@ impl Member {
     }
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("eth-mls-verdict-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 async fn member(devnet: &Devnet, index: usize, dir: &std::path::Path) -> Member {
-    let key = devnet.signer(index).unwrap().to_bytes();
-    let account = LocalEthereumSigner::from_bytes(key.as_slice()).unwrap();
-    let request = BindingRequest {
-        domain: DOMAIN.into(),
-        uri: format!("https://{DOMAIN}"),
-        chain_id: devnet.chain_id(),
-        valid_for: Some(Duration::from_secs(24 * 3600)),
-    };
-    let identity = Identity::create(&account, &request).await.unwrap();
-    let store = Store::create(
-        dir.join(format!("{index}.db")),
-        &StoreKey::raw([index as u8; 32]),
-        identity,
-    )
-    .unwrap();
+    let (_, store) = common::account(devnet, index, dir).await;
     Member {
         chain: devnet.chain(index).await.unwrap(),
         store,
@@ -94,7 +66,7 @@ struct Setup {
 }
 
 async fn setup(devnet: &Devnet, d: &Deployment, policy: CommitPolicy, tag: &str) -> Setup {
-    let dir = dir(tag);
+    let dir = common::dir(tag);
     let mut alice = member(devnet, 1, &dir).await;
     let mut bob = member(devnet, 2, &dir).await;
     let mut carol = member(devnet, 3, &dir).await;
@@ -105,8 +77,8 @@ async fn setup(devnet: &Devnet, d: &Deployment, policy: CommitPolicy, tag: &str)
         .create_group(gid.as_bytes(), 4, policy)
         .await
         .unwrap();
-    let config =
-        GroupConfig::new(devnet.chain_id(), DOMAIN).bound_to(d.group_factory, contract.address());
+    let config = GroupConfig::new(devnet.chain_id(), common::DOMAIN)
+        .bound_to(d.group_factory, contract.address());
     alice.group = Some(
         Group::create(
             &mut alice.store,
@@ -130,37 +102,26 @@ async fn setup(devnet: &Devnet, d: &Deployment, policy: CommitPolicy, tag: &str)
     }
     let (group, store) = alice.group();
     let out = group
-        .add_members(store, &kps, &Checks::at(now()))
+        .add_members(store, &kps, &Checks::at(common::now()))
         .await
         .unwrap();
-    contract
-        .commit(
-            1,
-            &out.commit,
-            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
-            &AclChanges {
-                added: vec![bob.address(), carol.address()],
-                key_packages: hashes,
-                removed: vec![],
-            },
-        )
-        .await
-        .unwrap();
+    common::register(
+        &contract,
+        1,
+        &out,
+        AclChanges {
+            added: vec![bob.address(), carol.address()],
+            key_packages: hashes,
+            removed: vec![],
+        },
+    )
+    .await
+    .unwrap();
     group.merge_pending_commit(store).unwrap();
     let welcome = out.welcome.unwrap();
-    let (reg, _) = registration(&contract, &alice.chain, d.block, 1).await;
+    let (reg, _) = common::registration(&alice.chain, contract.address(), d.block, 1).await;
     for m in [&mut bob, &mut carol] {
-        let g = Group::join(
-            &mut m.store,
-            &welcome,
-            config.clone(),
-            &Checks::at(reg.timestamp),
-        )
-        .await
-        .unwrap();
-        // A joiner checks its epoch against the registered authenticator.
-        check_epoch_authenticator(&reg, &g.epoch_authenticator()).unwrap();
-        m.group = Some(g);
+        m.group = Some(common::join(&mut m.store, &welcome, config.clone(), &reg).await);
     }
     Setup {
         contract,
@@ -175,74 +136,6 @@ async fn setup(devnet: &Devnet, d: &Deployment, policy: CommitPolicy, tag: &str)
     }
 }
 
-/// The registration of `epoch` from the group's events, with the ACL of its block.
-async fn registration(
-    contract: &GroupContract,
-    chain: &Chain,
-    from: u64,
-    epoch: u64,
-) -> (Registration, Acl) {
-    let cfg = StreamConfig {
-        poll_interval: Duration::from_millis(20),
-        ..StreamConfig::default()
-    };
-    let mut events = Box::pin(contract.events(Cursor::at_block(from), cfg));
-    let mut mirror = AclMirror::new();
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(30), events.next())
-            .await
-            .expect("registration not found")
-            .unwrap()
-            .unwrap();
-        let acl = mirror.apply(&e.data, e.tx.map(|t| t.0));
-        if let (GroupEvent::CommitRegistered(r), Some(acl)) = (&e.data, acl)
-            && r.epoch == epoch
-        {
-            let block = block_timestamp(chain, e.block).await;
-            return (Registration::from_event(r, e.block, block), acl);
-        }
-    }
-}
-
-async fn block_timestamp(chain: &Chain, block: u64) -> i64 {
-    let b = chain
-        .provider()
-        .get_block_by_number(block.into())
-        .await
-        .unwrap()
-        .unwrap();
-    b.header.timestamp as i64
-}
-
-/// `member` processes `commit` at the registration's block time and judges it.
-async fn judge(
-    m: &mut Member,
-    commit: &[u8],
-    reg: &Registration,
-    policy: Policy,
-    acl: &Acl,
-) -> Result<(), Error> {
-    let (group, store) = m.group();
-    let epoch = group.epoch();
-    group
-        .process(store, commit, &Checks::at(reg.timestamp))
-        .await
-        .unwrap();
-    let staged = group.staged_commit().unwrap().expect("a staged commit");
-    let verdict = check_commit(epoch, commit, reg, &staged, policy, acl);
-    match &verdict {
-        Ok(()) => {
-            group.merge_staged_commit(store).unwrap();
-            check_epoch_authenticator(reg, &group.epoch_authenticator())?;
-        }
-        Err(_) => {
-            group.discard_staged_commit(store).unwrap();
-            assert_eq!(group.epoch(), epoch, "a rejected commit changed the epoch");
-        }
-    }
-    verdict
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn commits_are_merged_only_as_registered() {
     let devnet = Devnet::start().unwrap();
@@ -253,21 +146,11 @@ async fn commits_are_merged_only_as_registered() {
     let carol = s.carol.address();
     let (group, store) = s.alice.group();
     let out = group.remove_members(store, &[carol]).unwrap();
-    s.contract
-        .commit(
-            2,
-            &out.commit,
-            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
-            &AclChanges {
-                added: vec![],
-                key_packages: vec![],
-                removed: vec![carol],
-            },
-        )
+    common::register(&s.contract, 2, &out, common::removal(&[carol]))
         .await
         .unwrap();
     group.merge_pending_commit(store).unwrap();
-    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    let (reg, acl) = common::registration(&s.alice.chain, s.contract.address(), d.block, 2).await;
     assert_eq!(acl.owner, Some(s.alice.address()));
     assert!(acl.members.contains(&carol));
     judge(&mut s.bob, &out.commit, &reg, s.policy, &acl)
@@ -294,16 +177,10 @@ async fn attacks_are_rejected() {
     let carol = s.carol.address();
     let (group, store) = s.alice.group();
     let out = group.remove_members(store, &[carol]).unwrap();
-    s.contract
-        .commit(
-            2,
-            &out.commit,
-            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
-            &AclChanges::none(),
-        )
+    common::register(&s.contract, 2, &out, AclChanges::none())
         .await
         .unwrap();
-    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    let (reg, acl) = common::registration(&s.alice.chain, s.contract.address(), d.block, 2).await;
     assert!(matches!(
         judge(&mut s.bob, &out.commit, &reg, s.policy, &acl).await,
         Err(Error::AclMismatch { .. })
@@ -315,22 +192,12 @@ async fn attacks_are_rejected() {
     let carol = s.carol.address();
     let (group, store) = s.alice.group();
     let registered = group.remove_members(store, &[carol]).unwrap();
-    s.contract
-        .commit(
-            2,
-            &registered.commit,
-            B256::from(epoch_authenticator_hash(&registered.epoch_authenticator)),
-            &AclChanges {
-                added: vec![],
-                key_packages: vec![],
-                removed: vec![carol],
-            },
-        )
+    common::register(&s.contract, 2, &registered, common::removal(&[carol]))
         .await
         .unwrap();
     let (group, store) = s.bob.group();
     let other = group.self_update(store).unwrap();
-    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    let (reg, acl) = common::registration(&s.alice.chain, s.contract.address(), d.block, 2).await;
     assert_eq!(
         judge(&mut s.carol, &other.commit, &reg, s.policy, &acl).await,
         Err(Error::CommitHashMismatch)
@@ -355,16 +222,10 @@ async fn attacks_are_rejected() {
             .is_err()
     );
     // ...so an admin registers it for him: members still reject it.
-    s.contract
-        .commit(
-            2,
-            &update.commit,
-            B256::from(epoch_authenticator_hash(&update.epoch_authenticator)),
-            &AclChanges::none(),
-        )
+    common::register(&s.contract, 2, &update, AclChanges::none())
         .await
         .unwrap();
-    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    let (reg, acl) = common::registration(&s.alice.chain, s.contract.address(), d.block, 2).await;
     assert_eq!(
         judge(&mut s.carol, &update.commit, &reg, s.policy, &acl).await,
         Err(Error::CommitterNotAllowed {
@@ -377,18 +238,12 @@ async fn attacks_are_rejected() {
     let (group, store) = s.bob.group();
     let update = group.self_update(store).unwrap();
     let bob_contract = s.bob.chain.group(s.contract.address());
-    bob_contract
-        .commit(
-            2,
-            &update.commit,
-            B256::from(epoch_authenticator_hash(&update.epoch_authenticator)),
-            &AclChanges::none(),
-        )
+    common::register(&bob_contract, 2, &update, AclChanges::none())
         .await
         .unwrap();
     let (group, store) = s.bob.group();
     group.merge_pending_commit(store).unwrap();
-    let (reg, acl) = registration(&s.contract, &s.alice.chain, d.block, 2).await;
+    let (reg, acl) = common::registration(&s.alice.chain, s.contract.address(), d.block, 2).await;
     judge(&mut s.carol, &update.commit, &reg, s.policy, &acl)
         .await
         .unwrap();

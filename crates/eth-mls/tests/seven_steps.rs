@@ -5,51 +5,32 @@
 //! member. A later session's `Client` runs the same steps; this test pins them down.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::{fast, judge, now, registration};
+
 use std::time::Duration;
 
 use alloy_primitives::keccak256;
 use eth_mls::Error;
 use eth_mls::invitation::{consent_message, verify_response};
 use eth_mls::requests::check_change_request;
-use eth_mls::verdict::Acl;
-use eth_mls::verdict::{
-    AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
-    epoch_authenticator_hash,
-};
+use eth_mls::verdict::{Acl, Policy};
 use eth_mls::wire::{
     ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, InvitationResponse,
     WelcomeDelivery, WelcomeMessage,
 };
 use eth_mls_chain::alloy::primitives::B256;
-use eth_mls_chain::alloy::providers::Provider;
-use eth_mls_chain::{
-    AclChanges, Chain, CommitPolicy, Cursor, Devnet, Erc7627, GroupEvent, StreamConfig, key_index,
-};
+use eth_mls_chain::{AclChanges, Chain, CommitPolicy, Cursor, Devnet, Erc7627, key_index};
 use eth_mls_channel::{DefaultBackend as B, Device, OneTimePrekeyChoice, PrekeyBundle, Secret};
 use eth_mls_core::{
-    BindingRequest, Checks, EthereumSigner, Event, Group, GroupConfig, Identity,
-    LocalEthereumSigner, Store, StoreKey, validate_key_package_bytes,
+    Checks, EthereumSigner, Event, Group, GroupConfig, LocalEthereumSigner, Store,
+    validate_key_package_bytes,
 };
 use eth_mls_crypto::{Provider as MlsProvider, SUITE};
 use eth_mls_siwe::Address;
 use futures_util::{Stream, StreamExt};
 use openmls_traits::OpenMlsProvider as _;
-
-const DOMAIN: &str = "eth-mls.test";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn fast() -> StreamConfig {
-    StreamConfig {
-        poll_interval: Duration::from_millis(20),
-        ..StreamConfig::default()
-    }
-}
 
 /// One account with one device: Ethereum key, MLS store, 1:1 channel device, chain client.
 struct Person {
@@ -63,29 +44,15 @@ struct Person {
 
 impl Person {
     async fn new(devnet: &Devnet, erc7627: Address, index: usize, dir: &std::path::Path) -> Self {
-        let key = devnet.signer(index).unwrap().to_bytes();
-        let account = LocalEthereumSigner::from_bytes(key.as_slice()).unwrap();
-        let request = BindingRequest {
-            domain: DOMAIN.into(),
-            uri: format!("https://{DOMAIN}"),
-            chain_id: devnet.chain_id(),
-            valid_for: Some(Duration::from_secs(24 * 3600)),
-        };
-        let identity = Identity::create(&account, &request).await.unwrap();
+        let (account, store) = common::account(devnet, index, dir).await;
         // The channel device signs its bundles with the MLS signature key, which the SIWE
         // credential binds to the account.
-        let seed = Secret::from_slice(identity.signer().private_key().expose()).unwrap();
+        let seed = Secret::from_slice(store.identity().signer().private_key().expose()).unwrap();
         let mut device = Device::<B>::generate(account.address().into_array(), seed).unwrap();
         device
             .rotate_signed_prekey(now() as u64, 7 * 86_400)
             .unwrap();
         device.generate_one_time_prekeys(5).unwrap();
-        let store = Store::create(
-            dir.join(format!("{index}.db")),
-            &StoreKey::raw([index as u8; 32]),
-            identity,
-        )
-        .unwrap();
         let chain = devnet.chain(index).await.unwrap();
         let registry = chain.erc7627(erc7627);
         Self {
@@ -153,38 +120,6 @@ async fn receive(
     (got, m)
 }
 
-async fn registration(
-    chain: &Chain,
-    contract: Address,
-    from: u64,
-    epoch: u64,
-) -> (Registration, eth_mls::verdict::Acl) {
-    let mut events = Box::pin(chain.group(contract).events(Cursor::at_block(from), fast()));
-    let mut mirror = AclMirror::new();
-    loop {
-        let e = tokio::time::timeout(Duration::from_secs(30), events.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let (Some(acl), GroupEvent::CommitRegistered(r)) =
-            (mirror.apply(&e.data, e.tx.map(|t| t.0)), &e.data)
-            && r.epoch == epoch
-        {
-            let block = chain
-                .provider()
-                .get_block_by_number(e.block.into())
-                .await
-                .unwrap()
-                .unwrap();
-            return (
-                Registration::from_event(r, e.block, block.header.timestamp as i64),
-                acl,
-            );
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invitation_in_seven_steps_then_update_and_removal_requests() {
     let devnet = Devnet::start().unwrap();
@@ -208,8 +143,8 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
         .create_group(b"seven steps", 4, CommitPolicy::AdminsOnly)
         .await
         .unwrap();
-    let config =
-        GroupConfig::new(devnet.chain_id(), DOMAIN).bound_to(d.group_factory, contract.address());
+    let config = GroupConfig::new(devnet.chain_id(), common::DOMAIN)
+        .bound_to(d.group_factory, contract.address());
     let mut group = Group::create(
         &mut alice.store,
         b"seven steps",
@@ -226,19 +161,18 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
         .add_members(&mut alice.store, &[kp], &Checks::at(now()))
         .await
         .unwrap();
-    contract
-        .commit(
-            1,
-            &out.commit,
-            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
-            &AclChanges {
-                added: vec![carol.address()],
-                key_packages: vec![B256::from(keccak256(&carol_kp).0)],
-                removed: vec![],
-            },
-        )
-        .await
-        .unwrap();
+    common::register(
+        &contract,
+        1,
+        &out,
+        AclChanges {
+            added: vec![carol.address()],
+            key_packages: vec![B256::from(keccak256(&carol_kp).0)],
+            removed: vec![],
+        },
+    )
+    .await
+    .unwrap();
     group.merge_pending_commit(&mut alice.store).unwrap();
     carol.group = Some(
         Group::join(
@@ -363,19 +297,18 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
         .add_members(store, &[kp], &Checks::at(now()))
         .await
         .unwrap();
-    contract
-        .commit(
-            2,
-            &out.commit,
-            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
-            &AclChanges {
-                added: vec![bob.address()],
-                key_packages: vec![B256::from(consent.key_package_hash)],
-                removed: vec![],
-            },
-        )
-        .await
-        .unwrap();
+    common::register(
+        &contract,
+        2,
+        &out,
+        AclChanges {
+            added: vec![bob.address()],
+            key_packages: vec![B256::from(consent.key_package_hash)],
+            removed: vec![],
+        },
+    )
+    .await
+    .unwrap();
     group.merge_pending_commit(store).unwrap();
     assert!(contract.is_member(bob.address()).await.unwrap());
 
@@ -399,28 +332,14 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
         panic!("a Welcome")
     };
     let (reg, acl) = registration(&bob.chain, contract.address(), d.block, epoch).await;
-    let joined = Group::join(
-        &mut bob.store,
-        &w,
-        config.clone(),
-        &Checks::at(reg.timestamp),
-    )
-    .await
-    .unwrap();
-    check_epoch_authenticator(&reg, &joined.epoch_authenticator()).unwrap();
-    bob.group = Some(joined);
+    bob.group = Some(common::join(&mut bob.store, &w, config.clone(), &reg).await);
 
     // 7. Off-chain: the commit reaches the existing members (here from the registration
     //    itself); carol merges it only as registered.
     let (group, store) = (carol.group.as_mut().unwrap(), &mut carol.store);
-    group
-        .process(store, &out.commit, &Checks::at(reg.timestamp))
+    judge(group, store, &out.commit, &reg, Policy::AdminsOnly, &acl)
         .await
         .unwrap();
-    let staged = group.staged_commit().unwrap().unwrap();
-    check_commit(1, &out.commit, &reg, &staged, Policy::AdminsOnly, &acl).unwrap();
-    group.merge_staged_commit(store).unwrap();
-    check_epoch_authenticator(&reg, &group.epoch_authenticator()).unwrap();
 
     // Everyone agrees, and bob reads the group.
     let a = alice.group.as_mut().unwrap();
@@ -504,13 +423,7 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
     let out = group.commit_pending_proposals(store).unwrap();
     // Bob's leaf (and the committer's, through the update path).
     assert!(out.summary.updated.contains(&bob.address()));
-    contract
-        .commit(
-            3,
-            &out.commit,
-            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
-            &AclChanges::none(),
-        )
+    common::register(&contract, 3, &out, AclChanges::none())
         .await
         .unwrap();
     group.merge_pending_commit(store).unwrap();
@@ -524,14 +437,9 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
     let (reg, acl) = registration(&bob.chain, contract.address(), d.block, 3).await;
     for p in [&mut bob, &mut carol] {
         let (group, store) = (p.group.as_mut().unwrap(), &mut p.store);
-        group
-            .process(store, &out.commit, &Checks::at(reg.timestamp))
+        judge(group, store, &out.commit, &reg, Policy::AdminsOnly, &acl)
             .await
             .unwrap();
-        let staged = group.staged_commit().unwrap().unwrap();
-        check_commit(2, &out.commit, &reg, &staged, Policy::AdminsOnly, &acl).unwrap();
-        group.merge_staged_commit(store).unwrap();
-        check_epoch_authenticator(&reg, &group.epoch_authenticator()).unwrap();
     }
 
     // Carol asks to be removed (her leave proposal), through a session she opens with alice.
@@ -591,17 +499,7 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
     .unwrap();
     let out = group.commit_pending_proposals(store).unwrap();
     assert_eq!(out.summary.removed, vec![carol.address()]);
-    contract
-        .commit(
-            4,
-            &out.commit,
-            B256::from(epoch_authenticator_hash(&out.epoch_authenticator)),
-            &AclChanges {
-                added: vec![],
-                key_packages: vec![],
-                removed: vec![carol.address()],
-            },
-        )
+    common::register(&contract, 4, &out, common::removal(&[carol.address()]))
         .await
         .unwrap();
     group.merge_pending_commit(store).unwrap();
@@ -612,14 +510,9 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
         .process(store, &leave.bytes, &Checks::at(now()))
         .await
         .unwrap();
-    group
-        .process(store, &out.commit, &Checks::at(reg.timestamp))
+    judge(group, store, &out.commit, &reg, Policy::AdminsOnly, &acl)
         .await
         .unwrap();
-    let staged = group.staged_commit().unwrap().unwrap();
-    check_commit(3, &out.commit, &reg, &staged, Policy::AdminsOnly, &acl).unwrap();
-    group.merge_staged_commit(store).unwrap();
-    check_epoch_authenticator(&reg, &group.epoch_authenticator()).unwrap();
     assert_eq!(group.members().len(), 2);
     assert_eq!(
         group.epoch_authenticator(),
