@@ -56,3 +56,30 @@ pub fn check_change_request(
     }
     Ok(())
 }
+
+/// Checks a forked member's re-add request (WIRE.md §6), received over the 1:1 channel from
+/// `peer`'s device, before the admin commits the Remove of its old leaf and the Add of the
+/// key package: the request is for this group ([`Error::WrongGroup`]), `peer` is in the ACL
+/// ([`Error::NotMember`]), and the key package — validated by eth-mls-core, whose credential
+/// names `key_package_account` — is `peer`'s own ([`Error::WrongAccount`]).
+pub fn check_readd_request(
+    req: &crate::wire::ReaddRequest,
+    peer: Address,
+    group: &GroupRef,
+    key_package_account: Address,
+    acl: &Acl,
+) -> Result<(), Error> {
+    if req.group != *group {
+        return Err(Error::WrongGroup);
+    }
+    if !acl.members.contains(&peer) {
+        return Err(Error::NotMember { account: peer });
+    }
+    if key_package_account != peer {
+        return Err(Error::WrongAccount {
+            expected: peer,
+            found: key_package_account,
+        });
+    }
+    Ok(())
+}

@@ -14,11 +14,11 @@ use std::time::Duration;
 use alloy_primitives::keccak256;
 use eth_mls::Error;
 use eth_mls::invitation::{consent_message, verify_response};
-use eth_mls::requests::check_change_request;
+use eth_mls::requests::{check_change_request, check_readd_request};
 use eth_mls::verdict::{Acl, Policy};
 use eth_mls::wire::{
     ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, InvitationResponse,
-    WelcomeDelivery, WelcomeMessage,
+    ReaddRequest, WelcomeDelivery, WelcomeMessage,
 };
 use eth_mls_chain::alloy::primitives::B256;
 use eth_mls_chain::{AclChanges, Chain, CommitPolicy, Cursor, Devnet, Erc7627, key_index};
@@ -121,7 +121,7 @@ async fn receive(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invitation_in_seven_steps_then_update_and_removal_requests() {
+async fn seven_steps_then_update_removal_and_readd_requests() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = std::env::temp_dir().join(format!("eth-mls-seven-{}", std::process::id()));
@@ -514,6 +514,126 @@ async fn invitation_in_seven_steps_then_update_and_removal_requests() {
         .await
         .unwrap();
     assert_eq!(group.members().len(), 2);
+    assert_eq!(
+        group.epoch_authenticator(),
+        alice.group.as_ref().unwrap().epoch_authenticator()
+    );
+
+    // A fork: bob can no longer follow the group, drops his copy of it and asks alice over
+    // the channel to re-add him with a fresh key package; she removes his old leaf and adds
+    // the new one in one commit, registered with the matching ACL change.
+    bob.group.take().unwrap().delete(&mut bob.store).unwrap();
+    let fresh = bob.store.generate_key_package(None).unwrap();
+    let readd = ReaddRequest {
+        request_id: [0x33; 16],
+        group: group_ref,
+        last_epoch: 4,
+        key_package: fresh.clone(),
+    };
+    bob.send(
+        alice.address(),
+        &bob_session,
+        &ClientMessage::ReaddRequest(readd),
+    )
+    .await;
+    let (got, m) = receive(&mut alice, &mut alice_inbox).await;
+    let ClientMessage::ReaddRequest(req) = m else {
+        panic!("a re-add request")
+    };
+    let kp = validate_key_package_bytes(
+        &req.key_package,
+        provider.crypto(),
+        SUITE,
+        &config.policy(),
+        None,
+    )
+    .await
+    .unwrap();
+    let acl_now = Acl {
+        owner: Some(alice.address()),
+        admins: Default::default(),
+        members: contract.members().await.unwrap().into_iter().collect(),
+    };
+    let peer = Address::from(got.peer_address);
+    check_readd_request(&req, peer, &group_ref, kp.account(), &acl_now).unwrap();
+    assert_eq!(
+        check_readd_request(&req, peer, &group_ref, carol.address(), &acl_now),
+        Err(Error::WrongAccount {
+            expected: peer,
+            found: carol.address()
+        })
+    );
+    assert_eq!(
+        check_readd_request(&req, carol.address(), &group_ref, carol.address(), &acl_now),
+        Err(Error::NotMember {
+            account: carol.address()
+        })
+    );
+    let (group, store) = (alice.group.as_mut().unwrap(), &mut alice.store);
+    group.propose_remove(store, peer).unwrap();
+    group
+        .propose_add(store, &kp, &Checks::at(now()))
+        .await
+        .unwrap();
+    let out = group.commit_pending_proposals(store).unwrap();
+    assert_eq!(
+        (out.summary.added.clone(), out.summary.removed.clone()),
+        (vec![peer], vec![peer])
+    );
+    common::register(
+        &contract,
+        5,
+        &out,
+        AclChanges {
+            added: vec![peer],
+            key_packages: vec![B256::from(keccak256(&fresh).0)],
+            removed: vec![peer],
+        },
+    )
+    .await
+    .unwrap();
+    group.merge_pending_commit(store).unwrap();
+    assert!(contract.is_member(peer).await.unwrap());
+    let welcome = WelcomeMessage {
+        request_id: req.request_id,
+        group: group_ref,
+        epoch: 5,
+        delivery: WelcomeDelivery::Inline(out.welcome.clone().unwrap()),
+    };
+    alice
+        .send(bob.address(), &session, &ClientMessage::Welcome(welcome))
+        .await;
+    let (_, m) = receive(&mut bob, &mut bob_inbox).await;
+    let ClientMessage::Welcome(WelcomeMessage {
+        delivery: WelcomeDelivery::Inline(w),
+        ..
+    }) = m
+    else {
+        panic!("a Welcome")
+    };
+    let (reg, _) = registration(&bob.chain, contract.address(), d.block, 5).await;
+    bob.group = Some(common::join(&mut bob.store, &w, config.clone(), &reg).await);
+    let a = alice.group.as_mut().unwrap();
+    a.send(&mut alice.store, b"welcome back").unwrap();
+    let back = alice
+        .store
+        .outbox_pending()
+        .unwrap()
+        .last()
+        .unwrap()
+        .bytes
+        .clone();
+    let (group, store) = (bob.group.as_mut().unwrap(), &mut bob.store);
+    let events = group
+        .process(store, &back, &Checks::at(now()))
+        .await
+        .unwrap()
+        .into_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Application(m) if m.data == b"welcome back"))
+    );
     assert_eq!(
         group.epoch_authenticator(),
         alice.group.as_ref().unwrap().epoch_authenticator()
