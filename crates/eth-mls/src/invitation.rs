@@ -151,3 +151,62 @@ pub async fn verify_response(
         Err(e) => Err(Error::BadSignature(e.to_string())),
     }
 }
+
+/// Step 3's first check, by the invitee: the invitation names a group of a factory it trusts
+/// on its chain (decision 13), so a look-alike contract cannot pose as one. The group's
+/// creator comes from the factory's own `GroupCreated` log for the contract; then
+/// `check_group` confirms the address is the factory's for that creator and group id and that
+/// the contract holds the group id. `from_block` is where the factory's logs start (its
+/// deployment's block). Returns the group's creator.
+pub async fn check_request(
+    chain: &eth_mls_chain::Chain,
+    trusted_factory: Address,
+    from_block: u64,
+    req: &InvitationRequest,
+) -> Result<Address, Error> {
+    use eth_mls_chain::alloy::providers::Provider;
+    use eth_mls_chain::alloy::rpc::types::Filter;
+    use eth_mls_chain::alloy::sol_types::SolEvent;
+    use eth_mls_chain::bindings::MlsGroupFactory::GroupCreated;
+
+    let chain_id = chain
+        .provider()
+        .get_chain_id()
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?;
+    if req.group.chain_id != chain_id {
+        return Err(Error::WrongChain {
+            expected: chain_id,
+            found: req.group.chain_id,
+        });
+    }
+    if Address::from(req.group.factory) != trusted_factory {
+        return Err(Error::UntrustedFactory);
+    }
+    let contract = Address::from(req.group.group_contract);
+    let filter = Filter::new()
+        .address(trusted_factory)
+        .event_signature(GroupCreated::SIGNATURE_HASH)
+        .topic1(contract.into_word())
+        .from_block(from_block);
+    let logs = chain
+        .provider()
+        .get_logs(&filter)
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?;
+    let creator = logs
+        .iter()
+        .filter(|l| !l.removed)
+        .find_map(|l| l.log_decode::<GroupCreated>().ok())
+        .map(|l| l.inner.data.creator)
+        .ok_or(Error::NotFactoryGroup)?;
+    chain
+        .factory(trusted_factory)
+        .check_group(contract, creator, &req.group_id)
+        .await
+        .map_err(|e| match e {
+            eth_mls_chain::Error::NotFactoryGroup { .. } => Error::NotFactoryGroup,
+            e => Error::Chain(e.to_string()),
+        })?;
+    Ok(creator)
+}

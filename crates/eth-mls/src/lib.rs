@@ -139,6 +139,23 @@ pub enum Error {
     /// The request asks for something its sender may not ask for.
     #[error("the request asks for a change its sender may not request")]
     RequestNotAllowed,
+    /// An invitation or Welcome for another chain.
+    #[error("the group is on chain {found}; this client is on chain {expected}")]
+    WrongChain {
+        /// This client's chain.
+        expected: u64,
+        /// The chain named.
+        found: u64,
+    },
+    /// The group's factory is not the one this client trusts.
+    #[error("the group's factory is not a trusted factory")]
+    UntrustedFactory,
+    /// The contract is not a group of the trusted factory (a look-alike).
+    #[error("the contract is not a group of the trusted factory")]
+    NotFactoryGroup,
+    /// The chain could not be read: retry.
+    #[error("chain unavailable (retry): {0}")]
+    Chain(String),
     /// A contract account's ERC-1271 check could not be made: retry.
     #[error("ERC-1271 check could not be made (retry): {0}")]
     Erc1271Unavailable(String),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use alloy_primitives::keccak256;
 use eth_mls::Error;
-use eth_mls::invitation::{consent_message, verify_response};
+use eth_mls::invitation::{check_request, consent_message, verify_response};
 use eth_mls::requests::{check_change_request, check_readd_request};
 use eth_mls::verdict::{Acl, Policy};
 use eth_mls::wire::{
@@ -238,15 +238,10 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
     let ClientMessage::InvitationRequest(req) = m else {
         panic!("an invitation")
     };
-    bob.chain
-        .factory(d.group_factory)
-        .check_group(
-            Address::from(req.group.group_contract),
-            alice.address(),
-            &req.group_id,
-        )
+    let creator = check_request(&bob.chain, d.group_factory, d.block, &req)
         .await
         .unwrap();
+    assert_eq!(creator, alice.address());
     let kp_bytes = bob.store.generate_key_package(None).unwrap();
     let consent = consent_message(&req, bob.address(), &kp_bytes, now())
         .unwrap()
