@@ -10,6 +10,8 @@
 //! - [`invitation`]: the invitee's signed consent (a Sign-In with Ethereum message naming the
 //!   group and its key package's hash) and the inviter's verification of it, the seed's
 //!   invitation steps 3 and 4;
+//! - [`catchup`]: a member offline for many epochs brought to the chain's epoch from the
+//!   registrations alone, each judged at its own block;
 //! - [`discovery`]: the groups an account belongs to, from the factory's and the groups'
 //!   events;
 //! - [`requests`]: an admin's check of a member's update or removal request;
@@ -21,6 +23,7 @@
 //!   changes, its committer's role fits the policy, and the new epoch's authenticator is the
 //!   registered one).
 
+pub mod catchup;
 pub mod discovery;
 pub mod invitation;
 pub mod requests;
@@ -153,6 +156,15 @@ pub enum Error {
     /// The contract is not a group of the trusted factory (a look-alike).
     #[error("the contract is not a group of the trusted factory")]
     NotFactoryGroup,
+    /// The member cannot follow the group from this epoch on (a registered commit it cannot
+    /// process or must reject, or a replaced head it had merged): it asks an admin to re-add it.
+    #[error("forked at epoch {epoch} ({reason}): ask an admin to re-add this member")]
+    Forked {
+        /// The epoch.
+        epoch: u64,
+        /// What went wrong.
+        reason: String,
+    },
     /// The chain could not be read: retry.
     #[error("chain unavailable (retry): {0}")]
     Chain(String),

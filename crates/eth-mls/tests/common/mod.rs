@@ -5,15 +5,21 @@
 use std::path::Path;
 use std::time::Duration;
 
+use alloy_primitives::keccak256;
 use eth_mls::Error;
 use eth_mls::verdict::{
     Acl, AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
 };
 use eth_mls_chain::alloy::primitives::Address;
+use eth_mls_chain::alloy::primitives::B256;
 use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::{AclChanges, CommitPolicy, Deployment, GroupContract};
 use eth_mls_chain::{Chain, Cursor, Devnet, GroupEvent, StreamConfig};
 use eth_mls_core::{BindingRequest, Checks, Group, Identity, LocalEthereumSigner, Store, StoreKey};
+use eth_mls_core::{GroupConfig, validate_key_package_bytes};
+use eth_mls_crypto::{Provider as MlsProvider, SUITE};
 use futures_util::StreamExt;
+use openmls_traits::OpenMlsProvider as _;
 
 pub const DOMAIN: &str = "eth-mls.test";
 
@@ -160,4 +166,126 @@ pub async fn join(
     // A joiner checks its epoch against the registered authenticator.
     check_epoch_authenticator(reg, &g.epoch_authenticator()).unwrap();
     g
+}
+
+/// A member of the test groups: its chain client, store and group.
+pub struct Member {
+    /// pub for the tests.
+    pub chain: Chain,
+    /// Its store.
+    pub store: Store,
+    /// Its group, once in one.
+    pub group: Option<Group>,
+}
+
+/// The chain-checked merge of `commit` by `m`.
+pub async fn judge_member(
+    m: &mut Member,
+    commit: &[u8],
+    reg: &Registration,
+    policy: Policy,
+    acl: &Acl,
+) -> Result<(), Error> {
+    let (group, store) = m.group();
+    judge(group, store, commit, reg, policy, acl).await
+}
+
+impl Member {
+    pub fn address(&self) -> Address {
+        self.store.identity().address()
+    }
+    pub fn group(&mut self) -> (&mut Group, &mut Store) {
+        (self.group.as_mut().unwrap(), &mut self.store)
+    }
+}
+
+pub async fn member(devnet: &Devnet, index: usize, dir: &std::path::Path) -> Member {
+    let (_, store) = account(devnet, index, dir).await;
+    Member {
+        chain: devnet.chain(index).await.unwrap(),
+        store,
+        group: None,
+    }
+}
+
+/// A group contract with `policy` owned by alice (account 1), and alice, bob (2) and carol (3)
+/// in its MLS group at epoch 1 (alice's add commit registered on chain).
+pub struct Setup {
+    pub contract: GroupContract,
+    pub policy: Policy,
+    pub alice: Member,
+    pub bob: Member,
+    pub carol: Member,
+    pub config: GroupConfig,
+}
+
+pub async fn setup(devnet: &Devnet, d: &Deployment, policy: CommitPolicy, tag: &str) -> Setup {
+    let dir = dir(tag);
+    let mut alice = member(devnet, 1, &dir).await;
+    let mut bob = member(devnet, 2, &dir).await;
+    let mut carol = member(devnet, 3, &dir).await;
+    let gid = format!("group-{tag}");
+    let (contract, _) = alice
+        .chain
+        .factory(d.group_factory)
+        .create_group(gid.as_bytes(), 4, policy)
+        .await
+        .unwrap();
+    let config =
+        GroupConfig::new(devnet.chain_id(), DOMAIN).bound_to(d.group_factory, contract.address());
+    alice.group = Some(
+        Group::create(
+            &mut alice.store,
+            gid.as_bytes(),
+            config.clone(),
+            Default::default(),
+        )
+        .unwrap(),
+    );
+    let provider = MlsProvider::new();
+    let mut kps = Vec::new();
+    let mut hashes = Vec::new();
+    for m in [&mut bob, &mut carol] {
+        let bytes = m.store.generate_key_package(None).unwrap();
+        hashes.push(B256::from(keccak256(&bytes).0));
+        kps.push(
+            validate_key_package_bytes(&bytes, provider.crypto(), SUITE, &config.policy(), None)
+                .await
+                .unwrap(),
+        );
+    }
+    let (group, store) = alice.group();
+    let out = group
+        .add_members(store, &kps, &Checks::at(now()))
+        .await
+        .unwrap();
+    register(
+        &contract,
+        1,
+        &out,
+        AclChanges {
+            added: vec![bob.address(), carol.address()],
+            key_packages: hashes,
+            removed: vec![],
+        },
+    )
+    .await
+    .unwrap();
+    group.merge_pending_commit(store).unwrap();
+    let welcome = out.welcome.unwrap();
+    let (reg, _) = registration(&alice.chain, contract.address(), d.block, 1).await;
+    for m in [&mut bob, &mut carol] {
+        m.group = Some(join(&mut m.store, &welcome, config.clone(), &reg).await);
+    }
+    Setup {
+        contract,
+        policy: match policy {
+            CommitPolicy::AdminsOnly => Policy::AdminsOnly,
+            CommitPolicy::AnyMember => Policy::AnyMember,
+        },
+        alice,
+        bob,
+        carol,
+        config,
+    }
 }

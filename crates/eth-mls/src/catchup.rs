@@ -1,0 +1,134 @@
+//! Catching up on commits from the chain (decision 11: the registering transaction carries the
+//! commit's bytes, so the chain alone brings a member that was offline for many epochs to the
+//! group's current epoch). Every registration is judged with the chain-checked merge at its own
+//! block (decision 12), exactly as if it had arrived live.
+
+use eth_mls_chain::alloy::primitives::Address;
+use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::alloy::rpc::types::Filter;
+use eth_mls_chain::{Chain, GroupEvent};
+use eth_mls_core::{Checks, Group, Store};
+use eth_mls_crypto::Backend;
+
+use crate::Error;
+use crate::verdict::{AclMirror, Policy, Registration, check_commit, check_epoch_authenticator};
+
+/// Blocks per `eth_getLogs` call.
+const RANGE: u64 = 2_000;
+
+/// What [`catch_up`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaughtUp {
+    /// The epoch before.
+    pub from_epoch: u64,
+    /// The epoch after (the chain's head epoch when nothing failed).
+    pub to_epoch: u64,
+    /// The last block read: the next call can start after it.
+    pub to_block: u64,
+}
+
+/// Brings `group` from its epoch to the chain's: reads the group contract's events from
+/// `from_block` (its creation, or where a previous call stopped, as long as the ACL mirror
+/// can be rebuilt: pass the creation block) to the head, and processes, judges and merges
+/// every registered commit after the local epoch in order. A commit that fails the verdict,
+/// or a replaced head the member had merged, is an error naming the epoch: the member has
+/// forked and asks an admin to re-add it.
+pub async fn catch_up<B: Backend>(
+    chain: &Chain,
+    contract: Address,
+    from_block: u64,
+    group: &mut Group,
+    store: &mut Store<B>,
+    policy: Policy,
+) -> Result<CaughtUp, Error> {
+    let rpc = |e: eth_mls_chain::alloy::transports::TransportError| Error::Chain(e.to_string());
+    let from_epoch = group.epoch();
+    let head = chain.provider().get_block_number().await.map_err(rpc)?;
+    let mut mirror = AclMirror::new();
+    let mut start = from_block;
+    while start <= head {
+        let end = head.min(start + RANGE - 1);
+        let mut logs = chain
+            .provider()
+            .get_logs(
+                &Filter::new()
+                    .address(contract)
+                    .from_block(start)
+                    .to_block(end),
+            )
+            .await
+            .map_err(rpc)?;
+        logs.retain(|l| !l.removed);
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        for log in &logs {
+            let Ok(event) =
+                eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
+                    .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
+            else {
+                continue;
+            };
+            let acl = mirror.apply(&event, log.transaction_hash.map(|h| h.0));
+            match (&event, acl) {
+                (GroupEvent::HeadReplaced(e), _) if e.epoch <= group.epoch() => {
+                    return Err(Error::Forked {
+                        epoch: e.epoch,
+                        reason: "the owner replaced a head this member had merged".into(),
+                    });
+                }
+                (GroupEvent::CommitRegistered(e), Some(acl)) if e.epoch == group.epoch() + 1 => {
+                    let block = log.block_number.unwrap_or_default();
+                    let header = chain
+                        .provider()
+                        .get_block_by_number(block.into())
+                        .await
+                        .map_err(rpc)?
+                        .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
+                    let reg = Registration::from_event(e, block, header.header.timestamp as i64);
+                    merge_registered(group, store, &e.commit, &reg, policy, &acl).await?;
+                }
+                _ => {}
+            }
+        }
+        start = end + 1;
+    }
+    Ok(CaughtUp {
+        from_epoch,
+        to_epoch: group.epoch(),
+        to_block: head,
+    })
+}
+
+/// Processes a registered commit at its block's time, judges it, and merges it (or discards
+/// it and reports the fork).
+async fn merge_registered<B: Backend>(
+    group: &mut Group,
+    store: &mut Store<B>,
+    commit: &[u8],
+    reg: &Registration,
+    policy: Policy,
+    acl: &crate::verdict::Acl,
+) -> Result<(), Error> {
+    let epoch = group.epoch();
+    let forked = |reason: String| Error::Forked {
+        epoch: reg.epoch,
+        reason,
+    };
+    group
+        .process(store, commit, &Checks::at(reg.timestamp))
+        .await
+        .map_err(|e| forked(e.to_string()))?;
+    let staged = group
+        .staged_commit()
+        .map_err(|e| forked(e.to_string()))?
+        .ok_or_else(|| forked("the commit staged nothing".into()))?;
+    if let Err(e) = check_commit(epoch, commit, reg, &staged, policy, acl) {
+        group
+            .discard_staged_commit(store)
+            .map_err(|e| forked(e.to_string()))?;
+        return Err(e);
+    }
+    group
+        .merge_staged_commit(store)
+        .map_err(|e| forked(e.to_string()))?;
+    check_epoch_authenticator(reg, &group.epoch_authenticator())
+}
