@@ -107,7 +107,7 @@ impl Sequencer {
     /// repeats are ignored; one that replaces a known registration of the same epoch (after a
     /// head replacement) takes its place.
     pub fn on_registered(&mut self, registration: Registration, bytes: Vec<u8>) {
-        if registration.epoch <= self.epoch && self.forked.is_none() {
+        if registration.epoch <= self.epoch {
             return;
         }
         if keccak256(&bytes).0 != registration.commit_hash {
