@@ -14,6 +14,8 @@
 //!   registrations alone, each judged at its own block;
 //! - [`discovery`]: the groups an account belongs to, from the factory's and the groups'
 //!   events;
+//! - [`messages`]: catching up on application messages from the delivery history, with what
+//!   could not be recovered reported;
 //! - [`requests`]: an admin's check of a member's update or removal request;
 //! - [`sequencer`]: the sans-IO commit sequencer — registrations acted on in epoch order at
 //!   the configured confirmation depth, early gossip commits buffered, own commits told
@@ -26,6 +28,7 @@
 pub mod catchup;
 pub mod discovery;
 pub mod invitation;
+pub mod messages;
 pub mod requests;
 pub mod sequencer;
 pub mod verdict;
@@ -165,6 +168,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The delivery service failed: retry.
+    #[error("delivery unavailable (retry): {0}")]
+    Delivery(String),
     /// The chain could not be read: retry.
     #[error("chain unavailable (retry): {0}")]
     Chain(String),
