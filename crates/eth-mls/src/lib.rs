@@ -7,6 +7,8 @@
 //! - [`wire`]: the client's messages (invitation request and response, decline, Welcome,
 //!   update and removal requests, re-add requests, refusals), byte-exact as `WIRE.md` next to
 //!   this crate specifies them, with total decoders;
+//! - [`intent`]: the next step of a persisted intent as a pure function of durable facts, so a
+//!   killed process resumes exactly where it was;
 //! - [`invitation`]: the invitee's signed consent (a Sign-In with Ethereum message naming the
 //!   group and its key package's hash) and the inviter's verification of it, the seed's
 //!   invitation steps 3 and 4;
@@ -27,6 +29,7 @@
 
 pub mod catchup;
 pub mod discovery;
+pub mod intent;
 pub mod invitation;
 pub mod messages;
 pub mod requests;
