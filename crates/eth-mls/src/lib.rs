@@ -7,6 +7,7 @@
 //! - [`wire`]: the client's messages (invitation request and response, decline, Welcome,
 //!   update and removal requests, re-add requests, refusals), byte-exact as `WIRE.md` next to
 //!   this crate specifies them, with total decoders;
+//! - [`flows`]: the invitee's answer and the inviter's acceptance over eth-mls-core;
 //! - [`intent`]: the next step of a persisted intent as a pure function of durable facts, so a
 //!   killed process resumes exactly where it was;
 //! - [`invitation`]: the invitee's signed consent (a Sign-In with Ethereum message naming the
@@ -29,6 +30,7 @@
 
 pub mod catchup;
 pub mod discovery;
+pub mod flows;
 pub mod intent;
 pub mod invitation;
 pub mod messages;
@@ -171,6 +173,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// eth-mls-core refused an operation (a key package, a commit, the store).
+    #[error("MLS: {0}")]
+    Core(String),
     /// The delivery service failed: retry.
     #[error("delivery unavailable (retry): {0}")]
     Delivery(String),

@@ -13,12 +13,13 @@ use std::time::Duration;
 
 use alloy_primitives::keccak256;
 use eth_mls::Error;
-use eth_mls::invitation::{check_request, consent_message, verify_response};
+use eth_mls::flows::{accept_answer, answer_invitation};
+use eth_mls::invitation::check_request;
 use eth_mls::requests::{check_change_request, check_readd_request};
 use eth_mls::verdict::{Acl, Policy};
 use eth_mls::wire::{
-    ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, InvitationResponse,
-    ReaddRequest, WelcomeDelivery, WelcomeMessage,
+    ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, ReaddRequest,
+    WelcomeDelivery, WelcomeMessage,
 };
 use eth_mls_chain::alloy::primitives::B256;
 use eth_mls_chain::{AclChanges, Chain, CommitPolicy, Cursor, Devnet, Erc7627, key_index};
@@ -242,16 +243,9 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
         .await
         .unwrap();
     assert_eq!(creator, alice.address());
-    let kp_bytes = bob.store.generate_key_package(None).unwrap();
-    let consent = consent_message(&req, bob.address(), &kp_bytes, now())
-        .unwrap()
-        .to_string();
-    let response = InvitationResponse {
-        request_id: req.request_id,
-        key_package: kp_bytes.clone(),
-        signature: bob.account.sign_message(consent.as_bytes()).await.unwrap(),
-        siwe_message: consent,
-    };
+    let response = answer_invitation(&mut bob.store, &bob.account, &req, now())
+        .await
+        .unwrap();
     let bob_session = got.session_id;
     bob.send(
         alice.address(),
@@ -260,7 +254,7 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
     )
     .await;
 
-    // 4. Off-chain: alice verifies the signature (and the key package's credential).
+    // 4. Off-chain: alice verifies the signature (and the key package's credential) ...
     let mut alice_inbox = Box::pin(alice.registry.messages(
         None,
         Some(alice.address()),
@@ -272,38 +266,13 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
     let ClientMessage::InvitationResponse(resp) = m else {
         panic!("a response")
     };
-    let consent = verify_response(&request, bob.address(), &resp, now(), None)
-        .await
-        .unwrap();
-    let kp = validate_key_package_bytes(
-        &resp.key_package,
-        provider.crypto(),
-        SUITE,
-        &config.policy(),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(kp.account(), bob.address());
-
-    // 5. On-chain: alice adds bob to the ACL with the commit that adds him, in one transaction.
+    // 5. ... and on-chain adds bob to the ACL with the commit that adds him, in one transaction.
     let (group, store) = (alice.group.as_mut().unwrap(), &mut alice.store);
-    let out = group
-        .add_members(store, &[kp], &Checks::at(now()))
+    let (out, changes) = accept_answer(group, store, &request, bob.address(), &resp, now(), None)
         .await
         .unwrap();
-    common::register(
-        &contract,
-        2,
-        &out,
-        AclChanges {
-            added: vec![bob.address()],
-            key_packages: vec![B256::from(consent.key_package_hash)],
-            removed: vec![],
-        },
-    )
-    .await
-    .unwrap();
+    assert_eq!(changes.added, vec![bob.address()]);
+    common::register(&contract, 2, &out, changes).await.unwrap();
     group.merge_pending_commit(store).unwrap();
     assert!(contract.is_member(bob.address()).await.unwrap());
 
