@@ -8,6 +8,8 @@
 //!   update and removal requests, re-add requests, refusals), byte-exact as `WIRE.md` next to
 //!   this crate specifies them, with total decoders;
 //! - [`flows`]: the invitee's answer and the inviter's acceptance over eth-mls-core;
+//! - [`inbox`]: an account's 1:1 inbox on chain opened message by message (own bundles and
+//!   duplicates skipped, failures reported, never fatal);
 //! - [`intent`]: the next step of a persisted intent as a pure function of durable facts, so a
 //!   killed process resumes exactly where it was;
 //! - [`invitation`]: the invitee's signed consent (a Sign-In with Ethereum message naming the
@@ -31,6 +33,7 @@
 pub mod catchup;
 pub mod discovery;
 pub mod flows;
+pub mod inbox;
 pub mod intent;
 pub mod invitation;
 pub mod messages;
@@ -173,6 +176,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// The 1:1 channel refused a message.
+    #[error("1:1 channel: {0}")]
+    Channel(eth_mls_channel::Error),
     /// eth-mls-core refused an operation (a key package, a commit, the store).
     #[error("MLS: {0}")]
     Core(String),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use alloy_primitives::keccak256;
 use eth_mls::Error;
 use eth_mls::flows::{accept_answer, answer_invitation};
+use eth_mls::inbox::InboxItem;
 use eth_mls::invitation::check_request;
 use eth_mls::requests::{check_change_request, check_readd_request};
 use eth_mls::verdict::{Acl, Policy};
@@ -41,6 +42,8 @@ struct Person {
     chain: Chain,
     registry: Erc7627,
     group: Option<Group>,
+    /// Inbox messages that failed (sender, why).
+    failed: Vec<(Address, eth_mls::Error)>,
 }
 
 impl Person {
@@ -63,6 +66,7 @@ impl Person {
             chain,
             registry,
             group: None,
+            failed: Vec::new(),
         }
     }
 
@@ -102,23 +106,19 @@ async fn receive(
     > + Unpin
          ),
 ) -> (eth_mls_channel::Received, ClientMessage) {
-    // The account's own bundles live in the same inbox: skip them.
-    let e = loop {
+    // Own bundles and channel duplicates are skipped; failures are counted, never fatal.
+    loop {
         let e = tokio::time::timeout(Duration::from_secs(30), inbox.next())
             .await
             .expect("a message in the inbox")
             .unwrap()
             .unwrap();
-        if e.data.sessionId != eth_mls_chain::bundle_session_id() {
-            break e;
+        match eth_mls::inbox::open(&mut p.device, &e.data, now() as u64) {
+            InboxItem::Message { received, message } => return (received, message),
+            InboxItem::Skipped => {}
+            InboxItem::Failed { from, error } => p.failed.push((from, error)),
         }
-    };
-    let got = p
-        .device
-        .receive(&e.data.encryptedMessage, now() as u64)
-        .unwrap();
-    let m = ClientMessage::decode(&got.plaintext).unwrap();
-    (got, m)
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,6 +225,17 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
         )
         .await;
 
+    // Someone sends bob garbage: his reader reports it and goes on.
+    carol
+        .registry
+        .send_message(
+            bob.address(),
+            key_index::inbox(),
+            B256::ZERO,
+            b"not a channel message",
+        )
+        .await
+        .unwrap();
     // 3. Off-chain: bob checks the group against the factory and answers with a key package
     //    and his account's signed consent.
     let mut bob_inbox = Box::pin(bob.registry.messages(
@@ -602,5 +613,9 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
         group.epoch_authenticator(),
         alice.group.as_ref().unwrap().epoch_authenticator()
     );
+    assert_eq!(bob.failed.len(), 1, "{:?}", bob.failed);
+    assert_eq!(bob.failed[0].0, carol.address());
+    assert!(matches!(bob.failed[0].1, eth_mls::Error::Channel(_)));
+    assert!(alice.failed.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
