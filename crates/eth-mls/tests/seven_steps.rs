@@ -121,6 +121,32 @@ async fn receive(
     }
 }
 
+/// `from` sends `text` to the group; `to` processes it and must read it from `from`.
+async fn say(from: &mut Person, to: &mut Person, text: &[u8]) {
+    let g = from.group.as_mut().unwrap();
+    g.send(&mut from.store, text).unwrap();
+    let bytes = from
+        .store
+        .outbox_pending()
+        .unwrap()
+        .last()
+        .unwrap()
+        .bytes
+        .clone();
+    let (group, store) = (to.group.as_mut().unwrap(), &mut to.store);
+    let events = group
+        .process(store, &bytes, &Checks::at(now()))
+        .await
+        .unwrap()
+        .into_events();
+    let sender = from.address();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Application(m) if m.data == text && m.sender == sender))
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seven_steps_then_update_removal_and_readd_requests() {
     let devnet = Devnet::start().unwrap();
@@ -319,22 +345,7 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
     // Everyone agrees, and bob reads the group.
     let a = alice.group.as_mut().unwrap();
     assert_eq!(a.members().len(), 3);
-    a.send(&mut alice.store, b"welcome, bob").unwrap();
-    let hello = alice
-        .store
-        .outbox_pending()
-        .unwrap()
-        .last()
-        .unwrap()
-        .bytes
-        .clone();
-    let (group, store) = (bob.group.as_mut().unwrap(), &mut bob.store);
-    let events = group
-        .process(store, &hello, &Checks::at(now()))
-        .await
-        .unwrap()
-        .into_events();
-    assert!(events.iter().any(|e| matches!(e, Event::Application(m) if m.data == b"welcome, bob" && m.sender == alice.address())));
+    say(&mut alice, &mut bob, b"welcome, bob").await;
 
     // The seed's "updates in groups": bob asks alice, over the channel, to commit an update of
     // his leaf; carol asks to be removed. Alice verifies each request, commits and registers.
@@ -588,29 +599,9 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
     };
     let (reg, _) = registration(&bob.chain, contract.address(), d.block, 5).await;
     bob.group = Some(common::join(&mut bob.store, &w, config.clone(), &reg).await);
-    let a = alice.group.as_mut().unwrap();
-    a.send(&mut alice.store, b"welcome back").unwrap();
-    let back = alice
-        .store
-        .outbox_pending()
-        .unwrap()
-        .last()
-        .unwrap()
-        .bytes
-        .clone();
-    let (group, store) = (bob.group.as_mut().unwrap(), &mut bob.store);
-    let events = group
-        .process(store, &back, &Checks::at(now()))
-        .await
-        .unwrap()
-        .into_events();
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::Application(m) if m.data == b"welcome back"))
-    );
+    say(&mut alice, &mut bob, b"welcome back").await;
     assert_eq!(
-        group.epoch_authenticator(),
+        bob.group.as_ref().unwrap().epoch_authenticator(),
         alice.group.as_ref().unwrap().epoch_authenticator()
     );
     assert_eq!(bob.failed.len(), 1, "{:?}", bob.failed);
