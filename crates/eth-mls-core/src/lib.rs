@@ -20,6 +20,8 @@
 //!   [`Group::send`] and every commit and proposal write the exact bytes to publish to the
 //!   durable outbox ([`Store::outbox_pending`], [`Store::mark_published`]) with the state
 //!   change. See the README for the contract.
+//! - Application records ([`Store::put_record`], [`Store::record`], [`Store::records`],
+//!   [`Store::delete_record`]): the client's own state in the same encrypted file.
 
 use std::sync::OnceLock;
 
@@ -73,6 +75,7 @@ mod identity;
 mod journal;
 mod key_package;
 mod migrate;
+mod records;
 mod store;
 
 pub use binding::{GROUP_BINDING_EXTENSION_TYPE, GroupBinding};
@@ -93,6 +96,7 @@ pub use key_package::{
     DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,
     validate_key_package, validate_key_package_bytes,
 };
+pub use records::MAX_NAMESPACE;
 pub use store::{
     ARGON2_MEMORY_KIB, ARGON2_PASSES, BinaryCodec, CodecError, SqlStorage, Store, StoreKey,
     StoreProvider,

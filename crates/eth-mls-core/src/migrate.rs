@@ -98,6 +98,17 @@ CREATE TABLE eth_mls_setting (
 INSERT INTO eth_mls_setting (name, value) VALUES ('inbox_acked', 0);
 ALTER TABLE eth_mls_outgoing_commit ADD COLUMN outbox_seq INTEGER;
 ",
+    // 3: records of the application built on the store (the client's 1:1 channel state,
+    // intents, cursors), by namespace and key.
+    "
+CREATE TABLE eth_mls_record (
+    namespace TEXT NOT NULL,
+    key BLOB NOT NULL,
+    value BLOB NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+",
 ];
 
 /// The schema version this code writes (`PRAGMA user_version`).

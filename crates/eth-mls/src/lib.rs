@@ -25,6 +25,7 @@
 //! - [`sequencer`]: the sans-IO commit sequencer — registrations acted on in epoch order at
 //!   the configured confirmation depth, early gossip commits buffered, own commits told
 //!   whether they won the epoch, replaced heads reported as forks;
+//! - [`state`]: the channel device and the intents saved in eth-mls-core's encrypted store;
 //! - [`verdict`]: the chain-checked merge of decisions 11 and 12 (a commit is merged only when
 //!   it is the one registered for `n + 1`, its Add/Remove proposals equal the registered ACL
 //!   changes, its committer's role fits the policy, and the new epoch's authenticator is the
@@ -39,6 +40,7 @@ pub mod invitation;
 pub mod messages;
 pub mod requests;
 pub mod sequencer;
+pub mod state;
 pub mod verdict;
 pub mod wire;
 

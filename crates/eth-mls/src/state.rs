@@ -1,0 +1,55 @@
+//! The client's durable state in eth-mls-core's encrypted store (its application records):
+//! the 1:1 channel device (keys, prekeys, sessions) and the intents. Every save is one
+//! transaction; the channel state is written in the same call that hands a received plaintext
+//! on (channel spec §9), by the caller saving before acting on it.
+
+use eth_mls_channel::{Backend, Device};
+use eth_mls_core::Store;
+
+use crate::Error;
+use crate::intent::Intent;
+
+/// The namespace of the channel device.
+pub const CHANNEL: &str = "eth-mls/channel";
+/// The namespace of intents (key: the intent id, big-endian).
+pub const INTENTS: &str = "eth-mls/intents";
+
+fn core(e: eth_mls_core::Error) -> Error {
+    Error::Core(e.to_string())
+}
+
+/// Saves the channel device.
+pub fn save_device<B: Backend, S: Backend>(
+    store: &mut Store<S>,
+    device: &Device<B>,
+) -> Result<(), Error> {
+    store
+        .put_record(CHANNEL, b"device", &device.to_bytes())
+        .map_err(core)
+}
+
+/// The saved channel device, if any.
+pub fn load_device<B: Backend, S: Backend>(store: &Store<S>) -> Result<Option<Device<B>>, Error> {
+    let Some(bytes) = store.record(CHANNEL, b"device").map_err(core)? else {
+        return Ok(None);
+    };
+    let bytes = zeroize::Zeroizing::new(bytes);
+    Device::from_bytes(&bytes).map(Some).map_err(Error::Channel)
+}
+
+/// Saves an intent record.
+pub fn save_intent<S: Backend>(store: &mut Store<S>, intent: &Intent) -> Result<(), Error> {
+    store
+        .put_record(INTENTS, &intent.id.to_be_bytes(), &intent.encode())
+        .map_err(core)
+}
+
+/// Every saved intent, by id.
+pub fn intents<S: Backend>(store: &Store<S>) -> Result<Vec<Intent>, Error> {
+    store
+        .records(INTENTS)
+        .map_err(core)?
+        .iter()
+        .map(|(_, v)| Intent::decode(v))
+        .collect()
+}
