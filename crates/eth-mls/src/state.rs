@@ -53,3 +53,53 @@ pub fn intents<S: Backend>(store: &Store<S>) -> Result<Vec<Intent>, Error> {
         .map(|(_, v)| Intent::decode(v))
         .collect()
 }
+
+/// The namespace of invitations sent and not answered yet (key: the request id).
+pub const INVITATIONS: &str = "eth-mls/invitations";
+
+/// Records an invitation sent to `invitee` (WIRE.md §4, step 2), before it is sent.
+pub fn remember_invitation<S: Backend>(
+    store: &mut Store<S>,
+    invitee: eth_mls_siwe::Address,
+    req: &crate::wire::InvitationRequest,
+) -> Result<(), Error> {
+    let mut value = invitee.as_slice().to_vec();
+    value.extend_from_slice(&crate::wire::ClientMessage::InvitationRequest(req.clone()).encode()?);
+    store
+        .put_record(INVITATIONS, &req.request_id, &value)
+        .map_err(core)
+}
+
+/// The invitation an answer from `peer` names (WIRE.md §4, step 4.1), taken out of the store:
+/// an id that names no invitation sent to this account, or one already answered, is
+/// [`Error::UnknownRequest`]. Call it once the answer has been verified, or use
+/// [`pending_invitation`] to look first.
+pub fn take_invitation<S: Backend>(
+    store: &mut Store<S>,
+    peer: eth_mls_siwe::Address,
+    request_id: &crate::wire::RequestId,
+) -> Result<crate::wire::InvitationRequest, Error> {
+    let req = pending_invitation(store, peer, request_id)?;
+    store.delete_record(INVITATIONS, request_id).map_err(core)?;
+    Ok(req)
+}
+
+/// The invitation `request_id` sent to `peer`, if it is still waiting for its answer.
+pub fn pending_invitation<S: Backend>(
+    store: &Store<S>,
+    peer: eth_mls_siwe::Address,
+    request_id: &crate::wire::RequestId,
+) -> Result<crate::wire::InvitationRequest, Error> {
+    let value = store
+        .record(INVITATIONS, request_id)
+        .map_err(core)?
+        .ok_or(Error::UnknownRequest)?;
+    let (invitee, message) = value.split_at_checked(20).ok_or(Error::UnknownRequest)?;
+    if invitee != peer.as_slice() {
+        return Err(Error::UnknownRequest);
+    }
+    match crate::wire::ClientMessage::decode(message)? {
+        crate::wire::ClientMessage::InvitationRequest(req) => Ok(req),
+        _ => Err(Error::UnknownRequest),
+    }
+}

@@ -17,6 +17,7 @@ use eth_mls::flows::{accept_answer, answer_invitation};
 use eth_mls::inbox::InboxItem;
 use eth_mls::invitation::check_request;
 use eth_mls::requests::{check_change_request, check_readd_request};
+use eth_mls::state::{pending_invitation, remember_invitation, take_invitation};
 use eth_mls::verdict::{Acl, Policy};
 use eth_mls::wire::{
     ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, ReaddRequest,
@@ -243,6 +244,7 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
         expiry: (now() + 3600) as u64,
         note: "join us".into(),
     };
+    remember_invitation(&mut alice.store, bob.address(), &request).unwrap();
     alice
         .send(
             bob.address(),
@@ -304,10 +306,14 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
         panic!("a response")
     };
     // 5. ... and on-chain adds bob to the ACL with the commit that adds him, in one transaction.
+    let peer = Address::from(got.peer_address);
+    let invitation = pending_invitation(&alice.store, peer, &resp.request_id).unwrap();
+    assert_eq!(invitation, request);
     let (group, store) = (alice.group.as_mut().unwrap(), &mut alice.store);
-    let (out, changes) = accept_answer(group, store, &request, bob.address(), &resp, now(), None)
+    let (out, changes) = accept_answer(group, store, &invitation, peer, &resp, now(), None)
         .await
         .unwrap();
+    take_invitation(store, peer, &resp.request_id).unwrap();
     assert_eq!(changes.added, vec![bob.address()]);
     common::register(&contract, 2, &out, changes).await.unwrap();
     group.merge_pending_commit(store).unwrap();

@@ -58,3 +58,62 @@ async fn device_and_intents_survive_a_reopen() {
     assert_eq!(intents(&store).unwrap(), vec![intent, Intent::new(8)]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_invitation_is_answered_once_and_only_by_its_invitee() {
+    use eth_mls::Error;
+    use eth_mls::state::{pending_invitation, remember_invitation, take_invitation};
+    use eth_mls::wire::{GroupRef, InvitationRequest};
+    use eth_mls_siwe::Address;
+
+    let dir = std::env::temp_dir().join(format!("eth-mls-invitations-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let account = LocalEthereumSigner::from_bytes(&[0xa1; 32]).unwrap();
+    let request = BindingRequest {
+        domain: "state.test".into(),
+        uri: "https://state.test".into(),
+        chain_id: 1,
+        valid_for: None,
+    };
+    let identity = Identity::create(&account, &request).await.unwrap();
+    let mut store: Store =
+        Store::create(dir.join("alice.db"), &StoreKey::raw([1; 32]), identity).unwrap();
+    let (bob, carol) = (Address::repeat_byte(0xbb), Address::repeat_byte(0xcc));
+    let req = InvitationRequest {
+        request_id: [4; 16],
+        group: GroupRef {
+            chain_id: 1,
+            factory: [1; 20],
+            group_contract: [2; 20],
+        },
+        group_id: b"g".to_vec(),
+        inviter: [0xa1; 20],
+        expiry: NOW + 60,
+        note: String::new(),
+    };
+    remember_invitation(&mut store, bob, &req).unwrap();
+    // Another account answering bob's invitation, or an id never sent: unknown.
+    assert_eq!(
+        pending_invitation(&store, carol, &req.request_id),
+        Err(Error::UnknownRequest)
+    );
+    assert_eq!(
+        pending_invitation(&store, bob, &[5; 16]),
+        Err(Error::UnknownRequest)
+    );
+    assert_eq!(
+        pending_invitation(&store, bob, &req.request_id).unwrap(),
+        req
+    );
+    assert_eq!(
+        take_invitation(&mut store, bob, &req.request_id).unwrap(),
+        req
+    );
+    // Answered once.
+    assert_eq!(
+        take_invitation(&mut store, bob, &req.request_id),
+        Err(Error::UnknownRequest)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
