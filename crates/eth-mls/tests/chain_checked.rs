@@ -43,7 +43,6 @@ async fn commits_are_merged_only_as_registered() {
         s.alice.group.as_ref().unwrap().epoch_authenticator()
     );
     assert_eq!(s.bob.group.as_ref().unwrap().members().len(), 2);
-    let _ = &s.config;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,50 +4,26 @@
 //! can never get are reported as missed, not skipped in silence.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use eth_mls::messages::catch_up_messages;
-use eth_mls_core::{
-    BindingRequest, Checks, Event, Group, GroupConfig, Identity, LocalEthereumSigner, Store,
-    StoreKey, validate_key_package_bytes,
-};
+use eth_mls_core::{Checks, Event, Group, GroupConfig, validate_key_package_bytes};
 use eth_mls_crypto::{Provider as MlsProvider, SUITE};
 use eth_mls_transport::{Cursor, DeliveryService, Faults, MemoryNetwork, Retention, Topic};
 use openmls_traits::OpenMlsProvider as _;
-
-const DOMAIN: &str = "eth-mls.test";
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-async fn store(dir: &std::path::Path, key: u8) -> Store {
-    let account = LocalEthereumSigner::from_bytes(&[key; 32]).unwrap();
-    let request = BindingRequest {
-        domain: DOMAIN.into(),
-        uri: format!("https://{DOMAIN}"),
-        chain_id: 31337,
-        valid_for: Some(Duration::from_secs(3600)),
-    };
-    let identity = Identity::create(&account, &request).await.unwrap();
-    Store::create(
-        dir.join(format!("{key}.db")),
-        &StoreKey::raw([key; 32]),
-        identity,
-    )
-    .unwrap()
-}
 
 #[tokio::test]
 async fn messages_missed_while_offline_are_read_or_reported() {
     let dir = std::env::temp_dir().join(format!("eth-mls-history-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let (mut alice, mut bob) = (store(&dir, 0xa1).await, store(&dir, 0xb2).await);
-    let config = GroupConfig::new(31337, DOMAIN);
+    let (mut alice, mut bob) = (
+        common::local_store(&dir, 0xa1).await,
+        common::local_store(&dir, 0xb2).await,
+    );
+    let config = GroupConfig::new(31337, common::DOMAIN);
     let mut a = Group::create(&mut alice, b"history", config.clone(), Default::default()).unwrap();
     let kp = bob.generate_key_package(None).unwrap();
     let kp = validate_key_package_bytes(
@@ -60,7 +36,7 @@ async fn messages_missed_while_offline_are_read_or_reported() {
     .await
     .unwrap();
     let out = a
-        .add_members(&mut alice, &[kp], &Checks::at(now()))
+        .add_members(&mut alice, &[kp], &Checks::at(common::now()))
         .await
         .unwrap();
     a.merge_pending_commit(&mut alice).unwrap();
@@ -68,7 +44,7 @@ async fn messages_missed_while_offline_are_read_or_reported() {
         &mut bob,
         out.welcome.as_ref().unwrap(),
         config,
-        &Checks::at(now()),
+        &Checks::at(common::now()),
     )
     .await
     .unwrap();
@@ -109,7 +85,7 @@ async fn messages_missed_while_offline_are_read_or_reported() {
         Cursor::START,
         &mut b,
         &mut bob,
-        &Checks::at(now()),
+        &Checks::at(common::now()),
     )
     .await
     .unwrap();
@@ -139,7 +115,7 @@ async fn messages_missed_while_offline_are_read_or_reported() {
         Cursor::START,
         &mut b,
         &mut bob,
-        &Checks::at(now()),
+        &Checks::at(common::now()),
     )
     .await
     .unwrap();
@@ -152,7 +128,7 @@ async fn messages_missed_while_offline_are_read_or_reported() {
         got.next,
         &mut b,
         &mut bob,
-        &Checks::at(now()),
+        &Checks::at(common::now()),
     )
     .await
     .unwrap();

@@ -122,6 +122,48 @@ async fn receive(
     }
 }
 
+/// Alice sends the Welcome of `out` (joining `epoch`) to bob over the channel; bob joins it
+/// at the registration's block time and checks the registered authenticator.
+#[allow(clippy::too_many_arguments)]
+async fn deliver_welcome(
+    alice: &mut Person,
+    bob: &mut Person,
+    session: &[u8; 32],
+    bob_inbox: &mut (
+             impl Stream<
+        Item = Result<eth_mls_chain::Event<eth_mls_chain::MessageSent>, eth_mls_chain::Error>,
+    > + Unpin
+         ),
+    request_id: [u8; 16],
+    group: GroupRef,
+    epoch: u64,
+    out: &eth_mls_core::OutgoingCommit,
+    ctx: (&GroupConfig, Address, u64),
+) -> (eth_mls::verdict::Registration, Acl) {
+    let welcome = WelcomeMessage {
+        request_id,
+        group,
+        epoch,
+        delivery: WelcomeDelivery::Inline(out.welcome.clone().unwrap()),
+    };
+    alice
+        .send(bob.address(), session, &ClientMessage::Welcome(welcome))
+        .await;
+    let (_, m) = receive(bob, bob_inbox).await;
+    let ClientMessage::Welcome(WelcomeMessage {
+        delivery: WelcomeDelivery::Inline(w),
+        epoch,
+        ..
+    }) = m
+    else {
+        panic!("a Welcome")
+    };
+    let (config, contract, from) = ctx;
+    let (reg, acl) = registration(&bob.chain, contract, from, epoch).await;
+    bob.group = Some(common::join(&mut bob.store, &w, config.clone(), &reg).await);
+    (reg, acl)
+}
+
 /// `from` sends `text` to the group; `to` processes it and must read it from `from`.
 async fn say(from: &mut Person, to: &mut Person, text: &[u8]) {
     let g = from.group.as_mut().unwrap();
@@ -320,26 +362,19 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
     assert!(contract.is_member(bob.address()).await.unwrap());
 
     // 6. Off-chain: alice sends the Welcome to bob over the channel.
-    let welcome = WelcomeMessage {
-        request_id: request.request_id,
-        group: group_ref,
-        epoch: 2,
-        delivery: WelcomeDelivery::Inline(out.welcome.clone().unwrap()),
-    };
-    alice
-        .send(bob.address(), &session, &ClientMessage::Welcome(welcome))
-        .await;
-    let (_, m) = receive(&mut bob, &mut bob_inbox).await;
-    let ClientMessage::Welcome(WelcomeMessage {
-        delivery: WelcomeDelivery::Inline(w),
-        epoch,
-        ..
-    }) = m
-    else {
-        panic!("a Welcome")
-    };
-    let (reg, acl) = registration(&bob.chain, contract.address(), d.block, epoch).await;
-    bob.group = Some(common::join(&mut bob.store, &w, config.clone(), &reg).await);
+    let ctx = (&config, contract.address(), d.block);
+    let (reg, acl) = deliver_welcome(
+        &mut alice,
+        &mut bob,
+        &session,
+        &mut bob_inbox,
+        request.request_id,
+        group_ref,
+        2,
+        &out,
+        ctx,
+    )
+    .await;
 
     // 7. Off-chain: the commit reaches the existing members (here from the registration
     //    itself); carol merges it only as registered.
@@ -586,25 +621,19 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
     .unwrap();
     group.merge_pending_commit(store).unwrap();
     assert!(contract.is_member(peer).await.unwrap());
-    let welcome = WelcomeMessage {
-        request_id: req.request_id,
-        group: group_ref,
-        epoch: 5,
-        delivery: WelcomeDelivery::Inline(out.welcome.clone().unwrap()),
-    };
-    alice
-        .send(bob.address(), &session, &ClientMessage::Welcome(welcome))
-        .await;
-    let (_, m) = receive(&mut bob, &mut bob_inbox).await;
-    let ClientMessage::Welcome(WelcomeMessage {
-        delivery: WelcomeDelivery::Inline(w),
-        ..
-    }) = m
-    else {
-        panic!("a Welcome")
-    };
-    let (reg, _) = registration(&bob.chain, contract.address(), d.block, 5).await;
-    bob.group = Some(common::join(&mut bob.store, &w, config.clone(), &reg).await);
+    let ctx = (&config, contract.address(), d.block);
+    deliver_welcome(
+        &mut alice,
+        &mut bob,
+        &session,
+        &mut bob_inbox,
+        req.request_id,
+        group_ref,
+        5,
+        &out,
+        ctx,
+    )
+    .await;
     say(&mut alice, &mut bob, b"welcome back").await;
     assert_eq!(
         bob.group.as_ref().unwrap().epoch_authenticator(),

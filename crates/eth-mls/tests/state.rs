@@ -3,6 +3,8 @@
 //! conversation goes on from the restored device.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use eth_mls::intent::Intent;
 use eth_mls::state::{intents, load_device, save_device, save_intent};
 use eth_mls_channel::{DefaultBackend as B, Device, OneTimePrekeyChoice, PrekeyBundle, Secret};
@@ -15,17 +17,11 @@ async fn device_and_intents_survive_a_reopen() {
     let dir = std::env::temp_dir().join(format!("eth-mls-state-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let account = LocalEthereumSigner::from_bytes(&[0xb2; 32]).unwrap();
-    let request = BindingRequest {
-        domain: "state.test".into(),
-        uri: "https://state.test".into(),
-        chain_id: 1,
-        valid_for: None,
-    };
-    let identity = Identity::create(&account, &request).await.unwrap();
-    let key = StoreKey::raw([9; 32]);
-    let path = dir.join("bob.db");
-    let mut store: Store = Store::create(&path, &key, identity).unwrap();
+    let mut store = common::local_store(&dir, 0xb2).await;
+    let (path, key) = (
+        dir.join(format!("{}.db", 0xb2u8)),
+        StoreKey::raw([0xb2; 32]),
+    );
     assert!(load_device::<B, _>(&store).unwrap().is_none());
 
     let mut bob = Device::<B>::generate([0xbb; 20], Secret::new([2; 57])).unwrap();

@@ -45,23 +45,35 @@ pub fn dir(tag: &str) -> std::path::PathBuf {
     d
 }
 
+/// An account of secp256k1 key `key` with an SIWE-bound identity (on `chain_id`) and an
+/// encrypted store in `dir` named after `tag`.
+pub async fn store_for(account: &LocalEthereumSigner, chain_id: u64, dir: &Path, tag: u8) -> Store {
+    let request = BindingRequest {
+        domain: DOMAIN.into(),
+        uri: format!("https://{DOMAIN}"),
+        chain_id,
+        valid_for: Some(Duration::from_secs(24 * 3600)),
+    };
+    let identity = Identity::create(account, &request).await.unwrap();
+    Store::create(
+        dir.join(format!("{tag}.db")),
+        &StoreKey::raw([tag; 32]),
+        identity,
+    )
+    .unwrap()
+}
+
+/// A store off any chain: account key `[key; 32]`, chain id 31337.
+pub async fn local_store(dir: &Path, key: u8) -> Store {
+    let account = LocalEthereumSigner::from_bytes(&[key; 32]).unwrap();
+    store_for(&account, 31337, dir, key).await
+}
+
 /// Anvil account `index` as an Ethereum signer, with an SIWE-bound identity and a store.
 pub async fn account(devnet: &Devnet, index: usize, dir: &Path) -> (LocalEthereumSigner, Store) {
     let key = devnet.signer(index).unwrap().to_bytes();
     let account = LocalEthereumSigner::from_bytes(key.as_slice()).unwrap();
-    let request = BindingRequest {
-        domain: DOMAIN.into(),
-        uri: format!("https://{DOMAIN}"),
-        chain_id: devnet.chain_id(),
-        valid_for: Some(Duration::from_secs(24 * 3600)),
-    };
-    let identity = Identity::create(&account, &request).await.unwrap();
-    let store = Store::create(
-        dir.join(format!("{index}.db")),
-        &StoreKey::raw([index as u8; 32]),
-        identity,
-    )
-    .unwrap();
+    let store = store_for(&account, devnet.chain_id(), dir, index as u8).await;
     (account, store)
 }
 
