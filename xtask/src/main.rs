@@ -148,6 +148,7 @@ fn test(root: &Path) -> Result<()> {
         "--quiet",
         "-p",
         "eth-mls-core",
+        "--all-features",
         "--test",
         "passive_client",
         "--",
