@@ -32,12 +32,14 @@
 //!   registered one).
 
 pub mod catchup;
+pub mod client;
 pub mod discovery;
 pub mod flows;
 pub mod inbox;
 pub mod intent;
 pub mod invitation;
 pub mod messages;
+pub mod records;
 pub mod requests;
 pub mod sequencer;
 pub mod state;
@@ -45,6 +47,8 @@ pub mod verdict;
 pub mod wire;
 
 use eth_mls_siwe::Address;
+
+pub use client::{Client, ClientConfig, ClientEvent};
 
 /// Errors of the client.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -177,6 +181,19 @@ pub enum Error {
         epoch: u64,
         /// What went wrong.
         reason: String,
+    },
+    /// The client does not follow this group (not a member, or not joined yet).
+    #[error("this client does not follow the group {group}")]
+    UnknownGroup {
+        /// The group's contract.
+        group: Address,
+    },
+    /// The account has no valid prekey bundle in the registry: it cannot be reached over the
+    /// 1:1 channel until it publishes one.
+    #[error("{account} has published no valid prekey bundle")]
+    NoBundle {
+        /// The account.
+        account: Address,
     },
     /// The 1:1 channel refused a message.
     #[error("1:1 channel: {0}")]

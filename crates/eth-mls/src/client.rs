@@ -1,0 +1,2002 @@
+//! The [`Client`]: one account on one device, every layer joined — the account's signer and
+//! SIWE-bound identity, eth-mls-core's encrypted store, the chain deployment (factory and
+//! ERC-7627 registry), a delivery service (gossip, the chain, or the in-memory network), and
+//! the 1:1 channel.
+//!
+//! The client is driven, not threaded: each call does its work and returns, and
+//! [`Client::sync`] (or [`Client::next_event`], which waits for input) takes in what arrived —
+//! 1:1 messages, group frames, the groups' contract events — runs the commit sequencer and the
+//! intents, publishes the outbox, and queues [`ClientEvent`]s. All state that matters lives in
+//! the store and is written before it is acted on, so a process killed at any point restarts
+//! with [`Client::open`] and finishes what it started.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::keccak256;
+use eth_mls_chain::alloy::primitives::B256;
+use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::alloy::rpc::types::Filter;
+use eth_mls_chain::{AclChanges, Chain, CommitPolicy, Deployment, Erc7627, GroupEvent};
+use eth_mls_channel::{
+    DefaultBackend as ChannelBackend, Device, OneTimePrekeyChoice, PrekeyBundle, Secret,
+};
+use eth_mls_core::{
+    BindingRequest, Checks, CommitSummary, EthereumSigner, Event as CoreEvent, Group, GroupConfig,
+    Identity, OutboxKind, Store, StoreKey, validate_key_package_bytes,
+};
+use eth_mls_crypto::{Crypto, DefaultBackend, SUITE};
+use eth_mls_siwe::Address;
+use eth_mls_transport::{DeliveryService, Envelope, Topic};
+use futures_util::stream::{BoxStream, SelectAll};
+use futures_util::{FutureExt as _, StreamExt as _};
+
+use crate::Error;
+use crate::intent::{Facts, Intent, Outcome, Step};
+use crate::records::{self, GroupRecord, Op, OpRecord, PendingWelcome, ReceivedInvitation};
+use crate::sequencer::{Action, Sequencer};
+use crate::verdict::{
+    Acl, AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
+    epoch_authenticator_hash,
+};
+use crate::wire::{
+    ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, ReaddRequest,
+    RejectReason, RequestId, RequestRejected, WelcomeDelivery, WelcomeMessage,
+};
+
+/// Blocks per `eth_getLogs` call.
+const RANGE: u64 = 2_000;
+/// Group frames held back because their epoch is not reached yet, per group.
+const MAX_DEFERRED: usize = 1024;
+/// How many merges a deferred frame waits for before it is reported as failed.
+const DEFERRED_PATIENCE: u32 = 8;
+
+/// How a client runs.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// The contracts (factory, registry) and the block they were deployed in.
+    pub deployment: Deployment,
+    /// The SIWE domain the account signs in to (members' credentials must name it).
+    pub domain: String,
+    /// Act on registrations this many blocks deep (0 on a devnet).
+    pub confirmations: u64,
+    /// How long a new credential is valid.
+    pub credential_validity: Duration,
+    /// Report [`ClientEvent::CredentialDue`] this long before the credential expires.
+    pub renew_before: Duration,
+    /// How long an invitation may be answered.
+    pub invitation_validity: Duration,
+    /// One-time prekeys published in the bundle.
+    pub one_time_prekeys: u32,
+    /// How long [`Client::next_event`] waits between looks at the chain.
+    pub poll_interval: Duration,
+}
+
+impl ClientConfig {
+    /// The defaults for `deployment` and `domain`: no confirmations (a devnet), credentials
+    /// for 30 days renewed 3 days before, invitations for a day, 20 one-time prekeys, a look at
+    /// the chain every 500 ms.
+    pub fn new(deployment: Deployment, domain: impl Into<String>) -> Self {
+        Self {
+            deployment,
+            domain: domain.into(),
+            confirmations: 0,
+            credential_validity: Duration::from_secs(30 * 86_400),
+            renew_before: Duration::from_secs(3 * 86_400),
+            invitation_validity: Duration::from_secs(86_400),
+            one_time_prekeys: 20,
+            poll_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// What happened, in the order it happened.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// An application message.
+    Message {
+        /// The group's contract.
+        group: Address,
+        /// The sending account.
+        sender: Address,
+        /// The epoch it was sent in.
+        epoch: u64,
+        /// Its bytes.
+        data: Vec<u8>,
+    },
+    /// Messages that cannot be recovered any more.
+    MissedMessages {
+        /// The group.
+        group: Address,
+        /// Their sender.
+        sender: Address,
+        /// The epoch.
+        epoch: u64,
+        /// How many.
+        count: u32,
+    },
+    /// This client joined a group (from a Welcome, checked against the chain).
+    Joined {
+        /// The group.
+        group: Address,
+        /// The epoch it joined.
+        epoch: u64,
+    },
+    /// A commit was merged (own or another member's), after the chain-checked verdict.
+    CommitMerged {
+        /// The group.
+        group: Address,
+        /// The new epoch.
+        epoch: u64,
+        /// The committer.
+        committer: Address,
+    },
+    /// A member entered the group.
+    MemberAdded {
+        /// The group.
+        group: Address,
+        /// The account.
+        member: Address,
+    },
+    /// A member left the group or was removed.
+    MemberRemoved {
+        /// The group.
+        group: Address,
+        /// The account.
+        member: Address,
+    },
+    /// This account was removed from the group: nothing sent to it from now on can be read.
+    Removed {
+        /// The group.
+        group: Address,
+    },
+    /// An invitation arrived (checked: a group of the trusted factory on this chain).
+    InvitationReceived {
+        /// Its id: [`Client::accept`] or [`Client::decline`] it.
+        request_id: RequestId,
+        /// The inviting account.
+        from: Address,
+        /// The group.
+        group: Address,
+        /// The inviter's note.
+        note: String,
+    },
+    /// An invitation of this client was declined.
+    InvitationDeclined {
+        /// The invitation.
+        request_id: RequestId,
+        /// The invitee.
+        from: Address,
+    },
+    /// A member asked this admin for an update or a removal; it was verified and is being
+    /// committed.
+    RequestReceived {
+        /// The group.
+        group: Address,
+        /// The requester.
+        from: Address,
+        /// What it asked for.
+        kind: ChangeKind,
+    },
+    /// A request of this client was refused.
+    RequestRejected {
+        /// The request.
+        request_id: RequestId,
+        /// By whom.
+        from: Address,
+        /// Why.
+        reason: RejectReason,
+    },
+    /// This member cannot follow the group from `epoch` on; it asked an admin to re-add it.
+    ForkDetected {
+        /// The group.
+        group: Address,
+        /// The epoch.
+        epoch: u64,
+        /// Why.
+        reason: String,
+    },
+    /// The account's credential expires soon: [`Client::renew_credential`].
+    CredentialDue {
+        /// Its expiration (Unix seconds).
+        expires_at: i64,
+    },
+    /// A member's credential expired: an admin should remove it.
+    MemberDue {
+        /// The group.
+        group: Address,
+        /// The member.
+        member: Address,
+    },
+    /// An own change gave up or failed for good.
+    IntentFailed {
+        /// The group.
+        group: Address,
+        /// The intent.
+        intent: u64,
+        /// Why.
+        reason: String,
+    },
+    /// Something that arrived was refused (it changed nothing).
+    Rejected {
+        /// Where it came from (an account, or the zero address when unknown).
+        from: Address,
+        /// Why.
+        error: Error,
+    },
+}
+
+/// A group the client follows, in memory.
+struct Joined {
+    group: Group,
+    sequencer: Sequencer,
+    mirror: AclMirror,
+    /// The next block whose events are read.
+    next_block: u64,
+    /// Registered commit hashes by epoch.
+    registered: BTreeMap<u64, [u8; 32]>,
+    /// Frames of epochs not reached yet, with how many merges they waited.
+    deferred: Vec<(Envelope, u32)>,
+    /// Member of the group (false once removed or forked).
+    active: bool,
+    /// Members reported due for removal.
+    due_reported: Vec<Address>,
+    /// The ACL each registration is judged against (that of its block), by epoch.
+    acl_at: BTreeMap<u64, Acl>,
+    /// Proposals taken in from the commit topic, by keccak256 of their frame (a request
+    /// names its proposal by bytes).
+    proposals: BTreeMap<[u8; 32], eth_mls_core::ProposalSummary>,
+}
+
+/// One account's eth-mls client. See the module documentation.
+pub struct Client<D: DeliveryService> {
+    signer: Arc<dyn EthereumSigner>,
+    chain: Chain,
+    registry: Erc7627,
+    delivery: D,
+    config: ClientConfig,
+    store: Store,
+    device: Device<ChannelBackend>,
+    groups: BTreeMap<Address, Joined>,
+    subscriptions: SelectAll<BoxStream<'static, Envelope>>,
+    events: VecDeque<ClientEvent>,
+    credential_reported: bool,
+}
+
+impl<D: DeliveryService> std::fmt::Debug for Client<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("account", &self.signer.address())
+            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn core(e: eth_mls_core::Error) -> Error {
+    Error::Core(e.to_string())
+}
+
+fn chain_err(e: impl std::fmt::Display) -> Error {
+    Error::Chain(e.to_string())
+}
+
+fn delivery_err(e: eth_mls_transport::Error) -> Error {
+    Error::Delivery(e.to_string())
+}
+
+/// Unix seconds now.
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn random_id() -> Result<RequestId, Error> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|e| Error::Core(format!("no randomness: {e}")))?;
+    Ok(id)
+}
+
+/// The group's contract events from `from` to `to`, in log order, with their transactions.
+async fn group_logs(
+    chain: &Chain,
+    contract: Address,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(GroupEvent, u64, Option<[u8; 32]>)>, Error> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = to.min(start + RANGE - 1);
+        let mut logs = chain
+            .provider()
+            .get_logs(
+                &Filter::new()
+                    .address(contract)
+                    .from_block(start)
+                    .to_block(end),
+            )
+            .await
+            .map_err(chain_err)?;
+        logs.retain(|l| !l.removed);
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        for log in logs {
+            let Ok(event) =
+                eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
+                    .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
+            else {
+                continue;
+            };
+            out.push((
+                event,
+                log.block_number.unwrap_or_default(),
+                log.transaction_hash.map(|h| h.0),
+            ));
+        }
+        start = end + 1;
+    }
+    Ok(out)
+}
+
+async fn block_time(chain: &Chain, block: u64) -> Result<i64, Error> {
+    let header = chain
+        .provider()
+        .get_block_by_number(block.into())
+        .await
+        .map_err(chain_err)?
+        .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
+    Ok(header.header.timestamp as i64)
+}
+
+impl<D: DeliveryService + 'static> Client<D> {
+    /// Opens the client whose store is at `path` (created, with a new SIWE-bound identity
+    /// signed by `signer`, when there is none), loads its channel device (generated on first
+    /// use), the groups it follows, and subscribes to its inbox and their topics. `chain`
+    /// sends this account's transactions.
+    pub async fn open(
+        signer: Arc<dyn EthereumSigner>,
+        chain: Chain,
+        delivery: D,
+        path: impl AsRef<Path>,
+        key: &StoreKey,
+        config: ClientConfig,
+    ) -> Result<Self, Error> {
+        let path = path.as_ref();
+        let chain_id = chain.chain_id();
+        let store = if path.exists() {
+            let store = Store::open(path, key).map_err(core)?;
+            if store.identity().address() != signer.address() {
+                return Err(Error::WrongAccount {
+                    expected: signer.address(),
+                    found: store.identity().address(),
+                });
+            }
+            store
+        } else {
+            let request = BindingRequest {
+                domain: config.domain.clone(),
+                uri: format!("https://{}", config.domain),
+                chain_id,
+                valid_for: Some(config.credential_validity),
+            };
+            let identity = Identity::create(signer.as_ref(), &request)
+                .await
+                .map_err(|e| Error::Core(e.to_string()))?;
+            Store::create(path, key, identity).map_err(core)?
+        };
+        let mut store = store;
+        let device = match crate::state::load_device::<ChannelBackend, DefaultBackend>(&store)? {
+            Some(d) => d,
+            None => {
+                // The channel signs bundles with the MLS signature key, which the SIWE
+                // credential binds to the account.
+                let seed = Secret::from_slice(store.identity().signer().private_key().expose())
+                    .ok_or_else(|| Error::Core("the MLS signature key is not 57 bytes".into()))?;
+                let mut d = Device::<ChannelBackend>::generate(signer.address().into_array(), seed)
+                    .map_err(Error::Channel)?;
+                d.rotate_signed_prekey(now() as u64, 7 * 86_400)
+                    .map_err(Error::Channel)?;
+                d.generate_one_time_prekeys(config.one_time_prekeys as usize)
+                    .map_err(Error::Channel)?;
+                crate::state::save_device(&mut store, &d)?;
+                d
+            }
+        };
+        let registry = chain.erc7627(config.deployment.erc7627);
+        let mut client = Self {
+            signer,
+            chain,
+            registry,
+            delivery,
+            config,
+            store,
+            device,
+            groups: BTreeMap::new(),
+            subscriptions: SelectAll::new(),
+            events: VecDeque::new(),
+            credential_reported: false,
+        };
+        let inbox = client.inbox_topic(client.address());
+        client.subscribe(inbox).await?;
+        for (contract, record) in records::groups(&client.store)? {
+            let group = match Group::load(&client.store, &record.group_id) {
+                Ok(g) => g,
+                // Deleted after a fork (re-add pending) or a removal: nothing to follow.
+                Err(_) => continue,
+            };
+            client.follow(contract, group, record).await?;
+        }
+        Ok(client)
+    }
+
+    /// The account.
+    pub fn address(&self) -> Address {
+        self.signer.address()
+    }
+
+    /// The chain id.
+    pub fn chain_id(&self) -> u64 {
+        self.chain.chain_id()
+    }
+
+    /// The encrypted store (read access: history, outbox, records).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The groups followed, by contract.
+    pub fn groups(&self) -> Vec<Address> {
+        self.groups.keys().copied().collect()
+    }
+
+    fn joined(&self, group: Address) -> Result<&Joined, Error> {
+        self.groups.get(&group).ok_or(Error::UnknownGroup { group })
+    }
+
+    /// The members of `group` (their accounts, by leaf).
+    pub fn members(&self, group: Address) -> Result<Vec<Address>, Error> {
+        Ok(self.joined(group)?.group.members())
+    }
+
+    /// The local epoch of `group`.
+    pub fn epoch(&self, group: Address) -> Result<u64, Error> {
+        Ok(self.joined(group)?.group.epoch())
+    }
+
+    /// The epoch authenticator of `group`'s current epoch.
+    pub fn epoch_authenticator(&self, group: Address) -> Result<Vec<u8>, Error> {
+        Ok(self.joined(group)?.group.epoch_authenticator())
+    }
+
+    /// The on-chain ACL of `group` as this client's mirror of its events has it.
+    pub fn acl(&self, group: Address) -> Result<Acl, Error> {
+        Ok(self.joined(group)?.mirror.acl().clone())
+    }
+
+    /// Whether this account is still a member of `group` and follows it.
+    pub fn is_active(&self, group: Address) -> bool {
+        self.groups.get(&group).is_some_and(|j| j.active)
+    }
+
+    fn inbox_topic(&self, account: Address) -> Topic {
+        Topic::Inbox {
+            chain_id: self.chain_id(),
+            account: account.into_array(),
+        }
+    }
+
+    fn app_topic(&self, group: Address) -> Topic {
+        Topic::App {
+            chain_id: self.chain_id(),
+            group: group.into_array(),
+        }
+    }
+
+    fn commit_topic(&self, group: Address) -> Topic {
+        Topic::Commit {
+            chain_id: self.chain_id(),
+            group: group.into_array(),
+        }
+    }
+
+    fn group_ref(&self, group: Address) -> GroupRef {
+        GroupRef {
+            chain_id: self.chain_id(),
+            factory: self.config.deployment.group_factory.into_array(),
+            group_contract: group.into_array(),
+        }
+    }
+
+    fn group_config(&self, group: Address) -> GroupConfig {
+        GroupConfig::new(self.chain_id(), self.config.domain.clone())
+            .bound_to(self.config.deployment.group_factory, group)
+    }
+
+    /// Subscribes to `topic` from its saved cursor on (history first).
+    async fn subscribe(&mut self, topic: Topic) -> Result<(), Error> {
+        let since = records::cursor(&self.store, &topic.to_string())?.unwrap_or_default();
+        let sub = self
+            .delivery
+            .subscribe_since(&topic, since)
+            .await
+            .map_err(delivery_err)?;
+        self.subscriptions.push(sub.boxed());
+        Ok(())
+    }
+
+    async fn follow(
+        &mut self,
+        contract: Address,
+        group: Group,
+        record: GroupRecord,
+    ) -> Result<(), Error> {
+        let epoch = group.epoch();
+        let active = group.is_active();
+        self.groups.insert(
+            contract,
+            Joined {
+                group,
+                next_block: record.from_block,
+                sequencer: Sequencer::new(epoch, 0),
+                mirror: AclMirror::new(),
+                registered: BTreeMap::new(),
+                deferred: Vec::new(),
+                active,
+                due_reported: Vec::new(),
+                acl_at: BTreeMap::new(),
+                proposals: BTreeMap::new(),
+            },
+        );
+        if active {
+            self.subscribe(self.commit_topic(contract)).await?;
+            self.subscribe(self.app_topic(contract)).await?;
+        }
+        Ok(())
+    }
+
+    /// Publishes this device's prekey bundle (and with it the account's inbox key) in the
+    /// ERC-7627 registry: others can then open a 1:1 channel to it (invite it). Rotates the
+    /// signed prekey when it is due and tops up one-time prekeys first.
+    pub async fn publish_keys(&mut self) -> Result<(), Error> {
+        let t = now() as u64;
+        self.device.prune(t);
+        let bundle = self
+            .device
+            .bundle(t, self.config.one_time_prekeys as usize)
+            .map_err(Error::Channel)?;
+        let bytes = bundle.encode().map_err(Error::Channel)?;
+        crate::state::save_device(&mut self.store, &self.device)?;
+        self.registry
+            .publish_channel_bundle(self.device.identity_key(), &bytes)
+            .await
+            .map_err(chain_err)?;
+        Ok(())
+    }
+
+    /// Creates a group: its contract through the factory (this account its owner, under
+    /// `policy`), and the MLS group bound to it. Returns the contract's address.
+    pub async fn create_group(
+        &mut self,
+        name: &[u8],
+        policy: CommitPolicy,
+    ) -> Result<Address, Error> {
+        let (contract, receipt) = self
+            .chain
+            .factory(self.config.deployment.group_factory)
+            .create_group(name, 4, policy)
+            .await
+            .map_err(chain_err)?;
+        let contract = contract.address();
+        let config = self.group_config(contract);
+        let group =
+            Group::create(&mut self.store, name, config, Default::default()).map_err(core)?;
+        let record = GroupRecord {
+            group_id: name.to_vec(),
+            from_block: receipt.block_number.unwrap_or(self.config.deployment.block),
+        };
+        records::put_group(&mut self.store, contract, &record)?;
+        self.follow(contract, group, record).await?;
+        Ok(contract)
+    }
+
+    /// Opens (or reuses) a channel session to `to` and sends `message` to its inbox.
+    async fn send_direct(
+        &mut self,
+        to: Address,
+        session: Option<[u8; 32]>,
+        message: &ClientMessage,
+    ) -> Result<[u8; 32], Error> {
+        let session = match session.or_else(|| {
+            let peer = to.into_array();
+            self.device.sessions_with(&peer).next().map(|s| *s.id())
+        }) {
+            Some(s) => s,
+            None => {
+                let published = self
+                    .registry
+                    .channel_bundle(to, self.config.deployment.block)
+                    .await
+                    .map_err(chain_err)?
+                    .ok_or(Error::NoBundle { account: to })?;
+                let bundle =
+                    PrekeyBundle::validate::<ChannelBackend>(&published.bundle, now() as u64)
+                        .map_err(Error::Channel)?;
+                if bundle.bundle().address != to.into_array() {
+                    return Err(Error::NoBundle { account: to });
+                }
+                self.device
+                    .initiate(&bundle, OneTimePrekeyChoice::Random)
+                    .map_err(Error::Channel)?
+            }
+        };
+        let bytes = self
+            .device
+            .encrypt(&session, &message.encode()?)
+            .map_err(Error::Channel)?;
+        // The ratchet moved: saved before the message leaves.
+        crate::state::save_device(&mut self.store, &self.device)?;
+        self.delivery
+            .publish(&self.inbox_topic(to), bytes)
+            .await
+            .map_err(delivery_err)?;
+        Ok(session)
+    }
+
+    /// Invites `invitee` into `group` (decision 16, step 2): an invitation request over the
+    /// 1:1 channel. When the invitee accepts, this client verifies its answer, commits the
+    /// Add with the ACL change on chain, and sends the Welcome (steps 4 to 7, in
+    /// [`Client::sync`]). Returns the request id.
+    pub async fn invite(
+        &mut self,
+        group: Address,
+        invitee: Address,
+        note: &str,
+    ) -> Result<RequestId, Error> {
+        let j = self.joined(group)?;
+        let request = InvitationRequest {
+            request_id: random_id()?,
+            group: self.group_ref(group),
+            group_id: j.group.id().to_vec(),
+            inviter: self.address().into_array(),
+            expiry: (now() as u64).saturating_add(self.config.invitation_validity.as_secs()),
+            note: note.into(),
+        };
+        crate::state::remember_invitation(&mut self.store, invitee, &request)?;
+        self.send_direct(
+            invitee,
+            None,
+            &ClientMessage::InvitationRequest(request.clone()),
+        )
+        .await?;
+        Ok(request.request_id)
+    }
+
+    /// The invitations received and not answered yet.
+    pub fn invitations(&self) -> Result<Vec<ReceivedInvitation>, Error> {
+        Ok(records::all_received(&self.store)?
+            .into_iter()
+            .filter(|i| !i.answered)
+            .collect())
+    }
+
+    /// Accepts invitation `id` (step 3): a fresh key package and the account's signed consent
+    /// to the inviter. The Welcome that follows is joined in [`Client::sync`].
+    pub async fn accept(&mut self, id: RequestId) -> Result<(), Error> {
+        let mut inv = records::received(&self.store, &id)?.ok_or(Error::UnknownRequest)?;
+        if inv.answered {
+            return Err(Error::UnknownRequest);
+        }
+        if inv.request.expiry <= now() as u64 {
+            return Err(Error::Expired);
+        }
+        let response = crate::flows::answer_invitation(
+            &mut self.store,
+            self.signer.as_ref(),
+            &inv.request,
+            now(),
+        )
+        .await?;
+        inv.answered = true;
+        records::put_received(&mut self.store, &inv)?;
+        self.send_direct(
+            inv.from,
+            Some(inv.session),
+            &ClientMessage::InvitationResponse(response),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Declines invitation `id`.
+    pub async fn decline(&mut self, id: RequestId) -> Result<(), Error> {
+        let mut inv = records::received(&self.store, &id)?.ok_or(Error::UnknownRequest)?;
+        if inv.answered {
+            return Err(Error::UnknownRequest);
+        }
+        inv.answered = true;
+        records::put_received(&mut self.store, &inv)?;
+        self.send_direct(
+            inv.from,
+            Some(inv.session),
+            &ClientMessage::InvitationDecline { request_id: id },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sends `data` to `group` (encrypted in the current epoch; published at once, and again
+    /// from the outbox after a crash).
+    pub async fn send(&mut self, group: Address, data: &[u8]) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&group)
+            .ok_or(Error::UnknownGroup { group })?;
+        if !j.active {
+            return Err(Error::NotMember {
+                account: self.signer.address(),
+            });
+        }
+        j.group.send(&mut self.store, data).map_err(core)?;
+        self.flush_outbox().await
+    }
+
+    /// Removes `members` from `group` (an admin's commit with the ACL change). Returns the
+    /// intent id; the removal is done when [`ClientEvent::CommitMerged`] reports it.
+    pub async fn remove(&mut self, group: Address, members: &[Address]) -> Result<u64, Error> {
+        self.start_intent(
+            group,
+            Op::Remove {
+                members: members.to_vec(),
+            },
+        )
+        .await
+    }
+
+    /// Commits a self-update in `group` (fresh leaf and path; the renewed credential, if any).
+    /// Under an admins-only policy a plain member asks an admin instead
+    /// ([`Client::request_update`]).
+    pub async fn update(&mut self, group: Address) -> Result<u64, Error> {
+        self.start_intent(group, Op::Update).await
+    }
+
+    /// Asks an admin of `group` to commit this member's update (its Update proposal goes to
+    /// the group's commit topic; the request names it).
+    pub async fn request_update(
+        &mut self,
+        group: Address,
+        admin: Address,
+    ) -> Result<RequestId, Error> {
+        let j = self
+            .groups
+            .get_mut(&group)
+            .ok_or(Error::UnknownGroup { group })?;
+        let entry = j.group.propose_self_update(&mut self.store).map_err(core)?;
+        let epoch = j.group.epoch();
+        let request = ChangeRequest {
+            request_id: random_id()?,
+            group: self.group_ref(group),
+            epoch,
+            kind: ChangeKind::Update,
+            target: self.address().into_array(),
+            proposal: entry.0.bytes.clone(),
+        };
+        self.flush_outbox().await?;
+        self.send_direct(admin, None, &ClientMessage::ChangeRequest(request.clone()))
+            .await?;
+        Ok(request.request_id)
+    }
+
+    /// Asks an admin of `group` to remove this member (leaving a group whose policy lets
+    /// only admins commit).
+    pub async fn request_removal(
+        &mut self,
+        group: Address,
+        admin: Address,
+    ) -> Result<RequestId, Error> {
+        let epoch = self.epoch(group)?;
+        let request = ChangeRequest {
+            request_id: random_id()?,
+            group: self.group_ref(group),
+            epoch,
+            kind: ChangeKind::Removal,
+            target: self.address().into_array(),
+            proposal: Vec::new(),
+        };
+        self.send_direct(admin, None, &ClientMessage::ChangeRequest(request.clone()))
+            .await?;
+        Ok(request.request_id)
+    }
+
+    /// Renews the account's SIWE credential (a new signature by the account) and self-updates
+    /// every group so its members see it.
+    pub async fn renew_credential(&mut self) -> Result<(), Error> {
+        let request = BindingRequest {
+            domain: self.config.domain.clone(),
+            uri: format!("https://{}", self.config.domain),
+            chain_id: self.chain_id(),
+            valid_for: Some(self.config.credential_validity),
+        };
+        let credential = self
+            .store
+            .identity()
+            .renew(self.signer.as_ref(), &request)
+            .await
+            .map_err(|e| Error::Core(e.to_string()))?;
+        self.store.renew_credential(credential).map_err(core)?;
+        self.credential_reported = false;
+        let active: Vec<Address> = self
+            .groups
+            .iter()
+            .filter(|(_, j)| j.active)
+            .map(|(a, _)| *a)
+            .collect();
+        for g in active {
+            self.start_intent(g, Op::Update).await?;
+        }
+        Ok(())
+    }
+
+    async fn start_intent(&mut self, group: Address, op: Op) -> Result<u64, Error> {
+        if !self.is_active(group) {
+            return Err(Error::UnknownGroup { group });
+        }
+        let id = records::next_intent_id(&mut self.store)?;
+        // The operation first: an intent record without its operation is never seen.
+        records::put_op(&mut self.store, id, &OpRecord { group, op })?;
+        crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+        self.sync().await?;
+        Ok(id)
+    }
+
+    /// The events queued so far.
+    pub fn drain_events(&mut self) -> Vec<ClientEvent> {
+        self.events.drain(..).collect()
+    }
+
+    /// The next event, taking in input until one comes or `timeout` passes.
+    pub async fn next_event(&mut self, timeout: Duration) -> Result<Option<ClientEvent>, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            self.sync().await?;
+            if let Some(e) = self.events.pop_front() {
+                return Ok(Some(e));
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            // Wait for a frame or the next look at the chain.
+            let wait = left.min(self.config.poll_interval);
+            if let Ok(Some(envelope)) = tokio::time::timeout(wait, self.subscriptions.next()).await
+            {
+                self.handle_envelope(envelope).await?;
+            }
+        }
+    }
+
+    /// Takes in everything that arrived (frames, the groups' contract events), runs the
+    /// sequencer and the intents, joins Welcomes whose registration is there, and publishes
+    /// the outbox. Events go to the queue.
+    pub async fn sync(&mut self) -> Result<(), Error> {
+        while let Some(Some(envelope)) = self.subscriptions.next().now_or_never() {
+            self.handle_envelope(envelope).await?;
+        }
+        self.join_welcomes().await?;
+        let contracts: Vec<Address> = self.groups.keys().copied().collect();
+        for contract in contracts {
+            if !self.is_active(contract) {
+                continue;
+            }
+            self.read_chain(contract).await?;
+            self.advance(contract).await?;
+        }
+        self.flush_outbox().await?;
+        self.check_credentials();
+        Ok(())
+    }
+
+    fn check_credentials(&mut self) {
+        let t = now();
+        if !self.credential_reported {
+            let expires_at = self
+                .store
+                .identity()
+                .credential()
+                .message()
+                .expiration_time()
+                .map(|e| e.unix_seconds());
+            if let Some(exp) = expires_at
+                && exp - (self.config.renew_before.as_secs() as i64) <= t
+            {
+                self.credential_reported = true;
+                self.events
+                    .push_back(ClientEvent::CredentialDue { expires_at: exp });
+            }
+        }
+        for (contract, j) in self.groups.iter_mut() {
+            if !j.active {
+                continue;
+            }
+            for (_, member) in j.group.due_for_removal(t) {
+                if !j.due_reported.contains(&member) {
+                    j.due_reported.push(member);
+                    self.events.push_back(ClientEvent::MemberDue {
+                        group: *contract,
+                        member,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn handle_envelope(&mut self, envelope: Envelope) -> Result<(), Error> {
+        let topic = envelope.topic;
+        match topic {
+            Topic::Inbox { .. } => self.handle_inbox(&envelope).await?,
+            Topic::Commit { group, .. } => {
+                let contract = Address::from(group);
+                if let Some(j) = self.groups.get_mut(&contract) {
+                    j.sequencer.on_gossip(envelope.bytes.clone());
+                    // Proposals (update requests) are taken in too; commits wait for the
+                    // sequencer (processing one stages it).
+                    if is_proposal(&envelope.bytes)
+                        && let Ok(p) = j
+                            .group
+                            .process(&mut self.store, &envelope.bytes, &Checks::at(now()))
+                            .await
+                    {
+                        for e in p.into_events() {
+                            if let CoreEvent::Proposal(summary) = e {
+                                j.proposals.insert(keccak256(&envelope.bytes).0, summary);
+                            }
+                        }
+                    }
+                }
+            }
+            Topic::App { group, .. } => {
+                let contract = Address::from(group);
+                self.handle_app(contract, envelope.clone(), true).await?;
+            }
+        }
+        let cursor_name = topic.to_string();
+        let deferred = match topic {
+            Topic::App { group, .. } => self
+                .groups
+                .get(&Address::from(group))
+                .is_some_and(|j| !j.deferred.is_empty()),
+            _ => false,
+        };
+        if !deferred {
+            records::put_cursor(&mut self.store, &cursor_name, envelope.cursor.next())?;
+        }
+        Ok(())
+    }
+
+    /// Processes an application frame; one of an epoch not reached yet waits (bounded).
+    async fn handle_app(
+        &mut self,
+        contract: Address,
+        envelope: Envelope,
+        fresh: bool,
+    ) -> Result<bool, Error> {
+        let Some(j) = self.groups.get_mut(&contract) else {
+            return Ok(true);
+        };
+        if !j.active {
+            return Ok(true);
+        }
+        match j
+            .group
+            .process(&mut self.store, &envelope.bytes, &Checks::at(now()))
+            .await
+        {
+            Ok(p) => {
+                for e in p.into_events() {
+                    match e {
+                        CoreEvent::Application(m) => self.events.push_back(ClientEvent::Message {
+                            group: contract,
+                            sender: m.sender,
+                            epoch: m.epoch,
+                            data: m.data,
+                        }),
+                        CoreEvent::MissedMessages {
+                            sender,
+                            epoch,
+                            missed,
+                        } => self.events.push_back(ClientEvent::MissedMessages {
+                            group: contract,
+                            sender,
+                            epoch,
+                            count: missed,
+                        }),
+                        _ => {}
+                    }
+                }
+                Ok(true)
+            }
+            Err(e) => {
+                let ahead = frame_epoch(&envelope.bytes).is_some_and(|ep| ep > j.group.epoch());
+                if fresh && ahead && j.deferred.len() < MAX_DEFERRED {
+                    j.deferred.push((envelope, 0));
+                } else if fresh || !ahead {
+                    self.events.push_back(ClientEvent::Rejected {
+                        from: Address::ZERO,
+                        error: Error::Core(e.to_string()),
+                    });
+                }
+                Ok(false)
+            }
+        }
+    }
+
+    /// After a merge: frames held back are tried again.
+    async fn retry_deferred(&mut self, contract: Address) -> Result<(), Error> {
+        let Some(j) = self.groups.get_mut(&contract) else {
+            return Ok(());
+        };
+        let frames = std::mem::take(&mut j.deferred);
+        for (envelope, waited) in frames {
+            if self.handle_app(contract, envelope.clone(), false).await? {
+                continue;
+            }
+            let j = self
+                .groups
+                .get_mut(&contract)
+                .ok_or(Error::UnknownGroup { group: contract })?;
+            let ahead = frame_epoch(&envelope.bytes).is_some_and(|ep| ep > j.group.epoch());
+            if ahead && waited < DEFERRED_PATIENCE {
+                j.deferred.push((envelope, waited + 1));
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_inbox(&mut self, envelope: &Envelope) -> Result<(), Error> {
+        let received = match self.device.receive(&envelope.bytes, now() as u64) {
+            Ok(r) => r,
+            Err(e) if e.is_duplicate() => return Ok(()),
+            Err(e) => {
+                self.events.push_back(ClientEvent::Rejected {
+                    from: Address::ZERO,
+                    error: Error::Channel(e),
+                });
+                return Ok(());
+            }
+        };
+        // The channel state is saved before the plaintext is acted on (channel spec §9).
+        crate::state::save_device(&mut self.store, &self.device)?;
+        let from = Address::from(received.peer_address);
+        let message = match ClientMessage::decode(&received.plaintext) {
+            Ok(m) => m,
+            Err(error) => {
+                self.events.push_back(ClientEvent::Rejected { from, error });
+                return Ok(());
+            }
+        };
+        if let Err(error) = self
+            .handle_message(from, received.session_id, message)
+            .await
+        {
+            if matches!(error, Error::Chain(_) | Error::Delivery(_)) {
+                return Err(error);
+            }
+            self.events.push_back(ClientEvent::Rejected { from, error });
+        }
+        Ok(())
+    }
+
+    async fn handle_message(
+        &mut self,
+        from: Address,
+        session: [u8; 32],
+        message: ClientMessage,
+    ) -> Result<(), Error> {
+        match message {
+            ClientMessage::InvitationRequest(request) => {
+                if Address::from(request.inviter) != from {
+                    return Err(Error::WrongAccount {
+                        expected: from,
+                        found: Address::from(request.inviter),
+                    });
+                }
+                crate::invitation::check_request(
+                    &self.chain,
+                    self.config.deployment.group_factory,
+                    self.config.deployment.block,
+                    &request,
+                )
+                .await?;
+                if records::received(&self.store, &request.request_id)?.is_some() {
+                    return Ok(());
+                }
+                records::put_received(
+                    &mut self.store,
+                    &ReceivedInvitation {
+                        from,
+                        session,
+                        answered: false,
+                        request: request.clone(),
+                    },
+                )?;
+                self.events.push_back(ClientEvent::InvitationReceived {
+                    request_id: request.request_id,
+                    from,
+                    group: Address::from(request.group.group_contract),
+                    note: request.note,
+                });
+            }
+            ClientMessage::InvitationResponse(response) => {
+                let request =
+                    crate::state::pending_invitation(&self.store, from, &response.request_id)?;
+                let group = Address::from(request.group.group_contract);
+                let t = now();
+                let consent =
+                    crate::invitation::verify_response(&request, from, &response, t, None).await?;
+                let config = self.joined(group)?.group.config().clone();
+                let crypto = Crypto::<DefaultBackend>::new();
+                let kp = validate_key_package_bytes(
+                    &response.key_package,
+                    &crypto,
+                    SUITE,
+                    &config.policy_at(t),
+                    None,
+                )
+                .await
+                .map_err(|e| Error::Core(e.to_string()))?;
+                if kp.account() != from {
+                    return Err(Error::WrongAccount {
+                        expected: from,
+                        found: kp.account(),
+                    });
+                }
+                debug_assert_eq!(consent.key_package_hash, keccak256(&response.key_package).0);
+                crate::state::take_invitation(&mut self.store, from, &response.request_id)?;
+                let id = records::next_intent_id(&mut self.store)?;
+                records::put_op(
+                    &mut self.store,
+                    id,
+                    &OpRecord {
+                        group,
+                        op: Op::Add {
+                            invitee: from,
+                            request_id: response.request_id,
+                            key_package: response.key_package,
+                            readd: false,
+                        },
+                    },
+                )?;
+                crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+            }
+            ClientMessage::InvitationDecline { request_id } => {
+                crate::state::take_invitation(&mut self.store, from, &request_id)?;
+                self.events
+                    .push_back(ClientEvent::InvitationDeclined { request_id, from });
+            }
+            ClientMessage::Welcome(w) => {
+                let inv =
+                    records::received(&self.store, &w.request_id)?.ok_or(Error::UnknownRequest)?;
+                if inv.from != from || !inv.answered || inv.request.group != w.group {
+                    return Err(Error::UnknownRequest);
+                }
+                if w.group.chain_id != self.chain_id() {
+                    return Err(Error::WrongChain {
+                        expected: self.chain_id(),
+                        found: w.group.chain_id,
+                    });
+                }
+                let WelcomeDelivery::Inline(welcome) = w.delivery else {
+                    return Err(Error::Decode {
+                        what: "Welcome by hash (not supported by this client yet)",
+                    });
+                };
+                records::put_welcome(
+                    &mut self.store,
+                    &w.request_id,
+                    &PendingWelcome {
+                        epoch: w.epoch,
+                        welcome,
+                    },
+                )?;
+                self.join_welcomes().await?;
+            }
+            ClientMessage::ChangeRequest(req) => {
+                let group = Address::from(req.group.group_contract);
+                let group_ref = self.group_ref(group);
+                let j = self.joined(group)?;
+                let acl = j.mirror.acl().clone();
+                let proposal = if req.proposal.is_empty() {
+                    None
+                } else {
+                    let jm = self
+                        .groups
+                        .get_mut(&group)
+                        .ok_or(Error::UnknownGroup { group })?;
+                    let processed = jm
+                        .group
+                        .process(&mut self.store, &req.proposal, &Checks::at(now()))
+                        .await
+                        .map_err(core)?;
+                    let seen = jm.proposals.get(&keccak256(&req.proposal).0).cloned();
+                    processed
+                        .into_events()
+                        .into_iter()
+                        .find_map(|e| match e {
+                            CoreEvent::Proposal(p) => Some(p),
+                            _ => None,
+                        })
+                        .or(seen)
+                };
+                let epoch = self.epoch(group)?;
+                let verdict = crate::requests::check_change_request(
+                    &req,
+                    from,
+                    &group_ref,
+                    epoch,
+                    proposal.as_ref(),
+                    &acl,
+                );
+                let may_commit =
+                    acl.owner == Some(self.address()) || acl.admins.contains(&self.address());
+                let reason = match (&verdict, may_commit) {
+                    (Err(Error::StaleRequest { .. }), _) => Some(RejectReason::Invalid),
+                    (Err(_), _) => Some(RejectReason::Invalid),
+                    (Ok(()), false) => Some(RejectReason::NotAdmin),
+                    (Ok(()), true) => None,
+                };
+                if let Some(reason) = reason {
+                    self.send_direct(
+                        from,
+                        Some(session),
+                        &ClientMessage::RequestRejected(RequestRejected {
+                            request_id: req.request_id,
+                            reason,
+                        }),
+                    )
+                    .await?;
+                    return verdict;
+                }
+                self.events.push_back(ClientEvent::RequestReceived {
+                    group,
+                    from,
+                    kind: req.kind,
+                });
+                let op = match req.kind {
+                    // The requester's Update proposal is in the store: committing pending
+                    // proposals (with an own update path) takes it.
+                    ChangeKind::Update => Op::Update,
+                    ChangeKind::Removal => Op::Remove {
+                        members: vec![from],
+                    },
+                };
+                let id = records::next_intent_id(&mut self.store)?;
+                records::put_op(&mut self.store, id, &OpRecord { group, op })?;
+                crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+            }
+            ClientMessage::ReaddRequest(req) => {
+                let group = Address::from(req.group.group_contract);
+                let group_ref = self.group_ref(group);
+                let acl = self.joined(group)?.mirror.acl().clone();
+                let config = self.joined(group)?.group.config().clone();
+                let crypto = Crypto::<DefaultBackend>::new();
+                let kp = validate_key_package_bytes(
+                    &req.key_package,
+                    &crypto,
+                    SUITE,
+                    &config.policy(),
+                    None,
+                )
+                .await
+                .map_err(|e| Error::Core(e.to_string()))?;
+                crate::requests::check_readd_request(&req, from, &group_ref, kp.account(), &acl)?;
+                let id = records::next_intent_id(&mut self.store)?;
+                records::put_op(
+                    &mut self.store,
+                    id,
+                    &OpRecord {
+                        group,
+                        op: Op::Add {
+                            invitee: from,
+                            request_id: req.request_id,
+                            key_package: req.key_package,
+                            readd: true,
+                        },
+                    },
+                )?;
+                crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+            }
+            ClientMessage::RequestRejected(r) => {
+                self.events.push_back(ClientEvent::RequestRejected {
+                    request_id: r.request_id,
+                    from,
+                    reason: r.reason,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Joins every waiting Welcome whose registration the chain has.
+    async fn join_welcomes(&mut self) -> Result<(), Error> {
+        for (id, pending) in records::welcomes(&self.store)? {
+            let Some(inv) = records::received(&self.store, &id)? else {
+                records::delete_welcome(&mut self.store, &id)?;
+                continue;
+            };
+            let contract = Address::from(inv.request.group.group_contract);
+            if self.groups.get(&contract).is_some_and(|j| j.active) {
+                records::delete_welcome(&mut self.store, &id)?;
+                continue;
+            }
+            let from_block = self.config.deployment.block;
+            let head = self
+                .chain
+                .provider()
+                .get_block_number()
+                .await
+                .map_err(chain_err)?;
+            let safe = head.saturating_sub(self.config.confirmations);
+            let mut mirror = AclMirror::new();
+            let mut found = None;
+            for (event, block, tx) in group_logs(&self.chain, contract, from_block, safe).await? {
+                let acl = mirror.apply(&event, tx);
+                if let (GroupEvent::CommitRegistered(r), Some(_)) = (&event, acl)
+                    && r.epoch == pending.epoch
+                {
+                    found = Some(Registration::from_event(
+                        r,
+                        block,
+                        block_time(&self.chain, block).await?,
+                    ));
+                }
+            }
+            let Some(reg) = found else {
+                continue;
+            };
+            let config = self.group_config(contract);
+            // A forked member rejoining: its old group goes first.
+            if let Some(old) = self.groups.remove(&contract) {
+                old.group.delete(&mut self.store).map_err(core)?;
+            }
+            let joined = Group::join(
+                &mut self.store,
+                &pending.welcome,
+                config,
+                &Checks::at(reg.timestamp),
+            )
+            .await;
+            records::delete_welcome(&mut self.store, &id)?;
+            let group = match joined {
+                Ok(g) => g,
+                Err(e) => {
+                    self.events.push_back(ClientEvent::Rejected {
+                        from: inv.from,
+                        error: Error::Core(e.to_string()),
+                    });
+                    continue;
+                }
+            };
+            if let Err(error) = check_epoch_authenticator(&reg, &group.epoch_authenticator()) {
+                group.delete(&mut self.store).map_err(core)?;
+                self.events.push_back(ClientEvent::Rejected {
+                    from: inv.from,
+                    error,
+                });
+                continue;
+            }
+            let record = GroupRecord {
+                group_id: group.id().to_vec(),
+                from_block,
+            };
+            records::put_group(&mut self.store, contract, &record)?;
+            let epoch = group.epoch();
+            self.follow(contract, group, record).await?;
+            self.events.push_back(ClientEvent::Joined {
+                group: contract,
+                epoch,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the group's contract events up to the confirmed head into the ACL mirror, the
+    /// registrations and the sequencer.
+    async fn read_chain(&mut self, contract: Address) -> Result<(), Error> {
+        let head = self
+            .chain
+            .provider()
+            .get_block_number()
+            .await
+            .map_err(chain_err)?;
+        let safe = head.saturating_sub(self.config.confirmations);
+        let from = match self.groups.get(&contract) {
+            Some(j) if j.next_block <= safe => j.next_block,
+            _ => return Ok(()),
+        };
+        let logs = group_logs(&self.chain, contract, from, safe).await?;
+        let mut regs = Vec::new();
+        {
+            let j = self
+                .groups
+                .get_mut(&contract)
+                .ok_or(Error::UnknownGroup { group: contract })?;
+            for (event, block, tx) in logs {
+                let acl = j.mirror.apply(&event, tx);
+                match (&event, acl) {
+                    (GroupEvent::CommitRegistered(r), Some(acl)) => {
+                        j.registered.insert(r.epoch, r.commitHash.0);
+                        regs.push((r.clone(), block, acl));
+                    }
+                    (GroupEvent::HeadReplaced(e), _) => {
+                        j.registered.retain(|ep, _| *ep < e.epoch);
+                        j.sequencer.on_head_replaced(e.epoch);
+                    }
+                    _ => {}
+                }
+            }
+            j.next_block = safe + 1;
+        }
+        for (r, block, acl) in regs {
+            let t = block_time(&self.chain, block).await?;
+            let reg = Registration::from_event(&r, block, t);
+            let j = self
+                .groups
+                .get_mut(&contract)
+                .ok_or(Error::UnknownGroup { group: contract })?;
+            j.sequencer.on_head(block);
+            j.sequencer.on_registered(reg, r.commit.to_vec());
+            j.acl_at.insert(r.epoch, acl);
+        }
+        Ok(())
+    }
+
+    /// Runs the group's intents and sequencer until neither can move.
+    async fn advance(&mut self, contract: Address) -> Result<(), Error> {
+        for _ in 0..64 {
+            let moved_intent = self.step_intent(contract).await?;
+            let moved_seq = self.step_sequencer(contract).await?;
+            if !moved_intent && !moved_seq {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// The oldest unfinished intent of `contract` with its operation.
+    fn current_intent(&self, contract: Address) -> Result<Option<(Intent, Op)>, Error> {
+        for intent in crate::state::intents(&self.store)? {
+            if let Some(op) = records::op(&self.store, intent.id)?
+                && op.group == contract
+            {
+                return Ok(Some((intent, op.op)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// One step of the group's current intent; whether it moved.
+    async fn step_intent(&mut self, contract: Address) -> Result<bool, Error> {
+        let Some((mut intent, op)) = self.current_intent(contract)? else {
+            return Ok(false);
+        };
+        let j = self
+            .groups
+            .get(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        if !j.active {
+            return Ok(false);
+        }
+        let pending = j.group.pending_commit(&self.store).map_err(core)?;
+        let facts = Facts {
+            local_epoch: j.group.epoch(),
+            pending: pending.as_ref().map(|p| keccak256(&p.commit).0),
+            registered_next: j.registered.get(&(j.group.epoch() + 1)).copied(),
+            registered_built: intent.built_for.and_then(|e| j.registered.get(&e).copied()),
+        };
+        match intent.next(&facts) {
+            Step::Build => {
+                let result = self.build(contract, &op).await;
+                match result {
+                    Ok(out) => {
+                        let j = self
+                            .groups
+                            .get_mut(&contract)
+                            .ok_or(Error::UnknownGroup { group: contract })?;
+                        intent.built(j.group.epoch() + 1, keccak256(&out.commit).0);
+                        j.sequencer.own_pending(keccak256(&out.commit).0);
+                        crate::state::save_intent(&mut self.store, &intent)?;
+                    }
+                    Err(e @ (Error::Chain(_) | Error::Delivery(_))) => return Err(e),
+                    Err(e) => {
+                        self.fail_intent(contract, intent.id, e.to_string())?;
+                    }
+                }
+                Ok(true)
+            }
+            Step::Adopt => {
+                let Some(p) = pending else { return Ok(false) };
+                intent.built(facts.local_epoch + 1, keccak256(&p.commit).0);
+                crate::state::save_intent(&mut self.store, &intent)?;
+                Ok(true)
+            }
+            Step::Register { epoch } => {
+                let Some(p) = pending else { return Ok(false) };
+                let changes = self.acl_changes(contract, &op, &p.summary);
+                let auth = B256::from(epoch_authenticator_hash(&p.epoch_authenticator));
+                let sent = self
+                    .chain
+                    .group(contract)
+                    .commit(epoch, &p.commit, auth, &changes)
+                    .await;
+                self.read_chain(contract).await?;
+                let registered = self
+                    .groups
+                    .get(&contract)
+                    .is_some_and(|j| j.registered.contains_key(&epoch));
+                match sent {
+                    Ok(_) => Ok(true),
+                    // Another commit took the epoch: the next step discards ours.
+                    Err(_) if registered => Ok(true),
+                    Err(e) => {
+                        // Refused for a reason of its own (not an admin, a stale ACL change):
+                        // the intent fails and its commit is dropped.
+                        if matches!(
+                            e,
+                            eth_mls_chain::Error::Reverted { .. } | eth_mls_chain::Error::Group(_)
+                        ) {
+                            let j = self
+                                .groups
+                                .get_mut(&contract)
+                                .ok_or(Error::UnknownGroup { group: contract })?;
+                            j.group
+                                .discard_pending_commit(&mut self.store)
+                                .map_err(core)?;
+                            self.fail_intent(contract, intent.id, e.to_string())?;
+                            return Ok(true);
+                        }
+                        Err(chain_err(e))
+                    }
+                }
+            }
+            Step::Merge => {
+                let j = self
+                    .groups
+                    .get_mut(&contract)
+                    .ok_or(Error::UnknownGroup { group: contract })?;
+                let summary = pending.map(|p| p.summary);
+                let welcome = j
+                    .group
+                    .merge_pending_commit(&mut self.store)
+                    .map_err(core)?;
+                let epoch = j.group.epoch();
+                j.sequencer.merged(epoch);
+                if let Some(s) = &summary {
+                    self.report_merge(contract, s, epoch);
+                }
+                if let (
+                    Some(w),
+                    Op::Add {
+                        invitee,
+                        request_id,
+                        ..
+                    },
+                ) = (welcome, &op)
+                {
+                    self.send_welcome(contract, *invitee, *request_id, w.seq, epoch, w.bytes)
+                        .await?;
+                }
+                intent.merged(epoch);
+                crate::state::save_intent(&mut self.store, &intent)?;
+                self.retry_deferred(contract).await?;
+                Ok(true)
+            }
+            Step::Discard => {
+                let j = self
+                    .groups
+                    .get_mut(&contract)
+                    .ok_or(Error::UnknownGroup { group: contract })?;
+                j.group
+                    .discard_pending_commit(&mut self.store)
+                    .map_err(core)?;
+                Ok(true)
+            }
+            Step::RecordMerged { epoch } => {
+                // Merged just before a crash: the Welcome may still be in the outbox.
+                if let Op::Add {
+                    invitee,
+                    request_id,
+                    ..
+                } = &op
+                {
+                    let id = self.joined(contract)?.group.id().to_vec();
+                    for e in self.store.outbox_pending().map_err(core)? {
+                        if e.kind == OutboxKind::Welcome && e.group_id == id && e.epoch == epoch {
+                            self.send_welcome(
+                                contract,
+                                *invitee,
+                                *request_id,
+                                e.seq,
+                                epoch,
+                                e.bytes,
+                            )
+                            .await?;
+                        }
+                    }
+                }
+                intent.merged(epoch);
+                crate::state::save_intent(&mut self.store, &intent)?;
+                Ok(true)
+            }
+            Step::RecordLost => {
+                intent.lost();
+                crate::state::save_intent(&mut self.store, &intent)?;
+                Ok(true)
+            }
+            Step::Wait => Ok(false),
+            Step::Done => {
+                if intent.outcome == Some(Outcome::GaveUp) {
+                    self.events.push_back(ClientEvent::IntentFailed {
+                        group: contract,
+                        intent: intent.id,
+                        reason: format!("lost the epoch {} times", crate::intent::MAX_ATTEMPTS),
+                    });
+                }
+                records::delete_intent(&mut self.store, intent.id)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn fail_intent(&mut self, contract: Address, id: u64, reason: String) -> Result<(), Error> {
+        records::delete_intent(&mut self.store, id)?;
+        self.events.push_back(ClientEvent::IntentFailed {
+            group: contract,
+            intent: id,
+            reason,
+        });
+        Ok(())
+    }
+
+    /// Builds the commit of `op` (it becomes core's pending commit).
+    async fn build(
+        &mut self,
+        contract: Address,
+        op: &Op,
+    ) -> Result<eth_mls_core::OutgoingCommit, Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        let t = now();
+        match op {
+            Op::Add {
+                key_package,
+                invitee,
+                readd,
+                ..
+            } => {
+                let crypto = Crypto::<DefaultBackend>::new();
+                let kp = validate_key_package_bytes(
+                    key_package,
+                    &crypto,
+                    SUITE,
+                    &j.group.config().policy_at(t),
+                    None,
+                )
+                .await
+                .map_err(|e| Error::Core(e.to_string()))?;
+                if *readd && j.group.members().contains(invitee) {
+                    // The forked member's old leaf goes in the same commit.
+                    j.group
+                        .propose_remove(&mut self.store, *invitee)
+                        .map_err(core)?;
+                }
+                j.group
+                    .add_members(&mut self.store, &[kp], &Checks::at(t))
+                    .await
+                    .map_err(core)
+            }
+            Op::Remove { members } => j
+                .group
+                .remove_members(&mut self.store, members)
+                .map_err(core),
+            Op::Update => j.group.self_update(&mut self.store).map_err(core),
+        }
+    }
+
+    /// The ACL changes registered with the commit of `op`.
+    fn acl_changes(&self, _contract: Address, op: &Op, summary: &CommitSummary) -> AclChanges {
+        match op {
+            Op::Add {
+                invitee,
+                key_package,
+                readd,
+                ..
+            } => AclChanges {
+                // A re-added member stays in the ACL: its new leaf is no ACL change.
+                added: if *readd { vec![] } else { vec![*invitee] },
+                key_packages: if *readd {
+                    vec![]
+                } else {
+                    vec![B256::from(keccak256(key_package).0)]
+                },
+                removed: vec![],
+            },
+            Op::Remove { .. } | Op::Update => AclChanges {
+                added: vec![],
+                key_packages: vec![],
+                removed: summary.removed.clone(),
+            },
+        }
+    }
+
+    async fn send_welcome(
+        &mut self,
+        contract: Address,
+        invitee: Address,
+        request_id: RequestId,
+        seq: u64,
+        epoch: u64,
+        welcome: Vec<u8>,
+    ) -> Result<(), Error> {
+        let message = ClientMessage::Welcome(WelcomeMessage {
+            request_id,
+            group: self.group_ref(contract),
+            epoch,
+            delivery: WelcomeDelivery::Inline(welcome),
+        });
+        self.send_direct(invitee, None, &message).await?;
+        self.store.mark_published(seq).map_err(core)?;
+        Ok(())
+    }
+
+    fn report_merge(&mut self, contract: Address, s: &CommitSummary, epoch: u64) {
+        for m in &s.added {
+            self.events.push_back(ClientEvent::MemberAdded {
+                group: contract,
+                member: *m,
+            });
+        }
+        for m in &s.removed {
+            self.events.push_back(ClientEvent::MemberRemoved {
+                group: contract,
+                member: *m,
+            });
+        }
+        self.events.push_back(ClientEvent::CommitMerged {
+            group: contract,
+            epoch,
+            committer: s.committer,
+        });
+    }
+
+    /// One action of the group's sequencer; whether it moved.
+    async fn step_sequencer(&mut self, contract: Address) -> Result<bool, Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        if !j.active {
+            return Ok(false);
+        }
+        let Some(action) = j.sequencer.poll() else {
+            return Ok(false);
+        };
+        match action {
+            // The intent merges or discards its own commit.
+            Action::Won { .. } | Action::Lost { .. } => Ok(true),
+            Action::Process {
+                registration,
+                bytes,
+                ..
+            } => {
+                if j.group.pending_commit(&self.store).map_err(core)?.is_some() {
+                    // Our intent discards its commit first; the registration is offered again.
+                    let reg = *registration;
+                    j.sequencer.on_registered(reg, bytes);
+                    return Ok(false);
+                }
+                let epoch = registration.epoch;
+                let acl = j.acl_at.get(&epoch).cloned().unwrap_or_default();
+                let policy = j.mirror.policy().unwrap_or(Policy::AdminsOnly);
+                match self
+                    .merge_registered(contract, &bytes, &registration, policy, &acl)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) => {
+                        let j = self
+                            .groups
+                            .get_mut(&contract)
+                            .ok_or(Error::UnknownGroup { group: contract })?;
+                        j.sequencer.failed(epoch);
+                        self.forked(contract, epoch, e.to_string()).await?;
+                    }
+                }
+                Ok(true)
+            }
+            Action::Forked { epoch } => {
+                self.forked(contract, epoch, "the owner replaced a merged head".into())
+                    .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    async fn merge_registered(
+        &mut self,
+        contract: Address,
+        commit: &[u8],
+        reg: &Registration,
+        policy: Policy,
+        acl: &Acl,
+    ) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        let epoch = j.group.epoch();
+        j.group
+            .process(&mut self.store, commit, &Checks::at(reg.timestamp))
+            .await
+            .map_err(core)?;
+        let staged = j
+            .group
+            .staged_commit()
+            .map_err(core)?
+            .ok_or_else(|| Error::Core("the commit staged nothing".into()))?;
+        if let Err(e) = check_commit(epoch, commit, reg, &staged, policy, acl) {
+            j.group
+                .discard_staged_commit(&mut self.store)
+                .map_err(core)?;
+            return Err(e);
+        }
+        j.group.merge_staged_commit(&mut self.store).map_err(core)?;
+        let new_epoch = j.group.epoch();
+        j.sequencer.merged(new_epoch);
+        if staged.self_removed {
+            j.active = false;
+            self.report_merge(contract, &staged, new_epoch);
+            self.events
+                .push_back(ClientEvent::Removed { group: contract });
+            return Ok(());
+        }
+        check_epoch_authenticator(reg, &j.group.epoch_authenticator())?;
+        self.report_merge(contract, &staged, new_epoch);
+        self.retry_deferred(contract).await?;
+        Ok(())
+    }
+
+    /// This member forked at `epoch`: report it and ask the group's owner to re-add it.
+    async fn forked(&mut self, contract: Address, epoch: u64, reason: String) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        j.active = false;
+        let owner = j.mirror.acl().owner;
+        let last_epoch = j.group.epoch();
+        self.events.push_back(ClientEvent::ForkDetected {
+            group: contract,
+            epoch,
+            reason,
+        });
+        let Some(admin) = owner.filter(|o| *o != self.address()) else {
+            return Ok(());
+        };
+        let key_package = self.store.generate_key_package(None).map_err(core)?;
+        let request = ReaddRequest {
+            request_id: random_id()?,
+            group: self.group_ref(contract),
+            last_epoch,
+            key_package,
+        };
+        // Its Welcome is accepted like an invitation's.
+        let group_id = self.joined(contract)?.group.id().to_vec();
+        let session = self
+            .send_direct(admin, None, &ClientMessage::ReaddRequest(request.clone()))
+            .await?;
+        records::put_received(
+            &mut self.store,
+            &ReceivedInvitation {
+                from: admin,
+                session,
+                answered: true,
+                request: InvitationRequest {
+                    request_id: request.request_id,
+                    group: request.group,
+                    group_id,
+                    inviter: admin.into_array(),
+                    expiry: u64::MAX,
+                    note: String::new(),
+                },
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Publishes what the outbox holds: application messages and proposals at once, a commit
+    /// once merged (the chain registered it). Welcomes go out with their intent.
+    async fn flush_outbox(&mut self) -> Result<(), Error> {
+        for entry in self.store.outbox_pending().map_err(core)? {
+            let Some((contract, j)) = self
+                .groups
+                .iter()
+                .find(|(_, j)| j.group.id() == entry.group_id.as_slice())
+            else {
+                continue;
+            };
+            let contract = *contract;
+            let topic = match entry.kind {
+                OutboxKind::Application => self.app_topic(contract),
+                OutboxKind::Proposal => self.commit_topic(contract),
+                OutboxKind::Commit => {
+                    if j.group.pending_commit(&self.store).map_err(core)?.is_some() {
+                        continue;
+                    }
+                    self.commit_topic(contract)
+                }
+                OutboxKind::Welcome => continue,
+            };
+            self.delivery
+                .publish(&topic, entry.bytes.clone())
+                .await
+                .map_err(delivery_err)?;
+            self.store.mark_published(entry.seq).map_err(core)?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether an `MlsMessage` frame is a proposal (content type 2; both `PublicMessage` and
+/// `PrivateMessage` show it in the clear).
+fn is_proposal(bytes: &[u8]) -> bool {
+    frame_kind(bytes) == Some(2)
+}
+
+/// The epoch of a `PrivateMessage` or `PublicMessage` frame (RFC 9420 §6).
+fn frame_epoch(bytes: &[u8]) -> Option<u64> {
+    let (_, epoch, _) = frame_header(bytes)?;
+    Some(epoch)
+}
+
+fn frame_kind(bytes: &[u8]) -> Option<u8> {
+    let (_, _, kind) = frame_header(bytes)?;
+    Some(kind)
+}
+
+/// (wire format, epoch, content type) of an `MlsMessage`.
+fn frame_header(bytes: &[u8]) -> Option<(u16, u64, u8)> {
+    let mut r = eth_mls_channel::codec::Reader::new(bytes);
+    let what = "frame";
+    let _version = r.u16(what).ok()?;
+    let wire_format = r.u16(what).ok()?;
+    if wire_format != 1 && wire_format != 2 {
+        return None;
+    }
+    let _group_id = r.vec(what).ok()?;
+    let epoch = r.u64(what).ok()?;
+    let kind = if wire_format == 1 {
+        // PublicMessage: sender, authenticated data, then content type.
+        match r.u8(what).ok()? {
+            1 => {
+                r.u32(what).ok()?;
+            }
+            2 => {
+                r.u32(what).ok()?;
+            }
+            3 | 4 => {}
+            _ => return None,
+        }
+        let _aad = r.vec(what).ok()?;
+        r.u8(what).ok()?
+    } else {
+        r.u8(what).ok()?
+    };
+    Some((wire_format, epoch, kind))
+}

@@ -1,0 +1,366 @@
+//! The client's own records in eth-mls-core's encrypted store (besides [`crate::state`]'s
+//! device, intents and sent invitations): the groups it follows, the invitations it received,
+//! the operation behind each intent, the Welcomes waiting for their registration, and the
+//! delivery cursors. Each record is versioned (its first byte) and decoded totally.
+
+use eth_mls_channel::codec::{Reader, Writer};
+use eth_mls_core::Store;
+use eth_mls_crypto::Backend;
+use eth_mls_siwe::Address;
+use eth_mls_transport::Cursor;
+
+use crate::Error;
+use crate::wire::{ClientMessage, InvitationRequest, RequestId};
+
+/// Groups the client follows (key: the contract address).
+pub const GROUPS: &str = "eth-mls/groups";
+/// Invitations received (key: the request id).
+pub const RECEIVED: &str = "eth-mls/received";
+/// The operation of each intent (key: the intent id, big-endian).
+pub const OPS: &str = "eth-mls/ops";
+/// Welcomes received and not joined yet (key: the request id).
+pub const WELCOMES: &str = "eth-mls/welcomes";
+/// Delivery cursors (key: the topic's name) and counters.
+pub const META: &str = "eth-mls/meta";
+
+const VERSION: u8 = 1;
+
+fn core(e: eth_mls_core::Error) -> Error {
+    Error::Core(e.to_string())
+}
+
+fn decode_err(what: &'static str) -> impl Fn(eth_mls_channel::Error) -> Error {
+    move |_| Error::Decode { what }
+}
+
+fn too_long(field: &'static str) -> impl Fn(eth_mls_channel::Error) -> Error {
+    move |_| Error::TooLong {
+        field,
+        len: usize::MAX,
+        max: eth_mls_channel::codec::MAX_VARINT,
+    }
+}
+
+fn start<'a>(bytes: &'a [u8], what: &'static str) -> Result<Reader<'a>, Error> {
+    let mut r = Reader::new(bytes);
+    let v = r.u8(what).map_err(decode_err(what))?;
+    if v != VERSION {
+        return Err(Error::UnsupportedVersion { version: v.into() });
+    }
+    Ok(r)
+}
+
+/// A group the client follows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRecord {
+    /// The MLS group id.
+    pub group_id: Vec<u8>,
+    /// The block from which the contract's events are read (its creation or earlier).
+    pub from_block: u64,
+}
+
+/// Saves the record of the group of `contract`.
+pub fn put_group<B: Backend>(
+    store: &mut Store<B>,
+    contract: Address,
+    g: &GroupRecord,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u64(g.from_block);
+    w.vec(&g.group_id).map_err(|_| Error::TooLong {
+        field: "group id",
+        len: g.group_id.len(),
+        max: eth_mls_channel::codec::MAX_VARINT,
+    })?;
+    store
+        .put_record(GROUPS, contract.as_slice(), &w.buf)
+        .map_err(core)
+}
+
+/// Every group record, by contract.
+pub fn groups<B: Backend>(store: &Store<B>) -> Result<Vec<(Address, GroupRecord)>, Error> {
+    let mut out = Vec::new();
+    for (k, v) in store.records(GROUPS).map_err(core)? {
+        let contract = Address::try_from(k.as_slice()).map_err(|_| Error::Decode {
+            what: "group record key",
+        })?;
+        let what = "group record";
+        let mut r = start(&v, what)?;
+        let from_block = r.u64(what).map_err(decode_err(what))?;
+        let group_id = r.vec(what).map_err(decode_err(what))?.to_vec();
+        r.finish(what).map_err(decode_err(what))?;
+        out.push((
+            contract,
+            GroupRecord {
+                group_id,
+                from_block,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+/// An invitation received, checked against the factory.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReceivedInvitation {
+    /// The inviting account (the channel peer).
+    pub from: Address,
+    /// The channel session it came in.
+    pub session: [u8; 32],
+    /// Whether it was answered (accepted or declined).
+    pub answered: bool,
+    /// The request.
+    pub request: InvitationRequest,
+}
+
+/// Saves a received invitation.
+pub fn put_received<B: Backend>(
+    store: &mut Store<B>,
+    inv: &ReceivedInvitation,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.bytes(inv.from.as_slice());
+    w.bytes(&inv.session);
+    w.u8(inv.answered.into());
+    let m = ClientMessage::InvitationRequest(inv.request.clone()).encode()?;
+    w.bytes(&m);
+    store
+        .put_record(RECEIVED, &inv.request.request_id, &w.buf)
+        .map_err(core)
+}
+
+fn decode_received(v: &[u8]) -> Result<ReceivedInvitation, Error> {
+    let what = "received invitation";
+    let mut r = start(v, what)?;
+    let from = Address::from(r.array::<20>(what).map_err(decode_err(what))?);
+    let session = r.array::<32>(what).map_err(decode_err(what))?;
+    let answered = r.u8(what).map_err(decode_err(what))? != 0;
+    let rest = r.take(r.remaining(), what).map_err(decode_err(what))?;
+    let ClientMessage::InvitationRequest(request) = ClientMessage::decode(rest)? else {
+        return Err(Error::Decode { what });
+    };
+    Ok(ReceivedInvitation {
+        from,
+        session,
+        answered,
+        request,
+    })
+}
+
+/// The received invitation `id`, if any.
+pub fn received<B: Backend>(
+    store: &Store<B>,
+    id: &RequestId,
+) -> Result<Option<ReceivedInvitation>, Error> {
+    store
+        .record(RECEIVED, id)
+        .map_err(core)?
+        .map(|v| decode_received(&v))
+        .transpose()
+}
+
+/// Every received invitation.
+pub fn all_received<B: Backend>(store: &Store<B>) -> Result<Vec<ReceivedInvitation>, Error> {
+    store
+        .records(RECEIVED)
+        .map_err(core)?
+        .iter()
+        .map(|(_, v)| decode_received(v))
+        .collect()
+}
+
+/// What an intent does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// Add `invitee` with its key package (an accepted invitation, or a re-add).
+    Add {
+        /// The account.
+        invitee: Address,
+        /// The invitation (or re-add request) it answers.
+        request_id: RequestId,
+        /// The key package.
+        key_package: Vec<u8>,
+        /// Whether it re-adds a forked member (its old leaf is removed in the same commit).
+        readd: bool,
+    },
+    /// Remove these accounts.
+    Remove {
+        /// The accounts.
+        members: Vec<Address>,
+    },
+    /// A self-update (fresh leaf and path; the renewed credential if any).
+    Update,
+}
+
+/// An intent's operation on a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpRecord {
+    /// The group's contract.
+    pub group: Address,
+    /// The operation.
+    pub op: Op,
+}
+
+/// Saves the operation of intent `id`.
+pub fn put_op<B: Backend>(store: &mut Store<B>, id: u64, op: &OpRecord) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.bytes(op.group.as_slice());
+    match &op.op {
+        Op::Add {
+            invitee,
+            request_id,
+            key_package,
+            readd,
+        } => {
+            w.u8(1);
+            w.bytes(invitee.as_slice());
+            w.bytes(request_id);
+            w.u8((*readd).into());
+            w.vec(key_package).map_err(too_long("key package"))?;
+        }
+        Op::Remove { members } => {
+            w.u8(2);
+            w.u16(members.len() as u16);
+            for m in members {
+                w.bytes(m.as_slice());
+            }
+        }
+        Op::Update => w.u8(3),
+    }
+    store
+        .put_record(OPS, &id.to_be_bytes(), &w.buf)
+        .map_err(core)
+}
+
+/// The operation of intent `id`.
+pub fn op<B: Backend>(store: &Store<B>, id: u64) -> Result<Option<OpRecord>, Error> {
+    let what = "intent operation";
+    let Some(v) = store.record(OPS, &id.to_be_bytes()).map_err(core)? else {
+        return Ok(None);
+    };
+    let d = decode_err(what);
+    let mut r = start(&v, what)?;
+    let group = Address::from(r.array::<20>(what).map_err(&d)?);
+    let op = match r.u8(what).map_err(&d)? {
+        1 => {
+            let invitee = Address::from(r.array::<20>(what).map_err(&d)?);
+            let request_id = r.array::<16>(what).map_err(&d)?;
+            let readd = r.u8(what).map_err(&d)? != 0;
+            let key_package = r.vec(what).map_err(&d)?.to_vec();
+            Op::Add {
+                invitee,
+                request_id,
+                key_package,
+                readd,
+            }
+        }
+        2 => {
+            let n = r.u16(what).map_err(&d)?;
+            let mut members = Vec::new();
+            for _ in 0..n {
+                members.push(Address::from(r.array::<20>(what).map_err(&d)?));
+            }
+            Op::Remove { members }
+        }
+        3 => Op::Update,
+        _ => return Err(Error::Decode { what }),
+    };
+    r.finish(what).map_err(&d)?;
+    Ok(Some(OpRecord { group, op }))
+}
+
+/// Deletes the operation and the intent record of intent `id` (it is done).
+pub fn delete_intent<B: Backend>(store: &mut Store<B>, id: u64) -> Result<(), Error> {
+    store.delete_record(OPS, &id.to_be_bytes()).map_err(core)?;
+    store
+        .delete_record(crate::state::INTENTS, &id.to_be_bytes())
+        .map_err(core)?;
+    Ok(())
+}
+
+/// A Welcome received for an answered invitation, waiting for its registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingWelcome {
+    /// The epoch it joins.
+    pub epoch: u64,
+    /// The Welcome (`MlsMessage`).
+    pub welcome: Vec<u8>,
+}
+
+/// Saves a Welcome for invitation `id`.
+pub fn put_welcome<B: Backend>(
+    store: &mut Store<B>,
+    id: &RequestId,
+    w: &PendingWelcome,
+) -> Result<(), Error> {
+    let mut out = Writer::default();
+    out.u8(VERSION);
+    out.u64(w.epoch);
+    out.vec(&w.welcome).map_err(too_long("Welcome"))?;
+    store.put_record(WELCOMES, id, &out.buf).map_err(core)
+}
+
+/// Every Welcome waiting, by invitation id.
+pub fn welcomes<B: Backend>(store: &Store<B>) -> Result<Vec<(RequestId, PendingWelcome)>, Error> {
+    let what = "pending Welcome";
+    let mut out = Vec::new();
+    for (k, v) in store.records(WELCOMES).map_err(core)? {
+        let id: RequestId = k
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Decode { what })?;
+        let mut r = start(&v, what)?;
+        let epoch = r.u64(what).map_err(decode_err(what))?;
+        let welcome = r.vec(what).map_err(decode_err(what))?.to_vec();
+        r.finish(what).map_err(decode_err(what))?;
+        out.push((id, PendingWelcome { epoch, welcome }));
+    }
+    Ok(out)
+}
+
+/// Drops the Welcome of invitation `id` (joined, or refused for good).
+pub fn delete_welcome<B: Backend>(store: &mut Store<B>, id: &RequestId) -> Result<(), Error> {
+    store.delete_record(WELCOMES, id).map_err(core).map(|_| ())
+}
+
+/// The delivery cursor saved under `name`.
+pub fn cursor<B: Backend>(store: &Store<B>, name: &str) -> Result<Option<Cursor>, Error> {
+    let what = "cursor";
+    let Some(v) = store.record(META, name.as_bytes()).map_err(core)? else {
+        return Ok(None);
+    };
+    let mut r = start(&v, what)?;
+    let at = r.u64(what).map_err(decode_err(what))?;
+    let index = r.u64(what).map_err(decode_err(what))?;
+    r.finish(what).map_err(decode_err(what))?;
+    Ok(Some(Cursor { at, index }))
+}
+
+/// Saves a delivery cursor under `name`.
+pub fn put_cursor<B: Backend>(store: &mut Store<B>, name: &str, c: Cursor) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u64(c.at);
+    w.u64(c.index);
+    store
+        .put_record(META, name.as_bytes(), &w.buf)
+        .map_err(core)
+}
+
+/// The next intent id (and counts it).
+pub fn next_intent_id<B: Backend>(store: &mut Store<B>) -> Result<u64, Error> {
+    let key = b"next-intent";
+    let n = match store.record(META, key).map_err(core)? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Decode {
+            what: "intent counter",
+        })?),
+        None => 1,
+    };
+    store
+        .put_record(META, key, &(n + 1).to_be_bytes())
+        .map_err(core)?;
+    Ok(n)
+}

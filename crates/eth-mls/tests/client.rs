@@ -1,0 +1,254 @@
+//! The `Client` end to end on anvil and the in-memory network: alice creates a group and
+//! invites bob and carol (the seven steps, driven by the clients themselves), messages flow
+//! both ways, bob updates his keys, carol is removed and reads nothing after, and bob's
+//! process restarts from its store and goes on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use eth_mls::{Client, ClientConfig, ClientEvent};
+use eth_mls_chain::{CommitPolicy, Deployment, Devnet};
+use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
+use eth_mls_siwe::Address;
+use eth_mls_transport::{Faults, MemoryNetwork, MemoryNode};
+
+type C = Client<MemoryNode>;
+
+struct World {
+    devnet: Devnet,
+    deployment: Deployment,
+    net: MemoryNetwork,
+    dir: std::path::PathBuf,
+}
+
+impl World {
+    async fn new(tag: &str) -> Self {
+        let devnet = Devnet::start().unwrap();
+        let deployment = devnet.deploy().await.unwrap();
+        Self {
+            devnet,
+            deployment,
+            net: MemoryNetwork::new(7, Faults::NONE),
+            dir: common::dir(tag),
+        }
+    }
+
+    fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new(self.deployment, common::DOMAIN);
+        c.poll_interval = Duration::from_millis(20);
+        c
+    }
+
+    /// The client of anvil account `index` (its store in the world's directory).
+    async fn client(&self, index: usize, node: MemoryNode) -> C {
+        let key = self.devnet.signer(index).unwrap().to_bytes();
+        let signer: Arc<dyn EthereumSigner> =
+            Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
+        let chain = self.devnet.chain(index).await.unwrap();
+        Client::open(
+            signer,
+            chain,
+            node,
+            self.dir.join(format!("client-{index}.db")),
+            &StoreKey::raw([index as u8; 32]),
+            self.config(),
+        )
+        .await
+        .unwrap()
+    }
+}
+
+/// Runs every client (network delivered between rounds) until `done` holds for the events
+/// gathered so far, or fails after 60 s naming what was seen.
+async fn until(
+    net: &MemoryNetwork,
+    clients: &mut [&mut C],
+    seen: &mut [Vec<ClientEvent>],
+    done: impl Fn(&[Vec<ClientEvent>]) -> bool,
+) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        net.run_until_idle();
+        for (c, s) in clients.iter_mut().zip(seen.iter_mut()) {
+            c.sync().await.unwrap();
+            s.extend(c.drain_events());
+        }
+        if done(seen) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out; events so far: {seen:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn got_message(events: &[ClientEvent], from: Address, text: &[u8]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Message { sender, data, .. } if *sender == from && data == text))
+}
+
+fn invitation(events: &[ClientEvent]) -> Option<[u8; 16]> {
+    events.iter().find_map(|e| match e {
+        ClientEvent::InvitationReceived { request_id, .. } => Some(*request_id),
+        _ => None,
+    })
+}
+
+fn joined(events: &[ClientEvent], group: Address) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Joined { group: g, .. } if *g == group))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_clients_invite_chat_update_remove_restart() {
+    let w = World::new("client").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (a, b, c) = (alice.address(), bob.address(), carol.address());
+    for client in [&mut alice, &mut bob, &mut carol] {
+        client.publish_keys().await.unwrap();
+    }
+    let group = alice
+        .create_group(b"client test", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    assert_eq!(alice.members(group).unwrap(), vec![a]);
+
+    // Invitations: bob and carol see them, accept, and join through the chain-checked path.
+    alice.invite(group, b, "hi bob").await.unwrap();
+    alice.invite(group, c, "hi carol").await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| invitation(&s[1]).is_some() && invitation(&s[2]).is_some(),
+    )
+    .await;
+    assert!(seen[1].iter().any(|e| matches!(e,
+        ClientEvent::InvitationReceived { from, group: g, note, .. }
+            if *from == a && *g == group && note == "hi bob")));
+    let bob_inv = invitation(&seen[1]).unwrap();
+    let carol_inv = invitation(&seen[2]).unwrap();
+    assert_eq!(bob.invitations().unwrap().len(), 1);
+    bob.accept(bob_inv).await.unwrap();
+    carol.accept(carol_inv).await.unwrap();
+    // Accepting twice is refused.
+    assert!(matches!(
+        bob.accept(bob_inv).await,
+        Err(eth_mls::Error::UnknownRequest)
+    ));
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| joined(&s[1], group) && joined(&s[2], group),
+    )
+    .await;
+    // Every member agrees, and the member list is the on-chain ACL.
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |_| true,
+    )
+    .await;
+    for m in [&bob, &carol] {
+        assert_eq!(m.epoch(group).unwrap(), alice.epoch(group).unwrap());
+        assert_eq!(
+            m.epoch_authenticator(group).unwrap(),
+            alice.epoch_authenticator(group).unwrap()
+        );
+    }
+    let mut members = alice.members(group).unwrap();
+    members.sort();
+    let mut expected = vec![a, b, c];
+    expected.sort();
+    assert_eq!(members, expected);
+    let acl: Vec<Address> = alice.acl(group).unwrap().members.into_iter().collect();
+    assert_eq!(acl, expected);
+    assert!(
+        seen[0]
+            .iter()
+            .any(|e| matches!(e, ClientEvent::MemberAdded { member, .. } if *member == b))
+    );
+
+    // Messages both ways.
+    alice.send(group, b"hello all").await.unwrap();
+    bob.send(group, b"hi alice").await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| {
+            got_message(&s[1], a, b"hello all")
+                && got_message(&s[2], a, b"hello all")
+                && got_message(&s[0], b, b"hi alice")
+                && got_message(&s[2], b, b"hi alice")
+        },
+    )
+    .await;
+
+    // Bob (not an admin) asks alice to commit his update.
+    let before = alice.epoch(group).unwrap();
+    bob.request_update(group, a).await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| {
+            s[1].iter().any(
+                |e| matches!(e, ClientEvent::CommitMerged { epoch, .. } if *epoch == before + 1),
+            ) && s[2].iter().any(
+                |e| matches!(e, ClientEvent::CommitMerged { epoch, .. } if *epoch == before + 1),
+            )
+        },
+    )
+    .await;
+    assert!(seen[0].iter().any(|e| matches!(e,
+        ClientEvent::RequestReceived { from, kind: eth_mls::wire::ChangeKind::Update, .. } if *from == b)));
+
+    // Alice removes carol; carol learns it; what alice sends next carol cannot read.
+    alice.remove(group, &[c]).await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| {
+            s[2].iter()
+                .any(|e| matches!(e, ClientEvent::Removed { .. }))
+                && s[1]
+                    .iter()
+                    .any(|e| matches!(e, ClientEvent::MemberRemoved { member, .. } if *member == c))
+        },
+    )
+    .await;
+    assert!(!carol.is_active(group));
+    alice.send(group, b"carol is gone").await.unwrap();
+
+    // Bob restarts from his store and reads it.
+    drop(bob);
+    let mut bob = w.client(2, w.net.add_node("bob again")).await;
+    assert_eq!(bob.epoch(group).unwrap(), alice.epoch(group).unwrap());
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| got_message(&s[1], a, b"carol is gone"),
+    )
+    .await;
+    assert!(!got_message(&seen[2], a, b"carol is gone"));
+    let mut members = bob.members(group).unwrap();
+    members.sort();
+    let mut expected = vec![a, b];
+    expected.sort();
+    assert_eq!(members, expected);
+}
