@@ -210,6 +210,16 @@ pub enum ClientEvent {
         /// The member.
         member: Address,
     },
+    /// An own commit lost its epoch to another member's: its intent is rebuilt on the next
+    /// epoch (up to [`crate::intent::MAX_ATTEMPTS`] times).
+    EpochLost {
+        /// The group.
+        group: Address,
+        /// The intent.
+        intent: u64,
+        /// The epoch it was built for.
+        epoch: u64,
+    },
     /// An own change gave up or failed for good.
     IntentFailed {
         /// The group.
@@ -743,8 +753,9 @@ impl<D: DeliveryService + 'static> Client<D> {
         self.flush_outbox().await
     }
 
-    /// Removes `members` from `group` (an admin's commit with the ACL change). Returns the
-    /// intent id; the removal is done when [`ClientEvent::CommitMerged`] reports it.
+    /// Removes `members` from `group` (an admin's commit with the ACL change). The intent is
+    /// saved and runs from the next [`Client::sync`] on; returns its id. The removal is done
+    /// when [`ClientEvent::CommitMerged`] reports it.
     pub async fn remove(&mut self, group: Address, members: &[Address]) -> Result<u64, Error> {
         self.start_intent(
             group,
@@ -755,7 +766,8 @@ impl<D: DeliveryService + 'static> Client<D> {
         .await
     }
 
-    /// Commits a self-update in `group` (fresh leaf and path; the renewed credential, if any).
+    /// Commits a self-update in `group` (fresh leaf and path; the renewed credential, if any):
+    /// an intent, run from the next [`Client::sync`] on.
     /// Under an admins-only policy a plain member asks an admin instead
     /// ([`Client::request_update`]).
     pub async fn update(&mut self, group: Address) -> Result<u64, Error> {
@@ -847,7 +859,6 @@ impl<D: DeliveryService + 'static> Client<D> {
         // The operation first: an intent record without its operation is never seen.
         records::put_op(&mut self.store, id, &OpRecord { group, op })?;
         crate::state::save_intent(&mut self.store, &Intent::new(id))?;
-        self.sync().await?;
         Ok(id)
     }
 
@@ -1633,6 +1644,13 @@ impl<D: DeliveryService + 'static> Client<D> {
                 Ok(true)
             }
             Step::RecordLost => {
+                if let Some(epoch) = intent.built_for {
+                    self.events.push_back(ClientEvent::EpochLost {
+                        group: contract,
+                        intent: intent.id,
+                        epoch,
+                    });
+                }
                 intent.lost();
                 crate::state::save_intent(&mut self.store, &intent)?;
                 Ok(true)

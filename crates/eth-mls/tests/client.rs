@@ -252,3 +252,93 @@ async fn three_clients_invite_chat_update_remove_restart() {
     expected.sort();
     assert_eq!(members, expected);
 }
+
+/// Two members commit in the same epochs (concurrently, policy AnyMember): each epoch is won
+/// by exactly one registration, the loser's intent is rebuilt on the next epoch, both updates
+/// land, and nobody forks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_both_land_and_nobody_forks() {
+    let w = World::new("client-race").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let (a, b) = (alice.address(), bob.address());
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"race", CommitPolicy::AnyMember)
+        .await
+        .unwrap();
+    alice.invite(group, b, "").await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        invitation(&s[1]).is_some()
+    })
+    .await;
+    bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        joined(&s[1], group)
+    })
+    .await;
+    let start = alice.epoch(group).unwrap();
+    let rounds = 4;
+    for _ in 0..rounds {
+        alice.update(group).await.unwrap();
+        bob.update(group).await.unwrap();
+        // Both build and register at once.
+        let (ra, rb) = tokio::join!(alice.sync(), bob.sync());
+        ra.unwrap();
+        rb.unwrap();
+    }
+    let target = start + 2 * rounds;
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s.iter().all(|events| {
+            events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::CommitMerged { epoch, .. } if *epoch == target))
+        })
+    })
+    .await;
+    for events in &seen {
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                ClientEvent::ForkDetected { .. } | ClientEvent::IntentFailed { .. }
+            )),
+            "{events:#?}"
+        );
+        // Every epoch merged once, by one committer; each member's updates all landed.
+        let merged: Vec<(u64, Address)> = events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::CommitMerged {
+                    epoch, committer, ..
+                } if *epoch > start => Some((*epoch, *committer)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            merged.iter().map(|(e, _)| *e).collect::<Vec<_>>(),
+            (start + 1..=target).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            merged.iter().filter(|(_, c)| *c == a).count(),
+            rounds as usize
+        );
+        assert_eq!(
+            merged.iter().filter(|(_, c)| *c == b).count(),
+            rounds as usize
+        );
+    }
+    let lost = seen
+        .iter()
+        .flatten()
+        .filter(|e| matches!(e, ClientEvent::EpochLost { .. }))
+        .count();
+    eprintln!("epochs lost to the other committer: {lost}");
+    assert!(lost >= 1, "the commits never raced");
+    assert_eq!(alice.epoch(group).unwrap(), target);
+    assert_eq!(bob.epoch(group).unwrap(), target);
+    assert_eq!(
+        alice.epoch_authenticator(group).unwrap(),
+        bob.epoch_authenticator(group).unwrap()
+    );
+}
