@@ -431,6 +431,26 @@ impl<D: DeliveryService + 'static> Client<D> {
         };
         let inbox = client.inbox_topic(client.address());
         client.subscribe(inbox).await?;
+        // Invitations sent and not answered: sent again (one may have been recorded just
+        // before a crash, and never sent); an invitee takes each request id once.
+        for (_, value) in client
+            .store
+            .records(crate::state::INVITATIONS)
+            .map_err(core)?
+        {
+            let (invitee, message) = value.split_at_checked(20).ok_or(Error::Decode {
+                what: "sent invitation",
+            })?;
+            let invitee = Address::try_from(invitee).map_err(|_| Error::Decode {
+                what: "sent invitation",
+            })?;
+            let message = ClientMessage::decode(message)?;
+            if let Err(e) = client.send_direct(invitee, None, &message).await
+                && matches!(e, Error::Chain(_) | Error::Delivery(_))
+            {
+                return Err(e);
+            }
+        }
         for (contract, record) in records::groups(&client.store)? {
             let group = match Group::load(&client.store, &record.group_id) {
                 Ok(g) => g,
@@ -593,19 +613,40 @@ impl<D: DeliveryService + 'static> Client<D> {
         name: &[u8],
         policy: CommitPolicy,
     ) -> Result<Address, Error> {
-        let (contract, receipt) = self
-            .chain
-            .factory(self.config.deployment.group_factory)
-            .create_group(name, 4, policy)
+        let factory = self.chain.factory(self.config.deployment.group_factory);
+        let me = self.address();
+        let predicted = factory
+            .predict_group_address(me, name)
             .await
             .map_err(chain_err)?;
-        let contract = contract.address();
+        if self.groups.contains_key(&predicted) {
+            return Err(Error::GroupExists { group: predicted });
+        }
+        // A contract created just before a crash (nothing registered yet) is taken over;
+        // the factory refuses a second one with the same id.
+        let contract = match factory.check_group(predicted, me, name).await {
+            Ok(c) if c.current_epoch().await.map_err(chain_err)?.epoch == 0 => predicted,
+            Ok(_) => return Err(Error::GroupExists { group: predicted }),
+            Err(_) => {
+                let (c, _) = factory
+                    .create_group(name, 4, policy)
+                    .await
+                    .map_err(chain_err)?;
+                c.address()
+            }
+        };
         let config = self.group_config(contract);
-        let group =
-            Group::create(&mut self.store, name, config, Default::default()).map_err(core)?;
+        let group = match Group::load(&self.store, name) {
+            Ok(g) if g.binding().map(|b| b.contract) == Some(contract) && g.epoch() == 0 => g,
+            Ok(_) => return Err(Error::GroupExists { group: contract }),
+            Err(_) => {
+                Group::create(&mut self.store, name, config, Default::default()).map_err(core)?
+            }
+        };
+        // The events are read from the deployment's block: the group's creation is after it.
         let record = GroupRecord {
             group_id: name.to_vec(),
-            from_block: receipt.block_number.unwrap_or(self.config.deployment.block),
+            from_block: self.config.deployment.block,
         };
         records::put_group(&mut self.store, contract, &record)?;
         self.follow(contract, group, record).await?;
@@ -895,6 +936,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// sequencer and the intents, joins Welcomes whose registration is there, and publishes
     /// the outbox. Events go to the queue.
     pub async fn sync(&mut self) -> Result<(), Error> {
+        self.handle_incoming().await?;
         while let Some(Some(envelope)) = self.subscriptions.next().now_or_never() {
             self.handle_envelope(envelope).await?;
         }
@@ -1080,24 +1122,41 @@ impl<D: DeliveryService + 'static> Client<D> {
                 return Ok(());
             }
         };
-        // The channel state is saved before the plaintext is acted on (channel spec §9).
+        // The plaintext is queued before the channel state that consumed it is saved (channel
+        // spec §9: saved before acting on it); handled from the queue.
+        records::put_incoming(
+            &mut self.store,
+            &records::Incoming {
+                key: keccak256(&envelope.bytes).0,
+                from: Address::from(received.peer_address),
+                session: received.session_id,
+                plaintext: received.plaintext.to_vec(),
+            },
+        )?;
+        crate::step("inbox:queued");
         crate::state::save_device(&mut self.store, &self.device)?;
-        let from = Address::from(received.peer_address);
-        let message = match ClientMessage::decode(&received.plaintext) {
-            Ok(m) => m,
-            Err(error) => {
-                self.events.push_back(ClientEvent::Rejected { from, error });
-                return Ok(());
+        crate::step("inbox:device-saved");
+        self.handle_incoming().await
+    }
+
+    /// Handles the queued 1:1 messages; one that fails for a reason that may pass (the chain
+    /// or the delivery service unreachable) stays queued.
+    async fn handle_incoming(&mut self) -> Result<(), Error> {
+        for m in records::incoming(&self.store)? {
+            let result = match ClientMessage::decode(&m.plaintext) {
+                Ok(message) => self.handle_message(m.from, m.session, message).await,
+                Err(error) => Err(error),
+            };
+            match result {
+                Err(error @ (Error::Chain(_) | Error::Delivery(_))) => return Err(error),
+                Err(error) => self.events.push_back(ClientEvent::Rejected {
+                    from: m.from,
+                    error,
+                }),
+                Ok(()) => {}
             }
-        };
-        if let Err(error) = self
-            .handle_message(from, received.session_id, message)
-            .await
-        {
-            if matches!(error, Error::Chain(_) | Error::Delivery(_)) {
-                return Err(error);
-            }
-            self.events.push_back(ClientEvent::Rejected { from, error });
+            records::delete_incoming(&mut self.store, &m.key)?;
+            crate::step("inbox:handled");
         }
         Ok(())
     }
@@ -1143,6 +1202,12 @@ impl<D: DeliveryService + 'static> Client<D> {
                 });
             }
             ClientMessage::InvitationResponse(response) => {
+                if self.has_add_intent(&response.request_id)? {
+                    // Handled before a crash (its intent exists): the invitation is settled.
+                    let _ =
+                        crate::state::take_invitation(&mut self.store, from, &response.request_id);
+                    return Ok(());
+                }
                 let request =
                     crate::state::pending_invitation(&self.store, from, &response.request_id)?;
                 let group = Address::from(request.group.group_contract);
@@ -1167,7 +1232,6 @@ impl<D: DeliveryService + 'static> Client<D> {
                     });
                 }
                 debug_assert_eq!(consent.key_package_hash, keccak256(&response.key_package).0);
-                crate::state::take_invitation(&mut self.store, from, &response.request_id)?;
                 let id = records::next_intent_id(&mut self.store)?;
                 records::put_op(
                     &mut self.store,
@@ -1183,6 +1247,10 @@ impl<D: DeliveryService + 'static> Client<D> {
                     },
                 )?;
                 crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+                crate::step("intent:saved");
+                // Taken last: a crash before leaves the intent and a stale invitation record
+                // (the answer handled again finds the intent and stops).
+                crate::state::take_invitation(&mut self.store, from, &response.request_id)?;
             }
             ClientMessage::InvitationDecline { request_id } => {
                 crate::state::take_invitation(&mut self.store, from, &request_id)?;
@@ -1330,6 +1398,12 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         Ok(())
+    }
+
+    fn has_add_intent(&self, id: &RequestId) -> Result<bool, Error> {
+        Ok(records::ops(&self.store)?
+            .iter()
+            .any(|(_, o)| matches!(&o.op, Op::Add { request_id, .. } if request_id == id)))
     }
 
     /// Joins every waiting Welcome whose registration the chain has.
@@ -1520,6 +1594,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                             .ok_or(Error::UnknownGroup { group: contract })?;
                         intent.built(j.group.epoch() + 1, keccak256(&out.commit).0);
                         j.sequencer.own_pending(keccak256(&out.commit).0);
+                        crate::step("intent:built");
                         crate::state::save_intent(&mut self.store, &intent)?;
                     }
                     Err(e @ (Error::Chain(_) | Error::Delivery(_))) => return Err(e),
@@ -1544,6 +1619,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     .group(contract)
                     .commit(epoch, &p.commit, auth, &changes)
                     .await;
+                crate::step("intent:registered");
                 self.read_chain(contract).await?;
                 let registered = self
                     .groups
@@ -1584,6 +1660,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     .group
                     .merge_pending_commit(&mut self.store)
                     .map_err(core)?;
+                crate::step("intent:merged");
                 let epoch = j.group.epoch();
                 j.sequencer.merged(epoch);
                 if let Some(s) = &summary {
@@ -1603,6 +1680,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 }
                 intent.merged(epoch);
                 crate::state::save_intent(&mut self.store, &intent)?;
+                crate::step("intent:recorded");
                 self.retry_deferred(contract).await?;
                 Ok(true)
             }
@@ -1769,6 +1847,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             delivery: WelcomeDelivery::Inline(welcome),
         });
         self.send_direct(invitee, None, &message).await?;
+        crate::step("intent:welcome-sent");
         self.store.mark_published(seq).map_err(core)?;
         Ok(())
     }
@@ -1965,6 +2044,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .publish(&topic, entry.bytes.clone())
                 .await
                 .map_err(delivery_err)?;
+            crate::step("outbox:published");
             self.store.mark_published(entry.seq).map_err(core)?;
         }
         Ok(())

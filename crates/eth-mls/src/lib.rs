@@ -188,6 +188,12 @@ pub enum Error {
         /// The group's contract.
         group: Address,
     },
+    /// A group with this id (or contract) exists already and is not this client's to take.
+    #[error("the group {group} exists already")]
+    GroupExists {
+        /// Its contract.
+        group: Address,
+    },
     /// The account has no valid prekey bundle in the registry: it cannot be reached over the
     /// 1:1 channel until it publishes one.
     #[error("{account} has published no valid prekey bundle")]
@@ -210,6 +216,38 @@ pub enum Error {
     /// A contract account's ERC-1271 check could not be made: retry.
     #[error("ERC-1271 check could not be made (retry): {0}")]
     Erc1271Unavailable(String),
+}
+
+/// The named steps of the client's durable work, for crash tests
+/// ([`observe_steps`]): a process killed at any of them restarts and finishes.
+pub const STEPS: &[&str] = &[
+    "inbox:queued",
+    "inbox:device-saved",
+    "inbox:handled",
+    "intent:saved",
+    "intent:built",
+    "intent:registered",
+    "intent:merged",
+    "intent:welcome-sent",
+    "intent:recorded",
+    "outbox:published",
+];
+
+static STEP_OBSERVER: std::sync::OnceLock<fn(&'static str)> = std::sync::OnceLock::new();
+
+/// Installs a function called at every named step ([`STEPS`]) of this process, for crash
+/// tests only (the first one installed stays). Returns whether it was installed.
+#[doc(hidden)]
+pub fn observe_steps(observer: fn(&'static str)) -> bool {
+    STEP_OBSERVER.set(observer).is_ok()
+}
+
+/// Reports a named step to the observer, if any.
+pub(crate) fn step(name: &'static str) {
+    debug_assert!(STEPS.contains(&name));
+    if let Some(observer) = STEP_OBSERVER.get() {
+        observer(name);
+    }
 }
 
 /// The README's example runs as a doctest.

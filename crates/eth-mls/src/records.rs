@@ -20,6 +20,11 @@ pub const RECEIVED: &str = "eth-mls/received";
 pub const OPS: &str = "eth-mls/ops";
 /// Welcomes received and not joined yet (key: the request id).
 pub const WELCOMES: &str = "eth-mls/welcomes";
+/// 1:1 messages decrypted and not handled yet (key: keccak256 of the frame): written before
+/// the channel state that consumed them, deleted once handled, so a crash between the two
+/// loses nothing (the frame comes again and decrypts again) and a crash after them replays
+/// the handling.
+pub const INCOMING: &str = "eth-mls/incoming";
 /// Delivery cursors (key: the topic's name) and counters.
 pub const META: &str = "eth-mls/meta";
 
@@ -363,4 +368,70 @@ pub fn next_intent_id<B: Backend>(store: &mut Store<B>) -> Result<u64, Error> {
         .put_record(META, key, &(n + 1).to_be_bytes())
         .map_err(core)?;
     Ok(n)
+}
+
+/// A decrypted 1:1 message waiting to be handled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Incoming {
+    /// keccak256 of the frame.
+    pub key: [u8; 32],
+    /// The peer account.
+    pub from: Address,
+    /// The channel session.
+    pub session: [u8; 32],
+    /// The plaintext (a client message's bytes).
+    pub plaintext: Vec<u8>,
+}
+
+/// Queues a decrypted message.
+pub fn put_incoming<B: Backend>(store: &mut Store<B>, m: &Incoming) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.bytes(m.from.as_slice());
+    w.bytes(&m.session);
+    w.vec(&m.plaintext).map_err(too_long("plaintext"))?;
+    store.put_record(INCOMING, &m.key, &w.buf).map_err(core)
+}
+
+/// The queued messages, oldest key first.
+pub fn incoming<B: Backend>(store: &Store<B>) -> Result<Vec<Incoming>, Error> {
+    let what = "queued message";
+    let mut out = Vec::new();
+    for (k, v) in store.records(INCOMING).map_err(core)? {
+        let key: [u8; 32] = k
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::Decode { what })?;
+        let mut r = start(&v, what)?;
+        let from = Address::from(r.array::<20>(what).map_err(decode_err(what))?);
+        let session = r.array::<32>(what).map_err(decode_err(what))?;
+        let plaintext = r.vec(what).map_err(decode_err(what))?.to_vec();
+        r.finish(what).map_err(decode_err(what))?;
+        out.push(Incoming {
+            key,
+            from,
+            session,
+            plaintext,
+        });
+    }
+    Ok(out)
+}
+
+/// Drops a handled message.
+pub fn delete_incoming<B: Backend>(store: &mut Store<B>, key: &[u8; 32]) -> Result<(), Error> {
+    store.delete_record(INCOMING, key).map_err(core).map(|_| ())
+}
+
+/// Every intent's operation, by intent id.
+pub fn ops<B: Backend>(store: &Store<B>) -> Result<Vec<(u64, OpRecord)>, Error> {
+    let mut out = Vec::new();
+    for (k, _) in store.records(OPS).map_err(core)? {
+        let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| Error::Decode {
+            what: "intent operation key",
+        })?);
+        if let Some(op) = op(store, id)? {
+            out.push((id, op));
+        }
+    }
+    Ok(out)
 }
