@@ -635,6 +635,14 @@ impl<D: DeliveryService + 'static> Client<D> {
                 c.address()
             }
         };
+        // ERC-7627 `sendMessage` to the contract (the chain channel's group topics) needs a
+        // delivery key registered for it. Frames are MLS messages protected by the epoch's
+        // secrets, so the key is a stand-in: the creator's channel identity key.
+        self.chain
+            .group(contract)
+            .set_delivery_key(self.device.identity_key())
+            .await
+            .map_err(chain_err)?;
         let config = self.group_config(contract);
         let group = match Group::load(&self.store, name) {
             Ok(g) if g.binding().map(|b| b.contract) == Some(contract) && g.epoch() == 0 => g,
