@@ -229,6 +229,14 @@ pub enum ClientEvent {
         /// Why.
         reason: String,
     },
+    /// Frames of the group could not be published now (no peer, delivery down): they stay
+    /// in the outbox and go out, in order, at a later sync.
+    DeliveryDelayed {
+        /// The group.
+        group: Address,
+        /// Why.
+        error: Error,
+    },
     /// Something that arrived was refused (it changed nothing).
     Rejected {
         /// Where it came from (an account, or the zero address when unknown).
@@ -2048,10 +2056,20 @@ impl<D: DeliveryService + 'static> Client<D> {
                 }
                 OutboxKind::Welcome => continue,
             };
-            self.delivery
-                .publish(&topic, entry.bytes.clone())
-                .await
-                .map_err(delivery_err)?;
+            match self.delivery.publish(&topic, entry.bytes.clone()).await {
+                Ok(_) => {}
+                // A commit's bytes are in its registration on chain: gossip is only its fast
+                // path, so an undeliverable commit is not retried.
+                Err(_) if entry.kind == OutboxKind::Commit => {}
+                Err(e) => {
+                    // Kept in the outbox, in order, and tried again at the next sync.
+                    self.events.push_back(ClientEvent::DeliveryDelayed {
+                        group: contract,
+                        error: delivery_err(e),
+                    });
+                    return Ok(());
+                }
+            }
             crate::step("outbox:published");
             self.store.mark_published(entry.seq).map_err(core)?;
         }
