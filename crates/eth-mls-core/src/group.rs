@@ -1457,10 +1457,16 @@ impl Group {
         };
         let epoch = processed.epoch().as_u64();
         let sender = processed.sender().clone();
+        // The sender's credential in the message's own epoch (openmls keeps past epochs'
+        // members): a message from an earlier epoch of a member removed since still names it.
+        let sender_credential = processed.credential().clone();
         let generation = aad_generation(processed.aad());
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(app) => {
-                let (address, leaf) = self.sender_address(&sender)?;
+                let Sender::Member(leaf) = sender else {
+                    return Err(Error::UnknownSender);
+                };
+                let address = address_of(&sender_credential)?;
                 let data = app.into_bytes();
                 let id = self.mls.group_id().clone();
                 let mut events = Vec::new();

@@ -117,6 +117,16 @@ pub enum ClientEvent {
         /// How many.
         count: u32,
     },
+    /// A message of the group that can no longer be decrypted (its epoch's keys are gone: it
+    /// arrived more than `max_past_epochs` epochs late): reported, never silently skipped.
+    MessageLost {
+        /// The group.
+        group: Address,
+        /// The epoch it was sent in.
+        epoch: u64,
+        /// Why it failed.
+        reason: String,
+    },
     /// This client joined a group (from a Welcome, checked against the chain).
     Joined {
         /// The group.
@@ -257,6 +267,9 @@ struct Joined {
     registered: BTreeMap<u64, [u8; 32]>,
     /// Frames of epochs not reached yet, with how many merges they waited.
     deferred: Vec<(Envelope, u32)>,
+    /// The epoch this member joined (or created) the group at, in this process's knowledge:
+    /// older frames are not for it.
+    joined_epoch: u64,
     /// Member of the group (false once removed or forked).
     active: bool,
     /// Members reported due for removal.
@@ -578,6 +591,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             Joined {
                 group,
                 next_block: record.from_block,
+                joined_epoch: record.joined_epoch,
                 sequencer: Sequencer::new(epoch, 0),
                 mirror: AclMirror::new(),
                 registered: BTreeMap::new(),
@@ -663,6 +677,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         let record = GroupRecord {
             group_id: name.to_vec(),
             from_block: self.config.deployment.block,
+            joined_epoch: 0,
         };
         records::put_group(&mut self.store, contract, &record)?;
         self.follow(contract, group, record).await?;
@@ -797,6 +812,19 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// Sends `data` to `group` (encrypted in the current epoch; published at once, and again
     /// from the outbox after a crash).
     pub async fn send(&mut self, group: Address, data: &[u8]) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&group)
+            .ok_or(Error::UnknownGroup { group })?;
+        if !j.active {
+            return Err(Error::NotMember {
+                account: self.signer.address(),
+            });
+        }
+        // Commits the chain already registered first: a message in a stale epoch may be
+        // unreadable for members that moved on.
+        self.read_chain(group).await?;
+        self.advance(group).await?;
         let j = self
             .groups
             .get_mut(&group)
@@ -1090,9 +1118,21 @@ impl<D: DeliveryService + 'static> Client<D> {
                 Ok(true)
             }
             Err(e) => {
-                let ahead = frame_epoch(&envelope.bytes).is_some_and(|ep| ep > j.group.epoch());
+                let epoch = frame_epoch(&envelope.bytes);
+                let ahead = epoch.is_some_and(|ep| ep > j.group.epoch());
                 if fresh && ahead && j.deferred.len() < MAX_DEFERRED {
                     j.deferred.push((envelope, 0));
+                } else if let Some(epoch) = epoch.filter(|ep| *ep < j.group.epoch())
+                    && epoch >= j.joined_epoch
+                {
+                    // A message of an epoch whose keys are gone: lost, and said so.
+                    self.events.push_back(ClientEvent::MessageLost {
+                        group: contract,
+                        epoch,
+                        reason: e.to_string(),
+                    });
+                } else if epoch.is_some_and(|ep| ep < j.joined_epoch) {
+                    // From before this member joined (history): not for it.
                 } else if fresh || !ahead {
                     self.events.push_back(ClientEvent::Rejected {
                         from: Address::ZERO,
@@ -1493,6 +1533,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             let record = GroupRecord {
                 group_id: group.id().to_vec(),
                 from_block,
+                joined_epoch: group.epoch(),
             };
             records::put_group(&mut self.store, contract, &record)?;
             let epoch = group.epoch();

@@ -1,8 +1,8 @@
 //! # eth-mls
 //!
-//! The eth-mls client (work in progress, issue 14): groups of Ethereum accounts that work end
-//! to end over the chain and gossip. This first part holds what clients say to each other
-//! besides MLS:
+//! The eth-mls client: groups of Ethereum accounts that work end to end over the chain and
+//! gossip. [`Client`] joins every layer (see its module, [`client`]); the modules below are
+//! its parts, usable on their own:
 //!
 //! - [`wire`]: the client's messages (invitation request and response, decline, Welcome,
 //!   update and removal requests, re-add requests, refusals), byte-exact as `WIRE.md` next to

@@ -62,6 +62,8 @@ pub struct GroupRecord {
     pub group_id: Vec<u8>,
     /// The block from which the contract's events are read (its creation or earlier).
     pub from_block: u64,
+    /// The epoch this member created or joined the group at.
+    pub joined_epoch: u64,
 }
 
 /// Saves the record of the group of `contract`.
@@ -73,6 +75,7 @@ pub fn put_group<B: Backend>(
     let mut w = Writer::default();
     w.u8(VERSION);
     w.u64(g.from_block);
+    w.u64(g.joined_epoch);
     w.vec(&g.group_id).map_err(|_| Error::TooLong {
         field: "group id",
         len: g.group_id.len(),
@@ -93,6 +96,7 @@ pub fn groups<B: Backend>(store: &Store<B>) -> Result<Vec<(Address, GroupRecord)
         let what = "group record";
         let mut r = start(&v, what)?;
         let from_block = r.u64(what).map_err(decode_err(what))?;
+        let joined_epoch = r.u64(what).map_err(decode_err(what))?;
         let group_id = r.vec(what).map_err(decode_err(what))?.to_vec();
         r.finish(what).map_err(decode_err(what))?;
         out.push((
@@ -100,6 +104,7 @@ pub fn groups<B: Backend>(store: &Store<B>) -> Result<Vec<(Address, GroupRecord)
             GroupRecord {
                 group_id,
                 from_block,
+                joined_epoch,
             },
         ));
     }

@@ -13,7 +13,9 @@ use crate::wire::{ChangeKind, ChangeRequest, GroupRef};
 /// group (`group`, at `local_epoch`, with `acl` now) and the proposal it carries as
 /// eth-mls-core processed it (`proposal`; `None` for a removal request without one):
 ///
-/// 1. the request is for this group ([`Error::WrongGroup`]) and epoch ([`Error::StaleRequest`]);
+/// 1. the request is for this group ([`Error::WrongGroup`]) and, when it carries a proposal,
+///    for the admin's epoch ([`Error::StaleRequest`]: a proposal is only valid in its epoch; a
+///    removal without one stands in any epoch);
 /// 2. `peer` is a member ([`Error::NotMember`]);
 /// 3. an update concerns the requester's own leaf, and its proposal is an Update sent by
 ///    `peer`; a removal removes the requester itself (a member leaves; removing others is an
@@ -30,7 +32,7 @@ pub fn check_change_request(
     if req.group != *group {
         return Err(Error::WrongGroup);
     }
-    if req.epoch != local_epoch {
+    if req.epoch != local_epoch && !req.proposal.is_empty() {
         return Err(Error::StaleRequest {
             request: req.epoch,
             local: local_epoch,

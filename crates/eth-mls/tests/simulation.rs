@@ -1,0 +1,424 @@
+//! Seeded simulation: eight clients on anvil and a faulty in-memory network (frames
+//! duplicated, delayed and reordered) run a few hundred random operations — send, invite
+//! (accepted by the invitee's client), remove, update (any member may commit: concurrent
+//! commits race), leave (a removal request to the owner), restart from the store, and going
+//! offline and coming back (history). After the network heals and every client is online:
+//!
+//! - all current members agree on epoch, epoch authenticator and member list, and the member
+//!   list is the group contract's ACL;
+//! - every message sent while a client was a member, to a client that is still a member,
+//!   was received by it exactly once (or reported missed);
+//! - nobody received a message sent when it was not a member (a removed member decrypts
+//!   nothing sent after its removal);
+//! - nobody forked.
+//!
+//! `ETH_MLS_SIM_SEED` replays a run (a failing run prints its seed); `ETH_MLS_SIM_STEPS` sets
+//! the number of operations (default 200).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use eth_mls::{Client, ClientConfig, ClientEvent};
+use eth_mls_chain::{CommitPolicy, Deployment, Devnet};
+use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
+use eth_mls_siwe::Address;
+use eth_mls_transport::{Faults, MemoryNetwork, MemoryNode};
+
+type C = Client<MemoryNode>;
+const CLIENTS: usize = 8;
+
+/// SplitMix64: the seeded choices.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % (n.max(1) as u64)) as usize
+    }
+    fn pick<T: Copy>(&mut self, v: &[T]) -> Option<T> {
+        if v.is_empty() {
+            None
+        } else {
+            Some(v[self.below(v.len())])
+        }
+    }
+}
+
+struct Sim {
+    devnet: Devnet,
+    deployment: Deployment,
+    net: MemoryNetwork,
+    dir: std::path::PathBuf,
+    /// The clients online (None: offline).
+    clients: Vec<Option<C>>,
+    addresses: Vec<Address>,
+    /// Every event each client produced.
+    events: Vec<Vec<ClientEvent>>,
+    seed: u64,
+}
+
+impl Sim {
+    async fn open(&self, i: usize) -> C {
+        let key = self.devnet.signer(i + 1).unwrap().to_bytes();
+        let signer: Arc<dyn EthereumSigner> =
+            Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
+        let mut config = ClientConfig::new(self.deployment, common::DOMAIN);
+        config.poll_interval = Duration::from_millis(5);
+        let node = self.net.add_node(&format!("client {i}"));
+        Client::open(
+            signer,
+            self.devnet.chain(i + 1).await.unwrap(),
+            node,
+            self.dir.join(format!("sim-{i}.db")),
+            &StoreKey::raw([i as u8 + 1; 32]),
+            config,
+        )
+        .await
+        .unwrap_or_else(|e| panic!("client {i} does not open: {e} (seed {})", self.seed))
+    }
+
+    /// Delivers what is due, then lets every online client take it in; invitations are
+    /// accepted.
+    async fn round(&mut self) {
+        self.net.advance(Duration::from_millis(25));
+        // All clients at once: their commits race for the same epochs.
+        let seed = self.seed;
+        futures_util::future::join_all(self.clients.iter_mut().enumerate().filter_map(|(i, c)| {
+            c.as_mut().map(|c| async move {
+                c.sync()
+                    .await
+                    .unwrap_or_else(|e| panic!("client {i}: {e} (seed {seed})"));
+            })
+        }))
+        .await;
+        for i in 0..CLIENTS {
+            let Some(c) = self.clients[i].as_mut() else {
+                continue;
+            };
+            let events = c.drain_events();
+            for e in &events {
+                if let ClientEvent::InvitationReceived { request_id, .. } = e {
+                    c.accept(*request_id)
+                        .await
+                        .unwrap_or_else(|e| panic!("client {i} accepts: {e} (seed {})", self.seed));
+                }
+            }
+            self.events[i].extend(events);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_clients_random_operations_converge() {
+    let seed: u64 = std::env::var("ETH_MLS_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed_0001);
+    let steps: usize = std::env::var("ETH_MLS_SIM_STEPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    println!("ETH_MLS_SIM_SEED={seed} ETH_MLS_SIM_STEPS={steps}");
+    let mut rng = Rng(seed);
+    let devnet = Devnet::start().unwrap();
+    let deployment = devnet.deploy().await.unwrap();
+    let faults = Faults {
+        drop: 0.0,
+        duplicate: 0.1,
+        min_delay: Duration::from_millis(1),
+        max_delay: Duration::from_millis(40),
+        reorder_window: Duration::from_millis(30),
+    };
+    let net = MemoryNetwork::new(seed, faults);
+    let mut sim = Sim {
+        devnet,
+        deployment,
+        net,
+        dir: common::dir("simulation"),
+        clients: Vec::new(),
+        addresses: Vec::new(),
+        events: vec![Vec::new(); CLIENTS],
+        seed,
+    };
+    for i in 0..CLIENTS {
+        let mut c = sim.open(i).await;
+        c.publish_keys().await.unwrap();
+        sim.addresses.push(c.address());
+        sim.clients.push(Some(c));
+    }
+    let owner = sim.addresses[0];
+    let group = sim.clients[0]
+        .as_mut()
+        .unwrap()
+        .create_group(b"simulation", CommitPolicy::AnyMember)
+        .await
+        .unwrap();
+
+    // What each message was: (sender, the members in the sender's view when it was sent).
+    let mut sent: BTreeMap<Vec<u8>, (usize, BTreeSet<Address>)> = BTreeMap::new();
+    let mut removed_ever: BTreeSet<Address> = BTreeSet::new();
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for step in 0..steps {
+        let online: Vec<usize> = (0..CLIENTS).filter(|i| sim.clients[*i].is_some()).collect();
+        let members: Vec<usize> = online
+            .iter()
+            .copied()
+            .filter(|i| sim.clients[*i].as_ref().unwrap().is_active(group))
+            .collect();
+        let op = rng.below(100);
+        let done: &'static str = match op {
+            0..=39 => {
+                let Some(i) = rng.pick(&members) else {
+                    continue;
+                };
+                let c = sim.clients[i].as_mut().unwrap();
+                let text = format!("step {step} from {i}").into_bytes();
+                match c.send(group, &text).await {
+                    Ok(()) => {}
+                    // It learned of its removal while catching up before sending.
+                    Err(eth_mls::Error::NotMember { .. }) => continue,
+                    Err(e) => panic!("client {i} sends: {e} (seed {seed})"),
+                }
+                // The members of the epoch it was encrypted in.
+                let view: BTreeSet<Address> = c.members(group).unwrap().into_iter().collect();
+                sent.insert(text, (i, view));
+                "send"
+            }
+            40..=54 => {
+                // The owner invites someone who is not a member (again, if it was removed).
+                let Some(alice) = sim.clients[0].as_mut() else {
+                    continue;
+                };
+                let current: BTreeSet<Address> =
+                    alice.members(group).unwrap().into_iter().collect();
+                let candidates: Vec<usize> = (1..CLIENTS)
+                    .filter(|i| !current.contains(&sim.addresses[*i]))
+                    .collect();
+                let Some(i) = rng.pick(&candidates) else {
+                    continue;
+                };
+                let pending = alice
+                    .store()
+                    .records(eth_mls::state::INVITATIONS)
+                    .unwrap()
+                    .iter()
+                    .any(|(_, v)| v[..20] == sim.addresses[i][..]);
+                if pending {
+                    continue;
+                }
+                alice.invite(group, sim.addresses[i], "").await.unwrap();
+                "invite"
+            }
+            55..=62 => {
+                let Some(alice) = sim.clients[0].as_mut() else {
+                    continue;
+                };
+                let current: Vec<Address> = alice
+                    .members(group)
+                    .unwrap()
+                    .into_iter()
+                    .filter(|a| *a != owner)
+                    .collect();
+                let Some(victim) = rng.pick(&current) else {
+                    continue;
+                };
+                alice.remove(group, &[victim]).await.unwrap();
+                removed_ever.insert(victim);
+                "remove"
+            }
+            63..=77 => {
+                let Some(i) = rng.pick(&members) else {
+                    continue;
+                };
+                sim.clients[i]
+                    .as_mut()
+                    .unwrap()
+                    .update(group)
+                    .await
+                    .unwrap();
+                "update"
+            }
+            78..=81 => {
+                let leavers: Vec<usize> = members.iter().copied().filter(|i| *i != 0).collect();
+                let Some(i) = rng.pick(&leavers) else {
+                    continue;
+                };
+                sim.clients[i]
+                    .as_mut()
+                    .unwrap()
+                    .request_removal(group, owner)
+                    .await
+                    .unwrap();
+                removed_ever.insert(sim.addresses[i]);
+                "leave"
+            }
+            82..=89 => {
+                let Some(i) = rng.pick(&online) else { continue };
+                sim.clients[i] = None;
+                sim.clients[i] = Some(sim.open(i).await);
+                "restart"
+            }
+            _ => {
+                // Offline for a while, or back online.
+                let offline: Vec<usize> =
+                    (1..CLIENTS).filter(|i| sim.clients[*i].is_none()).collect();
+                if rng.below(2) == 0 && !offline.is_empty() {
+                    let i = rng.pick(&offline).unwrap();
+                    sim.clients[i] = Some(sim.open(i).await);
+                    "online"
+                } else {
+                    let candidates: Vec<usize> =
+                        online.iter().copied().filter(|i| *i != 0).collect();
+                    let Some(i) = rng.pick(&candidates) else {
+                        continue;
+                    };
+                    sim.clients[i] = None;
+                    "offline"
+                }
+            }
+        };
+        *counts.entry(done).or_default() += 1;
+        sim.round().await;
+    }
+    println!("operations: {counts:?}");
+
+    // The network heals, everyone comes online, and the clients run until quiet.
+    for i in 0..CLIENTS {
+        if sim.clients[i].is_none() {
+            sim.clients[i] = Some(sim.open(i).await);
+        }
+    }
+    let contract = sim.devnet.chain(1).await.unwrap().group(group);
+    let mut quiet = 0;
+    for _ in 0..2_000 {
+        sim.round().await;
+        let chain_epoch = contract.current_epoch().await.unwrap().epoch;
+        let settled = sim.clients.iter().flatten().all(|c| {
+            !c.is_active(group)
+                || (c.epoch(group).unwrap() == chain_epoch
+                    && eth_mls::state::intents(c.store()).unwrap().is_empty())
+        });
+        quiet = if settled { quiet + 1 } else { 0 };
+        if quiet >= 20 {
+            break;
+        }
+    }
+    assert!(quiet >= 20, "the clients did not settle (seed {seed})");
+
+    // Agreement, and the member list is the ACL.
+    let acl: BTreeSet<Address> = contract.members().await.unwrap().into_iter().collect();
+    let active: Vec<usize> = (0..CLIENTS)
+        .filter(|i| sim.clients[*i].as_ref().unwrap().is_active(group))
+        .collect();
+    let reference = sim.clients[0].as_ref().unwrap();
+    for &i in &active {
+        let c = sim.clients[i].as_ref().unwrap();
+        assert_eq!(
+            c.epoch(group).unwrap(),
+            reference.epoch(group).unwrap(),
+            "client {i} (seed {seed})"
+        );
+        assert_eq!(
+            c.epoch_authenticator(group).unwrap(),
+            reference.epoch_authenticator(group).unwrap(),
+            "client {i} (seed {seed})"
+        );
+        let members: BTreeSet<Address> = c.members(group).unwrap().into_iter().collect();
+        assert_eq!(
+            members, acl,
+            "client {i}'s member list is not the ACL (seed {seed})"
+        );
+    }
+    let active_addresses: BTreeSet<Address> = active.iter().map(|i| sim.addresses[*i]).collect();
+    let delivered: usize = sim
+        .events
+        .iter()
+        .flatten()
+        .filter(|e| matches!(e, ClientEvent::Message { .. }))
+        .count();
+    let lost: usize = sim
+        .events
+        .iter()
+        .flatten()
+        .filter(|e| matches!(e, ClientEvent::EpochLost { .. }))
+        .count();
+    println!(
+        "final epoch {}, {} members, {} messages sent, {delivered} delivered, {lost} epochs lost in races",
+        reference.epoch(group).unwrap(),
+        active.len(),
+        sent.len()
+    );
+    assert_eq!(
+        active_addresses, acl,
+        "the active clients are the ACL (seed {seed})"
+    );
+
+    // Messages: exactly once to members that still are; never to non-members.
+    for (i, events) in sim.events.iter().enumerate() {
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::ForkDetected { .. })),
+            "client {i} forked (seed {seed})"
+        );
+        let mut got: BTreeMap<&[u8], usize> = BTreeMap::new();
+        for e in events {
+            if let ClientEvent::Message { data, .. } = e {
+                *got.entry(data.as_slice()).or_default() += 1;
+            }
+        }
+        let me = sim.addresses[i];
+        let missed_any = events.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::MissedMessages { .. } | ClientEvent::MessageLost { .. }
+            )
+        });
+        for (text, (sender, view)) in &sent {
+            let n = got.get(text.as_slice()).copied().unwrap_or(0);
+            if !view.contains(&me) {
+                assert_eq!(
+                    n, 0,
+                    "client {i} read a message sent while it was not a member (seed {seed})"
+                );
+            } else if *sender != i
+                && active_addresses.contains(&me)
+                && !removed_ever.contains(&me)
+                && !missed_any
+            {
+                if n != 1 {
+                    let rejected: Vec<&ClientEvent> = events
+                        .iter()
+                        .filter(|e| matches!(e, ClientEvent::Rejected { .. }))
+                        .collect();
+                    eprintln!("client {i} rejected: {rejected:#?}");
+                    eprintln!(
+                        "sender {sender} events: {:#?}",
+                        sim.events[*sender]
+                            .iter()
+                            .filter(|e| !matches!(e, ClientEvent::Message { .. }))
+                            .collect::<Vec<_>>()
+                    );
+                }
+                assert_eq!(
+                    n,
+                    1,
+                    "client {i} received {:?} {n} times (seed {seed})",
+                    String::from_utf8_lossy(text)
+                );
+            } else {
+                assert!(n <= 1, "client {i} received a message twice (seed {seed})");
+            }
+        }
+    }
+}
