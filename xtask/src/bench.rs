@@ -58,6 +58,14 @@ pub fn run(root: &Path) -> Result<()> {
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root)
             .args(["bench", "-p", "eth-mls-benches", "--bench", "delivery"]),
+    )?;
+    stage(
+        "bench: the client's flows — invitation to first message at 2/10/100 members, message latency over gossip and the chain, catch-up (cargo bench -p eth-mls-benches --bench client)",
+    );
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .args(["bench", "-p", "eth-mls-benches", "--bench", "client"]),
     )
 }
 

@@ -1,0 +1,320 @@
+//! Client benchmarks (`cargo xtask bench`), whole flows through `eth_mls::Client` on anvil:
+//!
+//! - invitation to the first message the invitee reads, in groups of 2, 10 and 100 members
+//!   (the other members are offline: the cost is the inviter's commit over that tree, the
+//!   chain transactions, the invitee's join and the first message), over the in-memory
+//!   network;
+//! - message latency p50/p99 (send to the receiver's `Message` event) through libp2p gossip on
+//!   127.0.0.1 and through the chain channel (ERC-7627 messages on anvil);
+//! - a member that was offline for 100 epochs and 1000 messages reopening and catching up
+//!   (commits from the chain, messages from the delivery history).
+//!
+//! Prints markdown tables (crates/eth-mls/README.md). Whole-flow latencies, so one run per
+//! point (invitations) or a few hundred samples (latency), not criterion's statistics.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eth_mls::{Client, ClientConfig, ClientEvent};
+use eth_mls_chain::{ChainChannel, CommitPolicy, Deployment, Devnet, StreamConfig};
+use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
+use eth_mls_siwe::Address;
+use eth_mls_transport::libp2p::identity::Keypair;
+use eth_mls_transport::{
+    DeliveryService, Faults, FrameValidator, GossipConfig, GossipNode, Limits, MemoryNetwork, Topic,
+};
+
+const DOMAIN: &str = "eth-mls.bench";
+
+fn dir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("eth-mls-bench-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+async fn open<D: DeliveryService + 'static>(
+    devnet: &Devnet,
+    d: Deployment,
+    index: usize,
+    delivery: D,
+    dir: &std::path::Path,
+) -> Client<D> {
+    let key = devnet.signer(index).unwrap().to_bytes();
+    let signer: Arc<dyn EthereumSigner> =
+        Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
+    let mut config = ClientConfig::new(d, DOMAIN);
+    config.poll_interval = Duration::from_millis(5);
+    Client::open(
+        signer,
+        devnet.chain(index).await.unwrap(),
+        delivery,
+        dir.join(format!("{index}.db")),
+        // A raw key: the store's key derivation is not what is measured.
+        &StoreKey::raw([index as u8; 32]),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+/// Alice invites `invitee`; both run until the invitee accepted and joined; returns when done.
+async fn invite_and_join<D: DeliveryService + 'static>(
+    net: Option<&MemoryNetwork>,
+    alice: &mut Client<D>,
+    invitee: &mut Client<D>,
+    group: Address,
+) {
+    let who = invitee.address();
+    alice.invite(group, who, "").await.unwrap();
+    loop {
+        if let Some(net) = net {
+            net.run_until_idle();
+        }
+        alice.sync().await.unwrap();
+        alice.drain_events();
+        invitee.sync().await.unwrap();
+        let mut joined = false;
+        for e in invitee.drain_events() {
+            match e {
+                ClientEvent::InvitationReceived { request_id, .. } => {
+                    invitee.accept(request_id).await.unwrap()
+                }
+                ClientEvent::Joined { .. } => joined = true,
+                _ => {}
+            }
+        }
+        if joined {
+            return;
+        }
+    }
+}
+
+/// Invitation to the first message read by the invitee, in a group of `size` members.
+async fn invitation(devnet: &Devnet, size: usize) -> Duration {
+    let d = devnet.deploy().await.unwrap();
+    let dir = dir(&format!("invite-{size}"));
+    let net = MemoryNetwork::new(size as u64, Faults::NONE);
+    let mut alice = open(devnet, d, 0, net.add_node("alice"), &dir).await;
+    let group = alice
+        .create_group(format!("bench {size}").as_bytes(), CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    // size - 2 members join and go offline (their clients are dropped).
+    for i in 1..size - 1 {
+        let mut m = open(devnet, d, i, net.add_node("member"), &dir).await;
+        m.publish_keys().await.unwrap();
+        invite_and_join(Some(&net), &mut alice, &mut m, group).await;
+    }
+    let mut invitee = open(devnet, d, size - 1, net.add_node("invitee"), &dir).await;
+    invitee.publish_keys().await.unwrap();
+    alice.sync().await.unwrap();
+    alice.drain_events();
+    let start = Instant::now();
+    invite_and_join(Some(&net), &mut alice, &mut invitee, group).await;
+    alice.send(group, b"welcome").await.unwrap();
+    loop {
+        net.run_until_idle();
+        invitee.sync().await.unwrap();
+        if invitee
+            .drain_events()
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Message { data, .. } if data == b"welcome"))
+        {
+            return start.elapsed();
+        }
+    }
+}
+
+/// Send-to-read latency between two clients, `n` messages.
+async fn latency<D: DeliveryService + 'static>(
+    mut alice: Client<D>,
+    mut bob: Client<D>,
+    group: Address,
+    n: usize,
+) -> (Duration, Duration) {
+    let mut samples = Vec::with_capacity(n);
+    for i in 0..n {
+        let text = format!("latency {i}").into_bytes();
+        let start = Instant::now();
+        alice.send(group, &text).await.unwrap();
+        loop {
+            match bob.next_event(Duration::from_secs(30)).await.unwrap() {
+                Some(ClientEvent::Message { data, .. }) if data == text => break,
+                Some(_) => {}
+                None => panic!("message {i} did not arrive"),
+            }
+        }
+        samples.push(start.elapsed());
+    }
+    samples.sort();
+    (percentile(&samples, 0.5), percentile(&samples, 0.99))
+}
+
+async fn gossip_latency(devnet: &Devnet) -> (Duration, Duration) {
+    let d = devnet.deploy().await.unwrap();
+    let dir = dir("gossip");
+    let node = |bootstrap| async move {
+        let cfg = GossipConfig {
+            bootstrap,
+            heartbeat: Duration::from_millis(100),
+            publish_timeout: Duration::from_secs(2),
+            ..GossipConfig::default()
+        };
+        GossipNode::start(
+            Keypair::generate_ed25519(),
+            cfg,
+            Arc::new(FrameValidator::new(Limits::default())),
+        )
+        .await
+        .unwrap()
+    };
+    let na = node(vec![]).await;
+    let nb = node(na.addresses()).await;
+    let mut alice = open(devnet, d, 0, na.clone(), &dir).await;
+    let mut bob = open(devnet, d, 1, nb.clone(), &dir).await;
+    bob.publish_keys().await.unwrap();
+    let inbox = Topic::Inbox {
+        chain_id: devnet.chain_id(),
+        account: bob.address().into_array(),
+    };
+    na.wait_for_peers(&inbox, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    let group = alice
+        .create_group(b"gossip latency", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    invite_and_join(None, &mut alice, &mut bob, group).await;
+    let app = Topic::App {
+        chain_id: devnet.chain_id(),
+        group: group.into_array(),
+    };
+    na.wait_for_peers(&app, 1, Duration::from_secs(30))
+        .await
+        .unwrap();
+    latency(alice, bob, group, 300).await
+}
+
+async fn chain_latency(devnet: &Devnet) -> (Duration, Duration) {
+    let d = devnet.deploy().await.unwrap();
+    let dir = dir("chain");
+    let stream = StreamConfig {
+        poll_interval: Duration::from_millis(20),
+        ..StreamConfig::default()
+    };
+    let ca = ChainChannel::new(devnet.chain(0).await.unwrap(), d.erc7627, stream.clone());
+    let cb = ChainChannel::new(devnet.chain(1).await.unwrap(), d.erc7627, stream);
+    let mut alice = open(devnet, d, 0, ca, &dir).await;
+    let mut bob = open(devnet, d, 1, cb, &dir).await;
+    alice.publish_keys().await.unwrap();
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"chain latency", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    invite_and_join(None, &mut alice, &mut bob, group).await;
+    latency(alice, bob, group, 100).await
+}
+
+/// Bob offline for `epochs` commits and `messages` messages, then reopened: the time until
+/// he is at alice's epoch and has read every message.
+async fn catch_up(devnet: &Devnet, epochs: u64, messages: usize) -> Duration {
+    let d = devnet.deploy().await.unwrap();
+    let dir = dir("catch-up");
+    let net = MemoryNetwork::new(9, Faults::NONE);
+    let mut alice = open(devnet, d, 0, net.add_node("alice"), &dir).await;
+    let mut bob = open(devnet, d, 1, net.add_node("bob"), &dir).await;
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"catch up", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    invite_and_join(Some(&net), &mut alice, &mut bob, group).await;
+    drop(bob);
+    let target = alice.epoch(group).unwrap() + epochs;
+    let per_epoch = messages / epochs as usize;
+    let mut sent = 0;
+    while alice.epoch(group).unwrap() < target {
+        for _ in 0..per_epoch {
+            alice
+                .send(group, format!("m{sent}").as_bytes())
+                .await
+                .unwrap();
+            sent += 1;
+        }
+        alice.update(group).await.unwrap();
+        alice.sync().await.unwrap();
+        alice.drain_events();
+    }
+    net.run_until_idle();
+    let start = Instant::now();
+    let mut bob = open(devnet, d, 1, net.add_node("bob again"), &dir).await;
+    let mut read = 0;
+    while read < sent || bob.epoch(group).unwrap() < target {
+        net.run_until_idle();
+        bob.sync().await.unwrap();
+        read += bob
+            .drain_events()
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Message { .. }))
+            .count();
+    }
+    assert_eq!(read, sent, "every message read once");
+    start.elapsed()
+}
+
+fn main() {
+    // `cargo test --benches` runs bench targets with `--bench`-less arguments: nothing to do.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // 100 members need 100 funded accounts.
+        let devnet = Devnet::start_with(&["--accounts", "110"]).unwrap();
+        println!("\n| invitation to first message read | members | time |");
+        println!("| --- | --- | --- |");
+        for size in [2, 10, 100] {
+            let t = invitation(&devnet, size).await;
+            println!("| in-memory network, anvil | {size} | {} |", ms(t));
+        }
+        let (g50, g99) = gossip_latency(&devnet).await;
+        let (c50, c99) = chain_latency(&devnet).await;
+        println!("\n| message latency (send to read) | p50 | p99 |");
+        println!("| --- | --- | --- |");
+        println!(
+            "| gossipsub, 2 nodes on 127.0.0.1 (300 messages) | {} | {} |",
+            ms(g50),
+            ms(g99)
+        );
+        println!(
+            "| chain channel, anvil (100 messages) | {} | {} |",
+            ms(c50),
+            ms(c99)
+        );
+        let t = catch_up(&devnet, 100, 1000).await;
+        println!("\n| catching up | time |");
+        println!("| --- | --- |");
+        println!(
+            "| 100 epochs and 1000 messages, offline member reopened | {} |",
+            ms(t)
+        );
+    });
+}
