@@ -1669,6 +1669,8 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             Step::Register { epoch } => {
                 let Some(p) = pending else { return Ok(false) };
+                // Proposals the commit refers to go out before it is registered.
+                self.flush_outbox().await?;
                 let changes = self.acl_changes(contract, &op, &p.summary);
                 let auth = B256::from(epoch_authenticator_hash(&p.epoch_authenticator));
                 let sent = self
@@ -1844,10 +1846,20 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .await
                 .map_err(|e| Error::Core(e.to_string()))?;
                 if *readd && j.group.members().contains(invitee) {
-                    // The forked member's old leaf goes in the same commit.
+                    // The forked member's old leaf goes in the same commit as its new one:
+                    // both proposals (published to the members before the commit is
+                    // registered), then the commit referring to them.
                     j.group
                         .propose_remove(&mut self.store, *invitee)
                         .map_err(core)?;
+                    j.group
+                        .propose_add(&mut self.store, &kp, &Checks::at(t))
+                        .await
+                        .map_err(core)?;
+                    return j
+                        .group
+                        .commit_pending_proposals(&mut self.store)
+                        .map_err(core);
                 }
                 j.group
                     .add_members(&mut self.store, &[kp], &Checks::at(t))
@@ -1871,14 +1883,11 @@ impl<D: DeliveryService + 'static> Client<D> {
                 readd,
                 ..
             } => AclChanges {
-                // A re-added member stays in the ACL: its new leaf is no ACL change.
-                added: if *readd { vec![] } else { vec![*invitee] },
-                key_packages: if *readd {
-                    vec![]
-                } else {
-                    vec![B256::from(keccak256(key_package).0)]
-                },
-                removed: vec![],
+                // A re-add removes the old leaf and adds the new one: the same account in
+                // both lists (the verdict compares them with the commit's proposals).
+                added: vec![*invitee],
+                key_packages: vec![B256::from(keccak256(key_package).0)],
+                removed: if *readd { vec![*invitee] } else { vec![] },
             },
             Op::Remove { .. } | Op::Update => AclChanges {
                 added: vec![],
