@@ -38,6 +38,7 @@ pub mod flows;
 pub mod inbox;
 pub mod intent;
 pub mod invitation;
+pub mod keystore;
 pub mod messages;
 pub mod records;
 pub mod requests;
@@ -201,6 +202,12 @@ pub enum Error {
         /// The account.
         account: Address,
     },
+    /// A keystore file that cannot be read (malformed, unsupported parameters).
+    #[error("keystore: {0}")]
+    Keystore(String),
+    /// The keystore's password is wrong (its MAC does not match).
+    #[error("wrong keystore password")]
+    WrongPassword,
     /// The 1:1 channel refused a message.
     #[error("1:1 channel: {0}")]
     Channel(eth_mls_channel::Error),
