@@ -34,6 +34,8 @@ fn dir(tag: &str) -> std::path::PathBuf {
     d
 }
 
+/// The client of anvil account `index + 1` (account 0 deploys). One `Chain` per account:
+/// its nonces are tracked there, so the chain channel of the same account shares it.
 async fn open<D: DeliveryService + 'static>(
     devnet: &Devnet,
     d: Deployment,
@@ -41,14 +43,26 @@ async fn open<D: DeliveryService + 'static>(
     delivery: D,
     dir: &std::path::Path,
 ) -> Client<D> {
-    let key = devnet.signer(index).unwrap().to_bytes();
+    let chain = devnet.chain(index + 1).await.unwrap();
+    open_on(devnet, d, index, chain, delivery, dir).await
+}
+
+async fn open_on<D: DeliveryService + 'static>(
+    devnet: &Devnet,
+    d: Deployment,
+    index: usize,
+    chain: eth_mls_chain::Chain,
+    delivery: D,
+    dir: &std::path::Path,
+) -> Client<D> {
+    let key = devnet.signer(index + 1).unwrap().to_bytes();
     let signer: Arc<dyn EthereumSigner> =
         Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
     let mut config = ClientConfig::new(d, DOMAIN);
     config.poll_interval = Duration::from_millis(5);
     Client::open(
         signer,
-        devnet.chain(index).await.unwrap(),
+        chain,
         delivery,
         dir.join(format!("{index}.db")),
         // A raw key: the store's key derivation is not what is measured.
@@ -215,10 +229,14 @@ async fn chain_latency(devnet: &Devnet) -> (Duration, Duration) {
         poll_interval: Duration::from_millis(20),
         ..StreamConfig::default()
     };
-    let ca = ChainChannel::new(devnet.chain(0).await.unwrap(), d.erc7627, stream.clone());
-    let cb = ChainChannel::new(devnet.chain(1).await.unwrap(), d.erc7627, stream);
-    let mut alice = open(devnet, d, 0, ca, &dir).await;
-    let mut bob = open(devnet, d, 1, cb, &dir).await;
+    let (chain_a, chain_b) = (
+        devnet.chain(1).await.unwrap(),
+        devnet.chain(2).await.unwrap(),
+    );
+    let ca = ChainChannel::new(chain_a.clone(), d.erc7627, stream.clone());
+    let cb = ChainChannel::new(chain_b.clone(), d.erc7627, stream);
+    let mut alice = open_on(devnet, d, 0, chain_a, ca, &dir).await;
+    let mut bob = open_on(devnet, d, 1, chain_b, cb, &dir).await;
     alice.publish_keys().await.unwrap();
     bob.publish_keys().await.unwrap();
     let group = alice
@@ -289,9 +307,13 @@ fn main() {
     rt.block_on(async {
         // 100 members need 100 funded accounts.
         let devnet = Devnet::start_with(&["--accounts", "110"]).unwrap();
+        let only = std::env::var("ETH_MLS_BENCH_ONLY").unwrap_or_default();
         println!("\n| invitation to first message read | members | time |");
         println!("| --- | --- | --- |");
-        for size in [2, 10, 100] {
+        for size in [2, 10, 100]
+            .into_iter()
+            .filter(|_| only.is_empty() || only == "invite")
+        {
             let t = invitation(&devnet, size).await;
             println!("| in-memory network, anvil | {size} | {} |", ms(t));
         }

@@ -372,6 +372,16 @@ async fn group_logs(
     Ok(out)
 }
 
+/// ERC-1271 checks over `chain` (contract accounts' signatures), at `block` when given —
+/// a group change is judged by the chain at its registration block (decision 12).
+fn erc1271(chain: &Chain, block: Option<u64>) -> eth_mls_chain::RpcErc1271Verifier {
+    let v = eth_mls_chain::RpcErc1271Verifier::new().with_chain(chain);
+    match block {
+        Some(b) => v.at_block(b),
+        None => v,
+    }
+}
+
 async fn block_time(chain: &Chain, block: u64) -> Result<i64, Error> {
     let header = chain
         .provider()
@@ -1268,8 +1278,10 @@ impl<D: DeliveryService + 'static> Client<D> {
                     crate::state::pending_invitation(&self.store, from, &response.request_id)?;
                 let group = Address::from(request.group.group_contract);
                 let t = now();
+                let v = erc1271(&self.chain, None);
                 let consent =
-                    crate::invitation::verify_response(&request, from, &response, t, None).await?;
+                    crate::invitation::verify_response(&request, from, &response, t, Some(&v))
+                        .await?;
                 let config = self.joined(group)?.group.config().clone();
                 let crypto = Crypto::<DefaultBackend>::new();
                 let kp = validate_key_package_bytes(
@@ -1277,7 +1289,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     &crypto,
                     SUITE,
                     &config.policy_at(t),
-                    None,
+                    Some(&v),
                 )
                 .await
                 .map_err(|e| Error::Core(e.to_string()))?;
@@ -1424,7 +1436,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     &crypto,
                     SUITE,
                     &config.policy(),
-                    None,
+                    Some(&erc1271(&self.chain, None)),
                 )
                 .await
                 .map_err(|e| Error::Core(e.to_string()))?;
@@ -1508,7 +1520,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 &mut self.store,
                 &pending.welcome,
                 config,
-                &Checks::at(reg.timestamp),
+                &Checks::at(reg.timestamp).with_erc1271(&erc1271(&self.chain, Some(reg.block))),
             )
             .await;
             records::delete_welcome(&mut self.store, &id)?;
@@ -1828,6 +1840,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
         let t = now();
+        let v = erc1271(&self.chain, None);
         match op {
             Op::Add {
                 key_package,
@@ -1841,7 +1854,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     &crypto,
                     SUITE,
                     &j.group.config().policy_at(t),
-                    None,
+                    Some(&v),
                 )
                 .await
                 .map_err(|e| Error::Core(e.to_string()))?;
@@ -1853,7 +1866,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                         .propose_remove(&mut self.store, *invitee)
                         .map_err(core)?;
                     j.group
-                        .propose_add(&mut self.store, &kp, &Checks::at(t))
+                        .propose_add(&mut self.store, &kp, &Checks::at(t).with_erc1271(&v))
                         .await
                         .map_err(core)?;
                     return j
@@ -1862,7 +1875,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                         .map_err(core);
                 }
                 j.group
-                    .add_members(&mut self.store, &[kp], &Checks::at(t))
+                    .add_members(&mut self.store, &[kp], &Checks::at(t).with_erc1271(&v))
                     .await
                     .map_err(core)
             }
@@ -2005,7 +2018,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             .ok_or(Error::UnknownGroup { group: contract })?;
         let epoch = j.group.epoch();
         j.group
-            .process(&mut self.store, commit, &Checks::at(reg.timestamp))
+            .process(
+                &mut self.store,
+                commit,
+                &Checks::at(reg.timestamp).with_erc1271(&erc1271(&self.chain, Some(reg.block))),
+            )
             .await
             .map_err(core)?;
         let staged = j
