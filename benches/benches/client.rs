@@ -294,6 +294,14 @@ async fn catch_up(devnet: &Devnet, epochs: u64, messages: usize) -> Duration {
     start.elapsed()
 }
 
+/// A number from the environment, or `default`.
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn main() {
     // `cargo test --benches` runs bench targets with `--bench`-less arguments: nothing to do.
     if !std::env::args().any(|a| a == "--bench") {
@@ -317,26 +325,32 @@ fn main() {
             let t = invitation(&devnet, size).await;
             println!("| in-memory network, anvil | {size} | {} |", ms(t));
         }
-        let (g50, g99) = gossip_latency(&devnet).await;
-        let (c50, c99) = chain_latency(&devnet).await;
-        println!("\n| message latency (send to read) | p50 | p99 |");
-        println!("| --- | --- | --- |");
-        println!(
-            "| gossipsub, 2 nodes on 127.0.0.1 (300 messages) | {} | {} |",
-            ms(g50),
-            ms(g99)
-        );
-        println!(
-            "| chain channel, anvil (100 messages) | {} | {} |",
-            ms(c50),
-            ms(c99)
-        );
-        let t = catch_up(&devnet, 100, 1000).await;
-        println!("\n| catching up | time |");
-        println!("| --- | --- |");
-        println!(
-            "| 100 epochs and 1000 messages, offline member reopened | {} |",
-            ms(t)
-        );
+        if only.is_empty() || only == "latency" {
+            let (g50, g99) = gossip_latency(&devnet).await;
+            let (c50, c99) = chain_latency(&devnet).await;
+            println!("\n| message latency (send to read) | p50 | p99 |");
+            println!("| --- | --- | --- |");
+            println!(
+                "| gossipsub, 2 nodes on 127.0.0.1 (300 messages) | {} | {} |",
+                ms(g50),
+                ms(g99)
+            );
+            println!(
+                "| chain channel, anvil (100 messages) | {} | {} |",
+                ms(c50),
+                ms(c99)
+            );
+        }
+        if only.is_empty() || only == "catchup" {
+            let epochs = env_or("ETH_MLS_BENCH_EPOCHS", 100);
+            let messages = env_or("ETH_MLS_BENCH_MESSAGES", 1000);
+            let t = catch_up(&devnet, epochs, messages as usize).await;
+            println!("\n| catching up | time |");
+            println!("| --- | --- |");
+            println!(
+                "| {epochs} epochs and {messages} messages, offline member reopened | {} |",
+                ms(t)
+            );
+        }
     });
 }

@@ -1129,6 +1129,57 @@ impl Group {
         })
     }
 
+    /// Re-adds a member that lost the group state (a fork): one commit, by value, that removes
+    /// every leaf of `account` and adds `key_package` (a fresh leaf of the same account), so
+    /// the other members need nothing but the commit. Returns the commit and the Welcome.
+    pub async fn swap_member<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        account: Address,
+        key_package: &ValidatedKeyPackage,
+        checks: &Checks<'_>,
+    ) -> Result<OutgoingCommit, Error> {
+        self.check_no_commit()?;
+        if key_package.account() != account {
+            return Err(Error::Malformed(format!(
+                "the key package is {}'s, not {account}'s",
+                key_package.account()
+            )));
+        }
+        let leaves = self.leaves_of(account);
+        if leaves.is_empty() {
+            return Err(Error::NotAMember(account));
+        }
+        let leaf = key_package.key_package().leaf_node();
+        verify_leaves(
+            vec![entry(leaf)],
+            &self.config,
+            Window::At(checks.at),
+            checks,
+        )
+        .await?;
+        // Every leaf of the account goes (a second device of the same account would be one),
+        // the new leaf comes, with an update path.
+        let kp = key_package.key_package().clone();
+        self.commit_with(store, "re-adding a member", move |mls, provider, signer| {
+            use openmls_traits::OpenMlsProvider as _;
+            mls.set_aad(Vec::new());
+            let bundle = mls
+                .commit_builder()
+                .propose_removals(leaves)
+                .propose_adds([kp])
+                .load_psks(provider.storage())
+                .map_err(|e| format!("{e:?}"))?
+                .build(provider.rand(), provider.crypto(), signer, |_| true)
+                .map_err(|e| format!("{e:?}"))?
+                .stage_commit(provider)
+                .map_err(|e| format!("{e:?}"))?;
+            let m = openmls::prelude::WelcomeCommitMessages::try_from(bundle)
+                .map_err(|e| format!("{e:?}"))?;
+            Ok::<_, String>((m.commit, Some(m.welcome)))
+        })
+    }
+
     /// Removes every leaf of these accounts in one commit.
     pub fn remove_members<B: Backend>(
         &mut self,

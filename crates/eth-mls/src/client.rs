@@ -203,7 +203,8 @@ pub enum ClientEvent {
     ForkDetected {
         /// The group.
         group: Address,
-        /// The epoch.
+        /// The epoch whose registered commit this member could not process (or whose
+        /// head was replaced).
         epoch: u64,
         /// Why.
         reason: String,
@@ -1859,19 +1860,17 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .await
                 .map_err(|e| Error::Core(e.to_string()))?;
                 if *readd && j.group.members().contains(invitee) {
-                    // The forked member's old leaf goes in the same commit as its new one:
-                    // both proposals (published to the members before the commit is
-                    // registered), then the commit referring to them.
-                    j.group
-                        .propose_remove(&mut self.store, *invitee)
-                        .map_err(core)?;
-                    j.group
-                        .propose_add(&mut self.store, &kp, &Checks::at(t).with_erc1271(&v))
-                        .await
-                        .map_err(core)?;
+                    // The forked member's old leaf and its new one in one commit, by value:
+                    // the members need nothing but the registered commit.
                     return j
                         .group
-                        .commit_pending_proposals(&mut self.store)
+                        .swap_member(
+                            &mut self.store,
+                            *invitee,
+                            &kp,
+                            &Checks::at(t).with_erc1271(&v),
+                        )
+                        .await
                         .map_err(core);
                 }
                 j.group

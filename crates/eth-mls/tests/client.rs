@@ -342,3 +342,148 @@ async fn concurrent_commits_both_land_and_nobody_forks() {
         bob.epoch_authenticator(group).unwrap()
     );
 }
+
+/// Copies a client's store files (the database and its WAL) from `from` to `to`.
+fn copy_store(dir: &std::path::Path, index: usize, from: &str, to: &str) {
+    for suffix in ["", "-wal", "-shm"] {
+        let src = dir.join(format!("client-{index}.db{suffix}{from}"));
+        let dst = dir.join(format!("client-{index}.db{suffix}{to}"));
+        let _ = std::fs::remove_file(&dst);
+        if src.exists() {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// A fork end to end: bob's device is restored from a backup taken before his own update, so
+/// he cannot process the commit the chain registered for the next epoch (it is his own, and
+/// its path secrets are gone). His client reports the fork and asks the owner over the 1:1
+/// channel to re-add him; alice's client verifies the request and commits, in one registered
+/// commit by value, the removal of his old leaf and the add of his new one; carol processes it
+/// from the chain alone; bob joins from the Welcome and the three agree and talk again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forked_member_is_re_added_by_the_owner() {
+    let w = World::new("client-fork").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (a, b, c) = (alice.address(), bob.address(), carol.address());
+    bob.publish_keys().await.unwrap();
+    carol.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"fork", CommitPolicy::AnyMember)
+        .await
+        .unwrap();
+    alice.invite(group, b, "").await.unwrap();
+    alice.invite(group, c, "").await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| invitation(&s[1]).is_some() && invitation(&s[2]).is_some(),
+    )
+    .await;
+    bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
+    carol.accept(invitation(&seen[2]).unwrap()).await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| joined(&s[1], group) && joined(&s[2], group),
+    )
+    .await;
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |_| true,
+    )
+    .await;
+
+    // The backup, then bob's own update lands on chain and everybody merges it.
+    drop(bob);
+    copy_store(&w.dir, 2, "", ".backup");
+    let mut bob = w.client(2, w.net.add_node("bob 2")).await;
+    let before = bob.epoch(group).unwrap();
+    bob.update(group).await.unwrap();
+    let merged = |events: &[ClientEvent], at: u64| {
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::CommitMerged { epoch, .. } if *epoch == at))
+    };
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| s.iter().all(|e| merged(e, before + 1)),
+    )
+    .await;
+
+    // The device comes back from the backup: one epoch behind, the registered commit its own.
+    drop(bob);
+    copy_store(&w.dir, 2, ".backup", "");
+    let mut bob = w.client(2, w.net.add_node("bob restored")).await;
+    assert_eq!(bob.epoch(group).unwrap(), before);
+    seen[1].clear();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| {
+            s[1].iter()
+                .any(|e| matches!(e, ClientEvent::ForkDetected { group: g, epoch, .. } if *g == group && *epoch == before + 1))
+        },
+    )
+    .await;
+    assert!(!bob.is_active(group));
+
+    // The owner re-adds him; he joins from the Welcome; carol merges the commit.
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| joined(&s[1], group) && merged(&s[2], before + 2),
+    )
+    .await;
+    assert!(bob.is_active(group));
+    for m in [&bob, &carol] {
+        assert_eq!(m.epoch(group).unwrap(), before + 2);
+        assert_eq!(
+            m.epoch_authenticator(group).unwrap(),
+            alice.epoch_authenticator(group).unwrap()
+        );
+    }
+    let mut expected = vec![a, b, c];
+    expected.sort();
+    for m in [&alice, &bob, &carol] {
+        let mut members = m.members(group).unwrap();
+        members.sort();
+        assert_eq!(members, expected, "one leaf per account after the re-add");
+    }
+    let acl: Vec<Address> = alice.acl(group).unwrap().members.into_iter().collect();
+    assert_eq!(acl, expected);
+
+    // They talk again, both ways.
+    bob.send(group, b"back").await.unwrap();
+    alice.send(group, b"welcome back").await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| {
+            got_message(&s[0], b, b"back")
+                && got_message(&s[2], b, b"back")
+                && got_message(&s[1], a, b"welcome back")
+        },
+    )
+    .await;
+    for events in &seen {
+        assert!(
+            !events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::IntentFailed { .. })),
+            "{events:#?}"
+        );
+    }
+}
