@@ -281,14 +281,23 @@ async fn catch_up(devnet: &Devnet, epochs: u64, messages: usize) -> Duration {
     let start = Instant::now();
     let mut bob = open(devnet, d, 1, net.add_node("bob again"), &dir).await;
     let mut read = 0;
+    let mut other = Vec::new();
+    let mut progress = Instant::now();
     while read < sent || bob.epoch(group).unwrap() < target {
         net.run_until_idle();
         bob.sync().await.unwrap();
-        read += bob
-            .drain_events()
-            .iter()
-            .filter(|e| matches!(e, ClientEvent::Message { .. }))
-            .count();
+        for e in bob.drain_events() {
+            progress = Instant::now();
+            match e {
+                ClientEvent::Message { .. } => read += 1,
+                e => other.push(e),
+            }
+        }
+        assert!(
+            progress.elapsed() < Duration::from_secs(60),
+            "stalled: {read} of {sent} read, epoch {} of {target}; other events: {other:?}",
+            bob.epoch(group).unwrap()
+        );
     }
     assert_eq!(read, sent, "every message read once");
     start.elapsed()

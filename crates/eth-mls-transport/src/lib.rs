@@ -16,6 +16,7 @@
 mod envelope;
 mod error;
 mod memory;
+mod redundant;
 mod service;
 mod store;
 mod topic;
@@ -28,6 +29,7 @@ mod gossip;
 pub use envelope::{Cursor, Envelope, HistoryBatch, MessageId, Origin};
 pub use error::Error;
 pub use memory::{Faults, MemoryNetwork, MemoryNode, NodeId, Outcome, TraceEvent};
+pub use redundant::Redundant;
 pub use service::{DeliveryService, Subscription};
 pub use store::{HistoryStore, Retention};
 pub use topic::{Topic, TopicKind};

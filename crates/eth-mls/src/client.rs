@@ -50,7 +50,8 @@ use crate::wire::{
 const RANGE: u64 = 2_000;
 /// Group frames held back because their epoch is not reached yet, per group.
 const MAX_DEFERRED: usize = 1024;
-/// How many merges a deferred frame waits for before it is reported as failed.
+/// How many merges a deferred frame of an epoch not registered on chain waits for before it
+/// is reported lost.
 const DEFERRED_PATIENCE: u32 = 8;
 
 /// How a client runs.
@@ -1169,9 +1170,25 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .groups
                 .get_mut(&contract)
                 .ok_or(Error::UnknownGroup { group: contract })?;
-            let ahead = frame_epoch(&envelope.bytes).is_some_and(|ep| ep > j.group.epoch());
-            if ahead && waited < DEFERRED_PATIENCE {
+            let epoch = frame_epoch(&envelope.bytes);
+            let ahead = epoch.is_some_and(|ep| ep > j.group.epoch());
+            // A frame of an epoch the chain registered will be readable once this member
+            // gets there, however many commits that takes; one of an epoch nobody
+            // registered waits a few merges, then is reported.
+            let registered = epoch.is_some_and(|ep| {
+                j.registered
+                    .keys()
+                    .next_back()
+                    .is_some_and(|last| ep <= *last)
+            });
+            if ahead && (registered || waited < DEFERRED_PATIENCE) {
                 j.deferred.push((envelope, waited + 1));
+            } else if ahead {
+                self.events.push_back(ClientEvent::MessageLost {
+                    group: contract,
+                    epoch: epoch.unwrap_or_default(),
+                    reason: format!("epoch not reached after {DEFERRED_PATIENCE} commits"),
+                });
             }
         }
         Ok(())

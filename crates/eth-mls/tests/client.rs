@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eth_mls::{Client, ClientConfig, ClientEvent};
-use eth_mls_chain::{CommitPolicy, Deployment, Devnet};
+use eth_mls_chain::{ChainChannel, CommitPolicy, Deployment, Devnet};
 use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
 use eth_mls_siwe::Address;
-use eth_mls_transport::{Faults, MemoryNetwork, MemoryNode};
+use eth_mls_transport::{DeliveryService, Faults, MemoryNetwork, MemoryNode, Redundant};
 
 type C = Client<MemoryNode>;
 
@@ -44,14 +44,35 @@ impl World {
 
     /// The client of anvil account `index` (its store in the world's directory).
     async fn client(&self, index: usize, node: MemoryNode) -> C {
+        let chain = self.devnet.chain(index).await.unwrap();
+        self.client_with(index, chain, node).await
+    }
+
+    /// The client of anvil account `index` over both the network and the chain channel.
+    async fn redundant_client(
+        &self,
+        index: usize,
+        node: MemoryNode,
+    ) -> Client<Redundant<MemoryNode, ChainChannel>> {
+        let chain = self.devnet.chain(index).await.unwrap();
+        let channel = ChainChannel::new(chain.clone(), self.deployment.erc7627, common::fast());
+        self.client_with(index, chain, Redundant::new(node, channel))
+            .await
+    }
+
+    async fn client_with<D: DeliveryService + 'static>(
+        &self,
+        index: usize,
+        chain: eth_mls_chain::Chain,
+        delivery: D,
+    ) -> Client<D> {
         let key = self.devnet.signer(index).unwrap().to_bytes();
         let signer: Arc<dyn EthereumSigner> =
             Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
-        let chain = self.devnet.chain(index).await.unwrap();
         Client::open(
             signer,
             chain,
-            node,
+            delivery,
             self.dir.join(format!("client-{index}.db")),
             &StoreKey::raw([index as u8; 32]),
             self.config(),
@@ -63,9 +84,9 @@ impl World {
 
 /// Runs every client (network delivered between rounds) until `done` holds for the events
 /// gathered so far, or fails after 60 s naming what was seen.
-async fn until(
+async fn until<D: DeliveryService + 'static>(
     net: &MemoryNetwork,
-    clients: &mut [&mut C],
+    clients: &mut [&mut Client<D>],
     seen: &mut [Vec<ClientEvent>],
     done: impl Fn(&[Vec<ClientEvent>]) -> bool,
 ) {
@@ -486,4 +507,74 @@ async fn a_forked_member_is_re_added_by_the_owner() {
             "{events:#?}"
         );
     }
+}
+
+/// Delivery over both the network and the chain channel: with the network losing every frame,
+/// the invitation, the Welcome and the messages still arrive through the chain; with both
+/// working, each message is read exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_and_chain_together_deliver_each_message_once() {
+    let w = World::new("client-redundant").await;
+    w.net.set_faults(Faults {
+        drop: 1.0,
+        ..Faults::NONE
+    });
+    let mut alice = w.redundant_client(1, w.net.add_node("alice")).await;
+    let mut bob = w.redundant_client(2, w.net.add_node("bob")).await;
+    let (a, b) = (alice.address(), bob.address());
+    alice.publish_keys().await.unwrap();
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"both", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    alice.invite(group, b, "").await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        invitation(&s[1]).is_some()
+    })
+    .await;
+    bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        joined(&s[1], group)
+    })
+    .await;
+    alice.send(group, b"through the chain").await.unwrap();
+    bob.send(group, b"back through the chain").await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[1], a, b"through the chain")
+            && got_message(&s[0], b, b"back through the chain")
+    })
+    .await;
+    assert!(
+        w.net.trace().iter().all(|t| t.outcome != eth_mls_transport::Outcome::Delivered),
+        "the network delivered nothing"
+    );
+
+    // The network heals: each message comes both ways, and is read once.
+    w.net.set_faults(Faults::NONE);
+    for i in 0..5 {
+        alice.send(group, format!("both {i}").as_bytes()).await.unwrap();
+    }
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        (0..5).all(|i| got_message(&s[1], a, format!("both {i}").as_bytes()))
+    })
+    .await;
+    // A little longer, for late second copies.
+    for _ in 0..20 {
+        until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |_| true).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for i in 0..5 {
+        let text = format!("both {i}");
+        let count = seen[1]
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Message { data, .. } if *data == text.as_bytes()))
+            .count();
+        assert_eq!(count, 1, "{text} read {count} times");
+    }
+    assert!(
+        !seen.iter().flatten().any(|e| matches!(e, ClientEvent::Rejected { .. })),
+        "{seen:#?}"
+    );
 }
