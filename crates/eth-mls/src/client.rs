@@ -1576,6 +1576,18 @@ impl<D: DeliveryService + 'static> Client<D> {
         Ok(())
     }
 
+    /// The last epoch registered in the group's contract at the latest block (confirmed or
+    /// not).
+    async fn head_epoch(&self, contract: Address) -> Result<u64, Error> {
+        Ok(self
+            .chain
+            .group(contract)
+            .current_epoch()
+            .await
+            .map_err(chain_err)?
+            .epoch)
+    }
+
     /// Reads the group's contract events up to the confirmed head into the ACL mirror, the
     /// registrations and the sequencer.
     async fn read_chain(&mut self, contract: Address) -> Result<(), Error> {
@@ -1699,6 +1711,12 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             Step::Register { epoch } => {
                 let Some(p) = pending else { return Ok(false) };
+                // With a confirmation depth, the chain may hold a registration for this epoch
+                // (this commit's, sent before, or a rival's) that is not confirmed yet: wait
+                // for it rather than send a transaction that cannot succeed.
+                if self.config.confirmations > 0 && self.head_epoch(contract).await? >= epoch {
+                    return Ok(false);
+                }
                 // Proposals the commit refers to go out before it is registered.
                 self.flush_outbox().await?;
                 let changes = self.acl_changes(contract, &op, &p.summary);
@@ -1718,6 +1736,13 @@ impl<D: DeliveryService + 'static> Client<D> {
                     Ok(_) => Ok(true),
                     // Another commit took the epoch: the next step discards ours.
                     Err(_) if registered => Ok(true),
+                    // Taken, but not confirmed yet: decided once it is.
+                    Err(_)
+                        if self.config.confirmations > 0
+                            && self.head_epoch(contract).await? >= epoch =>
+                    {
+                        Ok(false)
+                    }
                     Err(e) => {
                         // Refused for a reason of its own (not an admin, a stale ACL change):
                         // the intent fails and its commit is dropped.

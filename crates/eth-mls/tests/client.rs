@@ -22,6 +22,8 @@ struct World {
     deployment: Deployment,
     net: MemoryNetwork,
     dir: std::path::PathBuf,
+    /// Blocks a client waits on top of a registration before it acts on it.
+    confirmations: u64,
 }
 
 impl World {
@@ -33,13 +35,28 @@ impl World {
             deployment,
             net: MemoryNetwork::new(7, Faults::NONE),
             dir: common::dir(tag),
+            confirmations: 0,
         }
     }
 
     fn config(&self) -> ClientConfig {
         let mut c = ClientConfig::new(self.deployment, common::DOMAIN);
         c.poll_interval = Duration::from_millis(20);
+        c.confirmations = self.confirmations;
         c
+    }
+
+    /// Mines `n` empty blocks on the devnet.
+    async fn mine(&self, n: u64) {
+        use eth_mls_chain::alloy::providers::Provider;
+        let chain = self.devnet.chain(0).await.unwrap();
+        for _ in 0..n {
+            let _: serde_json::Value = chain
+                .provider()
+                .raw_request("evm_mine".into(), ())
+                .await
+                .unwrap();
+        }
     }
 
     /// The client of anvil account `index` (its store in the world's directory).
@@ -576,5 +593,63 @@ async fn network_and_chain_together_deliver_each_message_once() {
     assert!(
         !seen.iter().flatten().any(|e| matches!(e, ClientEvent::Rejected { .. })),
         "{seen:#?}"
+    );
+}
+
+/// With a confirmation depth, a registered commit is acted on only once that many blocks are
+/// on top of it: bob does not merge alice's update (nor does alice) until the blocks come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_wait_for_the_configured_confirmations() {
+    let mut w = World::new("client-confirmations").await;
+    w.confirmations = 3;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let b = bob.address();
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"confirmations", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    alice.invite(group, b, "").await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        invitation(&s[1]).is_some()
+    })
+    .await;
+    bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
+    // The add and the join need blocks on top of the registration.
+    let mut rounds = 0;
+    while !joined(&seen[1], group) {
+        w.net.run_until_idle();
+        for (c, s) in [&mut alice, &mut bob].into_iter().zip(seen.iter_mut()) {
+            c.sync().await.unwrap();
+            s.extend(c.drain_events());
+        }
+        w.mine(1).await;
+        rounds += 1;
+        assert!(rounds < 200, "bob never joined: {seen:#?}");
+    }
+
+    // Alice's update is registered; nobody merges it before three blocks are on top of it.
+    let epoch = alice.epoch(group).unwrap();
+    alice.update(group).await.unwrap();
+    for _ in 0..5 {
+        w.net.run_until_idle();
+        alice.sync().await.unwrap();
+        bob.sync().await.unwrap();
+    }
+    assert_eq!(alice.epoch(group).unwrap(), epoch, "merged before its confirmations");
+    assert_eq!(bob.epoch(group).unwrap(), epoch, "merged before its confirmations");
+    w.mine(3).await;
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s.iter().all(|e| {
+            e.iter()
+                .any(|e| matches!(e, ClientEvent::CommitMerged { epoch: at, .. } if *at == epoch + 1))
+        })
+    })
+    .await;
+    assert_eq!(
+        alice.epoch_authenticator(group).unwrap(),
+        bob.epoch_authenticator(group).unwrap()
     );
 }
