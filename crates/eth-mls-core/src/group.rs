@@ -1150,14 +1150,7 @@ impl Group {
         if leaves.is_empty() {
             return Err(Error::NotAMember(account));
         }
-        let leaf = key_package.key_package().leaf_node();
-        verify_leaves(
-            vec![entry(leaf)],
-            &self.config,
-            Window::At(checks.at),
-            checks,
-        )
-        .await?;
+        self.verify_key_package(key_package, checks).await?;
         // Every leaf of the account goes (a second device of the same account would be one),
         // the new leaf comes, with an update path.
         let kp = key_package.key_package().clone();
@@ -1252,6 +1245,23 @@ impl Group {
         )
     }
 
+    /// Checks a new member's leaf against this group's policy at `checks.at`.
+    async fn verify_key_package(
+        &self,
+        key_package: &ValidatedKeyPackage,
+        checks: &Checks<'_>,
+    ) -> Result<(), Error> {
+        let leaf = key_package.key_package().leaf_node();
+        verify_leaves(
+            vec![entry(leaf)],
+            &self.config,
+            Window::At(checks.at),
+            checks,
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Proposes adding a member (to be committed by reference). Returns the proposal's
     /// outbox entry and its reference.
     pub async fn propose_add<B: Backend>(
@@ -1261,14 +1271,7 @@ impl Group {
         checks: &Checks<'_>,
     ) -> Result<(OutboxEntry, Vec<u8>), Error> {
         self.check_no_commit()?;
-        let leaf = key_package.key_package().leaf_node();
-        verify_leaves(
-            vec![entry(leaf)],
-            &self.config,
-            Window::At(checks.at),
-            checks,
-        )
-        .await?;
+        self.verify_key_package(key_package, checks).await?;
         self.propose_with(store, "proposing an add", |mls, provider, signer| {
             mls.propose_add_member(provider, signer, key_package.key_package())
         })

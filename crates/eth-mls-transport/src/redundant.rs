@@ -8,7 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 
-use crate::{Cursor, DeliveryService, Envelope, Error, HistoryBatch, MessageId, Subscription, Topic};
+use crate::{
+    Cursor, DeliveryService, Envelope, Error, HistoryBatch, MessageId, Subscription, Topic,
+};
 
 /// How many recent frame ids a subscription remembers to drop the second copy of a frame.
 const SEEN: usize = 4096;
@@ -108,17 +110,11 @@ fn before(since: Cursor) -> Cursor {
 
 fn merged(fast: Subscription, durable: Subscription, since: Cursor) -> Subscription {
     let state = Arc::new(Mutex::new(Merge::new(since)));
-    let stream = futures_util::stream::select(
-        fast.map(|e| (e, false)),
-        durable.map(|e| (e, true)),
-    )
-    .filter_map(move |(e, durable)| {
-        let out = state
-            .lock()
-            .map(|mut s| s.take(e, durable))
-            .unwrap_or(None);
-        std::future::ready(out)
-    });
+    let stream = futures_util::stream::select(fast.map(|e| (e, false)), durable.map(|e| (e, true)))
+        .filter_map(move |(e, durable)| {
+            let out = state.lock().map(|mut s| s.take(e, durable)).unwrap_or(None);
+            std::future::ready(out)
+        });
     Subscription::new(stream)
 }
 
@@ -184,14 +180,23 @@ mod tests {
         let since = Cursor { at: 10, index: 0 };
         let mut m = Merge::new(since);
         // A fast frame first: resuming from its cursor's next reads from `since` again.
-        let a = m.take(envelope(b"a", Cursor { at: 99, index: 5 }), false).unwrap();
+        let a = m
+            .take(envelope(b"a", Cursor { at: 99, index: 5 }), false)
+            .unwrap();
         assert_eq!(a.cursor.next(), since);
         // Its durable copy is dropped but moves the cursor.
-        assert!(m.take(envelope(b"a", Cursor { at: 12, index: 3 }), true).is_none());
-        let b = m.take(envelope(b"b", Cursor { at: 1, index: 1 }), false).unwrap();
+        assert!(
+            m.take(envelope(b"a", Cursor { at: 12, index: 3 }), true)
+                .is_none()
+        );
+        let b = m
+            .take(envelope(b"b", Cursor { at: 1, index: 1 }), false)
+            .unwrap();
         assert_eq!(b.cursor, Cursor { at: 12, index: 3 });
         // A durable frame first keeps its own cursor; its fast copy is dropped.
-        let c = m.take(envelope(b"c", Cursor { at: 13, index: 0 }), true).unwrap();
+        let c = m
+            .take(envelope(b"c", Cursor { at: 13, index: 0 }), true)
+            .unwrap();
         assert_eq!(c.cursor, Cursor { at: 13, index: 0 });
         assert!(m.take(envelope(b"c", Cursor::START), false).is_none());
     }
@@ -225,10 +230,13 @@ mod tests {
     /// when neither loses anything; history is the durable network's.
     #[tokio::test]
     async fn frames_arrive_once_through_either_service() {
-        for fast_faults in [Faults::NONE, Faults {
-            drop: 1.0,
-            ..Faults::NONE
-        }] {
+        for fast_faults in [
+            Faults::NONE,
+            Faults {
+                drop: 1.0,
+                ..Faults::NONE
+            },
+        ] {
             let fast = MemoryNetwork::new(1, fast_faults);
             let durable = MemoryNetwork::new(2, Faults::NONE);
             let alice = Redundant::new(fast.add_node("a"), durable.add_node("a"));

@@ -144,6 +144,32 @@ fn joined(events: &[ClientEvent], group: Address) -> bool {
         .any(|e| matches!(e, ClientEvent::Joined { group: g, .. } if *g == group))
 }
 
+/// `clients[0]` invites every other client into `group`; each accepts; returns once all
+/// joined and everybody synced once more.
+async fn form_group<D: DeliveryService + 'static>(
+    net: &MemoryNetwork,
+    clients: &mut [&mut Client<D>],
+    seen: &mut [Vec<ClientEvent>],
+    group: Address,
+) {
+    let invitees: Vec<Address> = clients[1..].iter().map(|c| c.address()).collect();
+    for invitee in invitees {
+        clients[0].invite(group, invitee, "").await.unwrap();
+    }
+    until(net, clients, seen, |s| {
+        s[1..].iter().all(|e| invitation(e).is_some())
+    })
+    .await;
+    for (c, s) in clients[1..].iter_mut().zip(&seen[1..]) {
+        c.accept(invitation(s).unwrap()).await.unwrap();
+    }
+    until(net, clients, seen, |s| {
+        s[1..].iter().all(|e| joined(e, group))
+    })
+    .await;
+    until(net, clients, seen, |_| true).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_clients_invite_chat_update_remove_restart() {
     let w = World::new("client").await;
@@ -305,17 +331,8 @@ async fn concurrent_commits_both_land_and_nobody_forks() {
         .create_group(b"race", CommitPolicy::AnyMember)
         .await
         .unwrap();
-    alice.invite(group, b, "").await.unwrap();
     let mut seen = vec![Vec::new(), Vec::new()];
-    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        invitation(&s[1]).is_some()
-    })
-    .await;
-    bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
-    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        joined(&s[1], group)
-    })
-    .await;
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
     let start = alice.epoch(group).unwrap();
     let rounds = 4;
     for _ in 0..rounds {
@@ -412,30 +429,12 @@ async fn a_forked_member_is_re_added_by_the_owner() {
         .create_group(b"fork", CommitPolicy::AnyMember)
         .await
         .unwrap();
-    alice.invite(group, b, "").await.unwrap();
-    alice.invite(group, c, "").await.unwrap();
     let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
-    until(
+    form_group(
         &w.net,
         &mut [&mut alice, &mut bob, &mut carol],
         &mut seen,
-        |s| invitation(&s[1]).is_some() && invitation(&s[2]).is_some(),
-    )
-    .await;
-    bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
-    carol.accept(invitation(&seen[2]).unwrap()).await.unwrap();
-    until(
-        &w.net,
-        &mut [&mut alice, &mut bob, &mut carol],
-        &mut seen,
-        |s| joined(&s[1], group) && joined(&s[2], group),
-    )
-    .await;
-    until(
-        &w.net,
-        &mut [&mut alice, &mut bob, &mut carol],
-        &mut seen,
-        |_| true,
+        group,
     )
     .await;
 
@@ -545,17 +544,8 @@ async fn network_and_chain_together_deliver_each_message_once() {
         .create_group(b"both", CommitPolicy::AdminsOnly)
         .await
         .unwrap();
-    alice.invite(group, b, "").await.unwrap();
     let mut seen = vec![Vec::new(), Vec::new()];
-    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        invitation(&s[1]).is_some()
-    })
-    .await;
-    bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
-    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        joined(&s[1], group)
-    })
-    .await;
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
     alice.send(group, b"through the chain").await.unwrap();
     bob.send(group, b"back through the chain").await.unwrap();
     until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
@@ -564,14 +554,20 @@ async fn network_and_chain_together_deliver_each_message_once() {
     })
     .await;
     assert!(
-        w.net.trace().iter().all(|t| t.outcome != eth_mls_transport::Outcome::Delivered),
+        w.net
+            .trace()
+            .iter()
+            .all(|t| t.outcome != eth_mls_transport::Outcome::Delivered),
         "the network delivered nothing"
     );
 
     // The network heals: each message comes both ways, and is read once.
     w.net.set_faults(Faults::NONE);
     for i in 0..5 {
-        alice.send(group, format!("both {i}").as_bytes()).await.unwrap();
+        alice
+            .send(group, format!("both {i}").as_bytes())
+            .await
+            .unwrap();
     }
     until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
         (0..5).all(|i| got_message(&s[1], a, format!("both {i}").as_bytes()))
@@ -591,7 +587,10 @@ async fn network_and_chain_together_deliver_each_message_once() {
         assert_eq!(count, 1, "{text} read {count} times");
     }
     assert!(
-        !seen.iter().flatten().any(|e| matches!(e, ClientEvent::Rejected { .. })),
+        !seen
+            .iter()
+            .flatten()
+            .any(|e| matches!(e, ClientEvent::Rejected { .. })),
         "{seen:#?}"
     );
 }
@@ -638,13 +637,22 @@ async fn commits_wait_for_the_configured_confirmations() {
         alice.sync().await.unwrap();
         bob.sync().await.unwrap();
     }
-    assert_eq!(alice.epoch(group).unwrap(), epoch, "merged before its confirmations");
-    assert_eq!(bob.epoch(group).unwrap(), epoch, "merged before its confirmations");
+    assert_eq!(
+        alice.epoch(group).unwrap(),
+        epoch,
+        "merged before its confirmations"
+    );
+    assert_eq!(
+        bob.epoch(group).unwrap(),
+        epoch,
+        "merged before its confirmations"
+    );
     w.mine(3).await;
     until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
         s.iter().all(|e| {
-            e.iter()
-                .any(|e| matches!(e, ClientEvent::CommitMerged { epoch: at, .. } if *at == epoch + 1))
+            e.iter().any(
+                |e| matches!(e, ClientEvent::CommitMerged { epoch: at, .. } if *at == epoch + 1),
+            )
         })
     })
     .await;
