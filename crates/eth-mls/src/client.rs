@@ -1100,6 +1100,24 @@ impl<D: DeliveryService + 'static> Client<D> {
         if !j.active {
             return Ok(true);
         }
+        // A frame of a later epoch that the chain registered: this member catches up on the
+        // registered commits up to that epoch first (a long catch-up reads the backlog in
+        // order this way, without holding frames back).
+        let ahead_to = frame_epoch(&envelope.bytes).filter(|ep| *ep > j.group.epoch());
+        if fresh && let Some(ep) = ahead_to {
+            if !self.is_registered(contract, ep) {
+                Box::pin(self.read_chain(contract)).await?;
+            }
+            if self.is_registered(contract, ep) {
+                Box::pin(self.advance_to(contract, Some(ep))).await?;
+            }
+        }
+        let Some(j) = self.groups.get_mut(&contract) else {
+            return Ok(true);
+        };
+        if !j.active {
+            return Ok(true);
+        }
         match j
             .group
             .process(&mut self.store, &envelope.bytes, &Checks::at(now()))
@@ -1163,27 +1181,29 @@ impl<D: DeliveryService + 'static> Client<D> {
         };
         let frames = std::mem::take(&mut j.deferred);
         for (envelope, waited) in frames {
-            if self.handle_app(contract, envelope.clone(), false).await? {
-                continue;
-            }
             let j = self
                 .groups
                 .get_mut(&contract)
                 .ok_or(Error::UnknownGroup { group: contract })?;
             let epoch = frame_epoch(&envelope.bytes);
             let ahead = epoch.is_some_and(|ep| ep > j.group.epoch());
-            // A frame of an epoch the chain registered will be readable once this member
-            // gets there, however many commits that takes; one of an epoch nobody
+            if !ahead {
+                // Its epoch is reached: processed now (read, or reported).
+                self.handle_app(contract, envelope, false).await?;
+                continue;
+            }
+            // Still ahead (not tried: that would cost a failed decryption per frame and
+            // merge). A frame of an epoch the chain registered will be readable once this
+            // member gets there, however many commits that takes; one of an epoch nobody
             // registered waits a few merges, then is reported.
-            let registered = epoch.is_some_and(|ep| {
-                j.registered
-                    .keys()
-                    .next_back()
-                    .is_some_and(|last| ep <= *last)
-            });
-            if ahead && (registered || waited < DEFERRED_PATIENCE) {
+            let registered = epoch.is_some_and(|ep| self.is_registered(contract, ep));
+            let j = self
+                .groups
+                .get_mut(&contract)
+                .ok_or(Error::UnknownGroup { group: contract })?;
+            if registered || waited < DEFERRED_PATIENCE {
                 j.deferred.push((envelope, waited + 1));
-            } else if ahead {
+            } else {
                 self.events.push_back(ClientEvent::MessageLost {
                     group: contract,
                     epoch: epoch.unwrap_or_default(),
@@ -1641,7 +1661,18 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// Runs the group's intents and sequencer until neither can move.
     async fn advance(&mut self, contract: Address) -> Result<(), Error> {
-        for _ in 0..64 {
+        self.advance_to(contract, None).await
+    }
+
+    /// Runs the group's intents and sequencer until nothing moves, or until the group is at
+    /// epoch `target`.
+    async fn advance_to(&mut self, contract: Address, target: Option<u64>) -> Result<(), Error> {
+        let epoch = self.epoch(contract)?;
+        let rounds = target.map_or(64, |t| 64 + 4 * t.saturating_sub(epoch).min(1 << 20));
+        for _ in 0..rounds {
+            if target.is_some_and(|t| self.epoch(contract).is_ok_and(|e| e >= t)) {
+                break;
+            }
             let moved_intent = self.step_intent(contract).await?;
             let moved_seq = self.step_sequencer(contract).await?;
             if !moved_intent && !moved_seq {
@@ -1649,6 +1680,16 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         Ok(())
+    }
+
+    /// Whether the chain (as read so far) registered a commit to `epoch` of `contract`.
+    fn is_registered(&self, contract: Address, epoch: u64) -> bool {
+        self.groups.get(&contract).is_some_and(|j| {
+            j.registered
+                .keys()
+                .next_back()
+                .is_some_and(|last| epoch <= *last)
+        })
     }
 
     /// The oldest unfinished intent of `contract` with its operation.
