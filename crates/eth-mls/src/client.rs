@@ -29,7 +29,7 @@ use eth_mls_core::{
 };
 use eth_mls_crypto::{Crypto, DefaultBackend, SUITE};
 use eth_mls_siwe::Address;
-use eth_mls_transport::{DeliveryService, Envelope, Topic};
+use eth_mls_transport::{Cursor, DeliveryService, Envelope, MessageId, Topic};
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt as _, StreamExt as _};
 
@@ -73,6 +73,9 @@ pub struct ClientConfig {
     pub one_time_prekeys: u32,
     /// How long [`Client::next_event`] waits between looks at the chain.
     pub poll_interval: Duration,
+    /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
+    /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
+    pub inline_welcome_limit: usize,
 }
 
 impl ClientConfig {
@@ -89,6 +92,8 @@ impl ClientConfig {
             invitation_validity: Duration::from_secs(86_400),
             one_time_prekeys: 20,
             poll_interval: Duration::from_millis(500),
+            // Inline Welcomes stay well inside a chain-channel frame (96 KiB).
+            inline_welcome_limit: 64 << 10,
         }
     }
 }
@@ -1375,10 +1380,10 @@ impl<D: DeliveryService + 'static> Client<D> {
                         found: w.group.chain_id,
                     });
                 }
-                let WelcomeDelivery::Inline(welcome) = w.delivery else {
-                    return Err(Error::Decode {
-                        what: "Welcome by hash (not supported by this client yet)",
-                    });
+                let (welcome, hash) = match w.delivery {
+                    WelcomeDelivery::Inline(welcome) => (welcome, None),
+                    // Fetched from the group's commit topic when it is joined.
+                    WelcomeDelivery::ByHash(hash) => (Vec::new(), Some(hash)),
                 };
                 records::put_welcome(
                     &mut self.store,
@@ -1386,6 +1391,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     &PendingWelcome {
                         epoch: w.epoch,
                         welcome,
+                        hash,
                     },
                 )?;
                 self.join_welcomes().await?;
@@ -1549,6 +1555,16 @@ impl<D: DeliveryService + 'static> Client<D> {
             let Some(reg) = found else {
                 continue;
             };
+            let welcome = match pending.hash {
+                Some(hash) if pending.welcome.is_empty() => {
+                    match self.welcome_by_hash(contract, hash).await {
+                        Some(w) => w,
+                        // Not arrived yet: tried again at the next sync.
+                        None => continue,
+                    }
+                }
+                _ => pending.welcome,
+            };
             let config = self.group_config(contract);
             // A forked member rejoining: its old group goes first.
             if let Some(old) = self.groups.remove(&contract) {
@@ -1556,7 +1572,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             let joined = Group::join(
                 &mut self.store,
-                &pending.welcome,
+                &welcome,
                 config,
                 &Checks::at(reg.timestamp).with_erc1271(&erc1271(&self.chain, Some(reg.block))),
             )
@@ -1594,6 +1610,25 @@ impl<D: DeliveryService + 'static> Client<D> {
             });
         }
         Ok(())
+    }
+
+    /// A Welcome sent by hash: the frame with that SHA-256 on the group's commit topic, from
+    /// the delivery service's history.
+    async fn welcome_by_hash(&self, contract: Address, hash: [u8; 32]) -> Option<Vec<u8>> {
+        let topic = self.commit_topic(contract);
+        let mut cursor = Cursor::START;
+        // Bounded: at most 64 pages of history.
+        for _ in 0..64 {
+            let page = self.delivery.history(&topic, cursor, 256).await.ok()?;
+            if let Some(e) = page.envelopes.into_iter().find(|e| e.id.0 == hash) {
+                return Some(e.bytes);
+            }
+            match page.next {
+                Some(next) if next > cursor => cursor = next,
+                _ => return None,
+            }
+        }
+        None
     }
 
     /// The last epoch registered in the group's contract at the latest block (confirmed or
@@ -2001,11 +2036,23 @@ impl<D: DeliveryService + 'static> Client<D> {
         epoch: u64,
         welcome: Vec<u8>,
     ) -> Result<(), Error> {
+        let delivery = if welcome.len() > self.config.inline_welcome_limit {
+            // Too large for the 1:1 frame: published on the group's commit topic, named by
+            // its hash.
+            let hash = MessageId::of(&welcome).0;
+            self.delivery
+                .publish(&self.commit_topic(contract), welcome)
+                .await
+                .map_err(delivery_err)?;
+            WelcomeDelivery::ByHash(hash)
+        } else {
+            WelcomeDelivery::Inline(welcome)
+        };
         let message = ClientMessage::Welcome(WelcomeMessage {
             request_id,
             group: self.group_ref(contract),
             epoch,
-            delivery: WelcomeDelivery::Inline(welcome),
+            delivery,
         });
         self.send_direct(invitee, None, &message).await?;
         crate::step("intent:welcome-sent");

@@ -296,8 +296,10 @@ pub fn delete_intent<B: Backend>(store: &mut Store<B>, id: u64) -> Result<(), Er
 pub struct PendingWelcome {
     /// The epoch it joins.
     pub epoch: u64,
-    /// The Welcome (`MlsMessage`).
+    /// The Welcome (`MlsMessage`); empty while only its hash is known.
     pub welcome: Vec<u8>,
+    /// SHA-256 of a Welcome sent by hash (WIRE.md: fetched from the group's commit topic).
+    pub hash: Option<[u8; 32]>,
 }
 
 /// Saves a Welcome for invitation `id`.
@@ -310,6 +312,9 @@ pub fn put_welcome<B: Backend>(
     out.u8(VERSION);
     out.u64(w.epoch);
     out.vec(&w.welcome).map_err(too_long("Welcome"))?;
+    if let Some(h) = &w.hash {
+        out.bytes(h);
+    }
     store.put_record(WELCOMES, id, &out.buf).map_err(core)
 }
 
@@ -325,8 +330,20 @@ pub fn welcomes<B: Backend>(store: &Store<B>) -> Result<Vec<(RequestId, PendingW
         let mut r = start(&v, what)?;
         let epoch = r.u64(what).map_err(decode_err(what))?;
         let welcome = r.vec(what).map_err(decode_err(what))?.to_vec();
+        let hash = if r.remaining() > 0 {
+            Some(r.array::<32>(what).map_err(decode_err(what))?)
+        } else {
+            None
+        };
         r.finish(what).map_err(decode_err(what))?;
-        out.push((id, PendingWelcome { epoch, welcome }));
+        out.push((
+            id,
+            PendingWelcome {
+                epoch,
+                welcome,
+                hash,
+            },
+        ));
     }
     Ok(out)
 }

@@ -24,6 +24,8 @@ struct World {
     dir: std::path::PathBuf,
     /// Blocks a client waits on top of a registration before it acts on it.
     confirmations: u64,
+    /// Welcomes above this size go by hash (the client's default when `None`).
+    inline_welcome_limit: Option<usize>,
 }
 
 impl World {
@@ -36,6 +38,7 @@ impl World {
             net: MemoryNetwork::new(7, Faults::NONE),
             dir: common::dir(tag),
             confirmations: 0,
+            inline_welcome_limit: None,
         }
     }
 
@@ -43,6 +46,9 @@ impl World {
         let mut c = ClientConfig::new(self.deployment, common::DOMAIN);
         c.poll_interval = Duration::from_millis(20);
         c.confirmations = self.confirmations;
+        if let Some(limit) = self.inline_welcome_limit {
+            c.inline_welcome_limit = limit;
+        }
         c
     }
 
@@ -660,4 +666,35 @@ async fn commits_wait_for_the_configured_confirmations() {
         alice.epoch_authenticator(group).unwrap(),
         bob.epoch_authenticator(group).unwrap()
     );
+}
+
+/// A Welcome above the inline limit is published on the group's commit topic and sent by
+/// hash; the invitee fetches it from the topic's history and joins (over gossip + chain and
+/// over the chain channel alone, where the history is the chain's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_welcome_sent_by_hash_is_fetched_and_joined() {
+    let mut w = World::new("client-welcome-hash").await;
+    w.inline_welcome_limit = Some(0);
+    // The network loses everything: the Welcome comes from the chain channel's history.
+    w.net.set_faults(Faults {
+        drop: 1.0,
+        ..Faults::NONE
+    });
+    let mut alice = w.redundant_client(1, w.net.add_node("alice")).await;
+    let mut bob = w.redundant_client(2, w.net.add_node("bob")).await;
+    let a = alice.address();
+    alice.publish_keys().await.unwrap();
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"by hash", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
+    assert_eq!(bob.epoch(group).unwrap(), alice.epoch(group).unwrap());
+    alice.send(group, b"joined by hash").await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[1], a, b"joined by hash")
+    })
+    .await;
 }
