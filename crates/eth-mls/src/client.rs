@@ -76,6 +76,9 @@ pub struct ClientConfig {
     /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
     /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
     pub inline_welcome_limit: usize,
+    /// Keep every application message received in the store (encrypted at rest), for
+    /// [`Client::messages`]; off by default (an application keeps its own history).
+    pub keep_messages: bool,
 }
 
 impl ClientConfig {
@@ -94,6 +97,7 @@ impl ClientConfig {
             poll_interval: Duration::from_millis(500),
             // Inline Welcomes stay well inside a chain-channel frame (96 KiB).
             inline_welcome_limit: 64 << 10,
+            keep_messages: false,
         }
     }
 }
@@ -544,6 +548,12 @@ impl<D: DeliveryService + 'static> Client<D> {
         Ok(self.joined(group)?.mirror.acl().clone())
     }
 
+    /// The application messages of `group` kept so far (with
+    /// [`ClientConfig::keep_messages`]; this client's own messages included), oldest first.
+    pub fn messages(&self, group: Address) -> Result<Vec<records::StoredMessage>, Error> {
+        records::messages(&self.store, group)
+    }
+
     /// Whether this account is still a member of `group` and follows it.
     pub fn is_active(&self, group: Address) -> bool {
         self.groups.get(&group).is_some_and(|j| j.active)
@@ -851,7 +861,11 @@ impl<D: DeliveryService + 'static> Client<D> {
                 account: self.signer.address(),
             });
         }
-        j.group.send(&mut self.store, data).map_err(core)?;
+        let entry = j.group.send(&mut self.store, data).map_err(core)?;
+        if self.config.keep_messages {
+            let sender = self.signer.address();
+            records::put_message(&mut self.store, group, sender, entry.epoch, now(), data)?;
+        }
         self.flush_outbox().await
     }
 
@@ -1131,12 +1145,24 @@ impl<D: DeliveryService + 'static> Client<D> {
             Ok(p) => {
                 for e in p.into_events() {
                     match e {
-                        CoreEvent::Application(m) => self.events.push_back(ClientEvent::Message {
-                            group: contract,
-                            sender: m.sender,
-                            epoch: m.epoch,
-                            data: m.data,
-                        }),
+                        CoreEvent::Application(m) => {
+                            if self.config.keep_messages {
+                                records::put_message(
+                                    &mut self.store,
+                                    contract,
+                                    m.sender,
+                                    m.epoch,
+                                    now(),
+                                    &m.data,
+                                )?;
+                            }
+                            self.events.push_back(ClientEvent::Message {
+                                group: contract,
+                                sender: m.sender,
+                                epoch: m.epoch,
+                                data: m.data,
+                            })
+                        }
                         CoreEvent::MissedMessages {
                             sender,
                             epoch,

@@ -27,6 +27,8 @@ pub const WELCOMES: &str = "eth-mls/welcomes";
 pub const INCOMING: &str = "eth-mls/incoming";
 /// Delivery cursors (key: the topic's name) and counters.
 pub const META: &str = "eth-mls/meta";
+/// Application messages received (when the client keeps them), by group and arrival order.
+pub const MESSAGES: &str = "eth-mls/messages";
 
 const VERSION: u8 = 1;
 
@@ -455,5 +457,77 @@ pub fn ops<B: Backend>(store: &Store<B>) -> Result<Vec<(u64, OpRecord)>, Error> 
             out.push((id, op));
         }
     }
+    Ok(out)
+}
+
+/// A group message this client received and kept ([`crate::ClientConfig::keep_messages`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Arrival order (increasing over all groups).
+    pub seq: u64,
+    /// The sending account.
+    pub sender: Address,
+    /// The epoch it was sent in.
+    pub epoch: u64,
+    /// When this client received it (Unix seconds, local clock).
+    pub received_at: i64,
+    /// The plaintext.
+    pub data: Vec<u8>,
+}
+
+/// Keeps a received message of `group`.
+pub fn put_message<B: Backend>(
+    store: &mut Store<B>,
+    group: Address,
+    sender: Address,
+    epoch: u64,
+    received_at: i64,
+    data: &[u8],
+) -> Result<(), Error> {
+    let key = b"next-message";
+    let seq = match store.record(META, key).map_err(core)? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Decode {
+            what: "message counter",
+        })?),
+        None => 1,
+    };
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.bytes(sender.as_slice());
+    w.u64(epoch);
+    w.u64(received_at as u64);
+    w.vec(data).map_err(too_long("message"))?;
+    let mut k = group.to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    store.put_record(MESSAGES, &k, &w.buf).map_err(core)?;
+    store
+        .put_record(META, key, &(seq + 1).to_be_bytes())
+        .map_err(core)
+}
+
+/// The messages kept for `group`, oldest first.
+pub fn messages<B: Backend>(store: &Store<B>, group: Address) -> Result<Vec<StoredMessage>, Error> {
+    let what = "kept message";
+    let mut out = Vec::new();
+    for (k, v) in store.records(MESSAGES).map_err(core)? {
+        if k.len() != 28 || k[..20] != group[..] {
+            continue;
+        }
+        let seq = u64::from_be_bytes(k[20..].try_into().map_err(|_| Error::Decode { what })?);
+        let mut r = start(&v, what)?;
+        let sender = Address::from(r.array::<20>(what).map_err(decode_err(what))?);
+        let epoch = r.u64(what).map_err(decode_err(what))?;
+        let received_at = r.u64(what).map_err(decode_err(what))? as i64;
+        let data = r.vec(what).map_err(decode_err(what))?.to_vec();
+        r.finish(what).map_err(decode_err(what))?;
+        out.push(StoredMessage {
+            seq,
+            sender,
+            epoch,
+            received_at,
+            data,
+        });
+    }
+    out.sort_by_key(|m| m.seq);
     Ok(out)
 }

@@ -1,0 +1,222 @@
+//! The command line (clap).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// End-to-end encrypted group chat between Ethereum accounts (MLS, suite 0x0004).
+#[derive(Debug, Parser)]
+#[command(name = "ethmls", version)]
+pub struct Cli {
+    /// Data directory (keystores, stores, deployment, config).
+    #[arg(long, global = true, env = "ETHMLS_HOME")]
+    pub home: Option<PathBuf>,
+    /// One JSON envelope per command on stdout (NDJSON events for streams).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The chain's JSON-RPC endpoint.
+    #[arg(long, global = true, env = "ETH_RPC_URL")]
+    pub rpc_url: Option<String>,
+    /// The account (keystore name) to act as.
+    #[arg(long, global = true, env = "ETHMLS_ACCOUNT")]
+    pub account: Option<String>,
+    /// A file whose first line is the account's password.
+    #[arg(long, global = true, env = "ETHMLS_PASSWORD_FILE")]
+    pub password_file: Option<PathBuf>,
+    /// The deployment file (default: the home's deployment.json).
+    #[arg(long, global = true, env = "ETHMLS_DEPLOYMENT")]
+    pub deployment: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Accounts (keystore v3 files, as cast keeps them).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Starts a local anvil, deploys the contracts, writes the deployment; runs until
+    /// interrupted or its standard input closes.
+    Devnet {
+        /// Port (default: anvil's choice of a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Deploys the contracts with the account (any RPC) and writes the deployment.
+    Deploy,
+    /// Gives an address ETH on a local anvil.
+    Fund {
+        /// The address.
+        address: String,
+        /// How much.
+        #[arg(long, default_value_t = 100)]
+        eth: u64,
+    },
+    /// Publishes the account's keys (prekey bundle, inbox key) in the ERC-7627 registry.
+    Register,
+    /// Groups.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Sends a message to a group.
+    Send {
+        /// The group contract.
+        group: String,
+        /// The message.
+        text: String,
+    },
+    /// The messages of a group this account received (and sent).
+    Read {
+        /// The group contract.
+        group: String,
+    },
+    /// Prints events as they come (NDJSON with --json).
+    Watch {
+        /// Stop after this many seconds.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Stop after this many events.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Takes in what arrived and runs pending work for a while.
+    Sync {
+        /// Seconds to keep going.
+        #[arg(long, default_value_t = 2)]
+        wait: u64,
+    },
+}
+
+impl Command {
+    /// The command's name in the JSON envelope.
+    pub fn name(&self) -> String {
+        match self {
+            Command::Account(a) => format!("account {}", a.name()),
+            Command::Devnet { .. } => "devnet".into(),
+            Command::Deploy => "deploy".into(),
+            Command::Fund { .. } => "fund".into(),
+            Command::Register => "register".into(),
+            Command::Group(g) => format!("group {}", g.name()),
+            Command::Send { .. } => "send".into(),
+            Command::Read { .. } => "read".into(),
+            Command::Watch { .. } => "watch".into(),
+            Command::Sync { .. } => "sync".into(),
+        }
+    }
+}
+
+/// `ethmls account ...`.
+#[derive(Debug, Subcommand)]
+pub enum AccountCmd {
+    /// Creates an account with a new random key.
+    New {
+        /// Its name.
+        name: String,
+    },
+    /// Imports a key (from a file, or typed at a hidden prompt).
+    Import {
+        /// Its name.
+        name: String,
+        /// A file holding the hex key.
+        #[arg(long)]
+        private_key_file: Option<PathBuf>,
+    },
+    /// Lists the accounts.
+    List,
+    /// Shows an account's address.
+    Show {
+        /// Its name (default: the current account).
+        name: Option<String>,
+    },
+    /// Deletes an account's keystore.
+    Remove {
+        /// Its name.
+        name: String,
+    },
+}
+
+impl AccountCmd {
+    fn name(&self) -> &'static str {
+        match self {
+            AccountCmd::New { .. } => "new",
+            AccountCmd::Import { .. } => "import",
+            AccountCmd::List => "list",
+            AccountCmd::Show { .. } => "show",
+            AccountCmd::Remove { .. } => "remove",
+        }
+    }
+}
+
+/// `ethmls group ...`.
+#[derive(Debug, Subcommand)]
+pub enum GroupCmd {
+    /// Creates a group (its contract through the factory) with this account as owner.
+    Create {
+        /// The group's name.
+        name: String,
+        /// Every member may commit (default: admins only).
+        #[arg(long)]
+        any_member: bool,
+    },
+    /// Invites an account (it must have run `ethmls register`).
+    Invite {
+        /// The group contract.
+        group: String,
+        /// The invitee's address.
+        address: String,
+        /// A note shown to the invitee.
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+    /// Invitations received and not answered.
+    Requests,
+    /// Accepts an invitation and waits until the inviter adds this account.
+    Accept {
+        /// The invitation id (from `group requests`).
+        id: String,
+        /// Seconds to wait for the Welcome.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
+    },
+    /// Declines an invitation.
+    Decline {
+        /// The invitation id.
+        id: String,
+    },
+    /// The members of a group.
+    Members {
+        /// The group contract.
+        group: String,
+    },
+    /// The groups this account follows.
+    List,
+    /// Removes a member (admins).
+    Remove {
+        /// The group contract.
+        group: String,
+        /// The member's address.
+        address: String,
+    },
+    /// Commits a fresh leaf for this account (new keys).
+    Update {
+        /// The group contract.
+        group: String,
+    },
+}
+
+impl GroupCmd {
+    fn name(&self) -> &'static str {
+        match self {
+            GroupCmd::Create { .. } => "create",
+            GroupCmd::Invite { .. } => "invite",
+            GroupCmd::Requests => "requests",
+            GroupCmd::Accept { .. } => "accept",
+            GroupCmd::Decline { .. } => "decline",
+            GroupCmd::Members { .. } => "members",
+            GroupCmd::List => "list",
+            GroupCmd::Remove { .. } => "remove",
+            GroupCmd::Update { .. } => "update",
+        }
+    }
+}

@@ -1,0 +1,838 @@
+//! `ethmls`: end-to-end encrypted group chat between Ethereum accounts, from the command line.
+//!
+//! Accounts are keystore v3 files in the home directory (as Foundry's cast keeps them); every
+//! command that acts for an account opens its `eth_mls::Client` (the encrypted store in the
+//! home, keyed by the account's password), takes in what arrived, does its work, and exits.
+//! Delivery is the chain channel (ERC-7627 messages): durable, so one-shot commands see what
+//! was sent while they were not running.
+
+mod args;
+mod out;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use eth_mls::{Client, ClientConfig, ClientEvent};
+use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::alloy::signers::local::PrivateKeySigner;
+use eth_mls_chain::{Chain, ChainChannel, CommitPolicy, Deployment, Devnet, StreamConfig};
+use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
+use eth_mls_siwe::Address;
+use serde_json::{Value, json};
+use zeroize::Zeroizing;
+
+use args::{AccountCmd, Cli, Command, GroupCmd};
+use out::{Failure, Kind, Out};
+
+/// The SIWE domain every credential made by `ethmls` names (members must agree on it).
+const DOMAIN: &str = "ethmls.local";
+/// scrypt cost of new keystores (2^13: quick on a laptop; geth's "light" setting is 2^12).
+const KEYSTORE_LOG_N: u8 = 13;
+
+fn main() {
+    let cli = Cli::parse();
+    let out = Out::new(cli.json);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => out.fail(&Failure::new(
+            Kind::Other,
+            format!("no async runtime: {e}"),
+            "",
+        )),
+    };
+    let command = cli.command.name();
+    match rt.block_on(run(&cli, &out)) {
+        Ok(result) => out.ok(command, result),
+        Err(f) => out.fail(&f),
+    }
+}
+
+/// Where everything lives: `--home`, `ETHMLS_HOME`, `$XDG_DATA_HOME/ethmls`, or
+/// `~/.local/share/ethmls`.
+fn home(cli: &Cli) -> Result<PathBuf, Failure> {
+    if let Some(h) = &cli.home {
+        return Ok(h.clone());
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("ethmls"));
+    }
+    match std::env::var_os("HOME") {
+        Some(h) => Ok(PathBuf::from(h).join(".local/share/ethmls")),
+        None => Err(Failure::usage(
+            "no home directory",
+            "pass --home DIR or set ETHMLS_HOME",
+        )),
+    }
+}
+
+/// The home's `config.json`: what `ethmls devnet` / `deploy` / `config` wrote.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct Config {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rpc_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
+}
+
+impl Config {
+    fn load(home: &Path) -> Result<Self, Failure> {
+        let path = home.join("config.json");
+        match std::fs::read_to_string(&path) {
+            Ok(s) => serde_json::from_str(&s).map_err(|e| {
+                Failure::usage(
+                    format!("{} is not valid: {e}", path.display()),
+                    "fix or delete the file",
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(Failure::io(&path, e)),
+        }
+    }
+
+    fn save(&self, home: &Path) -> Result<(), Failure> {
+        let path = home.join("config.json");
+        std::fs::create_dir_all(home).map_err(|e| Failure::io(home, e))?;
+        let text = serde_json::to_string_pretty(self).unwrap_or_default();
+        std::fs::write(&path, text).map_err(|e| Failure::io(&path, e))
+    }
+}
+
+/// Flags, then environment (clap reads both), then the home's config file.
+fn rpc_url(cli: &Cli, home: &Path) -> Result<String, Failure> {
+    if let Some(u) = &cli.rpc_url {
+        return Ok(u.clone());
+    }
+    Config::load(home)?.rpc_url.ok_or_else(|| {
+        Failure::usage(
+            "no RPC endpoint",
+            "pass --rpc-url URL (or ETH_RPC_URL), or start a local chain with `ethmls devnet`",
+        )
+    })
+}
+
+fn deployment_path(cli: &Cli, home: &Path) -> PathBuf {
+    cli.deployment
+        .clone()
+        .unwrap_or_else(|| home.join("deployment.json"))
+}
+
+fn deployment(cli: &Cli, home: &Path) -> Result<Deployment, Failure> {
+    let path = deployment_path(cli, home);
+    if !path.exists() {
+        return Err(Failure::usage(
+            format!("no deployment at {}", path.display()),
+            "run `ethmls devnet` (local) or `ethmls deploy`, or pass --deployment FILE",
+        ));
+    }
+    Deployment::load(&path).map_err(|e| Failure::chain(e, "check the deployment file"))
+}
+
+fn keystore_dir(home: &Path) -> PathBuf {
+    home.join("keystores")
+}
+
+fn keystore_path(home: &Path, name: &str) -> Result<PathBuf, Failure> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && !name.starts_with('.');
+    if !ok {
+        return Err(Failure::usage(
+            format!("bad account name {name:?}"),
+            "use letters, digits, '-', '_' or '.' (at most 64)",
+        ));
+    }
+    Ok(keystore_dir(home).join(format!("{name}.json")))
+}
+
+/// The account to act as: `--account`, `ETHMLS_ACCOUNT`, the config's, or the only one.
+fn account_name(cli: &Cli, home: &Path) -> Result<String, Failure> {
+    if let Some(a) = &cli.account {
+        return Ok(a.clone());
+    }
+    if let Some(a) = Config::load(home)?.account {
+        return Ok(a);
+    }
+    let names = account_names(home)?;
+    match names.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => Err(Failure::usage(
+            "no account",
+            "create one with `ethmls account new NAME` or `ethmls account import NAME`",
+        )),
+        _ => Err(Failure::usage(
+            "more than one account",
+            "pick one with --account NAME (or ETHMLS_ACCOUNT)",
+        )),
+    }
+}
+
+fn account_names(home: &Path) -> Result<Vec<String>, Failure> {
+    let dir = keystore_dir(home);
+    let mut names = Vec::new();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(names),
+        Err(e) => return Err(Failure::io(&dir, e)),
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if let Some(n) = name.strip_suffix(".json") {
+            names.push(n.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+/// The password: `--password-file` (or `ETHMLS_PASSWORD_FILE`), else a hidden prompt on a
+/// terminal. Never from the command line itself.
+fn password(cli: &Cli, prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    if let Some(path) = &cli.password_file {
+        let text = std::fs::read_to_string(path).map_err(|e| Failure::io(path, e))?;
+        let line = text.lines().next().unwrap_or("").to_string();
+        return Ok(Zeroizing::new(line));
+    }
+    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return Err(Failure::usage(
+            "a password is needed and there is no terminal to ask on",
+            "pass --password-file FILE (or ETHMLS_PASSWORD_FILE)",
+        ));
+    }
+    rpassword::prompt_password(prompt)
+        .map(Zeroizing::new)
+        .map_err(|e| Failure::usage(format!("could not read the password: {e}"), ""))
+}
+
+/// An account's name, key and password.
+type Unlocked = (String, Zeroizing<[u8; 32]>, Zeroizing<String>);
+
+/// The account's key, decrypted from its keystore.
+fn account_key(cli: &Cli, home: &Path) -> Result<Unlocked, Failure> {
+    let name = account_name(cli, home)?;
+    let path = keystore_path(home, &name)?;
+    let json = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Failure::usage(
+                format!("no account named {name}"),
+                "see `ethmls account list`",
+            )
+        } else {
+            Failure::io(&path, e)
+        }
+    })?;
+    let pw = password(cli, &format!("password for {name}: "))?;
+    let key = eth_mls::keystore::decrypt(&json, pw.as_bytes()).map_err(|e| match e {
+        eth_mls::Error::WrongPassword => Failure::new(
+            Kind::Verification,
+            format!("wrong password for account {name}"),
+            "check the password file",
+        ),
+        e => Failure::from_client(e),
+    })?;
+    Ok((name, key, pw))
+}
+
+async fn chain_for(cli: &Cli, home: &Path, key: Option<&[u8; 32]>) -> Result<Chain, Failure> {
+    let url = rpc_url(cli, home)?;
+    let signer = match key {
+        Some(k) => Some(
+            PrivateKeySigner::from_slice(k)
+                .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
+        ),
+        None => None,
+    };
+    Chain::connect(&url, signer).await.map_err(|e| {
+        Failure::chain(
+            e,
+            &format!("is the node at {url} running? (`ethmls devnet` starts one)"),
+        )
+    })
+}
+
+type Cl = Client<ChainChannel>;
+
+/// Opens the account's client (its store under the home, keyed by its password) and takes
+/// in what arrived.
+async fn client(cli: &Cli, home: &Path) -> Result<Cl, Failure> {
+    let (_, key, pw) = account_key(cli, home)?;
+    let d = deployment(cli, home)?;
+    let chain = chain_for(cli, home, Some(&key)).await?;
+    let signer: Arc<dyn EthereumSigner> = Arc::new(
+        LocalEthereumSigner::from_bytes(key.as_slice())
+            .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
+    );
+    let address = signer.address();
+    let stream = StreamConfig {
+        poll_interval: Duration::from_millis(200),
+        ..StreamConfig::default()
+    };
+    let delivery = ChainChannel::new(chain.clone(), d.erc7627, stream);
+    let mut config = ClientConfig::new(d, DOMAIN);
+    config.keep_messages = true;
+    config.poll_interval = Duration::from_millis(200);
+    let dir = home.join("stores");
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::io(&dir, e))?;
+    let path = dir.join(format!("{address:#x}-{}.db", d.chain_id));
+    let mut c = Client::open(
+        signer,
+        chain,
+        delivery,
+        path,
+        &StoreKey::passphrase(pw.as_bytes()),
+        config,
+    )
+    .await
+    .map_err(Failure::from_client)?;
+    c.sync().await.map_err(Failure::from_client)?;
+    Ok(c)
+}
+
+/// Syncs for up to `wait`, until `done` holds for the events seen; returns them.
+async fn sync_until(
+    c: &mut Cl,
+    wait: Duration,
+    done: impl Fn(&[ClientEvent]) -> bool,
+) -> Result<Vec<ClientEvent>, Failure> {
+    let deadline = Instant::now() + wait;
+    let mut seen = c.drain_events();
+    while !done(&seen) && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if let Some(e) = c
+            .next_event(left.min(Duration::from_millis(500)))
+            .await
+            .map_err(Failure::from_client)?
+        {
+            seen.push(e);
+        }
+        seen.extend(c.drain_events());
+    }
+    Ok(seen)
+}
+
+fn parse_address(s: &str) -> Result<Address, Failure> {
+    s.parse().map_err(|_| {
+        Failure::usage(
+            format!("{s:?} is not an address"),
+            "give a 0x-prefixed 20-byte hex address",
+        )
+    })
+}
+
+fn parse_request_id(s: &str) -> Result<[u8; 16], Failure> {
+    let bad = || {
+        Failure::usage(
+            format!("{s:?} is not an invitation id"),
+            "see `ethmls group requests` for the ids",
+        )
+    };
+    let bytes = hex::decode(s.trim_start_matches("0x")).map_err(|_| bad())?;
+    bytes.try_into().map_err(|_| bad())
+}
+
+async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
+    let home = home(cli)?;
+    match &cli.command {
+        Command::Account(cmd) => account(cli, &home, cmd).await,
+        Command::Devnet { port } => devnet(&home, *port, out).await,
+        Command::Deploy => {
+            let (_, key, _) = account_key(cli, &home)?;
+            let chain = chain_for(cli, &home, Some(&key)).await?;
+            out.progress("deploying ERC7627, MlsGroup and the factory");
+            let d = Deployment::deploy(&chain)
+                .await
+                .map_err(|e| Failure::chain(e, "is the account funded?"))?;
+            let path = deployment_path(cli, &home);
+            d.save(&path)
+                .map_err(|e| Failure::chain(e, "check the deployment path"))?;
+            Ok(deployment_json(&d, &path))
+        }
+        Command::Fund { address, eth } => {
+            let address = parse_address(address)?;
+            let chain = chain_for(cli, &home, None).await?;
+            let wei = eth_mls_chain::alloy::primitives::U256::from(*eth)
+                * eth_mls_chain::alloy::primitives::U256::from(10u64)
+                    .pow(eth_mls_chain::alloy::primitives::U256::from(18u64));
+            let _: Value = chain
+                .provider()
+                .raw_request("anvil_setBalance".into(), (address, wei))
+                .await
+                .map_err(|e| {
+                    Failure::new(
+                        Kind::Chain,
+                        format!("could not set the balance: {e}"),
+                        "`fund` works on a local anvil only; on a real chain send ETH",
+                    )
+                })?;
+            Ok(json!({ "address": format!("{address:#x}"), "eth": eth }))
+        }
+        Command::Register => {
+            let mut c = client(cli, &home).await?;
+            c.publish_keys().await.map_err(Failure::from_client)?;
+            Ok(json!({ "address": format!("{:#x}", c.address()) }))
+        }
+        Command::Group(cmd) => group(cli, &home, cmd, out).await,
+        Command::Send { group, text } => {
+            let g = parse_address(group)?;
+            let mut c = client(cli, &home).await?;
+            c.send(g, text.as_bytes())
+                .await
+                .map_err(Failure::from_client)?;
+            c.sync().await.map_err(Failure::from_client)?;
+            Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok() }))
+        }
+        Command::Read { group } => {
+            let g = parse_address(group)?;
+            let c = client(cli, &home).await?;
+            let messages: Vec<Value> = c
+                .messages(g)
+                .map_err(Failure::from_client)?
+                .into_iter()
+                .map(|m| {
+                    json!({
+                        "sender": format!("{:#x}", m.sender),
+                        "epoch": m.epoch,
+                        "received_at": m.received_at,
+                        "text": String::from_utf8_lossy(&m.data),
+                    })
+                })
+                .collect();
+            if !out.json {
+                for m in &messages {
+                    println!(
+                        "{} {}: {}",
+                        m["received_at"],
+                        m["sender"].as_str().unwrap_or(""),
+                        m["text"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(json!({ "group": format!("{g:#x}"), "messages": messages }))
+        }
+        Command::Watch { timeout, count } => {
+            let mut c = client(cli, &home).await?;
+            let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
+            let mut n = 0u64;
+            loop {
+                if count.is_some_and(|m| n >= m) {
+                    break;
+                }
+                let left = match deadline {
+                    Some(d) => d.saturating_duration_since(Instant::now()),
+                    None => Duration::from_secs(3600),
+                };
+                if left.is_zero() {
+                    break;
+                }
+                if let Some(e) = c.next_event(left).await.map_err(Failure::from_client)? {
+                    n += 1;
+                    out.event(&out::event_json(&e));
+                }
+            }
+            Ok(json!({ "events": n }))
+        }
+        Command::Sync { wait } => {
+            let mut c = client(cli, &home).await?;
+            let events = sync_until(&mut c, Duration::from_secs(*wait), |_| false).await?;
+            for e in &events {
+                out.event(&out::event_json(e));
+            }
+            Ok(json!({ "events": events.len() }))
+        }
+    }
+}
+
+fn deployment_json(d: &Deployment, path: &Path) -> Value {
+    json!({
+        "chain_id": d.chain_id,
+        "erc7627": format!("{:#x}", d.erc7627),
+        "group_factory": format!("{:#x}", d.group_factory),
+        "block": d.block,
+        "file": path.display().to_string(),
+    })
+}
+
+async fn account(cli: &Cli, home: &Path, cmd: &AccountCmd) -> Result<Value, Failure> {
+    match cmd {
+        AccountCmd::New { name } => {
+            let path = keystore_path(home, name)?;
+            if path.exists() {
+                return Err(Failure::usage(
+                    format!("an account named {name} exists"),
+                    "pick another name or `ethmls account remove` it",
+                ));
+            }
+            let mut key = Zeroizing::new([0u8; 32]);
+            loop {
+                getrandom::fill(key.as_mut())
+                    .map_err(|e| Failure::new(Kind::Other, format!("no randomness: {e}"), ""))?;
+                if PrivateKeySigner::from_slice(key.as_slice()).is_ok() {
+                    break;
+                }
+            }
+            save_account(cli, home, name, &path, &key)
+        }
+        AccountCmd::Import {
+            name,
+            private_key_file,
+        } => {
+            let path = keystore_path(home, name)?;
+            if path.exists() {
+                return Err(Failure::usage(
+                    format!("an account named {name} exists"),
+                    "pick another name or `ethmls account remove` it",
+                ));
+            }
+            let text = match private_key_file {
+                Some(f) => {
+                    Zeroizing::new(std::fs::read_to_string(f).map_err(|e| Failure::io(f, e))?)
+                }
+                None => {
+                    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                        return Err(Failure::usage(
+                            "no key to import",
+                            "pass --private-key-file FILE (the key is never taken on the command line)",
+                        ));
+                    }
+                    Zeroizing::new(
+                        rpassword::prompt_password("private key (hex): ").map_err(|e| {
+                            Failure::usage(format!("could not read the key: {e}"), "")
+                        })?,
+                    )
+                }
+            };
+            let hexkey = text.trim().trim_start_matches("0x");
+            let bytes = Zeroizing::new(hex::decode(hexkey).map_err(|_| {
+                Failure::usage("the key is not hex", "a secp256k1 key is 64 hex digits")
+            })?);
+            let key: Zeroizing<[u8; 32]> =
+                Zeroizing::new(bytes.as_slice().try_into().map_err(|_| {
+                    Failure::usage(
+                        "the key is not 32 bytes",
+                        "a secp256k1 key is 64 hex digits",
+                    )
+                })?);
+            PrivateKeySigner::from_slice(key.as_slice())
+                .map_err(|_| Failure::usage("not a valid secp256k1 key", ""))?;
+            save_account(cli, home, name, &path, &key)
+        }
+        AccountCmd::List => {
+            let mut list = Vec::new();
+            for name in account_names(home)? {
+                let path = keystore_path(home, &name)?;
+                list.push(json!({ "name": name, "address": keystore_address(&path) }));
+            }
+            Ok(json!({ "accounts": list }))
+        }
+        AccountCmd::Show { name } => {
+            let name = match name {
+                Some(n) => n.clone(),
+                None => account_name(cli, home)?,
+            };
+            let path = keystore_path(home, &name)?;
+            if !path.exists() {
+                return Err(Failure::usage(
+                    format!("no account named {name}"),
+                    "see `ethmls account list`",
+                ));
+            }
+            Ok(
+                json!({ "name": name, "address": keystore_address(&path), "keystore": path.display().to_string() }),
+            )
+        }
+        AccountCmd::Remove { name } => {
+            let path = keystore_path(home, name)?;
+            std::fs::remove_file(&path).map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Failure::usage(
+                        format!("no account named {name}"),
+                        "see `ethmls account list`",
+                    )
+                } else {
+                    Failure::io(&path, e)
+                }
+            })?;
+            Ok(json!({ "removed": name }))
+        }
+    }
+}
+
+fn save_account(
+    cli: &Cli,
+    home: &Path,
+    name: &str,
+    path: &Path,
+    key: &[u8; 32],
+) -> Result<Value, Failure> {
+    let pw = password(cli, &format!("new password for {name}: "))?;
+    if pw.is_empty() {
+        return Err(Failure::usage("the password is empty", "choose a password"));
+    }
+    let json = eth_mls::keystore::encrypt(key, pw.as_bytes(), KEYSTORE_LOG_N)
+        .map_err(Failure::from_client)?;
+    let dir = keystore_dir(home);
+    std::fs::create_dir_all(&dir).map_err(|e| Failure::io(&dir, e))?;
+    write_private(path, json.as_bytes())?;
+    let address = PrivateKeySigner::from_slice(key)
+        .map(|s| s.address())
+        .map_err(|_| Failure::usage("not a valid secp256k1 key", ""))?;
+    Ok(
+        json!({ "name": name, "address": format!("{address:#x}"), "keystore": path.display().to_string() }),
+    )
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path).map_err(|e| Failure::io(path, e))?;
+    f.write_all(bytes).map_err(|e| Failure::io(path, e))
+}
+
+/// The address a keystore file names (its `address` field), as cast shows it.
+fn keystore_address(path: &Path) -> Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .and_then(|v| {
+            v.get("address")
+                .and_then(|a| a.as_str())
+                .map(|a| format!("0x{}", a.trim_start_matches("0x")))
+        })
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}
+
+/// `ethmls devnet`: anvil on 127.0.0.1, the contracts deployed, the deployment and the RPC
+/// URL written to the home; runs until interrupted.
+async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Failure> {
+    out.progress("starting anvil");
+    let port_arg = port.map(|p| p.to_string());
+    let mut args = vec!["--accounts", "20"];
+    if let Some(p) = &port_arg {
+        args.extend(["--port", p.as_str()]);
+    }
+    let devnet = Devnet::start_with(&args).map_err(|e| {
+        Failure::chain(
+            e,
+            "install Foundry's anvil (cargo xtask setup puts it in .tools/)",
+        )
+    })?;
+    out.progress("deploying the contracts");
+    let d = devnet
+        .deploy()
+        .await
+        .map_err(|e| Failure::chain(e, "see anvil's output"))?;
+    let path = home.join("deployment.json");
+    std::fs::create_dir_all(home).map_err(|e| Failure::io(home, e))?;
+    d.save(&path)
+        .map_err(|e| Failure::chain(e, "check the home directory"))?;
+    let mut config = Config::load(home)?;
+    config.rpc_url = Some(devnet.rpc_url());
+    config.save(home)?;
+    let mut info = deployment_json(&d, &path);
+    info["rpc_url"] = json!(devnet.rpc_url());
+    out.event(&json!({ "event": "devnet_ready", "devnet": info.clone() }));
+    // Runs until interrupted (or its standard input closes, for scripts).
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    });
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = stdin_closed => {}
+    }
+    drop(devnet);
+    Ok(info)
+}
+
+async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Value, Failure> {
+    let mut c = client(cli, home).await?;
+    match cmd {
+        GroupCmd::Create { name, any_member } => {
+            let policy = if *any_member {
+                CommitPolicy::AnyMember
+            } else {
+                CommitPolicy::AdminsOnly
+            };
+            out.progress("creating the group contract");
+            let g = c
+                .create_group(name.as_bytes(), policy)
+                .await
+                .map_err(Failure::from_client)?;
+            Ok(json!({ "group": format!("{g:#x}"), "name": name, "epoch": c.epoch(g).ok() }))
+        }
+        GroupCmd::Invite {
+            group,
+            address,
+            note,
+        } => {
+            let g = parse_address(group)?;
+            let who = parse_address(address)?;
+            c.invite(g, who, note).await.map_err(Failure::from_client)?;
+            Ok(json!({ "group": format!("{g:#x}"), "invited": format!("{who:#x}") }))
+        }
+        GroupCmd::Requests => {
+            let list: Vec<Value> = c
+                .invitations()
+                .map_err(Failure::from_client)?
+                .into_iter()
+                .filter(|i| !i.answered)
+                .map(|i| {
+                    json!({
+                        "id": hex::encode(i.request.request_id),
+                        "from": format!("{:#x}", i.from),
+                        "group": format!("{:#x}", Address::from(i.request.group.group_contract)),
+                        "note": i.request.note,
+                        "expiry": i.request.expiry,
+                    })
+                })
+                .collect();
+            if !out.json {
+                for i in &list {
+                    println!(
+                        "{}  group {} from {}  {}",
+                        i["id"].as_str().unwrap_or(""),
+                        i["group"].as_str().unwrap_or(""),
+                        i["from"].as_str().unwrap_or(""),
+                        i["note"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(json!({ "invitations": list }))
+        }
+        GroupCmd::Accept { id, wait } => {
+            let id = parse_request_id(id)?;
+            let group = c
+                .invitations()
+                .map_err(Failure::from_client)?
+                .into_iter()
+                .find(|i| i.request.request_id == id)
+                .map(|i| Address::from(i.request.group.group_contract))
+                .ok_or_else(|| {
+                    Failure::usage("no such invitation", "see `ethmls group requests`")
+                })?;
+            c.accept(id).await.map_err(Failure::from_client)?;
+            // The inviter's client commits the add and sends the Welcome: wait for it.
+            out.progress("waiting for the inviter to add this account");
+            let events = sync_until(&mut c, Duration::from_secs(*wait), |s| {
+                s.iter()
+                    .any(|e| matches!(e, ClientEvent::Joined { group: g, .. } if *g == group))
+            })
+            .await?;
+            let joined = c.is_active(group);
+            for e in &events {
+                out.event(&out::event_json(e));
+            }
+            Ok(
+                json!({ "group": format!("{group:#x}"), "joined": joined, "epoch": c.epoch(group).ok() }),
+            )
+        }
+        GroupCmd::Decline { id } => {
+            let id = parse_request_id(id)?;
+            c.decline(id).await.map_err(Failure::from_client)?;
+            Ok(json!({ "declined": hex::encode(id) }))
+        }
+        GroupCmd::Members { group } => {
+            let g = parse_address(group)?;
+            let members: Vec<String> = c
+                .members(g)
+                .map_err(Failure::from_client)?
+                .into_iter()
+                .map(|m| format!("{m:#x}"))
+                .collect();
+            if !out.json {
+                for m in &members {
+                    println!("{m}");
+                }
+            }
+            Ok(json!({
+                "group": format!("{g:#x}"),
+                "epoch": c.epoch(g).ok(),
+                "members": members,
+                "active": c.is_active(g),
+            }))
+        }
+        GroupCmd::List => {
+            let groups: Vec<Value> = c
+                .groups()
+                .into_iter()
+                .map(|g| {
+                    json!({
+                        "group": format!("{g:#x}"),
+                        "epoch": c.epoch(g).ok(),
+                        "active": c.is_active(g),
+                    })
+                })
+                .collect();
+            Ok(json!({ "groups": groups }))
+        }
+        GroupCmd::Remove { group, address } => {
+            let g = parse_address(group)?;
+            let who = parse_address(address)?;
+            let before = c.epoch(g).map_err(Failure::from_client)?;
+            c.remove(g, &[who]).await.map_err(Failure::from_client)?;
+            let events = sync_until(&mut c, Duration::from_secs(60), |s| {
+                s.iter().any(|e| {
+                    matches!(e, ClientEvent::MemberRemoved { group: gg, member } if *gg == g && *member == who)
+                        || matches!(e, ClientEvent::IntentFailed { .. })
+                })
+            })
+            .await?;
+            committed(&c, g, before, &events)?;
+            Ok(
+                json!({ "group": format!("{g:#x}"), "removed": format!("{who:#x}"), "epoch": c.epoch(g).ok() }),
+            )
+        }
+        GroupCmd::Update { group } => {
+            let g = parse_address(group)?;
+            let before = c.epoch(g).map_err(Failure::from_client)?;
+            c.update(g).await.map_err(Failure::from_client)?;
+            let events = sync_until(&mut c, Duration::from_secs(60), |s| {
+                s.iter().any(|e| {
+                    matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)
+                        || matches!(e, ClientEvent::IntentFailed { .. })
+                })
+            })
+            .await?;
+            committed(&c, g, before, &events)?;
+            Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok() }))
+        }
+    }
+}
+
+/// Fails when the change's intent failed or the epoch did not move.
+fn committed(c: &Cl, g: Address, before: u64, events: &[ClientEvent]) -> Result<(), Failure> {
+    if let Some(reason) = events.iter().find_map(|e| match e {
+        ClientEvent::IntentFailed { reason, .. } => Some(reason.clone()),
+        _ => None,
+    }) {
+        return Err(Failure::new(
+            Kind::Chain,
+            format!("the change failed: {reason}"),
+            "check that this account may commit in the group (`ethmls group members`)",
+        ));
+    }
+    if c.epoch(g).unwrap_or(before) <= before {
+        return Err(Failure::new(
+            Kind::Chain,
+            "the change was not committed in time",
+            "it stays queued: run `ethmls sync` to finish it",
+        ));
+    }
+    Ok(())
+}

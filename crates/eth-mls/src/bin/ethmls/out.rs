@@ -1,0 +1,347 @@
+//! What `ethmls` prints: one envelope per command (`--json`) or text, NDJSON events, progress on
+//! stderr, and failures with distinct exit codes and what to do next.
+
+use std::io::Write;
+use std::path::Path;
+
+use eth_mls::ClientEvent;
+use serde_json::{Value, json};
+
+/// The kind of a failure; each has its exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Anything else (1).
+    Other,
+    /// Bad arguments, missing files or settings (2, as clap's own usage errors).
+    Usage,
+    /// The chain: RPC, transaction, contract (3).
+    Chain,
+    /// Delivery (4).
+    Transport,
+    /// Something did not verify: signature, credential, registration, password (5).
+    Verification,
+    /// This member forked from its group (6).
+    Fork,
+}
+
+impl Kind {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Kind::Other => 1,
+            Kind::Usage => 2,
+            Kind::Chain => 3,
+            Kind::Transport => 4,
+            Kind::Verification => 5,
+            Kind::Fork => 6,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Other => "error",
+            Kind::Usage => "usage",
+            Kind::Chain => "chain",
+            Kind::Transport => "transport",
+            Kind::Verification => "verification",
+            Kind::Fork => "fork",
+        }
+    }
+}
+
+/// A failed command: what went wrong and what to do next.
+#[derive(Debug)]
+pub struct Failure {
+    kind: Kind,
+    message: String,
+    hint: String,
+}
+
+impl Failure {
+    /// A failure of `kind`.
+    pub fn new(kind: Kind, message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Failure {
+            kind,
+            message: message.into(),
+            hint: hint.into(),
+        }
+    }
+
+    /// A usage failure.
+    pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
+        Self::new(Kind::Usage, message, hint)
+    }
+
+    /// A file that could not be read or written.
+    pub fn io(path: &Path, e: std::io::Error) -> Self {
+        Self::new(
+            Kind::Usage,
+            format!("{}: {e}", path.display()),
+            "check the path and its permissions",
+        )
+    }
+
+    /// A chain failure.
+    pub fn chain(e: eth_mls_chain::Error, hint: &str) -> Self {
+        Self::new(Kind::Chain, e.to_string(), hint)
+    }
+
+    /// A client failure, sorted by kind.
+    pub fn from_client(e: eth_mls::Error) -> Self {
+        use eth_mls::Error as E;
+        let (kind, hint) = match &e {
+            E::Chain(_) => (
+                Kind::Chain,
+                "check the RPC endpoint (--rpc-url) and that the account has ETH for gas",
+            ),
+            E::Delivery(_) => (
+                Kind::Transport,
+                "check the network and retry; nothing was lost",
+            ),
+            E::Forked { .. } => (
+                Kind::Fork,
+                "this member asked the group's owner to re-add it; run `ethmls sync` later",
+            ),
+            E::WrongPassword => (Kind::Verification, "check the password file"),
+            E::UnknownGroup { .. } => (Kind::Usage, "see `ethmls group list`"),
+            E::UnknownRequest => (Kind::Usage, "see `ethmls group requests`"),
+            E::NoBundle { .. } => (
+                Kind::Usage,
+                "the account has not published its keys: it runs `ethmls register` first",
+            ),
+            E::NotMember { .. } => (Kind::Usage, "this account is not a member of the group"),
+            E::GroupExists { .. } => (Kind::Usage, "pick another group name"),
+            E::Keystore(_) => (Kind::Usage, "check the keystore file"),
+            E::BadSiwe(_)
+            | E::WrongAccount { .. }
+            | E::WrongGroup
+            | E::KeyPackageMismatch
+            | E::WrongExpiry
+            | E::Expired
+            | E::BadSignature(_)
+            | E::WrongEpoch { .. }
+            | E::CommitHashMismatch
+            | E::AclMismatch { .. }
+            | E::CommitterNotAllowed { .. }
+            | E::EpochAuthenticatorMismatch { .. }
+            | E::WrongChain { .. }
+            | E::UntrustedFactory
+            | E::NotFactoryGroup
+            | E::Erc1271Unavailable(_) => (
+                Kind::Verification,
+                "the input was refused and nothing changed; check who sent it",
+            ),
+            _ => (Kind::Other, ""),
+        };
+        Self::new(kind, e.to_string(), hint)
+    }
+}
+
+/// Output mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Out {
+    /// JSON envelopes instead of text.
+    pub json: bool,
+}
+
+impl Out {
+    /// Output in text or JSON.
+    pub fn new(json: bool) -> Self {
+        Out { json }
+    }
+
+    /// Progress, on stderr (never mixed into the JSON on stdout).
+    pub fn progress(&self, what: &str) {
+        eprintln!("… {what}");
+    }
+
+    /// One event: an NDJSON line, or a line of text.
+    pub fn event(&self, e: &Value) {
+        let mut stdout = std::io::stdout().lock();
+        let line = if self.json {
+            e.to_string()
+        } else {
+            event_text(e)
+        };
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+
+    /// The command succeeded: its envelope (JSON) or its result (text); exit code 0.
+    pub fn ok(&self, command: String, result: Value) {
+        if self.json {
+            println!(
+                "{}",
+                json!({ "ok": true, "command": command, "result": result })
+            );
+        } else {
+            print_text(&result);
+        }
+    }
+
+    /// The command failed: the envelope or a message on stderr, and its exit code.
+    pub fn fail(&self, f: &Failure) -> ! {
+        if self.json {
+            println!(
+                "{}",
+                json!({
+                    "ok": false,
+                    "error": { "kind": f.kind.name(), "code": f.kind.code(), "message": f.message, "hint": f.hint },
+                })
+            );
+        } else {
+            eprintln!("error: {}", f.message);
+            if !f.hint.is_empty() {
+                eprintln!("  → {}", f.hint);
+            }
+        }
+        std::process::exit(f.kind.code())
+    }
+}
+
+/// A result as `key: value` lines (lists are printed by their commands).
+fn print_text(result: &Value) {
+    if let Value::Object(map) = result {
+        for (k, v) in map {
+            match v {
+                Value::Array(_) | Value::Object(_) => {}
+                Value::String(s) => println!("{k}: {s}"),
+                v => println!("{k}: {v}"),
+            }
+        }
+    }
+}
+
+fn event_text(e: &Value) -> String {
+    let kind = e["event"].as_str().unwrap_or("event");
+    match kind {
+        "message" => format!(
+            "[{}] {}: {}",
+            short(e["group"].as_str()),
+            e["sender"].as_str().unwrap_or("?"),
+            e["text"].as_str().unwrap_or("")
+        ),
+        _ => {
+            let mut parts = vec![kind.to_string()];
+            if let Value::Object(map) = e {
+                for (k, v) in map {
+                    if k != "event" {
+                        parts.push(format!(
+                            "{k}={}",
+                            v.as_str().map_or(v.to_string(), String::from)
+                        ));
+                    }
+                }
+            }
+            parts.join(" ")
+        }
+    }
+}
+
+fn short(a: Option<&str>) -> String {
+    let a = a.unwrap_or("?");
+    if a.len() > 10 {
+        format!("{}…", &a[..10])
+    } else {
+        a.to_string()
+    }
+}
+
+/// A client event as JSON (`event` names its kind).
+pub fn event_json(e: &ClientEvent) -> Value {
+    let a = |x: &eth_mls_siwe::Address| format!("{x:#x}");
+    match e {
+        ClientEvent::Message {
+            group,
+            sender,
+            epoch,
+            data,
+        } => {
+            json!({ "event": "message", "group": a(group), "sender": a(sender), "epoch": epoch, "text": String::from_utf8_lossy(data) })
+        }
+        ClientEvent::MissedMessages {
+            group,
+            sender,
+            epoch,
+            count,
+        } => {
+            json!({ "event": "missed_messages", "group": a(group), "sender": a(sender), "epoch": epoch, "count": count })
+        }
+        ClientEvent::MessageLost {
+            group,
+            epoch,
+            reason,
+        } => {
+            json!({ "event": "message_lost", "group": a(group), "epoch": epoch, "reason": reason })
+        }
+        ClientEvent::Joined { group, epoch } => {
+            json!({ "event": "joined", "group": a(group), "epoch": epoch })
+        }
+        ClientEvent::CommitMerged {
+            group,
+            epoch,
+            committer,
+        } => {
+            json!({ "event": "commit_merged", "group": a(group), "epoch": epoch, "committer": a(committer) })
+        }
+        ClientEvent::MemberAdded { group, member } => {
+            json!({ "event": "member_added", "group": a(group), "member": a(member) })
+        }
+        ClientEvent::MemberRemoved { group, member } => {
+            json!({ "event": "member_removed", "group": a(group), "member": a(member) })
+        }
+        ClientEvent::Removed { group } => json!({ "event": "removed", "group": a(group) }),
+        ClientEvent::InvitationReceived {
+            request_id,
+            from,
+            group,
+            note,
+        } => {
+            json!({ "event": "invitation_received", "id": hex::encode(request_id), "from": a(from), "group": a(group), "note": note })
+        }
+        ClientEvent::InvitationDeclined { request_id, from } => {
+            json!({ "event": "invitation_declined", "id": hex::encode(request_id), "from": a(from) })
+        }
+        ClientEvent::RequestReceived { group, from, kind } => {
+            json!({ "event": "request_received", "group": a(group), "from": a(from), "kind": format!("{kind:?}") })
+        }
+        ClientEvent::RequestRejected {
+            request_id,
+            from,
+            reason,
+        } => {
+            json!({ "event": "request_rejected", "id": hex::encode(request_id), "from": a(from), "reason": format!("{reason:?}") })
+        }
+        ClientEvent::ForkDetected {
+            group,
+            epoch,
+            reason,
+        } => {
+            json!({ "event": "fork_detected", "group": a(group), "epoch": epoch, "reason": reason })
+        }
+        ClientEvent::CredentialDue { expires_at } => {
+            json!({ "event": "credential_due", "expires_at": expires_at })
+        }
+        ClientEvent::MemberDue { group, member } => {
+            json!({ "event": "member_due", "group": a(group), "member": a(member) })
+        }
+        ClientEvent::EpochLost {
+            group,
+            intent,
+            epoch,
+        } => json!({ "event": "epoch_lost", "group": a(group), "intent": intent, "epoch": epoch }),
+        ClientEvent::IntentFailed {
+            group,
+            intent,
+            reason,
+        } => {
+            json!({ "event": "intent_failed", "group": a(group), "intent": intent, "reason": reason })
+        }
+        ClientEvent::DeliveryDelayed { group, error } => {
+            json!({ "event": "delivery_delayed", "group": a(group), "error": error.to_string() })
+        }
+        ClientEvent::Rejected { from, error } => {
+            json!({ "event": "rejected", "from": a(from), "error": error.to_string() })
+        }
+    }
+}

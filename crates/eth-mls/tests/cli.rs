@@ -1,0 +1,255 @@
+//! The `ethmls` binary driven as a user would: three homes (alice, bob, carol) on one anvil,
+//! accounts imported from key files, keys registered, a group created, two invitations
+//! accepted while alice's `watch` runs, messages both ways, a removal after which carol reads
+//! nothing new; `--json` envelopes parsed and checked; error paths with their exit codes.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+use eth_mls_chain::Devnet;
+use serde_json::Value;
+
+struct User {
+    home: PathBuf,
+    name: &'static str,
+    rpc: String,
+    deployment: PathBuf,
+    password: PathBuf,
+}
+
+impl User {
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ethmls"));
+        c.arg("--home")
+            .arg(&self.home)
+            .arg("--json")
+            .arg("--rpc-url")
+            .arg(&self.rpc)
+            .arg("--deployment")
+            .arg(&self.deployment)
+            .arg("--password-file")
+            .arg(&self.password)
+            .args(args)
+            .env_remove("ETH_RPC_URL")
+            .env_remove("ETHMLS_HOME")
+            .env_remove("ETHMLS_ACCOUNT")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `ethmls` and returns its exit code and JSON envelope (the last stdout line).
+    fn run(&self, args: &[&str]) -> (i32, Value, Vec<Value>) {
+        let out: Output = self.command(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<Value> = stdout
+            .lines()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| {
+                    panic!(
+                        "{} {args:?}: not JSON ({e}): {l}\nstderr: {}",
+                        self.name,
+                        String::from_utf8_lossy(&out.stderr)
+                    )
+                })
+            })
+            .collect();
+        let envelope = lines.last().cloned().unwrap_or(Value::Null);
+        let events = lines[..lines.len().saturating_sub(1)].to_vec();
+        (out.status.code().unwrap_or(-1), envelope, events)
+    }
+
+    /// Runs a command that must succeed; its `result`.
+    fn ok(&self, args: &[&str]) -> Value {
+        let (code, envelope, _) = self.run(args);
+        assert_eq!(code, 0, "{} {args:?} failed: {envelope}", self.name);
+        assert_eq!(envelope["ok"], true, "{envelope}");
+        envelope["result"].clone()
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        self.command(args).stdout(Stdio::piped()).spawn().unwrap()
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+}
+
+fn texts(read: &Value) -> Vec<String> {
+    read["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn three_users_chat_through_the_cli() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let devnet = Devnet::start().unwrap();
+    let deployment = rt.block_on(devnet.deploy()).unwrap();
+    let dir = common::dir("cli");
+    let deployment_file = dir.join("deployment.json");
+    deployment.save(&deployment_file).unwrap();
+    let password = dir.join("password");
+    write(&password, "correct horse battery staple\n");
+    let users: Vec<User> = ["alice", "bob", "carol"]
+        .into_iter()
+        .map(|name| User {
+            home: dir.join(name),
+            name,
+            rpc: devnet.rpc_url(),
+            deployment: deployment_file.clone(),
+            password: password.clone(),
+        })
+        .collect();
+    let [alice, bob, carol] = &users[..] else {
+        unreachable!()
+    };
+
+    // Accounts: anvil's funded keys, imported from files; the key never on the command line.
+    let mut addresses = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let key_file = dir.join(format!("{}.key", u.name));
+        let key = devnet.signer(i + 1).unwrap().to_bytes();
+        write(&key_file, &hex::encode(key));
+        let r = u.ok(&[
+            "account",
+            "import",
+            u.name,
+            "--private-key-file",
+            key_file.to_str().unwrap(),
+        ]);
+        let expected = format!("{:#x}", devnet.addresses()[i + 1]);
+        assert_eq!(r["address"], expected);
+        // The keystore holds no plaintext key.
+        let ks = std::fs::read_to_string(r["keystore"].as_str().unwrap()).unwrap();
+        assert!(!ks.contains(&hex::encode(key)));
+        let list = u.ok(&["account", "list"]);
+        assert_eq!(list["accounts"][0]["name"], u.name);
+        addresses.push(expected);
+        u.ok(&["register"]);
+    }
+    let (b, c) = (addresses[1].as_str(), addresses[2].as_str());
+
+    // Alice creates a group and invites bob and carol; her `watch` runs while they accept.
+    let group = alice.ok(&["group", "create", "friends"])["group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice.ok(&["group", "invite", &group, b, "--note", "hi bob"]);
+    alice.ok(&["group", "invite", &group, c]);
+    let mut watch = alice.spawn(&["watch", "--timeout", "120"]);
+    for (u, note) in [(bob, "hi bob"), (carol, "")] {
+        let mut id = None;
+        for _ in 0..40 {
+            let r = u.ok(&["group", "requests"]);
+            if let Some(inv) = r["invitations"].as_array().unwrap().first() {
+                assert_eq!(inv["group"], group.as_str());
+                assert_eq!(inv["from"], addresses[0].as_str());
+                assert_eq!(inv["note"], note);
+                id = Some(inv["id"].as_str().unwrap().to_string());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        let id = id.unwrap_or_else(|| panic!("{} never saw the invitation", u.name));
+        let r = u.ok(&["group", "accept", &id, "--wait", "90"]);
+        assert_eq!(r["joined"], true, "{r}");
+    }
+    watch.kill().unwrap();
+    let _ = watch.wait();
+
+    // Everyone sees the same members.
+    for u in &users {
+        let r = u.ok(&["group", "members", &group]);
+        let mut members: Vec<String> = r["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_str().unwrap().to_string())
+            .collect();
+        members.sort();
+        let mut expected = addresses.clone();
+        expected.sort();
+        assert_eq!(members, expected, "{}", u.name);
+    }
+
+    // Messages both ways.
+    alice.ok(&["send", &group, "hello from alice"]);
+    bob.ok(&["send", &group, "hello from bob"]);
+    for u in &users {
+        u.ok(&["sync", "--wait", "2"]);
+    }
+    for u in &users {
+        let read = u.ok(&["read", &group]);
+        let t = texts(&read);
+        assert!(
+            t.contains(&"hello from alice".to_string()),
+            "{}: {t:?}",
+            u.name
+        );
+        assert!(
+            t.contains(&"hello from bob".to_string()),
+            "{}: {t:?}",
+            u.name
+        );
+    }
+
+    // Alice removes carol; what alice sends next carol never reads.
+    let r = alice.ok(&["group", "remove", &group, c]);
+    assert_eq!(r["removed"], c);
+    alice.ok(&["send", &group, "carol is gone"]);
+    let (_, env, events) = carol.run(&["sync", "--wait", "3"]);
+    assert_eq!(env["ok"], true, "{env}");
+    assert!(
+        events.iter().any(|e| e["event"] == "removed"),
+        "carol was not told: {events:?}"
+    );
+    bob.ok(&["sync", "--wait", "2"]);
+    assert!(texts(&bob.ok(&["read", &group])).contains(&"carol is gone".to_string()));
+    assert!(!texts(&carol.ok(&["read", &group])).contains(&"carol is gone".to_string()));
+    let r = carol.ok(&["group", "members", &group]);
+    assert_eq!(r["active"], false);
+
+    // Error paths: exit codes and envelopes that say what to do.
+    let wrong = dir.join("wrong-password");
+    write(&wrong, "not it\n");
+    let bob_wrong = User {
+        password: wrong,
+        home: bob.home.clone(),
+        deployment: bob.deployment.clone(),
+        rpc: bob.rpc.clone(),
+        name: "bob",
+    };
+    let (code, env, _) = bob_wrong.run(&["group", "list"]);
+    assert_eq!(code, 5, "{env}");
+    assert_eq!(env["error"]["kind"], "verification");
+    assert!(!env["error"]["hint"].as_str().unwrap().is_empty());
+    let (code, env, _) = bob.run(&["send", "not-an-address", "x"]);
+    assert_eq!(code, 2, "{env}");
+    assert_eq!(env["error"]["kind"], "usage");
+    let (code, env, _) = carol.run(&["send", &group, "let me in"]);
+    assert_eq!(code, 2, "{env}");
+    let (code, env, _) = bob.run(&["--account", "nobody", "group", "list"]);
+    assert_eq!(code, 2, "{env}");
+    let bob_offline = User {
+        rpc: "http://127.0.0.1:1".into(),
+        home: bob.home.clone(),
+        deployment: bob.deployment.clone(),
+        password: bob.password.clone(),
+        name: "bob",
+    };
+    let (code, env, _) = bob_offline.run(&["group", "list"]);
+    assert_eq!(code, 3, "{env}");
+    assert_eq!(env["error"]["kind"], "chain");
+    let (code, _, _) = bob.run(&["group", "frobnicate"]);
+    assert_eq!(code, 2);
+}
