@@ -76,15 +76,3 @@ pub fn export(root: &Path, check: bool) -> Result<()> {
         .into())
     }
 }
-
-/// Reads an exported artifact's creation bytecode (hex with 0x).
-pub fn bytecode(root: &Path, name: &str) -> Result<String> {
-    let path = root.join(ARTIFACT_DIR).join(format!("{name}.json"));
-    let text = fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let value: Value = serde_json::from_str(&text)?;
-    value
-        .pointer("/bytecode/object")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .ok_or_else(|| format!("{}: no bytecode", path.display()).into())
-}

@@ -1657,6 +1657,12 @@ impl<D: DeliveryService + 'static> Client<D> {
         None
     }
 
+    /// The last epoch registered in `group`'s contract at the latest block (confirmed or
+    /// not): compare with [`Client::epoch`] to see how far behind this client is.
+    pub async fn chain_epoch(&self, group: Address) -> Result<u64, Error> {
+        self.head_epoch(group).await
+    }
+
     /// The last epoch registered in the group's contract at the latest block (confirmed or
     /// not).
     async fn head_epoch(&self, contract: Address) -> Result<u64, Error> {

@@ -69,6 +69,29 @@ impl User {
         envelope["result"].clone()
     }
 
+    /// Runs `ethmls` with `input` on its standard input; exit code and stdout lines.
+    fn run_with_input(&self, args: &[&str], input: &str) -> (i32, Vec<Value>) {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (out.status.code().unwrap_or(-1), lines)
+    }
+
     fn spawn(&self, args: &[&str]) -> Child {
         self.command(args).stdout(Stdio::piped()).spawn().unwrap()
     }
@@ -202,6 +225,36 @@ fn three_users_chat_through_the_cli() {
             u.name
         );
     }
+
+    // Bob chats through standard input; the lines reach alice.
+    let (code, lines) = bob.run_with_input(&["chat", &group], "line one\nline two\n");
+    assert_eq!(code, 0, "{lines:?}");
+    let sent: Vec<&Value> = lines.iter().filter(|l| l["event"] == "sent").collect();
+    assert_eq!(sent.len(), 2, "{lines:?}");
+    assert_eq!(lines.last().unwrap()["result"]["sent"], 2);
+    alice.ok(&["sync", "--wait", "2"]);
+    let t = texts(&alice.ok(&["read", &group]));
+    assert!(t.contains(&"line one".to_string()) && t.contains(&"line two".to_string()));
+
+    // The doctor finds nothing wrong: local epoch = the chain's.
+    let d = alice.ok(&["doctor"]);
+    assert_eq!(d["healthy"], true, "{d}");
+    let g = &d["groups"][0];
+    assert_eq!(g["local_epoch"], g["chain_epoch"], "{d}");
+
+    // One process per account: a second one while `watch` runs is refused.
+    let mut watch = bob.spawn(&["watch", "--timeout", "30"]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (code, env, _) = bob.run(&["group", "list"]);
+    assert_eq!(code, 2, "{env}");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another ethmls")
+    );
+    watch.kill().unwrap();
+    let _ = watch.wait();
 
     // Alice removes carol; what alice sends next carol never reads.
     let r = alice.ok(&["group", "remove", &group, c]);

@@ -80,6 +80,15 @@ pub enum Command {
         #[arg(long)]
         count: Option<u64>,
     },
+    /// Interactive chat in a group: lines typed are sent, messages shown with their sender;
+    /// ends at end of input.
+    Chat {
+        /// The group contract.
+        group: String,
+    },
+    /// Checks this account: each group's local epoch against the chain, forks, missed or
+    /// lost messages, credentials due for renewal.
+    Doctor,
     /// Takes in what arrived and runs pending work for a while.
     Sync {
         /// Seconds to keep going.
@@ -101,6 +110,8 @@ impl Command {
             Command::Send { .. } => "send".into(),
             Command::Read { .. } => "read".into(),
             Command::Watch { .. } => "watch".into(),
+            Command::Chat { .. } => "chat".into(),
+            Command::Doctor => "doctor".into(),
             Command::Sync { .. } => "sync".into(),
         }
     }

@@ -282,6 +282,7 @@ async fn client(cli: &Cli, home: &Path) -> Result<Cl, Failure> {
     let dir = home.join("stores");
     std::fs::create_dir_all(&dir).map_err(|e| Failure::io(&dir, e))?;
     let path = dir.join(format!("{address:#x}-{}.db", d.chain_id));
+    lock_store(&path)?;
     let mut c = Client::open(
         signer,
         chain,
@@ -294,6 +295,32 @@ async fn client(cli: &Cli, home: &Path) -> Result<Cl, Failure> {
     .map_err(Failure::from_client)?;
     c.sync().await.map_err(Failure::from_client)?;
     Ok(c)
+}
+
+/// The lock of the store this process opened, held until it exits.
+static STORE_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
+
+/// One process per account store at a time (a `watch` and a `send` on the same account would
+/// both take in and answer the same frames): an exclusive lock on `<store>.lock`.
+fn lock_store(path: &Path) -> Result<(), Failure> {
+    let lock_path = path.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Failure::io(&lock_path, e))?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = STORE_LOCK.set(file);
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::usage(
+            "another ethmls process is using this account",
+            "stop it (a `watch` or `chat`?) or wait for it to finish",
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(Failure::io(&lock_path, e)),
+    }
 }
 
 /// Syncs for up to `wait`, until `done` holds for the events seen; returns them.
@@ -438,6 +465,22 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                 }
             }
             Ok(json!({ "events": n }))
+        }
+        Command::Chat { group } => {
+            let g = parse_address(group)?;
+            let mut c = client(cli, &home).await?;
+            if !c.is_active(g) {
+                return Err(Failure::usage(
+                    format!("this account is not a member of {g:#x}"),
+                    "see `ethmls group list`",
+                ));
+            }
+            chat(&mut c, g, out).await
+        }
+        Command::Doctor => {
+            let mut c = client(cli, &home).await?;
+            let events = sync_until(&mut c, Duration::from_secs(2), |_| false).await?;
+            doctor(&c, &events).await
         }
         Command::Sync { wait } => {
             let mut c = client(cli, &home).await?;
@@ -835,4 +878,136 @@ fn committed(c: &Cl, g: Address, before: u64, events: &[ClientEvent]) -> Result<
         ));
     }
     Ok(())
+}
+
+/// `ethmls chat`: standard input lines are sent; incoming messages and membership changes
+/// are printed as they come. Ends at the end of input (after taking in what arrived).
+async fn chat(c: &mut Cl, g: Address, out: &Out) -> Result<Value, Failure> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let me = c.address();
+    let (mut sent, mut received) = (0u64, 0u64);
+    let mut input_open = true;
+    let mut closing_until: Option<Instant> = None;
+    loop {
+        if let Some(t) = closing_until
+            && Instant::now() >= t
+        {
+            break;
+        }
+        // Typed lines first, then one bounded look for input (never cancelled halfway: the
+        // client's work is not interrupted at an await point).
+        loop {
+            match rx.try_recv() {
+                Ok(line) if !line.trim().is_empty() => {
+                    c.send(g, line.as_bytes())
+                        .await
+                        .map_err(Failure::from_client)?;
+                    sent += 1;
+                    out.event(&json!({ "event": "sent", "group": format!("{g:#x}"), "sender": format!("{me:#x}"), "text": line }));
+                }
+                Ok(_) => {}
+                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
+                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
+                    if input_open {
+                        // End of input: a last look for answers, then exit.
+                        input_open = false;
+                        closing_until = Some(Instant::now() + Duration::from_secs(2));
+                    }
+                    break;
+                }
+            }
+        }
+        if let Some(e) = c
+            .next_event(Duration::from_millis(200))
+            .await
+            .map_err(Failure::from_client)?
+        {
+            let shown = match &e {
+                ClientEvent::Message { group, .. } if *group == g => {
+                    received += 1;
+                    true
+                }
+                ClientEvent::MemberAdded { group, .. }
+                | ClientEvent::MemberRemoved { group, .. }
+                | ClientEvent::Removed { group }
+                | ClientEvent::ForkDetected { group, .. } => *group == g,
+                ClientEvent::InvitationReceived { .. } => true,
+                _ => false,
+            };
+            if shown {
+                out.event(&out::event_json(&e));
+            }
+            if matches!(e, ClientEvent::Removed { group } if group == g) {
+                break;
+            }
+        }
+    }
+    Ok(json!({ "group": format!("{g:#x}"), "sent": sent, "received": received }))
+}
+
+/// `ethmls doctor`: what is wrong with this account's groups, and what to do.
+async fn doctor(c: &Cl, events: &[ClientEvent]) -> Result<Value, Failure> {
+    let mut groups = Vec::new();
+    let mut problems = Vec::new();
+    for g in c.groups() {
+        let local = c.epoch(g).map_err(Failure::from_client)?;
+        let chain = c.chain_epoch(g).await.map_err(Failure::from_client)?;
+        let active = c.is_active(g);
+        if active && chain > local {
+            problems.push(json!({
+                "group": format!("{g:#x}"),
+                "problem": format!("{} epochs behind the chain", chain - local),
+                "fix": "run `ethmls sync` (more confirmations may still be due)",
+            }));
+        }
+        groups.push(json!({
+            "group": format!("{g:#x}"),
+            "local_epoch": local,
+            "chain_epoch": chain,
+            "active": active,
+        }));
+    }
+    for e in events {
+        let (problem, fix) = match e {
+            ClientEvent::ForkDetected { reason, .. } => (
+                format!("forked: {reason}"),
+                "the owner was asked to re-add this account; keep `ethmls watch` running",
+            ),
+            ClientEvent::MissedMessages { count, .. } => (
+                format!("{count} messages missed"),
+                "they were not delivered to this device while it was away",
+            ),
+            ClientEvent::MessageLost { reason, .. } => (
+                format!("a message could not be decrypted: {reason}"),
+                "it arrived after its epoch's keys were gone",
+            ),
+            ClientEvent::CredentialDue { .. } => (
+                "the account's credential expires soon".to_string(),
+                "renew it (a self-update in each group carries the new one)",
+            ),
+            ClientEvent::MemberDue { member, .. } => (
+                format!("member {member:#x}'s credential expired"),
+                "an admin removes it (`ethmls group remove`)",
+            ),
+            ClientEvent::IntentFailed { reason, .. } => {
+                (format!("a change failed: {reason}"), "try it again")
+            }
+            _ => continue,
+        };
+        problems.push(json!({ "problem": problem, "fix": fix }));
+    }
+    Ok(json!({
+        "address": format!("{:#x}", c.address()),
+        "groups": groups,
+        "problems": problems,
+        "healthy": problems.is_empty(),
+    }))
 }
