@@ -164,11 +164,29 @@ impl User<'_> {
         let result = envelope["result"].clone();
         if let Value::Object(map) = &result {
             for (k, v) in map {
-                if !v.is_array() {
-                    println!(
+                match v {
+                    Value::Array(items) => {
+                        for item in items {
+                            let line = match (item["sender"].as_str(), item["text"].as_str()) {
+                                (Some(sender), Some(text)) => format!("{sender}: {text}"),
+                                _ if item["id"].is_string() => format!(
+                                    "invitation {} to {} from {}",
+                                    item["id"].as_str().unwrap_or_default(),
+                                    item["group"].as_str().unwrap_or_default(),
+                                    item["from"].as_str().unwrap_or_default()
+                                ),
+                                _ => format!(
+                                    "{k}: {}",
+                                    item.as_str().map_or(item.to_string(), String::from)
+                                ),
+                            };
+                            println!("          {line}");
+                        }
+                    }
+                    v => println!(
                         "          {k}: {}",
                         v.as_str().map_or(v.to_string(), String::from)
-                    );
+                    ),
                 }
             }
         }
