@@ -501,6 +501,14 @@ impl<D: DeliveryService + 'static> Client<D> {
             };
             client.follow(contract, group, record).await?;
         }
+        // The groups' ACLs from the chain before any input is judged (a request taken in by
+        // the first sync is checked against them).
+        let contracts: Vec<Address> = client.groups.keys().copied().collect();
+        for contract in contracts {
+            if client.is_active(contract) {
+                client.read_chain(contract).await?;
+            }
+        }
         Ok(client)
     }
 
@@ -915,6 +923,22 @@ impl<D: DeliveryService + 'static> Client<D> {
         self.send_direct(admin, None, &ClientMessage::ChangeRequest(request.clone()))
             .await?;
         Ok(request.request_id)
+    }
+
+    /// Leaves `group`: a member cannot commit its own removal (RFC 9420), so this asks an
+    /// admin — the owner, or another admin when this account is the owner — to remove it
+    /// ([`Client::request_removal`]). The leave is done when [`ClientEvent::Removed`] comes.
+    /// A group whose only admin is this account cannot be left this way
+    /// ([`Error::RequestNotAllowed`]).
+    pub async fn leave(&mut self, group: Address) -> Result<RequestId, Error> {
+        let me = self.address();
+        let acl = self.acl(group)?;
+        let admin = acl
+            .owner
+            .filter(|o| *o != me)
+            .or_else(|| acl.admins.iter().copied().find(|a| *a != me))
+            .ok_or(Error::RequestNotAllowed)?;
+        self.request_removal(group, admin).await
     }
 
     /// Asks an admin of `group` to remove this member (leaving a group whose policy lets

@@ -272,6 +272,21 @@ fn three_users_chat_through_the_cli() {
     let r = carol.ok(&["group", "members", &group]);
     assert_eq!(r["active"], false);
 
+    // Bob leaves: his request reaches alice's client, which removes him.
+    bob.ok(&["group", "leave", &group]);
+    let (_, _, events) = alice.run(&["sync", "--wait", "4"]);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "member_removed" && e["member"] == b),
+        "{events:?}"
+    );
+    let (_, _, events) = bob.run(&["sync", "--wait", "3"]);
+    assert!(events.iter().any(|e| e["event"] == "removed"), "{events:?}");
+    // The owner, the only admin, cannot leave this way.
+    let (code, env, _) = alice.run(&["group", "leave", &group]);
+    assert_eq!(code, 2, "{env}");
+
     // Error paths: exit codes and envelopes that say what to do.
     let wrong = dir.join("wrong-password");
     write(&wrong, "not it\n");

@@ -209,6 +209,11 @@ pub enum GroupCmd {
         /// The member's address.
         address: String,
     },
+    /// Leaves a group (asks an admin to remove this account).
+    Leave {
+        /// The group contract.
+        group: String,
+    },
     /// Commits a fresh leaf for this account (new keys).
     Update {
         /// The group contract.
@@ -228,6 +233,7 @@ impl GroupCmd {
             GroupCmd::List => "list",
             GroupCmd::Remove { .. } => "remove",
             GroupCmd::Update { .. } => "update",
+            GroupCmd::Leave { .. } => "leave",
         }
     }
 }

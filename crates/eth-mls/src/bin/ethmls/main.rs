@@ -841,6 +841,21 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
                 json!({ "group": format!("{g:#x}"), "removed": format!("{who:#x}"), "epoch": c.epoch(g).ok() }),
             )
         }
+        GroupCmd::Leave { group } => {
+            let g = parse_address(group)?;
+            c.leave(g).await.map_err(|e| match e {
+                eth_mls::Error::RequestNotAllowed => Failure::usage(
+                    "this account is the group's only admin",
+                    "make another member an admin first, or keep the group",
+                ),
+                e => Failure::from_client(e),
+            })?;
+            Ok(json!({
+                "group": format!("{g:#x}"),
+                "requested": true,
+                "note": "an admin removes this account when its client next runs",
+            }))
+        }
         GroupCmd::Update { group } => {
             let g = parse_address(group)?;
             let before = c.epoch(g).map_err(Failure::from_client)?;
