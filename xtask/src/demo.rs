@@ -262,6 +262,21 @@ fn event_line(v: &Value) -> String {
     }
 }
 
+/// The members of `group` as `u` sees them, sorted.
+fn members(u: &User<'_>, group: &str) -> Result<Vec<String>> {
+    let r = u.run(&["group", "members", group])?;
+    let mut members: Vec<String> = r["members"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    members.sort();
+    Ok(members)
+}
+
 fn texts(read: &Value) -> Vec<String> {
     read["messages"]
         .as_array()
@@ -392,16 +407,7 @@ pub fn run(root: &Path) -> Result<()> {
     let mut expected = addresses.clone();
     expected.sort();
     for u in &users {
-        let r = u.run(&["group", "members", &group])?;
-        let mut members: Vec<String> = r["members"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|m| m.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
-        members.sort();
+        let members = members(u, &group)?;
         check(
             members == expected,
             &format!("{} sees alice, bob and carol", u.name),
@@ -454,15 +460,7 @@ pub fn run(root: &Path) -> Result<()> {
     )?;
     let r = carol.run(&["group", "members", &group])?;
     check(r["active"] == false, "carol's client knows she was removed")?;
-    let mut members: Vec<String> = alice.run(&["group", "members", &group])?["members"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| m.as_str().map(String::from))
-                .collect()
-        })
-        .unwrap_or_default();
-    members.sort();
+    let members = members(alice, &group)?;
     let mut expected = vec![a.clone(), b.clone()];
     expected.sort();
     check(members == expected, "the group is alice and bob")?;

@@ -215,20 +215,23 @@ fn password(cli: &Cli, prompt: &str) -> Result<Zeroizing<String>, Failure> {
 /// An account's name, key and password.
 type Unlocked = (String, Zeroizing<[u8; 32]>, Zeroizing<String>);
 
+/// A keystore that could not be read or removed: a missing one is a usage error.
+fn account_file_error(name: &str, path: &Path, e: std::io::Error) -> Failure {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Failure::usage(
+            format!("no account named {name}"),
+            "see `ethmls account list`",
+        )
+    } else {
+        Failure::io(path, e)
+    }
+}
+
 /// The account's key, decrypted from its keystore.
 fn account_key(cli: &Cli, home: &Path) -> Result<Unlocked, Failure> {
     let name = account_name(cli, home)?;
     let path = keystore_path(home, &name)?;
-    let json = std::fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Failure::usage(
-                format!("no account named {name}"),
-                "see `ethmls account list`",
-            )
-        } else {
-            Failure::io(&path, e)
-        }
-    })?;
+    let json = std::fs::read_to_string(&path).map_err(|e| account_file_error(&name, &path, e))?;
     let pw = password(cli, &format!("password for {name}: "))?;
     let key = eth_mls::keystore::decrypt(&json, pw.as_bytes()).map_err(|e| match e {
         eth_mls::Error::WrongPassword => Failure::new(
@@ -593,16 +596,7 @@ async fn account(cli: &Cli, home: &Path, cmd: &AccountCmd) -> Result<Value, Fail
         }
         AccountCmd::Remove { name } => {
             let path = keystore_path(home, name)?;
-            std::fs::remove_file(&path).map_err(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Failure::usage(
-                        format!("no account named {name}"),
-                        "see `ethmls account list`",
-                    )
-                } else {
-                    Failure::io(&path, e)
-                }
-            })?;
+            std::fs::remove_file(&path).map_err(|e| account_file_error(name, &path, e))?;
             Ok(json!({ "removed": name }))
         }
     }
