@@ -321,3 +321,109 @@ fn three_users_chat_through_the_cli() {
     let (code, _, _) = bob.run(&["group", "frobnicate"]);
     assert_eq!(code, 2);
 }
+
+/// The commands that need no group: `account new|show|remove`, `devnet` (anvil + contracts,
+/// ended by closing its standard input), `deploy` and `fund` against it, and the config file
+/// `devnet` writes (no --rpc-url needed afterwards).
+#[test]
+fn accounts_devnet_deploy_and_fund() {
+    let dir = common::dir("cli-accounts");
+    let home = dir.join("home");
+    let password = dir.join("password");
+    write(&password, "pw\n");
+    let ethmls = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_ethmls"));
+        c.arg("--home")
+            .arg(&home)
+            .arg("--json")
+            .arg("--password-file")
+            .arg(&password)
+            .args(args)
+            .env_remove("ETH_RPC_URL")
+            .env_remove("ETHMLS_HOME")
+            .env_remove("ETHMLS_ACCOUNT")
+            .env_remove("ETHMLS_DEPLOYMENT");
+        c
+    };
+    let run = |args: &[&str]| -> (i32, Value) {
+        let out = ethmls(args).stdin(Stdio::null()).output().unwrap();
+        let last = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .unwrap_or(Value::Null);
+        (out.status.code().unwrap_or(-1), last)
+    };
+
+    // Accounts.
+    let (code, env) = run(&["account", "new", "dave"]);
+    assert_eq!(code, 0, "{env}");
+    let address = env["result"]["address"].as_str().unwrap().to_string();
+    let (code, env) = run(&["account", "new", "dave"]);
+    assert_eq!(code, 2, "a second account of the same name: {env}");
+    let (code, env) = run(&["account", "new", "../escape"]);
+    assert_eq!(code, 2, "{env}");
+    let (_, env) = run(&["account", "show"]);
+    assert_eq!(env["result"]["address"], address.as_str());
+    let (code, env) = run(&["register"]);
+    assert_eq!(code, 2, "no RPC yet: {env}");
+    assert!(
+        env["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("ethmls devnet")
+    );
+
+    // A devnet: anvil and the contracts; the home gets its deployment and RPC URL.
+    let mut devnet = ethmls(&["devnet"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(devnet.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    let ready: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(ready["event"], "devnet_ready", "{ready}");
+    assert!(home.join("deployment.json").exists());
+
+    // Fund the new account, register it, deploy a second set of contracts with it.
+    let (code, env) = run(&["fund", &address, "--eth", "5"]);
+    assert_eq!(code, 0, "{env}");
+    let (code, env) = run(&["register"]);
+    assert_eq!(code, 0, "{env}");
+    let second = dir.join("second.json");
+    let (code, env) = run(&["--deployment", second.to_str().unwrap(), "deploy"]);
+    assert_eq!(code, 0, "{env}");
+    assert!(second.exists());
+    assert_ne!(
+        env["result"]["group_factory"],
+        ready["devnet"]["group_factory"]
+    );
+    let (code, env) = run(&["group", "create", "solo"]);
+    assert_eq!(code, 0, "{env}");
+    let group = env["result"]["group"].as_str().unwrap().to_string();
+    let (_, env) = run(&["group", "list"]);
+    assert_eq!(env["result"]["groups"][0]["group"], group.as_str());
+    let (code, env) = run(&["group", "update", &group]);
+    assert_eq!(code, 0, "{env}");
+    assert_eq!(env["result"]["epoch"], 1);
+    let (_, env) = run(&["doctor"]);
+    assert_eq!(env["result"]["healthy"], true, "{env}");
+
+    // Closing its input ends the devnet with its envelope.
+    drop(devnet.stdin.take());
+    let status = devnet.wait().unwrap();
+    assert!(status.success());
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let env: Value = serde_json::from_str(rest.lines().last().unwrap()).unwrap();
+    assert_eq!(env["ok"], true, "{env}");
+    let (code, env) = run(&["group", "list"]);
+    assert_eq!(code, 3, "the chain is gone: {env}");
+
+    let (code, _) = run(&["account", "remove", "dave"]);
+    assert_eq!(code, 0);
+    let (code, env) = run(&["account", "remove", "dave"]);
+    assert_eq!(code, 2, "{env}");
+}
