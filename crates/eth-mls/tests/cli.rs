@@ -331,10 +331,10 @@ fn accounts_devnet_deploy_and_fund() {
     let home = dir.join("home");
     let password = dir.join("password");
     write(&password, "pw\n");
-    let ethmls = |args: &[&str]| {
+    let ethmls_in = |home: &Path, args: &[&str]| {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ethmls"));
         c.arg("--home")
-            .arg(&home)
+            .arg(home)
             .arg("--json")
             .arg("--password-file")
             .arg(&password)
@@ -345,8 +345,8 @@ fn accounts_devnet_deploy_and_fund() {
             .env_remove("ETHMLS_DEPLOYMENT");
         c
     };
-    let run = |args: &[&str]| -> (i32, Value) {
-        let out = ethmls(args).stdin(Stdio::null()).output().unwrap();
+    let run_in = |home: &Path, args: &[&str]| -> (i32, Value) {
+        let out = ethmls_in(home, args).stdin(Stdio::null()).output().unwrap();
         let last = String::from_utf8_lossy(&out.stdout)
             .lines()
             .last()
@@ -354,6 +354,8 @@ fn accounts_devnet_deploy_and_fund() {
             .unwrap_or(Value::Null);
         (out.status.code().unwrap_or(-1), last)
     };
+    let ethmls = |args: &[&str]| ethmls_in(&home, args);
+    let run = |args: &[&str]| run_in(&home, args);
 
     // Accounts.
     let (code, env) = run(&["account", "new", "dave"]);
@@ -365,14 +367,43 @@ fn accounts_devnet_deploy_and_fund() {
     assert_eq!(code, 2, "{env}");
     let (_, env) = run(&["account", "show"]);
     assert_eq!(env["result"]["address"], address.as_str());
-    let (code, env) = run(&["register"]);
-    assert_eq!(code, 2, "no RPC yet: {env}");
-    assert!(
-        env["error"]["hint"]
-            .as_str()
-            .unwrap()
-            .contains("ethmls devnet")
-    );
+
+    // No RPC given: a local chain starts in the background, the contracts are deployed to it
+    // and the account is funded, so the first commands work on a fresh machine.
+    let local = dir.join("local-home");
+    let on_demand = |args: &[&str]| run_in(&local, args);
+    // Whatever happens below, the background chain is stopped at the end.
+    struct StopLocal(PathBuf);
+    impl Drop for StopLocal {
+        fn drop(&mut self) {
+            let _ = Command::new(env!("CARGO_BIN_EXE_ethmls"))
+                .arg("--home")
+                .arg(&self.0)
+                .args(["devnet", "--stop"])
+                .stdin(Stdio::null())
+                .output();
+        }
+    }
+    let _stop = StopLocal(local.clone());
+    let (code, env) = on_demand(&["account", "new", "erin"]);
+    assert_eq!(code, 0, "{env}");
+    let (code, env) = on_demand(&["register"]);
+    assert_eq!(code, 0, "{env}");
+    assert!(local.join("deployment.json").exists());
+    let (code, env) = on_demand(&["group", "create", "first"]);
+    assert_eq!(code, 0, "{env}");
+    let first = env["result"]["group"].as_str().unwrap().to_string();
+    // Stopped, its state kept: the next command starts it again and the group is there.
+    let (code, env) = on_demand(&["devnet", "--stop"]);
+    assert_eq!(code, 0, "{env}");
+    assert_eq!(env["result"]["stopped"], true, "{env}");
+    let (code, env) = on_demand(&["group", "members", &first]);
+    assert_eq!(code, 0, "{env}");
+    assert_eq!(env["result"]["epoch"], 0);
+    let (_, env) = on_demand(&["doctor"]);
+    assert_eq!(env["result"]["healthy"], true, "{env}");
+    let (_, env) = on_demand(&["devnet", "--stop"]);
+    assert_eq!(env["result"]["stopped"], true, "{env}");
 
     // A devnet: anvil and the contracts; the home gets its deployment and RPC URL.
     let mut devnet = ethmls(&["devnet"])

@@ -43,6 +43,10 @@ pub enum Command {
         /// Port (default: anvil's choice of a free one).
         #[arg(long)]
         port: Option<u16>,
+        /// Stop the local chain that commands start in the background when no RPC endpoint
+        /// is given (its state stays in the home).
+        #[arg(long)]
+        stop: bool,
     },
     /// Deploys the contracts with the account (any RPC) and writes the deployment.
     Deploy,

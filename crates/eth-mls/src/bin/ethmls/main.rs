@@ -7,6 +7,7 @@
 //! was sent while they were not running.
 
 mod args;
+mod local;
 mod out;
 
 use std::path::{Path, PathBuf};
@@ -103,17 +104,18 @@ impl Config {
     }
 }
 
-/// Flags, then environment (clap reads both), then the home's config file.
-fn rpc_url(cli: &Cli, home: &Path) -> Result<String, Failure> {
+/// Where the chain is: flags, then environment (clap reads both), then the home's config
+/// file; with none of them, the local chain `ethmls` runs in the background (started, with
+/// the contracts deployed, when it is not running). The second value says which.
+async fn rpc_url(cli: &Cli, home: &Path, out: &Out) -> Result<(String, bool), Failure> {
     if let Some(u) = &cli.rpc_url {
-        return Ok(u.clone());
+        return Ok((u.clone(), false));
     }
-    Config::load(home)?.rpc_url.ok_or_else(|| {
-        Failure::usage(
-            "no RPC endpoint",
-            "pass --rpc-url URL (or ETH_RPC_URL), or start a local chain with `ethmls devnet`",
-        )
-    })
+    if let Some(u) = Config::load(home)?.rpc_url {
+        return Ok((u, false));
+    }
+    let url = local::ensure(home, &deployment_path(cli, home), out).await?;
+    Ok((url, true))
 }
 
 fn deployment_path(cli: &Cli, home: &Path) -> PathBuf {
@@ -244,8 +246,20 @@ fn account_key(cli: &Cli, home: &Path) -> Result<Unlocked, Failure> {
     Ok((name, key, pw))
 }
 
-async fn chain_for(cli: &Cli, home: &Path, key: Option<&[u8; 32]>) -> Result<Chain, Failure> {
-    let url = rpc_url(cli, home)?;
+async fn chain_for(
+    cli: &Cli,
+    home: &Path,
+    key: Option<&[u8; 32]>,
+    out: &Out,
+) -> Result<Chain, Failure> {
+    let (url, local) = rpc_url(cli, home, out).await?;
+    if local && let Some(k) = key {
+        // On the local chain, the acting account gets ETH for its gas.
+        let address = PrivateKeySigner::from_slice(k)
+            .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?
+            .address();
+        local::fund(&url, address).await?;
+    }
     let signer = match key {
         Some(k) => Some(
             PrivateKeySigner::from_slice(k)
@@ -265,10 +279,10 @@ type Cl = Client<ChainChannel>;
 
 /// Opens the account's client (its store under the home, keyed by its password) and takes
 /// in what arrived.
-async fn client(cli: &Cli, home: &Path) -> Result<Cl, Failure> {
+async fn client(cli: &Cli, home: &Path, out: &Out) -> Result<Cl, Failure> {
     let (_, key, pw) = account_key(cli, home)?;
+    let chain = chain_for(cli, home, Some(&key), out).await?;
     let d = deployment(cli, home)?;
-    let chain = chain_for(cli, home, Some(&key)).await?;
     let signer: Arc<dyn EthereumSigner> = Arc::new(
         LocalEthereumSigner::from_bytes(key.as_slice())
             .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
@@ -372,10 +386,14 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
     let home = home(cli)?;
     match &cli.command {
         Command::Account(cmd) => account(cli, &home, cmd).await,
-        Command::Devnet { port } => devnet(&home, *port, out).await,
+        Command::Devnet { stop: true, .. } => {
+            let stopped = local::stop(&home)?;
+            Ok(json!({ "stopped": stopped }))
+        }
+        Command::Devnet { port, .. } => devnet(&home, *port, out).await,
         Command::Deploy => {
             let (_, key, _) = account_key(cli, &home)?;
-            let chain = chain_for(cli, &home, Some(&key)).await?;
+            let chain = chain_for(cli, &home, Some(&key), out).await?;
             out.progress("deploying ERC7627, MlsGroup and the factory");
             let d = Deployment::deploy(&chain)
                 .await
@@ -387,7 +405,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         }
         Command::Fund { address, eth } => {
             let address = parse_address(address)?;
-            let chain = chain_for(cli, &home, None).await?;
+            let chain = chain_for(cli, &home, None, out).await?;
             let wei = eth_mls_chain::alloy::primitives::U256::from(*eth)
                 * eth_mls_chain::alloy::primitives::U256::from(10u64)
                     .pow(eth_mls_chain::alloy::primitives::U256::from(18u64));
@@ -405,14 +423,14 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
             Ok(json!({ "address": format!("{address:#x}"), "eth": eth }))
         }
         Command::Register => {
-            let mut c = client(cli, &home).await?;
+            let mut c = client(cli, &home, out).await?;
             c.publish_keys().await.map_err(Failure::from_client)?;
             Ok(json!({ "address": format!("{:#x}", c.address()) }))
         }
         Command::Group(cmd) => group(cli, &home, cmd, out).await,
         Command::Send { group, text } => {
             let g = parse_address(group)?;
-            let mut c = client(cli, &home).await?;
+            let mut c = client(cli, &home, out).await?;
             c.send(g, text.as_bytes())
                 .await
                 .map_err(Failure::from_client)?;
@@ -421,7 +439,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         }
         Command::Read { group } => {
             let g = parse_address(group)?;
-            let c = client(cli, &home).await?;
+            let c = client(cli, &home, out).await?;
             let messages: Vec<Value> = c
                 .messages(g)
                 .map_err(Failure::from_client)?
@@ -448,7 +466,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
             Ok(json!({ "group": format!("{g:#x}"), "messages": messages }))
         }
         Command::Watch { timeout, count } => {
-            let mut c = client(cli, &home).await?;
+            let mut c = client(cli, &home, out).await?;
             let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
             let mut n = 0u64;
             loop {
@@ -471,7 +489,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         }
         Command::Chat { group } => {
             let g = parse_address(group)?;
-            let mut c = client(cli, &home).await?;
+            let mut c = client(cli, &home, out).await?;
             if !c.is_active(g) {
                 return Err(Failure::usage(
                     format!("this account is not a member of {g:#x}"),
@@ -481,12 +499,12 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
             chat(&mut c, g, out).await
         }
         Command::Doctor => {
-            let mut c = client(cli, &home).await?;
+            let mut c = client(cli, &home, out).await?;
             let events = sync_until(&mut c, Duration::from_secs(2), |_| false).await?;
             doctor(&c, &events).await
         }
         Command::Sync { wait } => {
-            let mut c = client(cli, &home).await?;
+            let mut c = client(cli, &home, out).await?;
             let events = sync_until(&mut c, Duration::from_secs(*wait), |_| false).await?;
             for e in &events {
                 out.event(&out::event_json(e));
@@ -698,7 +716,7 @@ async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Fail
 }
 
 async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Value, Failure> {
-    let mut c = client(cli, home).await?;
+    let mut c = client(cli, home, out).await?;
     match cmd {
         GroupCmd::Create { name, any_member } => {
             let policy = if *any_member {
