@@ -305,6 +305,9 @@ pub struct Client<D: DeliveryService> {
     subscriptions: SelectAll<BoxStream<'static, Envelope>>,
     events: VecDeque<ClientEvent>,
     credential_reported: bool,
+    /// The exclusive lock on `<store>.lock`, held while this client lives: two clients on one
+    /// store would both take in and answer the same frames.
+    _lock: std::fs::File,
 }
 
 impl<D: DeliveryService> std::fmt::Debug for Client<D> {
@@ -417,6 +420,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         config: ClientConfig,
     ) -> Result<Self, Error> {
         let path = path.as_ref();
+        let lock = lock_store(path)?;
         let chain_id = chain.chain_id();
         let store = if path.exists() {
             let store = Store::open(path, key).map_err(core)?;
@@ -470,6 +474,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             subscriptions: SelectAll::new(),
             events: VecDeque::new(),
             credential_reported: false,
+            _lock: lock,
         };
         let inbox = client.inbox_topic(client.address());
         client.subscribe(inbox).await?;
@@ -2326,6 +2331,29 @@ impl<D: DeliveryService + 'static> Client<D> {
             self.store.mark_published(entry.seq).map_err(core)?;
         }
         Ok(())
+    }
+}
+
+/// Takes the exclusive lock of the store at `path` (the file `<path>.lock`).
+fn lock_store(path: &Path) -> Result<std::fs::File, Error> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let lock_path = std::path::PathBuf::from(name);
+    let in_use = || Error::StoreInUse {
+        path: path.display().to_string(),
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| Error::Core(format!("{}: {e}", lock_path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(in_use()),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::Core(format!("{}: {e}", lock_path.display())))
+        }
     }
 }
 

@@ -205,6 +205,12 @@ pub enum Error {
     /// A keystore file that cannot be read (malformed, unsupported parameters).
     #[error("keystore: {0}")]
     Keystore(String),
+    /// Another client (in this process or another) has this store open.
+    #[error("the store {path} is in use by another client")]
+    StoreInUse {
+        /// The store's path.
+        path: String,
+    },
     /// The keystore's password is wrong (its MAC does not match).
     #[error("wrong keystore password")]
     WrongPassword,

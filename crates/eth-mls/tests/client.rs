@@ -698,3 +698,30 @@ async fn a_welcome_sent_by_hash_is_fetched_and_joined() {
     })
     .await;
 }
+
+/// One client per store: a second open while the first lives is refused with `StoreInUse`
+/// (both would take in and answer the same frames); once the first is dropped it opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_is_opened_by_one_client_at_a_time() {
+    let w = World::new("client-lock").await;
+    let alice = w.client(1, w.net.add_node("alice")).await;
+    let key = w.devnet.signer(1).unwrap().to_bytes();
+    let signer: Arc<dyn EthereumSigner> =
+        Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
+    let second = Client::open(
+        signer,
+        w.devnet.chain(1).await.unwrap(),
+        w.net.add_node("alice again"),
+        w.dir.join("client-1.db"),
+        &StoreKey::raw([1; 32]),
+        w.config(),
+    )
+    .await;
+    assert!(
+        matches!(second, Err(eth_mls::Error::StoreInUse { .. })),
+        "{second:?}"
+    );
+    drop(alice);
+    let again = w.client(1, w.net.add_node("alice third")).await;
+    assert_eq!(again.address(), w.devnet.addresses()[1]);
+}

@@ -111,6 +111,10 @@ impl Failure {
             ),
             E::NotMember { .. } => (Kind::Usage, "this account is not a member of the group"),
             E::GroupExists { .. } => (Kind::Usage, "pick another group name"),
+            E::StoreInUse { .. } => (
+                Kind::Usage,
+                "stop the other ethmls process of this account (a `watch` or `chat`?)",
+            ),
             E::Keystore(_) => (Kind::Usage, "check the keystore file"),
             E::BadSiwe(_)
             | E::WrongAccount { .. }
