@@ -381,11 +381,21 @@ pub fn put_cursor<B: Backend>(store: &mut Store<B>, name: &str, c: Cursor) -> Re
 
 /// The next intent id (and counts it).
 pub fn next_intent_id<B: Backend>(store: &mut Store<B>) -> Result<u64, Error> {
-    let key = b"next-intent";
+    next_counter(store, b"next-intent", "intent counter")
+}
+
+/// Takes the next value (from 1) of the counter kept in META under `key`.
+fn next_counter<B: Backend>(
+    store: &mut Store<B>,
+    key: &[u8],
+    what: &'static str,
+) -> Result<u64, Error> {
     let n = match store.record(META, key).map_err(core)? {
-        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Decode {
-            what: "intent counter",
-        })?),
+        Some(v) => u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| Error::Decode { what })?,
+        ),
         None => 1,
     };
     store
@@ -484,13 +494,7 @@ pub fn put_message<B: Backend>(
     received_at: i64,
     data: &[u8],
 ) -> Result<(), Error> {
-    let key = b"next-message";
-    let seq = match store.record(META, key).map_err(core)? {
-        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| Error::Decode {
-            what: "message counter",
-        })?),
-        None => 1,
-    };
+    let seq = next_counter(store, b"next-message", "message counter")?;
     let mut w = Writer::default();
     w.u8(VERSION);
     w.bytes(sender.as_slice());
@@ -499,10 +503,7 @@ pub fn put_message<B: Backend>(
     w.vec(data).map_err(too_long("message"))?;
     let mut k = group.to_vec();
     k.extend_from_slice(&seq.to_be_bytes());
-    store.put_record(MESSAGES, &k, &w.buf).map_err(core)?;
-    store
-        .put_record(META, key, &(seq + 1).to_be_bytes())
-        .map_err(core)
+    store.put_record(MESSAGES, &k, &w.buf).map_err(core)
 }
 
 /// The messages kept for `group`, oldest first.
