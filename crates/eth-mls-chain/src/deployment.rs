@@ -26,16 +26,32 @@ pub struct Deployment {
 }
 
 impl Deployment {
+    /// How many contracts [`deploy`](Self::deploy) deploys.
+    pub const DEPLOY_STEPS: u64 = 3;
+
     /// Deploys ERC7627, the MlsGroup implementation and the factory with `chain`'s signer.
     pub async fn deploy(chain: &Chain) -> Result<Deployment, Error> {
+        Self::deploy_with_progress(chain, |_, _| {}).await
+    }
+
+    /// [`deploy`](Self::deploy), calling `progress(done, next)` before each of the
+    /// [`DEPLOY_STEPS`](Self::DEPLOY_STEPS) contracts (with how many are deployed and the name
+    /// of the next) and `progress(3, "")` at the end: for progress bars.
+    pub async fn deploy_with_progress(
+        chain: &Chain,
+        mut progress: impl FnMut(u64, &str),
+    ) -> Result<Deployment, Error> {
         if chain.sender().is_none() {
             return Err(Error::NoSigner);
         }
         let block = chain.provider().get_block_number().await?;
+        progress(0, "ERC7627");
         let registry = Erc7627::deploy(chain).await?;
+        progress(1, "MlsGroup");
         let implementation = chain
             .deploy(MlsGroup::deploy_builder(chain.provider()), Contract::Group)
             .await?;
+        progress(2, "MlsGroupFactory");
         let factory = chain
             .deploy(
                 MlsGroupFactory::deploy_builder(
@@ -46,6 +62,7 @@ impl Deployment {
                 Contract::Factory,
             )
             .await?;
+        progress(Self::DEPLOY_STEPS, "");
         Ok(Deployment {
             chain_id: chain.chain_id(),
             erc7627: registry.address(),

@@ -108,6 +108,9 @@ pub struct NodeStats {
     pub peers: usize,
     /// Frames handed to subscriptions.
     pub delivered: u64,
+    /// Frames from peers accepted into this node's history (a relay's count of what it
+    /// carries).
+    pub stored: u64,
     /// Frames rejected by validation (from peers or history responses).
     pub rejected: u64,
     /// History requests answered.
@@ -1026,6 +1029,7 @@ impl Actor {
                         Origin::Peer(message.source.unwrap_or(propagation_source).to_base58());
                     if let Some(envelope) = self.store.insert(topic, message.data, origin, now_ms())
                     {
+                        self.stats.stored += 1;
                         self.deliver(envelope);
                     }
                 }

@@ -104,3 +104,58 @@ pub trait DeliveryService: Send + Sync {
         ))
     }
 }
+
+/// A shared service is a service: `Arc<dyn DeliveryService>` lets a program choose its
+/// delivery at run time (the `ethmls` command line: chain, gossip, or both).
+#[async_trait::async_trait]
+impl<T: DeliveryService + ?Sized> DeliveryService for std::sync::Arc<T> {
+    async fn publish(&self, topic: &Topic, bytes: Vec<u8>) -> Result<MessageId, Error> {
+        (**self).publish(topic, bytes).await
+    }
+
+    async fn subscribe(&self, topic: &Topic) -> Result<Subscription, Error> {
+        (**self).subscribe(topic).await
+    }
+
+    async fn history(
+        &self,
+        topic: &Topic,
+        since: Cursor,
+        limit: u32,
+    ) -> Result<HistoryBatch, Error> {
+        (**self).history(topic, since, limit).await
+    }
+
+    async fn subscribe_since(&self, topic: &Topic, since: Cursor) -> Result<Subscription, Error> {
+        (**self).subscribe_since(topic, since).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::{Faults, MemoryNetwork};
+
+    #[tokio::test]
+    async fn a_shared_service_delegates_every_call() {
+        let net = MemoryNetwork::new(7, Faults::default());
+        let a: Arc<dyn DeliveryService> = Arc::new(net.add_node("a"));
+        let b: Arc<dyn DeliveryService> = Arc::new(net.add_node("b"));
+        let topic = Topic::Inbox {
+            chain_id: 1,
+            account: [2; 20],
+        };
+        let mut sub = b.subscribe(&topic).await.unwrap();
+        let id = a.publish(&topic, vec![1; 40]).await.unwrap();
+        net.run_until_idle();
+        let got = futures_util::StreamExt::next(&mut sub).await.unwrap();
+        assert_eq!((got.id, got.bytes), (id, vec![1; 40]));
+        let page = b.history(&topic, Cursor::START, 10).await.unwrap();
+        assert_eq!(page.envelopes.len(), 1);
+        let mut again = b.subscribe_since(&topic, Cursor::START).await.unwrap();
+        let first = futures_util::StreamExt::next(&mut again).await.unwrap();
+        assert_eq!(first.id, id);
+    }
+}

@@ -18,6 +18,8 @@ struct User {
     rpc: String,
     deployment: PathBuf,
     password: PathBuf,
+    /// Arguments every command of this user gets (delivery, peers).
+    extra: Vec<String>,
 }
 
 impl User {
@@ -32,7 +34,10 @@ impl User {
             .arg(&self.deployment)
             .arg("--password-file")
             .arg(&self.password)
+            .args(&self.extra)
             .args(args)
+            .env_remove("ETHMLS_DELIVERY")
+            .env_remove("ETHMLS_PEERS")
             .env_remove("ETH_RPC_URL")
             .env_remove("ETHMLS_HOME")
             .env_remove("ETHMLS_ACCOUNT")
@@ -131,6 +136,7 @@ fn three_users_chat_through_the_cli() {
             rpc: devnet.rpc_url(),
             deployment: deployment_file.clone(),
             password: password.clone(),
+            extra: Vec::new(),
         })
         .collect();
     let [alice, bob, carol] = &users[..] else {
@@ -296,6 +302,7 @@ fn three_users_chat_through_the_cli() {
         deployment: bob.deployment.clone(),
         rpc: bob.rpc.clone(),
         name: "bob",
+        extra: Vec::new(),
     };
     let (code, env, _) = bob_wrong.run(&["group", "list"]);
     assert_eq!(code, 5, "{env}");
@@ -314,6 +321,7 @@ fn three_users_chat_through_the_cli() {
         deployment: bob.deployment.clone(),
         password: bob.password.clone(),
         name: "bob",
+        extra: Vec::new(),
     };
     let (code, env, _) = bob_offline.run(&["group", "list"]);
     assert_eq!(code, 3, "{env}");
@@ -457,4 +465,286 @@ fn accounts_devnet_deploy_and_fund() {
     assert_eq!(code, 0);
     let (code, env) = run(&["account", "remove", "dave"]);
     assert_eq!(code, 2, "{env}");
+}
+
+/// A long-running process's stdout lines, read on a thread.
+struct Lines {
+    rx: std::sync::mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Lines {
+    fn of(child: &mut Child) -> Lines {
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Ok(v) = serde_json::from_str(&line)
+                    && tx.send(v).is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (up to `secs`) for a line for which `f` holds; returns it.
+    fn wait_for(&mut self, what: &str, secs: u64, f: impl Fn(&Value) -> bool) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| f(v)) {
+            return v.clone();
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if f(&v) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("timed out waiting for {what}; saw {:#?}", self.seen),
+            }
+        }
+    }
+}
+
+fn message_from(v: &Value, sender: &str, text: &str) -> bool {
+    v["event"] == "message" && v["sender"] == sender && v["text"] == text
+}
+
+/// Two users chat over gossip through an `ethmls node` relay, in two `chat` processes as in
+/// two terminals: the invitation, consent and Welcome travel by gossip (and the commit's
+/// registration on chain), typed lines reach the other side, a killed process catches up
+/// from the relay's history after its restart, and the gossip settings' errors have their
+/// exit codes.
+#[test]
+fn two_users_chat_over_gossip_through_a_relay() {
+    use std::io::Write;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let devnet = Devnet::start().unwrap();
+    let deployment = rt.block_on(devnet.deploy()).unwrap();
+    let dir = common::dir("cli-gossip");
+    let deployment_file = dir.join("deployment.json");
+    deployment.save(&deployment_file).unwrap();
+    let password = dir.join("password");
+    write(&password, "gossip pw\n");
+
+    // The relay: it prints the address peers connect to.
+    let relay = User {
+        home: dir.join("relay"),
+        name: "relay",
+        rpc: devnet.rpc_url(),
+        deployment: deployment_file.clone(),
+        password: password.clone(),
+        extra: Vec::new(),
+    };
+    let mut node = relay
+        .command(&["node", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut node_out = Lines::of(&mut node);
+    let ready = node_out.wait_for("the relay", 30, |v| v["event"] == "node_ready");
+    let relay_addr = ready["addresses"][0].as_str().unwrap().to_string();
+    let relay_id = ready["peer_id"].as_str().unwrap().to_string();
+    assert!(relay_addr.ends_with(&relay_id), "{ready}");
+
+    // Alice keeps her gossip settings in her home's config; bob passes them as flags.
+    let alice = User {
+        home: dir.join("alice"),
+        name: "alice",
+        rpc: devnet.rpc_url(),
+        deployment: deployment_file.clone(),
+        password: password.clone(),
+        extra: Vec::new(),
+    };
+    let bob = User {
+        home: dir.join("bob"),
+        name: "bob",
+        rpc: devnet.rpc_url(),
+        deployment: deployment_file.clone(),
+        password: password.clone(),
+        extra: vec![
+            "--delivery".into(),
+            "gossip".into(),
+            "--peer".into(),
+            relay_addr.clone(),
+        ],
+    };
+    alice.ok(&["config", "set", "peers", &relay_addr]);
+    alice.ok(&["config", "set", "delivery", "gossip"]);
+    let shown = alice.ok(&["config", "show"]);
+    assert_eq!(shown["delivery"], "gossip", "{shown}");
+    assert_eq!(shown["delivery_from"], "config file", "{shown}");
+    assert_eq!(shown["peers"][0], relay_addr.as_str(), "{shown}");
+    let (code, env, _) = alice.run(&["config", "set", "delivery", "pigeons"]);
+    assert_eq!(code, 2, "{env}");
+    let (code, env, _) = alice.run(&["config", "set", "colour", "blue"]);
+    assert_eq!(code, 2, "{env}");
+
+    let mut addresses = Vec::new();
+    for (i, u) in [&alice, &bob].into_iter().enumerate() {
+        let key_file = dir.join(format!("{}.key", u.name));
+        write(
+            &key_file,
+            &hex::encode(devnet.signer(i + 1).unwrap().to_bytes()),
+        );
+        let r = u.ok(&[
+            "account",
+            "import",
+            u.name,
+            "--private-key-file",
+            key_file.to_str().unwrap(),
+        ]);
+        addresses.push(r["address"].as_str().unwrap().to_string());
+        // The PeerId goes into ERC-7627 with the keys; the doctor checks it and the peers.
+        let r = u.ok(&["register"]);
+        let peer_id = r["peer_id"].as_str().unwrap().to_string();
+        let d = u.ok(&["doctor"]);
+        assert_eq!(d["delivery"], "gossip", "{d}");
+        assert_eq!(d["gossip"]["peer_id"], peer_id.as_str(), "{d}");
+        assert_eq!(d["gossip"]["registered_peer_id"], peer_id.as_str(), "{d}");
+        assert!(
+            d["gossip"]["peers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p == relay_id.as_str()),
+            "{d}"
+        );
+        assert_eq!(d["healthy"], true, "{d}");
+    }
+    let (a, b) = (addresses[0].clone(), addresses[1].clone());
+
+    // Alice creates a group and invites bob; her `chat` runs (as in her terminal) and adds him
+    // when he accepts.
+    let group = alice.ok(&["group", "create", "gossip"])["group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice.ok(&["group", "invite", &group, &b, "--note", "over gossip"]);
+    let mut alice_chat = alice
+        .command(&["chat", &group])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut alice_in = alice_chat.stdin.take().unwrap();
+    let mut alice_out = Lines::of(&mut alice_chat);
+    let mut id = None;
+    for _ in 0..40 {
+        let r = bob.ok(&["group", "requests"]);
+        if let Some(inv) = r["invitations"].as_array().unwrap().first() {
+            assert_eq!(inv["note"], "over gossip");
+            id = Some(inv["id"].as_str().unwrap().to_string());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let id = id.expect("bob never saw the invitation");
+    let r = bob.ok(&["group", "accept", &id, "--wait", "90"]);
+    assert_eq!(r["joined"], true, "{r}");
+    alice_out.wait_for("alice's chat to add bob", 60, |v| {
+        v["event"] == "member_added" && v["member"] == b.as_str()
+    });
+
+    // Bob's `chat` in his terminal; lines typed on either side reach the other.
+    let mut bob_chat = bob
+        .command(&["chat", &group])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut bob_in = bob_chat.stdin.take().unwrap();
+    let mut bob_out = Lines::of(&mut bob_chat);
+    writeln!(alice_in, "hello bob, this is gossip").unwrap();
+    bob_out.wait_for("alice's line at bob", 60, |v| {
+        message_from(v, &a, "hello bob, this is gossip")
+    });
+    writeln!(bob_in, "hi alice").unwrap();
+    alice_out.wait_for("bob's line at alice", 60, |v| {
+        message_from(v, &b, "hi alice")
+    });
+
+    // Bob's chat is killed; what alice says meanwhile reaches him after a restart, once,
+    // from the relay's history.
+    bob_chat.kill().unwrap();
+    let _ = bob_chat.wait();
+    writeln!(alice_in, "while you were away").unwrap();
+    alice_out.wait_for("alice's line sent", 30, |v| {
+        v["event"] == "sent" && v["text"] == "while you were away"
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let (code, _, events) = bob.run(&["sync", "--wait", "3"]);
+    assert_eq!(code, 0);
+    assert!(
+        events
+            .iter()
+            .any(|v| message_from(v, &a, "while you were away")),
+        "{events:?}"
+    );
+    let t = texts(&bob.ok(&["read", &group]));
+    assert_eq!(
+        t.iter().filter(|m| *m == "while you were away").count(),
+        1,
+        "{t:?}"
+    );
+    assert!(
+        t.contains(&"hello bob, this is gossip".to_string()),
+        "{t:?}"
+    );
+
+    // Alice's chat ends at the end of her input, with what it counted.
+    drop(alice_in);
+    let status = alice_chat.wait().unwrap();
+    assert!(status.success());
+    let end = alice_out.wait_for("alice's chat envelope", 10, |v| v["ok"] == true);
+    assert_eq!(end["result"]["sent"], 2, "{end}");
+    assert!(end["result"]["received"].as_u64().unwrap() >= 1, "{end}");
+
+    // Gossip settings that cannot work: a usage error or a transport error, each with a hint.
+    let bob = User {
+        extra: vec!["--delivery".into(), "gossip".into()],
+        ..bob
+    };
+    let (code, env, _) = bob.run(&["group", "list"]);
+    assert_eq!(code, 2, "gossip with no peer: {env}");
+    let (code, env, _) = bob.run(&["--peer", "not-a-multiaddr", "group", "list"]);
+    assert_eq!(code, 2, "{env}");
+    let (code, env, _) = bob.run(&["--peer", "/ip4/127.0.0.1/tcp/9", "group", "list"]);
+    assert_eq!(code, 2, "a peer without its /p2p/ id: {env}");
+    let nobody = format!("/ip4/127.0.0.1/tcp/9/p2p/{relay_id}");
+    let (code, env, _) = bob.run(&["--peer", &nobody, "group", "list"]);
+    assert_eq!(code, 4, "{env}");
+    assert_eq!(env["error"]["kind"], "transport");
+    assert!(!env["error"]["hint"].as_str().unwrap().is_empty());
+    // With `both`, the chain carries on when no peer answers.
+    let bob = User {
+        extra: Vec::new(),
+        ..bob
+    };
+    let (code, env, _) = bob.run(&["--delivery", "both", "--peer", &nobody, "group", "list"]);
+    assert_eq!(code, 0, "{env}");
+
+    // The relay ends when its input closes, with what it carried.
+    drop(node.stdin.take());
+    assert!(node.wait().unwrap().success());
+    let end = node_out.wait_for("the relay's envelope", 10, |v| v["ok"] == true);
+    assert!(
+        end["result"]["frames_stored"].as_u64().unwrap() > 0,
+        "{end}"
+    );
 }

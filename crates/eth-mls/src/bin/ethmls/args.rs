@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 /// End-to-end encrypted group chat between Ethereum accounts (MLS, suite 0x0004).
 #[derive(Debug, Parser)]
@@ -26,9 +26,50 @@ pub struct Cli {
     /// The deployment file (default: the home's deployment.json).
     #[arg(long, global = true, env = "ETHMLS_DEPLOYMENT")]
     pub deployment: Option<PathBuf>,
+    /// How frames travel: `chain` (ERC-7627 messages: durable, paid per frame), `gossip`
+    /// (libp2p gossipsub through peers, history from an `ethmls node`), or `both`. Default:
+    /// `both` when peers are configured, else `chain`.
+    #[arg(long, global = true, env = "ETHMLS_DELIVERY", value_enum)]
+    pub delivery: Option<Delivery>,
+    /// A gossip peer to connect to, as `/ip4/ADDR/tcp/PORT/p2p/PEERID` (what `ethmls node`
+    /// prints); repeat it, or give several separated by commas.
+    #[arg(
+        long = "peer",
+        global = true,
+        env = "ETHMLS_PEERS",
+        value_delimiter = ','
+    )]
+    pub peers: Vec<String>,
+    /// The address this process's gossip node listens on (default `/ip4/127.0.0.1/tcp/0`;
+    /// `ethmls node`: `/ip4/127.0.0.1/tcp/7627`).
+    #[arg(long, global = true, env = "ETHMLS_LISTEN")]
+    pub listen: Option<String>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// How frames travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Delivery {
+    /// ERC-7627 messages on the chain.
+    Chain,
+    /// libp2p gossipsub.
+    Gossip,
+    /// Both at once: fast through gossip, durable through the chain.
+    Both,
+}
+
+impl Delivery {
+    /// Its name, as typed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Delivery::Chain => "chain",
+            Delivery::Gossip => "gossip",
+            Delivery::Both => "both",
+        }
+    }
 }
 
 /// The commands.
@@ -93,6 +134,13 @@ pub enum Command {
     /// Checks this account: each group's local epoch against the chain, forks, missed or
     /// lost messages, credentials due for renewal.
     Doctor,
+    /// Runs a gossip relay and history store for the accounts that connect to it (until
+    /// interrupted or its standard input closes); prints the address peers give as `--peer`.
+    Node,
+    /// Shows or changes the home's settings (config.json): rpc_url, account, delivery, peers,
+    /// listen.
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Takes in what arrived and runs pending work for a while.
     Sync {
         /// Seconds to keep going.
@@ -116,6 +164,8 @@ impl Command {
             Command::Watch { .. } => "watch".into(),
             Command::Chat { .. } => "chat".into(),
             Command::Doctor => "doctor".into(),
+            Command::Node => "node".into(),
+            Command::Config(c) => format!("config {}", c.name()),
             Command::Sync { .. } => "sync".into(),
         }
     }
@@ -238,6 +288,35 @@ impl GroupCmd {
             GroupCmd::Remove { .. } => "remove",
             GroupCmd::Update { .. } => "update",
             GroupCmd::Leave { .. } => "leave",
+        }
+    }
+}
+
+/// `ethmls config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Prints the settings in effect and where each came from.
+    Show,
+    /// Sets one: `rpc_url`, `account`, `delivery`, `peers` (comma-separated) or `listen`.
+    Set {
+        /// The setting.
+        key: String,
+        /// Its value.
+        value: String,
+    },
+    /// Removes one (its default applies again).
+    Unset {
+        /// The setting.
+        key: String,
+    },
+}
+
+impl ConfigCmd {
+    fn name(&self) -> &'static str {
+        match self {
+            ConfigCmd::Show => "show",
+            ConfigCmd::Set { .. } => "set",
+            ConfigCmd::Unset { .. } => "unset",
         }
     }
 }

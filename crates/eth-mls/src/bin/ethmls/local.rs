@@ -47,10 +47,9 @@ pub async fn ensure(home: &Path, deployment: &Path, out: &Out) -> Result<String,
         Err(_) => false,
     };
     if !deployed {
-        out.progress("deploying the contracts to the local chain");
         let key = deployer_key(home)?;
         let chain = connect(&url, Some(key)).await?;
-        let d = Deployment::deploy(&chain)
+        let d = crate::deploy(&chain, out)
             .await
             .map_err(|e| Failure::chain(e, "see the local chain's state in the home"))?;
         if let Some(parent) = deployment.parent() {

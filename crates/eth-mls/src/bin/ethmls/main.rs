@@ -3,11 +3,29 @@
 //! Accounts are keystore v3 files in the home directory (as Foundry's cast keeps them); every
 //! command that acts for an account opens its `eth_mls::Client` (the encrypted store in the
 //! home, keyed by the account's password), takes in what arrived, does its work, and exits.
-//! Delivery is the chain channel (ERC-7627 messages): durable, so one-shot commands see what
-//! was sent while they were not running.
+//! Delivery (`--delivery`) is the chain channel (ERC-7627 messages: durable, so one-shot
+//! commands see what was sent while they were not running), libp2p gossip through peers such
+//! as an `ethmls node` relay (whose history serves those who were away), or both at once.
+
+/// `println!` that ignores a closed stdout (`ethmls read | head` must not panic).
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `eprintln!` that ignores a closed stderr.
+macro_rules! say_err {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($t)*);
+    }};
+}
 
 mod args;
 mod local;
+mod net;
 mod out;
 
 use std::path::{Path, PathBuf};
@@ -21,11 +39,12 @@ use eth_mls_chain::alloy::signers::local::PrivateKeySigner;
 use eth_mls_chain::{Chain, ChainChannel, CommitPolicy, Deployment, Devnet, StreamConfig};
 use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
 use eth_mls_siwe::Address;
+use eth_mls_transport::{DeliveryService, Redundant};
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use args::{AccountCmd, Cli, Command, GroupCmd};
-use out::{Failure, Kind, Out};
+use args::{AccountCmd, Cli, Command, ConfigCmd, Delivery, GroupCmd};
+use out::{Failure, Kind, Out, Progress};
 
 /// The SIWE domain every credential made by `ethmls` names (members must agree on it).
 const DOMAIN: &str = "ethmls.local";
@@ -48,7 +67,13 @@ fn main() {
         )),
     };
     let command = cli.command.name();
-    match rt.block_on(run(&cli, &out)) {
+    let result = rt.block_on(async {
+        let result = run(&cli, &out).await;
+        // Frames queued on gossip leave before the process does.
+        net::shutdown().await;
+        result
+    });
+    match result {
         Ok(result) => out.ok(command, result),
         Err(f) => out.fail(&f),
     }
@@ -79,6 +104,12 @@ struct Config {
     rpc_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delivery: Option<Delivery>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    peers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    listen: Option<String>,
 }
 
 impl Config {
@@ -275,11 +306,56 @@ async fn chain_for(
     })
 }
 
-type Cl = Client<ChainChannel>;
+type Cl = Client<Arc<dyn DeliveryService>>;
+
+/// The peers to gossip with: `--peer` / `ETHMLS_PEERS`, else the config file's.
+fn peers(cli: &Cli, home: &Path) -> Result<Vec<String>, Failure> {
+    if !cli.peers.is_empty() {
+        return Ok(cli.peers.clone());
+    }
+    Ok(Config::load(home)?.peers)
+}
+
+/// The delivery: `--delivery` / `ETHMLS_DELIVERY`, the config file's, else `both` when
+/// there are peers to gossip with and `chain` when there are none.
+fn delivery(cli: &Cli, home: &Path) -> Result<Delivery, Failure> {
+    if let Some(d) = cli.delivery {
+        return Ok(d);
+    }
+    let config = Config::load(home)?;
+    if let Some(d) = config.delivery {
+        return Ok(d);
+    }
+    Ok(if peers(cli, home)?.is_empty() {
+        Delivery::Chain
+    } else {
+        Delivery::Both
+    })
+}
+
+/// Where this process's gossip node listens: `--listen` / `ETHMLS_LISTEN`, the config's, or
+/// `default`.
+fn listen(cli: &Cli, home: &Path, default: &str) -> Result<String, Failure> {
+    if let Some(l) = &cli.listen {
+        return Ok(l.clone());
+    }
+    Ok(Config::load(home)?
+        .listen
+        .unwrap_or_else(|| default.to_string()))
+}
 
 /// Opens the account's client (its store under the home, keyed by its password) and takes
 /// in what arrived.
 async fn client(cli: &Cli, home: &Path, out: &Out) -> Result<Cl, Failure> {
+    Ok(client_on_chain(cli, home, out).await?.0)
+}
+
+/// [`client`], with the chain connection and the deployment it uses.
+async fn client_on_chain(
+    cli: &Cli,
+    home: &Path,
+    out: &Out,
+) -> Result<(Cl, Chain, Deployment, Zeroizing<[u8; 32]>), Failure> {
     let (_, key, pw) = account_key(cli, home)?;
     let chain = chain_for(cli, home, Some(&key), out).await?;
     let d = deployment(cli, home)?;
@@ -292,7 +368,32 @@ async fn client(cli: &Cli, home: &Path, out: &Out) -> Result<Cl, Failure> {
         poll_interval: Duration::from_millis(200),
         ..StreamConfig::default()
     };
-    let delivery = ChainChannel::new(chain.clone(), d.erc7627, stream);
+    let mode = delivery(cli, home)?;
+    let chain_channel = || ChainChannel::new(chain.clone(), d.erc7627, stream.clone());
+    let delivery: Arc<dyn DeliveryService> = match mode {
+        Delivery::Chain => Arc::new(chain_channel()),
+        Delivery::Gossip | Delivery::Both => {
+            let node = net::start_client_node(
+                net::account_node_key(&key)?,
+                &listen(cli, home, net::CLIENT_LISTEN)?,
+                net::parse_peers(&peers(cli, home)?)?,
+                out,
+            )
+            .await;
+            match (mode, node) {
+                (Delivery::Gossip, node) => Arc::new(node?),
+                (_, Ok(node)) => Arc::new(Redundant::new(node, chain_channel())),
+                (_, Err(e)) => {
+                    // Both: the chain alone still delivers everything (later).
+                    out.progress(&format!(
+                        "gossip unavailable ({}); using the chain alone",
+                        e.message()
+                    ));
+                    Arc::new(chain_channel())
+                }
+            }
+        }
+    };
     let mut config = ClientConfig::new(d, DOMAIN);
     config.keep_messages = true;
     config.poll_interval = Duration::from_millis(200);
@@ -302,7 +403,7 @@ async fn client(cli: &Cli, home: &Path, out: &Out) -> Result<Cl, Failure> {
     lock_store(&path)?;
     let mut c = Client::open(
         signer,
-        chain,
+        chain.clone(),
         delivery,
         path,
         &StoreKey::passphrase(pw.as_bytes()),
@@ -311,7 +412,50 @@ async fn client(cli: &Cli, home: &Path, out: &Out) -> Result<Cl, Failure> {
     .await
     .map_err(Failure::from_client)?;
     c.sync().await.map_err(Failure::from_client)?;
-    Ok(c)
+    catch_up(&mut c, out).await?;
+    Ok((c, chain, d, key))
+}
+
+/// Epochs the chain has registered beyond this client's, over its active groups.
+async fn epochs_behind(c: &Cl) -> Result<u64, Failure> {
+    let mut behind = 0;
+    for g in c.groups() {
+        if c.is_active(g) {
+            let local = c.epoch(g).map_err(Failure::from_client)?;
+            let chain = c.chain_epoch(g).await.map_err(Failure::from_client)?;
+            behind += chain.saturating_sub(local);
+        }
+    }
+    Ok(behind)
+}
+
+/// Catch-up with a progress bar: runs the client while it gets closer to the chain's epochs
+/// (it stops when two seconds bring nothing; `doctor` reports what is still behind).
+async fn catch_up(c: &mut Cl, out: &Out) -> Result<(), Failure> {
+    let start = epochs_behind(c).await?;
+    if start == 0 {
+        return Ok(());
+    }
+    let mut bar = Progress::new(out, "catching up (epochs)", start);
+    let mut behind = start;
+    while behind > 0 {
+        bar.set(start - behind);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut now_behind = behind;
+        while now_behind >= behind && Instant::now() < deadline {
+            // Events stay queued for the command (sync, not next_event).
+            c.sync().await.map_err(Failure::from_client)?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            now_behind = epochs_behind(c).await?;
+        }
+        if now_behind >= behind {
+            break;
+        }
+        behind = now_behind;
+    }
+    bar.set(start - behind);
+    bar.done();
+    Ok(())
 }
 
 /// The lock of the store this process opened, held until it exits.
@@ -340,15 +484,22 @@ fn lock_store(path: &Path) -> Result<(), Failure> {
     }
 }
 
-/// Syncs for up to `wait`, until `done` holds for the events seen; returns them.
+/// Syncs for up to `wait`, until `done` holds for the events seen; returns them. With
+/// `progress`, a bar of the seconds waited is drawn under that label.
 async fn sync_until(
     c: &mut Cl,
     wait: Duration,
+    progress: Option<(&Out, &str)>,
     done: impl Fn(&[ClientEvent]) -> bool,
 ) -> Result<Vec<ClientEvent>, Failure> {
-    let deadline = Instant::now() + wait;
+    let start = Instant::now();
+    let deadline = start + wait;
+    let mut bar = progress.map(|(out, what)| Progress::new(out, what, wait.as_secs()));
     let mut seen = c.drain_events();
     while !done(&seen) && Instant::now() < deadline {
+        if let Some(b) = bar.as_mut() {
+            b.set(start.elapsed().as_secs());
+        }
         let left = deadline.saturating_duration_since(Instant::now());
         if let Some(e) = c
             .next_event(left.min(Duration::from_millis(500)))
@@ -394,8 +545,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         Command::Deploy => {
             let (_, key, _) = account_key(cli, &home)?;
             let chain = chain_for(cli, &home, Some(&key), out).await?;
-            out.progress("deploying ERC7627, MlsGroup and the factory");
-            let d = Deployment::deploy(&chain)
+            let d = deploy(&chain, out)
                 .await
                 .map_err(|e| Failure::chain(e, "is the account funded?"))?;
             let path = deployment_path(cli, &home);
@@ -423,9 +573,26 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
             Ok(json!({ "address": format!("{address:#x}"), "eth": eth }))
         }
         Command::Register => {
-            let mut c = client(cli, &home, out).await?;
+            let (mut c, chain, d, key) = client_on_chain(cli, &home, out).await?;
+            let mut bar = Progress::new(out, "registering (prekey bundle, node key)", 2);
+            bar.set(0);
             c.publish_keys().await.map_err(Failure::from_client)?;
-            Ok(json!({ "address": format!("{:#x}", c.address()) }))
+            bar.set(1);
+            // The account's gossip node key, so members find its PeerId by its address.
+            let node_key = net::account_node_key(&key)?;
+            let public = eth_mls_transport::ed25519_public_key(&node_key)
+                .ok_or_else(|| Failure::new(Kind::Other, "the node key is not Ed25519", ""))?;
+            chain
+                .erc7627(d.erc7627)
+                .publish_peer_key(&public, 0)
+                .await
+                .map_err(|e| Failure::chain(e, "is the account funded?"))?;
+            bar.set(2);
+            bar.done();
+            Ok(json!({
+                "address": format!("{:#x}", c.address()),
+                "peer_id": node_key.public().to_peer_id().to_base58(),
+            }))
         }
         Command::Group(cmd) => group(cli, &home, cmd, out).await,
         Command::Send { group, text } => {
@@ -455,7 +622,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                 .collect();
             if !out.json {
                 for m in &messages {
-                    println!(
+                    say!(
                         "{} {}: {}",
                         m["received_at"],
                         m["sender"].as_str().unwrap_or(""),
@@ -499,19 +666,154 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
             chat(&mut c, g, out).await
         }
         Command::Doctor => {
-            let mut c = client(cli, &home, out).await?;
-            let events = sync_until(&mut c, Duration::from_secs(2), |_| false).await?;
-            doctor(&c, &events).await
+            let (mut c, chain, d, _) = client_on_chain(cli, &home, out).await?;
+            let events = sync_until(&mut c, Duration::from_secs(2), None, |_| false).await?;
+            let mut report = doctor(&c, &events).await?;
+            let registered = chain
+                .erc7627(d.erc7627)
+                .peer_key(c.address())
+                .await
+                .map_err(|e| Failure::chain(e, "check the RPC endpoint"))?
+                .and_then(|k| eth_mls_transport::peer_id_from_ed25519(&k).ok());
+            report["delivery"] = json!(delivery(cli, &home)?.name());
+            if let Some(gossip) = net::doctor_info(registered).await {
+                let mut problems = Vec::new();
+                if gossip["peers"].as_array().is_none_or(|p| p.is_empty()) {
+                    problems.push(json!({
+                        "problem": "no gossip peers connected",
+                        "fix": "check that `ethmls node` runs at the --peer address",
+                    }));
+                }
+                if gossip["registered_peer_id"] != gossip["peer_id"] {
+                    problems.push(json!({
+                        "problem": "the chain does not have this account's gossip PeerId",
+                        "fix": "run `ethmls register`",
+                    }));
+                }
+                if let Some(list) = report["problems"].as_array_mut() {
+                    list.extend(problems);
+                }
+                report["healthy"] =
+                    json!(report["problems"].as_array().is_none_or(|p| p.is_empty()));
+                report["gossip"] = gossip;
+            }
+            Ok(report)
         }
+        Command::Node => {
+            let listen = listen(cli, &home, net::NODE_LISTEN)?;
+            let peers = net::parse_peers(&peers(cli, &home)?)?;
+            net::run_node(&home, &listen, peers, out).await
+        }
+        Command::Config(cmd) => config(cli, &home, cmd),
         Command::Sync { wait } => {
             let mut c = client(cli, &home, out).await?;
-            let events = sync_until(&mut c, Duration::from_secs(*wait), |_| false).await?;
+            let events = sync_until(&mut c, Duration::from_secs(*wait), None, |_| false).await?;
             for e in &events {
                 out.event(&out::event_json(e));
             }
             Ok(json!({ "events": events.len() }))
         }
     }
+}
+
+/// `ethmls config show|set|unset`.
+fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
+    let mut config = Config::load(home)?;
+    match cmd {
+        ConfigCmd::Show => {
+            let from = |flag: bool, file: bool| {
+                if flag {
+                    "flag or environment"
+                } else if file {
+                    "config file"
+                } else {
+                    "default"
+                }
+            };
+            let delivery = delivery(cli, home)?;
+            let peers = peers(cli, home)?;
+            Ok(json!({
+                "file": home.join("config.json").display().to_string(),
+                "rpc_url": cli.rpc_url.clone().or(config.rpc_url.clone()),
+                "rpc_url_from": from(cli.rpc_url.is_some(), config.rpc_url.is_some()),
+                "account": cli.account.clone().or(config.account.clone()),
+                "delivery": delivery.name(),
+                "delivery_from": from(cli.delivery.is_some(), config.delivery.is_some()),
+                "peers": peers,
+                "peers_from": from(!cli.peers.is_empty(), !config.peers.is_empty()),
+                "listen": listen(cli, home, net::CLIENT_LISTEN)?,
+            }))
+        }
+        ConfigCmd::Set { key, value } => {
+            match key.as_str() {
+                "rpc_url" => config.rpc_url = Some(value.clone()),
+                "account" => {
+                    keystore_path(home, value)?;
+                    config.account = Some(value.clone());
+                }
+                "delivery" => {
+                    config.delivery = Some(
+                        <Delivery as clap::ValueEnum>::from_str(value, true).map_err(|_| {
+                            Failure::usage(
+                                format!("delivery {value:?} is not chain, gossip or both"),
+                                "ethmls config set delivery both",
+                            )
+                        })?,
+                    );
+                }
+                "peers" => {
+                    let list: Vec<String> = value
+                        .split(',')
+                        .map(|p| p.trim().to_string())
+                        .filter(|p| !p.is_empty())
+                        .collect();
+                    net::parse_peers(&list)?;
+                    config.peers = list;
+                }
+                "listen" => {
+                    value
+                        .parse::<eth_mls_transport::libp2p::Multiaddr>()
+                        .map_err(|e| {
+                            Failure::usage(
+                                format!("{value:?} is not a multiaddr: {e}"),
+                                "e.g. /ip4/127.0.0.1/tcp/0",
+                            )
+                        })?;
+                    config.listen = Some(value.clone());
+                }
+                other => return Err(unknown_setting(other)),
+            }
+            config.save(home)?;
+            Ok(json!({ "set": key, "value": value }))
+        }
+        ConfigCmd::Unset { key } => {
+            match key.as_str() {
+                "rpc_url" => config.rpc_url = None,
+                "account" => config.account = None,
+                "delivery" => config.delivery = None,
+                "peers" => config.peers.clear(),
+                "listen" => config.listen = None,
+                other => return Err(unknown_setting(other)),
+            }
+            config.save(home)?;
+            Ok(json!({ "unset": key }))
+        }
+    }
+}
+
+fn unknown_setting(key: &str) -> Failure {
+    Failure::usage(
+        format!("no setting named {key:?}"),
+        "the settings are rpc_url, account, delivery, peers and listen",
+    )
+}
+
+/// Deploys the contracts with a progress bar.
+pub(crate) async fn deploy(chain: &Chain, out: &Out) -> Result<Deployment, eth_mls_chain::Error> {
+    let mut bar = Progress::new(out, "deploying the contracts", Deployment::DEPLOY_STEPS);
+    let d = Deployment::deploy_with_progress(chain, |done, _| bar.set(done)).await;
+    bar.done();
+    d
 }
 
 fn deployment_json(d: &Deployment, path: &Path) -> Value {
@@ -645,7 +947,7 @@ fn save_account(
 }
 
 /// Writes a file readable by its owner only.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -687,9 +989,11 @@ async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Fail
             "install Foundry's anvil (cargo xtask setup puts it in .tools/)",
         )
     })?;
-    out.progress("deploying the contracts");
-    let d = devnet
-        .deploy()
+    let chain = devnet
+        .chain(0)
+        .await
+        .map_err(|e| Failure::chain(e, "see anvil's output"))?;
+    let d = deploy(&chain, out)
         .await
         .map_err(|e| Failure::chain(e, "see anvil's output"))?;
     let path = home.join("deployment.json");
@@ -759,7 +1063,7 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
                 .collect();
             if !out.json {
                 for i in &list {
-                    println!(
+                    say!(
                         "{}  group {} from {}  {}",
                         i["id"].as_str().unwrap_or(""),
                         i["group"].as_str().unwrap_or(""),
@@ -783,8 +1087,8 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
                 })?;
             c.accept(id).await.map_err(Failure::from_client)?;
             // The inviter's client commits the add and sends the Welcome: wait for it.
-            out.progress("waiting for the inviter to add this account");
-            let events = sync_until(&mut c, Duration::from_secs(*wait), |s| {
+            let waiting = Some((out, "waiting for the inviter to add this account (s)"));
+            let events = sync_until(&mut c, Duration::from_secs(*wait), waiting, |s| {
                 s.iter()
                     .any(|e| matches!(e, ClientEvent::Joined { group: g, .. } if *g == group))
             })
@@ -812,7 +1116,7 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
                 .collect();
             if !out.json {
                 for m in &members {
-                    println!("{m}");
+                    say!("{m}");
                 }
             }
             Ok(json!({
@@ -841,7 +1145,8 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
             let who = parse_address(address)?;
             let before = c.epoch(g).map_err(Failure::from_client)?;
             c.remove(g, &[who]).await.map_err(Failure::from_client)?;
-            let events = sync_until(&mut c, Duration::from_secs(60), |s| {
+            let waiting = Some((out, "waiting for the commit's confirmation and merge (s)"));
+            let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
                 s.iter().any(|e| {
                     matches!(e, ClientEvent::MemberRemoved { group: gg, member } if *gg == g && *member == who)
                         || matches!(e, ClientEvent::IntentFailed { .. })
@@ -872,7 +1177,8 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
             let g = parse_address(group)?;
             let before = c.epoch(g).map_err(Failure::from_client)?;
             c.update(g).await.map_err(Failure::from_client)?;
-            let events = sync_until(&mut c, Duration::from_secs(60), |s| {
+            let waiting = Some((out, "waiting for the commit's confirmation and merge (s)"));
+            let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
                 s.iter().any(|e| {
                     matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)
                         || matches!(e, ClientEvent::IntentFailed { .. })

@@ -67,6 +67,11 @@ impl Failure {
         }
     }
 
+    /// What went wrong.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     /// A usage failure.
     pub fn usage(message: impl Into<String>, hint: impl Into<String>) -> Self {
         Self::new(Kind::Usage, message, hint)
@@ -156,7 +161,7 @@ impl Out {
 
     /// Progress, on stderr (never mixed into the JSON on stdout).
     pub fn progress(&self, what: &str) {
-        eprintln!("… {what}");
+        say_err!("… {what}");
     }
 
     /// One event: an NDJSON line, or a line of text.
@@ -174,7 +179,7 @@ impl Out {
     /// The command succeeded: its envelope (JSON) or its result (text); exit code 0.
     pub fn ok(&self, command: String, result: Value) {
         if self.json {
-            println!(
+            say!(
                 "{}",
                 json!({ "ok": true, "command": command, "result": result })
             );
@@ -186,7 +191,7 @@ impl Out {
     /// The command failed: the envelope or a message on stderr, and its exit code.
     pub fn fail(&self, f: &Failure) -> ! {
         if self.json {
-            println!(
+            say!(
                 "{}",
                 json!({
                     "ok": false,
@@ -194,12 +199,79 @@ impl Out {
                 })
             );
         } else {
-            eprintln!("error: {}", f.message);
+            say_err!("error: {}", f.message);
             if !f.hint.is_empty() {
-                eprintln!("  → {}", f.hint);
+                say_err!("  → {}", f.hint);
             }
         }
         std::process::exit(f.kind.code())
+    }
+}
+
+/// A progress bar on stderr: redrawn in place on a terminal (`[#####.....] 3/6 what`), one
+/// line per change otherwise (logs and tests read those); never on stdout.
+pub struct Progress {
+    what: String,
+    total: u64,
+    at: Option<u64>,
+    tty: bool,
+    drawn: bool,
+}
+
+impl Progress {
+    /// A bar for `what`, out of `total` (0: a count with no end).
+    pub fn new(_out: &Out, what: &str, total: u64) -> Self {
+        Progress {
+            what: what.to_string(),
+            total,
+            at: None,
+            tty: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            drawn: false,
+        }
+    }
+
+    /// Moves the bar to `at` (drawn only when it changed).
+    pub fn set(&mut self, at: u64) {
+        if self.at == Some(at) {
+            return;
+        }
+        self.at = Some(at);
+        let width = 20u64;
+        let count = if let Some(filled) = (at.min(self.total) * width).checked_div(self.total) {
+            let filled = filled as usize;
+            format!(
+                "[{}{}] {at}/{}",
+                "#".repeat(filled),
+                ".".repeat(width as usize - filled),
+                self.total
+            )
+        } else {
+            format!("{at}")
+        };
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K… {} {count}", self.what);
+            self.drawn = true;
+        } else {
+            let _ = writeln!(err, "… {} {count}", self.what);
+        }
+        let _ = err.flush();
+    }
+
+    /// Ends the bar (a newline after an in-place bar).
+    pub fn done(&mut self) {
+        if self.tty && self.drawn {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err);
+            let _ = err.flush();
+            self.drawn = false;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done();
     }
 }
 
@@ -209,8 +281,8 @@ fn print_text(result: &Value) {
         for (k, v) in map {
             match v {
                 Value::Array(_) | Value::Object(_) => {}
-                Value::String(s) => println!("{k}: {s}"),
-                v => println!("{k}: {v}"),
+                Value::String(s) => say!("{k}: {s}"),
+                v => say!("{k}: {v}"),
             }
         }
     }

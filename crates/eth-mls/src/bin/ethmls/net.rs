@@ -1,0 +1,280 @@
+//! Gossip for `ethmls`: each command's own libp2p node (its key derived from the account's, so
+//! its PeerId is stable and can be published in ERC-7627), the peers it bootstraps from, mesh
+//! readiness, and `ethmls node`, the long-running relay and history store.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use eth_mls_transport::libp2p::identity::Keypair;
+use eth_mls_transport::libp2p::{Multiaddr, PeerId};
+use eth_mls_transport::{FrameValidator, GossipConfig, GossipNode, Limits};
+use serde_json::{Value, json};
+use sha2_legacy::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::out::{Failure, Kind, Out, Progress};
+
+/// Where `ethmls node` listens unless told otherwise.
+pub const NODE_LISTEN: &str = "/ip4/127.0.0.1/tcp/7627";
+/// Where a command's own node listens unless told otherwise (a free port on loopback).
+pub const CLIENT_LISTEN: &str = "/ip4/127.0.0.1/tcp/0";
+/// How long a command waits to be connected to one of its peers.
+const CONNECT_WAIT: Duration = Duration::from_secs(15);
+/// Domain of the derivation of an account's node key.
+const NODE_KEY_DOMAIN: &[u8] = b"eth-mls/ethmls/libp2p-node-key/v1";
+
+/// The node this process runs, shut down (its queued frames sent) before the process exits.
+static NODE: OnceLock<GossipNode> = OnceLock::new();
+
+/// Stops this process's gossip node, if it started one, letting queued frames leave.
+pub async fn shutdown() {
+    if let Some(node) = NODE.get() {
+        node.shutdown().await;
+    }
+}
+
+/// The account's libp2p node key: Ed25519 from SHA-256 of a fixed domain and the account's
+/// secp256k1 key, so it needs no file of its own (the keystore protects it) and one account
+/// has one PeerId, the one `ethmls register` publishes.
+pub fn account_node_key(account_key: &[u8; 32]) -> Result<Keypair, Failure> {
+    let mut h = Sha256::new();
+    h.update(NODE_KEY_DOMAIN);
+    h.update(account_key);
+    let mut seed = Zeroizing::new(<[u8; 32]>::from(h.finalize()));
+    Keypair::ed25519_from_bytes(seed.as_mut_slice())
+        .map_err(|e| Failure::new(Kind::Other, format!("node key: {e}"), ""))
+}
+
+/// The relay's own key: `<home>/node.key` (hex seed, owner-only), made on its first run.
+fn relay_key(home: &Path) -> Result<Keypair, Failure> {
+    let path = home.join("node.key");
+    let mut seed = Zeroizing::new([0u8; 32]);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let bytes = Zeroizing::new(hex::decode(text.trim()).map_err(|_| {
+                Failure::usage(
+                    format!("{} is not a hex key", path.display()),
+                    "delete it to make a new one (the node's PeerId changes)",
+                )
+            })?);
+            if bytes.len() != 32 {
+                return Err(Failure::usage(
+                    format!("{} is not a 32-byte key", path.display()),
+                    "delete it to make a new one (the node's PeerId changes)",
+                ));
+            }
+            seed.copy_from_slice(&bytes);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            getrandom::fill(seed.as_mut())
+                .map_err(|e| Failure::new(Kind::Other, format!("no randomness: {e}"), ""))?;
+            std::fs::create_dir_all(home).map_err(|e| Failure::io(home, e))?;
+            crate::write_private(&path, hex::encode(seed.as_slice()).as_bytes())?;
+        }
+        Err(e) => return Err(Failure::io(&path, e)),
+    }
+    Keypair::ed25519_from_bytes(seed.as_mut_slice())
+        .map_err(|e| Failure::new(Kind::Other, format!("node key: {e}"), ""))
+}
+
+fn parse_multiaddr(s: &str, what: &str) -> Result<Multiaddr, Failure> {
+    s.trim().parse().map_err(|e| {
+        Failure::usage(
+            format!("{what} {s:?} is not a multiaddr: {e}"),
+            "write it as /ip4/127.0.0.1/tcp/7627/p2p/<peer id> (what `ethmls node` prints)",
+        )
+    })
+}
+
+/// The peers to bootstrap from: each must name its PeerId (`/p2p/...`).
+pub fn parse_peers(peers: &[String]) -> Result<Vec<Multiaddr>, Failure> {
+    let mut out = Vec::new();
+    for p in peers.iter().filter(|p| !p.trim().is_empty()) {
+        let addr = parse_multiaddr(p, "peer")?;
+        if peer_of(&addr).is_none() {
+            return Err(Failure::usage(
+                format!("peer {p:?} does not end in /p2p/<peer id>"),
+                "copy the whole address `ethmls node` printed",
+            ));
+        }
+        out.push(addr);
+    }
+    Ok(out)
+}
+
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        eth_mls_transport::libp2p::multiaddr::Protocol::P2p(id) => Some(id),
+        _ => None,
+    })
+}
+
+/// Starts this command's node as `keypair`, listening on `listen`, and waits (with a progress
+/// line) until it is connected to one of `peers`. A failure is a transport error that says
+/// what to check.
+pub async fn start_client_node(
+    keypair: Keypair,
+    listen: &str,
+    peers: Vec<Multiaddr>,
+    out: &Out,
+) -> Result<GossipNode, Failure> {
+    if peers.is_empty() {
+        return Err(Failure::usage(
+            "gossip delivery needs at least one peer",
+            "start a relay with `ethmls node` and pass its address with --peer (or ETHMLS_PEERS)",
+        ));
+    }
+    let cfg = GossipConfig {
+        listen: vec![parse_multiaddr(listen, "listen address")?],
+        bootstrap: peers.clone(),
+        heartbeat: Duration::from_millis(200),
+        publish_timeout: Duration::from_secs(10),
+        ..GossipConfig::default()
+    };
+    let node = GossipNode::start(
+        keypair,
+        cfg,
+        Arc::new(FrameValidator::new(Limits::default())),
+    )
+    .await
+    .map_err(|e| {
+        Failure::new(
+            Kind::Transport,
+            format!("the gossip node did not start: {e}"),
+            "check --listen (ETHMLS_LISTEN): the address must be free",
+        )
+    })?;
+    let _ = NODE.set(node.clone());
+    let wanted: Vec<PeerId> = peers.iter().filter_map(peer_of).collect();
+    let mut bar = Progress::new(out, "connecting to gossip peers", wanted.len() as u64);
+    let deadline = Instant::now() + CONNECT_WAIT;
+    loop {
+        let connected = node.peers().await.map_err(transport)?;
+        let n = wanted.iter().filter(|p| connected.contains(p)).count();
+        bar.set(n as u64);
+        if n == wanted.len() || (n > 0 && Instant::now() + CONNECT_WAIT / 3 > deadline) {
+            bar.done();
+            return Ok(node);
+        }
+        if Instant::now() >= deadline {
+            bar.done();
+            if n > 0 {
+                return Ok(node);
+            }
+            return Err(Failure::new(
+                Kind::Transport,
+                format!(
+                    "none of the {} gossip peers answered within {} s",
+                    wanted.len(),
+                    CONNECT_WAIT.as_secs()
+                ),
+                "is `ethmls node` running at the --peer address? (or use --delivery chain)",
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn transport(e: eth_mls_transport::Error) -> Failure {
+    Failure::new(
+        Kind::Transport,
+        e.to_string(),
+        "the gossip node stopped; run the command again",
+    )
+}
+
+/// What `doctor` says about gossip: this node's PeerId, its peers, and whether the PeerId
+/// the chain has for the account is this one.
+pub async fn doctor_info(registered: Option<PeerId>) -> Option<Value> {
+    let node = NODE.get()?;
+    let peers: Vec<String> = node
+        .peers()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .map(|p| p.to_base58())
+        .collect();
+    Some(json!({
+        "peer_id": node.peer_id().to_base58(),
+        "peers": peers,
+        "registered_peer_id": registered.map(|p| p.to_base58()),
+    }))
+}
+
+/// `ethmls node`: a relay that subscribes to every eth-mls topic its peers subscribe to,
+/// forwards and stores their frames (the history returning peers ask for); runs until
+/// interrupted or its standard input closes.
+pub async fn run_node(
+    home: &Path,
+    listen: &str,
+    peers: Vec<Multiaddr>,
+    out: &Out,
+) -> Result<Value, Failure> {
+    let keypair = relay_key(home)?;
+    let cfg = GossipConfig {
+        listen: vec![parse_multiaddr(listen, "listen address")?],
+        bootstrap: peers,
+        relay: true,
+        heartbeat: Duration::from_millis(200),
+        ..GossipConfig::default()
+    };
+    out.progress("starting the gossip relay");
+    let node = GossipNode::start(
+        keypair,
+        cfg,
+        Arc::new(FrameValidator::new(Limits::default())),
+    )
+    .await
+    .map_err(|e| {
+        Failure::new(
+            Kind::Transport,
+            format!("the relay did not start: {e}"),
+            "is the port taken? pass another with --listen /ip4/127.0.0.1/tcp/PORT",
+        )
+    })?;
+    let addresses: Vec<String> = node.addresses().iter().map(ToString::to_string).collect();
+    let info = json!({ "peer_id": node.peer_id().to_base58(), "addresses": addresses });
+    let path = home.join("node.json");
+    std::fs::write(&path, info.to_string()).map_err(|e| Failure::io(&path, e))?;
+    out.event(&json!({ "event": "node_ready", "peer_id": info["peer_id"], "addresses": info["addresses"] }));
+    let stdin_closed = tokio::task::spawn_blocking(|| {
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+    });
+    let stop = async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = stdin_closed => {}
+        }
+    };
+    tokio::pin!(stop);
+    let mut last = eth_mls_transport::NodeStats::default();
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tick.tick() => {
+                let stats = node.stats().await.map_err(transport)?;
+                if stats != last {
+                    out.event(&json!({
+                        "event": "node_stats",
+                        "peers": stats.peers,
+                        "stored": stats.stored,
+                        "rejected": stats.rejected,
+                        "history_served": stats.history_served,
+                    }));
+                    last = stats;
+                }
+            }
+        }
+    }
+    let stats = node.stats().await.map_err(transport)?;
+    node.shutdown().await;
+    Ok(json!({
+        "peer_id": info["peer_id"],
+        "addresses": info["addresses"],
+        "frames_stored": stats.stored,
+        "history_served": stats.history_served,
+    }))
+}
