@@ -1,11 +1,12 @@
 //! `cargo xtask demo`: the whole system on a fresh local anvil. alice, bob and carol are three
-//! `ethmls` users with their own homes (keystores, encrypted stores); delivery is the chain
-//! channel (ERC-7627 messages). alice deploys the contracts, creates a group and invites bob
-//! and carol (the seven steps run between their clients while alice's `watch` is running),
-//! messages flow both ways, bob commits new keys, carol is removed and provably cannot read the
-//! next message, and bob's `watch` is killed with SIGKILL and restarted and catches up. Every
-//! command is printed as a user would type it, with what it answered; any failed check ends
-//! the demo with a non-zero exit.
+//! `ethmls` users with their own homes (keystores, encrypted stores), talking over libp2p
+//! gossip on 127.0.0.1 through an `ethmls node` relay (which keeps the history for whoever was
+//! not running); the chain orders and stores the commits. alice deploys the contracts, creates
+//! a group and invites bob and carol (the seven steps run between their processes while
+//! alice's `watch` is running), messages flow both ways, bob commits new keys, carol is removed
+//! and provably cannot read the next message, and bob's `watch` is killed with SIGKILL and
+//! restarted and catches up. Every command is printed as a user would type it, with what it
+//! answered; any failed check ends the demo with a non-zero exit.
 
 use std::fs;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -113,6 +114,71 @@ struct Demo {
     rpc: String,
     deployment: PathBuf,
     password: PathBuf,
+    /// The relay's address (`/ip4/127.0.0.1/tcp/PORT/p2p/PEERID`).
+    peer: String,
+}
+
+/// `ethmls node`, the gossip relay, in the background; ended (its input closed) on drop.
+struct Relay {
+    child: Child,
+    address: String,
+}
+
+impl Relay {
+    fn spawn(bin: &Path, home: &Path) -> Result<Self> {
+        println!("  relay $ ethmls node --listen /ip4/127.0.0.1/tcp/0 &");
+        let mut child = Command::new(bin)
+            .arg("--home")
+            .arg(home)
+            .args(["--json", "node", "--listen", "/ip4/127.0.0.1/tcp/0"])
+            .env_remove("ETHMLS_HOME")
+            .env_remove("ETHMLS_PEERS")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not start ethmls node: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no stdout")?;
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let ready: Value = match lines.next() {
+            Some(Ok(line)) => serde_json::from_str(&line)?,
+            _ => return Err("ethmls node printed nothing".into()),
+        };
+        let address = ready["addresses"][0]
+            .as_str()
+            .ok_or_else(|| format!("ethmls node did not say where it listens: {ready}"))?
+            .to_string();
+        println!("          listening on {address}");
+        // Its statistics, printed as they change.
+        std::thread::spawn(move || {
+            for line in lines.map_while(|l| l.ok()) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line)
+                    && v["event"] == "node_stats"
+                {
+                    println!(
+                        "  relay | {} peers, {} frames stored, {} history requests served",
+                        v["peers"], v["stored"], v["history_served"]
+                    );
+                }
+            }
+        });
+        Ok(Relay { child, address })
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl User<'_> {
@@ -126,7 +192,10 @@ impl User<'_> {
             .arg(&self.demo.deployment)
             .arg("--password-file")
             .arg(&self.demo.password)
+            .args(["--delivery", "gossip", "--peer", &self.demo.peer])
             .args(args)
+            .env_remove("ETHMLS_DELIVERY")
+            .env_remove("ETHMLS_PEERS")
             .env_remove("ETH_RPC_URL")
             .env_remove("ETHMLS_HOME")
             .env_remove("ETHMLS_ACCOUNT")
@@ -333,11 +402,15 @@ pub fn run(root: &Path) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let password = dir.join("password");
     fs::write(&password, "demo password\n")?;
+
+    stage("demo: a gossip relay and history store (ethmls node, 127.0.0.1, free port)");
+    let relay = Relay::spawn(&bin, &dir.join("relay"))?;
     let demo = Demo {
         bin,
         rpc: anvil.url.clone(),
         deployment: dir.join("deployment.json"),
         password,
+        peer: relay.address.clone(),
     };
     let users: Vec<User<'_>> = ["alice", "bob", "carol"]
         .into_iter()
@@ -375,24 +448,28 @@ pub fn run(root: &Path) -> Result<()> {
     stage("demo: alice deploys ERC7627, MlsGroup and the factory");
     alice.run(&["deploy"])?;
 
-    stage("demo: everyone publishes their keys in ERC-7627 (prekey bundle, inbox key)");
+    stage("demo: everyone publishes their keys in ERC-7627 (prekey bundle, inbox key, PeerId)");
     for u in &users {
         u.run(&["register"])?;
     }
 
-    stage("demo: alice creates a group and invites bob and carol (step 2: the invitation)");
+    stage("demo: alice creates a group (its contract through the factory, epoch 0)");
     let group = alice.run(&["group", "create", "friends", "--any-member"])?["group"]
         .as_str()
         .unwrap_or_default()
         .to_string();
+
+    stage("demo: alice invites bob and carol, in the seven steps of an invitation");
+    println!("  step 1: alice's request (group contract, chain id, group id, expiry) goes to");
+    println!("          each invitee over the 1:1 channel (X3DH + double ratchet, gossip)");
     alice.run(&["group", "invite", &group, &b, "--note", "hi bob"])?;
     alice.run(&["group", "invite", &group, &c, "--note", "hi carol"])?;
-
-    stage(
-        "demo: bob and carol accept (steps 3-7: consent, checks, commit + ACL on chain, Welcome)",
-    );
     let watch = alice.watch()?;
     for u in [bob, carol] {
+        println!(
+            "  step 2: {} receives it (from the relay's history: it was not running)",
+            u.name
+        );
         let id = eventually("the invitation arrives", || {
             let r = u.run(&["group", "requests"])?;
             Ok(r["invitations"]
@@ -400,9 +477,21 @@ pub fn run(root: &Path) -> Result<()> {
                 .and_then(|l| l.first())
                 .and_then(|i| i["id"].as_str().map(String::from)))
         })?;
+        println!(
+            "  step 3: {} consents: a SIWE message signed by the account names the group",
+            u.name
+        );
+        println!("          and the hash of the key package sent with it");
+        println!("  step 4: alice's client (its watch) verifies the consent and the key package");
+        println!("  step 5: one transaction adds the account to the ACL and registers the commit");
+        println!("  step 6: the Welcome goes back over the 1:1 channel");
+        println!("  step 7: the commit is on the group topic; members merge it once the chain");
+        println!("          has it, and the invitee joins from the Welcome");
         let r = u.run(&["group", "accept", &id])?;
         check(r["joined"] == true, &format!("{} joined the group", u.name))?;
     }
+    // alice's watch merges the last commit before it stops.
+    sleep(Duration::from_secs(2));
     watch.kill();
     let mut expected = addresses.clone();
     expected.sort();
@@ -484,7 +573,11 @@ pub fn run(root: &Path) -> Result<()> {
     )?;
 
     stage("demo: done");
-    println!("  three ethmls users, one group on chain, messages, an update, a removal, a restart");
+    println!(
+        "  three ethmls users over gossip, one group on chain, messages, an update, a removal,"
+    );
+    println!("  a restart");
+    drop(relay);
     drop(anvil);
     Ok(())
 }

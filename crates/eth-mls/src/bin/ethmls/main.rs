@@ -734,7 +734,8 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
             let peers = peers(cli, home)?;
             Ok(json!({
                 "file": home.join("config.json").display().to_string(),
-                "rpc_url": cli.rpc_url.clone().or(config.rpc_url.clone()),
+                "rpc_url": cli.rpc_url.clone().or(config.rpc_url.clone())
+                    .unwrap_or_else(|| "the local chain (started on demand)".into()),
                 "rpc_url_from": from(cli.rpc_url.is_some(), config.rpc_url.is_some()),
                 "account": cli.account.clone().or(config.account.clone()),
                 "delivery": delivery.name(),

@@ -280,7 +280,7 @@ fn print_text(result: &Value) {
     if let Value::Object(map) = result {
         for (k, v) in map {
             match v {
-                Value::Array(_) | Value::Object(_) => {}
+                Value::Array(_) | Value::Object(_) | Value::Null => {}
                 Value::String(s) => say!("{k}: {s}"),
                 v => say!("{k}: {v}"),
             }
@@ -291,6 +291,11 @@ fn print_text(result: &Value) {
 fn event_text(e: &Value) -> String {
     let kind = e["event"].as_str().unwrap_or("event");
     match kind {
+        "sent" => format!(
+            "[{}] you: {}",
+            short(e["group"].as_str()),
+            e["text"].as_str().unwrap_or("")
+        ),
         "message" => format!(
             "[{}] {}: {}",
             short(e["group"].as_str()),
