@@ -25,8 +25,8 @@ use crate::wire::{
     HistoryEntry, HistoryRequest, HistoryResponse, MAX_ENTRIES, MAX_REQUEST, MAX_RESPONSE,
 };
 use crate::{
-    Cursor, DeliveryService, Envelope, Error, HistoryBatch, HistoryStore, Limits, MessageId,
-    Origin, Retention, Subscription, Topic, Validator, Verdict,
+    Cursor, DeliveryService, Envelope, Error, HistoryBatch, HistoryStore, Journal, Limits,
+    MessageId, Origin, Retention, Subscription, Topic, Validator, Verdict,
 };
 
 /// The history protocol's name.
@@ -78,6 +78,10 @@ pub struct GossipConfig {
     /// Mesh degree (`mesh_n`); `mesh_n_low` is half of it, `mesh_n_high` twice. Small values
     /// let groups of 2-10 peers form a mesh.
     pub mesh_n: usize,
+    /// A file that keeps the history (and the topics subscribed to) across restarts: a
+    /// [`Journal`], replayed when the node starts (a relay subscribes again to the topics it
+    /// served). `None`: history in memory only.
+    pub journal: Option<std::path::PathBuf>,
 }
 
 impl Default for GossipConfig {
@@ -97,6 +101,7 @@ impl Default for GossipConfig {
             external: Vec::new(),
             heartbeat: Duration::from_millis(500),
             mesh_n: 4,
+            journal: None,
         }
     }
 }
@@ -115,6 +120,9 @@ pub struct NodeStats {
     pub rejected: u64,
     /// History requests answered.
     pub history_served: u64,
+    /// Writes to the history journal that failed (the journal is given up after the first;
+    /// the node goes on with its history in memory).
+    pub journal_errors: u64,
 }
 
 /// Accepts only eth-mls topics (wrapped in gossipsub's count limit for remote peers).
@@ -414,6 +422,7 @@ struct Actor {
     /// History requests made through `GossipNode::request_history`: the limit asked, whom to tell.
     direct: HashMap<OutboundRequestId, (u32, oneshot::Sender<DirectResult>)>,
     stats: NodeStats,
+    journal: Option<Journal>,
     last_redial: Instant,
     /// Peers being looked up in the DHT, with when to give up.
     #[cfg(feature = "nat")]
@@ -552,11 +561,25 @@ impl GossipNode {
                 .map_err(|e| Error::Transport(format!("dial {addr}: {e}")))?;
         }
         let peer_id = *swarm.local_peer_id();
+        let mut store = HistoryStore::new(cfg.retention);
+        let journal = match &cfg.journal {
+            Some(path) => {
+                let (journal, topics) = Journal::open(path, &mut store, now_ms())?;
+                Some((journal, topics))
+            }
+            None => None,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
-        let actor = Actor {
+        let relay = cfg.relay;
+        let (journal, topics) = match journal {
+            Some((j, t)) => (Some(j), t),
+            None => (None, Vec::new()),
+        };
+        let mut actor = Actor {
             swarm,
             validator,
-            store: HistoryStore::new(cfg.retention),
+            store,
+            journal,
             cfg,
             subs: HashMap::new(),
             pending: Vec::new(),
@@ -568,6 +591,12 @@ impl GossipNode {
             #[cfg(feature = "nat")]
             finds: Vec::new(),
         };
+        // A relay serves again the topics it served before its restart.
+        if relay {
+            for t in topics {
+                actor.subscribe_topic(&t)?;
+            }
+        }
         tokio::spawn(actor.run(rx));
         Ok(GossipNode {
             tx,
@@ -782,7 +811,29 @@ impl Actor {
             .map_err(|e| Error::Transport(format!("subscribe {topic}: {e:?}")))?;
         gs.set_topic_params(t, topic_score_params())
             .map_err(|e| Error::Transport(format!("topic score params: {e}")))?;
+        if let Some(j) = &mut self.journal {
+            let written = j.topic(topic);
+            self.journal_result(written);
+        }
         Ok(())
+    }
+
+    /// Stores a frame (and appends it to the journal); `None` for a duplicate.
+    fn store_frame(&mut self, topic: Topic, bytes: Vec<u8>, origin: Origin) -> Option<Envelope> {
+        let envelope = self.store.insert(topic, bytes, origin, now_ms())?;
+        if let Some(j) = &mut self.journal {
+            let written = j.entry(&envelope);
+            self.journal_result(written);
+        }
+        Some(envelope)
+    }
+
+    /// A failed journal write gives the journal up (counted in the stats).
+    fn journal_result(&mut self, written: Result<(), Error>) {
+        if written.is_err() {
+            self.stats.journal_errors += 1;
+            self.journal = None;
+        }
     }
 
     fn command(&mut self, cmd: Command) {
@@ -920,7 +971,7 @@ impl Actor {
             match gs.publish(Self::ident(&p.topic), p.bytes.clone()) {
                 Ok(_) | Err(gossipsub::PublishError::Duplicate) => {
                     let origin = Origin::Peer(self.swarm.local_peer_id().to_base58());
-                    self.store.insert(p.topic, p.bytes, origin, now_ms());
+                    self.store_frame(p.topic, p.bytes, origin);
                     let _ = p.reply.send(Ok(id));
                 }
                 Err(
@@ -1027,8 +1078,7 @@ impl Actor {
                 if let (Verdict::Accept, Ok(topic)) = (verdict, topic) {
                     let origin =
                         Origin::Peer(message.source.unwrap_or(propagation_source).to_base58());
-                    if let Some(envelope) = self.store.insert(topic, message.data, origin, now_ms())
-                    {
+                    if let Some(envelope) = self.store_frame(topic, message.data, origin) {
                         self.stats.stored += 1;
                         self.deliver(envelope);
                     }
@@ -1215,10 +1265,7 @@ impl Actor {
                     self.stats.rejected += 1;
                     continue;
                 }
-                if let Some(envelope) =
-                    self.store
-                        .insert(topic, e.bytes, Origin::Peer(e.origin), now_ms())
-                {
+                if let Some(envelope) = self.store_frame(topic, e.bytes, Origin::Peer(e.origin)) {
                     self.deliver(envelope);
                 }
             }
@@ -1268,6 +1315,10 @@ impl Actor {
             }
         }
         self.store.prune_all(now_ms());
+        if let Some(j) = &mut self.journal {
+            let written = j.flush();
+            self.journal_result(written);
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 
 mod envelope;
 mod error;
+mod journal;
 mod memory;
 mod redundant;
 mod service;
@@ -28,6 +29,7 @@ mod gossip;
 
 pub use envelope::{Cursor, Envelope, HistoryBatch, MessageId, Origin};
 pub use error::Error;
+pub use journal::Journal;
 pub use memory::{Faults, MemoryNetwork, MemoryNode, NodeId, Outcome, TraceEvent};
 pub use redundant::Redundant;
 pub use service::{DeliveryService, Subscription};

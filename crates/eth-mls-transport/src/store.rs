@@ -61,6 +61,31 @@ impl HistoryStore {
         }
     }
 
+    /// The greatest cursor handed out so far.
+    pub(crate) fn last_cursor(&self) -> Cursor {
+        self.last
+    }
+
+    /// Every stored frame, in cursor order (for the journal's compaction).
+    pub(crate) fn all(&self) -> Vec<Envelope> {
+        let mut out: Vec<Envelope> = self
+            .topics
+            .iter()
+            .flat_map(|(topic, log)| {
+                log.entries.iter().map(|(&cursor, e)| Envelope {
+                    topic: *topic,
+                    bytes: e.bytes.clone(),
+                    id: e.id,
+                    origin: e.origin.clone(),
+                    received_at: e.received_at,
+                    cursor,
+                })
+            })
+            .collect();
+        out.sort_by_key(|e| e.cursor);
+        out
+    }
+
     /// Whether `id` is stored under `topic`.
     pub fn contains(&self, topic: &Topic, id: &MessageId) -> bool {
         self.topics

@@ -566,3 +566,91 @@ async fn a_node_listens_through_a_relay() {
     let address = a.addresses()[0].clone();
     assert!(address.to_string().contains("/p2p-circuit/"), "{address}");
 }
+
+/// A relay with a journal keeps its history and its topics across a restart: frames
+/// published through it before it stopped are served afterwards with the same cursors, and a
+/// topic it served but that had no frame yet is subscribed again, so a publish to it right
+/// after the restart finds the relay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_keeps_its_history_and_topics_across_a_restart() {
+    let dir = std::env::temp_dir().join(format!("eth-mls-relay-journal-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let journal = dir.join("history.journal");
+    let relay_key = Keypair::generate_ed25519();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let relay_cfg = || GossipConfig {
+        listen: vec![format!("/ip4/127.0.0.1/tcp/{port}").parse().unwrap()],
+        relay: true,
+        journal: Some(journal.clone()),
+        heartbeat: Duration::from_millis(100),
+        ..GossipConfig::default()
+    };
+    let relay = GossipNode::start(relay_key.clone(), relay_cfg(), validator())
+        .await
+        .unwrap();
+    let relay_addr = relay.addresses()[0].clone();
+    let inbox = Topic::Inbox {
+        chain_id: 31337,
+        account: [7; 20],
+    };
+    // A member subscribes to the app topic and an inbox (the relay follows), and publishes.
+    let a = start(
+        Keypair::generate_ed25519(),
+        vec![relay_addr.clone()],
+        validator(),
+    )
+    .await;
+    let _app_sub = a.subscribe(&app()).await.unwrap();
+    let _inbox_sub = a.subscribe(&inbox).await.unwrap();
+    for topic in [inbox, app()] {
+        a.wait_for_peers(&topic, 1, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let mut ids = Vec::new();
+    for i in 0..5u8 {
+        let frame = sample_private_message(GROUP_ID, 1, &[i; 100]);
+        ids.push(a.publish(&app(), frame).await.unwrap());
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while relay.stats().await.unwrap().stored < 5 {
+        assert!(
+            Instant::now() < deadline,
+            "the relay did not store the frames"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = relay.history(&app(), Cursor::START, 100).await.unwrap();
+    a.shutdown().await;
+    relay.shutdown().await;
+
+    // Restarted on the same key, address and journal.
+    let relay = GossipNode::start(relay_key, relay_cfg(), validator())
+        .await
+        .unwrap();
+    let after = relay.history(&app(), Cursor::START, 100).await.unwrap();
+    assert_eq!(after.envelopes, before.envelopes);
+    assert_eq!(
+        after.envelopes.iter().map(|e| e.id).collect::<Vec<_>>(),
+        ids
+    );
+    // A newcomer gets the history from the restarted relay, and a publish to the inbox finds
+    // the relay subscribed again although nobody else is.
+    let b = start(Keypair::generate_ed25519(), vec![relay_addr], validator()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b.peers().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "b did not connect");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let page = b.history(&app(), Cursor::START, 100).await.unwrap();
+    assert_eq!(page.envelopes.iter().map(|e| e.id).collect::<Vec<_>>(), ids);
+    let invitation = sample_private_message(b"any", 0, b"an invitation");
+    b.publish(&inbox, invitation)
+        .await
+        .expect("the relay follows the inbox again");
+    assert_eq!(relay.stats().await.unwrap().journal_errors, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

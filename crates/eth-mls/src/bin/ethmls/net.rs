@@ -203,7 +203,8 @@ pub async fn doctor_info(registered: Option<PeerId>) -> Option<Value> {
 }
 
 /// `ethmls node`: a relay that subscribes to every eth-mls topic its peers subscribe to,
-/// forwards and stores their frames (the history returning peers ask for); runs until
+/// forwards and stores their frames (the history returning peers ask for, kept across
+/// restarts in `<home>/node-history.journal`, a week or 10,000 frames per topic); runs until
 /// interrupted or its standard input closes.
 pub async fn run_node(
     home: &Path,
@@ -217,6 +218,7 @@ pub async fn run_node(
         bootstrap: peers,
         relay: true,
         heartbeat: Duration::from_millis(200),
+        journal: Some(home.join("node-history.journal")),
         ..GossipConfig::default()
     };
     out.progress("starting the gossip relay");
