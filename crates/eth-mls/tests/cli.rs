@@ -715,6 +715,62 @@ fn two_users_chat_over_gossip_through_a_relay() {
     assert_eq!(end["result"]["sent"], 2, "{end}");
     assert!(end["result"]["received"].as_u64().unwrap() >= 1, "{end}");
 
+    // A second invitation, declined: alice's client is told.
+    let second = alice.ok(&["group", "create", "second"])["group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice.ok(&["group", "invite", &second, &b]);
+    let mut id = None;
+    for _ in 0..40 {
+        let r = bob.ok(&["group", "requests"]);
+        if let Some(inv) = r["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["group"] == second.as_str())
+        {
+            id = Some(inv["id"].as_str().unwrap().to_string());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let id = id.expect("bob never saw the second invitation");
+    let r = bob.ok(&["group", "decline", &id]);
+    assert_eq!(r["declined"], id.as_str());
+    let (_, _, events) = alice.run(&["sync", "--wait", "3"]);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["event"] == "invitation_declined" && e["id"] == id.as_str()),
+        "{events:?}"
+    );
+    assert!(
+        bob.ok(&["group", "requests"])["invitations"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // `watch --count 1` ends after one event.
+    let watch = bob.spawn(&["watch", "--count", "1", "--timeout", "60"]);
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    alice.ok(&["send", &group, "counted"]);
+    let out = watch.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.last().unwrap()["result"]["events"], 1, "{lines:?}");
+    assert!(message_from(&lines[0], &a, "counted"), "{lines:?}");
+
+    // Settings come back to their defaults when unset.
+    alice.ok(&["config", "unset", "delivery"]);
+    let shown = alice.ok(&["config", "show"]);
+    assert_eq!(shown["delivery"], "both", "peers set, no delivery: {shown}");
+    assert_eq!(shown["delivery_from"], "default", "{shown}");
+
     // Gossip settings that cannot work: a usage error or a transport error, each with a hint.
     let bob = User {
         extra: vec!["--delivery".into(), "gossip".into()],
