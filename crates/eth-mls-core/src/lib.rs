@@ -76,6 +76,7 @@ mod journal;
 mod key_package;
 mod migrate;
 mod records;
+mod split;
 mod store;
 
 pub use binding::{GROUP_BINDING_EXTENSION_TYPE, GroupBinding};
@@ -97,6 +98,7 @@ pub use key_package::{
     validate_key_package, validate_key_package_bytes,
 };
 pub use records::MAX_NAMESPACE;
+pub use split::SplitStorage;
 pub use store::{
     ARGON2_MEMORY_KIB, ARGON2_PASSES, BinaryCodec, CodecError, SqlStorage, Store, StoreKey,
     StoreProvider,

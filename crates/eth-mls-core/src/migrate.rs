@@ -109,6 +109,16 @@ CREATE TABLE eth_mls_record (
     PRIMARY KEY (namespace, key)
 );
 ",
+    // 4: the member lists of past epochs cut out of openmls's message-secrets record, kept
+    // once each by SHA-256 (`SplitStorage`).
+    "
+CREATE TABLE eth_mls_secret_blob (
+    group_id BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    bytes BLOB NOT NULL,
+    PRIMARY KEY (group_id, hash)
+);
+",
 ];
 
 /// The schema version this code writes (`PRAGMA user_version`).

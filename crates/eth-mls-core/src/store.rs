@@ -16,7 +16,7 @@ use std::path::Path;
 
 use eth_mls_crypto::{Backend, DefaultBackend, Provider, SecretBytes, SignatureKeyPair};
 use openmls::prelude::GroupId;
-use openmls_sqlite_storage::{Codec, Connection, SqliteStorageProvider};
+use openmls_sqlite_storage::{Codec, Connection};
 use openmls_traits::types::SignatureScheme;
 use rusqlite::{OptionalExtension, params};
 use zeroize::Zeroizing;
@@ -35,6 +35,12 @@ pub struct BinaryCodec;
 #[derive(Debug, thiserror::Error)]
 #[error("MessagePack: {0}")]
 pub struct CodecError(String);
+
+impl CodecError {
+    pub(crate) fn new(what: &str) -> Self {
+        CodecError(what.to_string())
+    }
+}
 
 impl Codec for BinaryCodec {
     type Error = CodecError;
@@ -58,8 +64,9 @@ impl Codec for BinaryCodec {
     }
 }
 
-/// openmls's storage on a borrowed connection.
-pub type SqlStorage<'a> = SqliteStorageProvider<BinaryCodec, &'a Connection>;
+/// openmls's storage on a borrowed connection (message secrets split: see
+/// [`SplitStorage`](crate::SplitStorage)).
+pub type SqlStorage<'a> = crate::split::SplitStorage<'a>;
 
 /// The openmls provider of a [`Store`]: eth-mls-crypto on backend `B`, SQLite storage.
 pub type StoreProvider<'a, B> = Provider<B, SqlStorage<'a>>;
@@ -476,7 +483,7 @@ impl<B: Backend> Store<B> {
 
     /// The openmls provider over this store.
     pub fn provider(&self) -> StoreProvider<'_, B> {
-        Provider::with_storage(SqliteStorageProvider::new(&self.conn))
+        Provider::with_storage(crate::split::SplitStorage::new(&self.conn))
     }
 
     /// Runs `f` in one transaction: commits what it did on success, rolls back on error.

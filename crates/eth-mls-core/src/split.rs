@@ -1,0 +1,975 @@
+//! [`SplitStorage`]: openmls's SQLite storage, with its message-secrets record split so that a
+//! message writes only what it changed.
+//!
+//! openmls writes its whole `MessageSecretsStore` after every message: the current epoch's
+//! secret tree, and for each kept past epoch its secret tree *and its member list* (leaf
+//! nodes with their credentials: about 1.4 MB at 1000 members with two past epochs). The
+//! member lists never change once an epoch is past, so here they are cut out of the record and
+//! kept once each, by SHA-256, in `eth_mls_secret_blob`; the record keeps the rest and where
+//! each list goes. A message then writes a few kilobytes instead of megabytes (each list is
+//! hashed, found present, and not written again). Records written before (whole) still read,
+//! and a record whose layout is not the expected one is written whole, as before.
+//!
+//! Everything else is openmls_sqlite_storage's, unchanged, on the same connection, so it is in
+//! the same transaction as the rest of an operation.
+
+use openmls_sqlite_storage::{Codec, Connection, SqliteStorageProvider};
+use openmls_traits::storage::{CURRENT_VERSION, StorageProvider, traits};
+use rusqlite::{OptionalExtension, params};
+use sha2::{Digest, Sha256};
+
+use crate::store::BinaryCodec;
+
+type SqlError = rusqlite::Error;
+
+/// First bytes of a split record.
+const MAGIC: &[u8; 4] = b"EMS1";
+
+/// openmls's storage on a borrowed connection, message secrets split (see the module docs).
+pub struct SplitStorage<'a> {
+    inner: SqliteStorageProvider<BinaryCodec, &'a Connection>,
+    conn: &'a Connection,
+}
+
+impl std::fmt::Debug for SplitStorage<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SplitStorage")
+    }
+}
+
+impl<'a> SplitStorage<'a> {
+    /// The storage on `conn`.
+    pub fn new(conn: &'a Connection) -> Self {
+        SplitStorage {
+            inner: SqliteStorageProvider::new(conn),
+            conn,
+        }
+    }
+}
+
+fn codec_error(e: impl std::error::Error + Send + Sync + 'static) -> SqlError {
+    SqlError::ToSqlConversionFailure(Box::new(e))
+}
+
+/// A split record as openmls_sqlite_storage stores it: opaque bytes.
+#[derive(Debug)]
+struct Split(Vec<u8>);
+
+impl serde::Serialize for Split {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Split {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Split;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a split message-secrets record")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Split, E> {
+                if v.starts_with(MAGIC) {
+                    Ok(Split(v.to_vec()))
+                } else {
+                    Err(E::custom("not a split record"))
+                }
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+impl traits::MessageSecrets<CURRENT_VERSION> for Split {}
+impl openmls_traits::storage::Entity<CURRENT_VERSION> for Split {}
+
+/// MessagePack, as far as finding where values end: the end of the value at `pos`.
+fn skip(b: &[u8], pos: usize) -> Option<usize> {
+    let m = *b.get(pos)?;
+    let p = pos + 1;
+    let be = |at: usize, n: usize| -> Option<usize> {
+        let s = b.get(at..at + n)?;
+        Some(s.iter().fold(0usize, |acc, x| (acc << 8) | usize::from(*x)))
+    };
+    let items = |mut at: usize, n: usize| -> Option<usize> {
+        for _ in 0..n {
+            at = skip(b, at)?;
+        }
+        Some(at)
+    };
+    let end = match m {
+        0x00..=0x7f | 0xe0..=0xff | 0xc0 | 0xc2 | 0xc3 => p,
+        0x80..=0x8f => items(p, 2 * usize::from(m & 0x0f))?,
+        0x90..=0x9f => items(p, usize::from(m & 0x0f))?,
+        0xa0..=0xbf => p + usize::from(m & 0x1f),
+        0xc4 | 0xd9 => p + 1 + be(p, 1)?,
+        0xc5 | 0xda => p + 2 + be(p, 2)?,
+        0xc6 | 0xdb => p + 4 + be(p, 4)?,
+        0xc7 => p + 2 + be(p, 1)?,
+        0xc8 => p + 3 + be(p, 2)?,
+        0xc9 => p + 5 + be(p, 4)?,
+        0xca => p + 4,
+        0xcb => p + 8,
+        0xcc | 0xd0 => p + 1,
+        0xcd | 0xd1 => p + 2,
+        0xce | 0xd2 => p + 4,
+        0xcf | 0xd3 => p + 8,
+        0xd4 => p + 2,
+        0xd5 => p + 3,
+        0xd6 => p + 5,
+        0xd7 => p + 9,
+        0xd8 => p + 17,
+        0xdc => items(p + 2, be(p, 2)?)?,
+        0xdd => items(p + 4, be(p, 4)?)?,
+        0xde => items(p + 2, 2 * be(p, 2)?)?,
+        0xdf => items(p + 4, 2 * be(p, 4)?)?,
+        0xc1 => return None,
+    };
+    (end <= b.len()).then_some(end)
+}
+
+/// The length of the array at `pos` and where its first element starts.
+fn array(b: &[u8], pos: usize) -> Option<(usize, usize)> {
+    let m = *b.get(pos)?;
+    match m {
+        0x90..=0x9f => Some((usize::from(m & 0x0f), pos + 1)),
+        0xdc => Some((
+            usize::from(u16::from_be_bytes(
+                b.get(pos + 1..pos + 3)?.try_into().ok()?,
+            )),
+            pos + 3,
+        )),
+        0xdd => Some((
+            usize::try_from(u32::from_be_bytes(
+                b.get(pos + 1..pos + 5)?.try_into().ok()?,
+            ))
+            .ok()?,
+            pos + 5,
+        )),
+        _ => None,
+    }
+}
+
+/// The byte ranges of the past epochs' member lists in an encoded `MessageSecretsStore`
+/// (`[max_epochs, [[epoch, secrets, leaves], …], secrets]`), or `None` when the bytes do not
+/// have that layout.
+fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let (3, at) = array(b, 0)? else {
+        return None;
+    };
+    let at = skip(b, at)?;
+    let (trees, mut at) = array(b, at)?;
+    let mut ranges = Vec::with_capacity(trees);
+    for _ in 0..trees {
+        let (3, t) = array(b, at)? else {
+            return None;
+        };
+        let t = skip(b, t)?;
+        let t = skip(b, t)?;
+        let end = skip(b, t)?;
+        array(b, t)?;
+        ranges.push(t..end);
+        at = end;
+    }
+    let end = skip(b, at)?;
+    (end == b.len()).then_some(ranges)
+}
+
+/// A member list cut out of a record: its SHA-256 and its bytes.
+type Piece<'b> = ([u8; 32], &'b [u8]);
+
+/// A split record: `MAGIC`, the number of pieces, each piece's offset (u64) and SHA-256, then
+/// the bytes without the pieces.
+fn split<'b>(b: &'b [u8], ranges: &[std::ops::Range<usize>]) -> (Vec<u8>, Vec<Piece<'b>>) {
+    let mut record = MAGIC.to_vec();
+    record.extend_from_slice(&(ranges.len() as u32).to_be_bytes());
+    let mut pieces = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let piece = &b[r.clone()];
+        let hash: [u8; 32] = Sha256::digest(piece).into();
+        record.extend_from_slice(&(r.start as u64).to_be_bytes());
+        record.extend_from_slice(&hash);
+        pieces.push((hash, piece));
+    }
+    let mut at = 0;
+    for r in ranges {
+        record.extend_from_slice(&b[at..r.start]);
+        at = r.end;
+    }
+    record.extend_from_slice(&b[at..]);
+    (record, pieces)
+}
+
+/// The whole record again from a split one, the pieces read with `piece`.
+fn join(
+    record: &[u8],
+    mut piece: impl FnMut(&[u8; 32]) -> Result<Vec<u8>, SqlError>,
+) -> Result<Vec<u8>, SqlError> {
+    let corrupt = || {
+        codec_error(crate::store::CodecError::new(
+            "corrupt split message secrets",
+        ))
+    };
+    let body = record.strip_prefix(MAGIC.as_slice()).ok_or_else(corrupt)?;
+    let n = u32::from_be_bytes(
+        body.get(..4)
+            .ok_or_else(corrupt)?
+            .try_into()
+            .map_err(|_| corrupt())?,
+    ) as usize;
+    let mut at = 4;
+    let mut pieces = Vec::with_capacity(n.min(64));
+    for _ in 0..n {
+        let entry = body.get(at..at + 40).ok_or_else(corrupt)?;
+        let offset = u64::from_be_bytes(entry[..8].try_into().map_err(|_| corrupt())?);
+        let hash: [u8; 32] = entry[8..].try_into().map_err(|_| corrupt())?;
+        pieces.push((usize::try_from(offset).map_err(|_| corrupt())?, hash));
+        at += 40;
+    }
+    let rest = &body[at..];
+    let mut out = Vec::with_capacity(rest.len() + 1024);
+    let mut taken = 0;
+    for (offset, hash) in pieces {
+        // `offset` is where the piece starts in the whole record: the rest's bytes before it
+        // are those not yet taken.
+        let before = offset.checked_sub(out.len()).ok_or_else(corrupt)?;
+        out.extend_from_slice(rest.get(taken..taken + before).ok_or_else(corrupt)?);
+        taken += before;
+        let bytes = piece(&hash)?;
+        if <[u8; 32]>::from(Sha256::digest(&bytes)) != hash {
+            return Err(corrupt());
+        }
+        out.extend_from_slice(&bytes);
+    }
+    out.extend_from_slice(&rest[taken..]);
+    Ok(out)
+}
+
+impl SplitStorage<'_> {
+    fn key<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        group_id: &GroupId,
+    ) -> Result<Vec<u8>, SqlError> {
+        BinaryCodec::to_vec(group_id).map_err(codec_error)
+    }
+}
+
+impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
+    type Error = SqlError;
+
+    fn write_message_secrets<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        message_secrets: &MessageSecrets,
+    ) -> Result<(), SqlError> {
+        let bytes = BinaryCodec::to_vec(message_secrets).map_err(codec_error)?;
+        let Some(ranges) = member_lists(&bytes) else {
+            return self
+                .inner
+                .write_message_secrets::<GroupId, MessageSecrets>(group_id, message_secrets);
+        };
+        let key = Self::key(group_id)?;
+        let (record, pieces) = split(&bytes, &ranges);
+        let mut insert = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO eth_mls_secret_blob (group_id, hash, bytes) VALUES (?1, ?2, ?3)",
+        )?;
+        for (hash, piece) in &pieces {
+            insert.execute(params![key, hash.as_slice(), piece])?;
+        }
+        // Lists of epochs no longer kept go.
+        let kept: Vec<&[u8]> = pieces.iter().map(|(h, _)| h.as_slice()).collect();
+        let mut listed = self
+            .conn
+            .prepare_cached("SELECT hash FROM eth_mls_secret_blob WHERE group_id = ?1")?;
+        let stored: Vec<Vec<u8>> = listed
+            .query_map(params![key], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for hash in stored.iter().filter(|h| !kept.contains(&h.as_slice())) {
+            self.conn.execute(
+                "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND hash = ?2",
+                params![key, hash],
+            )?;
+        }
+        self.inner
+            .write_message_secrets::<GroupId, Split>(group_id, &Split(record))
+    }
+
+    fn message_secrets<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<MessageSecrets>, SqlError> {
+        // A record written whole (before the split, or of another layout) does not read as a
+        // split one: then it is read as it is.
+        let Ok(Some(Split(record))) = self.inner.message_secrets::<GroupId, Split>(group_id) else {
+            return self
+                .inner
+                .message_secrets::<GroupId, MessageSecrets>(group_id);
+        };
+        let key = Self::key(group_id)?;
+        let mut get = self.conn.prepare_cached(
+            "SELECT bytes FROM eth_mls_secret_blob WHERE group_id = ?1 AND hash = ?2",
+        )?;
+        let whole = join(&record, |hash| {
+            get.query_row(params![key, hash.as_slice()], |r| r.get::<_, Vec<u8>>(0))
+                .optional()?
+                .ok_or_else(|| {
+                    codec_error(crate::store::CodecError::new(
+                        "a member list of the message secrets is missing",
+                    ))
+                })
+        })?;
+        BinaryCodec::from_slice(&whole)
+            .map(Some)
+            .map_err(codec_error)
+    }
+
+    fn delete_message_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.conn.execute(
+            "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1",
+            params![Self::key(group_id)?],
+        )?;
+        self.inner.delete_message_secrets(group_id)
+    }
+
+    fn write_mls_join_config<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        config: &MlsGroupJoinConfig,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_mls_join_config::<GroupId, MlsGroupJoinConfig>(group_id, config)
+    }
+
+    fn append_own_leaf_node<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        LeafNode: traits::LeafNode<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        leaf_node: &LeafNode,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .append_own_leaf_node::<GroupId, LeafNode>(group_id, leaf_node)
+    }
+
+    fn queue_proposal<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+        QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        proposal_ref: &ProposalRef,
+        proposal: &QueuedProposal,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .queue_proposal::<GroupId, ProposalRef, QueuedProposal>(
+                group_id,
+                proposal_ref,
+                proposal,
+            )
+    }
+
+    fn write_tree<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        TreeSync: traits::TreeSync<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        tree: &TreeSync,
+    ) -> Result<(), SqlError> {
+        self.inner.write_tree::<GroupId, TreeSync>(group_id, tree)
+    }
+
+    fn write_interim_transcript_hash<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        interim_transcript_hash: &InterimTranscriptHash,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_interim_transcript_hash::<GroupId, InterimTranscriptHash>(
+                group_id,
+                interim_transcript_hash,
+            )
+    }
+
+    fn write_context<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        GroupContext: traits::GroupContext<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        group_context: &GroupContext,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_context::<GroupId, GroupContext>(group_id, group_context)
+    }
+
+    fn write_confirmation_tag<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        confirmation_tag: &ConfirmationTag,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_confirmation_tag::<GroupId, ConfirmationTag>(group_id, confirmation_tag)
+    }
+
+    fn write_group_state<
+        GroupState: traits::GroupState<CURRENT_VERSION>,
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        group_state: &GroupState,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_group_state::<GroupState, GroupId>(group_id, group_state)
+    }
+
+    fn write_resumption_psk_store<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        resumption_psk_store: &ResumptionPskStore,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_resumption_psk_store::<GroupId, ResumptionPskStore>(
+                group_id,
+                resumption_psk_store,
+            )
+    }
+
+    fn write_own_leaf_index<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        own_leaf_index: &LeafNodeIndex,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_own_leaf_index::<GroupId, LeafNodeIndex>(group_id, own_leaf_index)
+    }
+
+    fn write_group_epoch_secrets<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        group_epoch_secrets: &GroupEpochSecrets,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_group_epoch_secrets::<GroupId, GroupEpochSecrets>(group_id, group_epoch_secrets)
+    }
+
+    fn write_signature_key_pair<
+        SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>,
+        SignatureKeyPair: traits::SignatureKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &SignaturePublicKey,
+        signature_key_pair: &SignatureKeyPair,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_signature_key_pair::<SignaturePublicKey, SignatureKeyPair>(
+                public_key,
+                signature_key_pair,
+            )
+    }
+
+    fn write_encryption_key_pair<
+        EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>,
+        HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &EncryptionKey,
+        key_pair: &HpkeKeyPair,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_encryption_key_pair::<EncryptionKey, HpkeKeyPair>(public_key, key_pair)
+    }
+
+    fn write_encryption_epoch_key_pairs<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        EpochKey: traits::EpochKey<CURRENT_VERSION>,
+        HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        epoch: &EpochKey,
+        leaf_index: u32,
+        key_pairs: &[HpkeKeyPair],
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_encryption_epoch_key_pairs::<GroupId, EpochKey, HpkeKeyPair>(
+                group_id, epoch, leaf_index, key_pairs,
+            )
+    }
+
+    fn write_key_package<
+        HashReference: traits::HashReference<CURRENT_VERSION>,
+        KeyPackage: traits::KeyPackage<CURRENT_VERSION>,
+    >(
+        &self,
+        hash_ref: &HashReference,
+        key_package: &KeyPackage,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .write_key_package::<HashReference, KeyPackage>(hash_ref, key_package)
+    }
+
+    fn write_psk<
+        PskId: traits::PskId<CURRENT_VERSION>,
+        PskBundle: traits::PskBundle<CURRENT_VERSION>,
+    >(
+        &self,
+        psk_id: &PskId,
+        psk: &PskBundle,
+    ) -> Result<(), SqlError> {
+        self.inner.write_psk::<PskId, PskBundle>(psk_id, psk)
+    }
+
+    fn mls_group_join_config<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<MlsGroupJoinConfig>, SqlError> {
+        self.inner
+            .mls_group_join_config::<GroupId, MlsGroupJoinConfig>(group_id)
+    }
+
+    fn own_leaf_nodes<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        LeafNode: traits::LeafNode<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Vec<LeafNode>, SqlError> {
+        self.inner.own_leaf_nodes::<GroupId, LeafNode>(group_id)
+    }
+
+    fn queued_proposal_refs<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Vec<ProposalRef>, SqlError> {
+        self.inner
+            .queued_proposal_refs::<GroupId, ProposalRef>(group_id)
+    }
+
+    fn queued_proposals<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+        QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Vec<(ProposalRef, QueuedProposal)>, SqlError> {
+        self.inner
+            .queued_proposals::<GroupId, ProposalRef, QueuedProposal>(group_id)
+    }
+
+    fn tree<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        TreeSync: traits::TreeSync<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<TreeSync>, SqlError> {
+        self.inner.tree::<GroupId, TreeSync>(group_id)
+    }
+
+    fn group_context<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        GroupContext: traits::GroupContext<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<GroupContext>, SqlError> {
+        self.inner.group_context::<GroupId, GroupContext>(group_id)
+    }
+
+    fn interim_transcript_hash<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<InterimTranscriptHash>, SqlError> {
+        self.inner
+            .interim_transcript_hash::<GroupId, InterimTranscriptHash>(group_id)
+    }
+
+    fn confirmation_tag<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<ConfirmationTag>, SqlError> {
+        self.inner
+            .confirmation_tag::<GroupId, ConfirmationTag>(group_id)
+    }
+
+    fn group_state<
+        GroupState: traits::GroupState<CURRENT_VERSION>,
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<GroupState>, SqlError> {
+        self.inner.group_state::<GroupState, GroupId>(group_id)
+    }
+
+    fn resumption_psk_store<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<ResumptionPskStore>, SqlError> {
+        self.inner
+            .resumption_psk_store::<GroupId, ResumptionPskStore>(group_id)
+    }
+
+    fn own_leaf_index<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<LeafNodeIndex>, SqlError> {
+        self.inner
+            .own_leaf_index::<GroupId, LeafNodeIndex>(group_id)
+    }
+
+    fn group_epoch_secrets<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<Option<GroupEpochSecrets>, SqlError> {
+        self.inner
+            .group_epoch_secrets::<GroupId, GroupEpochSecrets>(group_id)
+    }
+
+    fn signature_key_pair<
+        SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>,
+        SignatureKeyPair: traits::SignatureKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &SignaturePublicKey,
+    ) -> Result<Option<SignatureKeyPair>, SqlError> {
+        self.inner
+            .signature_key_pair::<SignaturePublicKey, SignatureKeyPair>(public_key)
+    }
+
+    fn encryption_key_pair<
+        HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+        EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &EncryptionKey,
+    ) -> Result<Option<HpkeKeyPair>, SqlError> {
+        self.inner
+            .encryption_key_pair::<HpkeKeyPair, EncryptionKey>(public_key)
+    }
+
+    fn encryption_epoch_key_pairs<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        EpochKey: traits::EpochKey<CURRENT_VERSION>,
+        HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        epoch: &EpochKey,
+        leaf_index: u32,
+    ) -> Result<Vec<HpkeKeyPair>, SqlError> {
+        self.inner
+            .encryption_epoch_key_pairs::<GroupId, EpochKey, HpkeKeyPair>(
+                group_id, epoch, leaf_index,
+            )
+    }
+
+    fn key_package<
+        KeyPackageRef: traits::HashReference<CURRENT_VERSION>,
+        KeyPackage: traits::KeyPackage<CURRENT_VERSION>,
+    >(
+        &self,
+        hash_ref: &KeyPackageRef,
+    ) -> Result<Option<KeyPackage>, SqlError> {
+        self.inner
+            .key_package::<KeyPackageRef, KeyPackage>(hash_ref)
+    }
+
+    fn psk<PskBundle: traits::PskBundle<CURRENT_VERSION>, PskId: traits::PskId<CURRENT_VERSION>>(
+        &self,
+        psk_id: &PskId,
+    ) -> Result<Option<PskBundle>, SqlError> {
+        self.inner.psk::<PskBundle, PskId>(psk_id)
+    }
+
+    fn remove_proposal<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        proposal_ref: &ProposalRef,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .remove_proposal::<GroupId, ProposalRef>(group_id, proposal_ref)
+    }
+
+    fn delete_own_leaf_nodes<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_own_leaf_nodes::<GroupId>(group_id)
+    }
+
+    fn delete_group_config<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_group_config::<GroupId>(group_id)
+    }
+
+    fn delete_tree<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_tree::<GroupId>(group_id)
+    }
+
+    fn delete_confirmation_tag<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_confirmation_tag::<GroupId>(group_id)
+    }
+
+    fn delete_group_state<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_group_state::<GroupId>(group_id)
+    }
+
+    fn delete_context<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_context::<GroupId>(group_id)
+    }
+
+    fn delete_interim_transcript_hash<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .delete_interim_transcript_hash::<GroupId>(group_id)
+    }
+
+    fn delete_all_resumption_psk_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .delete_all_resumption_psk_secrets::<GroupId>(group_id)
+    }
+
+    fn delete_own_leaf_index<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_own_leaf_index::<GroupId>(group_id)
+    }
+
+    fn delete_group_epoch_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_group_epoch_secrets::<GroupId>(group_id)
+    }
+
+    fn clear_proposal_queue<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .clear_proposal_queue::<GroupId, ProposalRef>(group_id)
+    }
+
+    fn delete_signature_key_pair<
+        SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>,
+    >(
+        &self,
+        public_key: &SignaturePublicKey,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .delete_signature_key_pair::<SignaturePublicKey>(public_key)
+    }
+
+    fn delete_encryption_key_pair<EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>>(
+        &self,
+        public_key: &EncryptionKey,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .delete_encryption_key_pair::<EncryptionKey>(public_key)
+    }
+
+    fn delete_encryption_epoch_key_pairs<
+        GroupId: traits::GroupId<CURRENT_VERSION>,
+        EpochKey: traits::EpochKey<CURRENT_VERSION>,
+    >(
+        &self,
+        group_id: &GroupId,
+        epoch: &EpochKey,
+        leaf_index: u32,
+    ) -> Result<(), SqlError> {
+        self.inner
+            .delete_encryption_epoch_key_pairs::<GroupId, EpochKey>(group_id, epoch, leaf_index)
+    }
+
+    fn delete_key_package<KeyPackageRef: traits::HashReference<CURRENT_VERSION>>(
+        &self,
+        hash_ref: &KeyPackageRef,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_key_package::<KeyPackageRef>(hash_ref)
+    }
+
+    fn delete_psk<PskKey: traits::PskId<CURRENT_VERSION>>(
+        &self,
+        psk_id: &PskKey,
+    ) -> Result<(), SqlError> {
+        self.inner.delete_psk::<PskKey>(psk_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Member {
+        index: u32,
+        credential: Vec<u8>,
+        key: Vec<u8>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct EpochTree {
+        epoch: u64,
+        secrets: Vec<Vec<u8>>,
+        leaves: Vec<Member>,
+    }
+
+    /// The shape of openmls's `MessageSecretsStore`.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Store {
+        max_epochs: usize,
+        past: Vec<EpochTree>,
+        secrets: Vec<Vec<u8>>,
+    }
+
+    fn store(members: u32, past: u64) -> Store {
+        let leaves = |e: u64| {
+            (0..members)
+                .map(|i| Member {
+                    index: i,
+                    credential: vec![(i as u8) ^ (e as u8); 546],
+                    key: vec![0xee; 57],
+                })
+                .collect()
+        };
+        Store {
+            max_epochs: 2,
+            past: (0..past)
+                .map(|e| EpochTree {
+                    epoch: e,
+                    secrets: vec![vec![e as u8; 64]; 3],
+                    leaves: leaves(e),
+                })
+                .collect(),
+            secrets: vec![vec![7; 64]; 5],
+        }
+    }
+
+    #[test]
+    fn the_member_lists_are_found_cut_out_and_put_back() {
+        for (members, past) in [(0, 0), (1, 1), (20, 2), (300, 2)] {
+            let s = store(members, past);
+            let bytes = BinaryCodec::to_vec(&s).unwrap();
+            let ranges = member_lists(&bytes).expect("the layout is recognised");
+            assert_eq!(ranges.len(), past as usize);
+            let (record, pieces) = split(&bytes, &ranges);
+            if members >= 20 {
+                assert!(
+                    record.len() < bytes.len() / 4,
+                    "{} of {}",
+                    record.len(),
+                    bytes.len()
+                );
+            }
+            let whole = join(&record, |h| {
+                Ok(pieces.iter().find(|(x, _)| x == h).unwrap().1.to_vec())
+            })
+            .unwrap();
+            assert_eq!(whole, bytes);
+            assert_eq!(BinaryCodec::from_slice::<Store>(&whole).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn other_layouts_and_bad_pieces_are_refused() {
+        assert!(member_lists(&BinaryCodec::to_vec(&vec![1u8, 2, 3]).unwrap()).is_none());
+        assert!(member_lists(&BinaryCodec::to_vec(&(1u32, 2u32)).unwrap()).is_none());
+        let bytes = BinaryCodec::to_vec(&store(5, 1)).unwrap();
+        assert!(member_lists(&bytes[..bytes.len() - 1]).is_none());
+        let ranges = member_lists(&bytes).unwrap();
+        let (record, _) = split(&bytes, &ranges);
+        // A piece whose bytes do not match its hash, a missing piece, a cut record.
+        assert!(join(&record, |_| Ok(vec![1, 2, 3])).is_err());
+        assert!(join(&record, |_| Err(SqlError::QueryReturnedNoRows)).is_err());
+        assert!(join(&record[..10], |_| Ok(Vec::new())).is_err());
+    }
+
+    proptest::proptest! {
+        /// Arbitrary bytes never make the parser panic.
+        #[test]
+        fn parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let _ = member_lists(&bytes);
+            let _ = join(&bytes, |_| Ok(Vec::new()));
+        }
+    }
+}

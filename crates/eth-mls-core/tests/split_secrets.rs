@@ -1,0 +1,99 @@
+//! openmls's message-secrets record with the past epochs' member lists kept apart
+//! (`SplitStorage`): they are written once each, a message rewrites only the rest, and a
+//! late message of a past epoch still decrypts after a restart (the record is put together
+//! again from the pieces). Checked in the database file itself (a plain SQLite store, so the
+//! test can read it).
+#![cfg(feature = "unencrypted-store-for-benchmarks")]
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use common::*;
+use eth_mls_core::{Event, Store, StoreKey};
+
+fn peer(dir: &TempDir, n: u8) -> Peer {
+    let id = identity(n);
+    let path = dir.0.join(format!("plain-{n}.db"));
+    let store = Store::create(&path, &StoreKey::unencrypted(), id).unwrap();
+    Peer {
+        path,
+        store,
+        group: None,
+    }
+}
+
+/// Rows and bytes of the member lists kept apart in a store file.
+fn blobs(path: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(bytes)), 0) FROM eth_mls_secret_blob",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+fn reopen(p: &mut Peer) {
+    let id = p.group.as_ref().map(|g| g.id().to_vec());
+    p.store = Store::open(&p.path, &StoreKey::unencrypted()).unwrap();
+    p.group = id.map(|id| eth_mls_core::Group::load(&p.store, &id).unwrap());
+}
+
+#[test]
+fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
+    let dir = TempDir::new();
+    let mut alice = peer(&dir, 1);
+    let mut bob = peer(&dir, 2);
+    let mut carol = peer(&dir, 3);
+    alice.create(b"split");
+    let kps = [bob.key_package(), carol.key_package()];
+    let out = alice.add(&kps);
+    alice.merge_own();
+    bob.join(&out.welcome.clone().unwrap()).unwrap();
+    carol.join(&out.welcome.unwrap()).unwrap();
+    // Two more epochs: bob's past epochs now have member lists.
+    for _ in 0..2 {
+        let out = alice.update();
+        alice.merge_own();
+        bob.apply(&out.commit);
+        carol.apply(&out.commit);
+    }
+    let (rows, bytes) = blobs(&bob.path);
+    assert!(rows >= 1, "no member list was kept apart");
+    assert!(bytes > 1000, "member lists of {bytes} bytes");
+
+    // A message alice sends now reaches bob only after the next commit (late).
+    let late = alice.send(b"late");
+    let out = alice.update();
+    alice.merge_own();
+    bob.apply(&out.commit);
+    carol.apply(&out.commit);
+    // Messages do not add member lists: the same ones stay (one per kept past epoch).
+    let before = blobs(&bob.path);
+    for i in 0..5u8 {
+        let m = alice.send(&[i; 100]);
+        let events = bob.process(&m).unwrap();
+        assert!(matches!(events.as_slice(), [Event::Application(_)]));
+    }
+    assert_eq!(blobs(&bob.path), before);
+
+    // After a restart the record is whole again: the late message of the past epoch decrypts.
+    reopen(&mut bob);
+    match bob.process(&late).unwrap().as_slice() {
+        [Event::Application(a)] => assert_eq!(a.data, b"late"),
+        other => panic!("{other:?}"),
+    }
+    // And the group goes on.
+    let out = bob.update();
+    bob.merge_own();
+    alice.apply(&out.commit);
+    carol.apply(&out.commit);
+    assert_eq!(
+        alice.g().epoch_authenticator(),
+        bob.g().epoch_authenticator()
+    );
+    assert_eq!(
+        carol.g().epoch_authenticator(),
+        bob.g().epoch_authenticator()
+    );
+}
