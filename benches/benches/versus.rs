@@ -256,27 +256,6 @@ fn rs_phantom_key_package(n: u32) -> Vec<u8> {
     )
 }
 
-fn rs_parallel_key_packages(ids: Vec<u32>) -> Vec<Vec<u8>> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let chunk = ids.len().div_ceil(threads).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = ids
-            .chunks(chunk)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|&n| rs_phantom_key_package(n))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
-    })
-}
-
 fn bench_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("eth-mls-versus-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -395,7 +374,7 @@ fn rs_setup(n: usize, store: RsStore) -> RsSetup {
         .filter(|l| !stateful.contains(l))
         .map(|l| l as u32)
         .collect();
-    let mut phantoms = rs_parallel_key_packages(phantom_ids).into_iter();
+    let mut phantoms = ours::parallel_map(&phantom_ids, rs_phantom_key_package).into_iter();
     let mut builder_kps = Vec::with_capacity(n - 1);
     for leaf in 1..n {
         match members.iter().find(|(l, _)| *l == leaf) {

@@ -141,18 +141,18 @@ pub struct Setup {
 }
 
 pub fn parallel_key_packages(ids: Vec<u32>, suite: Ciphersuite) -> Vec<ValidatedKeyPackage> {
+    parallel_map(&ids, |n| phantom_key_package(n, suite))
+}
+
+/// `f` of every id, in order, spread over the cores.
+pub fn parallel_map<T: Send>(ids: &[u32], f: impl Fn(u32) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let chunk = ids.len().div_ceil(threads).max(1);
+    let f = &f;
     std::thread::scope(|s| {
         let handles: Vec<_> = ids
             .chunks(chunk)
-            .map(|c| {
-                s.spawn(move || {
-                    c.iter()
-                        .map(|&n| phantom_key_package(n, suite))
-                        .collect::<Vec<_>>()
-                })
-            })
+            .map(|c| s.spawn(move || c.iter().map(|&n| f(n)).collect::<Vec<_>>()))
             .collect();
         handles
             .into_iter()

@@ -132,19 +132,7 @@ pub async fn start_client_node(
         publish_timeout: Duration::from_secs(10),
         ..GossipConfig::default()
     };
-    let node = GossipNode::start(
-        keypair,
-        cfg,
-        Arc::new(FrameValidator::new(Limits::default())),
-    )
-    .await
-    .map_err(|e| {
-        Failure::new(
-            Kind::Transport,
-            format!("the gossip node did not start: {e}"),
-            "check --listen (ETHMLS_LISTEN): the address must be free",
-        )
-    })?;
+    let node = start(keypair, cfg, "the gossip node").await?;
     let _ = NODE.set(node.clone());
     let wanted: Vec<PeerId> = peers.iter().filter_map(peer_of).collect();
     let mut bar = Progress::new(out, "connecting to gossip peers", wanted.len() as u64);
@@ -174,6 +162,23 @@ pub async fn start_client_node(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Starts a node checking frames' framing; a failure says what to check.
+async fn start(keypair: Keypair, cfg: GossipConfig, what: &str) -> Result<GossipNode, Failure> {
+    GossipNode::start(
+        keypair,
+        cfg,
+        Arc::new(FrameValidator::new(Limits::default())),
+    )
+    .await
+    .map_err(|e| {
+        Failure::new(
+            Kind::Transport,
+            format!("{what} did not start: {e}"),
+            "is the --listen address (ETHMLS_LISTEN) taken? pass another, e.g. /ip4/127.0.0.1/tcp/0",
+        )
+    })
 }
 
 fn transport(e: eth_mls_transport::Error) -> Failure {
@@ -222,19 +227,7 @@ pub async fn run_node(
         ..GossipConfig::default()
     };
     out.progress("starting the gossip relay");
-    let node = GossipNode::start(
-        keypair,
-        cfg,
-        Arc::new(FrameValidator::new(Limits::default())),
-    )
-    .await
-    .map_err(|e| {
-        Failure::new(
-            Kind::Transport,
-            format!("the relay did not start: {e}"),
-            "is the port taken? pass another with --listen /ip4/127.0.0.1/tcp/PORT",
-        )
-    })?;
+    let node = start(keypair, cfg, "the relay").await?;
     let addresses: Vec<String> = node.addresses().iter().map(ToString::to_string).collect();
     let info = json!({ "peer_id": node.peer_id().to_base58(), "addresses": addresses });
     let path = home.join("node.json");
