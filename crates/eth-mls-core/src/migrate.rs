@@ -109,14 +109,15 @@ CREATE TABLE eth_mls_record (
     PRIMARY KEY (namespace, key)
 );
 ",
-    // 4: the member lists of past epochs cut out of openmls's message-secrets record, kept
-    // once each by SHA-256 (`SplitStorage`).
+    // 4: pieces cut out of openmls's records (`SplitStorage`), kept once each by SHA-256:
+    // the member lists of past epochs (kind 0), runs of the tree's nodes (kind 1).
     "
 CREATE TABLE eth_mls_secret_blob (
     group_id BLOB NOT NULL,
+    kind INTEGER NOT NULL,
     hash BLOB NOT NULL,
     bytes BLOB NOT NULL,
-    PRIMARY KEY (group_id, hash)
+    PRIMARY KEY (group_id, kind, hash)
 );
 ",
 ];

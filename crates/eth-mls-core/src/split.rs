@@ -1,5 +1,5 @@
-//! [`SplitStorage`]: openmls's SQLite storage, with its message-secrets record split so that a
-//! message writes only what it changed.
+//! [`SplitStorage`]: openmls's SQLite storage, with its message-secrets and tree records split
+//! so that a message or a commit writes only what it changed.
 //!
 //! openmls writes its whole `MessageSecretsStore` after every message: the current epoch's
 //! secret tree, and for each kept past epoch its secret tree *and its member list* (leaf
@@ -7,8 +7,11 @@
 //! member lists never change once an epoch is past, so here they are cut out of the record and
 //! kept once each, by SHA-256, in `eth_mls_secret_blob`; the record keeps the rest and where
 //! each list goes. A message then writes a few kilobytes instead of megabytes (each list is
-//! hashed, found present, and not written again). Records written before (whole) still read,
-//! and a record whose layout is not the expected one is written whole, as before.
+//! hashed, found present, and not written again). The tree (written at every merge) is cut
+//! the same way into runs of 32 leaves and of 32 parents, so a commit, which changes one leaf
+//! and the parents on its path, rewrites a few runs instead of the whole tree. Records written
+//! before (whole) still read, and a record whose layout is not the expected one is written
+//! whole, as before.
 //!
 //! Everything else is openmls_sqlite_storage's, unchanged, on the same connection, so it is in
 //! the same transaction as the rest of an operation.
@@ -82,6 +85,7 @@ impl<'de> serde::Deserialize<'de> for Split {
 }
 
 impl traits::MessageSecrets<CURRENT_VERSION> for Split {}
+impl traits::TreeSync<CURRENT_VERSION> for Split {}
 impl openmls_traits::storage::Entity<CURRENT_VERSION> for Split {}
 
 /// MessagePack, as far as finding where values end: the end of the value at `pos`.
@@ -176,6 +180,40 @@ fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     (end == b.len()).then_some(ranges)
 }
 
+/// Nodes per piece of the tree: a commit changes one leaf and the parents on its path, so
+/// it rewrites a few pieces, not the whole tree.
+const TREE_RUN: usize = 32;
+
+/// The pieces of an encoded `TreeSync` (`[[leaf_nodes, parent_nodes, default_leaf,
+/// default_parent], tree_hash]`): runs of `TREE_RUN` consecutive leaves and of parents; `None`
+/// for another layout.
+fn tree_runs(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
+    let (2, at) = array(b, 0)? else {
+        return None;
+    };
+    let (4, mut at) = array(b, at)? else {
+        return None;
+    };
+    let mut ranges = Vec::new();
+    for _ in 0..2 {
+        let (n, mut e) = array(b, at)?;
+        let mut left = n;
+        while left > 0 {
+            let start = e;
+            for _ in 0..left.min(TREE_RUN) {
+                e = skip(b, e)?;
+            }
+            ranges.push(start..e);
+            left -= left.min(TREE_RUN);
+        }
+        at = e;
+    }
+    let at = skip(b, at)?;
+    let at = skip(b, at)?;
+    let end = skip(b, at)?;
+    (end == b.len()).then_some(ranges)
+}
+
 /// A member list cut out of a record: its SHA-256 and its bytes.
 type Piece<'b> = ([u8; 32], &'b [u8]);
 
@@ -246,11 +284,67 @@ fn join(
     Ok(out)
 }
 
+/// The kind of a piece: a past epoch's member list, or a run of the tree's nodes.
+const SECRETS: u8 = 0;
+const TREE: u8 = 1;
+
 impl SplitStorage<'_> {
     fn key<GroupId: traits::GroupId<CURRENT_VERSION>>(
         group_id: &GroupId,
     ) -> Result<Vec<u8>, SqlError> {
         BinaryCodec::to_vec(group_id).map_err(codec_error)
+    }
+
+    /// Stores the pieces of `bytes` at `ranges` (those not stored yet), deletes the group's
+    /// pieces of `kind` no longer used, and returns the record that refers to them.
+    fn put_pieces(
+        &self,
+        key: &[u8],
+        kind: u8,
+        bytes: &[u8],
+        ranges: &[std::ops::Range<usize>],
+    ) -> Result<Vec<u8>, SqlError> {
+        let (record, pieces) = split(bytes, ranges);
+        let mut insert = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO eth_mls_secret_blob (group_id, kind, hash, bytes) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for (hash, piece) in &pieces {
+            insert.execute(params![key, kind, hash.as_slice(), piece])?;
+        }
+        let used: std::collections::HashSet<&[u8]> =
+            pieces.iter().map(|(h, _)| h.as_slice()).collect();
+        let mut listed = self.conn.prepare_cached(
+            "SELECT hash FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2",
+        )?;
+        let stored: Vec<Vec<u8>> = listed
+            .query_map(params![key, kind], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        let mut delete = self.conn.prepare_cached(
+            "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
+        )?;
+        for hash in stored.iter().filter(|h| !used.contains(h.as_slice())) {
+            delete.execute(params![key, kind, hash])?;
+        }
+        Ok(record)
+    }
+
+    /// The whole record again from a split one.
+    fn whole(&self, key: &[u8], kind: u8, record: &[u8]) -> Result<Vec<u8>, SqlError> {
+        let mut get = self.conn.prepare_cached(
+            "SELECT bytes FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
+        )?;
+        join(record, |hash| {
+            get.query_row(params![key, kind, hash.as_slice()], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .optional()?
+            .ok_or_else(|| {
+                codec_error(crate::store::CodecError::new(
+                    "a piece of a split record is missing",
+                ))
+            })
+        })
     }
 }
 
@@ -271,28 +365,7 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
                 .inner
                 .write_message_secrets::<GroupId, MessageSecrets>(group_id, message_secrets);
         };
-        let key = Self::key(group_id)?;
-        let (record, pieces) = split(&bytes, &ranges);
-        let mut insert = self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO eth_mls_secret_blob (group_id, hash, bytes) VALUES (?1, ?2, ?3)",
-        )?;
-        for (hash, piece) in &pieces {
-            insert.execute(params![key, hash.as_slice(), piece])?;
-        }
-        // Lists of epochs no longer kept go.
-        let kept: Vec<&[u8]> = pieces.iter().map(|(h, _)| h.as_slice()).collect();
-        let mut listed = self
-            .conn
-            .prepare_cached("SELECT hash FROM eth_mls_secret_blob WHERE group_id = ?1")?;
-        let stored: Vec<Vec<u8>> = listed
-            .query_map(params![key], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        for hash in stored.iter().filter(|h| !kept.contains(&h.as_slice())) {
-            self.conn.execute(
-                "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND hash = ?2",
-                params![key, hash],
-            )?;
-        }
+        let record = self.put_pieces(&Self::key(group_id)?, SECRETS, &bytes, &ranges)?;
         self.inner
             .write_message_secrets::<GroupId, Split>(group_id, &Split(record))
     }
@@ -311,19 +384,7 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
                 .inner
                 .message_secrets::<GroupId, MessageSecrets>(group_id);
         };
-        let key = Self::key(group_id)?;
-        let mut get = self.conn.prepare_cached(
-            "SELECT bytes FROM eth_mls_secret_blob WHERE group_id = ?1 AND hash = ?2",
-        )?;
-        let whole = join(&record, |hash| {
-            get.query_row(params![key, hash.as_slice()], |r| r.get::<_, Vec<u8>>(0))
-                .optional()?
-                .ok_or_else(|| {
-                    codec_error(crate::store::CodecError::new(
-                        "a member list of the message secrets is missing",
-                    ))
-                })
-        })?;
+        let whole = self.whole(&Self::key(group_id)?, SECRETS, &record)?;
         BinaryCodec::from_slice(&whole)
             .map(Some)
             .map_err(codec_error)
@@ -334,8 +395,8 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         group_id: &GroupId,
     ) -> Result<(), SqlError> {
         self.conn.execute(
-            "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1",
-            params![Self::key(group_id)?],
+            "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2",
+            params![Self::key(group_id)?, SECRETS],
         )?;
         self.inner.delete_message_secrets(group_id)
     }
@@ -390,7 +451,13 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         group_id: &GroupId,
         tree: &TreeSync,
     ) -> Result<(), SqlError> {
-        self.inner.write_tree::<GroupId, TreeSync>(group_id, tree)
+        let bytes = BinaryCodec::to_vec(tree).map_err(codec_error)?;
+        let Some(ranges) = tree_runs(&bytes) else {
+            return self.inner.write_tree::<GroupId, TreeSync>(group_id, tree);
+        };
+        let record = self.put_pieces(&Self::key(group_id)?, TREE, &bytes, &ranges)?;
+        self.inner
+            .write_tree::<GroupId, Split>(group_id, &Split(record))
     }
 
     fn write_interim_transcript_hash<
@@ -601,7 +668,13 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         &self,
         group_id: &GroupId,
     ) -> Result<Option<TreeSync>, SqlError> {
-        self.inner.tree::<GroupId, TreeSync>(group_id)
+        let Ok(Some(Split(record))) = self.inner.tree::<GroupId, Split>(group_id) else {
+            return self.inner.tree::<GroupId, TreeSync>(group_id);
+        };
+        let whole = self.whole(&Self::key(group_id)?, TREE, &record)?;
+        BinaryCodec::from_slice(&whole)
+            .map(Some)
+            .map_err(codec_error)
     }
 
     fn group_context<
@@ -765,6 +838,10 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         &self,
         group_id: &GroupId,
     ) -> Result<(), SqlError> {
+        self.conn.execute(
+            "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2",
+            params![Self::key(group_id)?, TREE],
+        )?;
         self.inner.delete_tree::<GroupId>(group_id)
     }
 
@@ -964,11 +1041,76 @@ mod tests {
         assert!(join(&record[..10], |_| Ok(Vec::new())).is_err());
     }
 
+    /// The shape of openmls's `TreeSync`.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Tree {
+        tree: Nodes,
+        tree_hash: Vec<u8>,
+    }
+
+    /// The shape of openmls's array-represented binary tree.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Nodes {
+        leaves: Vec<Option<Member>>,
+        parents: Vec<Option<Vec<u8>>>,
+        default_leaf: Option<Member>,
+        default_parent: Option<Vec<u8>>,
+    }
+
+    #[test]
+    fn the_tree_is_cut_in_runs_and_put_back() {
+        for leaves in [1u32, 2, 31, 32, 33, 100] {
+            let t = Tree {
+                tree: Nodes {
+                    leaves: (0..leaves)
+                        .map(|i| {
+                            (i % 3 != 1).then(|| Member {
+                                index: i,
+                                credential: vec![i as u8; 546],
+                                key: vec![1; 57],
+                            })
+                        })
+                        .collect(),
+                    parents: (0..leaves.saturating_sub(1))
+                        .map(|i| (i % 2 == 0).then(|| vec![i as u8; 56]))
+                        .collect(),
+                    default_leaf: None,
+                    default_parent: None,
+                },
+                tree_hash: vec![9; 64],
+            };
+            let bytes = BinaryCodec::to_vec(&t).unwrap();
+            let ranges = tree_runs(&bytes).expect("the layout is recognised");
+            let runs = |n: u32| (n as usize).div_ceil(TREE_RUN);
+            assert_eq!(ranges.len(), runs(leaves) + runs(leaves.saturating_sub(1)));
+            let (record, pieces) = split(&bytes, &ranges);
+            let whole = join(&record, |h| {
+                Ok(pieces.iter().find(|(x, _)| x == h).unwrap().1.to_vec())
+            })
+            .unwrap();
+            assert_eq!(BinaryCodec::from_slice::<Tree>(&whole).unwrap(), t);
+            // A change to one leaf changes one run.
+            let mut changed = t.clone();
+            if let Some(Some(m)) = changed.tree.leaves.last_mut() {
+                m.key = vec![2; 57];
+                let bytes2 = BinaryCodec::to_vec(&changed).unwrap();
+                let (_, pieces2) = split(&bytes2, &tree_runs(&bytes2).unwrap());
+                let differ = pieces
+                    .iter()
+                    .zip(&pieces2)
+                    .filter(|(a, b)| a.0 != b.0)
+                    .count();
+                assert_eq!(differ, 1);
+            }
+        }
+    }
+
     proptest::proptest! {
         /// Arbitrary bytes never make the parser panic.
         #[test]
         fn parsing_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
             let _ = member_lists(&bytes);
+            let _ = tree_runs(&bytes);
             let _ = join(&bytes, |_| Ok(Vec::new()));
         }
     }

@@ -22,15 +22,32 @@ fn peer(dir: &TempDir, n: u8) -> Peer {
     }
 }
 
-/// Rows and bytes of the member lists kept apart in a store file.
-fn blobs(path: &std::path::Path) -> (i64, i64) {
+/// Rows and bytes of the pieces of `kind` kept apart in a store file (0: past epochs' member
+/// lists; 1: runs of the tree's nodes).
+fn pieces(path: &std::path::Path, kind: i64) -> (i64, i64) {
     let conn = rusqlite::Connection::open(path).unwrap();
     conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(LENGTH(bytes)), 0) FROM eth_mls_secret_blob",
-        [],
+        "SELECT COUNT(*), COALESCE(SUM(LENGTH(bytes)), 0) FROM eth_mls_secret_blob WHERE kind = ?1",
+        [kind],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )
     .unwrap()
+}
+
+fn blobs(path: &std::path::Path) -> (i64, i64) {
+    pieces(path, 0)
+}
+
+/// The hashes of the tree's pieces.
+fn tree_hashes(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut q = conn
+        .prepare("SELECT hash FROM eth_mls_secret_blob WHERE kind = 1 ORDER BY hash")
+        .unwrap();
+    q.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 fn reopen(p: &mut Peer) {
@@ -70,12 +87,19 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
     carol.apply(&out.commit);
     // Messages do not add member lists: the same ones stay (one per kept past epoch).
     let before = blobs(&bob.path);
+    let tree_before = tree_hashes(&bob.path);
+    assert!(!tree_before.is_empty(), "the tree was written whole");
     for i in 0..5u8 {
         let m = alice.send(&[i; 100]);
         let events = bob.process(&m).unwrap();
         assert!(matches!(events.as_slice(), [Event::Application(_)]));
     }
     assert_eq!(blobs(&bob.path), before);
+    assert_eq!(
+        tree_hashes(&bob.path),
+        tree_before,
+        "messages do not touch the tree"
+    );
 
     // After a restart the record is whole again: the late message of the past epoch decrypts.
     reopen(&mut bob);
@@ -83,11 +107,26 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
         [Event::Application(a)] => assert_eq!(a.data, b"late"),
         other => panic!("{other:?}"),
     }
-    // And the group goes on.
+    // And the group goes on; a commit replaces some of the tree's pieces, not all, and the
+    // tree reads back after a restart.
+    let alice_tree = tree_hashes(&alice.path);
     let out = bob.update();
     bob.merge_own();
     alice.apply(&out.commit);
     carol.apply(&out.commit);
+    let alice_tree_after = tree_hashes(&alice.path);
+    assert!(!alice_tree_after.is_empty());
+    assert_ne!(
+        alice_tree_after, alice_tree,
+        "the merge wrote the changed runs"
+    );
+    reopen(&mut alice);
+    reopen(&mut carol);
+    let m = alice.send(b"after the restart");
+    match carol.process(&m).unwrap().as_slice() {
+        [Event::Application(a)] => assert_eq!(a.data, b"after the restart"),
+        other => panic!("{other:?}"),
+    }
     assert_eq!(
         alice.g().epoch_authenticator(),
         bob.g().epoch_authenticator()
