@@ -146,8 +146,13 @@ impl RsStore {
     }
 }
 
-/// The operations of an mls-rs member, whatever its storage.
+/// The operations of an mls-rs member, whatever its storage (object-safe: the two storages
+/// make two client types).
 trait RsGroup {
+    fn key_package(&self) -> Vec<u8>;
+    fn join(&mut self, welcome: &[u8]);
+    fn create(&mut self);
+    fn members(&self) -> usize;
     fn send(&mut self, data: &[u8]) -> Vec<u8>;
     fn receive(&mut self, message: &[u8]);
     /// A commit adding every key package, and its Welcome.
@@ -178,7 +183,9 @@ impl<C: MlsConfig> RsMember<C> {
     fn g(&mut self) -> &mut mls_rs::Group<C> {
         self.group.as_mut().unwrap()
     }
+}
 
+impl<C: MlsConfig> RsGroup for RsMember<C> {
     fn key_package(&self) -> Vec<u8> {
         bytes(
             &self
@@ -196,9 +203,22 @@ impl<C: MlsConfig> RsMember<C> {
         self.group = Some(group);
         self.save();
     }
-}
 
-impl<C: MlsConfig> RsGroup for RsMember<C> {
+    fn create(&mut self) {
+        self.group = Some(
+            self.client
+                .create_group(Default::default(), Default::default(), None)
+                .unwrap(),
+        );
+        self.save();
+    }
+
+    fn members(&self) -> usize {
+        self.group
+            .as_ref()
+            .map_or(0, |g| g.roster().members().len())
+    }
+
     fn send(&mut self, data: &[u8]) -> Vec<u8> {
         let m = self.g().encrypt_application_message(data, vec![]).unwrap();
         self.save();
@@ -271,7 +291,7 @@ fn sqlite_path(dir: &Path, n: u32) -> PathBuf {
 }
 
 /// An mls-rs member of account `n` with its storage.
-fn rs_member(n: u32, store: RsStore) -> Box<dyn RsMemberOps> {
+fn rs_member(n: u32, store: RsStore) -> Box<dyn RsGroup> {
     let (signing, secret) = rs_identity(n);
     let builder = Client::builder()
         .identity_provider(Lax)
@@ -318,42 +338,9 @@ fn rs_member(n: u32, store: RsStore) -> Box<dyn RsMemberOps> {
     }
 }
 
-/// What the benchmark does with an mls-rs member, object-safe over both storages.
-trait RsMemberOps: RsGroup {
-    fn key_package(&self) -> Vec<u8>;
-    fn join(&mut self, welcome: &[u8]);
-    fn create(&mut self);
-    fn members(&self) -> usize;
-}
-
-impl<C: MlsConfig> RsMemberOps for RsMember<C> {
-    fn key_package(&self) -> Vec<u8> {
-        RsMember::key_package(self)
-    }
-
-    fn join(&mut self, welcome: &[u8]) {
-        RsMember::join(self, welcome);
-    }
-
-    fn create(&mut self) {
-        self.group = Some(
-            self.client
-                .create_group(Default::default(), Default::default(), None)
-                .unwrap(),
-        );
-        self.save();
-    }
-
-    fn members(&self) -> usize {
-        self.group
-            .as_ref()
-            .map_or(0, |g| g.roster().members().len())
-    }
-}
-
 struct RsSetup {
-    creator: Box<dyn RsMemberOps>,
-    processor: Box<dyn RsMemberOps>,
+    creator: Box<dyn RsGroup>,
+    processor: Box<dyn RsGroup>,
     store: RsStore,
     next_id: u32,
 }
@@ -366,7 +353,7 @@ fn rs_setup(n: usize, store: RsStore) -> RsSetup {
     let stateful: Vec<usize> = std::iter::successors(Some(1usize), |l| Some(l * 2))
         .take_while(|&l| l < n)
         .collect();
-    let mut members: Vec<(usize, Box<dyn RsMemberOps>)> = stateful
+    let mut members: Vec<(usize, Box<dyn RsGroup>)> = stateful
         .iter()
         .map(|&l| (l, rs_member(l as u32, store)))
         .collect();

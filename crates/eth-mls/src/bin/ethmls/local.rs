@@ -49,7 +49,7 @@ pub async fn ensure(home: &Path, deployment: &Path, out: &Out) -> Result<String,
     if !deployed {
         let key = deployer_key(home)?;
         let chain = connect(&url, Some(key)).await?;
-        let d = crate::deploy(&chain, out)
+        let d = crate::deploy(&chain)
             .await
             .map_err(|e| Failure::chain(e, "see the local chain's state in the home"))?;
         if let Some(parent) = deployment.parent() {

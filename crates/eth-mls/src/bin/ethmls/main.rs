@@ -377,7 +377,6 @@ async fn client_on_chain(
                 net::account_node_key(&key)?,
                 &listen(cli, home, net::CLIENT_LISTEN)?,
                 net::parse_peers(&peers(cli, home)?)?,
-                out,
             )
             .await;
             match (mode, node) {
@@ -412,7 +411,7 @@ async fn client_on_chain(
     .await
     .map_err(Failure::from_client)?;
     c.sync().await.map_err(Failure::from_client)?;
-    catch_up(&mut c, out).await?;
+    catch_up(&mut c).await?;
     Ok((c, chain, d, key))
 }
 
@@ -431,12 +430,12 @@ async fn epochs_behind(c: &Cl) -> Result<u64, Failure> {
 
 /// Catch-up with a progress bar: runs the client while it gets closer to the chain's epochs
 /// (it stops when two seconds bring nothing; `doctor` reports what is still behind).
-async fn catch_up(c: &mut Cl, out: &Out) -> Result<(), Failure> {
+async fn catch_up(c: &mut Cl) -> Result<(), Failure> {
     let start = epochs_behind(c).await?;
     if start == 0 {
         return Ok(());
     }
-    let mut bar = Progress::new(out, "catching up (epochs)", start);
+    let mut bar = Progress::new("catching up (epochs)", start);
     let mut behind = start;
     while behind > 0 {
         bar.set(start - behind);
@@ -489,12 +488,12 @@ fn lock_store(path: &Path) -> Result<(), Failure> {
 async fn sync_until(
     c: &mut Cl,
     wait: Duration,
-    progress: Option<(&Out, &str)>,
+    progress: Option<&str>,
     done: impl Fn(&[ClientEvent]) -> bool,
 ) -> Result<Vec<ClientEvent>, Failure> {
     let start = Instant::now();
     let deadline = start + wait;
-    let mut bar = progress.map(|(out, what)| Progress::new(out, what, wait.as_secs()));
+    let mut bar = progress.map(|what| Progress::new(what, wait.as_secs()));
     let mut seen = c.drain_events();
     while !done(&seen) && Instant::now() < deadline {
         if let Some(b) = bar.as_mut() {
@@ -545,7 +544,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         Command::Deploy => {
             let (_, key, _) = account_key(cli, &home)?;
             let chain = chain_for(cli, &home, Some(&key), out).await?;
-            let d = deploy(&chain, out)
+            let d = deploy(&chain)
                 .await
                 .map_err(|e| Failure::chain(e, "is the account funded?"))?;
             let path = deployment_path(cli, &home);
@@ -574,7 +573,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         }
         Command::Register => {
             let (mut c, chain, d, key) = client_on_chain(cli, &home, out).await?;
-            let mut bar = Progress::new(out, "registering (prekey bundle, node key)", 2);
+            let mut bar = Progress::new("registering (prekey bundle, node key)", 2);
             bar.set(0);
             c.publish_keys().await.map_err(Failure::from_client)?;
             bar.set(1);
@@ -810,8 +809,8 @@ fn unknown_setting(key: &str) -> Failure {
 }
 
 /// Deploys the contracts with a progress bar.
-pub(crate) async fn deploy(chain: &Chain, out: &Out) -> Result<Deployment, eth_mls_chain::Error> {
-    let mut bar = Progress::new(out, "deploying the contracts", Deployment::DEPLOY_STEPS);
+pub(crate) async fn deploy(chain: &Chain) -> Result<Deployment, eth_mls_chain::Error> {
+    let mut bar = Progress::new("deploying the contracts", Deployment::DEPLOY_STEPS);
     let d = Deployment::deploy_with_progress(chain, |done, _| bar.set(done)).await;
     bar.done();
     d
@@ -994,7 +993,7 @@ async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Fail
         .chain(0)
         .await
         .map_err(|e| Failure::chain(e, "see anvil's output"))?;
-    let d = deploy(&chain, out)
+    let d = deploy(&chain)
         .await
         .map_err(|e| Failure::chain(e, "see anvil's output"))?;
     let path = home.join("deployment.json");
@@ -1088,7 +1087,7 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
                 })?;
             c.accept(id).await.map_err(Failure::from_client)?;
             // The inviter's client commits the add and sends the Welcome: wait for it.
-            let waiting = Some((out, "waiting for the inviter to add this account (s)"));
+            let waiting = Some("waiting for the inviter to add this account (s)");
             let events = sync_until(&mut c, Duration::from_secs(*wait), waiting, |s| {
                 s.iter()
                     .any(|e| matches!(e, ClientEvent::Joined { group: g, .. } if *g == group))
@@ -1146,7 +1145,7 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
             let who = parse_address(address)?;
             let before = c.epoch(g).map_err(Failure::from_client)?;
             c.remove(g, &[who]).await.map_err(Failure::from_client)?;
-            let waiting = Some((out, "waiting for the commit's confirmation and merge (s)"));
+            let waiting = Some("waiting for the commit's confirmation and merge (s)");
             let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
                 s.iter().any(|e| {
                     matches!(e, ClientEvent::MemberRemoved { group: gg, member } if *gg == g && *member == who)
@@ -1178,7 +1177,7 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
             let g = parse_address(group)?;
             let before = c.epoch(g).map_err(Failure::from_client)?;
             c.update(g).await.map_err(Failure::from_client)?;
-            let waiting = Some((out, "waiting for the commit's confirmation and merge (s)"));
+            let waiting = Some("waiting for the commit's confirmation and merge (s)");
             let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
                 s.iter().any(|e| {
                     matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)

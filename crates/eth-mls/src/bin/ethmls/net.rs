@@ -117,7 +117,6 @@ pub async fn start_client_node(
     keypair: Keypair,
     listen: &str,
     peers: Vec<Multiaddr>,
-    out: &Out,
 ) -> Result<GossipNode, Failure> {
     if peers.is_empty() {
         return Err(Failure::usage(
@@ -135,7 +134,7 @@ pub async fn start_client_node(
     let node = start(keypair, cfg, "the gossip node").await?;
     let _ = NODE.set(node.clone());
     let wanted: Vec<PeerId> = peers.iter().filter_map(peer_of).collect();
-    let mut bar = Progress::new(out, "connecting to gossip peers", wanted.len() as u64);
+    let mut bar = Progress::new("connecting to gossip peers", wanted.len() as u64);
     let deadline = Instant::now() + CONNECT_WAIT;
     loop {
         let connected = node.peers().await.map_err(transport)?;

@@ -220,7 +220,7 @@ pub struct Progress {
 
 impl Progress {
     /// A bar for `what`, out of `total` (0: a count with no end).
-    pub fn new(_out: &Out, what: &str, total: u64) -> Self {
+    pub fn new(what: &str, total: u64) -> Self {
         Progress {
             what: what.to_string(),
             total,
