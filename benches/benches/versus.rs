@@ -19,6 +19,7 @@
 //! merged by both, a new member joining), so the group grows by one per add. Sizes:
 //! `ETH_MLS_BENCH_SIZES` (default `10,1000`). The targets of issue #16 are printed as met or
 //! missed; `ETH_MLS_VERSUS_ENFORCE=1` makes a missed target fail the run.
+//! `ETH_MLS_VERSUS_OURS_ONLY=1` measures eth-mls alone (no mls-rs, no ratios: for profiling).
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 #[path = "support/ours.rs"]
@@ -646,6 +647,12 @@ fn main() {
         eprintln!("setup of {n} members (eth-mls): {:.1?}", t.elapsed());
         let ours = measure_ours(&mut s);
         drop(s);
+        if std::env::var_os("ETH_MLS_VERSUS_OURS_ONLY").is_some() {
+            for (op, d) in OPS.iter().zip(&ours) {
+                println!("eth-mls at {n} members: {op:<36} {}", ms(*d));
+            }
+            continue;
+        }
         let mut results = Vec::new();
         for store in [RsStore::Sqlite, RsStore::Memory] {
             let t = Instant::now();

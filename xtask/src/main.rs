@@ -130,6 +130,14 @@ fn test(root: &Path) -> Result<()> {
         cargo().args(["test", "--workspace", "--all-features"]),
         &mut counts,
     )?;
+    stage("test: patched dependencies' own tests (vendor/README.md)");
+    run_counting(
+        cargo()
+            .args(["test", "--manifest-path"])
+            .arg(root.join("vendor/tls_codec/Cargo.toml"))
+            .args(["--features", "serde", "--tests"]),
+        &mut counts,
+    )?;
     stage("test: MLS test vectors, entries passed per file (already counted above)");
     run(cargo().args([
         "test",

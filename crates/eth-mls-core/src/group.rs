@@ -331,6 +331,9 @@ pub struct Group {
     /// Set while an operation is between its begin and its commit; a group found dirty
     /// (its future was dropped mid-way) is reloaded before the next operation.
     dirty: bool,
+    /// Members' addresses by leaf, with the credential each was read from: a message's
+    /// sender is found without parsing its SIWE credential again.
+    addresses: std::sync::Mutex<std::collections::HashMap<u32, (Credential, Address)>>,
 }
 
 fn openmls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> Error {
@@ -620,6 +623,7 @@ impl Group {
             config,
             incoming: None,
             dirty: false,
+            addresses: Default::default(),
         })
     }
 
@@ -648,6 +652,7 @@ impl Group {
             config,
             incoming,
             dirty: false,
+            addresses: Default::default(),
         })
     }
 
@@ -873,6 +878,7 @@ impl Group {
             config,
             incoming: None,
             dirty: false,
+            addresses: Default::default(),
         })
     }
 
@@ -985,7 +991,16 @@ impl Group {
 
     fn member_address(&self, leaf: LeafNodeIndex) -> Result<Address, Error> {
         let credential = self.mls.member(leaf).ok_or(Error::UnknownSender)?;
-        address_of(credential)
+        // A poisoned cache is still a map of credentials to the addresses they name.
+        let mut cache = self.addresses.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((known, address)) = cache.get(&leaf.u32())
+            && known == credential
+        {
+            return Ok(*address);
+        }
+        let address = address_of(credential)?;
+        cache.insert(leaf.u32(), (credential.clone(), address));
+        Ok(address)
     }
 
     /// The leaf and account of a member's proposal (`None` for other senders).

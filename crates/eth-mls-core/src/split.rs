@@ -156,8 +156,8 @@ fn array(b: &[u8], pos: usize) -> Option<(usize, usize)> {
 }
 
 /// The byte ranges of the past epochs' member lists in an encoded `MessageSecretsStore`
-/// (`[max_epochs, [[epoch, secrets, leaves], …], secrets]`), or `None` when the bytes do not
-/// have that layout.
+/// (`[max_epochs, [[epoch, secrets, leaves], …], secrets]`, `leaves` an array of members or a
+/// `bin`), or `None` when the bytes do not have that layout.
 fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     let (3, at) = array(b, 0)? else {
         return None;
@@ -172,7 +172,10 @@ fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
         let t = skip(b, t)?;
         let t = skip(b, t)?;
         let end = skip(b, t)?;
-        array(b, t)?;
+        // A list of members, or (openmls patched, vendor/README.md) its encoding as one blob.
+        if !matches!(b.get(t)?, 0xc4..=0xc6) {
+            array(b, t)?;
+        }
         ranges.push(t..end);
         at = end;
     }
@@ -217,15 +220,90 @@ fn tree_runs(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
 /// A member list cut out of a record: its SHA-256 and its bytes.
 type Piece<'b> = ([u8; 32], &'b [u8]);
 
+/// How many bytes of pieces [`HashCache`] keeps before it starts again empty.
+const HASH_CACHE_BYTES: usize = 64 << 20;
+
+/// The pieces last written for each group and kind, with their SHA-256, in this process.
+///
+/// A message rewrites the same past epochs' member lists every time, and a merge most runs of
+/// the tree unchanged: a piece equal, byte for byte, to the one at its place last time has that
+/// one's hash, and comparing costs a fraction of hashing. This only saves work: a piece that
+/// differs (or is not cached) is hashed, so the cache can never give a wrong hash.
+#[derive(Default)]
+struct HashCache {
+    bytes: usize,
+    pieces: std::collections::HashMap<(Vec<u8>, u8), Vec<CachedPiece>>,
+}
+
+/// A piece's bytes and SHA-256.
+type CachedPiece = (Vec<u8>, [u8; 32]);
+
+static HASH_CACHE: std::sync::LazyLock<std::sync::Mutex<HashCache>> =
+    std::sync::LazyLock::new(Default::default);
+
+/// The SHA-256 of each piece of `b` at `ranges`, those of group `key`'s pieces of `kind` unchanged
+/// since the last time taken from [`HASH_CACHE`].
+fn piece_hashes(
+    key: &[u8],
+    kind: u8,
+    b: &[u8],
+    ranges: &[std::ops::Range<usize>],
+) -> Vec<[u8; 32]> {
+    // A poisoned cache is still a map of pieces to their hashes, each entry written whole.
+    let mut cache = HASH_CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut before = cache
+        .pieces
+        .remove(&(key.to_vec(), kind))
+        .unwrap_or_default();
+    cache.bytes -= before.iter().map(|(p, _)| p.len()).sum::<usize>();
+    let mut now = Vec::with_capacity(ranges.len());
+    for (i, r) in ranges.iter().enumerate() {
+        let piece = &b[r.clone()];
+        match before.get_mut(i) {
+            Some((old, hash)) if old.as_slice() == piece => now.push((std::mem::take(old), *hash)),
+            _ => now.push((piece.to_vec(), Sha256::digest(piece).into())),
+        }
+    }
+    let hashes = now.iter().map(|(_, h)| *h).collect();
+    let size: usize = now.iter().map(|(p, _)| p.len()).sum();
+    if cache.bytes + size > HASH_CACHE_BYTES {
+        *cache = HashCache::default();
+    }
+    if size <= HASH_CACHE_BYTES {
+        cache.bytes += size;
+        cache.pieces.insert((key.to_vec(), kind), now);
+    }
+    hashes
+}
+
+/// `value` encoded, the buffer reserved at the size of the last record of `kind` encoded on
+/// this thread (records of a kind keep about their size: no growing and copying step by step).
+fn encode<T: serde::Serialize>(kind: u8, value: &T) -> Result<Vec<u8>, SqlError> {
+    thread_local! {
+        static LAST: [std::cell::Cell<usize>; 2] = const {
+            [std::cell::Cell::new(0), std::cell::Cell::new(0)]
+        };
+    }
+    let slot = usize::from(kind.min(1));
+    let mut out = Vec::with_capacity(LAST.with(|l| l[slot].get()));
+    BinaryCodec::encode_into(value, &mut out).map_err(codec_error)?;
+    LAST.with(|l| l[slot].set(out.len()));
+    Ok(out)
+}
+
 /// A split record: `MAGIC`, the number of pieces, each piece's offset (u64) and SHA-256, then
-/// the bytes without the pieces.
-fn split<'b>(b: &'b [u8], ranges: &[std::ops::Range<usize>]) -> (Vec<u8>, Vec<Piece<'b>>) {
+/// the bytes without the pieces; `hashes` are the pieces' SHA-256, in order.
+fn split<'b>(
+    b: &'b [u8],
+    ranges: &[std::ops::Range<usize>],
+    hashes: &[[u8; 32]],
+) -> (Vec<u8>, Vec<Piece<'b>>) {
     let mut record = MAGIC.to_vec();
     record.extend_from_slice(&(ranges.len() as u32).to_be_bytes());
     let mut pieces = Vec::with_capacity(ranges.len());
-    for r in ranges {
+    for (r, hash) in ranges.iter().zip(hashes) {
         let piece = &b[r.clone()];
-        let hash: [u8; 32] = Sha256::digest(piece).into();
+        let hash = *hash;
         record.extend_from_slice(&(r.start as u64).to_be_bytes());
         record.extend_from_slice(&hash);
         pieces.push((hash, piece));
@@ -304,13 +382,19 @@ impl SplitStorage<'_> {
         bytes: &[u8],
         ranges: &[std::ops::Range<usize>],
     ) -> Result<Vec<u8>, SqlError> {
-        let (record, pieces) = split(bytes, ranges);
+        let (record, pieces) = split(bytes, ranges, &piece_hashes(key, kind, bytes, ranges));
+        let mut present = self.conn.prepare_cached(
+            "SELECT 1 FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
+        )?;
         let mut insert = self.conn.prepare_cached(
             "INSERT OR IGNORE INTO eth_mls_secret_blob (group_id, kind, hash, bytes) \
              VALUES (?1, ?2, ?3, ?4)",
         )?;
         for (hash, piece) in &pieces {
-            insert.execute(params![key, kind, hash.as_slice(), piece])?;
+            // Most pieces are there already: found by their key, their bytes are not bound.
+            if !present.exists(params![key, kind, hash.as_slice()])? {
+                insert.execute(params![key, kind, hash.as_slice(), piece])?;
+            }
         }
         let used: std::collections::HashSet<&[u8]> =
             pieces.iter().map(|(h, _)| h.as_slice()).collect();
@@ -359,7 +443,7 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         group_id: &GroupId,
         message_secrets: &MessageSecrets,
     ) -> Result<(), SqlError> {
-        let bytes = BinaryCodec::to_vec(message_secrets).map_err(codec_error)?;
+        let bytes = encode(SECRETS, message_secrets)?;
         let Some(ranges) = member_lists(&bytes) else {
             return self
                 .inner
@@ -451,7 +535,7 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         group_id: &GroupId,
         tree: &TreeSync,
     ) -> Result<(), SqlError> {
-        let bytes = BinaryCodec::to_vec(tree).map_err(codec_error)?;
+        let bytes = encode(TREE, tree)?;
         let Some(ranges) = tree_runs(&bytes) else {
             return self.inner.write_tree::<GroupId, TreeSync>(group_id, tree);
         };
@@ -957,6 +1041,58 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
 mod tests {
     use super::*;
 
+    /// `split` with every piece hashed afresh.
+    fn fresh<'b>(b: &'b [u8], ranges: &[std::ops::Range<usize>]) -> (Vec<u8>, Vec<Piece<'b>>) {
+        let hashes: Vec<[u8; 32]> = ranges
+            .iter()
+            .map(|r| Sha256::digest(&b[r.clone()]).into())
+            .collect();
+        split(b, ranges, &hashes)
+    }
+
+    #[test]
+    fn cached_hashes_are_the_hashes_of_the_pieces() {
+        let key = b"cached-hashes-test".to_vec();
+        let sha = |b: &[u8], rs: &[std::ops::Range<usize>]| -> Vec<[u8; 32]> {
+            rs.iter()
+                .map(|r| Sha256::digest(&b[r.clone()]).into())
+                .collect()
+        };
+        let mut bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
+        let ranges = vec![0..1000, 1000..2000, 2000..3000];
+        // First time, again unchanged, then with the middle piece changed, then cut otherwise:
+        // always the SHA-256 of the bytes as they are now.
+        assert_eq!(
+            piece_hashes(&key, TREE, &bytes, &ranges),
+            sha(&bytes, &ranges)
+        );
+        assert_eq!(
+            piece_hashes(&key, TREE, &bytes, &ranges),
+            sha(&bytes, &ranges)
+        );
+        let unchanged = sha(&bytes, &ranges);
+        bytes[1500] ^= 1;
+        let hashes = piece_hashes(&key, TREE, &bytes, &ranges);
+        assert_eq!(hashes, sha(&bytes, &ranges));
+        assert_eq!(hashes[0], unchanged[0]);
+        assert_ne!(hashes[1], unchanged[1]);
+        let other = vec![0..10, 10..2990, 2990..3000];
+        assert_eq!(
+            piece_hashes(&key, TREE, &bytes, &other),
+            sha(&bytes, &other)
+        );
+        // Another kind of the same group is cached apart.
+        assert_eq!(
+            piece_hashes(&key, SECRETS, &bytes, &ranges),
+            sha(&bytes, &ranges)
+        );
+        // Pieces larger than the cache are hashed, and not kept.
+        let big = vec![7u8; HASH_CACHE_BYTES + 1];
+        let whole: Vec<std::ops::Range<usize>> = std::iter::once(0..big.len()).collect();
+        assert_eq!(piece_hashes(&key, TREE, &big, &whole), sha(&big, &whole));
+        assert!(HASH_CACHE.lock().unwrap().bytes <= HASH_CACHE_BYTES);
+    }
+
     #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
     struct Member {
         index: u32,
@@ -1009,7 +1145,7 @@ mod tests {
             let bytes = BinaryCodec::to_vec(&s).unwrap();
             let ranges = member_lists(&bytes).expect("the layout is recognised");
             assert_eq!(ranges.len(), past as usize);
-            let (record, pieces) = split(&bytes, &ranges);
+            let (record, pieces) = fresh(&bytes, &ranges);
             if members >= 20 {
                 assert!(
                     record.len() < bytes.len() / 4,
@@ -1034,7 +1170,7 @@ mod tests {
         let bytes = BinaryCodec::to_vec(&store(5, 1)).unwrap();
         assert!(member_lists(&bytes[..bytes.len() - 1]).is_none());
         let ranges = member_lists(&bytes).unwrap();
-        let (record, _) = split(&bytes, &ranges);
+        let (record, _) = fresh(&bytes, &ranges);
         // A piece whose bytes do not match its hash, a missing piece, a cut record.
         assert!(join(&record, |_| Ok(vec![1, 2, 3])).is_err());
         assert!(join(&record, |_| Err(SqlError::QueryReturnedNoRows)).is_err());
@@ -1083,7 +1219,7 @@ mod tests {
             let ranges = tree_runs(&bytes).expect("the layout is recognised");
             let runs = |n: u32| (n as usize).div_ceil(TREE_RUN);
             assert_eq!(ranges.len(), runs(leaves) + runs(leaves.saturating_sub(1)));
-            let (record, pieces) = split(&bytes, &ranges);
+            let (record, pieces) = fresh(&bytes, &ranges);
             let whole = join(&record, |h| {
                 Ok(pieces.iter().find(|(x, _)| x == h).unwrap().1.to_vec())
             })
@@ -1094,7 +1230,7 @@ mod tests {
             if let Some(Some(m)) = changed.tree.leaves.last_mut() {
                 m.key = vec![2; 57];
                 let bytes2 = BinaryCodec::to_vec(&changed).unwrap();
-                let (_, pieces2) = split(&bytes2, &tree_runs(&bytes2).unwrap());
+                let (_, pieces2) = fresh(&bytes2, &tree_runs(&bytes2).unwrap());
                 let differ = pieces
                     .iter()
                     .zip(&pieces2)

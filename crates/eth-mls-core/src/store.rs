@@ -42,6 +42,20 @@ impl CodecError {
     }
 }
 
+impl BinaryCodec {
+    /// [`Codec::to_vec`], appending to `out` (which may have room reserved already).
+    pub(crate) fn encode_into<T: serde::Serialize>(
+        value: &T,
+        out: &mut Vec<u8>,
+    ) -> Result<(), CodecError> {
+        let mut ser = rmp_serde::Serializer::new(out)
+            .with_bytes(rmp_serde::config::BytesMode::ForceIterables);
+        value
+            .serialize(&mut ser)
+            .map_err(|e| CodecError(e.to_string()))
+    }
+}
+
 impl Codec for BinaryCodec {
     type Error = CodecError;
 
@@ -51,11 +65,7 @@ impl Codec for BinaryCodec {
     /// Reading accepts both forms, so stores written before read as they are.
     fn to_vec<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, Self::Error> {
         let mut out = Vec::new();
-        let mut ser = rmp_serde::Serializer::new(&mut out)
-            .with_bytes(rmp_serde::config::BytesMode::ForceIterables);
-        value
-            .serialize(&mut ser)
-            .map_err(|e| CodecError(e.to_string()))?;
+        Self::encode_into(value, &mut out)?;
         Ok(out)
     }
 

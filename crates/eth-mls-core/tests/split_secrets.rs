@@ -38,6 +38,18 @@ fn blobs(path: &std::path::Path) -> (i64, i64) {
     pieces(path, 0)
 }
 
+/// The past epochs' member lists kept apart, as stored.
+fn member_lists(path: &std::path::Path) -> Vec<Vec<u8>> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut q = conn
+        .prepare("SELECT bytes FROM eth_mls_secret_blob WHERE kind = 0")
+        .unwrap();
+    q.query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 /// The hashes of the tree's pieces.
 fn tree_hashes(path: &std::path::Path) -> Vec<Vec<u8>> {
     let conn = rusqlite::Connection::open(path).unwrap();
@@ -78,6 +90,25 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
     let (rows, bytes) = blobs(&bob.path);
     assert!(rows >= 1, "no member list was kept apart");
     assert!(bytes > 1000, "member lists of {bytes} bytes");
+    // openmls patched (vendor/README.md): each list is one MessagePack `bin`, the TLS
+    // encoding of the members, which starts with their number.
+    for list in member_lists(&bob.path) {
+        let (header, body) = match list[0] {
+            0xc4 => (2, usize::from(list[1])),
+            0xc5 => (3, usize::from(u16::from_be_bytes([list[1], list[2]]))),
+            0xc6 => (
+                5,
+                u32::from_be_bytes(list[1..5].try_into().unwrap()) as usize,
+            ),
+            other => panic!("a member list written as {other:#x}, not one blob"),
+        };
+        assert_eq!(list.len(), header + body);
+        assert_eq!(
+            &list[header..header + 4],
+            &3u32.to_be_bytes(),
+            "three members"
+        );
+    }
 
     // A message alice sends now reaches bob only after the next commit (late).
     let late = alice.send(b"late");
@@ -104,7 +135,11 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
     // After a restart the record is whole again: the late message of the past epoch decrypts.
     reopen(&mut bob);
     match bob.process(&late).unwrap().as_slice() {
-        [Event::Application(a)] => assert_eq!(a.data, b"late"),
+        [Event::Application(a)] => {
+            // The sender is found in the past epoch's member list, read back from its blob.
+            assert_eq!(a.data, b"late");
+            assert_eq!(a.sender, alice.store.identity().address());
+        }
         other => panic!("{other:?}"),
     }
     // And the group goes on; a commit replaces some of the tree's pieces, not all, and the

@@ -1,0 +1,487 @@
+use std::collections::{HashMap, VecDeque};
+
+#[cfg(not(target_arch = "wasm32"))]
+use std::time::SystemTime;
+#[cfg(target_arch = "wasm32")]
+use web_time::SystemTime;
+
+use crate::schedule::message_secrets::MessageSecrets;
+
+use super::*;
+
+impl EpochTree {
+    #[cfg(all(test, feature = "sqlite-provider", feature = "libcrux-provider"))]
+    pub(crate) fn timestamp(&self) -> Option<SystemTime> {
+        self.message_secrets.timestamp()
+    }
+}
+
+// Internal helper struct
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "test-utils"), derive(Clone, PartialEq))]
+#[cfg_attr(feature = "crypto-debug", derive(Debug))]
+pub(crate) struct EpochTree {
+    epoch: u64,
+    message_secrets: MessageSecrets,
+    leaves: Leaves,
+}
+
+/// eth-mls patch (see `vendor/README.md`): a past epoch's member list, which never changes.
+///
+/// The whole [`MessageSecretsStore`] is written after every message, and with it each past
+/// epoch's member list (credentials included: hundreds of kilobytes in a large group). In a
+/// binary format the list is written as one byte blob, its TLS encoding, made once: every later
+/// write copies it instead of encoding each member again. Reading accepts the blob and the
+/// list of members written before; a human-readable format (JSON) writes and reads the list
+/// of members, as before.
+#[derive(Default)]
+pub(crate) struct Leaves {
+    members: Vec<Member>,
+    encoded: std::sync::OnceLock<Vec<u8>>,
+}
+
+impl Leaves {
+    fn new(members: Vec<Member>) -> Self {
+        Leaves {
+            members,
+            encoded: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// The TLS encoding: the number of members (u32), then each member's leaf index (u32),
+    /// credential, encryption key and signature key (variable-length vectors).
+    fn encode(members: &[Member]) -> Result<Vec<u8>, tls_codec::Error> {
+        use tls_codec::Serialize as _;
+        let mut out = Vec::new();
+        let count = u32::try_from(members.len())
+            .map_err(|_| tls_codec::Error::InvalidVectorLength)?;
+        count.tls_serialize(&mut out)?;
+        for m in members {
+            m.index.tls_serialize(&mut out)?;
+            m.credential.tls_serialize(&mut out)?;
+            tls_codec::VLByteSlice(&m.encryption_key).tls_serialize(&mut out)?;
+            tls_codec::VLByteSlice(&m.signature_key).tls_serialize(&mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn decode(mut bytes: &[u8]) -> Result<Vec<Member>, tls_codec::Error> {
+        use tls_codec::Deserialize as _;
+        let count = u32::tls_deserialize(&mut bytes)?;
+        // Each member takes more than 8 bytes: a count the bytes cannot hold is refused
+        // before anything is allocated for it.
+        if count as usize > bytes.len() / 8 {
+            return Err(tls_codec::Error::InvalidVectorLength);
+        }
+        let mut members = Vec::with_capacity(count as usize);
+        for _ in 0..count {
+            let index = LeafNodeIndex::tls_deserialize(&mut bytes)?;
+            let credential = Credential::tls_deserialize(&mut bytes)?;
+            let encryption_key = tls_codec::VLBytes::tls_deserialize(&mut bytes)?;
+            let signature_key = tls_codec::VLBytes::tls_deserialize(&mut bytes)?;
+            members.push(Member::new(
+                index,
+                encryption_key.into(),
+                signature_key.into(),
+                credential,
+            ));
+        }
+        if !bytes.is_empty() {
+            return Err(tls_codec::Error::TrailingData);
+        }
+        Ok(members)
+    }
+}
+
+impl core::ops::Deref for Leaves {
+    type Target = [Member];
+
+    fn deref(&self) -> &[Member] {
+        &self.members
+    }
+}
+
+#[cfg(any(test, feature = "test-utils"))]
+impl Clone for Leaves {
+    fn clone(&self) -> Self {
+        Leaves::new(self.members.clone())
+    }
+}
+
+#[cfg(any(test, feature = "test-utils"))]
+impl PartialEq for Leaves {
+    fn eq(&self, other: &Self) -> bool {
+        self.members == other.members
+    }
+}
+
+#[cfg(feature = "crypto-debug")]
+impl core::fmt::Debug for Leaves {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.members.fmt(f)
+    }
+}
+
+impl Serialize for Leaves {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            return self.members.serialize(serializer);
+        }
+        if let Some(encoded) = self.encoded.get() {
+            return serializer.serialize_bytes(encoded);
+        }
+        let encoded = Self::encode(&self.members).map_err(serde::ser::Error::custom)?;
+        serializer.serialize_bytes(self.encoded.get_or_init(|| encoded))
+    }
+}
+
+impl<'de> Deserialize<'de> for Leaves {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Leaves;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member list: its TLS encoding or a sequence of members")
+            }
+
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Leaves, E> {
+                let members = Leaves::decode(v).map_err(E::custom)?;
+                let leaves = Leaves::new(members);
+                // What was read is what would be written.
+                let _ = leaves.encoded.set(v.to_vec());
+                Ok(leaves)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Leaves, A::Error> {
+                let mut members = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                while let Some(member) = seq.next_element::<Member>()? {
+                    members.push(member);
+                }
+                Ok(Leaves::new(members))
+            }
+        }
+        if deserializer.is_human_readable() {
+            return Vec::<Member>::deserialize(deserializer).map(Leaves::new);
+        }
+        deserializer.deserialize_any(Visitor)
+    }
+}
+
+/// Can store message secrets for up to `max_epochs`. The trees are added with [`self::add()`] and can be queried
+/// with [`Self::get_epoch()`].
+#[derive(Serialize, Deserialize)]
+#[cfg_attr(any(test, feature = "test-utils"), derive(Clone, PartialEq))]
+#[cfg_attr(feature = "crypto-debug", derive(Debug))]
+pub(crate) struct MessageSecretsStore {
+    // Maximum size of the `past_epoch_trees` list.
+    pub(crate) max_epochs: usize,
+    // Past message secrets.
+    // NOTE: these are in order of addition (latest at end).
+    past_epoch_trees: VecDeque<EpochTree>,
+    // The message secrets of the current epoch.
+    message_secrets: MessageSecrets,
+}
+
+#[cfg(not(feature = "crypto-debug"))]
+impl core::fmt::Debug for MessageSecretsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageSecretsStore")
+            .field("max_epochs", &"***")
+            .field("past_epoch_trees", &"***")
+            .field("message_secrets", &"***")
+            .finish()
+    }
+}
+
+const VECDEQUE_MAX_CAPACITY: usize = isize::MAX as usize;
+
+// XXX: the VecDeque capacity is not checked elsewhere in this module.
+/// Helper function to map a policy to a maximum number of past epochs
+fn max_epochs(policy: &PastEpochDeletionPolicy) -> usize {
+    // get the `max_epochs`, or the maximum capacity of a `VecDeque`
+    let max_epochs = policy.max_epochs().unwrap_or(VECDEQUE_MAX_CAPACITY);
+
+    // cap at max capacity
+    max_epochs.min(VECDEQUE_MAX_CAPACITY)
+}
+
+impl MessageSecretsStore {
+    /// Create a new store that can hold up to `max_past_epochs` message secrets.
+    /// If `max_past_epochs` is 0, only the current epoch is being stored.
+    pub(crate) fn new_with_secret(
+        policy: &PastEpochDeletionPolicy,
+        message_secrets: MessageSecrets,
+    ) -> Self {
+        // max or the limit of the storage size
+        let max_epochs = max_epochs(policy);
+
+        Self {
+            max_epochs,
+            past_epoch_trees: VecDeque::new(),
+            message_secrets: message_secrets.with_timestamp(SystemTime::now()),
+        }
+    }
+
+    /// Resize the store.
+    pub(crate) fn resize(&mut self, policy: &PastEpochDeletionPolicy) {
+        // max or the limit of the storage size
+        let max_past_epochs = max_epochs(policy);
+
+        let old_size = self.max_epochs;
+        self.max_epochs = max_past_epochs;
+        if old_size > max_past_epochs {
+            let num_epochs_out = old_size - max_past_epochs;
+            self.past_epoch_trees
+                .rotate_left(num_epochs_out.min(self.past_epoch_trees.len()));
+            self.past_epoch_trees.truncate(max_past_epochs);
+        }
+    }
+
+    /// Set the `message_secrets` to a provided `MessageSecrets`, and return
+    /// the previous one.
+    pub(crate) fn replace_current_message_secrets(
+        &mut self,
+        message_secrets: MessageSecrets,
+    ) -> MessageSecrets {
+        let mut message_secrets = message_secrets.with_timestamp(SystemTime::now());
+        std::mem::swap(&mut self.message_secrets, &mut message_secrets);
+
+        message_secrets
+    }
+
+    /// Add a secret tree for a given epoch `group_epoch`.
+    /// Note that this does not take the epoch into account and pops out the
+    /// oldest element.
+    pub(crate) fn add_past_epoch_tree(
+        &mut self,
+        group_epoch: impl Into<GroupEpoch>,
+        message_secrets: MessageSecrets,
+        leaves: Vec<Member>,
+    ) {
+        // Don't store the tree if it's not intended
+        if self.max_epochs == 0 {
+            return;
+        }
+        if self.past_epoch_trees.len() >= self.max_epochs {
+            self.past_epoch_trees.rotate_left(1);
+            self.past_epoch_trees.truncate(self.max_epochs - 1);
+        }
+
+        self.past_epoch_trees.push_back(EpochTree {
+            epoch: group_epoch.into().as_u64(),
+            message_secrets,
+            leaves: Leaves::new(leaves),
+        });
+        debug_assert!(
+            self.max_epochs >= self.past_epoch_trees.len(),
+            "Only {} past secrets must be stored but we found {}",
+            self.max_epochs,
+            self.past_epoch_trees.len()
+        );
+    }
+
+    /// Get a mutable reference to a secret tree for a given epoch `group_epoch`.
+    /// If no message secrets are found for that epoch, `None` is returned.
+    pub(crate) fn secrets_for_epoch_mut(
+        &mut self,
+        group_epoch: impl Into<GroupEpoch>,
+    ) -> Option<&mut MessageSecrets> {
+        let epoch = group_epoch.into().as_u64();
+        for epoch_tree in self.past_epoch_trees.iter_mut() {
+            if epoch_tree.epoch == epoch {
+                return Some(&mut epoch_tree.message_secrets);
+            }
+        }
+        None
+    }
+
+    /// Get a reference to a secret tree for a given epoch `group_epoch`.
+    /// If no message secrets are found for that epoch, `None` is returned.
+    pub(crate) fn secrets_for_epoch(
+        &self,
+        group_epoch: impl Into<GroupEpoch>,
+    ) -> Option<&MessageSecrets> {
+        let epoch = group_epoch.into().as_u64();
+        for epoch_tree in self.past_epoch_trees.iter() {
+            if epoch_tree.epoch == epoch {
+                return Some(&epoch_tree.message_secrets);
+            }
+        }
+        None
+    }
+
+    /// Get a mutable reference to a secret tree for a given epoch `group_epoch`.
+    /// Return a mutable reference to the [`MessageSecrets`] and a slice to the
+    /// [`Member`]s of the epoch.
+    pub(crate) fn secrets_and_leaves_for_epoch(
+        &self,
+        group_epoch: impl Into<GroupEpoch>,
+    ) -> Option<(&MessageSecrets, &[Member])> {
+        let epoch = group_epoch.into().as_u64();
+        for epoch_tree in self.past_epoch_trees.iter() {
+            if epoch_tree.epoch == epoch {
+                return Some((&epoch_tree.message_secrets, &epoch_tree.leaves));
+            }
+        }
+        None
+    }
+
+    /// Returns a `HashMap` that maps a `LeafNodeIndex` to the correct
+    /// [`Member`] in the given `group_epoch`.
+    pub(crate) fn leaves_for_epoch(
+        &self,
+        group_epoch: impl Into<GroupEpoch>,
+    ) -> HashMap<LeafNodeIndex, &Member> {
+        let epoch = group_epoch.into().as_u64();
+        for epoch_tree in self.past_epoch_trees.iter() {
+            if epoch_tree.epoch == epoch {
+                return epoch_tree
+                    .leaves
+                    .iter()
+                    .map(|m| (m.index, m))
+                    .collect::<HashMap<LeafNodeIndex, &Member>>();
+            }
+        }
+        HashMap::new()
+    }
+
+    /// Check if the provided epoch contains a leaf index.
+    pub(crate) fn epoch_has_leaf(
+        &self,
+        group_epoch: GroupEpoch,
+        leaf_index: LeafNodeIndex,
+    ) -> bool {
+        self.past_epoch_trees.iter().any(|t| {
+            t.epoch == group_epoch.0
+                && t.leaves
+                    .iter()
+                    .any(|Member { index, .. }| *index == leaf_index)
+        })
+    }
+
+    /// Get a mutable reference to the message secrets of the current epoch.
+    pub(crate) fn message_secrets_mut(&mut self) -> &mut MessageSecrets {
+        &mut self.message_secrets
+    }
+
+    /// Get a reference to the message secrets of the current epoch.
+    pub(crate) fn message_secrets(&self) -> &MessageSecrets {
+        &self.message_secrets
+    }
+
+    fn delete_past_epoch_secrets_older_than_duration(&mut self, duration: std::time::Duration) {
+        // first, compare to the timestamp of the current message secrets
+        if let Some(added_at) = self.message_secrets.timestamp() {
+            if let Ok(elapsed) = SystemTime::now().duration_since(added_at) {
+                if elapsed > duration {
+                    // delete all
+                    self.past_epoch_trees.clear();
+                    return;
+                }
+            }
+        }
+
+        // find the first past epoch tree with a timestamp past the duration
+        let found = self
+            .past_epoch_trees
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_idx, tree)| {
+                let Some(added_at) = tree.message_secrets.timestamp() else {
+                    return false;
+                };
+
+                let Ok(elapsed) = SystemTime::now().duration_since(added_at) else {
+                    return false;
+                };
+
+                elapsed > duration
+            })
+            .map(|(idx, _tree)| idx);
+
+        if let Some(found_idx) = found {
+            // delete all before and including the index
+            self.past_epoch_trees.drain(0..found_idx + 1);
+        } else {
+
+            // keep all
+        }
+    }
+
+    fn delete_past_epoch_secrets_before_timestamp(&mut self, cutoff: SystemTime) {
+        // first, compare to timestamp of the current message secrets
+        if let Some(added_at) = self.message_secrets.timestamp() {
+            if added_at < cutoff {
+                // delete all
+                self.past_epoch_trees.clear();
+                return;
+            }
+        }
+
+        // find the first past epoch tree with an earlier non-None timestamp
+        let found = self
+            .past_epoch_trees
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_idx, tree)| {
+                let Some(added_at) = tree.message_secrets.timestamp() else {
+                    return false;
+                };
+
+                added_at < cutoff
+            })
+            .map(|(idx, _tree)| idx);
+
+        if let Some(found_idx) = found {
+            // delete all before and including the index
+            self.past_epoch_trees.drain(0..found_idx + 1);
+        } else {
+            // keep all
+        }
+    }
+
+    pub(crate) fn delete_past_epoch_secrets(&mut self, policy: PastEpochDeletion) {
+        // handle different types of past epoch deletion
+        if let Some(config) = policy.config {
+            match config {
+                PastEpochDeletionTimeConfig::DeleteAllWithoutTimestamp => {
+                    self.past_epoch_trees
+                        .retain(|tree| tree.message_secrets.timestamp().is_some());
+                }
+                PastEpochDeletionTimeConfig::BeforeTimestamp(timestamp) => {
+                    self.delete_past_epoch_secrets_before_timestamp(timestamp)
+                }
+                PastEpochDeletionTimeConfig::OlderThanDuration(duration) => {
+                    self.delete_past_epoch_secrets_older_than_duration(duration)
+                }
+            };
+            // ensure at most `max_past_epochs` entries are included
+            if let Some(max_past_epochs) = policy.max_past_epochs {
+                if let Some(i) = self.past_epoch_trees.len().checked_sub(max_past_epochs) {
+                    self.past_epoch_trees.drain(0..i);
+                }
+            }
+        } else {
+            // delete all
+            self.past_epoch_trees.clear();
+        }
+    }
+
+    #[cfg(all(test, feature = "sqlite-provider", feature = "libcrux-provider"))]
+    /// Helper function for testing, to iterate over all past epoch secrets
+    pub(crate) fn iter_past_epoch_trees(&self) -> impl Iterator<Item = &EpochTree> {
+        self.past_epoch_trees.iter()
+    }
+
+    #[cfg(test)]
+    /// Helper function for testing, to get the number of past epoch trees
+    pub(crate) fn num_past_epoch_trees(&self) -> usize {
+        self.past_epoch_trees.len()
+    }
+}
