@@ -138,6 +138,18 @@ fn test(root: &Path) -> Result<()> {
             .args(["--features", "serde", "--tests"]),
         &mut counts,
     )?;
+    openmls_test_vectors(root)?;
+    run_counting(
+        cargo()
+            .args(["test", "--manifest-path"])
+            .arg(root.join("vendor/openmls/Cargo.toml"))
+            .args(["--features", "test-utils", "--lib", "--"])
+            // The modules the patches touch, with upstream's tests of them (tree math, diffs,
+            // tree hashes and parent hashes against the tree-validation, tree-operations and
+            // TreeKEM vectors, past epochs' secrets) and the patches' own.
+            .args(["binary_tree", "treesync", "past_secrets", "eth_mls_patch"]),
+        &mut counts,
+    )?;
     stage("test: MLS test vectors, entries passed per file (already counted above)");
     run(cargo().args([
         "test",
@@ -369,6 +381,31 @@ fn workspace_root() -> PathBuf {
 
 fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// The test vectors openmls's tests include when they compile (`vendor/openmls/test_vectors`,
+/// not in its published crate): the official ones from `../shared/testdata/mls-vectors` (or
+/// `MLS_TEST_VECTORS`), and an empty list for openmls's own encryption vectors, which the tests
+/// run here do not read.
+fn openmls_test_vectors(root: &Path) -> Result<()> {
+    let from = std::env::var_os("MLS_TEST_VECTORS").map_or_else(
+        || root.join("../shared/testdata/mls-vectors"),
+        PathBuf::from,
+    );
+    let to = root.join("vendor/openmls/test_vectors");
+    std::fs::create_dir_all(&to)?;
+    for entry in std::fs::read_dir(&from)
+        .map_err(|e| format!("the MLS test vectors at {}: {e}", from.display()))?
+    {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "json")
+            && let Some(name) = path.file_name()
+        {
+            std::fs::copy(&path, to.join(name))?;
+        }
+    }
+    std::fs::write(to.join("kat_encryption_openmls.json"), "[]")?;
+    Ok(())
 }
 
 /// Prints a stage banner.

@@ -156,8 +156,9 @@ fn array(b: &[u8], pos: usize) -> Option<(usize, usize)> {
 }
 
 /// The byte ranges of the past epochs' member lists in an encoded `MessageSecretsStore`
-/// (`[max_epochs, [[epoch, secrets, leaves], …], secrets]`, `leaves` an array of members or a
-/// `bin`), or `None` when the bytes do not have that layout.
+/// (`[max_epochs, [[epoch, secrets, leaves], …], secrets]`, `leaves` an array of members, or a
+/// `bin` of their TLS encoding, cut in runs of members), or `None` when the bytes do not have
+/// that layout.
 fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     let (3, at) = array(b, 0)? else {
         return None;
@@ -172,11 +173,23 @@ fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
         let t = skip(b, t)?;
         let t = skip(b, t)?;
         let end = skip(b, t)?;
-        // A list of members, or (openmls patched, vendor/README.md) its encoding as one blob.
-        if !matches!(b.get(t)?, 0xc4..=0xc6) {
-            array(b, t)?;
+        // A list of members, or (openmls patched, vendor/README.md) its encoding as one blob,
+        // cut in runs of members: the next epoch's list differs in the runs of the members a
+        // commit changed, and shares the others.
+        let header = match b.get(t)? {
+            0xc4 => Some(2),
+            0xc5 => Some(3),
+            0xc6 => Some(5),
+            _ => None,
+        };
+        match header.and_then(|h| member_runs(b, t + h, end)) {
+            Some(runs) => ranges.extend(runs),
+            None if header.is_some() => ranges.push(t..end),
+            None => {
+                array(b, t)?;
+                ranges.push(t..end);
+            }
         }
-        ranges.push(t..end);
         at = end;
     }
     let end = skip(b, at)?;
@@ -186,6 +199,46 @@ fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
 /// Nodes per piece of the tree: a commit changes one leaf and the parents on its path, so
 /// it rewrites a few pieces, not the whole tree.
 const TREE_RUN: usize = 32;
+
+/// An MLS variable-length vector's length prefix at `pos`: where its content starts and ends.
+fn vl_bytes(b: &[u8], pos: usize) -> Option<usize> {
+    let first = *b.get(pos)?;
+    let (prefix, mut len) = match first >> 6 {
+        0 => (1, usize::from(first & 0x3f)),
+        1 => (2, usize::from(first & 0x3f)),
+        2 => (4, usize::from(first & 0x3f)),
+        _ => return None,
+    };
+    for i in 1..prefix {
+        len = (len << 8) | usize::from(*b.get(pos + i)?);
+    }
+    pos.checked_add(prefix)?.checked_add(len)
+}
+
+/// The runs of `TREE_RUN` members in a member list's TLS encoding at `start..end` (openmls
+/// patched: a u32 count, then each member's leaf index, credential type and content,
+/// encryption key and signature key), or `None` when the bytes are not that.
+fn member_runs(b: &[u8], start: usize, end: usize) -> Option<Vec<std::ops::Range<usize>>> {
+    let count = u32::from_be_bytes(b.get(start..start + 4)?.try_into().ok()?) as usize;
+    let mut at = start + 4;
+    let mut runs = Vec::with_capacity(count.div_ceil(TREE_RUN).min(1 << 16));
+    let mut left = count;
+    while left > 0 {
+        let run_start = at;
+        for _ in 0..left.min(TREE_RUN) {
+            // Leaf index and credential type, then three variable-length vectors.
+            at = vl_bytes(b, at + 6)?;
+            at = vl_bytes(b, at)?;
+            at = vl_bytes(b, at)?;
+            if at > end {
+                return None;
+            }
+        }
+        runs.push(run_start..at);
+        left -= left.min(TREE_RUN);
+    }
+    (at == end).then_some(runs)
+}
 
 /// The pieces of an encoded `TreeSync` (`[[leaf_nodes, parent_nodes, default_leaf,
 /// default_parent], tree_hash]`): runs of `TREE_RUN` consecutive leaves and of parents; `None`
@@ -1048,6 +1101,64 @@ mod tests {
             .map(|r| Sha256::digest(&b[r.clone()]).into())
             .collect();
         split(b, ranges, &hashes)
+    }
+
+    /// A member list as patched openmls writes it: a `bin` of the TLS encoding.
+    fn tls_members(keys: &[u8]) -> Vec<u8> {
+        let mut tls = (keys.len() as u32).to_be_bytes().to_vec();
+        for (i, k) in keys.iter().enumerate() {
+            tls.extend_from_slice(&(i as u32).to_be_bytes());
+            tls.extend_from_slice(&1u16.to_be_bytes());
+            // A 100-byte credential (two-byte length), 56- and 57-byte keys (one byte).
+            tls.extend_from_slice(&[0x40, 100]);
+            tls.extend_from_slice(&[*k; 100]);
+            tls.extend_from_slice(&[56]);
+            tls.extend_from_slice(&[k.wrapping_add(1); 56]);
+            tls.extend_from_slice(&[57]);
+            tls.extend_from_slice(&[k.wrapping_add(2); 57]);
+        }
+        let mut bin = vec![0xc6];
+        bin.extend_from_slice(&(tls.len() as u32).to_be_bytes());
+        bin.extend_from_slice(&tls);
+        bin
+    }
+
+    #[test]
+    fn member_lists_are_cut_in_runs_that_later_epochs_share() {
+        let keys: Vec<u8> = (0..100).collect();
+        let mut changed = keys.clone();
+        changed[70] = 0xff;
+        let store = |lists: &[Vec<u8>]| -> Vec<u8> {
+            let mut b = vec![0x93, 0x02, 0x90 + lists.len() as u8];
+            for list in lists {
+                b.extend_from_slice(&[0x93, 0x05, 0xc0]);
+                b.extend_from_slice(list);
+            }
+            b.push(0xc0);
+            b
+        };
+        let bytes = store(&[tls_members(&keys), tls_members(&changed)]);
+        let ranges = member_lists(&bytes).unwrap();
+        // 100 members: runs of 32, 32, 32 and 4, for each list.
+        assert_eq!(ranges.len(), 8);
+        let (record, pieces) = fresh(&bytes, &ranges);
+        let hashes: Vec<[u8; 32]> = pieces.iter().map(|(h, _)| *h).collect();
+        // The second list shares every run but the one with member 70 (the third).
+        assert_eq!(hashes[0], hashes[4]);
+        assert_eq!(hashes[1], hashes[5]);
+        assert_ne!(hashes[2], hashes[6]);
+        assert_eq!(hashes[3], hashes[7]);
+        // Put back together, the record is the original bytes.
+        let table: std::collections::HashMap<[u8; 32], Vec<u8>> =
+            pieces.iter().map(|(h, p)| (*h, p.to_vec())).collect();
+        assert_eq!(join(&record, |h| Ok(table[h].clone())).unwrap(), bytes);
+        // A list whose encoding does not parse is kept whole.
+        let mut bad = tls_members(&keys);
+        let last = bad.len() - 1;
+        bad.truncate(last);
+        bad[1..5].copy_from_slice(&((last - 5) as u32).to_be_bytes());
+        let bytes = store(&[bad]);
+        assert_eq!(member_lists(&bytes).unwrap().len(), 1);
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn blobs(path: &std::path::Path) -> (i64, i64) {
     pieces(path, 0)
 }
 
-/// The past epochs' member lists kept apart, as stored.
+/// The runs of the past epochs' member lists kept apart, as stored.
 fn member_lists(path: &std::path::Path) -> Vec<Vec<u8>> {
     let conn = rusqlite::Connection::open(path).unwrap();
     let mut q = conn
@@ -90,24 +90,20 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
     let (rows, bytes) = blobs(&bob.path);
     assert!(rows >= 1, "no member list was kept apart");
     assert!(bytes > 1000, "member lists of {bytes} bytes");
-    // openmls patched (vendor/README.md): each list is one MessagePack `bin`, the TLS
-    // encoding of the members, which starts with their number.
-    for list in member_lists(&bob.path) {
-        let (header, body) = match list[0] {
-            0xc4 => (2, usize::from(list[1])),
-            0xc5 => (3, usize::from(u16::from_be_bytes([list[1], list[2]]))),
-            0xc6 => (
-                5,
-                u32::from_be_bytes(list[1..5].try_into().unwrap()) as usize,
-            ),
-            other => panic!("a member list written as {other:#x}, not one blob"),
-        };
-        assert_eq!(list.len(), header + body);
+    // openmls patched (vendor/README.md): each list is one blob, the TLS encoding of the
+    // members, kept here in runs of members; each run starts with a member's leaf index (u32)
+    // and its credential type (u16), and holds all three members of this small group.
+    for run in member_lists(&bob.path) {
+        let leaf = u32::from_be_bytes(run[..4].try_into().unwrap());
         assert_eq!(
-            &list[header..header + 4],
-            &3u32.to_be_bytes(),
-            "three members"
+            leaf, 0,
+            "a run of members starts with the first one's leaf index"
         );
+        let credentials = run
+            .windows(b"Ethereum account".len())
+            .filter(|w| *w == b"Ethereum account")
+            .count();
+        assert_eq!(credentials, 3, "three members' SIWE credentials in the run");
     }
 
     // A message alice sends now reaches bob only after the next commit (late).

@@ -336,3 +336,58 @@ fn test_from_components() {
         tree2.parent_by_index(ParentNodeIndex::new(0))
     );
 }
+
+/// eth-mls patch (vendor/README.md): which subtrees a diff leaves as they were.
+#[test]
+fn eth_mls_patch_subtree_is_original() {
+    use super::array_representation::TreeNodeIndex;
+    let node = |i: u32| TreeNodeIndex::from_tree_index_u32(i);
+    // Bounds: leaves are themselves, a parent spans its leftmost and rightmost leaf.
+    assert_eq!(node(4).subtree_bounds(), (4, 4));
+    assert_eq!(node(5).subtree_bounds(), (4, 6));
+    assert_eq!(node(3).subtree_bounds(), (0, 6));
+    assert_eq!(node(7).subtree_bounds(), (0, 14));
+    assert_eq!(node(11).subtree_bounds(), (8, 14));
+
+    // Four leaves: 0 2 4 6 are leaves, 1 5 parents, 3 the root.
+    let nodes = vec![
+        TreeNode::leaf(10),
+        TreeNode::parent(11),
+        TreeNode::leaf(12),
+        TreeNode::parent(13),
+        TreeNode::leaf(14),
+        TreeNode::parent(15),
+        TreeNode::leaf(16),
+    ];
+    let tree = MlsBinaryTree::new(nodes).unwrap();
+    let original = |diff: &super::MlsBinaryTreeDiff<'_, u32, u32>| -> Vec<u32> {
+        (0..15).filter(|i| diff.subtree_is_original(node(*i))).collect()
+    };
+
+    let diff = tree.empty_diff();
+    assert_eq!(original(&diff), vec![0, 1, 2, 3, 4, 5, 6]);
+
+    // A leaf set: it and its ancestors are not original any more.
+    let mut diff = tree.empty_diff();
+    diff.replace_leaf(LeafNodeIndex::new(2), 99);
+    assert_eq!(original(&diff), vec![0, 1, 2, 6]);
+    let staged: super::StagedMlsBinaryTreeDiff<u32, u32> = diff.into();
+    assert_eq!(staged.changed_tree_indices().collect::<Vec<_>>(), vec![4]);
+
+    // A parent set: it and the root.
+    let mut diff = tree.empty_diff();
+    diff.replace_parent(ParentNodeIndex::new(0), 98);
+    assert_eq!(original(&diff), vec![0, 2, 4, 5, 6]);
+    let staged: super::StagedMlsBinaryTreeDiff<u32, u32> = diff.into();
+    assert_eq!(staged.changed_tree_indices().collect::<Vec<_>>(), vec![1]);
+
+    // Grown: the old tree is still there under the new root, which is not original.
+    let mut diff = tree.empty_diff();
+    diff.grow_tree().unwrap();
+    assert_eq!(original(&diff), vec![0, 1, 2, 3, 4, 5, 6]);
+
+    // Shrunk to two leaves: what is beyond the new size is not original.
+    let mut diff = tree.empty_diff();
+    diff.shrink_tree().unwrap();
+    assert_eq!(original(&diff), vec![0, 1, 2]);
+}

@@ -119,12 +119,15 @@ impl StagedTreeSyncDiff {
 /// invariants. See [`TreeSync`] for the list of invariants.
 pub(crate) struct TreeSyncDiff<'a> {
     diff: MlsBinaryTreeDiff<'a, TreeSyncLeafNode, TreeSyncParentNode>,
+    /// eth-mls patch: the original tree's subtree hashes (see [`super::NodeHashes`]).
+    node_hashes: &'a super::NodeHashes,
 }
 
 impl<'a> From<&'a TreeSync> for TreeSyncDiff<'a> {
     fn from(tree_sync: &'a TreeSync) -> Self {
         TreeSyncDiff {
             diff: tree_sync.tree.empty_diff(),
+            node_hashes: &tree_sync.node_hashes,
         }
     }
 }
@@ -781,6 +784,38 @@ impl TreeSyncDiff<'_> {
     /// all nodes below it in the tree. The leaf nodes in `exclusion_list` are
     /// not included in the tree hash.
     pub(crate) fn compute_tree_hash(
+        &self,
+        crypto: &impl OpenMlsCrypto,
+        ciphersuite: Ciphersuite,
+        node_index: TreeNodeIndex,
+        exclusion_list: &HashSet<&LeafNodeIndex>,
+    ) -> Result<Vec<u8>, LibraryError> {
+        // eth-mls patch (vendor/README.md): a subtree the diff left as it was, with no excluded
+        // leaf in it, has the hash the original tree's subtree has.
+        let (lo, hi) = node_index.subtree_bounds();
+        let cacheable = exclusion_list
+            .iter()
+            .all(|leaf| !(lo / 2..=hi / 2).contains(&leaf.u32()))
+            && self.diff.subtree_is_original(node_index);
+        if cacheable {
+            if let Some(hash) = self
+                .node_hashes
+                .get(ciphersuite, node_index.tree_index())
+            {
+                return Ok(hash);
+            }
+        }
+        let hash = self.compute_tree_hash_uncached(crypto, ciphersuite, node_index, exclusion_list)?;
+        if cacheable {
+            self.node_hashes
+                .put(ciphersuite, node_index.tree_index(), &hash);
+        }
+        Ok(hash)
+    }
+
+    /// The tree hash of the subtree under `node_index`, its children's from
+    /// [`Self::compute_tree_hash`].
+    fn compute_tree_hash_uncached(
         &self,
         crypto: &impl OpenMlsCrypto,
         ciphersuite: Ciphersuite,

@@ -418,6 +418,86 @@ impl fmt::Display for RatchetTree {
 pub struct TreeSync {
     tree: MlsBinaryTree<TreeSyncLeafNode, TreeSyncParentNode>,
     tree_hash: Vec<u8>,
+    /// eth-mls patch: the tree hashes of this tree's subtrees computed so far (not stored).
+    #[serde(skip)]
+    node_hashes: NodeHashes,
+}
+
+/// eth-mls patch (vendor/README.md): the tree hashes of a tree's subtrees, by the tree index
+/// of their root, for one ciphersuite.
+///
+/// Computing a tree hash walks the whole tree (every leaf serialized and hashed), and a
+/// commit computed it two or three times; a diff now takes the hash of every subtree it left
+/// as it was from here, and fills this with those it had to compute. Merging a diff drops
+/// the subtrees it changed. Never stored: an empty cache only costs a first full walk.
+#[derive(Default)]
+pub(crate) struct NodeHashes(std::sync::Mutex<NodeHashesInner>);
+
+#[derive(Default)]
+struct NodeHashesInner {
+    ciphersuite: Option<Ciphersuite>,
+    hashes: std::collections::HashMap<u32, Vec<u8>>,
+}
+
+impl NodeHashes {
+    fn lock(&self) -> std::sync::MutexGuard<'_, NodeHashesInner> {
+        // A poisoned cache holds only complete entries.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The hash of the subtree under the node at tree index `node`, if known.
+    pub(crate) fn get(&self, ciphersuite: Ciphersuite, node: u32) -> Option<Vec<u8>> {
+        let inner = self.lock();
+        if inner.ciphersuite != Some(ciphersuite) {
+            return None;
+        }
+        inner.hashes.get(&node).cloned()
+    }
+
+    /// Records the hash of the subtree under the node at tree index `node`.
+    pub(crate) fn put(&self, ciphersuite: Ciphersuite, node: u32, hash: &[u8]) {
+        let mut inner = self.lock();
+        if inner.ciphersuite != Some(ciphersuite) {
+            inner.hashes.clear();
+            inner.ciphersuite = Some(ciphersuite);
+        }
+        inner.hashes.insert(node, hash.to_vec());
+    }
+
+    /// Drops every subtree that contains one of the `changed` nodes or reaches beyond
+    /// `leaf_count` leaves.
+    fn invalidate(&mut self, changed: &[u32], leaf_count: u32) {
+        let inner = self.0.get_mut().unwrap_or_else(|e| e.into_inner());
+        inner.hashes.retain(|node, _| {
+            let (lo, hi) = crate::binary_tree::array_representation::TreeNodeIndex::from_tree_index_u32(*node).subtree_bounds();
+            hi / 2 < leaf_count && !changed.iter().any(|c| (lo..=hi).contains(c))
+        });
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().hashes.len()
+    }
+}
+
+impl std::fmt::Debug for NodeHashes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NodeHashes")
+    }
+}
+
+#[cfg(any(test, feature = "test-utils"))]
+impl Clone for NodeHashes {
+    fn clone(&self) -> Self {
+        NodeHashes::default()
+    }
+}
+
+#[cfg(any(test, feature = "test-utils"))]
+impl PartialEq for NodeHashes {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl TreeSync {
@@ -458,6 +538,7 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            node_hashes: NodeHashes::default(),
         };
         // Populate tree hash caches.
         tree_sync.populate_parent_hashes(provider.crypto(), ciphersuite)?;
@@ -510,6 +591,7 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            node_hashes: NodeHashes::default(),
         };
         tree_sync.populate_parent_hashes(provider.crypto(), ciphersuite)?;
 
@@ -531,6 +613,9 @@ impl TreeSync {
     pub(crate) fn merge_diff(&mut self, tree_sync_diff: StagedTreeSyncDiff) {
         let (diff, new_tree_hash) = tree_sync_diff.into_parts();
         self.tree_hash = new_tree_hash;
+        let changed: Vec<u32> = diff.changed_tree_indices().collect();
+        self.node_hashes
+            .invalidate(&changed, diff.merged_size().leaf_count());
         self.tree.merge_diff(diff);
     }
 
@@ -600,6 +685,7 @@ impl TreeSync {
         let mut tree_sync = Self {
             tree,
             tree_hash: vec![],
+            node_hashes: NodeHashes::default(),
         };
 
         // Verify all parent hashes.
@@ -945,5 +1031,36 @@ mod test {
     /// This should not panic in release-builds.
     fn test_ratchet_tree_internal_empty_after_trim() {
         RatchetTree::trimmed(vec![None]);
+    }
+}
+
+/// eth-mls patch (vendor/README.md): the subtree-hash cache.
+#[cfg(test)]
+mod eth_mls_patch {
+    use super::*;
+
+    #[test]
+    fn node_hashes_drop_what_a_merge_changed() {
+        let suite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let mut hashes = NodeHashes::default();
+        for i in 0..15u32 {
+            hashes.put(suite, i, &[i as u8]);
+        }
+        assert_eq!(hashes.len(), 15);
+        // Leaf 2 (tree index 4) set: it and its ancestors 5, 3 and 7 go.
+        hashes.invalidate(&[4], 8);
+        let kept: Vec<u32> = (0..15).filter(|i| hashes.get(suite, *i).is_some()).collect();
+        assert_eq!(kept, vec![0, 1, 2, 6, 8, 9, 10, 11, 12, 13, 14]);
+        assert_eq!(hashes.get(suite, 6), Some(vec![6]));
+        // Shrunk to two leaves: only the subtrees within them stay.
+        hashes.invalidate(&[], 2);
+        let kept: Vec<u32> = (0..15).filter(|i| hashes.get(suite, *i).is_some()).collect();
+        assert_eq!(kept, vec![0, 1, 2]);
+        // Another ciphersuite finds nothing, and replaces what was there.
+        let other = Ciphersuite::MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448;
+        assert_eq!(hashes.get(other, 0), None);
+        hashes.put(other, 0, &[1]);
+        assert_eq!(hashes.get(suite, 1), None);
+        assert_eq!(hashes.len(), 1);
     }
 }

@@ -62,6 +62,23 @@ impl<'a, L: Clone + Debug + Default, P: Clone + Debug + Default> From<AbDiff<'a,
 }
 
 impl<L: Clone + Debug + Default, P: Clone + Debug + Default> StagedAbDiff<L, P> {
+    /// eth-mls patch (vendor/README.md): the nodes this diff sets, as tree indices.
+    pub(crate) fn changed_tree_indices(&self) -> impl Iterator<Item = u32> + '_ {
+        self.leaf_diff
+            .keys()
+            .map(|l| TreeNodeIndex::Leaf(*l).tree_index())
+            .chain(
+                self.parent_diff
+                    .keys()
+                    .map(|p| TreeNodeIndex::Parent(*p).tree_index()),
+            )
+    }
+
+    /// eth-mls patch: the size of the tree once this diff is merged.
+    pub(crate) fn merged_size(&self) -> TreeSize {
+        self.size
+    }
+
     /// Return the leaf and parent diffs as a tuple.
     pub(super) fn into_diffs(self) -> (BTreeMap<LeafNodeIndex, L>, BTreeMap<ParentNodeIndex, P>) {
         (self.leaf_diff, self.parent_diff)
@@ -379,6 +396,42 @@ impl<L: Clone + Debug + Default, P: Clone + Debug + Default> AbDiff<'_, L, P> {
     //////////////////////////////////
 
     // Node access functions
+
+    /// eth-mls patch (vendor/README.md): whether every node of the subtree under `node`
+    /// reads in this diff exactly as in the original tree (none set by the diff, all within
+    /// both sizes), so that what was computed from the original subtree still holds.
+    pub(crate) fn subtree_is_original(&self, node: TreeNodeIndex) -> bool {
+        let (lo, hi) = node.subtree_bounds();
+        let (first_leaf, last_leaf) = (lo / 2, hi / 2);
+        let original = self.original_tree.tree_size();
+        if last_leaf >= self.leaf_count() || last_leaf >= original.leaf_count() {
+            return false;
+        }
+        if self
+            .leaf_diff
+            .range(LeafNodeIndex::new(first_leaf)..=LeafNodeIndex::new(last_leaf))
+            .next()
+            .is_some()
+        {
+            return false;
+        }
+        if hi > lo {
+            // The parents are the odd indices strictly between the two outer leaves.
+            let (first_parent, last_parent) = (lo / 2, (hi - 2) / 2);
+            if last_parent >= self.parent_count() || last_parent >= original.parent_count() {
+                return false;
+            }
+            if self
+                .parent_diff
+                .range(ParentNodeIndex::new(first_parent)..=ParentNodeIndex::new(last_parent))
+                .next()
+                .is_some()
+            {
+                return false;
+            }
+        }
+        true
+    }
 
     /// Returns a reference to the leaf node at index `leaf_index`.
     pub(crate) fn leaf(&self, leaf_index: LeafNodeIndex) -> &L {

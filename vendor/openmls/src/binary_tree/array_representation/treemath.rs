@@ -197,6 +197,28 @@ impl TreeNodeIndex {
     }
 }
 
+impl TreeNodeIndex {
+    /// eth-mls patch (vendor/README.md): the tree indices of the leftmost and rightmost
+    /// nodes of the subtree under this node (both leaves; the node itself for a leaf).
+    pub(crate) fn subtree_bounds(&self) -> (u32, u32) {
+        let x = self.u32();
+        // A node at level k spans 2^k - 1 nodes each side; levels are at most 30.
+        let span = (1u32 << level(x).min(31)) - 1;
+        (x.saturating_sub(span), x.saturating_add(span))
+    }
+
+    /// eth-mls patch: the index of this node in the array representation (leaves even,
+    /// parents odd).
+    pub(crate) fn tree_index(&self) -> u32 {
+        self.u32()
+    }
+
+    /// eth-mls patch: the node at index `index` of the array representation.
+    pub(crate) fn from_tree_index_u32(index: u32) -> Self {
+        Self::new(index)
+    }
+}
+
 impl Ord for TreeNodeIndex {
     fn cmp(&self, other: &TreeNodeIndex) -> Ordering {
         self.u32().cmp(&other.u32())

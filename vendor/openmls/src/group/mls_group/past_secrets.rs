@@ -485,3 +485,92 @@ impl MessageSecretsStore {
         self.past_epoch_trees.len()
     }
 }
+
+/// eth-mls patch (vendor/README.md): a past epoch's member list as one blob.
+#[cfg(test)]
+mod eth_mls_patch {
+    use super::*;
+    use crate::credentials::BasicCredential;
+    use serde::de::{Deserializer, Visitor};
+
+    /// A deserializer read as a binary format (`is_human_readable` false).
+    struct Binary<D>(D);
+
+    impl<'de, D: Deserializer<'de>> Deserializer<'de> for Binary<D> {
+        type Error = D::Error;
+
+        fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+            self.0.deserialize_any(visitor)
+        }
+
+        fn is_human_readable(&self) -> bool {
+            false
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map struct
+            enum identifier ignored_any
+        }
+    }
+
+    fn members(n: u32) -> Vec<Member> {
+        (0..n)
+            .map(|i| {
+                Member::new(
+                    LeafNodeIndex::new(2 * i),
+                    vec![i as u8; 56],
+                    vec![0xa0 | i as u8; 57],
+                    BasicCredential::new(format!("member {i}").into_bytes()).into(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn encoded_once_and_read_back() {
+        let list = members(5);
+        let encoded = Leaves::encode(&list).unwrap();
+        assert_eq!(&encoded[..4], &5u32.to_be_bytes());
+        assert_eq!(Leaves::decode(&encoded).unwrap(), list);
+        // Read from a blob, the blob is kept for the next write.
+        let bytes = serde::de::value::BytesDeserializer::<serde::de::value::Error>::new(&encoded);
+        let leaves = Leaves::deserialize(Binary(bytes)).unwrap();
+        assert_eq!(&*leaves, list.as_slice());
+        assert_eq!(leaves.encoded.get(), Some(&encoded));
+        // An empty list too.
+        let none = Leaves::encode(&[]).unwrap();
+        assert_eq!(Leaves::decode(&none).unwrap(), Vec::<Member>::new());
+    }
+
+    #[test]
+    fn lists_written_before_still_read() {
+        // Before the patch the list was a sequence of members.
+        let list = members(3);
+        let legacy = serde_json::to_string(&list).unwrap();
+        let mut json = serde_json::Deserializer::from_str(&legacy);
+        let leaves = Leaves::deserialize(Binary(&mut json)).unwrap();
+        assert_eq!(&*leaves, list.as_slice());
+        // JSON (human-readable) writes and reads the list of members, as before.
+        let leaves = Leaves::new(list.clone());
+        assert_eq!(serde_json::to_string(&leaves).unwrap(), legacy);
+        let back: Leaves = serde_json::from_str(&legacy).unwrap();
+        assert_eq!(&*back, list.as_slice());
+    }
+
+    #[test]
+    fn bad_blobs_are_errors() {
+        let encoded = Leaves::encode(&members(2)).unwrap();
+        // Cut anywhere, or with a byte more: an error, never a panic.
+        for end in 0..encoded.len() {
+            assert!(Leaves::decode(&encoded[..end]).is_err(), "cut at {end}");
+        }
+        let mut longer = encoded.clone();
+        longer.push(0);
+        assert!(Leaves::decode(&longer).is_err());
+        // A count the bytes cannot hold is refused before allocating for it.
+        let mut huge = u32::MAX.to_be_bytes().to_vec();
+        huge.extend_from_slice(&encoded[4..]);
+        assert!(Leaves::decode(&huge).is_err());
+    }
+}

@@ -77,7 +77,7 @@ pub struct SecretTree {
     leaves: Vec<Vec<Leaf>>,
 }
 
-pub fn run_test_vector<Provider: openmls::storage::OpenMlsProvider>(
+pub fn run_test_vector<Provider: crate::storage::OpenMlsProvider>(
     test: SecretTree,
     provider: &Provider,
 ) -> Result<(), String> {
