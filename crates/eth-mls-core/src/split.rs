@@ -370,6 +370,17 @@ fn split<'b>(
     (record, pieces)
 }
 
+/// The SHA-256 of each piece a split record refers to, in order; `None` if it is not one.
+fn record_hashes(record: &[u8]) -> Option<Vec<[u8; 32]>> {
+    let body = record.strip_prefix(MAGIC.as_slice())?;
+    let n = u32::from_be_bytes(body.get(..4)?.try_into().ok()?) as usize;
+    let entries = body.get(4..4 + n.checked_mul(40)?)?;
+    entries
+        .chunks_exact(40)
+        .map(|e| e[8..].try_into().ok())
+        .collect()
+}
+
 /// The whole record again from a split one, the pieces read with `piece`.
 fn join(
     record: &[u8],
@@ -428,14 +439,37 @@ impl SplitStorage<'_> {
 
     /// Stores the pieces of `bytes` at `ranges` (those not stored yet), deletes the group's
     /// pieces of `kind` no longer used, and returns the record that refers to them.
+    ///
+    /// `before` is the group's split record of `kind` as stored now, if any: the pieces stored
+    /// are exactly those it refers to (every write keeps them so), so only the pieces it lacks
+    /// are inserted and only those no longer used deleted, without looking each one up.
     fn put_pieces(
         &self,
         key: &[u8],
         kind: u8,
         bytes: &[u8],
         ranges: &[std::ops::Range<usize>],
+        before: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, SqlError> {
         let (record, pieces) = split(bytes, ranges, &piece_hashes(key, kind, bytes, ranges));
+        if let Some(before) = before.as_deref().and_then(record_hashes) {
+            let before: std::collections::HashSet<[u8; 32]> = before.into_iter().collect();
+            let now: std::collections::HashSet<[u8; 32]> = pieces.iter().map(|(h, _)| *h).collect();
+            let mut insert = self.conn.prepare_cached(
+                "INSERT OR IGNORE INTO eth_mls_secret_blob (group_id, kind, hash, bytes) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for (hash, piece) in pieces.iter().filter(|(h, _)| !before.contains(h)) {
+                insert.execute(params![key, kind, hash.as_slice(), piece])?;
+            }
+            let mut delete = self.conn.prepare_cached(
+                "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
+            )?;
+            for hash in before.difference(&now) {
+                delete.execute(params![key, kind, hash.as_slice()])?;
+            }
+            return Ok(record);
+        }
         let mut present = self.conn.prepare_cached(
             "SELECT 1 FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
         )?;
@@ -502,7 +536,11 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
                 .inner
                 .write_message_secrets::<GroupId, MessageSecrets>(group_id, message_secrets);
         };
-        let record = self.put_pieces(&Self::key(group_id)?, SECRETS, &bytes, &ranges)?;
+        let before = match self.inner.message_secrets::<GroupId, Split>(group_id) {
+            Ok(Some(Split(record))) => Some(record),
+            _ => None,
+        };
+        let record = self.put_pieces(&Self::key(group_id)?, SECRETS, &bytes, &ranges, before)?;
         self.inner
             .write_message_secrets::<GroupId, Split>(group_id, &Split(record))
     }
@@ -592,7 +630,11 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         let Some(ranges) = tree_runs(&bytes) else {
             return self.inner.write_tree::<GroupId, TreeSync>(group_id, tree);
         };
-        let record = self.put_pieces(&Self::key(group_id)?, TREE, &bytes, &ranges)?;
+        let before = match self.inner.tree::<GroupId, Split>(group_id) {
+            Ok(Some(Split(record))) => Some(record),
+            _ => None,
+        };
+        let record = self.put_pieces(&Self::key(group_id)?, TREE, &bytes, &ranges, before)?;
         self.inner
             .write_tree::<GroupId, Split>(group_id, &Split(record))
     }
@@ -1159,6 +1201,68 @@ mod tests {
         bad[1..5].copy_from_slice(&((last - 5) as u32).to_be_bytes());
         let bytes = store(&[bad]);
         assert_eq!(member_lists(&bytes).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn stored_pieces_are_exactly_those_the_record_refers_to() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrate::migrate(&mut conn).unwrap();
+        let storage = SplitStorage::new(&conn);
+        let stored = || -> std::collections::BTreeSet<Vec<u8>> {
+            let mut q = conn
+                .prepare("SELECT hash FROM eth_mls_secret_blob WHERE group_id = x'01' AND kind = 1")
+                .unwrap();
+            q.query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let referred = |record: &[u8]| -> std::collections::BTreeSet<Vec<u8>> {
+            record_hashes(record)
+                .unwrap()
+                .iter()
+                .map(|h| h.to_vec())
+                .collect()
+        };
+        let cut = |b: &[u8]| -> Vec<std::ops::Range<usize>> {
+            (0..b.len())
+                .step_by(100)
+                .map(|i| i..(i + 100).min(b.len()))
+                .collect()
+        };
+        let mut bytes: Vec<u8> = (0..1000u32).map(|i| (i % 7) as u8).collect();
+        // First written with no record before (each piece looked up), then from the one before.
+        let mut record = storage
+            .put_pieces(&[1], TREE, &bytes, &cut(&bytes), None)
+            .unwrap();
+        assert_eq!(stored(), referred(&record));
+        for step in 0..6usize {
+            bytes[step * 150] ^= 0xff;
+            if step == 3 {
+                bytes.truncate(640);
+            }
+            if step == 4 {
+                bytes.extend_from_slice(&[9; 500]);
+            }
+            record = storage
+                .put_pieces(&[1], TREE, &bytes, &cut(&bytes), Some(record))
+                .unwrap();
+            assert_eq!(stored(), referred(&record), "step {step}");
+            let table: std::collections::HashMap<[u8; 32], Vec<u8>> = {
+                let mut q = conn
+                    .prepare("SELECT hash, bytes FROM eth_mls_secret_blob WHERE kind = 1")
+                    .unwrap();
+                q.query_map([], |r| {
+                    let h: Vec<u8> = r.get(0)?;
+                    Ok((h.try_into().unwrap(), r.get(1)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+            };
+            assert_eq!(join(&record, |h| Ok(table[h].clone())).unwrap(), bytes);
+        }
+        assert_eq!(record_hashes(b"not a record"), None);
     }
 
     #[test]
