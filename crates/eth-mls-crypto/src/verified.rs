@@ -66,6 +66,50 @@ pub fn parallel_map<T: Sync, R: Send + Default>(
     })
 }
 
+/// Ed448 signatures in at least this many are batch-verified.
+#[cfg(feature = "rustcrypto")]
+const MIN_BATCH: usize = 8;
+
+/// `verify_all`'s results: the Ed448 items in one batch per thread, the rest with `one`.
+#[cfg(feature = "rustcrypto")]
+fn batched<B: Backend>(
+    items: &[SignedMessage<'_>],
+    one: impl Fn(&SignedMessage<'_>) -> Option<Vec<u8>> + Sync,
+) -> Vec<Option<Vec<u8>>> {
+    let ed448: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].scheme == SignatureScheme::ED448)
+        .collect();
+    let mut seed = [0u8; 32];
+    if ed448.len() < MIN_BATCH || getrandom::fill(&mut seed).is_err() {
+        return parallel_map(items, 2, one);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunks: Vec<&[usize]> = ed448.chunks(ed448.len().div_ceil(threads)).collect();
+    let mut results: Vec<Option<Vec<u8>>> = vec![None; items.len()];
+    let per_chunk = parallel_map(&chunks, 2, |chunk| -> Vec<(usize, Option<Vec<u8>>)> {
+        let batch: Vec<(&[u8], &[u8], &[u8])> = chunk
+            .iter()
+            .map(|&i| (items[i].public_key, items[i].message, items[i].signature))
+            .collect();
+        if crate::curve448::ed448_verify_batch(&batch, &seed) {
+            chunk.iter().map(|&i| (i, key::<B>(&items[i]))).collect()
+        } else {
+            chunk.iter().map(|&i| (i, one(&items[i]))).collect()
+        }
+    });
+    for (i, result) in per_chunk.into_iter().flatten() {
+        results[i] = result;
+    }
+    let others: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].scheme != SignatureScheme::ED448)
+        .collect();
+    let other_results = parallel_map(&others, 2, |&i| one(&items[i]));
+    for (i, result) in others.into_iter().zip(other_results) {
+        results[i] = result;
+    }
+    results
+}
+
 fn key<B: Backend>(item: &SignedMessage<'_>) -> Option<Vec<u8>> {
     let mut input = Vec::with_capacity(
         2 + 12 + item.public_key.len() + item.message.len() + item.signature.len(),
@@ -86,12 +130,21 @@ impl VerifiedSignatures {
 
     /// Verifies every item, on as many threads as the machine has, records the valid ones
     /// and returns which were valid.
+    ///
+    /// Ed448 signatures are checked in batches (one per thread, `curve448`'s batch
+    /// verification, whatever the backend): a batch that holds has every signature valid under
+    /// the rules both backends share; a batch that does not is verified one by one with `B`,
+    /// so the verdicts are always `B`'s.
     pub fn verify_all<B: Backend>(&self, items: &[SignedMessage<'_>]) -> Vec<bool> {
-        let results = parallel_map(items, 2, |item| -> Option<Vec<u8>> {
+        let one = |item: &SignedMessage<'_>| -> Option<Vec<u8>> {
             let alg = sig_alg(item.scheme).ok()?;
             B::verify(alg, item.public_key, item.message, item.signature).ok()?;
             key::<B>(item)
-        });
+        };
+        #[cfg(feature = "rustcrypto")]
+        let results = batched::<B>(items, one);
+        #[cfg(not(feature = "rustcrypto"))]
+        let results = parallel_map(items, 2, one);
         let valid = results.iter().map(Option::is_some).collect();
         if let Ok(mut set) = self.verified.lock() {
             set.extend(results.into_iter().flatten());
