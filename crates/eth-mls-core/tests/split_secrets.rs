@@ -38,28 +38,27 @@ fn blobs(path: &std::path::Path) -> (i64, i64) {
     pieces(path, 0)
 }
 
-/// The runs of the past epochs' member lists kept apart, as stored.
-fn member_lists(path: &std::path::Path) -> Vec<Vec<u8>> {
+/// The blobs of one column of a query on a store file.
+fn column(path: &std::path::Path, sql: &str) -> Vec<Vec<u8>> {
     let conn = rusqlite::Connection::open(path).unwrap();
-    let mut q = conn
-        .prepare("SELECT bytes FROM eth_mls_secret_blob WHERE kind = 0")
-        .unwrap();
+    let mut q = conn.prepare(sql).unwrap();
     q.query_map([], |r| r.get(0))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap()
 }
 
+/// The runs of the past epochs' member lists kept apart, as stored.
+fn member_lists(path: &std::path::Path) -> Vec<Vec<u8>> {
+    column(path, "SELECT bytes FROM eth_mls_secret_blob WHERE kind = 0")
+}
+
 /// The hashes of the tree's pieces.
 fn tree_hashes(path: &std::path::Path) -> Vec<Vec<u8>> {
-    let conn = rusqlite::Connection::open(path).unwrap();
-    let mut q = conn
-        .prepare("SELECT hash FROM eth_mls_secret_blob WHERE kind = 1 ORDER BY hash")
-        .unwrap();
-    q.query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
+    column(
+        path,
+        "SELECT hash FROM eth_mls_secret_blob WHERE kind = 1 ORDER BY hash",
+    )
 }
 
 fn reopen(p: &mut Peer) {
