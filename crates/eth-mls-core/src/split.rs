@@ -4,14 +4,14 @@
 //! openmls writes its whole `MessageSecretsStore` after every message: the current epoch's
 //! secret tree, and for each kept past epoch its secret tree *and its member list* (leaf
 //! nodes with their credentials: about 1.4 MB at 1000 members with two past epochs). The
-//! member lists never change once an epoch is past, so here they are cut out of the record and
-//! kept once each, by SHA-256, in `eth_mls_secret_blob`; the record keeps the rest and where
-//! each list goes. A message then writes a few kilobytes instead of megabytes (each list is
-//! hashed, found present, and not written again). The tree (written at every merge) is cut
-//! the same way into runs of 32 leaves and of 32 parents, so a commit, which changes one leaf
-//! and the parents on its path, rewrites a few runs instead of the whole tree. Records written
-//! before (whole) still read, and a record whose layout is not the expected one is written
-//! whole, as before.
+//! member lists never change once an epoch is past, so here they are cut out of the record, in
+//! runs of 32 members, and kept once each, by SHA-256, in `eth_mls_secret_blob`; the record
+//! keeps the rest and where each run goes. A message then writes a few kilobytes instead of
+//! megabytes (its runs are those already stored), and a new past epoch's list adds only the
+//! runs its commit changed. The tree (written at every merge) is cut the same way into runs of
+//! 32 leaves and of 32 parents, so a commit, which changes one leaf and the parents on its
+//! path, rewrites a few runs instead of the whole tree. Records written before (whole) still
+//! read, and a record whose layout is not the expected one is written whole, as before.
 //!
 //! Everything else is openmls_sqlite_storage's, unchanged, on the same connection, so it is in
 //! the same transaction as the rest of an operation.
@@ -270,7 +270,8 @@ fn tree_runs(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
     (end == b.len()).then_some(ranges)
 }
 
-/// A member list cut out of a record: its SHA-256 and its bytes.
+/// A piece cut out of a record (a run of a member list or of the tree): its SHA-256 and its
+/// bytes.
 type Piece<'b> = ([u8; 32], &'b [u8]);
 
 /// How many bytes of pieces [`HashCache`] keeps before it starts again empty.
@@ -441,8 +442,8 @@ impl SplitStorage<'_> {
     /// pieces of `kind` no longer used, and returns the record that refers to them.
     ///
     /// `before` is the group's split record of `kind` as stored now, if any: the pieces stored
-    /// are exactly those it refers to (every write keeps them so), so only the pieces it lacks
-    /// are inserted and only those no longer used deleted, without looking each one up.
+    /// are exactly those it refers to (every write keeps them so), so what is stored is known
+    /// without a query; without it (first write, or a record written whole) they are listed.
     fn put_pieces(
         &self,
         key: &[u8],
@@ -452,50 +453,36 @@ impl SplitStorage<'_> {
         before: Option<Vec<u8>>,
     ) -> Result<Vec<u8>, SqlError> {
         let (record, pieces) = split(bytes, ranges, &piece_hashes(key, kind, bytes, ranges));
-        if let Some(before) = before.as_deref().and_then(record_hashes) {
-            let before: std::collections::HashSet<[u8; 32]> = before.into_iter().collect();
-            let now: std::collections::HashSet<[u8; 32]> = pieces.iter().map(|(h, _)| *h).collect();
-            let mut insert = self.conn.prepare_cached(
-                "INSERT OR IGNORE INTO eth_mls_secret_blob (group_id, kind, hash, bytes) \
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?;
-            for (hash, piece) in pieces.iter().filter(|(h, _)| !before.contains(h)) {
-                insert.execute(params![key, kind, hash.as_slice(), piece])?;
-            }
-            let mut delete = self.conn.prepare_cached(
-                "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
-            )?;
-            for hash in before.difference(&now) {
-                delete.execute(params![key, kind, hash.as_slice()])?;
-            }
-            return Ok(record);
-        }
-        let mut present = self.conn.prepare_cached(
-            "SELECT 1 FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
-        )?;
+        let stored: std::collections::HashSet<[u8; 32]> =
+            match before.as_deref().and_then(record_hashes) {
+                Some(hashes) => hashes.into_iter().collect(),
+                None => {
+                    let mut listed = self.conn.prepare_cached(
+                        "SELECT hash FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2",
+                    )?;
+                    let hashes: Vec<Vec<u8>> = listed
+                        .query_map(params![key, kind], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?;
+                    // A row whose hash is not 32 bytes is no piece of ours: it stays unlisted.
+                    hashes
+                        .into_iter()
+                        .filter_map(|h| <[u8; 32]>::try_from(h.as_slice()).ok())
+                        .collect()
+                }
+            };
+        let now: std::collections::HashSet<[u8; 32]> = pieces.iter().map(|(h, _)| *h).collect();
         let mut insert = self.conn.prepare_cached(
             "INSERT OR IGNORE INTO eth_mls_secret_blob (group_id, kind, hash, bytes) \
              VALUES (?1, ?2, ?3, ?4)",
         )?;
-        for (hash, piece) in &pieces {
-            // Most pieces are there already: found by their key, their bytes are not bound.
-            if !present.exists(params![key, kind, hash.as_slice()])? {
-                insert.execute(params![key, kind, hash.as_slice(), piece])?;
-            }
+        for (hash, piece) in pieces.iter().filter(|(h, _)| !stored.contains(h)) {
+            insert.execute(params![key, kind, hash.as_slice(), piece])?;
         }
-        let used: std::collections::HashSet<&[u8]> =
-            pieces.iter().map(|(h, _)| h.as_slice()).collect();
-        let mut listed = self.conn.prepare_cached(
-            "SELECT hash FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2",
-        )?;
-        let stored: Vec<Vec<u8>> = listed
-            .query_map(params![key, kind], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
         let mut delete = self.conn.prepare_cached(
             "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2 AND hash = ?3",
         )?;
-        for hash in stored.iter().filter(|h| !used.contains(h.as_slice())) {
-            delete.execute(params![key, kind, hash])?;
+        for hash in stored.difference(&now) {
+            delete.execute(params![key, kind, hash.as_slice()])?;
         }
         Ok(record)
     }
@@ -1208,21 +1195,28 @@ mod tests {
         let mut conn = Connection::open_in_memory().unwrap();
         crate::migrate::migrate(&mut conn).unwrap();
         let storage = SplitStorage::new(&conn);
-        let stored = || -> std::collections::BTreeSet<Vec<u8>> {
+        // The group's tree pieces as stored: hash to bytes.
+        let table = || -> std::collections::BTreeMap<[u8; 32], Vec<u8>> {
             let mut q = conn
-                .prepare("SELECT hash FROM eth_mls_secret_blob WHERE group_id = x'01' AND kind = 1")
+                .prepare(
+                    "SELECT hash, bytes FROM eth_mls_secret_blob WHERE group_id = x'01' AND kind = 1",
+                )
                 .unwrap();
-            q.query_map([], |r| r.get(0))
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
+            q.query_map([], |r| {
+                let h: Vec<u8> = r.get(0)?;
+                Ok((h.try_into().unwrap(), r.get(1)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
         };
-        let referred = |record: &[u8]| -> std::collections::BTreeSet<Vec<u8>> {
-            record_hashes(record)
-                .unwrap()
-                .iter()
-                .map(|h| h.to_vec())
-                .collect()
+        let stored = || {
+            table()
+                .into_keys()
+                .collect::<std::collections::BTreeSet<_>>()
+        };
+        let referred = |record: &[u8]| -> std::collections::BTreeSet<[u8; 32]> {
+            record_hashes(record).unwrap().into_iter().collect()
         };
         let cut = |b: &[u8]| -> Vec<std::ops::Range<usize>> {
             (0..b.len())
@@ -1231,7 +1225,15 @@ mod tests {
                 .collect()
         };
         let mut bytes: Vec<u8> = (0..1000u32).map(|i| (i % 7) as u8).collect();
-        // First written with no record before (each piece looked up), then from the one before.
+        // A piece left over from an earlier layout: the first write lists what is stored and
+        // deletes it.
+        conn.execute(
+            "INSERT INTO eth_mls_secret_blob (group_id, kind, hash, bytes) VALUES (x'01', 1, ?1, x'00')",
+            [[0xeeu8; 32].as_slice()],
+        )
+        .unwrap();
+        // First written with no record before (the stored pieces listed), then from the one
+        // before.
         let mut record = storage
             .put_pieces(&[1], TREE, &bytes, &cut(&bytes), None)
             .unwrap();
@@ -1248,18 +1250,7 @@ mod tests {
                 .put_pieces(&[1], TREE, &bytes, &cut(&bytes), Some(record))
                 .unwrap();
             assert_eq!(stored(), referred(&record), "step {step}");
-            let table: std::collections::HashMap<[u8; 32], Vec<u8>> = {
-                let mut q = conn
-                    .prepare("SELECT hash, bytes FROM eth_mls_secret_blob WHERE kind = 1")
-                    .unwrap();
-                q.query_map([], |r| {
-                    let h: Vec<u8> = r.get(0)?;
-                    Ok((h.try_into().unwrap(), r.get(1)?))
-                })
-                .unwrap()
-                .collect::<Result<_, _>>()
-                .unwrap()
-            };
+            let table = table();
             assert_eq!(join(&record, |h| Ok(table[h].clone())).unwrap(), bytes);
         }
         assert_eq!(record_hashes(b"not a record"), None);

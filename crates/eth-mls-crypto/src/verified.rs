@@ -131,8 +131,8 @@ impl VerifiedSignatures {
     /// Verifies every item, on as many threads as the machine has, records the valid ones
     /// and returns which were valid.
     ///
-    /// Ed448 signatures are checked in batches (one per thread, `curve448`'s batch
-    /// verification, whatever the backend): a batch that holds has every signature valid under
+    /// With the `rustcrypto` feature, Ed448 signatures are checked in batches (one per thread,
+    /// `curve448`'s batch verification, whatever `B` is): a batch that holds has every signature valid under
     /// the rules both backends share; a batch that does not is verified one by one with `B`,
     /// so the verdicts are always `B`'s.
     pub fn verify_all<B: Backend>(&self, items: &[SignedMessage<'_>]) -> Vec<bool> {
