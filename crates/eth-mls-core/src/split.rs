@@ -1264,34 +1264,28 @@ mod tests {
                 .map(|r| Sha256::digest(&b[r.clone()]).into())
                 .collect()
         };
+        // Hashes `b` at `rs` through the cache: always the SHA-256 of the bytes as they are,
+        // and the pieces kept for the next time.
+        let check = |kind: u8, b: &[u8], rs: &[std::ops::Range<usize>]| -> Vec<[u8; 32]> {
+            let hashes = piece_hashes(&key, kind, b, rs);
+            assert_eq!(hashes, sha(b, rs));
+            let cache = HASH_CACHE.lock().unwrap();
+            let kept = &cache.pieces[&(key.clone(), kind)];
+            assert_eq!(kept.iter().map(|(_, h)| *h).collect::<Vec<_>>(), hashes);
+            hashes
+        };
         let mut bytes: Vec<u8> = (0..3000u32).map(|i| (i % 251) as u8).collect();
         let ranges = vec![0..1000, 1000..2000, 2000..3000];
-        // First time, again unchanged, then with the middle piece changed, then cut otherwise:
-        // always the SHA-256 of the bytes as they are now.
-        assert_eq!(
-            piece_hashes(&key, TREE, &bytes, &ranges),
-            sha(&bytes, &ranges)
-        );
-        assert_eq!(
-            piece_hashes(&key, TREE, &bytes, &ranges),
-            sha(&bytes, &ranges)
-        );
-        let unchanged = sha(&bytes, &ranges);
+        // First time, again unchanged, then with the middle piece changed, then cut otherwise.
+        let unchanged = check(TREE, &bytes, &ranges);
+        assert_eq!(check(TREE, &bytes, &ranges), unchanged);
         bytes[1500] ^= 1;
-        let hashes = piece_hashes(&key, TREE, &bytes, &ranges);
-        assert_eq!(hashes, sha(&bytes, &ranges));
+        let hashes = check(TREE, &bytes, &ranges);
         assert_eq!(hashes[0], unchanged[0]);
         assert_ne!(hashes[1], unchanged[1]);
-        let other = vec![0..10, 10..2990, 2990..3000];
-        assert_eq!(
-            piece_hashes(&key, TREE, &bytes, &other),
-            sha(&bytes, &other)
-        );
+        check(TREE, &bytes, &[0..10, 10..2990, 2990..3000]);
         // Another kind of the same group is cached apart.
-        assert_eq!(
-            piece_hashes(&key, SECRETS, &bytes, &ranges),
-            sha(&bytes, &ranges)
-        );
+        check(SECRETS, &bytes, &ranges);
         // Pieces larger than the cache are hashed, and not kept.
         let big = vec![7u8; HASH_CACHE_BYTES + 1];
         let whole: Vec<std::ops::Range<usize>> = std::iter::once(0..big.len()).collect();
