@@ -146,8 +146,17 @@ fn test(root: &Path) -> Result<()> {
             .args(["--features", "test-utils", "--lib", "--"])
             // The modules the patches touch, with upstream's tests of them (tree math, diffs,
             // tree hashes and parent hashes against the tree-validation, tree-operations and
-            // TreeKEM vectors, past epochs' secrets) and the patches' own.
-            .args(["binary_tree", "treesync", "past_secrets", "eth_mls_patch"]),
+            // TreeKEM vectors, past epochs' secrets, the message secrets a group stores as
+            // it decrypts, and the group's own tests: storing, loading, deleting) and the
+            // patches' own.
+            .args([
+                "binary_tree",
+                "treesync",
+                "past_secrets",
+                "decryption_ratchet_updates",
+                "tests::mls_group::",
+                "eth_mls_patch",
+            ]),
         &mut counts,
     )?;
     stage("test: MLS test vectors, entries passed per file (already counted above)");

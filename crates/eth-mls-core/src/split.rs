@@ -1,17 +1,18 @@
 //! [`SplitStorage`]: openmls's SQLite storage, with its message-secrets and tree records split
 //! so that a message or a commit writes only what it changed.
 //!
-//! openmls writes its whole `MessageSecretsStore` after every message: the current epoch's
-//! secret tree, and for each kept past epoch its secret tree *and its member list* (leaf
-//! nodes with their credentials: about 1.4 MB at 1000 members with two past epochs). The
-//! member lists never change once an epoch is past, so here they are cut out of the record, in
-//! runs of 32 members, and kept once each, by SHA-256, in `eth_mls_secret_blob`; the record
-//! keeps the rest and where each run goes. A message then writes a few kilobytes instead of
-//! megabytes (its runs are those already stored), and a new past epoch's list adds only the
-//! runs its commit changed. The tree (written at every merge) is cut the same way into runs of
-//! 32 leaves and of 32 parents, so a commit, which changes one leaf and the parents on its
-//! path, rewrites a few runs instead of the whole tree. Records written before (whole) still
-//! read, and a record whose layout is not the expected one is written whole, as before.
+//! openmls (patched, `vendor/README.md`) stores its message secrets as two records: the current
+//! epoch's secrets, written after every message, and the kept past epochs' secrets *with their
+//! member lists* (leaf nodes with their credentials: about 1.4 MB at 1000 members with two past
+//! epochs), written at a merge and when a late message moves a past epoch's ratchet. The
+//! member lists never change once an epoch is past, so here they are cut out of the past
+//! epochs' record, in runs of 32 members, and kept once each, by SHA-256, in
+//! `eth_mls_secret_blob`; the record keeps the rest and where each run goes. A new past epoch's
+//! list then adds only the runs its commit changed. The tree (written at every merge) is cut
+//! the same way into runs of 32 leaves and of 32 parents, so a commit, which changes one leaf
+//! and the parents on its path, rewrites a few runs instead of the whole tree. Records written
+//! before (whole, or a whole store of secrets split) still read, and a record of another
+//! layout (the current epoch's secrets) is written whole.
 //!
 //! Everything else is openmls_sqlite_storage's, unchanged, on the same connection, so it is in
 //! the same transaction as the rest of an operation.
@@ -155,13 +156,18 @@ fn array(b: &[u8], pos: usize) -> Option<(usize, usize)> {
     }
 }
 
-/// The byte ranges of the past epochs' member lists in an encoded `MessageSecretsStore`
-/// (`[max_epochs, [[epoch, secrets, leaves], …], secrets]`, `leaves` an array of members, or a
-/// `bin` of their TLS encoding, cut in runs of members), or `None` when the bytes do not have
-/// that layout.
+/// The byte ranges of the past epochs' member lists in an encoded record of them (openmls
+/// patched, vendor/README.md: `[layout, [[epoch, secrets, leaves], …]]`, `layout` a string) or
+/// in a whole `MessageSecretsStore` written before that patch (`[max_epochs, [[epoch,
+/// secrets, leaves], …], secrets]`); `leaves` an array of members, or a `bin` of their TLS
+/// encoding, cut in runs of members. `None` when the bytes have neither layout (the record of
+/// the current epoch's secrets, which has no member list).
 fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
-    let (3, at) = array(b, 0)? else {
-        return None;
+    let (fields, at) = array(b, 0)?;
+    let whole_store = match (fields, b.get(at)?) {
+        (2, 0xa0..=0xbf | 0xd9..=0xdb) => false,
+        (3, 0x00..=0x7f | 0xcc..=0xcf) => true,
+        _ => return None,
     };
     let at = skip(b, at)?;
     let (trees, mut at) = array(b, at)?;
@@ -192,7 +198,7 @@ fn member_lists(b: &[u8]) -> Option<Vec<std::ops::Range<usize>>> {
         }
         at = end;
     }
-    let end = skip(b, at)?;
+    let end = if whole_store { skip(b, at)? } else { at };
     (end == b.len()).then_some(ranges)
 }
 
@@ -330,18 +336,26 @@ fn piece_hashes(
     hashes
 }
 
-/// `value` encoded, the buffer reserved at the size of the last record of `kind` encoded on
-/// this thread (records of a kind keep about their size: no growing and copying step by step).
-fn encode<T: serde::Serialize>(kind: u8, value: &T) -> Result<Vec<u8>, SqlError> {
+/// `value` encoded, the buffer reserved at the size of the last record of `kind` written under
+/// `key` on this thread (a record keeps about its size: no growing and copying step by step).
+fn encode<T: serde::Serialize>(key: &[u8], kind: u8, value: &T) -> Result<Vec<u8>, SqlError> {
     thread_local! {
-        static LAST: [std::cell::Cell<usize>; 2] = const {
-            [std::cell::Cell::new(0), std::cell::Cell::new(0)]
-        };
+        static LAST: std::cell::RefCell<std::collections::HashMap<(Vec<u8>, u8), usize>> =
+            Default::default();
     }
-    let slot = usize::from(kind.min(1));
-    let mut out = Vec::with_capacity(LAST.with(|l| l[slot].get()));
+    let last = LAST.with(|l| l.borrow().get(&(key.to_vec(), kind)).copied());
+    let mut out = Vec::with_capacity(last.unwrap_or(0));
     BinaryCodec::encode_into(value, &mut out).map_err(codec_error)?;
-    LAST.with(|l| l[slot].set(out.len()));
+    if last != Some(out.len()) {
+        LAST.with(|l| {
+            let mut l = l.borrow_mut();
+            // Sizes of groups long gone are not kept forever.
+            if l.len() >= 1024 {
+                l.clear();
+            }
+            l.insert((key.to_vec(), kind), out.len());
+        });
+    }
     Ok(out)
 }
 
@@ -517,17 +531,34 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         group_id: &GroupId,
         message_secrets: &MessageSecrets,
     ) -> Result<(), SqlError> {
-        let bytes = encode(SECRETS, message_secrets)?;
+        let key = Self::key(group_id)?;
+        let bytes = encode(&key, SECRETS, message_secrets)?;
         let Some(ranges) = member_lists(&bytes) else {
-            return self
-                .inner
-                .write_message_secrets::<GroupId, MessageSecrets>(group_id, message_secrets);
+            // A record with no member list (the current epoch's secrets) refers to no piece:
+            // those of a split record it replaces (a whole store written before openmls was
+            // patched, under the same key) go.
+            self.conn
+                .prepare_cached(
+                    "DELETE FROM eth_mls_secret_blob WHERE group_id = ?1 AND kind = ?2",
+                )?
+                .execute(params![key, SECRETS])?;
+            // openmls_sqlite_storage's own row (0.3, provider version 1), written from the
+            // bytes already encoded (it would encode the value again, and prepare its
+            // statement anew): it reads it back as it wrote it (tested through it).
+            self.conn
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO openmls_group_data \
+                     (group_id, data_type, group_data, provider_version) \
+                     VALUES (?1, 'message_secrets', ?2, 1)",
+                )?
+                .execute(params![key, bytes])?;
+            return Ok(());
         };
         let before = match self.inner.message_secrets::<GroupId, Split>(group_id) {
             Ok(Some(Split(record))) => Some(record),
             _ => None,
         };
-        let record = self.put_pieces(&Self::key(group_id)?, SECRETS, &bytes, &ranges, before)?;
+        let record = self.put_pieces(&key, SECRETS, &bytes, &ranges, before)?;
         self.inner
             .write_message_secrets::<GroupId, Split>(group_id, &Split(record))
     }
@@ -613,7 +644,8 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
         group_id: &GroupId,
         tree: &TreeSync,
     ) -> Result<(), SqlError> {
-        let bytes = encode(TREE, tree)?;
+        let key = Self::key(group_id)?;
+        let bytes = encode(&key, TREE, tree)?;
         let Some(ranges) = tree_runs(&bytes) else {
             return self.inner.write_tree::<GroupId, TreeSync>(group_id, tree);
         };
@@ -621,7 +653,7 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
             Ok(Some(Split(record))) => Some(record),
             _ => None,
         };
-        let record = self.put_pieces(&Self::key(group_id)?, TREE, &bytes, &ranges, before)?;
+        let record = self.put_pieces(&key, TREE, &bytes, &ranges, before)?;
         self.inner
             .write_tree::<GroupId, Split>(group_id, &Split(record))
     }
@@ -1361,6 +1393,100 @@ mod tests {
             assert_eq!(whole, bytes);
             assert_eq!(BinaryCodec::from_slice::<Store>(&whole).unwrap(), s);
         }
+    }
+
+    /// The shapes of patched openmls's two records (vendor/README.md): the past epochs, and
+    /// the head (the current epoch's secrets), each led by a string naming it.
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct PastRecord {
+        layout: String,
+        past: Vec<EpochTree>,
+    }
+
+    #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct HeadRecord {
+        layout: String,
+        max_epochs: usize,
+        secrets: Vec<Vec<u8>>,
+    }
+
+    #[test]
+    fn the_past_epochs_record_is_cut_and_the_head_is_written_whole() {
+        for (members, past) in [(0, 0), (20, 2), (300, 2)] {
+            let s = store(members, past);
+            let record = PastRecord {
+                layout: "openmls past epoch secrets v2".into(),
+                past: s.past.clone(),
+            };
+            let bytes = BinaryCodec::to_vec(&record).unwrap();
+            let ranges = member_lists(&bytes).expect("the layout is recognised");
+            assert_eq!(ranges.len(), past as usize);
+            let (cut, pieces) = fresh(&bytes, &ranges);
+            let whole = join(&cut, |h| {
+                Ok(pieces.iter().find(|(x, _)| x == h).unwrap().1.to_vec())
+            })
+            .unwrap();
+            assert_eq!(
+                BinaryCodec::from_slice::<PastRecord>(&whole).unwrap(),
+                record
+            );
+            // The head has no member list: not cut.
+            let head = HeadRecord {
+                layout: "openmls message secrets head v2".into(),
+                max_epochs: 2,
+                secrets: s.secrets.clone(),
+            };
+            assert!(member_lists(&BinaryCodec::to_vec(&head).unwrap()).is_none());
+        }
+    }
+
+    /// A key and an entity as openmls's storage passes them.
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Key(Vec<u8>);
+    impl openmls_traits::storage::Key<CURRENT_VERSION> for Key {}
+    impl traits::GroupId<CURRENT_VERSION> for Key {}
+    impl openmls_traits::storage::Entity<CURRENT_VERSION> for Store {}
+    impl traits::MessageSecrets<CURRENT_VERSION> for Store {}
+    impl openmls_traits::storage::Entity<CURRENT_VERSION> for HeadRecord {}
+    impl traits::MessageSecrets<CURRENT_VERSION> for HeadRecord {}
+
+    #[test]
+    fn a_head_written_over_a_whole_store_leaves_no_piece_behind() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::migrate::migrate(&mut conn).unwrap();
+        let storage = SplitStorage::new(&conn);
+        let pieces = || -> i64 {
+            conn.query_row("SELECT COUNT(*) FROM eth_mls_secret_blob", [], |r| r.get(0))
+                .unwrap()
+        };
+        let group = Key(b"group".to_vec());
+        // A store written whole, as before openmls was patched: its member lists cut out.
+        let whole = store(40, 2);
+        storage.write_message_secrets(&group, &whole).unwrap();
+        assert!(pieces() > 0);
+        assert_eq!(storage.message_secrets(&group).unwrap(), Some(whole));
+        // The head replaces it under the same key: the pieces go, and it reads back as written.
+        let head = HeadRecord {
+            layout: "openmls message secrets head v2".into(),
+            max_epochs: 2,
+            secrets: vec![vec![3; 64]; 4],
+        };
+        storage.write_message_secrets(&group, &head).unwrap();
+        assert_eq!(pieces(), 0);
+        assert_eq!(storage.message_secrets(&group).unwrap(), Some(head.clone()));
+        // Through openmls_sqlite_storage itself, too: the row is its own.
+        assert_eq!(
+            storage
+                .inner
+                .message_secrets::<Key, HeadRecord>(&group)
+                .unwrap(),
+            Some(head)
+        );
+        storage.delete_message_secrets(&group).unwrap();
+        assert_eq!(
+            storage.message_secrets::<Key, HeadRecord>(&group).unwrap(),
+            None
+        );
     }
 
     #[test]

@@ -61,6 +61,28 @@ fn tree_hashes(path: &std::path::Path) -> Vec<Vec<u8>> {
     )
 }
 
+/// The rowids of the message-secrets records in a store file of one group: the past epochs'
+/// (a split record, `EMS1`) and the head's. A record written again gets a new rowid
+/// (`INSERT OR REPLACE`).
+fn secrets_rows(path: &std::path::Path) -> (i64, i64) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut q = conn
+        .prepare(
+            "SELECT rowid, INSTR(group_data, CAST('EMS1' AS BLOB)) > 0 FROM openmls_group_data \
+             WHERE data_type = 'message_secrets'",
+        )
+        .unwrap();
+    let rows: Vec<(i64, bool)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let past: Vec<i64> = rows.iter().filter(|r| r.1).map(|r| r.0).collect();
+    let head: Vec<i64> = rows.iter().filter(|r| !r.1).map(|r| r.0).collect();
+    assert_eq!((past.len(), head.len()), (1, 1), "{rows:?}");
+    (past[0], head[0])
+}
+
 fn reopen(p: &mut Peer) {
     let id = p.group.as_ref().map(|g| g.id().to_vec());
     p.store = Store::open(&p.path, &StoreKey::unencrypted()).unwrap();
@@ -115,11 +137,20 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
     let before = blobs(&bob.path);
     let tree_before = tree_hashes(&bob.path);
     assert!(!tree_before.is_empty(), "the tree was written whole");
+    // openmls patched (vendor/README.md): a message of the current epoch rewrites the head
+    // record alone, never the past epochs' record, on both sides.
+    let (bob_past, bob_head) = secrets_rows(&bob.path);
+    let (alice_past, alice_head) = secrets_rows(&alice.path);
     for i in 0..5u8 {
         let m = alice.send(&[i; 100]);
         let events = bob.process(&m).unwrap();
         assert!(matches!(events.as_slice(), [Event::Application(_)]));
     }
+    let (bob_past_now, bob_head_now) = secrets_rows(&bob.path);
+    let (alice_past_now, alice_head_now) = secrets_rows(&alice.path);
+    assert_eq!((bob_past_now, alice_past_now), (bob_past, alice_past));
+    assert_ne!(bob_head_now, bob_head, "the receiver's head was written");
+    assert_ne!(alice_head_now, alice_head, "the sender's head was written");
     assert_eq!(blobs(&bob.path), before);
     assert_eq!(
         tree_hashes(&bob.path),
@@ -129,6 +160,7 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
 
     // After a restart the record is whole again: the late message of the past epoch decrypts.
     reopen(&mut bob);
+    let (past, head) = secrets_rows(&bob.path);
     match bob.process(&late).unwrap().as_slice() {
         [Event::Application(a)] => {
             // The sender is found in the past epoch's member list, read back from its blob.
@@ -136,6 +168,18 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
             assert_eq!(a.sender, alice.store.identity().address());
         }
         other => panic!("{other:?}"),
+    }
+    // A late message advances a past epoch's ratchet: the past epochs' record is written,
+    // not the head; and after a restart the late message is not delivered twice.
+    let (past_now, head_now) = secrets_rows(&bob.path);
+    assert_ne!(past_now, past);
+    assert_eq!(head_now, head);
+    reopen(&mut bob);
+    if let Ok(events) = bob.process(&late) {
+        assert!(
+            events.is_empty(),
+            "a late message delivered twice: {events:?}"
+        );
     }
     // And the group goes on; a commit replaces some of the tree's pieces, not all, and the
     // tree reads back after a restart.

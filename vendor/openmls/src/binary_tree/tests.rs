@@ -361,7 +361,9 @@ fn eth_mls_patch_subtree_is_original() {
     ];
     let tree = MlsBinaryTree::new(nodes).unwrap();
     let original = |diff: &super::MlsBinaryTreeDiff<'_, u32, u32>| -> Vec<u32> {
-        (0..15).filter(|i| diff.subtree_is_original(node(*i))).collect()
+        (0..15)
+            .filter(|i| diff.subtree_is_original(node(*i)))
+            .collect()
     };
 
     let diff = tree.empty_diff();

@@ -798,14 +798,12 @@ impl TreeSyncDiff<'_> {
             .all(|leaf| !(lo / 2..=hi / 2).contains(&leaf.u32()))
             && self.diff.subtree_is_original(node_index);
         if cacheable {
-            if let Some(hash) = self
-                .node_hashes
-                .get(ciphersuite, node_index.tree_index())
-            {
+            if let Some(hash) = self.node_hashes.get(ciphersuite, node_index.tree_index()) {
                 return Ok(hash);
             }
         }
-        let hash = self.compute_tree_hash_uncached(crypto, ciphersuite, node_index, exclusion_list)?;
+        let hash =
+            self.compute_tree_hash_uncached(crypto, ciphersuite, node_index, exclusion_list)?;
         if cacheable {
             self.node_hashes
                 .put(ciphersuite, node_index.tree_index(), &hash);

@@ -469,7 +469,9 @@ impl NodeHashes {
     fn invalidate(&mut self, changed: &[u32], leaf_count: u32) {
         let inner = self.0.get_mut().unwrap_or_else(|e| e.into_inner());
         inner.hashes.retain(|node, _| {
-            let (lo, hi) = crate::binary_tree::array_representation::TreeNodeIndex::from_tree_index_u32(*node).subtree_bounds();
+            let (lo, hi) =
+                crate::binary_tree::array_representation::TreeNodeIndex::from_tree_index_u32(*node)
+                    .subtree_bounds();
             hi / 2 < leaf_count && !changed.iter().any(|c| (lo..=hi).contains(c))
         });
     }
@@ -1049,12 +1051,16 @@ mod eth_mls_patch {
         assert_eq!(hashes.len(), 15);
         // Leaf 2 (tree index 4) set: it and its ancestors 5, 3 and 7 go.
         hashes.invalidate(&[4], 8);
-        let kept: Vec<u32> = (0..15).filter(|i| hashes.get(suite, *i).is_some()).collect();
+        let kept: Vec<u32> = (0..15)
+            .filter(|i| hashes.get(suite, *i).is_some())
+            .collect();
         assert_eq!(kept, vec![0, 1, 2, 6, 8, 9, 10, 11, 12, 13, 14]);
         assert_eq!(hashes.get(suite, 6), Some(vec![6]));
         // Shrunk to two leaves: only the subtrees within them stay.
         hashes.invalidate(&[], 2);
-        let kept: Vec<u32> = (0..15).filter(|i| hashes.get(suite, *i).is_some()).collect();
+        let kept: Vec<u32> = (0..15)
+            .filter(|i| hashes.get(suite, *i).is_some())
+            .collect();
         assert_eq!(kept, vec![0, 1, 2]);
         // Another ciphersuite finds nothing, and replaces what was there.
         let other = Ciphersuite::MLS_256_DHKEMX448_AES256GCM_SHA512_Ed448;

@@ -222,8 +222,9 @@ impl MlsGroup {
         message_secrets
             .secret_tree_mut()
             .delete_own_secret_for_generation(secret_type, generation)?;
-        storage
-            .write_message_secrets(self.group_id(), &self.message_secrets_store)
+        let what = super::past_secrets::SecretsWrite::for_epoch(epoch, self.context().epoch());
+        self.message_secrets_store
+            .write(storage, self.group_id(), what)
             .map_err(ConfirmMessageError::StorageError)?;
         Ok(())
     }

@@ -32,7 +32,11 @@ impl MlsGroup {
         self.public_group.store_for_migration(storage)?;
         storage.write_group_epoch_secrets(self.group_id(), &self.group_epoch_secrets)?;
         storage.write_own_leaf_index(self.group_id(), &self.own_leaf_index)?;
-        storage.write_message_secrets(self.group_id(), &self.message_secrets_store)?;
+        self.message_secrets_store.write(
+            storage,
+            self.group_id(),
+            super::past_secrets::SecretsWrite::All,
+        )?;
         storage.write_resumption_psk_store(self.group_id(), &self.resumption_psk_store)?;
         storage.write_mls_join_config(self.group_id(), &self.mls_group_config)?;
 

@@ -3,7 +3,7 @@
 //! This module contains [`MlsGroup`] and its submodules.
 //!
 
-use past_secrets::MessageSecretsStore;
+use past_secrets::{MessageSecretsStore, SecretsWrite};
 use proposal_store::ProposalQueue;
 use serde::{Deserialize, Serialize};
 use tls_codec::Serialize as _;
@@ -317,7 +317,8 @@ impl MlsGroup {
         if policy_changed {
             // Resize the store to adhere to the new policy.
             self.resize_message_secrets_store(mls_group_config.past_epoch_deletion_policy());
-            storage.write_message_secrets(self.group_id(), &self.message_secrets_store)?;
+            self.message_secrets_store
+                .write(storage, self.group_id(), SecretsWrite::All)?;
         }
 
         Ok(())
@@ -504,7 +505,7 @@ impl MlsGroup {
         let public_group = PublicGroup::load(storage, group_id)?;
         let group_epoch_secrets = storage.group_epoch_secrets(group_id)?;
         let own_leaf_index = storage.own_leaf_index(group_id)?;
-        let message_secrets_store = storage.message_secrets(group_id)?;
+        let message_secrets_store = MessageSecretsStore::read(storage, group_id)?;
         let resumption_psk_store = storage.resumption_psk_store(group_id)?;
         let mls_group_config = storage.mls_group_join_config(group_id)?;
         let own_leaf_nodes = storage.own_leaf_nodes(group_id)?;
@@ -543,7 +544,7 @@ impl MlsGroup {
         PublicGroup::delete(storage, self.group_id())?;
         storage.delete_own_leaf_index(self.group_id())?;
         storage.delete_group_epoch_secrets(self.group_id())?;
-        storage.delete_message_secrets(self.group_id())?;
+        MessageSecretsStore::delete(storage, self.group_id())?;
         storage.delete_all_resumption_psk_secrets(self.group_id())?;
         storage.delete_group_config(self.group_id())?;
         storage.delete_own_leaf_nodes(self.group_id())?;
@@ -644,9 +645,8 @@ impl MlsGroup {
             .write_mls_join_config(self.group_id(), &self.mls_group_config)?;
 
         // update the message secrets store in storage
-        provider
-            .storage()
-            .write_message_secrets(self.group_id(), &self.message_secrets_store)?;
+        self.message_secrets_store
+            .write(provider.storage(), self.group_id(), SecretsWrite::All)?;
 
         Ok(())
     }
@@ -833,9 +833,8 @@ impl MlsGroup {
             msg
         };
 
-        provider
-            .storage()
-            .write_message_secrets(self.group_id(), &self.message_secrets_store)
+        self.message_secrets_store
+            .write(provider.storage(), self.group_id(), SecretsWrite::Current)
             .map_err(MessageEncryptionError::StorageError)?;
 
         Ok(msg)
@@ -886,9 +885,11 @@ impl MlsGroup {
         // delete past epoch secrets in memory
         self.message_secrets_store.delete_past_epoch_secrets(policy);
         // update the message secrets store in storage
-        provider
-            .storage()
-            .write_message_secrets(self.group_id(), &self.message_secrets_store)?;
+        self.message_secrets_store.write(
+            provider.storage(),
+            self.group_id(),
+            SecretsWrite::Past,
+        )?;
 
         Ok(())
     }
@@ -1044,7 +1045,8 @@ impl MlsGroup {
         self.public_group.store(storage)?;
         storage.write_group_epoch_secrets(self.group_id(), &self.group_epoch_secrets)?;
         storage.write_own_leaf_index(self.group_id(), &self.own_leaf_index)?;
-        storage.write_message_secrets(self.group_id(), &self.message_secrets_store)?;
+        self.message_secrets_store
+            .write(storage, self.group_id(), SecretsWrite::All)?;
         storage.write_resumption_psk_store(self.group_id(), &self.resumption_psk_store)?;
         storage.write_mls_join_config(self.group_id(), &self.mls_group_config)?;
         storage.write_group_state(self.group_id(), &self.group_state)?;

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use web_time::SystemTime;
 
 use crate::schedule::message_secrets::MessageSecrets;
+use openmls_traits::storage::CURRENT_VERSION;
 
 use super::*;
 
@@ -53,8 +54,8 @@ impl Leaves {
     fn encode(members: &[Member]) -> Result<Vec<u8>, tls_codec::Error> {
         use tls_codec::Serialize as _;
         let mut out = Vec::new();
-        let count = u32::try_from(members.len())
-            .map_err(|_| tls_codec::Error::InvalidVectorLength)?;
+        let count =
+            u32::try_from(members.len()).map_err(|_| tls_codec::Error::InvalidVectorLength)?;
         count.tls_serialize(&mut out)?;
         for m in members {
             m.index.tls_serialize(&mut out)?;
@@ -184,6 +185,38 @@ pub(crate) struct MessageSecretsStore {
     past_epoch_trees: VecDeque<EpochTree>,
     // The message secrets of the current epoch.
     message_secrets: MessageSecrets,
+    // eth-mls patch: read in the layout before the split (one whole record), so the next
+    // write must write the past epochs too. Never stored.
+    #[serde(skip)]
+    past_unwritten: PastUnwritten,
+}
+
+/// eth-mls patch: whether a store's past epochs still lack their own record (see
+/// [`MessageSecretsStore::write`]); not part of the store's value (clones and comparisons
+/// ignore it).
+#[derive(Default)]
+struct PastUnwritten(std::sync::atomic::AtomicBool);
+
+impl PastUnwritten {
+    fn load(&self, order: std::sync::atomic::Ordering) -> bool {
+        self.0.load(order)
+    }
+
+    fn store(&self, value: bool, order: std::sync::atomic::Ordering) {
+        self.0.store(value, order)
+    }
+}
+
+impl Clone for PastUnwritten {
+    fn clone(&self) -> Self {
+        PastUnwritten(self.load(std::sync::atomic::Ordering::Acquire).into())
+    }
+}
+
+impl PartialEq for PastUnwritten {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 #[cfg(not(feature = "crypto-debug"))]
@@ -194,6 +227,212 @@ impl core::fmt::Debug for MessageSecretsStore {
             .field("past_epoch_trees", &"***")
             .field("message_secrets", &"***")
             .finish()
+    }
+}
+
+/// eth-mls patch (see `vendor/README.md`): what a write of a [`MessageSecretsStore`] covers.
+///
+/// The store used to be written whole after every message: the current epoch's secret tree
+/// and, for each kept past epoch, its secret tree and member list (hundreds of kilobytes in a
+/// large group). It is now two records: the *head* (the current epoch's secrets and the
+/// number of past epochs kept), under the group's id, and the *past epochs* (their secrets and
+/// member lists), under a key of their own ([`PastEpochsKey`]). A message of the current epoch
+/// changes only the head; a late message of a past epoch only the past epochs; a merge both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SecretsWrite {
+    /// Only the current epoch's secrets changed.
+    Current,
+    /// Only a past epoch's secrets changed.
+    Past,
+    /// Anything may have changed (new epoch, policy, deletion of past epochs).
+    All,
+}
+
+impl SecretsWrite {
+    /// The write after a change to the secrets used for `epoch`, the group being at
+    /// `current` (as `MlsGroup::message_secrets_for_epoch_mut` picks them: a past epoch's
+    /// own, else the current ones).
+    pub(crate) fn for_epoch(epoch: GroupEpoch, current: GroupEpoch) -> Self {
+        if epoch < current {
+            SecretsWrite::Past
+        } else {
+            SecretsWrite::Current
+        }
+    }
+}
+
+/// eth-mls patch: the key of a group's past epochs record: the group's id and a tag, so it
+/// never equals the key of the group's head record (the id alone) in any format.
+#[derive(Serialize)]
+pub(crate) struct PastEpochsKey<'a> {
+    group_id: &'a GroupId,
+    part: &'static str,
+}
+
+impl<'a> PastEpochsKey<'a> {
+    fn new(group_id: &'a GroupId) -> Self {
+        PastEpochsKey {
+            group_id,
+            part: "openmls past epoch secrets",
+        }
+    }
+}
+
+impl openmls_traits::storage::Key<CURRENT_VERSION> for PastEpochsKey<'_> {}
+impl openmls_traits::storage::traits::GroupId<CURRENT_VERSION> for PastEpochsKey<'_> {}
+
+/// A value a record holds: borrowed when written, owned when read (no copy of the secrets to
+/// write them).
+pub(crate) enum Held<'a, T> {
+    Borrowed(&'a T),
+    Owned(T),
+}
+
+impl<T> Held<'_, T> {
+    fn into_owned(self) -> Option<T> {
+        match self {
+            Held::Owned(t) => Some(t),
+            Held::Borrowed(_) => None,
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Held<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Held::Borrowed(t) => t.serialize(serializer),
+            Held::Owned(t) => t.serialize(serializer),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Held<'_, T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Held::Owned)
+    }
+}
+
+/// A record's first field: which record it is, so that a record of the layout before the
+/// split (a whole [`MessageSecretsStore`], whose first field is a number) never reads as one.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+enum Layout {
+    #[serde(rename = "openmls message secrets head v2")]
+    Head,
+    #[serde(rename = "openmls past epoch secrets v2")]
+    Past,
+}
+
+/// The head record: the current epoch's secrets.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct HeadRecord<'a> {
+    layout: Layout,
+    max_epochs: usize,
+    message_secrets: Held<'a, MessageSecrets>,
+}
+
+/// The past epochs record: their secrets and member lists, oldest first.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct PastRecord<'a> {
+    layout: Layout,
+    past_epoch_trees: Held<'a, VecDeque<EpochTree>>,
+}
+
+impl openmls_traits::storage::Entity<CURRENT_VERSION> for HeadRecord<'_> {}
+impl openmls_traits::storage::traits::MessageSecrets<CURRENT_VERSION> for HeadRecord<'_> {}
+impl openmls_traits::storage::Entity<CURRENT_VERSION> for PastRecord<'_> {}
+impl openmls_traits::storage::traits::MessageSecrets<CURRENT_VERSION> for PastRecord<'_> {}
+
+impl MessageSecretsStore {
+    /// Writes what `what` covers of the store of group `group_id`.
+    ///
+    /// A store read in the layout before the split is written whole the first time, whatever
+    /// `what` says: its past epochs have no record of their own yet.
+    pub(crate) fn write<Storage: crate::storage::StorageProvider>(
+        &self,
+        storage: &Storage,
+        group_id: &GroupId,
+        what: SecretsWrite,
+    ) -> Result<(), Storage::Error> {
+        use std::sync::atomic::Ordering;
+        let what = if self.past_unwritten.load(Ordering::Acquire) {
+            SecretsWrite::All
+        } else {
+            what
+        };
+        if what != SecretsWrite::Past {
+            storage.write_message_secrets(
+                group_id,
+                &HeadRecord {
+                    layout: Layout::Head,
+                    max_epochs: self.max_epochs,
+                    message_secrets: Held::Borrowed(&self.message_secrets),
+                },
+            )?;
+        }
+        if what != SecretsWrite::Current {
+            storage.write_message_secrets(
+                &PastEpochsKey::new(group_id),
+                &PastRecord {
+                    layout: Layout::Past,
+                    past_epoch_trees: Held::Borrowed(&self.past_epoch_trees),
+                },
+            )?;
+            self.past_unwritten.store(false, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    /// Reads the store of group `group_id`: its two records, or a whole store written before
+    /// the split. `None` when there is none.
+    pub(crate) fn read<Storage: crate::storage::StorageProvider>(
+        storage: &Storage,
+        group_id: &GroupId,
+    ) -> Result<Option<Self>, Storage::Error> {
+        let head = match storage.message_secrets::<_, HeadRecord<'static>>(group_id) {
+            Ok(head) => head,
+            // Not a head record: a whole store written before the split (or an error reading
+            // it, which reading it whole reports again).
+            Err(head_error) => {
+                return match storage.message_secrets::<_, Self>(group_id) {
+                    Ok(store) => Ok(store.inspect(|store| {
+                        store
+                            .past_unwritten
+                            .store(true, std::sync::atomic::Ordering::Release)
+                    })),
+                    Err(_) => Err(head_error),
+                };
+            }
+        };
+        let Some(head) = head else {
+            return Ok(None);
+        };
+        // A head without its past epochs record has lost them: read as none kept (openmls
+        // then cannot decrypt late messages of those epochs, as after their deletion).
+        let past = storage
+            .message_secrets::<_, PastRecord<'static>>(&PastEpochsKey::new(group_id))?
+            .filter(|past| past.layout == Layout::Past)
+            .and_then(|past| past.past_epoch_trees.into_owned())
+            .unwrap_or_default();
+        let (Layout::Head, Some(message_secrets)) =
+            (head.layout, head.message_secrets.into_owned())
+        else {
+            return Ok(None);
+        };
+        Ok(Some(Self {
+            max_epochs: head.max_epochs,
+            past_epoch_trees: past,
+            message_secrets,
+            past_unwritten: Default::default(),
+        }))
+    }
+
+    /// Deletes both records of group `group_id`'s store.
+    pub(crate) fn delete<Storage: crate::storage::StorageProvider>(
+        storage: &Storage,
+        group_id: &GroupId,
+    ) -> Result<(), Storage::Error> {
+        storage.delete_message_secrets(group_id)?;
+        storage.delete_message_secrets(&PastEpochsKey::new(group_id))
     }
 }
 
@@ -223,6 +462,7 @@ impl MessageSecretsStore {
             max_epochs,
             past_epoch_trees: VecDeque::new(),
             message_secrets: message_secrets.with_timestamp(SystemTime::now()),
+            past_unwritten: Default::default(),
         }
     }
 
@@ -572,5 +812,97 @@ mod eth_mls_patch {
         let mut huge = u32::MAX.to_be_bytes().to_vec();
         huge.extend_from_slice(&encoded[4..]);
         assert!(Leaves::decode(&huge).is_err());
+    }
+
+    /// The memory storage's values: key to value.
+    fn values(
+        storage: &openmls_memory_storage::MemoryStorage,
+    ) -> std::collections::HashMap<Vec<u8>, Vec<u8>> {
+        storage.values.read().unwrap().clone()
+    }
+
+    /// The keys whose values differ between two snapshots of the storage (or are in one only).
+    fn changed(
+        a: &std::collections::HashMap<Vec<u8>, Vec<u8>>,
+        b: &std::collections::HashMap<Vec<u8>, Vec<u8>>,
+    ) -> Vec<Vec<u8>> {
+        let mut keys: Vec<Vec<u8>> = a
+            .keys()
+            .chain(b.keys())
+            .filter(|k| a.get(*k) != b.get(*k))
+            .cloned()
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    #[test]
+    fn a_message_writes_the_head_a_late_one_the_past_and_old_stores_still_read() {
+        use openmls_traits::OpenMlsProvider as _;
+        let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+        let storage = provider.storage();
+        let rng = provider.rand();
+        let cs = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let secrets = || MessageSecrets::random(cs, rng, LeafNodeIndex::new(0));
+        let group = GroupId::from_slice(b"eth-mls patch");
+        let mut store =
+            MessageSecretsStore::new_with_secret(&PastEpochDeletionPolicy::MaxEpochs(2), secrets());
+        store.add_past_epoch_tree(1u64, secrets(), members(3));
+        store.add_past_epoch_tree(2u64, secrets(), members(4));
+
+        // Everything: two records, read back as the store.
+        store.write(storage, &group, SecretsWrite::All).unwrap();
+        let all = values(storage);
+        assert_eq!(all.len(), 2);
+        let read = MessageSecretsStore::read(storage, &group).unwrap().unwrap();
+        assert!(read == store);
+
+        // A message of the current epoch: the head alone is written.
+        store.replace_current_message_secrets(secrets());
+        store.write(storage, &group, SecretsWrite::Current).unwrap();
+        let current = values(storage);
+        let head = changed(&all, &current);
+        assert_eq!(head.len(), 1);
+        assert!(MessageSecretsStore::read(storage, &group).unwrap().unwrap() == store);
+
+        // A late message of a past epoch: the past epochs alone are written.
+        *store.secrets_for_epoch_mut(1u64).unwrap() = secrets();
+        store.write(storage, &group, SecretsWrite::Past).unwrap();
+        let past = values(storage);
+        let past_key = changed(&current, &past);
+        assert_eq!(past_key.len(), 1);
+        assert_ne!(past_key, head);
+        assert!(MessageSecretsStore::read(storage, &group).unwrap().unwrap() == store);
+
+        // Which one a change needs: messages of the current (or a later) epoch change the
+        // current secrets, those of earlier epochs their own.
+        assert_eq!(
+            SecretsWrite::for_epoch(GroupEpoch::from(1), GroupEpoch::from(3)),
+            SecretsWrite::Past
+        );
+        for epoch in [3, 4] {
+            assert_eq!(
+                SecretsWrite::for_epoch(GroupEpoch::from(epoch), GroupEpoch::from(3)),
+                SecretsWrite::Current
+            );
+        }
+
+        // Deleted: both records go.
+        MessageSecretsStore::delete(storage, &group).unwrap();
+        assert!(values(storage).is_empty());
+        assert!(MessageSecretsStore::read(storage, &group)
+            .unwrap()
+            .is_none());
+
+        // A whole store as written before the patch (one record under the group's id) reads,
+        // and its next write, even one of the current epoch only, writes both records.
+        storage.write_message_secrets(&group, &store).unwrap();
+        assert_eq!(values(storage).len(), 1);
+        let old = MessageSecretsStore::read(storage, &group).unwrap().unwrap();
+        assert!(old == store);
+        old.write(storage, &group, SecretsWrite::Current).unwrap();
+        assert_eq!(values(storage), past);
+        assert!(MessageSecretsStore::read(storage, &group).unwrap().unwrap() == store);
     }
 }

@@ -881,9 +881,12 @@ impl MlsGroup {
             .map_err(|_| {
                 LibraryError::custom("Message secrets of a decrypted message are missing")
             })?;
-        provider
-            .storage()
-            .write_message_secrets(self.group_id(), &self.message_secrets_store)
+        let what = super::past_secrets::SecretsWrite::for_epoch(
+            ratchet_update.epoch,
+            self.context().epoch(),
+        );
+        self.message_secrets_store
+            .write(provider.storage(), self.group_id(), what)
             .map_err(ProcessMessageError::StorageError)
     }
 

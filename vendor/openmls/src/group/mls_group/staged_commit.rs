@@ -787,8 +787,8 @@ impl MlsGroup {
                 storage
                     .write_group_epoch_secrets(group_id, &self.group_epoch_secrets)
                     .map_err(MergeCommitError::StorageError)?;
-                storage
-                    .write_message_secrets(group_id, &self.message_secrets_store)
+                self.message_secrets_store
+                    .write(storage, group_id, super::past_secrets::SecretsWrite::All)
                     .map_err(MergeCommitError::StorageError)?;
 
                 // Store the relevant keys under the new epoch

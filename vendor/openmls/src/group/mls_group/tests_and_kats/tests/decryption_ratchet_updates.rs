@@ -231,9 +231,8 @@ fn stored_message_secrets(
     provider: &impl OpenMlsProvider,
     group: &MlsGroup,
 ) -> MessageSecretsStore {
-    provider
-        .storage()
-        .message_secrets(group.group_id())
+    // eth-mls patch (vendor/README.md): the store is two records, read together.
+    MessageSecretsStore::read(provider.storage(), group.group_id())
         .unwrap()
         .unwrap()
 }
