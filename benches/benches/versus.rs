@@ -10,7 +10,8 @@
 //! Both sides: handshakes as PrivateMessage, two past epochs kept (mls-rs: an epoch
 //! retention of 3), credentials of 546 bytes (ours: SIWE-bound Ethereum credentials, checked;
 //! mls-rs: a custom credential of the same type and size, accepted without checks — which
-//! favours mls-rs), add commits without an update path, self-updates with one. The tree is
+//! favours mls-rs), every commit with an update path (eth-mls puts one in every add), no
+//! GroupInfo for export (mls-rs's default; eth-mls offers no external joins). The tree is
 //! that of a group in use: the creator adds everyone in one commit, then the members at leaves
 //! 2, 4, 8, … commit a self-update each; leaf 1 is the member that processes.
 //!
@@ -115,7 +116,9 @@ impl IdentityProvider for Lax {
 fn rules() -> DefaultMlsRules {
     DefaultMlsRules::new()
         .with_encryption_options(EncryptionOptions::new(true, Default::default()))
-        .with_commit_options(CommitOptions::new().with_path_required(false))
+        // eth-mls commits every add with an update path (post-compromise security): so
+        // does mls-rs here, so both sides make the same commits and the same trees.
+        .with_commit_options(CommitOptions::new().with_path_required(true))
 }
 
 /// A signing identity for account `n`: a fresh Ed448 key and a 546-byte credential whose first

@@ -343,6 +343,44 @@ fn openmls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> Error {
     }
 }
 
+/// Builds, signs and stages a commit whose proposals and options `proposals` sets on openmls's
+/// commit builder; returns the commit and the Welcome, if it adds anyone.
+///
+/// Without a GroupInfo for export: with the ratchet tree extension on (it is, so a Welcome
+/// carries the tree), openmls's own `add_members`, `remove_members`, `self_update` and
+/// `commit_to_pending_proposals` also sign a second GroupInfo besides the Welcome's (plus the
+/// external public key, for external joins, which eth-mls does not offer), carrying the whole
+/// tree: at 1000 members an Ed448 signature over ~870 KB (4.7 ms) and its encoding, thrown away.
+fn build_commit<B: Backend>(
+    mls: &mut MlsGroup,
+    provider: &StoreProvider<'_, B>,
+    signer: &impl openmls_traits::signatures::Signer,
+    proposals: impl for<'a> FnOnce(
+        openmls::group::CommitBuilder<'a, openmls::group::Initial>,
+    ) -> openmls::group::CommitBuilder<'a, openmls::group::Initial>,
+) -> Result<(MlsMessageOut, Option<MlsMessageOut>), String> {
+    use openmls_traits::OpenMlsProvider as _;
+    // What openmls's own commit methods check first (its builder does not).
+    if !mls.is_active() {
+        return Err("the group is inactive: this member was removed".into());
+    }
+    if mls.pending_commit().is_some() {
+        return Err("a commit is pending".into());
+    }
+    mls.set_aad(Vec::new());
+    let bundle = proposals(mls.commit_builder())
+        .load_psks(provider.storage())
+        .map_err(|e| format!("{e:?}"))?
+        .create_group_info(false)
+        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .map_err(|e| format!("{e:?}"))?
+        .stage_commit(provider)
+        .map_err(|e| format!("{e:?}"))?;
+    let welcome = bundle.to_welcome_msg();
+    let (commit, _, _) = bundle.into_contents();
+    Ok((commit, welcome))
+}
+
 fn wire(message: &MlsMessageOut) -> Result<Vec<u8>, Error> {
     message
         .tls_serialize_detached()
@@ -1139,8 +1177,10 @@ impl Group {
             .map(|kp| kp.key_package().clone())
             .collect();
         self.commit_with(store, "adding members", |mls, provider, signer| {
-            mls.add_members(provider, signer, &kps)
-                .map(|(commit, welcome, _)| (commit, Some(welcome)))
+            // With an update path, as openmls's `add_members` (post-compromise security).
+            build_commit(mls, provider, signer, |b| {
+                b.propose_adds(kps).force_self_update(true)
+            })
         })
     }
 
@@ -1170,21 +1210,9 @@ impl Group {
         // the new leaf comes, with an update path.
         let kp = key_package.key_package().clone();
         self.commit_with(store, "re-adding a member", move |mls, provider, signer| {
-            use openmls_traits::OpenMlsProvider as _;
-            mls.set_aad(Vec::new());
-            let bundle = mls
-                .commit_builder()
-                .propose_removals(leaves)
-                .propose_adds([kp])
-                .load_psks(provider.storage())
-                .map_err(|e| format!("{e:?}"))?
-                .build(provider.rand(), provider.crypto(), signer, |_| true)
-                .map_err(|e| format!("{e:?}"))?
-                .stage_commit(provider)
-                .map_err(|e| format!("{e:?}"))?;
-            let m = openmls::prelude::WelcomeCommitMessages::try_from(bundle)
-                .map_err(|e| format!("{e:?}"))?;
-            Ok::<_, String>((m.commit, Some(m.welcome)))
+            build_commit(mls, provider, signer, |b| {
+                b.propose_removals(leaves).propose_adds([kp])
+            })
         })
     }
 
@@ -1207,8 +1235,7 @@ impl Group {
             return Err(Error::EmptyInput("accounts"));
         }
         self.commit_with(store, "removing members", |mls, provider, signer| {
-            mls.remove_members(provider, signer, &leaves)
-                .map(|(commit, welcome, _)| (commit, welcome))
+            build_commit(mls, provider, signer, |b| b.propose_removals(leaves))
         })
     }
 
@@ -1234,12 +1261,8 @@ impl Group {
                 .build()
         };
         self.commit_with(store, "self-update", move |mls, provider, signer| {
-            mls.self_update(provider, signer, params).map(|bundle| {
-                let (commit, welcome, _) = bundle.into_contents();
-                let welcome = welcome.map(|w| {
-                    MlsMessageOut::from_welcome(w, openmls::prelude::ProtocolVersion::Mls10)
-                });
-                (commit, welcome)
+            build_commit(mls, provider, signer, |b| {
+                b.leaf_node_parameters(params).consume_proposal_store(true)
             })
         })
     }
@@ -1254,8 +1277,8 @@ impl Group {
             store,
             "committing pending proposals",
             |mls, provider, signer| {
-                mls.commit_to_pending_proposals(provider, signer)
-                    .map(|(commit, welcome, _)| (commit, welcome))
+                // Forces committing to the proposals received and sent (with a path).
+                build_commit(mls, provider, signer, |b| b.consume_proposal_store(true))
             },
         )
     }
@@ -1694,6 +1717,69 @@ mod tests {
                 .unwrap(),
         )
         .unwrap()
+    }
+
+    /// Signs with the key pair and counts the signatures made.
+    struct Counting<'a>(&'a SignatureKeyPair, std::cell::Cell<usize>);
+
+    impl openmls_traits::signatures::Signer for Counting<'_> {
+        fn sign(&self, payload: &[u8]) -> Result<Vec<u8>, openmls_traits::signatures::SignerError> {
+            self.1.set(self.1.get() + 1);
+            openmls_traits::signatures::Signer::sign(self.0, payload)
+        }
+
+        fn signature_scheme(&self) -> openmls::prelude::SignatureScheme {
+            openmls_traits::signatures::Signer::signature_scheme(self.0)
+        }
+    }
+
+    /// A commit signs what it sends and nothing more: the commit, the Welcome's GroupInfo and
+    /// a new leaf, not the second GroupInfo openmls's own commit methods sign for export.
+    #[test]
+    fn commits_sign_no_group_info_for_export() {
+        let config = GroupConfig::new(1, "chat.example");
+        let mut alice = store(1);
+        let mut group =
+            Group::create(&mut alice, b"g", config.clone(), Default::default()).unwrap();
+        let kp = |n: u8| {
+            let mut s = store(n);
+            let bytes = s.generate_key_package(None).unwrap();
+            poll_once(crate::validate_key_package_bytes(
+                &bytes,
+                alice.provider().crypto_provider(),
+                SUITE,
+                &config.policy(),
+                None,
+            ))
+            .unwrap()
+            .unwrap()
+            .key_package()
+            .clone()
+        };
+        let (bob, carol) = (kp(2), kp(3));
+        let signer = Counting(alice.identity().signer(), Default::default());
+        let provider = alice.provider();
+        // An add with an update path: the new leaf, the commit and the Welcome's GroupInfo.
+        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, |b| {
+            b.propose_adds([bob]).force_self_update(true)
+        })
+        .unwrap();
+        assert!(welcome.is_some());
+        assert_eq!(signer.1.take(), 3);
+        // A commit is pending: no second one.
+        assert!(build_commit(&mut group.mls, &provider, &signer, |b| b).is_err());
+        group.mls.merge_pending_commit(&provider).unwrap();
+        // A self-update: the commit and the new leaf; no Welcome.
+        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, |b| {
+            b.leaf_node_parameters(LeafNodeParameters::default())
+        })
+        .unwrap();
+        assert!(welcome.is_none());
+        assert_eq!(signer.1.take(), 2);
+        group.mls.merge_pending_commit(&provider).unwrap();
+        // openmls's own add (with an update path too) signs one GroupInfo more, for export.
+        group.mls.add_members(&provider, &signer, &[carol]).unwrap();
+        assert_eq!(signer.1.take(), 4);
     }
 
     /// The signed content computed for every leaf (key-package, commit and update sources)
