@@ -147,13 +147,14 @@ fn test(root: &Path) -> Result<()> {
             // The modules the patches touch, with upstream's tests of them (tree math, diffs,
             // tree hashes and parent hashes against the tree-validation, tree-operations and
             // TreeKEM vectors, past epochs' secrets, the message secrets a group stores as
-            // it decrypts, and the group's own tests: storing, loading, deleting) and the
-            // patches' own.
+            // it decrypts, proposal and commit validation (key uniqueness among them), and the
+            // group's own tests: storing, loading, deleting) and the patches' own.
             .args([
                 "binary_tree",
                 "treesync",
                 "past_secrets",
                 "decryption_ratchet_updates",
+                "validation",
                 "tests::mls_group::",
                 "eth_mls_patch",
             ]),

@@ -37,31 +37,73 @@ pub(crate) struct EpochTree {
 /// of members, as before.
 #[derive(Default)]
 pub(crate) struct Leaves {
-    members: Vec<Member>,
+    /// The members; for a list made from the tree ([`Leaves::from_tree`]), decoded from
+    /// `encoded` the first time they are looked up (a late message of that epoch), if ever.
+    members: std::sync::OnceLock<Vec<Member>>,
     encoded: std::sync::OnceLock<Vec<u8>>,
 }
 
 impl Leaves {
     fn new(members: Vec<Member>) -> Self {
         Leaves {
-            members,
+            members: members.into(),
             encoded: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The members of `tree`, encoded straight from its leaves: no member (credential
+    /// included) is cloned, at every merge, only to be encoded.
+    pub(crate) fn from_tree(tree: &crate::treesync::TreeSync) -> Result<Self, tls_codec::Error> {
+        let encoded = Self::encode_entries(tree.full_leaves().map(|(index, leaf)| {
+            (
+                index,
+                leaf.credential(),
+                leaf.encryption_key().as_slice(),
+                leaf.signature_key().as_slice(),
+            )
+        }))?;
+        Ok(Leaves {
+            members: std::sync::OnceLock::new(),
+            encoded: encoded.into(),
+        })
     }
 
     /// The TLS encoding: the number of members (u32), then each member's leaf index (u32),
     /// credential, encryption key and signature key (variable-length vectors).
     fn encode(members: &[Member]) -> Result<Vec<u8>, tls_codec::Error> {
-        use tls_codec::Serialize as _;
-        let mut out = Vec::new();
+        Self::encode_entries(members.iter().map(|m| {
+            (
+                m.index,
+                &m.credential,
+                m.encryption_key.as_slice(),
+                m.signature_key.as_slice(),
+            )
+        }))
+    }
+
+    fn encode_entries<'a>(
+        entries: impl Iterator<Item = (LeafNodeIndex, &'a Credential, &'a [u8], &'a [u8])>,
+    ) -> Result<Vec<u8>, tls_codec::Error> {
+        use tls_codec::{Serialize as _, Size as _};
+        let entries: Vec<_> = entries.collect();
         let count =
-            u32::try_from(members.len()).map_err(|_| tls_codec::Error::InvalidVectorLength)?;
+            u32::try_from(entries.len()).map_err(|_| tls_codec::Error::InvalidVectorLength)?;
+        let size = 4 + entries
+            .iter()
+            .map(|(index, credential, encryption_key, signature_key)| {
+                index.tls_serialized_len()
+                    + credential.tls_serialized_len()
+                    + tls_codec::VLByteSlice(encryption_key).tls_serialized_len()
+                    + tls_codec::VLByteSlice(signature_key).tls_serialized_len()
+            })
+            .sum::<usize>();
+        let mut out = Vec::with_capacity(size);
         count.tls_serialize(&mut out)?;
-        for m in members {
-            m.index.tls_serialize(&mut out)?;
-            m.credential.tls_serialize(&mut out)?;
-            tls_codec::VLByteSlice(&m.encryption_key).tls_serialize(&mut out)?;
-            tls_codec::VLByteSlice(&m.signature_key).tls_serialize(&mut out)?;
+        for (index, credential, encryption_key, signature_key) in entries {
+            index.tls_serialize(&mut out)?;
+            credential.tls_serialize(&mut out)?;
+            tls_codec::VLByteSlice(encryption_key).tls_serialize(&mut out)?;
+            tls_codec::VLByteSlice(signature_key).tls_serialize(&mut out)?;
         }
         Ok(out)
     }
@@ -98,40 +140,49 @@ impl core::ops::Deref for Leaves {
     type Target = [Member];
 
     fn deref(&self) -> &[Member] {
-        &self.members
+        self.members.get_or_init(|| {
+            // Only a list made by `from_tree` lacks its members, and its encoding, made by
+            // `encode_entries` from a valid tree, always decodes (tested).
+            let decoded = self.encoded.get().map(|e| Self::decode(e));
+            debug_assert!(
+                matches!(decoded, Some(Ok(_))),
+                "a member list that does not decode"
+            );
+            decoded.and_then(Result::ok).unwrap_or_default()
+        })
     }
 }
 
 #[cfg(any(test, feature = "test-utils"))]
 impl Clone for Leaves {
     fn clone(&self) -> Self {
-        Leaves::new(self.members.clone())
+        Leaves::new(self.to_vec())
     }
 }
 
 #[cfg(any(test, feature = "test-utils"))]
 impl PartialEq for Leaves {
     fn eq(&self, other: &Self) -> bool {
-        self.members == other.members
+        **self == **other
     }
 }
 
 #[cfg(feature = "crypto-debug")]
 impl core::fmt::Debug for Leaves {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.members.fmt(f)
+        (**self).fmt(f)
     }
 }
 
 impl Serialize for Leaves {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            return self.members.serialize(serializer);
+            return (**self).serialize(serializer);
         }
         if let Some(encoded) = self.encoded.get() {
             return serializer.serialize_bytes(encoded);
         }
-        let encoded = Self::encode(&self.members).map_err(serde::ser::Error::custom)?;
+        let encoded = Self::encode(self).map_err(serde::ser::Error::custom)?;
         serializer.serialize_bytes(self.encoded.get_or_init(|| encoded))
     }
 }
@@ -496,11 +547,23 @@ impl MessageSecretsStore {
     /// Add a secret tree for a given epoch `group_epoch`.
     /// Note that this does not take the epoch into account and pops out the
     /// oldest element.
+    #[cfg(test)]
     pub(crate) fn add_past_epoch_tree(
         &mut self,
         group_epoch: impl Into<GroupEpoch>,
         message_secrets: MessageSecrets,
         leaves: Vec<Member>,
+    ) {
+        self.add_past_epoch_tree_with_leaves(group_epoch, message_secrets, Leaves::new(leaves))
+    }
+
+    /// eth-mls patch: [`Self::add_past_epoch_tree`] with the member list as a [`Leaves`]
+    /// (made from the tree at a merge: [`Leaves::from_tree`]).
+    pub(crate) fn add_past_epoch_tree_with_leaves(
+        &mut self,
+        group_epoch: impl Into<GroupEpoch>,
+        message_secrets: MessageSecrets,
+        leaves: Leaves,
     ) {
         // Don't store the tree if it's not intended
         if self.max_epochs == 0 {
@@ -514,7 +577,7 @@ impl MessageSecretsStore {
         self.past_epoch_trees.push_back(EpochTree {
             epoch: group_epoch.into().as_u64(),
             message_secrets,
-            leaves: Leaves::new(leaves),
+            leaves,
         });
         debug_assert!(
             self.max_epochs >= self.past_epoch_trees.len(),
@@ -904,5 +967,63 @@ mod eth_mls_patch {
         old.write(storage, &group, SecretsWrite::Current).unwrap();
         assert_eq!(values(storage), past);
         assert!(MessageSecretsStore::read(storage, &group).unwrap().unwrap() == store);
+    }
+
+    #[test]
+    fn a_list_made_from_the_tree_is_the_members_list() {
+        use crate::group::tests_and_kats::utils::{
+            generate_credential_with_key, generate_key_package,
+        };
+        let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+        let cs = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let alice =
+            generate_credential_with_key(b"alice".to_vec(), cs.signature_algorithm(), &provider);
+        let mut group = MlsGroup::builder()
+            .ciphersuite(cs)
+            .max_past_epochs(2)
+            .build(&provider, &alice.signer, alice.credential_with_key.clone())
+            .unwrap();
+        let kps: Vec<crate::prelude::KeyPackage> =
+            [b"bob".to_vec(), b"carol".to_vec(), b"dave".to_vec()]
+                .into_iter()
+                .map(|name| {
+                    let c = generate_credential_with_key(name, cs.signature_algorithm(), &provider);
+                    generate_key_package(cs, Extensions::empty(), &provider, c)
+                        .key_package()
+                        .clone()
+                })
+                .collect();
+        group.add_members(&provider, &alice.signer, &kps).unwrap();
+        group.merge_pending_commit(&provider).unwrap();
+        // A blank leaf in the middle: removed members are not listed.
+        group
+            .remove_members(&provider, &alice.signer, &[LeafNodeIndex::new(2)])
+            .unwrap();
+        group.merge_pending_commit(&provider).unwrap();
+        let members: Vec<Member> = group.public_group().members().collect();
+        assert_eq!(members.len(), 3);
+        let leaves = Leaves::from_tree(group.public_group().treesync()).unwrap();
+        // Only the encoding is made; it is that of the members, and reads back as them.
+        assert!(leaves.members.get().is_none());
+        assert_eq!(
+            leaves.encoded.get(),
+            Some(&Leaves::encode(&members).unwrap())
+        );
+        assert_eq!(&*leaves, members.as_slice());
+        // The group's own merges keep such lists: the past epoch's members are those before
+        // the commit.
+        let before = members;
+        group
+            .self_update(&provider, &alice.signer, Default::default())
+            .unwrap();
+        group.merge_pending_commit(&provider).unwrap();
+        let epoch = group.epoch().as_u64() - 1;
+        let past = group
+            .message_secrets_store
+            .leaves_for_epoch(GroupEpoch::from(epoch));
+        assert_eq!(past.len(), before.len());
+        for member in &before {
+            assert_eq!(past[&member.index], member);
+        }
     }
 }

@@ -695,8 +695,10 @@ impl MlsGroup {
             StagedCommitState::GroupMember(state) => {
                 // Save the past epoch
                 let past_epoch = self.context().epoch();
-                // Get all the full leaves
-                let leaves = self.public_group().members().collect();
+                // Get all the full leaves (eth-mls patch, vendor/README.md: encoded straight
+                // from the tree, no member cloned).
+                let leaves = super::past_secrets::Leaves::from_tree(self.public_group().treesync())
+                    .map_err(LibraryError::missing_bound_check)?;
                 // Merge the staged commit into the group state and store the secret tree from the
                 // previous epoch in the message secrets store.
                 self.group_epoch_secrets = state.group_epoch_secrets;
@@ -705,7 +707,7 @@ impl MlsGroup {
                 let old_message_secrets = self
                     .message_secrets_store
                     .replace_current_message_secrets(state.message_secrets);
-                self.message_secrets_store.add_past_epoch_tree(
+                self.message_secrets_store.add_past_epoch_tree_with_leaves(
                     past_epoch,
                     old_message_secrets,
                     leaves,

@@ -18,7 +18,7 @@ use crate::{
         errors::{ExternalCommitValidationError, ProposalValidationError, ValidationError},
         past_secrets::MessageSecretsStore,
         proposal_store::ProposalQueue,
-        GroupContextExtensionsProposalValidationError, Member,
+        GroupContextExtensionsProposalValidationError,
     },
     messages::{
         proposals::{Proposal, ProposalOrRefType, ProposalType},
@@ -212,33 +212,33 @@ impl PublicGroup {
 
         // Initialize the sets with the current members, filtered by the
         // remove proposals.
-        for Member {
-            index,
-            encryption_key,
-            signature_key,
-            ..
-        } in self.treesync().full_leaf_members()
-        {
+        // eth-mls patch (vendor/README.md): the members' keys by reference, not each member
+        // (credential included) cloned into a `Member`: this runs on every commit, over every
+        // leaf.
+        for (index, leaf) in self.treesync().full_leaves() {
             if !remove_proposals.contains(&index) {
-                signature_key_set.insert(signature_key);
-                encryption_key_set.insert(encryption_key);
+                signature_key_set.insert(leaf.signature_key().as_slice());
+                encryption_key_set.insert(leaf.encryption_key().as_slice());
             }
         }
 
         // Collect signature keys from add proposals
-        let signature_keys = proposal_queue.add_proposals().map(|add_proposal| {
-            add_proposal
-                .add_proposal()
-                .key_package()
-                .leaf_node()
-                .signature_key()
-                .as_slice()
-                .to_vec()
-        });
+        let signature_keys: Vec<Vec<u8>> = proposal_queue
+            .add_proposals()
+            .map(|add_proposal| {
+                add_proposal
+                    .add_proposal()
+                    .key_package()
+                    .leaf_node()
+                    .signature_key()
+                    .as_slice()
+                    .to_vec()
+            })
+            .collect();
 
         // Collect encryption keys from add proposals, update proposals, the
         // commit leaf node and path keys
-        let encryption_keys = proposal_queue
+        let encryption_keys: Vec<Vec<u8>> = proposal_queue
             .add_proposals()
             .map(|add_proposal| {
                 add_proposal
@@ -276,25 +276,29 @@ impl PublicGroup {
                         })
                     })
                     .flatten(),
-            );
+            )
+            .collect();
 
         // Collect init keys from add proposals
-        let init_keys = proposal_queue.add_proposals().map(|add_proposal| {
-            add_proposal
-                .add_proposal()
-                .key_package()
-                .hpke_init_key()
-                .as_slice()
-                .to_vec()
-        });
+        let init_keys: Vec<Vec<u8>> = proposal_queue
+            .add_proposals()
+            .map(|add_proposal| {
+                add_proposal
+                    .add_proposal()
+                    .key_package()
+                    .hpke_init_key()
+                    .as_slice()
+                    .to_vec()
+            })
+            .collect();
 
         // Validate uniqueness of signature keys
         //  - ValSem101
         //  - https://validation.openmls.tech/#valn0111
         //  - https://validation.openmls.tech/#valn0305
         //  - https://validation.openmls.tech/#valn0306
-        for signature_key in signature_keys {
-            if !signature_key_set.insert(signature_key) {
+        for signature_key in &signature_keys {
+            if !signature_key_set.insert(signature_key.as_slice()) {
                 return Err(ProposalValidationError::DuplicateSignatureKey);
             }
         }
@@ -307,11 +311,11 @@ impl PublicGroup {
         //  - ValSem207
         //  - https://validation.openmls.tech/#valn0112
         //  - https://validation.openmls.tech/#valn1209
-        for encryption_key in encryption_keys {
-            if init_key_set.contains(&encryption_key) {
+        for encryption_key in &encryption_keys {
+            if init_key_set.contains(encryption_key.as_slice()) {
                 return Err(ProposalValidationError::InitEncryptionKeyCollision);
             }
-            if !encryption_key_set.insert(encryption_key) {
+            if !encryption_key_set.insert(encryption_key.as_slice()) {
                 return Err(ProposalValidationError::DuplicateEncryptionKey);
             }
         }
@@ -319,11 +323,11 @@ impl PublicGroup {
         // Validate uniqueness of init keys
         //  - ValSem102
         //  - ValSem104
-        for init_key in init_keys {
-            if encryption_key_set.contains(&init_key) {
+        for init_key in &init_keys {
+            if encryption_key_set.contains(init_key.as_slice()) {
                 return Err(ProposalValidationError::InitEncryptionKeyCollision);
             }
-            if !init_key_set.insert(init_key) {
+            if !init_key_set.insert(init_key.as_slice()) {
                 return Err(ProposalValidationError::DuplicateInitKey);
             }
         }
