@@ -675,9 +675,17 @@ impl Group {
             .map_err(openmls("loading the group"))?
             .ok_or(Error::UnknownGroup)?;
         let incoming = match tables::get_incoming(store.conn(), &id)? {
-            Some((json, committer)) => {
-                let staged = serde_json::from_str(&json)
-                    .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?;
+            Some((stored, committer)) => {
+                let staged = match stored {
+                    tables::StoredStaged::Binary(bytes) => {
+                        <crate::store::BinaryCodec as openmls_sqlite_storage::Codec>::from_slice(
+                            &bytes,
+                        )
+                        .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?
+                    }
+                    tables::StoredStaged::Json(json) => serde_json::from_str(&json)
+                        .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?,
+                };
                 if committer.len() != 20 {
                     return Err(Error::Corrupt("committer address".into()));
                 }
@@ -1637,12 +1645,15 @@ impl Group {
                     check_same_account(keep, *account)?;
                 }
                 let summary = self.summarize(&staged, committer)?;
-                let json = serde_json::to_string(&*staged)
-                    .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?;
+                // MessagePack: a third of the size of JSON (which wrote a secret tree's empty
+                // slots as `null`s and every byte string as a list of numbers), and faster.
+                let bytes =
+                    <crate::store::BinaryCodec as openmls_sqlite_storage::Codec>::to_vec(&*staged)
+                        .map_err(|e| Error::Corrupt(format!("staged commit: {e}")))?;
                 tables::put_incoming(
                     store.conn(),
                     self.mls.group_id(),
-                    &json,
+                    &bytes,
                     committer.as_slice(),
                 )?;
                 self.incoming = Some((*staged, committer));

@@ -619,31 +619,54 @@ pub(crate) mod tables {
         Ok(())
     }
 
+    /// A received commit staged and not yet merged, with its committer's address: stored
+    /// MessagePack-encoded (a BLOB; JSON before, read still: [`get_incoming`]).
     pub(crate) fn put_incoming(
         conn: &Connection,
         id: &GroupId,
-        staged: &str,
+        staged: &[u8],
         committer: &[u8],
     ) -> Result<(), Error> {
-        conn.execute(
-            "INSERT OR REPLACE INTO eth_mls_incoming_commit VALUES (?1, ?2, ?3)",
-            params![id.as_slice(), staged, committer],
-        )
-        .map(drop)
-        .map_err(sql)
+        conn.prepare_cached("INSERT OR REPLACE INTO eth_mls_incoming_commit VALUES (?1, ?2, ?3)")
+            .and_then(|mut q| q.execute(params![id.as_slice(), staged, committer]))
+            .map(drop)
+            .map_err(sql)
     }
 
+    /// The staged commit stored for group `id`, if any: the committer's address and the
+    /// commit, MessagePack (a BLOB) or, written before, JSON (TEXT).
     pub(crate) fn get_incoming(
         conn: &Connection,
         id: &GroupId,
-    ) -> Result<Option<(String, Vec<u8>)>, Error> {
+    ) -> Result<Option<(StoredStaged, Vec<u8>)>, Error> {
         conn.query_row(
             "SELECT staged, committer FROM eth_mls_incoming_commit WHERE group_id = ?1",
             params![id.as_slice()],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| {
+                let staged = match r.get_ref(0)? {
+                    rusqlite::types::ValueRef::Blob(b) => StoredStaged::Binary(b.to_vec()),
+                    rusqlite::types::ValueRef::Text(t) => {
+                        StoredStaged::Json(String::from_utf8_lossy(t).into_owned())
+                    }
+                    other => {
+                        return Err(rusqlite::Error::InvalidColumnType(
+                            0,
+                            "staged".into(),
+                            other.data_type(),
+                        ));
+                    }
+                };
+                Ok((staged, r.get(1)?))
+            },
         )
         .optional()
         .map_err(sql)
+    }
+
+    /// A staged commit as stored: MessagePack, or JSON (written by earlier versions).
+    pub(crate) enum StoredStaged {
+        Binary(Vec<u8>),
+        Json(String),
     }
 
     /// The next generation of (epoch, leaf): the next one to send for the own leaf, one

@@ -2,14 +2,14 @@
 //! (`SplitStorage`): they are written once each, a message rewrites only the rest, and a
 //! late message of a past epoch still decrypts after a restart (the record is put together
 //! again from the pieces). Checked in the database file itself (a plain SQLite store, so the
-//! test can read it).
+//! test can read it). Also the record of a received commit staged and not merged yet.
 #![cfg(feature = "unencrypted-store-for-benchmarks")]
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 mod common;
 
 use common::*;
-use eth_mls_core::{Event, Store, StoreKey};
+use eth_mls_core::{BinaryCodec, Event, Store, StoreKey};
 
 fn peer(dir: &TempDir, n: u8) -> Peer {
     let id = identity(n);
@@ -209,4 +209,86 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
         carol.g().epoch_authenticator(),
         bob.g().epoch_authenticator()
     );
+}
+
+/// The staged commit kept in a store file of one group: its SQLite type and bytes.
+fn staged_row(path: &std::path::Path) -> (String, Vec<u8>) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.query_row(
+        "SELECT typeof(staged), CAST(staged AS BLOB) FROM eth_mls_incoming_commit",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_staged_commit_is_kept_in_message_pack_and_one_kept_as_json_still_loads() {
+    use openmls_sqlite_storage::Codec as _;
+    let dir = TempDir::new();
+    let mut alice = peer(&dir, 1);
+    let mut bob = peer(&dir, 2);
+    alice.create(b"staged");
+    let out = alice.add(&[bob.key_package()]);
+    alice.merge_own();
+    bob.join(&out.welcome.unwrap()).unwrap();
+
+    // Staged, then a restart: the staged commit is read back (MessagePack) and merges.
+    let out = alice.update();
+    alice.merge_own();
+    let events = bob.process(&out.commit).unwrap();
+    assert!(matches!(events.as_slice(), [Event::StagedCommit(_)]));
+    let (kind, bytes) = staged_row(&bob.path);
+    assert_eq!(kind, "blob");
+    let staged: openmls::prelude::StagedCommit = BinaryCodec::from_slice(&bytes).unwrap();
+    let json = serde_json::to_string(&staged).unwrap();
+    assert!(
+        bytes.len() * 2 < json.len(),
+        "{} bytes against {} in JSON",
+        bytes.len(),
+        json.len()
+    );
+    reopen(&mut bob);
+    bob.group
+        .as_mut()
+        .unwrap()
+        .merge_staged_commit(&mut bob.store)
+        .unwrap();
+    assert_eq!(
+        alice.g().epoch_authenticator(),
+        bob.g().epoch_authenticator()
+    );
+
+    // As an earlier version kept it (JSON, TEXT): it loads and merges too.
+    let out = alice.update();
+    alice.merge_own();
+    bob.process(&out.commit).unwrap();
+    let (_, bytes) = staged_row(&bob.path);
+    let staged: openmls::prelude::StagedCommit = BinaryCodec::from_slice(&bytes).unwrap();
+    rusqlite::Connection::open(&bob.path)
+        .unwrap()
+        .execute(
+            "UPDATE eth_mls_incoming_commit SET staged = ?1",
+            [serde_json::to_string(&staged).unwrap()],
+        )
+        .unwrap();
+    assert_eq!(staged_row(&bob.path).0, "text");
+    reopen(&mut bob);
+    bob.group
+        .as_mut()
+        .unwrap()
+        .merge_staged_commit(&mut bob.store)
+        .unwrap();
+    assert_eq!(
+        alice.g().epoch_authenticator(),
+        bob.g().epoch_authenticator()
+    );
+    // A merge deletes the staged commit.
+    let conn = rusqlite::Connection::open(&bob.path).unwrap();
+    let left: i64 = conn
+        .query_row("SELECT COUNT(*) FROM eth_mls_incoming_commit", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(left, 0);
 }
