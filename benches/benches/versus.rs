@@ -16,8 +16,10 @@
 //! 2, 4, 8, … commit a self-update each; leaf 1 is the member that processes.
 //!
 //! Each operation is timed `ETH_MLS_VERSUS_ITERS` times (default 10) and the median is
-//! reported; each iteration is a real step of the group (a commit made by the creator and
-//! merged by both, a new member joining), so the group grows by one per add. Sizes:
+//! reported, the three sides taking turns operation by operation (a change of the machine's
+//! speed during the run weighs on them alike); each iteration is a real step of the group (a
+//! commit made by the creator and merged by both, a new member joining), so the group grows by
+//! one per add. Sizes:
 //! `ETH_MLS_BENCH_SIZES` (default `10,1000`). The targets of issue #16 are printed as met or
 //! missed; `ETH_MLS_VERSUS_ENFORCE=1` makes a missed target fail the run.
 //! `ETH_MLS_VERSUS_OURS_ONLY=1` measures eth-mls alone (no mls-rs, no ratios: for profiling).
@@ -421,26 +423,22 @@ const OPS: [&str; 6] = [
     "create update commit",
 ];
 
-fn measure_ours(s: &mut Setup) -> Vec<Duration> {
-    let k = iters();
-    let data = vec![0x5a; 1024];
-    let mut out = Vec::new();
-    // Messages.
-    let mut t = Vec::new();
-    for _ in 0..k {
-        let start = Instant::now();
-        let (g, st) = s.creator.g();
-        let m = g.send(st, &data).unwrap().bytes;
-        let (g, st) = s.processor.g();
-        block_on(g.process(st, &m, &checks())).unwrap();
-        t.push(start.elapsed());
-    }
-    out.push(median(t));
-    // Processing commits (made and merged by the creator outside the timing).
-    for kind in ["add", "update"] {
-        let mut t = Vec::new();
-        for _ in 0..k {
-            let commit = ours_commit(s, kind);
+/// One timed iteration of operation `op` (an index into [`OPS`]) by eth-mls: a real step of
+/// the group, whatever it needs around it done outside the timing.
+fn ours_step(s: &mut Setup, op: usize) -> Duration {
+    match op {
+        0 => {
+            let data = vec![0x5a; 1024];
+            let start = Instant::now();
+            let (g, st) = s.creator.g();
+            let m = g.send(st, &data).unwrap().bytes;
+            let (g, st) = s.processor.g();
+            block_on(g.process(st, &m, &checks())).unwrap();
+            start.elapsed()
+        }
+        // Processing commits (made and merged by the creator outside the timing).
+        1 | 2 => {
+            let commit = ours_commit(s, if op == 1 { "add" } else { "update" });
             let start = Instant::now();
             let (g, st) = s.processor.g();
             let events = block_on(g.process(st, &commit, &checks()))
@@ -448,53 +446,46 @@ fn measure_ours(s: &mut Setup) -> Vec<Duration> {
                 .into_events();
             assert!(matches!(events.as_slice(), [Event::StagedCommit(_)]));
             g.merge_staged_commit(st).unwrap();
-            t.push(start.elapsed());
+            start.elapsed()
         }
-        out.push(median(t));
-    }
-    // Joining.
-    let mut t = Vec::new();
-    for _ in 0..k {
-        let mut joiner = Member::new(s.next_id, s.suite);
-        s.next_id += 1;
-        let kp = joiner.key_package(s.suite);
-        let (g, st) = s.creator.g();
-        let made = block_on(g.add_members(st, &[kp], &checks())).unwrap();
-        g.merge_pending_commit(st).unwrap();
-        s.processor.apply(&made.commit);
-        let welcome = made.welcome.unwrap();
-        let start = Instant::now();
-        let group = block_on(Group::join(
-            &mut joiner.store,
-            &welcome,
-            ours::config(),
-            &checks(),
-        ))
-        .unwrap();
-        t.push(start.elapsed());
-        drop(group);
-    }
-    out.push(median(t));
-    // Creating commits (processed by the processor outside the timing).
-    for kind in ["add", "update"] {
-        let mut t = Vec::new();
-        for _ in 0..k {
+        3 => {
+            let mut joiner = Member::new(s.next_id, s.suite);
+            s.next_id += 1;
+            let kp = joiner.key_package(s.suite);
+            let (g, st) = s.creator.g();
+            let made = block_on(g.add_members(st, &[kp], &checks())).unwrap();
+            g.merge_pending_commit(st).unwrap();
+            s.processor.apply(&made.commit);
+            let welcome = made.welcome.unwrap();
+            let start = Instant::now();
+            let group = block_on(Group::join(
+                &mut joiner.store,
+                &welcome,
+                ours::config(),
+                &checks(),
+            ))
+            .unwrap();
+            let took = start.elapsed();
+            drop(group);
+            took
+        }
+        // Creating commits (processed by the processor outside the timing).
+        _ => {
             let kp = phantom_key_package(s.next_id, s.suite);
             s.next_id += 1;
             let start = Instant::now();
             let (g, st) = s.creator.g();
-            let made = if kind == "add" {
+            let made = if op == 4 {
                 block_on(g.add_members(st, &[kp], &checks())).unwrap()
             } else {
                 g.self_update(st).unwrap()
             };
             g.merge_pending_commit(st).unwrap();
-            t.push(start.elapsed());
+            let took = start.elapsed();
             s.processor.apply(&made.commit);
+            took
         }
-        out.push(median(t));
     }
-    out
 }
 
 /// A commit by the creator, merged by it; the processor has not seen it.
@@ -511,22 +502,18 @@ fn ours_commit(s: &mut Setup, kind: &str) -> Vec<u8> {
     made.commit
 }
 
-fn measure_rs(s: &mut RsSetup) -> Vec<Duration> {
-    let k = iters();
-    let data = vec![0x5a; 1024];
-    let mut out = Vec::new();
-    let mut t = Vec::new();
-    for _ in 0..k {
-        let start = Instant::now();
-        let m = s.creator.send(&data);
-        s.processor.receive(&m);
-        t.push(start.elapsed());
-    }
-    out.push(median(t));
-    for kind in ["add", "update"] {
-        let mut t = Vec::new();
-        for _ in 0..k {
-            let commit = if kind == "add" {
+/// One timed iteration of operation `op` by mls-rs, as [`ours_step`].
+fn rs_step(s: &mut RsSetup, op: usize) -> Duration {
+    match op {
+        0 => {
+            let data = vec![0x5a; 1024];
+            let start = Instant::now();
+            let m = s.creator.send(&data);
+            s.processor.receive(&m);
+            start.elapsed()
+        }
+        1 | 2 => {
+            let commit = if op == 1 {
                 let kp = rs_phantom_key_package(s.next_id);
                 s.next_id += 1;
                 s.creator.commit_add(&kp).0
@@ -536,41 +523,34 @@ fn measure_rs(s: &mut RsSetup) -> Vec<Duration> {
             s.creator.merge_own();
             let start = Instant::now();
             s.processor.receive(&commit);
-            t.push(start.elapsed());
+            start.elapsed()
         }
-        out.push(median(t));
-    }
-    let mut t = Vec::new();
-    for _ in 0..k {
-        let mut joiner = rs_member(s.next_id, s.store);
-        s.next_id += 1;
-        let kp = joiner.key_package();
-        let (commit, welcome) = s.creator.commit_add(&kp);
-        s.creator.merge_own();
-        s.processor.receive(&commit);
-        let start = Instant::now();
-        joiner.join(&welcome);
-        t.push(start.elapsed());
-    }
-    out.push(median(t));
-    for kind in ["add", "update"] {
-        let mut t = Vec::new();
-        for _ in 0..k {
+        3 => {
+            let mut joiner = rs_member(s.next_id, s.store);
+            s.next_id += 1;
+            let kp = joiner.key_package();
+            let (commit, welcome) = s.creator.commit_add(&kp);
+            s.creator.merge_own();
+            s.processor.receive(&commit);
+            let start = Instant::now();
+            joiner.join(&welcome);
+            start.elapsed()
+        }
+        _ => {
             let kp = rs_phantom_key_package(s.next_id);
             s.next_id += 1;
             let start = Instant::now();
-            let commit = if kind == "add" {
+            let commit = if op == 4 {
                 s.creator.commit_add(&kp).0
             } else {
                 s.creator.commit_update()
             };
             s.creator.merge_own();
-            t.push(start.elapsed());
+            let took = start.elapsed();
             s.processor.receive(&commit);
+            took
         }
-        out.push(median(t));
     }
-    out
 }
 
 fn ms(d: Duration) -> String {
@@ -648,26 +628,41 @@ fn main() {
         let t = Instant::now();
         let mut s = setup(n, SUITE4, true);
         eprintln!("setup of {n} members (eth-mls): {:.1?}", t.elapsed());
-        let ours = measure_ours(&mut s);
+        let ours_only = std::env::var_os("ETH_MLS_VERSUS_OURS_ONLY").is_some();
+        let mut rs = Vec::new();
+        if !ours_only {
+            for store in [RsStore::Sqlite, RsStore::Memory] {
+                let t = Instant::now();
+                rs.push(rs_setup(n, store));
+                eprintln!(
+                    "setup of {n} members ({}): {:.1?}",
+                    store.name(),
+                    t.elapsed()
+                );
+            }
+        }
+        // The three take turns, operation by operation: a change of the machine's speed
+        // during the run (seen here up to 2x) weighs on them alike, and each runs its
+        // iterations of an operation back to back (taking turns at each iteration, each
+        // would find the caches full of the others' data: a message cost a third more).
+        let mut medians: Vec<Vec<Duration>> = vec![Vec::new(); 1 + rs.len()];
+        for op in 0..OPS.len() {
+            medians[0].push(median(
+                (0..iters()).map(|_| ours_step(&mut s, op)).collect(),
+            ));
+            for (r, m) in rs.iter_mut().zip(&mut medians[1..]) {
+                m.push(median((0..iters()).map(|_| rs_step(r, op)).collect()));
+            }
+        }
         drop(s);
-        if std::env::var_os("ETH_MLS_VERSUS_OURS_ONLY").is_some() {
-            for (op, d) in OPS.iter().zip(&ours) {
+        drop(rs);
+        if ours_only {
+            for (op, d) in OPS.iter().zip(&medians[0]) {
                 println!("eth-mls at {n} members: {op:<36} {}", ms(*d));
             }
             continue;
         }
-        let mut results = Vec::new();
-        for store in [RsStore::Sqlite, RsStore::Memory] {
-            let t = Instant::now();
-            let mut s = rs_setup(n, store);
-            eprintln!(
-                "setup of {n} members ({}): {:.1?}",
-                store.name(),
-                t.elapsed()
-            );
-            results.push(measure_rs(&mut s));
-        }
-        missed.extend(report(n, &ours, &results[0], &results[1]));
+        missed.extend(report(n, &medians[0], &medians[1], &medians[2]));
     }
     let _ = std::fs::remove_dir_all(bench_dir());
     println!();
