@@ -68,7 +68,7 @@ pub fn run(root: &Path) -> Result<()> {
             .args(["bench", "-p", "eth-mls-benches", "--bench", "client"]),
     )?;
     stage(
-        "bench: eth-mls-core and mls-rs side by side at 10 and 1000 members, with the issue #16 targets (cargo bench -p eth-mls-benches --bench versus; ETH_MLS_VERSUS_ENFORCE=1 fails on a missed target)",
+        "bench: eth-mls-core and mls-rs side by side at 10, 1000 and 2000 members, with the issue #16 targets (cargo bench -p eth-mls-benches --bench versus; ETH_MLS_VERSUS_ENFORCE=1 fails on a missed target)",
     );
     crate::run(
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
