@@ -1730,6 +1730,20 @@ mod tests {
         .unwrap()
     }
 
+    /// A fresh key package of account `n`, validated as `alice`'s group takes it.
+    fn key_package(alice: &Store, config: &GroupConfig, n: u8) -> ValidatedKeyPackage {
+        let bytes = store(n).generate_key_package(None).unwrap();
+        poll_once(crate::validate_key_package_bytes(
+            &bytes,
+            alice.provider().crypto_provider(),
+            SUITE,
+            &config.policy(),
+            None,
+        ))
+        .unwrap()
+        .unwrap()
+    }
+
     /// Signs with the key pair and counts the signatures made.
     struct Counting<'a>(&'a SignatureKeyPair, std::cell::Cell<usize>);
 
@@ -1752,21 +1766,7 @@ mod tests {
         let mut alice = store(1);
         let mut group =
             Group::create(&mut alice, b"g", config.clone(), Default::default()).unwrap();
-        let kp = |n: u8| {
-            let mut s = store(n);
-            let bytes = s.generate_key_package(None).unwrap();
-            poll_once(crate::validate_key_package_bytes(
-                &bytes,
-                alice.provider().crypto_provider(),
-                SUITE,
-                &config.policy(),
-                None,
-            ))
-            .unwrap()
-            .unwrap()
-            .key_package()
-            .clone()
-        };
+        let kp = |n: u8| key_package(&alice, &config, n).key_package().clone();
         let (bob, carol) = (kp(2), kp(3));
         let signer = Counting(alice.identity().signer(), Default::default());
         let provider = alice.provider();
@@ -1801,22 +1801,7 @@ mod tests {
         let mut alice = store(1);
         let mut group =
             Group::create(&mut alice, b"g", config.clone(), Default::default()).unwrap();
-        let mut kps = Vec::new();
-        for n in 2..5 {
-            let mut s = store(n);
-            let bytes = s.generate_key_package(None).unwrap();
-            kps.push(
-                poll_once(crate::validate_key_package_bytes(
-                    &bytes,
-                    alice.provider().crypto_provider(),
-                    SUITE,
-                    &config.policy(),
-                    None,
-                ))
-                .unwrap()
-                .unwrap(),
-            );
-        }
+        let kps: Vec<_> = (2..5).map(|n| key_package(&alice, &config, n)).collect();
         poll_once(group.add_members(
             &mut alice,
             &kps,

@@ -222,6 +222,17 @@ fn staged_row(path: &std::path::Path) -> (String, Vec<u8>) {
     .unwrap()
 }
 
+/// Restarts `p` with a staged commit pending, merges it, and checks `p` is in `with`'s epoch.
+fn restart_and_merge(p: &mut Peer, with: &Peer) {
+    reopen(p);
+    p.group
+        .as_mut()
+        .unwrap()
+        .merge_staged_commit(&mut p.store)
+        .unwrap();
+    assert_eq!(with.g().epoch_authenticator(), p.g().epoch_authenticator());
+}
+
 #[test]
 fn a_staged_commit_is_kept_in_message_pack_and_one_kept_as_json_still_loads() {
     use openmls_sqlite_storage::Codec as _;
@@ -248,16 +259,7 @@ fn a_staged_commit_is_kept_in_message_pack_and_one_kept_as_json_still_loads() {
         bytes.len(),
         json.len()
     );
-    reopen(&mut bob);
-    bob.group
-        .as_mut()
-        .unwrap()
-        .merge_staged_commit(&mut bob.store)
-        .unwrap();
-    assert_eq!(
-        alice.g().epoch_authenticator(),
-        bob.g().epoch_authenticator()
-    );
+    restart_and_merge(&mut bob, &alice);
 
     // As an earlier version kept it (JSON, TEXT): it loads and merges too.
     let out = alice.update();
@@ -273,16 +275,7 @@ fn a_staged_commit_is_kept_in_message_pack_and_one_kept_as_json_still_loads() {
         )
         .unwrap();
     assert_eq!(staged_row(&bob.path).0, "text");
-    reopen(&mut bob);
-    bob.group
-        .as_mut()
-        .unwrap()
-        .merge_staged_commit(&mut bob.store)
-        .unwrap();
-    assert_eq!(
-        alice.g().epoch_authenticator(),
-        bob.g().epoch_authenticator()
-    );
+    restart_and_merge(&mut bob, &alice);
     // A merge deletes the staged commit.
     let conn = rusqlite::Connection::open(&bob.path).unwrap();
     let left: i64 = conn
