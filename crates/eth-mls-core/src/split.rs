@@ -544,12 +544,17 @@ impl StorageProvider<CURRENT_VERSION> for SplitStorage<'_> {
                 .execute(params![key, SECRETS])?;
             // openmls_sqlite_storage's own row (0.3, provider version 1), written from the
             // bytes already encoded (it would encode the value again, and prepare its
-            // statement anew): it reads it back as it wrote it (tested through it).
+            // statement anew): it reads it back as it wrote it (tested through it). Updated in
+            // place, not replaced (`INSERT OR REPLACE` deletes the row and inserts it anew,
+            // rewriting its index entry and another table page): a third fewer pages written
+            // per message.
             self.conn
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO openmls_group_data \
+                    "INSERT INTO openmls_group_data \
                      (group_id, data_type, group_data, provider_version) \
-                     VALUES (?1, 'message_secrets', ?2, 1)",
+                     VALUES (?1, 'message_secrets', ?2, 1) \
+                     ON CONFLICT (group_id, data_type) DO UPDATE \
+                     SET group_data = excluded.group_data, provider_version = 1",
                 )?
                 .execute(params![key, bytes])?;
             return Ok(());

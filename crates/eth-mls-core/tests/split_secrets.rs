@@ -61,26 +61,31 @@ fn tree_hashes(path: &std::path::Path) -> Vec<Vec<u8>> {
     )
 }
 
-/// The rowids of the message-secrets records in a store file of one group: the past epochs'
-/// (a split record, `EMS1`) and the head's. A record written again gets a new rowid
-/// (`INSERT OR REPLACE`).
-fn secrets_rows(path: &std::path::Path) -> (i64, i64) {
+/// The message-secrets records in a store file of one group: the rowid of the past epochs'
+/// (a split record, `EMS1`; written anew, it gets a new rowid: `INSERT OR REPLACE`), and the
+/// rowid and bytes of the head (updated in place; a message always changes its bytes, as it
+/// moves a ratchet).
+fn secrets_rows(path: &std::path::Path) -> (i64, (i64, Vec<u8>)) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let mut q = conn
         .prepare(
-            "SELECT rowid, INSTR(group_data, CAST('EMS1' AS BLOB)) > 0 FROM openmls_group_data \
-             WHERE data_type = 'message_secrets'",
+            "SELECT rowid, INSTR(group_data, CAST('EMS1' AS BLOB)) > 0, group_data \
+             FROM openmls_group_data WHERE data_type = 'message_secrets'",
         )
         .unwrap();
-    let rows: Vec<(i64, bool)> = q
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    let rows: Vec<(i64, bool, Vec<u8>)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
     let past: Vec<i64> = rows.iter().filter(|r| r.1).map(|r| r.0).collect();
-    let head: Vec<i64> = rows.iter().filter(|r| !r.1).map(|r| r.0).collect();
-    assert_eq!((past.len(), head.len()), (1, 1), "{rows:?}");
-    (past[0], head[0])
+    let head: Vec<(i64, Vec<u8>)> = rows
+        .iter()
+        .filter(|r| !r.1)
+        .map(|r| (r.0, r.2.clone()))
+        .collect();
+    assert_eq!((past.len(), head.len()), (1, 1), "{} rows", rows.len());
+    (past[0], head[0].clone())
 }
 
 fn reopen(p: &mut Peer) {
@@ -149,8 +154,19 @@ fn past_member_lists_are_kept_once_and_late_messages_still_decrypt() {
     let (bob_past_now, bob_head_now) = secrets_rows(&bob.path);
     let (alice_past_now, alice_head_now) = secrets_rows(&alice.path);
     assert_eq!((bob_past_now, alice_past_now), (bob_past, alice_past));
-    assert_ne!(bob_head_now, bob_head, "the receiver's head was written");
-    assert_ne!(alice_head_now, alice_head, "the sender's head was written");
+    assert_ne!(
+        bob_head_now.1, bob_head.1,
+        "the receiver's head was written"
+    );
+    assert_ne!(
+        alice_head_now.1, alice_head.1,
+        "the sender's head was written"
+    );
+    // In place: the same row.
+    assert_eq!(
+        (bob_head_now.0, alice_head_now.0),
+        (bob_head.0, alice_head.0)
+    );
     assert_eq!(blobs(&bob.path), before);
     assert_eq!(
         tree_hashes(&bob.path),
