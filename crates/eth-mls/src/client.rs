@@ -16,12 +16,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::keccak256;
+use eth_mls_chain::KeyAlgorithm;
 use eth_mls_chain::alloy::primitives::B256;
 use eth_mls_chain::alloy::providers::Provider;
 use eth_mls_chain::alloy::rpc::types::Filter;
 use eth_mls_chain::{AclChanges, Chain, CommitPolicy, Deployment, Erc7627, GroupEvent};
 use eth_mls_channel::{
-    DefaultBackend as ChannelBackend, Device, OneTimePrekeyChoice, PrekeyBundle, Secret,
+    ChannelMessage, DefaultBackend as ChannelBackend, Device, OneTimePrekeyChoice, PrekeyBundle,
+    Secret,
 };
 use eth_mls_core::{
     BindingRequest, Checks, CommitSummary, EthereumSigner, Event as CoreEvent, Group, GroupConfig,
@@ -35,6 +37,7 @@ use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::Error;
 use crate::intent::{Facts, Intent, Outcome, Step};
+use crate::peers::{Binding, PeerKeys};
 use crate::records::{self, GroupRecord, Op, OpRecord, PendingWelcome, ReceivedInvitation};
 use crate::sequencer::{Action, Sequencer};
 use crate::verdict::{
@@ -305,6 +308,8 @@ pub struct Client<D: DeliveryService> {
     subscriptions: SelectAll<BoxStream<'static, Envelope>>,
     events: VecDeque<ClientEvent>,
     credential_reported: bool,
+    /// Registered inbox keys of the accounts this client talks to (decision 20).
+    peers: PeerKeys,
     /// The exclusive lock on `<store>.lock`, held while this client lives: two clients on one
     /// store would both take in and answer the same frames.
     _lock: std::fs::File,
@@ -474,6 +479,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             subscriptions: SelectAll::new(),
             events: VecDeque::new(),
             credential_reported: false,
+            peers: PeerKeys::new(),
             _lock: lock,
         };
         let inbox = client.inbox_topic(client.address());
@@ -724,17 +730,94 @@ impl<D: DeliveryService + 'static> Client<D> {
         Ok(contract)
     }
 
-    /// Opens (or reuses) a channel session to `to` and sends `message` to its inbox.
+    /// `account`'s registered inbox key read from the registry now (and cached): `None` when
+    /// it has none, or one that is revoked, expired or not an X448 key.
+    async fn read_inbox_key(&mut self, account: Address) -> Result<Option<[u8; 56]>, Error> {
+        let key = self
+            .registry
+            .public_key(account, eth_mls_chain::key_index::inbox())
+            .await
+            .map_err(chain_err)?
+            .filter(|k| {
+                k.algorithm == KeyAlgorithm::X448
+                    && (k.valid_before == 0 || k.valid_before > now() as u64)
+            })
+            .and_then(|k| <[u8; 56]>::try_from(k.key.as_slice()).ok());
+        self.peers.record(account, key, std::time::Instant::now());
+        Ok(key)
+    }
+
+    /// Whether `identity_key` is `account`'s registered inbox key (decision 20): from the
+    /// cache, or read from the registry when the cache cannot say.
+    async fn is_bound(&mut self, account: Address, identity_key: &[u8; 56]) -> Result<bool, Error> {
+        match self
+            .peers
+            .check(account, identity_key, std::time::Instant::now())
+        {
+            Binding::Bound => Ok(true),
+            Binding::NotBound => Ok(false),
+            Binding::LookUp => {
+                Ok(self.read_inbox_key(account).await?.as_ref() == Some(identity_key))
+            }
+        }
+    }
+
+    /// Opens (or reuses) a channel session to `to` and sends `message` to its inbox (this
+    /// account's keys are published first when they are not registered yet). Only a
+    /// session bound to `to`'s currently registered inbox key is used (decision 20): the one
+    /// named, else an answered one, else a pending one, else a new one from `to`'s published
+    /// bundle. Sessions with `to` under any other key are retired.
     async fn send_direct(
         &mut self,
         to: Address,
         session: Option<[u8; 32]>,
         message: &ClientMessage,
     ) -> Result<[u8; 32], Error> {
-        let session = match session.or_else(|| {
-            let peer = to.into_array();
-            self.device.sessions_with(&peer).next().map(|s| *s.id())
-        }) {
+        // The receiver acts only on sessions bound to this account's registered key: publish
+        // it first when it is not (yet) the registered one.
+        let me = self.address();
+        let mine = match self.peers.registered(me, std::time::Instant::now()) {
+            Some(key) => key,
+            None => self.read_inbox_key(me).await?,
+        };
+        if mine.as_ref() != Some(self.device.identity_key()) {
+            self.publish_keys().await?;
+            self.peers.record(
+                me,
+                Some(*self.device.identity_key()),
+                std::time::Instant::now(),
+            );
+        }
+        let registered = match self.peers.registered(to, std::time::Instant::now()) {
+            Some(key) => key,
+            None => self.read_inbox_key(to).await?,
+        };
+        let peer = to.into_array();
+        let stale: Vec<[u8; 32]> = self
+            .device
+            .sessions_with(&peer)
+            .filter(|s| Some(s.peer_identity_key()) != registered.as_ref())
+            .map(|s| *s.id())
+            .collect();
+        for id in &stale {
+            self.device.remove_session(id);
+        }
+        let Some(registered) = registered else {
+            return Err(Error::NoBundle { account: to });
+        };
+        let bound = |s: &&eth_mls_channel::Session| {
+            s.peer_address() == &peer && s.peer_identity_key() == &registered
+        };
+        let named = session
+            .and_then(|id| self.device.session(&id))
+            .filter(bound)
+            .map(|s| *s.id());
+        let reused = named.or_else(|| {
+            let mut sessions: Vec<_> = self.device.sessions_with(&peer).filter(bound).collect();
+            sessions.sort_by_key(|s| s.is_pending());
+            sessions.first().map(|s| *s.id())
+        });
+        let session = match reused {
             Some(s) => s,
             None => {
                 let published = self
@@ -746,7 +829,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 let bundle =
                     PrekeyBundle::validate::<ChannelBackend>(&published.bundle, now() as u64)
                         .map_err(Error::Channel)?;
-                if bundle.bundle().address != to.into_array() {
+                if bundle.bundle().address != peer || bundle.bundle().identity_key != registered {
                     return Err(Error::NoBundle { account: to });
                 }
                 self.device
@@ -1275,6 +1358,25 @@ impl<D: DeliveryService + 'static> Client<D> {
     }
 
     async fn handle_inbox(&mut self, envelope: &Envelope) -> Result<(), Error> {
+        // A prekey message that would create a session is checked before the device takes
+        // it in (decision 20): one whose identity key is not the registered inbox key of the
+        // account it claims creates no session and uses up no one-time prekey.
+        if let Ok(ChannelMessage::Prekey(p)) = ChannelMessage::decode(&envelope.bytes) {
+            let claimed = Address::from(p.sender);
+            let known = eth_mls_channel::session_id::<ChannelBackend>(
+                &p.identity_key,
+                self.device.identity_key(),
+                &p.ephemeral_key,
+            )
+            .is_ok_and(|sid| self.device.session(&sid).is_some());
+            if !known && !self.is_bound(claimed, &p.identity_key).await? {
+                self.events.push_back(ClientEvent::Rejected {
+                    from: Address::ZERO,
+                    error: Error::UnboundPeer { account: claimed },
+                });
+                return Ok(());
+            }
+        }
         let received = match self.device.receive(&envelope.bytes, now() as u64) {
             Ok(r) => r,
             Err(e) if e.is_duplicate() => return Ok(()),
@@ -1286,6 +1388,19 @@ impl<D: DeliveryService + 'static> Client<D> {
                 return Ok(());
             }
         };
+        // Every frame, of a new session or not: its session must be bound now (the peer may
+        // have rotated its key since; a session made before this check existed may be
+        // planted). One that is not is deleted, and the frame dropped.
+        let peer = Address::from(received.peer_address);
+        if !self.is_bound(peer, &received.peer_identity_key).await? {
+            self.device.remove_session(&received.session_id);
+            crate::state::save_device(&mut self.store, &self.device)?;
+            self.events.push_back(ClientEvent::Rejected {
+                from: Address::ZERO,
+                error: Error::UnboundPeer { account: peer },
+            });
+            return Ok(());
+        }
         // The plaintext is queued before the channel state that consumed it is saved (channel
         // spec §9: saved before acting on it); handled from the queue.
         records::put_incoming(
@@ -2342,10 +2457,15 @@ fn lock_store(path: &Path) -> Result<std::fs::File, Error> {
     let in_use = || Error::StoreInUse {
         path: path.display().to_string(),
     };
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        // Readable by the owner only, like the store (security review L5).
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
         .open(&lock_path)
         .map_err(|e| Error::Core(format!("{}: {e}", lock_path.display())))?;
     match file.try_lock() {

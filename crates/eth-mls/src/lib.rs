@@ -21,6 +21,8 @@
 //!   events;
 //! - [`messages`]: catching up on application messages from the delivery history, with what
 //!   could not be recovered reported;
+//! - [`peers`]: which channel identity key speaks for an account — its registered ERC-7627
+//!   inbox key, cached (decision 20);
 //! - [`requests`]: an admin's check of a member's update or removal request;
 //! - [`sequencer`]: the sans-IO commit sequencer — registrations acted on in epoch order at
 //!   the configured confirmation depth, early gossip commits buffered, own commits told
@@ -40,6 +42,7 @@ pub mod intent;
 pub mod invitation;
 pub mod keystore;
 pub mod messages;
+pub mod peers;
 pub mod records;
 pub mod requests;
 pub mod sequencer;
@@ -200,6 +203,15 @@ pub enum Error {
     #[error("{account} has published no valid prekey bundle")]
     NoBundle {
         /// The account.
+        account: Address,
+    },
+    /// A 1:1 frame whose session's identity key is not the registered inbox key of the
+    /// account it claims (decision 20): dropped, its session deleted.
+    #[error(
+        "a 1:1 message claims to come from {account}, whose registered inbox key is not its sender's"
+    )]
+    UnboundPeer {
+        /// The account claimed.
         account: Address,
     },
     /// A keystore file that cannot be read (malformed, unsupported parameters).

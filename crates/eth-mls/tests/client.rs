@@ -4,6 +4,7 @@
 //! process restarts from its store and goes on.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod adversary;
 mod common;
 
 use std::sync::Arc;
@@ -724,4 +725,211 @@ async fn a_store_is_opened_by_one_client_at_a_time() {
     drop(alice);
     let again = w.client(1, w.net.add_node("alice third")).await;
     assert_eq!(again.address(), w.devnet.addresses()[1]);
+}
+
+/// Alice (owner) and carol in a group, bob outside it, every key published, and Mallory on the
+/// network with a chain reader.
+async fn with_mallory(w: &World) -> (C, C, C, adversary::Mallory, Address, Vec<Vec<ClientEvent>>) {
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    for client in [&mut alice, &mut bob, &mut carol] {
+        client.publish_keys().await.unwrap();
+    }
+    let group = alice
+        .create_group(b"mallory", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut carol], &mut seen, group).await;
+    let mallory = adversary::Mallory {
+        node: w.net.add_node("mallory"),
+        chain: w.devnet.chain(4).await.unwrap(),
+        deployment: w.deployment,
+    };
+    (alice, bob, carol, mallory, group, vec![Vec::new(); 3])
+}
+
+fn rejected_unbound(events: &[ClientEvent], claimed: Address) -> bool {
+    events.iter().any(|e| {
+        matches!(e, ClientEvent::Rejected { error: eth_mls::Error::UnboundPeer { account }, .. }
+            if *account == claimed)
+    })
+}
+
+/// C1: Mallory, with her own keys, sends the owner a removal request "from" carol. The owner's
+/// client finds that carol's registered inbox key is not the session's identity key: the frame
+/// is reported `Rejected` (`UnboundPeer`), nothing is queued or committed, carol stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_removal_request_removes_nobody() {
+    let w = World::new("client-c1-removal").await;
+    let (mut alice, mut bob, mut carol, mallory, group, mut seen) = with_mallory(&w).await;
+    let (a, c) = (alice.address(), carol.address());
+    let epoch = alice.epoch(group).unwrap();
+    let request = eth_mls::wire::ClientMessage::ChangeRequest(eth_mls::wire::ChangeRequest {
+        request_id: [7; 16],
+        group: eth_mls::wire::GroupRef {
+            chain_id: alice.chain_id(),
+            factory: w.deployment.group_factory.into_array(),
+            group_contract: group.into_array(),
+        },
+        epoch,
+        kind: eth_mls::wire::ChangeKind::Removal,
+        target: c.into_array(),
+        proposal: Vec::new(),
+    });
+    let mut forged = adversary::Mallory::device_claiming(c);
+    mallory
+        .send_as(
+            &mut forged,
+            a,
+            eth_mls_channel::OneTimePrekeyChoice::Random,
+            &request,
+        )
+        .await;
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        // Refused, or (the attack working) carol removed.
+        |s| {
+            rejected_unbound(&s[0], c)
+                || s[0]
+                    .iter()
+                    .any(|e| matches!(e, ClientEvent::MemberRemoved { member, .. } if *member == c))
+        },
+    )
+    .await;
+    // A few more rounds: nothing was queued that could still act.
+    for _ in 0..5 {
+        until(
+            &w.net,
+            &mut [&mut alice, &mut bob, &mut carol],
+            &mut seen,
+            |_| true,
+        )
+        .await;
+    }
+    assert_eq!(alice.epoch(group).unwrap(), epoch, "{:#?}", seen[0]);
+    assert!(alice.acl(group).unwrap().members.contains(&c));
+    assert!(alice.members(group).unwrap().contains(&c));
+    assert!(carol.is_active(group));
+    assert!(
+        !seen[0]
+            .iter()
+            .any(|e| matches!(e, ClientEvent::RequestReceived { .. })),
+        "{:#?}",
+        seen[0]
+    );
+}
+
+/// C1: an invitation "from" the group's owner, made by Mallory, is never shown to bob.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_invitation_is_never_shown() {
+    let w = World::new("client-c1-invite").await;
+    let (mut alice, mut bob, mut carol, mallory, group, mut seen) = with_mallory(&w).await;
+    let (a, b) = (alice.address(), bob.address());
+    let request =
+        eth_mls::wire::ClientMessage::InvitationRequest(eth_mls::wire::InvitationRequest {
+            request_id: [9; 16],
+            group: eth_mls::wire::GroupRef {
+                chain_id: alice.chain_id(),
+                factory: w.deployment.group_factory.into_array(),
+                group_contract: group.into_array(),
+            },
+            group_id: b"mallory".to_vec(),
+            inviter: a.into_array(),
+            expiry: common::now() as u64 + 3600,
+            note: "from alice, honest".into(),
+        });
+    let mut forged = adversary::Mallory::device_claiming(a);
+    mallory
+        .send_as(
+            &mut forged,
+            b,
+            eth_mls_channel::OneTimePrekeyChoice::None,
+            &request,
+        )
+        .await;
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| rejected_unbound(&s[1], a) || invitation(&s[1]).is_some(),
+    )
+    .await;
+    assert!(invitation(&seen[1]).is_none(), "{:#?}", seen[1]);
+    assert!(bob.invitations().unwrap().is_empty());
+}
+
+/// C1, the hijack: Mallory plants a session "from" bob in alice's device before alice ever
+/// wrote to bob. Alice's invitation to bob must reach bob (in a session bound to his
+/// registered key), and nothing alice sends can be read by Mallory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_session_captures_nothing() {
+    let w = World::new("client-c1-hijack").await;
+    let (mut alice, mut bob, mut carol, mallory, group, mut seen) = with_mallory(&w).await;
+    let (a, b) = (alice.address(), bob.address());
+    let mut bob_inbox = mallory
+        .node
+        .subscribe(&eth_mls_transport::Topic::Inbox {
+            chain_id: alice.chain_id(),
+            account: b.into_array(),
+        })
+        .await
+        .unwrap();
+    let mut forged = adversary::Mallory::device_claiming(b);
+    let plant = eth_mls::wire::ClientMessage::RequestRejected(eth_mls::wire::RequestRejected {
+        request_id: [1; 16],
+        reason: eth_mls::wire::RejectReason::Invalid,
+    });
+    let planted = mallory
+        .send_as(
+            &mut forged,
+            a,
+            eth_mls_channel::OneTimePrekeyChoice::None,
+            &plant,
+        )
+        .await;
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        // Refused, or (the plant taking) shown as a refusal from bob.
+        |s| {
+            rejected_unbound(&s[0], b)
+                || s[0]
+                    .iter()
+                    .any(|e| matches!(e, ClientEvent::RequestRejected { from, .. } if *from == b))
+        },
+    )
+    .await;
+    alice.invite(group, b, "for bob").await.unwrap();
+    for _ in 0..10 {
+        until(
+            &w.net,
+            &mut [&mut alice, &mut bob, &mut carol],
+            &mut seen,
+            |_| true,
+        )
+        .await;
+    }
+    // Whatever reached bob's inbox, Mallory's planted session decrypts none of it.
+    use futures_util::{FutureExt as _, StreamExt as _};
+    let mut frames = 0;
+    while let Some(Some(envelope)) = bob_inbox.next().now_or_never() {
+        frames += 1;
+        if let Ok(r) = forged.receive(&envelope.bytes, common::now() as u64) {
+            panic!(
+                "Mallory read a frame for bob in session {:?} (planted {planted:?})",
+                r.session_id
+            );
+        }
+    }
+    assert!(frames > 0);
+    assert!(
+        invitation(&seen[1]).is_some(),
+        "bob got the invitation: {:#?}",
+        seen[1]
+    );
 }
