@@ -18,6 +18,10 @@ type Aes128Ctr = ctr::Ctr128BE<aes::Aes128>;
 const MAX_LOG_N: u8 = 20;
 /// Largest PBKDF2 iteration count accepted.
 const MAX_ITERATIONS: u32 = 10_000_000;
+/// The largest scrypt block size `r` accepted (geth and cast write 8; memory is 128·r·n).
+const MAX_R: u32 = 32;
+/// The largest scrypt parallelism `p` accepted (geth and cast write 1; work grows with p).
+const MAX_P: u32 = 16;
 
 #[derive(Serialize, Deserialize)]
 struct File {
@@ -87,8 +91,13 @@ fn derive(crypto: &Crypto, password: &[u8]) -> Result<Zeroizing<[u8; 32]>, Error
             }
             let r = u32::try_from(uint(p, "r")?).map_err(|_| bad("kdfparams.r too large"))?;
             let pp = u32::try_from(uint(p, "p")?).map_err(|_| bad("kdfparams.p too large"))?;
-            if u64::from(r) * u64::from(pp) >= 1 << 30 || r == 0 || pp == 0 {
-                return Err(bad("kdfparams.r and p out of range"));
+            // Checked before anything is allocated: a file from elsewhere could otherwise
+            // ask for 128·r·n bytes (terabytes) or years of work (security review L8).
+            if r == 0 || r > MAX_R {
+                return Err(bad("kdfparams.r must be 1 to 32"));
+            }
+            if pp == 0 || pp > MAX_P {
+                return Err(bad("kdfparams.p must be 1 to 16"));
             }
             // RFC 7914 bounds n below 2^(16 r); the scrypt crate enforces it, so files with
             // r = 1 and n >= 2^16 (the specification's own example) are refused.
@@ -264,6 +273,16 @@ mod tests {
             &compact.replace("\"n\":1024", "\"n\":1023"),
             &compact.replace("\"n\":1024", "\"n\":2097152"),
             &compact.replace("\"r\":8", "\"r\":0"),
+            // L8: memory 128·r·n (128 TiB here) or work ∝ p beyond sane caps, refused before
+            // any allocation (this test aborts or runs for years on a client without caps).
+            &compact
+                .replace("\"r\":8", "\"r\":1048576")
+                .replace("\"n\":1024", "\"n\":1048576"),
+            &compact.replace("\"r\":8", "\"r\":33"),
+            &compact.replace("\"p\":1", "\"p\":17"),
+            &compact
+                .replace("\"p\":1", "\"p\":536870911")
+                .replace("\"r\":8", "\"r\":1"),
             &compact.replace("\"dklen\":32", "\"dklen\":16"),
             "",
             "{}",
