@@ -402,6 +402,12 @@ pub fn run(root: &Path) -> Result<()> {
     fs::create_dir_all(&dir)?;
     let password = dir.join("password");
     fs::write(&password, "demo password\n")?;
+    // `ethmls` refuses a password file that others can read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&password, fs::Permissions::from_mode(0o600))?;
+    }
 
     stage("demo: a gossip relay and history store (ethmls node, 127.0.0.1, free port)");
     let relay = Relay::spawn(&bin, &dir.join("relay"))?;

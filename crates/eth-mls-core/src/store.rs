@@ -260,6 +260,47 @@ fn with_suffix(path: &Path, suffix: &str) -> std::path::PathBuf {
     path.with_file_name(name)
 }
 
+/// Makes a database file and the files SQLite keeps beside it readable by their owner only
+/// (0600; security review L5). SQLite creates its WAL and shared-memory files with the
+/// database file's mode, so a store created 0600 stays so; this also tightens one created
+/// by an earlier version with the umask's mode.
+fn restrict_database(path: &Path) -> Result<(), Error> {
+    #[cfg(unix)]
+    for file in [
+        path.to_path_buf(),
+        with_suffix(path, "-journal"),
+        with_suffix(path, "-wal"),
+        with_suffix(path, "-shm"),
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        match std::fs::metadata(&file) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .map_err(io(&file))?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&file)(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
+/// Creates an empty file readable by its owner only (SQLite then takes it as an empty
+/// database, and gives its side files the same mode).
+fn create_private(path: &Path) -> Result<(), Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map(|_| ()).map_err(io(path))
+}
+
 /// Removes a database file and the files SQLite keeps beside it.
 fn remove_database(path: &Path) -> Result<(), Error> {
     for file in [
@@ -316,6 +357,7 @@ impl<B: Backend> Store<B> {
         let mut salt = [0u8; SALT_LEN];
         getrandom::fill(&mut salt)
             .map_err(|e| Error::Storage(format!("no randomness for the salt: {e}")))?;
+        create_private(&building)?;
         {
             let conn = Connection::open(&building).map_err(sql)?;
             apply_key(&conn, key, &salt)?;
@@ -380,6 +422,7 @@ impl<B: Backend> Store<B> {
         if !path.exists() {
             return Err(Error::Storage(format!("{} does not exist", path.display())));
         }
+        restrict_database(path)?;
         let salt = read_salt(path)?;
         let conn = Connection::open(path).map_err(sql)?;
         apply_key(&conn, key, &salt)?;

@@ -123,3 +123,40 @@ fn passphrase_stores_have_their_own_salt_and_reopen() {
     let restored: Store = Store::open(&backup, &key).unwrap();
     assert_eq!(restored.identity().address(), identity(1).address());
 }
+
+/// The mode bits of `path` (0 when it does not exist).
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .unwrap_or(0)
+}
+
+/// Security review L5: a store and the files SQLite keeps beside it are readable by their
+/// owner only, whatever the umask; one created group- or world-readable (by an earlier
+/// version) is tightened when opened.
+#[cfg(unix)]
+#[test]
+fn store_files_are_readable_by_their_owner_only() {
+    let dir = TempDir::new();
+    let mut peers = group_of(&dir, b"modes", &[1, 2]);
+    let ciphertext = peers[0].send(b"hello");
+    assert_eq!(peers[1].receive(&ciphertext), b"hello");
+    let path = peers[0].path.clone();
+    let mut seen = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let p = std::path::PathBuf::from(format!("{}{suffix}", path.display()));
+        if p.exists() {
+            seen += 1;
+            assert_eq!(mode(&p), 0o600, "{}", p.display());
+        }
+    }
+    assert!(seen >= 2, "the database and its WAL");
+    drop(peers);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store: Store = Store::open(&path, &store_key()).unwrap();
+    assert_eq!(mode(&path), 0o600);
+    drop(store);
+}

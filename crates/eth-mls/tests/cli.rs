@@ -102,8 +102,40 @@ impl User {
     }
 }
 
+/// Writes a file readable by its owner only (`ethmls` refuses a password file others can
+/// read).
 fn write(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// Every file and directory under `dir` that its group or others can access (security
+/// review L5).
+fn open_to_others(dir: &Path) -> Vec<(PathBuf, u32)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        let mode = std::fs::symlink_metadata(&d).unwrap().permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            out.push((d.clone(), mode));
+        }
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let kind = entry.file_type().unwrap();
+            if kind.is_dir() {
+                todo.push(entry.path());
+            } else if kind.is_file() {
+                let mode = entry.metadata().map(|m| m.permissions().mode() & 0o777);
+                if let Ok(mode) = mode
+                    && mode & 0o077 != 0
+                {
+                    out.push((entry.path(), mode));
+                }
+            }
+        }
+    }
+    out
 }
 
 fn texts(read: &Value) -> Vec<String> {
@@ -412,6 +444,48 @@ fn accounts_devnet_deploy_and_fund() {
     assert_eq!(env["result"]["healthy"], true, "{env}");
     let (_, env) = on_demand(&["devnet", "--stop"]);
     assert_eq!(env["result"]["stopped"], true, "{env}");
+    // L5: the home, its stores (with WAL and shared memory), locks, config, deployment and
+    // devnet files are the owner's alone.
+    assert!(local.join("stores").is_dir());
+    assert_eq!(open_to_others(&local), vec![], "readable by others");
+    // A home made by an earlier version (umask modes) is tightened by the next command.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let config = local.join("deployment.json");
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(&local, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let (code, _) = on_demand(&["account", "list"]);
+    assert_eq!(code, 0);
+    assert_eq!(open_to_others(&local), vec![], "tightened");
+    // A password file others can read is refused, with a hint.
+    let shared = dir.join("shared-password");
+    std::fs::write(&shared, "pw\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ethmls"))
+        .arg("--home")
+        .arg(&local)
+        .arg("--json")
+        .arg("--password-file")
+        .arg(&shared)
+        .args(["account", "new", "frank"])
+        .env_remove("ETHMLS_HOME")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let env: Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().last().unwrap()).unwrap();
+    assert_eq!(out.status.code(), Some(2), "{env}");
+    assert!(
+        env["error"]["hint"]
+            .as_str()
+            .unwrap_or("")
+            .contains("chmod 600"),
+        "{env}"
+    );
 
     // A devnet: anvil and the contracts; the home gets its deployment and RPC URL.
     let mut devnet = ethmls(&["devnet"])

@@ -53,10 +53,11 @@ pub async fn ensure(home: &Path, deployment: &Path, out: &Out) -> Result<String,
             .await
             .map_err(|e| Failure::chain(e, "see the local chain's state in the home"))?;
         if let Some(parent) = deployment.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| Failure::io(parent, e))?;
+            crate::private::dir(parent)?;
         }
         d.save(deployment)
             .map_err(|e| Failure::chain(e, "check the home directory"))?;
+        crate::private::restrict(deployment, false)?;
     }
     Ok(url)
 }
@@ -75,7 +76,7 @@ fn start(home: &Path, out: &Out) -> Result<String, Failure> {
     let anvil = eth_mls_chain::find_anvil()
         .map_err(|e| Failure::chain(e, "install Foundry's anvil, or pass --rpc-url URL"))?;
     let dir = dir(home);
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::io(&dir, e))?;
+    crate::private::dir(&dir)?;
     let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map_err(|e| Failure::new(Kind::Chain, format!("no free port: {e}"), ""))?
@@ -107,8 +108,8 @@ fn start(home: &Path, out: &Out) -> Result<String, Failure> {
         .spawn()
         .map_err(|e| Failure::new(Kind::Chain, format!("could not start anvil: {e}"), ""))?;
     let url = format!("http://127.0.0.1:{port}");
-    std::fs::write(dir.join("pid"), child.id().to_string()).map_err(|e| Failure::io(&dir, e))?;
-    std::fs::write(dir.join("url"), &url).map_err(|e| Failure::io(&dir, e))?;
+    crate::private::write(&dir.join("pid"), child.id().to_string().as_bytes())?;
+    crate::private::write(&dir.join("url"), url.as_bytes())?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_err()
         || std::fs::metadata(&config)

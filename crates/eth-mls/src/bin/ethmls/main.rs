@@ -27,6 +27,7 @@ mod args;
 mod local;
 mod net;
 mod out;
+mod private;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -129,9 +130,9 @@ impl Config {
 
     fn save(&self, home: &Path) -> Result<(), Failure> {
         let path = home.join("config.json");
-        std::fs::create_dir_all(home).map_err(|e| Failure::io(home, e))?;
+        private::dir(home)?;
         let text = serde_json::to_string_pretty(self).unwrap_or_default();
-        std::fs::write(&path, text).map_err(|e| Failure::io(&path, e))
+        private::write(&path, text.as_bytes())
     }
 }
 
@@ -230,6 +231,7 @@ fn account_names(home: &Path) -> Result<Vec<String>, Failure> {
 /// terminal. Never from the command line itself.
 fn password(cli: &Cli, prompt: &str) -> Result<Zeroizing<String>, Failure> {
     if let Some(path) = &cli.password_file {
+        private::check_password_file(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| Failure::io(path, e))?;
         let line = text.lines().next().unwrap_or("").to_string();
         return Ok(Zeroizing::new(line));
@@ -397,7 +399,7 @@ async fn client_on_chain(
     config.keep_messages = true;
     config.poll_interval = Duration::from_millis(200);
     let dir = home.join("stores");
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::io(&dir, e))?;
+    private::dir(&dir)?;
     let path = dir.join(format!("{address:#x}-{}.db", d.chain_id));
     lock_store(&path)?;
     let mut c = Client::open(
@@ -464,10 +466,14 @@ static STORE_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new
 /// both take in and answer the same frames): an exclusive lock on `<store>.lock`.
 fn lock_store(path: &Path) -> Result<(), Failure> {
     let lock_path = path.with_extension("lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options
         .open(&lock_path)
         .map_err(|e| Failure::io(&lock_path, e))?;
     match file.try_lock() {
@@ -534,6 +540,7 @@ fn parse_request_id(s: &str) -> Result<[u8; 16], Failure> {
 
 async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
     let home = home(cli)?;
+    private::secure_home(&home)?;
     match &cli.command {
         Command::Account(cmd) => account(cli, &home, cmd).await,
         Command::Devnet { stop: true, .. } => {
@@ -624,8 +631,8 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                     say!(
                         "{} {}: {}",
                         m["received_at"],
-                        m["sender"].as_str().unwrap_or(""),
-                        m["text"].as_str().unwrap_or("")
+                        out::clean(m["sender"].as_str().unwrap_or("")),
+                        out::clean(m["text"].as_str().unwrap_or(""))
                     );
                 }
             }
@@ -936,7 +943,7 @@ fn save_account(
     let json = eth_mls::keystore::encrypt(key, pw.as_bytes(), KEYSTORE_LOG_N)
         .map_err(Failure::from_client)?;
     let dir = keystore_dir(home);
-    std::fs::create_dir_all(&dir).map_err(|e| Failure::io(&dir, e))?;
+    private::dir(&dir)?;
     write_private(path, json.as_bytes())?;
     let address = PrivateKeySigner::from_slice(key)
         .map(|s| s.address())
@@ -997,9 +1004,10 @@ async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Fail
         .await
         .map_err(|e| Failure::chain(e, "see anvil's output"))?;
     let path = home.join("deployment.json");
-    std::fs::create_dir_all(home).map_err(|e| Failure::io(home, e))?;
+    private::dir(home)?;
     d.save(&path)
         .map_err(|e| Failure::chain(e, "check the home directory"))?;
+    private::restrict(&path, false)?;
     let mut config = Config::load(home)?;
     config.rpc_url = Some(devnet.rpc_url());
     config.save(home)?;
@@ -1068,7 +1076,7 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
                         i["id"].as_str().unwrap_or(""),
                         i["group"].as_str().unwrap_or(""),
                         i["from"].as_str().unwrap_or(""),
-                        i["note"].as_str().unwrap_or("")
+                        out::clean(i["note"].as_str().unwrap_or(""))
                     );
                 }
             }

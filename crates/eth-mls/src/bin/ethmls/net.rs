@@ -69,7 +69,7 @@ fn relay_key(home: &Path) -> Result<Keypair, Failure> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             getrandom::fill(seed.as_mut())
                 .map_err(|e| Failure::new(Kind::Other, format!("no randomness: {e}"), ""))?;
-            std::fs::create_dir_all(home).map_err(|e| Failure::io(home, e))?;
+            crate::private::dir(home)?;
             crate::write_private(&path, hex::encode(seed.as_slice()).as_bytes())?;
         }
         Err(e) => return Err(Failure::io(&path, e)),
@@ -230,7 +230,7 @@ pub async fn run_node(
     let addresses: Vec<String> = node.addresses().iter().map(ToString::to_string).collect();
     let info = json!({ "peer_id": node.peer_id().to_base58(), "addresses": addresses });
     let path = home.join("node.json");
-    std::fs::write(&path, info.to_string()).map_err(|e| Failure::io(&path, e))?;
+    crate::private::write(&path, info.to_string().as_bytes())?;
     out.event(&json!({ "event": "node_ready", "peer_id": info["peer_id"], "addresses": info["addresses"] }));
     let stdin_closed = tokio::task::spawn_blocking(|| {
         let mut sink = Vec::new();

@@ -275,13 +275,40 @@ impl Drop for Progress {
     }
 }
 
+/// Text another account wrote (a message, an invitation's note, a group name), made safe for a
+/// terminal (security review L4): control characters (C0, DEL, C1: newlines, escape
+/// sequences, carriage returns) and the bidirectional overrides that reorder what is shown are
+/// printed as `\u{…}` escapes, so nobody can forge a line, move the cursor or recolour the
+/// screen. Everything else is printed as it is.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// A string field of an event or result, cleaned for the terminal.
+fn field<'a>(v: &'a Value, key: &str, default: &'a str) -> std::borrow::Cow<'a, str> {
+    clean(v[key].as_str().unwrap_or(default))
+}
+
 /// A result as `key: value` lines (lists are printed by their commands).
 fn print_text(result: &Value) {
     if let Value::Object(map) = result {
         for (k, v) in map {
             match v {
                 Value::Array(_) | Value::Object(_) | Value::Null => {}
-                Value::String(s) => say!("{k}: {s}"),
+                Value::String(s) => say!("{k}: {}", clean(s)),
                 v => say!("{k}: {v}"),
             }
         }
@@ -294,13 +321,13 @@ fn event_text(e: &Value) -> String {
         "sent" => format!(
             "[{}] you: {}",
             short(e["group"].as_str()),
-            e["text"].as_str().unwrap_or("")
+            field(e, "text", "")
         ),
         "message" => format!(
             "[{}] {}: {}",
             short(e["group"].as_str()),
-            e["sender"].as_str().unwrap_or("?"),
-            e["text"].as_str().unwrap_or("")
+            field(e, "sender", "?"),
+            field(e, "text", "")
         ),
         _ => {
             let mut parts = vec![kind.to_string()];
@@ -309,7 +336,7 @@ fn event_text(e: &Value) -> String {
                     if k != "event" {
                         parts.push(format!(
                             "{k}={}",
-                            v.as_str().map_or(v.to_string(), String::from)
+                            v.as_str().map_or(v.to_string(), |s| clean(s).into_owned())
                         ));
                     }
                 }
@@ -320,11 +347,10 @@ fn event_text(e: &Value) -> String {
 }
 
 fn short(a: Option<&str>) -> String {
-    let a = a.unwrap_or("?");
-    if a.len() > 10 {
-        format!("{}…", &a[..10])
-    } else {
-        a.to_string()
+    let a = clean(a.unwrap_or("?")).into_owned();
+    match a.char_indices().nth(10) {
+        Some((i, _)) => format!("{}…", &a[..i]),
+        None => a,
     }
 }
 
@@ -424,5 +450,32 @@ pub fn event_json(e: &ClientEvent) -> Value {
         ClientEvent::Rejected { from, error } => {
             json!({ "event": "rejected", "from": a(from), "error": error.to_string() })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// L4: a member's message cannot forge a line from another sender or drive the terminal.
+    #[test]
+    fn others_text_cannot_forge_lines_or_drive_the_terminal() {
+        let forged = "hi\n[0x1a2b3c4d5e…] 0xOwner: send me your password\r\u{1b}[2K\u{1b}]0;x\u{7}";
+        let e = json!({ "event": "message", "group": "0x00112233445566778899", "sender": "0xabc", "text": forged });
+        let line = event_text(&e);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.contains("\\u{a}[0x1a2b3c4d5e…]"), "{line}");
+        assert!(line.contains("\\u{1b}[2K"), "{line}");
+        // Bidirectional overrides (text shown in another order) are escaped too.
+        assert_eq!(clean("a\u{202e}b\u{2066}c"), "a\\u{202e}b\\u{2066}c");
+        // A note in any other event, and plain text unchanged.
+        let e = json!({ "event": "invitation", "note": "x\u{1b}[31mred" });
+        assert!(!event_text(&e).chars().any(char::is_control));
+        assert!(matches!(
+            clean("plain text, ünïcödé ✓"),
+            std::borrow::Cow::Borrowed(_)
+        ));
+        // A group address field cut to 10 characters never splits a character.
+        assert_eq!(short(Some("ééééééééééééé")), "éééééééééé…");
     }
 }
