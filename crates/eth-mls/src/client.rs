@@ -53,6 +53,8 @@ use crate::wire::{
 const RANGE: u64 = 2_000;
 /// Group frames held back because their epoch is not reached yet, per group.
 const MAX_DEFERRED: usize = 1024;
+/// How many times a queued 1:1 message that fails for a reason that may pass is tried.
+pub const INCOMING_ATTEMPTS: u32 = 8;
 /// How many merges a deferred frame of an epoch not registered on chain waits for before it
 /// is reported lost.
 const DEFERRED_PATIENCE: u32 = 8;
@@ -79,6 +81,10 @@ pub struct ClientConfig {
     /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
     /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
     pub inline_welcome_limit: usize,
+    /// The wait before a 1:1 message that failed for a reason that may pass (the chain or the
+    /// delivery service unreachable) is tried again; it doubles with each try, up to
+    /// [`INCOMING_ATTEMPTS`] tries (5 s: about 21 minutes in all).
+    pub inbox_retry: Duration,
     /// Keep every application message received in the store (encrypted at rest), for
     /// [`Client::messages`]; off by default (an application keeps its own history).
     pub keep_messages: bool,
@@ -101,6 +107,7 @@ impl ClientConfig {
             // Inline Welcomes stay well inside a chain-channel frame (96 KiB).
             inline_welcome_limit: 64 << 10,
             keep_messages: false,
+            inbox_retry: Duration::from_secs(5),
         }
     }
 }
@@ -259,6 +266,14 @@ pub enum ClientEvent {
         /// The group.
         group: Address,
         /// Why.
+        error: Error,
+    },
+    /// A 1:1 message that kept failing for a reason that may pass was given up on after
+    /// [`INCOMING_ATTEMPTS`] tries (it is kept in the store's dead letters).
+    DeadLetter {
+        /// The account that sent it.
+        from: Address,
+        /// Why ([`Error::GaveUp`], with the last failure).
         error: Error,
     },
     /// Something that arrived was refused (it changed nothing).
@@ -1124,6 +1139,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// the outbox. Events go to the queue.
     pub async fn sync(&mut self) -> Result<(), Error> {
         self.handle_incoming().await?;
+        self.retry_held().await?;
         while let Some(Some(envelope)) = self.subscriptions.next().now_or_never() {
             self.handle_envelope(envelope).await?;
         }
@@ -1357,27 +1373,105 @@ impl<D: DeliveryService + 'static> Client<D> {
         Ok(())
     }
 
+    /// Takes in a frame of this account's inbox; one whose sender's key could not be checked
+    /// now (the chain unreachable) is held and tried again at later syncs.
     async fn handle_inbox(&mut self, envelope: &Envelope) -> Result<(), Error> {
-        // A prekey message that would create a session is checked before the device takes
-        // it in (decision 20): one whose identity key is not the registered inbox key of the
-        // account it claims creates no session and uses up no one-time prekey.
-        if let Ok(ChannelMessage::Prekey(p)) = ChannelMessage::decode(&envelope.bytes) {
-            let claimed = Address::from(p.sender);
-            let known = eth_mls_channel::session_id::<ChannelBackend>(
-                &p.identity_key,
-                self.device.identity_key(),
-                &p.ephemeral_key,
-            )
-            .is_ok_and(|sid| self.device.session(&sid).is_some());
-            if !known && !self.is_bound(claimed, &p.identity_key).await? {
+        match self.take_in(&envelope.bytes).await {
+            Err(Error::Chain(_)) => {
+                if !records::hold_frame(&mut self.store, &envelope.bytes, 0, now() as u64)? {
+                    self.events.push_back(ClientEvent::Rejected {
+                        from: Address::ZERO,
+                        error: Error::TooLong {
+                            field: "frames held for a sender check",
+                            len: records::MAX_HELD + 1,
+                            max: records::MAX_HELD,
+                        },
+                    });
+                }
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Tries again the inbox frames held because the chain could not be asked who sent them,
+    /// with the queued messages' backoff and budget.
+    async fn retry_held(&mut self) -> Result<(), Error> {
+        let t = now() as u64;
+        for (frame, attempts, next) in records::held_frames(&self.store)? {
+            if next > t {
+                continue;
+            }
+            match self.take_in(&frame).await {
+                Err(error @ Error::Chain(_)) => {
+                    let attempts = attempts + 1;
+                    if attempts >= INCOMING_ATTEMPTS {
+                        records::release_frame(&mut self.store, &frame)?;
+                        self.events.push_back(ClientEvent::DeadLetter {
+                            from: Address::ZERO,
+                            error: Error::GaveUp {
+                                attempts,
+                                last: error.to_string(),
+                            },
+                        });
+                    } else {
+                        let wait = self.config.inbox_retry.as_secs() << (attempts - 1).min(16);
+                        records::hold_frame(&mut self.store, &frame, attempts, t + wait)?;
+                    }
+                }
+                Err(e) => return Err(e),
+                Ok(()) => records::release_frame(&mut self.store, &frame)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Decrypts an inbox frame and queues its message (then handles the queue). The session
+    /// it arrives in must be bound — before the device takes the frame in (decision 20): a
+    /// prekey message whose identity key is not the registered inbox key of the account it
+    /// claims creates no session and uses up no one-time prekey; a frame of a session that is
+    /// no longer bound (the peer rotated its key; a session planted before this check existed)
+    /// deletes that session. A failed check of the chain is `Error::Chain`, with nothing
+    /// changed.
+    async fn take_in(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let claimed = match ChannelMessage::decode(bytes) {
+            Ok(ChannelMessage::Prekey(p)) => {
+                let sid = eth_mls_channel::session_id::<ChannelBackend>(
+                    &p.identity_key,
+                    self.device.identity_key(),
+                    &p.ephemeral_key,
+                )
+                .map_err(Error::Channel)?;
+                Some(match self.device.session(&sid) {
+                    Some(s) => (*s.peer_address(), *s.peer_identity_key(), Some(sid)),
+                    None => (p.sender, p.identity_key, None),
+                })
+            }
+            Ok(ChannelMessage::Normal(n)) => self.device.session(&n.session_id).map(|s| {
+                (
+                    *s.peer_address(),
+                    *s.peer_identity_key(),
+                    Some(n.session_id),
+                )
+            }),
+            // The device reports what is wrong with it.
+            Err(_) => None,
+        };
+        if let Some((account, identity_key, session)) = claimed {
+            let account = Address::from(account);
+            if !self.is_bound(account, &identity_key).await? {
+                if let Some(sid) = session {
+                    self.device.remove_session(&sid);
+                    crate::state::save_device(&mut self.store, &self.device)?;
+                }
                 self.events.push_back(ClientEvent::Rejected {
                     from: Address::ZERO,
-                    error: Error::UnboundPeer { account: claimed },
+                    error: Error::UnboundPeer { account },
                 });
                 return Ok(());
             }
         }
-        let received = match self.device.receive(&envelope.bytes, now() as u64) {
+        let received = match self.device.receive(bytes, now() as u64) {
             Ok(r) => r,
             Err(e) if e.is_duplicate() => return Ok(()),
             Err(e) => {
@@ -1388,25 +1482,12 @@ impl<D: DeliveryService + 'static> Client<D> {
                 return Ok(());
             }
         };
-        // Every frame, of a new session or not: its session must be bound now (the peer may
-        // have rotated its key since; a session made before this check existed may be
-        // planted). One that is not is deleted, and the frame dropped.
-        let peer = Address::from(received.peer_address);
-        if !self.is_bound(peer, &received.peer_identity_key).await? {
-            self.device.remove_session(&received.session_id);
-            crate::state::save_device(&mut self.store, &self.device)?;
-            self.events.push_back(ClientEvent::Rejected {
-                from: Address::ZERO,
-                error: Error::UnboundPeer { account: peer },
-            });
-            return Ok(());
-        }
         // The plaintext is queued before the channel state that consumed it is saved (channel
         // spec §9: saved before acting on it); handled from the queue.
         records::put_incoming(
             &mut self.store,
             &records::Incoming {
-                key: keccak256(&envelope.bytes).0,
+                key: keccak256(bytes).0,
                 from: Address::from(received.peer_address),
                 session: received.session_id,
                 plaintext: received.plaintext.to_vec(),
@@ -1418,16 +1499,41 @@ impl<D: DeliveryService + 'static> Client<D> {
         self.handle_incoming().await
     }
 
-    /// Handles the queued 1:1 messages; one that fails for a reason that may pass (the chain
-    /// or the delivery service unreachable) stays queued.
+    /// Handles the queued 1:1 messages. One that fails for a reason that may pass (the chain
+    /// or the delivery service unreachable) stays queued and is tried again with backoff
+    /// ([`ClientConfig::inbox_retry`] doubling), at most [`INCOMING_ATTEMPTS`] times, then moved to the
+    /// dead letters and reported ([`ClientEvent::DeadLetter`]); it never holds up the messages
+    /// after it or the rest of [`Client::sync`] (security review M8).
     async fn handle_incoming(&mut self) -> Result<(), Error> {
+        let t = now() as u64;
         for m in records::incoming(&self.store)? {
+            let tries = records::incoming_tries(&self.store, &m.key)?;
+            if tries.is_some_and(|(_, next)| next > t) {
+                continue;
+            }
             let result = match ClientMessage::decode(&m.plaintext) {
                 Ok(message) => self.handle_message(m.from, m.session, message).await,
                 Err(error) => Err(error),
             };
             match result {
-                Err(error @ (Error::Chain(_) | Error::Delivery(_))) => return Err(error),
+                Err(error @ (Error::Chain(_) | Error::Delivery(_))) => {
+                    let attempts = tries.map_or(0, |(a, _)| a) + 1;
+                    if attempts >= INCOMING_ATTEMPTS {
+                        let error = Error::GaveUp {
+                            attempts,
+                            last: error.to_string(),
+                        };
+                        records::bury_incoming(&mut self.store, &m, &error.to_string())?;
+                        self.events.push_back(ClientEvent::DeadLetter {
+                            from: m.from,
+                            error,
+                        });
+                    } else {
+                        let wait = self.config.inbox_retry.as_secs() << (attempts - 1).min(16);
+                        records::put_incoming_tries(&mut self.store, &m.key, attempts, t + wait)?;
+                    }
+                    continue;
+                }
                 Err(error) => self.events.push_back(ClientEvent::Rejected {
                     from: m.from,
                     error,

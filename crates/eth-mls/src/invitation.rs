@@ -152,12 +152,18 @@ pub async fn verify_response(
     }
 }
 
-/// Step 3's first check, by the invitee: the invitation names a group of a factory it trusts
-/// on its chain (decision 13), so a look-alike contract cannot pose as one. The group's
-/// creator comes from the factory's own `GroupCreated` log for the contract; then
-/// `check_group` confirms the address is the factory's for that creator and group id and that
-/// the contract holds the group id. `from_block` is where the factory's logs start (its
-/// deployment's block). Returns the group's creator.
+/// Blocks per `eth_getLogs` call when the group's creator must be found in the factory's logs.
+const LOG_RANGE: u64 = 2_000;
+
+/// Step 3's first checks, by the invitee: the invitation names a group of a factory it trusts
+/// on its chain (decision 13), so a look-alike contract cannot pose as one, and its inviter is
+/// an admin of that group at the current block (security review M5: an outsider's invitation
+/// would harvest the invitee's consent and a fresh key package). `check_group` confirms the
+/// address is the factory's for the group's creator and group id and that the contract holds
+/// the group id. The creator is the contract's owner unless ownership moved; only then is it
+/// read from the factory's `GroupCreated` log for the contract, in ranges of 2,000 blocks
+/// from `from_block` (the factory's deployment block): no query spans the whole chain (M8).
+/// Returns the group's creator.
 pub async fn check_request(
     chain: &eth_mls_chain::Chain,
     trusted_factory: Address,
@@ -169,11 +175,8 @@ pub async fn check_request(
     use eth_mls_chain::alloy::sol_types::SolEvent;
     use eth_mls_chain::bindings::MlsGroupFactory::GroupCreated;
 
-    let chain_id = chain
-        .provider()
-        .get_chain_id()
-        .await
-        .map_err(|e| Error::Chain(e.to_string()))?;
+    let rpc = |e: eth_mls_chain::alloy::transports::TransportError| Error::Chain(e.to_string());
+    let chain_id = chain.provider().get_chain_id().await.map_err(rpc)?;
     if req.group.chain_id != chain_id {
         return Err(Error::WrongChain {
             expected: chain_id,
@@ -184,29 +187,64 @@ pub async fn check_request(
         return Err(Error::UntrustedFactory);
     }
     let contract = Address::from(req.group.group_contract);
-    let filter = Filter::new()
-        .address(trusted_factory)
-        .event_signature(GroupCreated::SIGNATURE_HASH)
-        .topic1(contract.into_word())
-        .from_block(from_block);
-    let logs = chain
-        .provider()
-        .get_logs(&filter)
+    let not_ours = |e: eth_mls_chain::Error| match e {
+        eth_mls_chain::Error::NotFactoryGroup { .. } => Error::NotFactoryGroup,
+        e => Error::Chain(e.to_string()),
+    };
+    let group = chain.group(contract);
+    let info = group.info().await.map_err(|e| match e {
+        eth_mls_chain::Error::Rpc(e) => Error::Chain(e.to_string()),
+        _ => Error::NotFactoryGroup,
+    })?;
+    let factory = chain.factory(trusted_factory);
+    let creator = match factory
+        .check_group(contract, info.owner, &req.group_id)
         .await
-        .map_err(|e| Error::Chain(e.to_string()))?;
-    let creator = logs
-        .iter()
-        .filter(|l| !l.removed)
-        .find_map(|l| l.log_decode::<GroupCreated>().ok())
-        .map(|l| l.inner.data.creator)
-        .ok_or(Error::NotFactoryGroup)?;
-    chain
-        .factory(trusted_factory)
-        .check_group(contract, creator, &req.group_id)
-        .await
-        .map_err(|e| match e {
-            eth_mls_chain::Error::NotFactoryGroup { .. } => Error::NotFactoryGroup,
-            e => Error::Chain(e.to_string()),
-        })?;
+    {
+        Ok(_) => info.owner,
+        Err(eth_mls_chain::Error::NotFactoryGroup { .. }) => {
+            // Ownership moved: the creator from the factory's log, range by range.
+            let head = chain.provider().get_block_number().await.map_err(rpc)?;
+            let filter = Filter::new()
+                .address(trusted_factory)
+                .event_signature(GroupCreated::SIGNATURE_HASH)
+                .topic1(contract.into_word());
+            let mut start = from_block;
+            let mut creator = None;
+            while creator.is_none() && start <= head {
+                let end = head.min(start.saturating_add(LOG_RANGE - 1));
+                let logs = chain
+                    .provider()
+                    .get_logs(&filter.clone().from_block(start).to_block(end))
+                    .await
+                    .map_err(rpc)?;
+                creator = logs
+                    .iter()
+                    .filter(|l| !l.removed)
+                    .find_map(|l| l.log_decode::<GroupCreated>().ok())
+                    .map(|l| l.inner.data.creator);
+                start = end + 1;
+            }
+            let creator = creator.ok_or(Error::NotFactoryGroup)?;
+            factory
+                .check_group(contract, creator, &req.group_id)
+                .await
+                .map_err(not_ours)?;
+            creator
+        }
+        Err(e) => return Err(not_ours(e)),
+    };
+    let inviter = Address::from(req.inviter);
+    if inviter != info.owner
+        && !group
+            .is_admin(inviter)
+            .await
+            .map_err(|e| Error::Chain(e.to_string()))?
+    {
+        return Err(Error::InviterNotAdmin {
+            inviter,
+            group: contract,
+        });
+    }
     Ok(creator)
 }

@@ -205,6 +205,23 @@ pub enum Error {
         /// The account.
         account: Address,
     },
+    /// An invitation from an account that is not an admin of the group it names.
+    #[error("{inviter} is not an admin of the group {group}")]
+    InviterNotAdmin {
+        /// The inviting account.
+        inviter: Address,
+        /// The group.
+        group: Address,
+    },
+    /// A 1:1 message that kept failing for a reason that may pass (the chain or the delivery
+    /// service unreachable) until its retry budget ran out.
+    #[error("given up after {attempts} attempts: {last}")]
+    GaveUp {
+        /// How many times it was tried.
+        attempts: u32,
+        /// The last failure.
+        last: String,
+    },
     /// A 1:1 frame whose session's identity key is not the registered inbox key of the
     /// account it claims (decision 20): dropped, its session deleted.
     #[error(

@@ -25,6 +25,18 @@ pub const WELCOMES: &str = "eth-mls/welcomes";
 /// loses nothing (the frame comes again and decrypts again) and a crash after them replays
 /// the handling.
 pub const INCOMING: &str = "eth-mls/incoming";
+/// Retries of queued 1:1 messages that failed for a reason that may pass (key: the queued
+/// message's key): how many attempts, and the Unix time of the next.
+pub const INCOMING_TRIES: &str = "eth-mls/incoming-tries";
+/// Queued 1:1 messages given up on (key: the message's key): the message and the last error.
+pub const DEAD_LETTERS: &str = "eth-mls/dead-letters";
+/// Dead letters kept (the oldest key goes beyond).
+pub const MAX_DEAD_LETTERS: usize = 256;
+/// Inbox frames whose sender could not be checked yet (the chain unreachable), with their
+/// attempts (key: keccak256 of the frame).
+pub const HELD: &str = "eth-mls/held-frames";
+/// Frames held at most.
+pub const MAX_HELD: usize = 256;
 /// Delivery cursors (key: the topic's name) and counters.
 pub const META: &str = "eth-mls/meta";
 /// Application messages received (when the client keeps them), by group and arrival order.
@@ -451,9 +463,76 @@ pub fn incoming<B: Backend>(store: &Store<B>) -> Result<Vec<Incoming>, Error> {
     Ok(out)
 }
 
-/// Drops a handled message.
+/// Drops a handled message (and its retry count).
 pub fn delete_incoming<B: Backend>(store: &mut Store<B>, key: &[u8; 32]) -> Result<(), Error> {
+    store.delete_record(INCOMING_TRIES, key).map_err(core)?;
     store.delete_record(INCOMING, key).map_err(core).map(|_| ())
+}
+
+/// The attempts made at queued message `key` and the Unix time of the next, if any failed.
+pub fn incoming_tries<B: Backend>(
+    store: &Store<B>,
+    key: &[u8; 32],
+) -> Result<Option<(u32, u64)>, Error> {
+    let what = "retry count";
+    let Some(v) = store.record(INCOMING_TRIES, key).map_err(core)? else {
+        return Ok(None);
+    };
+    let mut r = start(&v, what)?;
+    let attempts = r.u32(what).map_err(decode_err(what))?;
+    let next = r.u64(what).map_err(decode_err(what))?;
+    r.finish(what).map_err(decode_err(what))?;
+    Ok(Some((attempts, next)))
+}
+
+/// Records `attempts` failed attempts at queued message `key`, the next at `next` (Unix s).
+pub fn put_incoming_tries<B: Backend>(
+    store: &mut Store<B>,
+    key: &[u8; 32],
+    attempts: u32,
+    next: u64,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u32(attempts);
+    w.u64(next);
+    store.put_record(INCOMING_TRIES, key, &w.buf).map_err(core)
+}
+
+/// Moves queued message `m` to the dead letters with its last error (the oldest dead letters
+/// beyond [`MAX_DEAD_LETTERS`] are dropped). Written before the queued message is deleted: a
+/// crash in between buries it again, under the same key.
+pub fn bury_incoming<B: Backend>(
+    store: &mut Store<B>,
+    m: &Incoming,
+    error: &str,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.bytes(m.from.as_slice());
+    w.vec(error.as_bytes()).map_err(too_long("error"))?;
+    w.vec(&m.plaintext).map_err(too_long("plaintext"))?;
+    store
+        .put_record(DEAD_LETTERS, &m.key, &w.buf)
+        .map_err(core)?;
+    let all = store.records(DEAD_LETTERS).map_err(core)?;
+    for (k, _) in all.iter().take(all.len().saturating_sub(MAX_DEAD_LETTERS)) {
+        store.delete_record(DEAD_LETTERS, k).map_err(core)?;
+    }
+    delete_incoming(store, &m.key)
+}
+
+/// The dead letters: sender and last error of each, by key.
+pub fn dead_letters<B: Backend>(store: &Store<B>) -> Result<Vec<(Address, String)>, Error> {
+    let what = "dead letter";
+    let mut out = Vec::new();
+    for (_, v) in store.records(DEAD_LETTERS).map_err(core)? {
+        let mut r = start(&v, what)?;
+        let from = Address::from(r.array::<20>(what).map_err(decode_err(what))?);
+        let error = String::from_utf8_lossy(r.vec(what).map_err(decode_err(what))?).into_owned();
+        out.push((from, error));
+    }
+    Ok(out)
 }
 
 /// Every intent's operation, by intent id.
@@ -531,4 +610,48 @@ pub fn messages<B: Backend>(store: &Store<B>, group: Address) -> Result<Vec<Stor
     }
     out.sort_by_key(|m| m.seq);
     Ok(out)
+}
+
+/// Holds inbox `frame` for another try at Unix time `next` after `attempts` failed ones;
+/// `false` (nothing written) when [`MAX_HELD`] other frames are held already.
+pub fn hold_frame<B: Backend>(
+    store: &mut Store<B>,
+    frame: &[u8],
+    attempts: u32,
+    next: u64,
+) -> Result<bool, Error> {
+    let key = alloy_primitives::keccak256(frame).0;
+    if store.record(HELD, &key).map_err(core)?.is_none()
+        && store.records(HELD).map_err(core)?.len() >= MAX_HELD
+    {
+        return Ok(false);
+    }
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u32(attempts);
+    w.u64(next);
+    w.vec(frame).map_err(too_long("frame"))?;
+    store.put_record(HELD, &key, &w.buf).map_err(core)?;
+    Ok(true)
+}
+
+/// The held inbox frames: each with its failed attempts and the Unix time of its next try.
+pub fn held_frames<B: Backend>(store: &Store<B>) -> Result<Vec<(Vec<u8>, u32, u64)>, Error> {
+    let what = "held frame";
+    let mut out = Vec::new();
+    for (_, v) in store.records(HELD).map_err(core)? {
+        let mut r = start(&v, what)?;
+        let attempts = r.u32(what).map_err(decode_err(what))?;
+        let next = r.u64(what).map_err(decode_err(what))?;
+        let frame = r.vec(what).map_err(decode_err(what))?.to_vec();
+        r.finish(what).map_err(decode_err(what))?;
+        out.push((frame, attempts, next));
+    }
+    Ok(out)
+}
+
+/// Drops a held inbox frame.
+pub fn release_frame<B: Backend>(store: &mut Store<B>, frame: &[u8]) -> Result<(), Error> {
+    let key = alloy_primitives::keccak256(frame).0;
+    store.delete_record(HELD, &key).map_err(core).map(|_| ())
 }

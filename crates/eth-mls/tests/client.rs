@@ -862,6 +862,50 @@ async fn a_forged_invitation_is_never_shown() {
     assert!(bob.invitations().unwrap().is_empty());
 }
 
+/// M5: an invitation from an account that is not an admin of the group it names (Mallory,
+/// registered, speaking for herself) is refused: it would harvest bob's signed consent and a
+/// fresh key package for another group's admin to use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_from_a_non_admin_is_refused() {
+    let w = World::new("client-m5-inviter").await;
+    let (mut alice, mut bob, mut carol, mallory, group, mut seen) = with_mallory(&w).await;
+    let b = bob.address();
+    let mut own = mallory.registered_device().await;
+    let m = mallory.chain.sender().unwrap();
+    let request =
+        eth_mls::wire::ClientMessage::InvitationRequest(eth_mls::wire::InvitationRequest {
+            request_id: [5; 16],
+            group: eth_mls::wire::GroupRef {
+                chain_id: alice.chain_id(),
+                factory: w.deployment.group_factory.into_array(),
+                group_contract: group.into_array(),
+            },
+            group_id: b"mallory".to_vec(),
+            inviter: m.into_array(),
+            expiry: common::now() as u64 + 3600,
+            note: "join us".into(),
+        });
+    mallory
+        .send_as(
+            &mut own,
+            b,
+            eth_mls_channel::OneTimePrekeyChoice::Random,
+            &request,
+        )
+        .await;
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| {
+            invitation(&s[1]).is_some()
+                || s[1].iter().any(|e| matches!(e, ClientEvent::Rejected { error: eth_mls::Error::InviterNotAdmin { inviter, .. }, .. } if *inviter == m))
+        },
+    )
+    .await;
+    assert!(invitation(&seen[1]).is_none(), "{:#?}", seen[1]);
+}
+
 /// C1, the hijack: Mallory plants a session "from" bob in alice's device before alice ever
 /// wrote to bob. Alice's invitation to bob must reach bob (in a session bound to his
 /// registered key), and nothing alice sends can be read by Mallory.
@@ -932,4 +976,135 @@ async fn a_planted_session_captures_nothing() {
         "bob got the invitation: {:#?}",
         seen[1]
     );
+}
+
+/// Bob's client behind a provider that refuses `eth_getLogs` over 2,000 blocks (as public
+/// ones do), on a chain 3,000 blocks past the deployment.
+async fn behind_limited_rpc(w: &World, node: MemoryNode) -> (C, adversary::LimitedRpc) {
+    use eth_mls_chain::alloy::providers::Provider;
+    let chain = w.devnet.chain(0).await.unwrap();
+    let _: serde_json::Value = chain
+        .provider()
+        .raw_request("anvil_mine".into(), (3000u64,))
+        .await
+        .unwrap();
+    let rpc = adversary::LimitedRpc::start(w.devnet.rpc_url(), 2_000).await;
+    let signer = w.devnet.signer(2).unwrap();
+    let chain = eth_mls_chain::Chain::connect(&rpc.url, Some(signer))
+        .await
+        .unwrap();
+    (w.client_with(2, chain, node).await, rpc)
+}
+
+/// M8: an invitation's check makes no `eth_getLogs` from the deployment block to the head
+/// (refused by range-limited providers, which stopped the invitee's client for good): bob,
+/// behind such a provider, sees the invitation, accepts and joins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invitation_is_checked_through_a_range_limited_provider() {
+    let mut w = World::new("client-m8-range").await;
+    w.inline_welcome_limit = None;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    alice.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"ranged", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let (mut bob, rpc) = behind_limited_rpc(&w, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
+    assert!(bob.is_active(group));
+    assert_eq!(bob.epoch(group).unwrap(), alice.epoch(group).unwrap());
+    // The provider was asked for wide ranges and refused nothing the client needed.
+    assert_eq!(
+        rpc.refused.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the client made an unranged log query"
+    );
+}
+
+/// M8: a 1:1 message whose handling fails for a reason that may pass (the chain down) never
+/// makes `sync` fail or holds up what comes after; it is tried again (the invitation arrives
+/// once the chain is back), and after its retry budget it is given up on with an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_message_never_blocks_sync_and_has_a_budget() {
+    use std::sync::atomic::Ordering;
+    let w = World::new("client-m8-budget").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    alice.publish_keys().await.unwrap();
+    let first = alice
+        .create_group(b"first", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let second = alice
+        .create_group(b"second", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let (mut bob, rpc) = behind_limited_rpc(&w, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    drop(bob);
+    // Retries at once, so the budget runs out in a few syncs.
+    let mut config = w.config();
+    config.inbox_retry = Duration::ZERO;
+    let signer: Arc<dyn EthereumSigner> = Arc::new(
+        LocalEthereumSigner::from_bytes(w.devnet.signer(2).unwrap().to_bytes().as_slice()).unwrap(),
+    );
+    let mut bob = Client::open(
+        signer,
+        eth_mls_chain::Chain::connect(&rpc.url, w.devnet.signer(2))
+            .await
+            .unwrap(),
+        w.net.add_node("bob again"),
+        w.dir.join("client-2.db"),
+        &StoreKey::raw([2; 32]),
+        config,
+    )
+    .await
+    .unwrap();
+    let b = bob.address();
+    let mut events = Vec::new();
+
+    // The chain is down while the first invitation arrives: sync still succeeds.
+    alice.invite(first, b, "first").await.unwrap();
+    rpc.down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        w.net.run_until_idle();
+        bob.sync()
+            .await
+            .expect("sync fails while the chain is down");
+        events.extend(bob.drain_events());
+    }
+    assert!(invitation(&events).is_none());
+    // Back up: the invitation arrives.
+    rpc.down.store(false, Ordering::SeqCst);
+    for _ in 0..3 {
+        w.net.run_until_idle();
+        bob.sync().await.unwrap();
+        events.extend(bob.drain_events());
+    }
+    assert!(
+        events.iter().any(|e| matches!(e,
+            ClientEvent::InvitationReceived { group, .. } if *group == first)),
+        "{events:#?}"
+    );
+
+    // The second one keeps failing: given up after the budget, with an event; sync goes on.
+    alice.invite(second, b, "second").await.unwrap();
+    rpc.down.store(true, Ordering::SeqCst);
+    for _ in 0..eth_mls::client::INCOMING_ATTEMPTS + 2 {
+        w.net.run_until_idle();
+        bob.sync()
+            .await
+            .expect("sync fails while the chain is down");
+        events.extend(bob.drain_events());
+    }
+    assert!(
+        events.iter().any(|e| matches!(e,
+            ClientEvent::DeadLetter { error: eth_mls::Error::GaveUp { attempts, .. }, .. }
+                if *attempts == eth_mls::client::INCOMING_ATTEMPTS)),
+        "{events:#?}"
+    );
+    rpc.down.store(false, Ordering::SeqCst);
+    bob.sync().await.unwrap();
+    assert_eq!(bob.invitations().unwrap().len(), 1, "only the first");
 }

@@ -41,6 +41,21 @@ impl Mallory {
         d
     }
 
+    /// A channel device of Mallory's own account, its bundle published (her identity key
+    /// registered as her inbox key): what an outsider with a funded account can do.
+    pub async fn registered_device(&self) -> Device<ChannelBackend> {
+        let me = self.chain.sender().unwrap();
+        let mut d = Self::device_claiming(me);
+        d.generate_one_time_prekeys(2).unwrap();
+        let bundle = d.bundle(now(), 2).unwrap().encode().unwrap();
+        self.chain
+            .erc7627(self.deployment.erc7627)
+            .publish_channel_bundle(d.identity_key(), &bundle)
+            .await
+            .unwrap();
+        d
+    }
+
     /// `victim`'s published, valid bundle.
     pub async fn bundle_of(&self, victim: Address) -> eth_mls_channel::VerifiedBundle {
         let published = self
@@ -79,4 +94,156 @@ impl Mallory {
         };
         self.node.publish(&topic, bytes).await.unwrap();
     }
+}
+
+/// A JSON-RPC endpoint in front of anvil that behaves like a public provider: `eth_getLogs`
+/// spanning more than `max_range` blocks (an open `toBlock` counts to the head) is refused
+/// with the error such providers give; while `down` is set, every request fails (HTTP 503).
+pub struct LimitedRpc {
+    /// Its URL (127.0.0.1, a free port).
+    pub url: String,
+    /// An outage switch.
+    pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// `eth_getLogs` calls refused so far.
+    pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for LimitedRpc {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl LimitedRpc {
+    /// Starts the endpoint in front of `upstream`.
+    pub async fn start(upstream: String, max_range: u64) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let down = Arc::new(AtomicBool::new(false));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (d, r) = (down.clone(), refused.clone());
+        let task = tokio::spawn(async move {
+            let http = eth_mls_chain::alloy::transports::http::reqwest::Client::new();
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let (http, upstream, d, r) = (http.clone(), upstream.clone(), d.clone(), r.clone());
+                tokio::spawn(async move {
+                    let _ = serve(socket, http, upstream, max_range, d, r).await;
+                });
+            }
+        });
+        Self {
+            url,
+            down,
+            refused,
+            task,
+        }
+    }
+}
+
+async fn serve(
+    socket: tokio::net::TcpStream,
+    http: eth_mls_chain::alloy::transports::http::reqwest::Client,
+    upstream: String,
+    max_range: u64,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut socket = BufReader::new(socket);
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if socket.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        socket.read_exact(&mut body).await?;
+        let (status, answer) = if down.load(Ordering::SeqCst) {
+            ("503 Service Unavailable", Vec::new())
+        } else {
+            let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            match too_wide(&http, &upstream, &request, max_range).await {
+                Some(id) => {
+                    refused.fetch_add(1, Ordering::SeqCst);
+                    let e = serde_json::json!({ "jsonrpc": "2.0", "id": id, "error": { "code": -32005, "message": format!("query exceeds max block range {max_range}") } });
+                    ("200 OK", e.to_string().into_bytes())
+                }
+                None => {
+                    let answer = http
+                        .post(&upstream)
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await
+                        .map_err(std::io::Error::other)?
+                        .bytes()
+                        .await
+                        .map_err(std::io::Error::other)?;
+                    ("200 OK", answer.to_vec())
+                }
+            }
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            answer.len()
+        );
+        let s = socket.get_mut();
+        s.write_all(head.as_bytes()).await?;
+        s.write_all(&answer).await?;
+    }
+}
+
+/// The id of an `eth_getLogs` request spanning more than `max_range` blocks.
+async fn too_wide(
+    http: &eth_mls_chain::alloy::transports::http::reqwest::Client,
+    upstream: &str,
+    request: &serde_json::Value,
+    max_range: u64,
+) -> Option<serde_json::Value> {
+    if request["method"] != "eth_getLogs" {
+        return None;
+    }
+    let filter = &request["params"][0];
+    if filter.get("blockHash").is_some() {
+        return None;
+    }
+    let number = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|s| s.strip_prefix("0x"))
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+    };
+    let head = async {
+        let answer: serde_json::Value = http
+            .post(upstream)
+            .json(&serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber", "params": [] }))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        number(&answer["result"])
+    };
+    let from = number(&filter["fromBlock"]).unwrap_or(0);
+    let to = match number(&filter["toBlock"]) {
+        Some(to) => to,
+        None => head.await?,
+    };
+    (to.saturating_sub(from) >= max_range).then(|| request["id"].clone())
 }

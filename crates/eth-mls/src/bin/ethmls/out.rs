@@ -447,6 +447,9 @@ pub fn event_json(e: &ClientEvent) -> Value {
         ClientEvent::DeliveryDelayed { group, error } => {
             json!({ "event": "delivery_delayed", "group": a(group), "error": error.to_string() })
         }
+        ClientEvent::DeadLetter { from, error } => {
+            json!({ "event": "dead_letter", "from": a(from), "error": error.to_string() })
+        }
         ClientEvent::Rejected { from, error } => {
             json!({ "event": "rejected", "from": a(from), "error": error.to_string() })
         }
