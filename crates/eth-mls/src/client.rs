@@ -53,6 +53,10 @@ use crate::wire::{
 const RANGE: u64 = 2_000;
 /// Group frames held back because their epoch is not reached yet, per group.
 const MAX_DEFERRED: usize = 1024;
+/// Channel sessions kept with one peer account (the oldest made go first).
+pub const MAX_SESSIONS_PER_PEER: usize = 8;
+/// Channel sessions kept in all.
+pub const MAX_SESSIONS: usize = 1024;
 /// How many times a queued 1:1 message that fails for a reason that may pass is tried.
 pub const INCOMING_ATTEMPTS: u32 = 8;
 /// How many merges a deferred frame of an epoch not registered on chain waits for before it
@@ -81,6 +85,16 @@ pub struct ClientConfig {
     /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
     /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
     pub inline_welcome_limit: usize,
+    /// How long a new signed prekey is valid; it is replaced (and the bundle published
+    /// again, from [`Client::sync`]) once less than a third of that is left.
+    pub signed_prekey_lifetime: Duration,
+    /// One-time prekeys used up (by initiators, or burned) are replaced and the bundle
+    /// published again at most this often.
+    pub min_republish_interval: Duration,
+    /// A session this client opened and the peer never answered is not used for new
+    /// messages after this long: the next one starts a session from the peer's current
+    /// bundle (its first one-time prekey may have been burned).
+    pub pending_session_timeout: Duration,
     /// The wait before a 1:1 message that failed for a reason that may pass (the chain or the
     /// delivery service unreachable) is tried again; it doubles with each try, up to
     /// [`INCOMING_ATTEMPTS`] tries (5 s: about 21 minutes in all).
@@ -108,6 +122,9 @@ impl ClientConfig {
             inline_welcome_limit: 64 << 10,
             keep_messages: false,
             inbox_retry: Duration::from_secs(5),
+            signed_prekey_lifetime: Duration::from_secs(7 * 86_400),
+            min_republish_interval: Duration::from_secs(600),
+            pending_session_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -325,6 +342,8 @@ pub struct Client<D: DeliveryService> {
     credential_reported: bool,
     /// Registered inbox keys of the accounts this client talks to (decision 20).
     peers: PeerKeys,
+    /// Whether this process looked for keys published without a record (older stores).
+    keys_checked: bool,
     /// The exclusive lock on `<store>.lock`, held while this client lives: two clients on one
     /// store would both take in and answer the same frames.
     _lock: std::fs::File,
@@ -473,7 +492,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     .ok_or_else(|| Error::Core("the MLS signature key is not 57 bytes".into()))?;
                 let mut d = Device::<ChannelBackend>::generate(signer.address().into_array(), seed)
                     .map_err(Error::Channel)?;
-                d.rotate_signed_prekey(now() as u64, 7 * 86_400)
+                d.rotate_signed_prekey(now() as u64, config.signed_prekey_lifetime.as_secs())
                     .map_err(Error::Channel)?;
                 d.generate_one_time_prekeys(config.one_time_prekeys as usize)
                     .map_err(Error::Channel)?;
@@ -495,6 +514,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             events: VecDeque::new(),
             credential_reported: false,
             peers: PeerKeys::new(),
+            keys_checked: false,
             _lock: lock,
         };
         let inbox = client.inbox_topic(client.address());
@@ -536,6 +556,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         Ok(client)
+    }
+
+    /// How many 1:1 channel sessions the device holds (at most [`MAX_SESSIONS`]).
+    pub fn channel_sessions(&self) -> usize {
+        self.device.sessions().count()
     }
 
     /// The account.
@@ -672,20 +697,89 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// Publishes this device's prekey bundle (and with it the account's inbox key) in the
     /// ERC-7627 registry: others can then open a 1:1 channel to it (invite it). Rotates the
-    /// signed prekey when it is due and tops up one-time prekeys first.
+    /// signed prekey when it is due and tops up one-time prekeys first. Once published,
+    /// [`Client::sync`] keeps the bundle fresh by itself (see [`crate::prekeys`]).
     pub async fn publish_keys(&mut self) -> Result<(), Error> {
         let t = now() as u64;
+        let lifetime = self.config.signed_prekey_lifetime.as_secs();
         self.device.prune(t);
-        let bundle = self
-            .device
-            .bundle(t, self.config.one_time_prekeys as usize)
-            .map_err(Error::Channel)?;
+        let target = self.config.one_time_prekeys as usize;
+        let held = self.held_prekeys();
+        if held
+            .signed_prekey
+            .is_none_or(|(_, expiry)| expiry.saturating_sub(t) < lifetime / 3)
+        {
+            self.device
+                .rotate_signed_prekey(t, lifetime)
+                .map_err(Error::Channel)?;
+        }
+        if held.one_time_prekeys < target {
+            self.device
+                .generate_one_time_prekeys(target - held.one_time_prekeys)
+                .map_err(Error::Channel)?;
+        }
+        let bundle = self.device.bundle(t, target).map_err(Error::Channel)?;
         let bytes = bundle.encode().map_err(Error::Channel)?;
         crate::state::save_device(&mut self.store, &self.device)?;
         self.registry
             .publish_channel_bundle(self.device.identity_key(), &bytes)
             .await
             .map_err(chain_err)?;
+        records::put_published_keys(
+            &mut self.store,
+            crate::prekeys::Published {
+                at: t,
+                signed_prekey: bundle.signed_prekey.id,
+            },
+        )?;
+        self.peers.record(
+            self.address(),
+            Some(*self.device.identity_key()),
+            std::time::Instant::now(),
+        );
+        Ok(())
+    }
+
+    fn held_prekeys(&self) -> crate::prekeys::Held {
+        crate::prekeys::Held {
+            signed_prekey: self
+                .device
+                .signed_prekeys()
+                .iter()
+                .max_by_key(|(id, _)| *id)
+                .copied(),
+            one_time_prekeys: self.device.one_time_prekey_ids().len(),
+        }
+    }
+
+    /// Rotates, tops up and publishes again as [`crate::prekeys::upkeep`] says.
+    async fn keep_keys(&mut self) -> Result<(), Error> {
+        let mut published = records::published_keys(&self.store)?;
+        if published.is_none() && !self.keys_checked {
+            // A store from a version that kept no record of what it published: if the
+            // registered key is this device's, its bundle is kept fresh from now on.
+            self.keys_checked = true;
+            let me = self.address();
+            if self.read_inbox_key(me).await?.as_ref() == Some(self.device.identity_key()) {
+                let p = crate::prekeys::Published {
+                    at: 0,
+                    signed_prekey: u32::MAX,
+                };
+                records::put_published_keys(&mut self.store, p)?;
+                published = Some(p);
+            }
+        }
+        let due = crate::prekeys::upkeep(
+            self.held_prekeys(),
+            published,
+            self.config.one_time_prekeys as usize,
+            self.config.signed_prekey_lifetime.as_secs(),
+            self.config.min_republish_interval.as_secs(),
+            now() as u64,
+        );
+        if due.publish {
+            self.publish_keys().await?;
+        }
         Ok(())
     }
 
@@ -797,11 +891,6 @@ impl<D: DeliveryService + 'static> Client<D> {
         };
         if mine.as_ref() != Some(self.device.identity_key()) {
             self.publish_keys().await?;
-            self.peers.record(
-                me,
-                Some(*self.device.identity_key()),
-                std::time::Instant::now(),
-            );
         }
         let registered = match self.peers.registered(to, std::time::Instant::now()) {
             Some(key) => key,
@@ -815,7 +904,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             .map(|s| *s.id())
             .collect();
         for id in &stale {
-            self.device.remove_session(id);
+            self.drop_session(id)?;
         }
         let Some(registered) = registered else {
             return Err(Error::NoBundle { account: to });
@@ -827,11 +916,30 @@ impl<D: DeliveryService + 'static> Client<D> {
             .and_then(|id| self.device.session(&id))
             .filter(bound)
             .map(|s| *s.id());
-        let reused = named.or_else(|| {
-            let mut sessions: Vec<_> = self.device.sessions_with(&peer).filter(bound).collect();
-            sessions.sort_by_key(|s| s.is_pending());
-            sessions.first().map(|s| *s.id())
-        });
+        let reused = match named {
+            Some(s) => Some(s),
+            None => {
+                // An answered session first; else the newest pending one, unless it has waited
+                // past the timeout (its one-time prekey may have been burned: security review
+                // M3), when a new session starts from the peer's current bundle.
+                let mut answered = None;
+                let mut pending = None;
+                for s in self.device.sessions_with(&peer).filter(bound) {
+                    if !s.is_pending() {
+                        answered = Some(*s.id());
+                    } else {
+                        let at = records::session_made(&self.store, s.id())?.unwrap_or(0);
+                        if pending.is_none_or(|(t, _)| at > t) {
+                            pending = Some((at, *s.id()));
+                        }
+                    }
+                }
+                let fresh = |at: u64| {
+                    at.saturating_add(self.config.pending_session_timeout.as_secs()) > now() as u64
+                };
+                answered.or(pending.filter(|(at, _)| fresh(*at)).map(|(_, id)| id))
+            }
+        };
         let session = match reused {
             Some(s) => s,
             None => {
@@ -847,9 +955,12 @@ impl<D: DeliveryService + 'static> Client<D> {
                 if bundle.bundle().address != peer || bundle.bundle().identity_key != registered {
                     return Err(Error::NoBundle { account: to });
                 }
-                self.device
+                let id = self
+                    .device
                     .initiate(&bundle, OneTimePrekeyChoice::Random)
-                    .map_err(Error::Channel)?
+                    .map_err(Error::Channel)?;
+                records::put_session_made(&mut self.store, &id, now() as u64)?;
+                id
             }
         };
         let bytes = self
@@ -1153,6 +1264,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             self.advance(contract).await?;
         }
         self.flush_outbox().await?;
+        self.keep_keys().await?;
         self.check_credentials();
         Ok(())
     }
@@ -1373,6 +1485,42 @@ impl<D: DeliveryService + 'static> Client<D> {
         Ok(())
     }
 
+    /// Deletes a channel session and its record (the device is saved by the caller).
+    fn drop_session(&mut self, id: &[u8; 32]) -> Result<(), Error> {
+        self.device.remove_session(id);
+        records::delete_session_made(&mut self.store, id)
+    }
+
+    /// Keeps at most [`MAX_SESSIONS_PER_PEER`] sessions with `peer` and [`MAX_SESSIONS`] in
+    /// all, deleting the oldest made (security review L1: each prekey message of a bound peer
+    /// made a session that was never pruned).
+    fn cap_sessions(&mut self, peer: &[u8; 20]) -> Result<(), Error> {
+        let made = |c: &Self, id: &[u8; 32]| records::session_made(&c.store, id);
+        let mut with_peer = Vec::new();
+        for s in self.device.sessions_with(peer) {
+            with_peer.push((made(self, s.id())?.unwrap_or(0), *s.id()));
+        }
+        with_peer.sort();
+        for (_, id) in with_peer
+            .iter()
+            .take(with_peer.len().saturating_sub(MAX_SESSIONS_PER_PEER))
+        {
+            self.drop_session(id)?;
+        }
+        let total = self.device.sessions().count();
+        if total > MAX_SESSIONS {
+            let mut all = Vec::new();
+            for s in self.device.sessions() {
+                all.push((made(self, s.id())?.unwrap_or(0), *s.id()));
+            }
+            all.sort();
+            for (_, id) in all.iter().take(total - MAX_SESSIONS) {
+                self.drop_session(id)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Takes in a frame of this account's inbox; one whose sender's key could not be checked
     /// now (the chain unreachable) is held and tried again at later syncs.
     async fn handle_inbox(&mut self, envelope: &Envelope) -> Result<(), Error> {
@@ -1461,7 +1609,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             let account = Address::from(account);
             if !self.is_bound(account, &identity_key).await? {
                 if let Some(sid) = session {
-                    self.device.remove_session(&sid);
+                    self.drop_session(&sid)?;
                     crate::state::save_device(&mut self.store, &self.device)?;
                 }
                 self.events.push_back(ClientEvent::Rejected {
@@ -1482,6 +1630,10 @@ impl<D: DeliveryService + 'static> Client<D> {
                 return Ok(());
             }
         };
+        if received.new_session {
+            records::put_session_made(&mut self.store, &received.session_id, now() as u64)?;
+            self.cap_sessions(&received.peer_address)?;
+        }
         // The plaintext is queued before the channel state that consumed it is saved (channel
         // spec §9: saved before acting on it); handled from the queue.
         records::put_incoming(

@@ -23,6 +23,8 @@
 //!   could not be recovered reported;
 //! - [`peers`]: which channel identity key speaks for an account — its registered ERC-7627
 //!   inbox key, cached (decision 20);
+//! - [`prekeys`]: when to rotate the signed prekey, top up one-time prekeys and publish the
+//!   bundle again, so the account stays reachable;
 //! - [`requests`]: an admin's check of a member's update or removal request;
 //! - [`sequencer`]: the sans-IO commit sequencer — registrations acted on in epoch order at
 //!   the configured confirmation depth, early gossip commits buffered, own commits told
@@ -43,6 +45,7 @@ pub mod invitation;
 pub mod keystore;
 pub mod messages;
 pub mod peers;
+pub mod prekeys;
 pub mod records;
 pub mod requests;
 pub mod sequencer;

@@ -37,6 +37,9 @@ pub const MAX_DEAD_LETTERS: usize = 256;
 pub const HELD: &str = "eth-mls/held-frames";
 /// Frames held at most.
 pub const MAX_HELD: usize = 256;
+/// When each channel session was made, by this client or by the peer (key: the session id):
+/// Unix seconds.
+pub const SESSIONS: &str = "eth-mls/sessions";
 /// Delivery cursors (key: the topic's name) and counters.
 pub const META: &str = "eth-mls/meta";
 /// Application messages received (when the client keeps them), by group and arrival order.
@@ -654,4 +657,62 @@ pub fn held_frames<B: Backend>(store: &Store<B>) -> Result<Vec<(Vec<u8>, u32, u6
 pub fn release_frame<B: Backend>(store: &mut Store<B>, frame: &[u8]) -> Result<(), Error> {
     let key = alloy_primitives::keccak256(frame).0;
     store.delete_record(HELD, &key).map_err(core).map(|_| ())
+}
+
+/// What this client last published of its prekeys, if it ever did.
+pub fn published_keys<B: Backend>(
+    store: &Store<B>,
+) -> Result<Option<crate::prekeys::Published>, Error> {
+    let what = "published keys";
+    let Some(v) = store.record(META, b"published-keys").map_err(core)? else {
+        return Ok(None);
+    };
+    let mut r = start(&v, what)?;
+    let at = r.u64(what).map_err(decode_err(what))?;
+    let signed_prekey = r.u32(what).map_err(decode_err(what))?;
+    r.finish(what).map_err(decode_err(what))?;
+    Ok(Some(crate::prekeys::Published { at, signed_prekey }))
+}
+
+/// Records what was published.
+pub fn put_published_keys<B: Backend>(
+    store: &mut Store<B>,
+    p: crate::prekeys::Published,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u64(p.at);
+    w.u32(p.signed_prekey);
+    store
+        .put_record(META, b"published-keys", &w.buf)
+        .map_err(core)
+}
+
+/// When channel session `id` was made (Unix seconds), if recorded.
+pub fn session_made<B: Backend>(store: &Store<B>, id: &[u8; 32]) -> Result<Option<u64>, Error> {
+    let what = "session record";
+    let Some(v) = store.record(SESSIONS, id).map_err(core)? else {
+        return Ok(None);
+    };
+    let mut r = start(&v, what)?;
+    let at = r.u64(what).map_err(decode_err(what))?;
+    r.finish(what).map_err(decode_err(what))?;
+    Ok(Some(at))
+}
+
+/// Records that channel session `id` was made at `at`.
+pub fn put_session_made<B: Backend>(
+    store: &mut Store<B>,
+    id: &[u8; 32],
+    at: u64,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u64(at);
+    store.put_record(SESSIONS, id, &w.buf).map_err(core)
+}
+
+/// Forgets when channel session `id` was made (it was deleted).
+pub fn delete_session_made<B: Backend>(store: &mut Store<B>, id: &[u8; 32]) -> Result<(), Error> {
+    store.delete_record(SESSIONS, id).map_err(core).map(|_| ())
 }

@@ -46,6 +46,7 @@ impl World {
     fn config(&self) -> ClientConfig {
         let mut c = ClientConfig::new(self.deployment, common::DOMAIN);
         c.poll_interval = Duration::from_millis(20);
+        c.min_republish_interval = Duration::ZERO;
         c.confirmations = self.confirmations;
         if let Some(limit) = self.inline_welcome_limit {
             c.inline_welcome_limit = limit;
@@ -1107,4 +1108,139 @@ async fn a_failing_message_never_blocks_sync_and_has_a_budget() {
     rpc.down.store(false, Ordering::SeqCst);
     bob.sync().await.unwrap();
     assert_eq!(bob.invitations().unwrap().len(), 1, "only the first");
+}
+
+/// M3, L9, L1: Mallory (registered, speaking for herself) burns every one-time prekey bob's
+/// bundle lists, one prekey message each. Bob's client keeps at most
+/// `MAX_SESSIONS_PER_PEER` of her sessions, tops up its one-time prekeys and publishes its
+/// bundle again from `sync`, so alice, who has never written to bob, reaches him: her
+/// invitation arrives (on 2cf43a9 it picked a burned key and was refused `OPK_REUSED`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn burned_one_time_prekeys_are_replaced_and_the_account_stays_reachable() {
+    let w = World::new("client-m3-burn").await;
+    let (mut alice, mut bob, mut carol, mallory, group, mut seen) = with_mallory(&w).await;
+    let b = bob.address();
+    let listed: Vec<u32> = mallory
+        .bundle_of(b)
+        .await
+        .bundle()
+        .one_time_prekeys
+        .iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(listed.len(), 20);
+    let mut own = mallory.registered_device().await;
+    let hello = eth_mls::wire::ClientMessage::RequestRejected(eth_mls::wire::RequestRejected {
+        request_id: [3; 16],
+        reason: eth_mls::wire::RejectReason::Invalid,
+    });
+    for id in &listed {
+        mallory
+            .send_as(
+                &mut own,
+                b,
+                eth_mls_channel::OneTimePrekeyChoice::Id(*id),
+                &hello,
+            )
+            .await;
+    }
+    for _ in 0..3 {
+        until(
+            &w.net,
+            &mut [&mut alice, &mut bob, &mut carol],
+            &mut seen,
+            |_| true,
+        )
+        .await;
+    }
+    assert!(
+        bob.channel_sessions() <= eth_mls::client::MAX_SESSIONS_PER_PEER,
+        "{} sessions",
+        bob.channel_sessions()
+    );
+    let fresh: Vec<u32> = mallory
+        .bundle_of(b)
+        .await
+        .bundle()
+        .one_time_prekeys
+        .iter()
+        .map(|k| k.id)
+        .collect();
+    assert_eq!(fresh.len(), 20, "topped up");
+    assert!(fresh.iter().all(|id| !listed.contains(id)), "{fresh:?}");
+    alice.invite(group, b, "after the burn").await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| invitation(&s[1]).is_some(),
+    )
+    .await;
+}
+
+/// L9: the signed prekey is rotated before it expires and the bundle published again from
+/// `sync`, without the user asking; sessions made from the old one still open during its
+/// grace period, and newcomers reach the account (on 2cf43a9 the bundle expired for good).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signed_prekey_is_rotated_before_it_expires() {
+    let w = World::new("client-l9-rotate").await;
+    let mut config = w.config();
+    config.signed_prekey_lifetime = Duration::from_secs(9);
+    let open = |index: usize, node: MemoryNode, config: ClientConfig| {
+        let w = &w;
+        async move {
+            let signer: Arc<dyn EthereumSigner> = Arc::new(
+                LocalEthereumSigner::from_bytes(
+                    w.devnet.signer(index).unwrap().to_bytes().as_slice(),
+                )
+                .unwrap(),
+            );
+            Client::open(
+                signer,
+                w.devnet.chain(index).await.unwrap(),
+                node,
+                w.dir.join(format!("client-{index}.db")),
+                &StoreKey::raw([index as u8; 32]),
+                config,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let mut alice = open(1, w.net.add_node("alice"), w.config()).await;
+    let mut bob = open(2, w.net.add_node("bob"), config.clone()).await;
+    alice.publish_keys().await.unwrap();
+    bob.publish_keys().await.unwrap();
+    let reader = adversary::Mallory {
+        node: w.net.add_node("reader"),
+        chain: w.devnet.chain(4).await.unwrap(),
+        deployment: w.deployment,
+    };
+    let first = reader
+        .bundle_of(bob.address())
+        .await
+        .bundle()
+        .signed_prekey
+        .id;
+    let group = alice
+        .create_group(b"rotation", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    // Past two thirds of the lifetime (and past the expiry itself, later).
+    tokio::time::sleep(Duration::from_millis(7_500)).await;
+    let mut seen = vec![Vec::new(), Vec::new()];
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |_| true).await;
+    let second = reader
+        .bundle_of(bob.address())
+        .await
+        .bundle()
+        .signed_prekey
+        .id;
+    assert_ne!(second, first, "rotated and published");
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    alice.invite(group, bob.address(), "").await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        invitation(&s[1]).is_some()
+    })
+    .await;
 }
