@@ -85,6 +85,9 @@ pub struct ClientConfig {
     /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
     /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
     pub inline_welcome_limit: usize,
+    /// An invitation not answered is sent again after this long, then after twice as long,
+    /// and so on until it expires.
+    pub invitation_resend: Duration,
     /// How long a new signed prekey is valid; it is replaced (and the bundle published
     /// again, from [`Client::sync`]) once less than a third of that is left.
     pub signed_prekey_lifetime: Duration,
@@ -122,6 +125,7 @@ impl ClientConfig {
             inline_welcome_limit: 64 << 10,
             keep_messages: false,
             inbox_retry: Duration::from_secs(5),
+            invitation_resend: Duration::from_secs(600),
             signed_prekey_lifetime: Duration::from_secs(7 * 86_400),
             min_republish_interval: Duration::from_secs(600),
             pending_session_timeout: Duration::from_secs(600),
@@ -519,26 +523,6 @@ impl<D: DeliveryService + 'static> Client<D> {
         };
         let inbox = client.inbox_topic(client.address());
         client.subscribe(inbox).await?;
-        // Invitations sent and not answered: sent again (one may have been recorded just
-        // before a crash, and never sent); an invitee takes each request id once.
-        for (_, value) in client
-            .store
-            .records(crate::state::INVITATIONS)
-            .map_err(core)?
-        {
-            let (invitee, message) = value.split_at_checked(20).ok_or(Error::Decode {
-                what: "sent invitation",
-            })?;
-            let invitee = Address::try_from(invitee).map_err(|_| Error::Decode {
-                what: "sent invitation",
-            })?;
-            let message = ClientMessage::decode(message)?;
-            if let Err(e) = client.send_direct(invitee, None, &message).await
-                && matches!(e, Error::Chain(_) | Error::Delivery(_))
-            {
-                return Err(e);
-            }
-        }
         for (contract, record) in records::groups(&client.store)? {
             let group = match Group::load(&client.store, &record.group_id) {
                 Ok(g) => g,
@@ -1002,7 +986,61 @@ impl<D: DeliveryService + 'static> Client<D> {
             &ClientMessage::InvitationRequest(request.clone()),
         )
         .await?;
+        let next = (now() as u64).saturating_add(self.config.invitation_resend.as_secs());
+        crate::state::put_invitation_sends(&mut self.store, &request.request_id, 1, next)?;
         Ok(request.request_id)
+    }
+
+    /// Sends again each invitation not answered yet whose time has come: the first wait is
+    /// [`ClientConfig::invitation_resend`], doubling after each send, until it is answered or
+    /// expires (then it is forgotten). One recorded and never sent (a crash in between) is
+    /// sent now. A send that fails for a reason that may pass is tried at the next interval;
+    /// it never fails [`Client::sync`] (security review L6: every open re-sent every
+    /// invitation, forever — on the chain channel, a transaction each).
+    async fn resend_invitations(&mut self) -> Result<(), Error> {
+        let t = now() as u64;
+        let base = self.config.invitation_resend.as_secs();
+        for (key, value) in self
+            .store
+            .records(crate::state::INVITATIONS)
+            .map_err(core)?
+        {
+            let Ok(id) = RequestId::try_from(key.as_slice()) else {
+                continue;
+            };
+            let parsed = value.split_at_checked(20).and_then(|(invitee, message)| {
+                let invitee = Address::try_from(invitee).ok()?;
+                match ClientMessage::decode(message).ok()? {
+                    ClientMessage::InvitationRequest(r) => Some((invitee, r)),
+                    _ => None,
+                }
+            });
+            let Some((invitee, request)) = parsed else {
+                crate::state::drop_invitation(&mut self.store, &id)?;
+                continue;
+            };
+            if request.expiry <= t {
+                crate::state::drop_invitation(&mut self.store, &id)?;
+                continue;
+            }
+            let (sends, next) = crate::state::invitation_sends(&self.store, &id)?.unwrap_or((0, 0));
+            if next > t {
+                continue;
+            }
+            let message = ClientMessage::InvitationRequest(request);
+            // A failed send (the chain or delivery down, no bundle yet) counts as a send: it
+            // is tried again at the next interval.
+            let _ = self.send_direct(invitee, None, &message).await;
+            let sends = sends.saturating_add(1);
+            let wait = base.saturating_mul(1u64 << (sends.saturating_sub(1)).min(20));
+            crate::state::put_invitation_sends(
+                &mut self.store,
+                &id,
+                sends,
+                t.saturating_add(wait),
+            )?;
+        }
+        Ok(())
     }
 
     /// The invitations received and not answered yet.
@@ -1264,6 +1302,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             self.advance(contract).await?;
         }
         self.flush_outbox().await?;
+        self.resend_invitations().await?;
         self.keep_keys().await?;
         self.check_credentials();
         Ok(())

@@ -57,6 +57,54 @@ pub fn intents<S: Backend>(store: &Store<S>) -> Result<Vec<Intent>, Error> {
 /// The namespace of invitations sent and not answered yet (key: the request id).
 pub const INVITATIONS: &str = "eth-mls/invitations";
 
+/// How often each invitation was sent and when it is sent next (key: the request id).
+pub const INVITATION_SENDS: &str = "eth-mls/invitation-sends";
+
+/// How often invitation `request_id` was sent, and the Unix time it is due again; `None`
+/// when it was never sent (a crash right after it was recorded).
+pub fn invitation_sends<S: Backend>(
+    store: &Store<S>,
+    request_id: &crate::wire::RequestId,
+) -> Result<Option<(u32, u64)>, Error> {
+    let Some(v) = store.record(INVITATION_SENDS, request_id).map_err(core)? else {
+        return Ok(None);
+    };
+    let bad = || Error::Decode {
+        what: "invitation sends",
+    };
+    let (sends, next) = v.split_at_checked(4).ok_or_else(bad)?;
+    let sends = u32::from_be_bytes(sends.try_into().map_err(|_| bad())?);
+    let next = u64::from_be_bytes(next.try_into().map_err(|_| bad())?);
+    Ok(Some((sends, next)))
+}
+
+/// Records that invitation `request_id` was sent `sends` times and is due again at `next`.
+pub fn put_invitation_sends<S: Backend>(
+    store: &mut Store<S>,
+    request_id: &crate::wire::RequestId,
+    sends: u32,
+    next: u64,
+) -> Result<(), Error> {
+    let mut v = sends.to_be_bytes().to_vec();
+    v.extend_from_slice(&next.to_be_bytes());
+    store
+        .put_record(INVITATION_SENDS, request_id, &v)
+        .map_err(core)
+}
+
+/// Forgets invitation `request_id` (expired): it is not sent again, and an answer to it is
+/// [`Error::UnknownRequest`].
+pub fn drop_invitation<S: Backend>(
+    store: &mut Store<S>,
+    request_id: &crate::wire::RequestId,
+) -> Result<(), Error> {
+    store
+        .delete_record(INVITATION_SENDS, request_id)
+        .map_err(core)?;
+    store.delete_record(INVITATIONS, request_id).map_err(core)?;
+    Ok(())
+}
+
 /// Records an invitation sent to `invitee` (WIRE.md §4, step 2), before it is sent.
 pub fn remember_invitation<S: Backend>(
     store: &mut Store<S>,
@@ -80,7 +128,7 @@ pub fn take_invitation<S: Backend>(
     request_id: &crate::wire::RequestId,
 ) -> Result<crate::wire::InvitationRequest, Error> {
     let req = pending_invitation(store, peer, request_id)?;
-    store.delete_record(INVITATIONS, request_id).map_err(core)?;
+    drop_invitation(store, request_id)?;
     Ok(req)
 }
 

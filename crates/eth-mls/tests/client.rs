@@ -1244,3 +1244,83 @@ async fn the_signed_prekey_is_rotated_before_it_expires() {
     })
     .await;
 }
+
+/// L6: an invitation is not sent again at every open (on the chain channel each send is a
+/// transaction); it is sent again with backoff while unanswered, and forgotten once expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invitations_are_resent_with_backoff_not_at_every_open() {
+    let w = World::new("client-l6-resend").await;
+    let mut config = w.config();
+    config.invitation_validity = Duration::from_secs(5);
+    config.invitation_resend = Duration::from_secs(1);
+    let open = |node: MemoryNode| {
+        let (w, config) = (&w, config.clone());
+        async move {
+            let signer: Arc<dyn EthereumSigner> = Arc::new(
+                LocalEthereumSigner::from_bytes(w.devnet.signer(1).unwrap().to_bytes().as_slice())
+                    .unwrap(),
+            );
+            Client::open(
+                signer,
+                w.devnet.chain(1).await.unwrap(),
+                node,
+                w.dir.join("client-1.db"),
+                &StoreKey::raw([1; 32]),
+                config,
+            )
+            .await
+            .unwrap()
+        }
+    };
+    let mut alice = open(w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    let b = bob.address();
+    drop(bob);
+    let group = alice
+        .create_group(b"resend", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let watcher = w.net.add_node("watcher");
+    let mut inbox = watcher
+        .subscribe(&eth_mls_transport::Topic::Inbox {
+            chain_id: alice.chain_id(),
+            account: b.into_array(),
+        })
+        .await
+        .unwrap();
+    let count = |inbox: &mut eth_mls_transport::Subscription| {
+        use futures_util::{FutureExt as _, StreamExt as _};
+        w.net.run_until_idle();
+        let mut n = 0;
+        while let Some(Some(_)) = inbox.next().now_or_never() {
+            n += 1;
+        }
+        n
+    };
+    alice.invite(group, b, "").await.unwrap();
+    // Reopened three times at once: nothing sent again.
+    for i in 0..3 {
+        drop(alice);
+        alice = open(w.net.add_node(&format!("alice {i}"))).await;
+    }
+    assert_eq!(count(&mut inbox), 1, "sent again at open");
+    // Unanswered: sent again after the interval, then after twice as long.
+    let mut sent = 1;
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_millis(3_500) {
+        alice.sync().await.unwrap();
+        sent += count(&mut inbox);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!((2..=3).contains(&sent), "{sent} sends in 3.5 s");
+    // Expired: forgotten, never sent again.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    alice.sync().await.unwrap();
+    count(&mut inbox);
+    for _ in 0..20 {
+        alice.sync().await.unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(count(&mut inbox), 0, "sent after it expired");
+}
