@@ -85,6 +85,9 @@ pub struct ClientConfig {
     /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
     /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
     pub inline_welcome_limit: usize,
+    /// An admin grants each member at most one update or re-add request per this interval
+    /// (each is a commit and a transaction the admin pays for).
+    pub request_interval: Duration,
     /// An invitation not answered is sent again after this long, then after twice as long,
     /// and so on until it expires.
     pub invitation_resend: Duration,
@@ -126,6 +129,7 @@ impl ClientConfig {
             keep_messages: false,
             inbox_retry: Duration::from_secs(5),
             invitation_resend: Duration::from_secs(600),
+            request_interval: Duration::from_secs(3600),
             signed_prekey_lifetime: Duration::from_secs(7 * 86_400),
             min_republish_interval: Duration::from_secs(600),
             pending_session_timeout: Duration::from_secs(600),
@@ -329,6 +333,16 @@ struct Joined {
     /// Proposals taken in from the commit topic, by keccak256 of their frame (a request
     /// names its proposal by bytes).
     proposals: BTreeMap<[u8; 32], eth_mls_core::ProposalSummary>,
+    /// The latest epoch of anything each member authored that this client saw (a message of
+    /// that epoch, a commit or update built in it, its join): a member is not stuck before.
+    active_at: BTreeMap<Address, u64>,
+}
+
+impl Joined {
+    fn saw(&mut self, member: Address, epoch: u64) {
+        let e = self.active_at.entry(member).or_insert(epoch);
+        *e = (*e).max(epoch);
+    }
 }
 
 /// One account's eth-mls client. See the module documentation.
@@ -670,6 +684,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 due_reported: Vec::new(),
                 acl_at: BTreeMap::new(),
                 proposals: BTreeMap::new(),
+                active_at: BTreeMap::new(),
             },
         );
         if active {
@@ -1435,6 +1450,9 @@ impl<D: DeliveryService + 'static> Client<D> {
                                     &m.data,
                                 )?;
                             }
+                            if let Some(j) = self.groups.get_mut(&contract) {
+                                j.saw(m.sender, m.epoch);
+                            }
                             self.events.push_back(ClientEvent::Message {
                                 group: contract,
                                 sender: m.sender,
@@ -1864,7 +1882,17 @@ impl<D: DeliveryService + 'static> Client<D> {
                 self.join_welcomes().await?;
             }
             ClientMessage::ChangeRequest(req) => {
+                // Each request id is acted on once (WIRE.md §2): a replay changes nothing.
+                // Recorded before anything is decided: a crash drops the request (its sender
+                // asks again) rather than committing it twice.
+                if records::request_answered(&self.store, &req.request_id)? {
+                    return Ok(());
+                }
+                records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
                 let group = Address::from(req.group.group_contract);
+                if req.kind == ChangeKind::Update {
+                    self.check_rate(group, from)?;
+                }
                 let group_ref = self.group_ref(group);
                 let j = self.joined(group)?;
                 let acl = j.mirror.acl().clone();
@@ -1924,6 +1952,9 @@ impl<D: DeliveryService + 'static> Client<D> {
                     from,
                     kind: req.kind,
                 });
+                if req.kind == ChangeKind::Update {
+                    records::put_granted(&mut self.store, group, from, now() as u64)?;
+                }
                 let op = match req.kind {
                     // The requester's Update proposal is in the store: committing pending
                     // proposals (with an own update path) takes it.
@@ -1937,7 +1968,14 @@ impl<D: DeliveryService + 'static> Client<D> {
                 crate::state::save_intent(&mut self.store, &Intent::new(id))?;
             }
             ClientMessage::ReaddRequest(req) => {
+                if self.has_add_intent(&req.request_id)?
+                    || records::request_answered(&self.store, &req.request_id)?
+                {
+                    return Ok(());
+                }
                 let group = Address::from(req.group.group_contract);
+                // Cheap checks first: a flood costs no key-package validation.
+                self.check_rate(group, from)?;
                 let group_ref = self.group_ref(group);
                 let acl = self.joined(group)?.mirror.acl().clone();
                 let config = self.joined(group)?.group.config().clone();
@@ -1951,7 +1989,24 @@ impl<D: DeliveryService + 'static> Client<D> {
                 )
                 .await
                 .map_err(|e| Error::Core(e.to_string()))?;
-                crate::requests::check_readd_request(&req, from, &group_ref, kp.account(), &acl)?;
+                let (local_epoch, last_active) = {
+                    let j = self.joined(group)?;
+                    (j.group.epoch(), j.active_at.get(&from).copied())
+                };
+                let verdict = crate::requests::check_readd_request(
+                    &req,
+                    from,
+                    &group_ref,
+                    kp.account(),
+                    &acl,
+                    local_epoch,
+                    last_active,
+                );
+                if let Err(e) = verdict {
+                    records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
+                    return Err(e);
+                }
+                records::put_granted(&mut self.store, group, from, now() as u64)?;
                 let id = records::next_intent_id(&mut self.store)?;
                 records::put_op(
                     &mut self.store,
@@ -1967,6 +2022,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     },
                 )?;
                 crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+                records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
             }
             ClientMessage::RequestRejected(r) => {
                 self.events.push_back(ClientEvent::RequestRejected {
@@ -1977,6 +2033,21 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         Ok(())
+    }
+
+    /// [`Error::RateLimited`] when a request of `member` in `group` was granted less than
+    /// [`ClientConfig::request_interval`] ago (security review L10).
+    fn check_rate(&self, group: Address, member: Address) -> Result<(), Error> {
+        let interval = self.config.request_interval.as_secs();
+        let last = records::last_granted(&self.store, group, member)?;
+        if crate::requests::within_rate(last, now() as u64, interval) {
+            Ok(())
+        } else {
+            Err(Error::RateLimited {
+                account: member,
+                interval_secs: interval,
+            })
+        }
     }
 
     fn has_add_intent(&self, id: &RequestId) -> Result<bool, Error> {
@@ -2534,6 +2605,16 @@ impl<D: DeliveryService + 'static> Client<D> {
     }
 
     fn report_merge(&mut self, contract: Address, s: &CommitSummary, epoch: u64) {
+        if let Some(j) = self.groups.get_mut(&contract) {
+            let built_in = s.new_epoch.saturating_sub(1);
+            j.saw(s.committer, built_in);
+            for m in &s.updated {
+                j.saw(*m, built_in);
+            }
+            for m in &s.added {
+                j.saw(*m, s.new_epoch);
+            }
+        }
         for m in &s.added {
             self.events.push_back(ClientEvent::MemberAdded {
                 group: contract,

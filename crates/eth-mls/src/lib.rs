@@ -208,6 +208,23 @@ pub enum Error {
         /// The account.
         account: Address,
     },
+    /// A re-add request from a member that is not stuck at the epoch it names: the group is
+    /// not past it, or the member authored something of a later epoch.
+    #[error("{account} is not stuck at epoch {epoch}: no re-add")]
+    NotStale {
+        /// The requester.
+        account: Address,
+        /// The epoch it claimed to be stuck at.
+        epoch: u64,
+    },
+    /// A member's request came sooner than the admin grants them.
+    #[error("{account} had a request granted less than {interval_secs} s ago")]
+    RateLimited {
+        /// The requester.
+        account: Address,
+        /// The interval between two granted requests.
+        interval_secs: u64,
+    },
     /// An invitation from an account that is not an admin of the group it names.
     #[error("{inviter} is not an admin of the group {group}")]
     InviterNotAdmin {

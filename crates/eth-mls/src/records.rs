@@ -40,6 +40,11 @@ pub const MAX_HELD: usize = 256;
 /// When each channel session was made, by this client or by the peer (key: the session id):
 /// Unix seconds.
 pub const SESSIONS: &str = "eth-mls/sessions";
+/// Members' requests answered (key: the request id): Unix time (WIRE.md §2: a request id is
+/// acted on once).
+pub const REQUESTS: &str = "eth-mls/requests-answered";
+/// When each member's last request was granted (key: group contract ‖ member): Unix time.
+pub const GRANTED: &str = "eth-mls/requests-granted";
 /// Delivery cursors (key: the topic's name) and counters.
 pub const META: &str = "eth-mls/meta";
 /// Application messages received (when the client keeps them), by group and arrival order.
@@ -715,4 +720,73 @@ pub fn put_session_made<B: Backend>(
 /// Forgets when channel session `id` was made (it was deleted).
 pub fn delete_session_made<B: Backend>(store: &mut Store<B>, id: &[u8; 32]) -> Result<(), Error> {
     store.delete_record(SESSIONS, id).map_err(core).map(|_| ())
+}
+
+fn time_record<B: Backend>(
+    store: &Store<B>,
+    namespace: &str,
+    key: &[u8],
+    what: &'static str,
+) -> Result<Option<u64>, Error> {
+    let Some(v) = store.record(namespace, key).map_err(core)? else {
+        return Ok(None);
+    };
+    let mut r = start(&v, what)?;
+    let t = r.u64(what).map_err(decode_err(what))?;
+    r.finish(what).map_err(decode_err(what))?;
+    Ok(Some(t))
+}
+
+fn put_time_record<B: Backend>(
+    store: &mut Store<B>,
+    namespace: &str,
+    key: &[u8],
+    t: u64,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u64(t);
+    store.put_record(namespace, key, &w.buf).map_err(core)
+}
+
+/// Whether request `id` was answered already.
+pub fn request_answered<B: Backend>(store: &Store<B>, id: &RequestId) -> Result<bool, Error> {
+    Ok(time_record(store, REQUESTS, id, "answered request")?.is_some())
+}
+
+/// Records that request `id` was answered at `t`.
+pub fn put_request_answered<B: Backend>(
+    store: &mut Store<B>,
+    id: &RequestId,
+    t: u64,
+) -> Result<(), Error> {
+    put_time_record(store, REQUESTS, id, t)
+}
+
+fn granted_key(group: Address, member: Address) -> Vec<u8> {
+    [group.as_slice(), member.as_slice()].concat()
+}
+
+/// When `member`'s last request in `group` was granted.
+pub fn last_granted<B: Backend>(
+    store: &Store<B>,
+    group: Address,
+    member: Address,
+) -> Result<Option<u64>, Error> {
+    time_record(
+        store,
+        GRANTED,
+        &granted_key(group, member),
+        "granted request",
+    )
+}
+
+/// Records that a request of `member` in `group` was granted at `t`.
+pub fn put_granted<B: Backend>(
+    store: &mut Store<B>,
+    group: Address,
+    member: Address,
+    t: u64,
+) -> Result<(), Error> {
+    put_time_record(store, GRANTED, &granted_key(group, member), t)
 }

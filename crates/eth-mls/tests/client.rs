@@ -1324,3 +1324,43 @@ async fn invitations_are_resent_with_backoff_not_at_every_open() {
     }
     assert_eq!(count(&mut inbox), 0, "sent after it expired");
 }
+
+/// L10: a member's update requests are granted at most once per `request_interval` (each is a
+/// commit and a transaction the admin pays for); the rest are refused `RateLimited`, and the
+/// group's epoch moves once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_requests_are_rate_limited_per_member() {
+    let w = World::new("client-l10-rate").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let (a, b) = (alice.address(), bob.address());
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"rate", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
+    let start = alice.epoch(group).unwrap();
+    bob.request_update(group, a).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s[1].iter()
+            .any(|e| matches!(e, ClientEvent::CommitMerged { epoch, .. } if *epoch == start + 1))
+    })
+    .await;
+    for _ in 0..3 {
+        bob.request_update(group, a).await.unwrap();
+        until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |_| true).await;
+    }
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s[0].iter()
+            .filter(|e| matches!(e, ClientEvent::Rejected { error: eth_mls::Error::RateLimited { account, .. }, .. } if *account == b))
+            .count()
+            == 3
+    })
+    .await;
+    for _ in 0..5 {
+        until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |_| true).await;
+    }
+    assert_eq!(alice.epoch(group).unwrap(), start + 1, "{:#?}", seen[0]);
+}

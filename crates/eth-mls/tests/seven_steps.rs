@@ -546,17 +546,18 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
         alice.group.as_ref().unwrap().epoch_authenticator()
     );
 
-    // A fork: bob can no longer follow the group, drops his copy of it and asks alice over
+    // A fork: bob could not process the last commit (he is stuck one epoch behind), drops his
+    // copy of the group and asks alice over
     // the channel to re-add him with a fresh key package; she removes his old leaf and adds
     // the new one in one commit, registered with the matching ACL change.
-    bob.group.take().unwrap().delete(&mut bob.store).unwrap();
     let fresh = bob.store.generate_key_package(None).unwrap();
     let readd = ReaddRequest {
         request_id: [0x33; 16],
         group: group_ref,
-        last_epoch: 4,
+        last_epoch: bob.group.as_ref().map_or(0, |g| g.epoch()) - 1,
         key_package: fresh.clone(),
     };
+    bob.group.take().unwrap().delete(&mut bob.store).unwrap();
     bob.send(
         alice.address(),
         &bob_session,
@@ -582,16 +583,50 @@ async fn seven_steps_then_update_removal_and_readd_requests() {
         members: contract.members().await.unwrap().into_iter().collect(),
     };
     let peer = Address::from(got.peer_address);
-    check_readd_request(&req, peer, &group_ref, kp.account(), &acl_now).unwrap();
+    let local = alice.group.as_ref().unwrap().epoch();
+    check_readd_request(&req, peer, &group_ref, kp.account(), &acl_now, local, None).unwrap();
+    // Not stuck: the group is not past the epoch bob names, or bob was seen after it.
+    assert!(matches!(
+        check_readd_request(&req, peer, &group_ref, peer, &acl_now, req.last_epoch, None),
+        Err(Error::NotStale { .. })
+    ));
+    assert!(matches!(
+        check_readd_request(
+            &req,
+            peer,
+            &group_ref,
+            peer,
+            &acl_now,
+            local,
+            Some(req.last_epoch + 1)
+        ),
+        Err(Error::NotStale { .. })
+    ));
     assert_eq!(
-        check_readd_request(&req, peer, &group_ref, carol.address(), &acl_now),
+        check_readd_request(
+            &req,
+            peer,
+            &group_ref,
+            carol.address(),
+            &acl_now,
+            local,
+            None
+        ),
         Err(Error::WrongAccount {
             expected: peer,
             found: carol.address()
         })
     );
     assert_eq!(
-        check_readd_request(&req, carol.address(), &group_ref, carol.address(), &acl_now),
+        check_readd_request(
+            &req,
+            carol.address(),
+            &group_ref,
+            carol.address(),
+            &acl_now,
+            local,
+            None
+        ),
         Err(Error::NotMember {
             account: carol.address()
         })
