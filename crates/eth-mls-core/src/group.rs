@@ -246,6 +246,10 @@ pub struct CommitSummary {
     pub committer: Address,
     /// Accounts added.
     pub added: Vec<Address>,
+    /// `keccak256` of each added key package's TLS encoding, in the order of `added`: what
+    /// the group contract records for the add (and the invitee's consent names).
+    #[serde(default)]
+    pub added_key_packages: Vec<[u8; 32]>,
     /// Accounts removed.
     pub removed: Vec<Address>,
     /// Members whose leaf changed (update proposals, and the committer when the commit
@@ -1066,12 +1070,16 @@ impl Group {
 
     fn summarize(&self, staged: &StagedCommit, committer: Address) -> Result<CommitSummary, Error> {
         let mut added = Vec::new();
+        let mut added_key_packages = Vec::new();
         let mut removed = Vec::new();
         let mut updated = BTreeSet::new();
         for add in staged.add_proposals() {
-            added.push(address_of(
-                add.add_proposal().key_package().leaf_node().credential(),
-            )?);
+            let key_package = add.add_proposal().key_package();
+            added.push(address_of(key_package.leaf_node().credential())?);
+            let bytes = key_package
+                .tls_serialize_detached()
+                .map_err(openmls("encoding an added key package"))?;
+            added_key_packages.push(alloy_primitives::keccak256(&bytes).0);
         }
         for remove in staged.remove_proposals() {
             removed.push(self.member_address(remove.remove_proposal().removed())?);
@@ -1087,6 +1095,7 @@ impl Group {
         Ok(CommitSummary {
             committer,
             added,
+            added_key_packages,
             removed,
             updated: updated.into_iter().collect(),
             new_epoch: staged.epoch().as_u64(),

@@ -2339,7 +2339,22 @@ impl<D: DeliveryService + 'static> Client<D> {
                 }
                 // Proposals the commit refers to go out before it is registered.
                 self.flush_outbox().await?;
-                let changes = self.acl_changes(contract, &op, &p.summary);
+                let changes = match Self::acl_changes(&op, &p.summary) {
+                    Ok(changes) => changes,
+                    Err(e) => {
+                        // The commit does more than the operation means (a proposal that
+                        // rode along): never registered.
+                        let j = self
+                            .groups
+                            .get_mut(&contract)
+                            .ok_or(Error::UnknownGroup { group: contract })?;
+                        j.group
+                            .discard_pending_commit(&mut self.store)
+                            .map_err(core)?;
+                        self.fail_intent(contract, intent.id, e.to_string())?;
+                        return Ok(true);
+                    }
+                };
                 let auth = B256::from(epoch_authenticator_hash(&p.epoch_authenticator));
                 let sent = self
                     .chain
@@ -2548,27 +2563,54 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
     }
 
-    /// The ACL changes registered with the commit of `op`.
-    fn acl_changes(&self, _contract: Address, op: &Op, summary: &CommitSummary) -> AclChanges {
-        match op {
+    /// The ACL changes registered with the commit of `op`: derived from the built commit
+    /// (every member's verdict compares them with the commit's proposals), and refused
+    /// ([`Error::AclMismatch`] / [`Error::KeyPackageMismatch`]) unless they are exactly what
+    /// the operation meant — a commit that adds, removes or re-keys anything else is never
+    /// registered.
+    fn acl_changes(op: &Op, summary: &CommitSummary) -> Result<AclChanges, Error> {
+        let changes = AclChanges {
+            added: summary.added.clone(),
+            key_packages: summary
+                .added_key_packages
+                .iter()
+                .map(|h| B256::from(*h))
+                .collect(),
+            removed: summary.removed.clone(),
+        };
+        let (added, removed, key_package): (Vec<Address>, Vec<Address>, Option<[u8; 32]>) = match op
+        {
+            // A re-add removes the old leaf and adds the new one: the same account in
+            // both lists.
             Op::Add {
                 invitee,
                 key_package,
                 readd,
                 ..
-            } => AclChanges {
-                // A re-add removes the old leaf and adds the new one: the same account in
-                // both lists (the verdict compares them with the commit's proposals).
-                added: vec![*invitee],
-                key_packages: vec![B256::from(keccak256(key_package).0)],
-                removed: if *readd { vec![*invitee] } else { vec![] },
-            },
-            Op::Remove { .. } | Op::Update => AclChanges {
-                added: vec![],
-                key_packages: vec![],
-                removed: summary.removed.clone(),
-            },
+            } => (
+                vec![*invitee],
+                if *readd { vec![*invitee] } else { vec![] },
+                Some(keccak256(key_package).0),
+            ),
+            Op::Remove { members } => (vec![], members.clone(), None),
+            Op::Update => (vec![], vec![], None),
+        };
+        let mut sorted_removed = summary.removed.clone();
+        sorted_removed.sort();
+        let mut want_removed = removed.clone();
+        want_removed.sort();
+        if summary.added != added || sorted_removed != want_removed {
+            return Err(Error::AclMismatch {
+                proposed_added: summary.added.clone(),
+                proposed_removed: summary.removed.clone(),
+                registered_added: added,
+                registered_removed: removed,
+            });
         }
+        if summary.added_key_packages != key_package.into_iter().collect::<Vec<_>>() {
+            return Err(Error::KeyPackageMismatch);
+        }
+        Ok(changes)
     }
 
     async fn send_welcome(

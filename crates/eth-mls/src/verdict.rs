@@ -81,7 +81,11 @@ fn counts(v: &[Address]) -> BTreeMap<Address, usize> {
 /// 1. the registration is for `local_epoch + 1` ([`Error::WrongEpoch`]);
 /// 2. the bytes are the registered ones ([`Error::CommitHashMismatch`]);
 /// 3. its Add and Remove proposals are exactly the registered ACL changes, as multisets
-///    ([`Error::AclMismatch`]), with one key package hash per added account;
+///    ([`Error::AclMismatch`]), and each added key package is the one the contract recorded
+///    for that account ([`Error::KeyPackageMismatch`]: the pairs (account, `keccak256` of the
+///    key package) of the registration and of the commit are the same multiset; security
+///    review M5 — a recorded hash that names no key package in the commit made the
+///    one-time key-package record meaningless);
 /// 4. the MLS committer's role at the block fits the policy ([`Error::CommitterNotAllowed`]):
 ///    an admin (or the owner), or under [`Policy::AnyMember`] any member when the commit
 ///    changes no membership.
@@ -114,6 +118,18 @@ pub fn check_commit(
             registered_added: reg.added.clone(),
             registered_removed: reg.removed.clone(),
         });
+    }
+    let pairs = |added: &[Address], hashes: &[[u8; 32]]| {
+        let mut m: BTreeMap<(Address, [u8; 32]), usize> = BTreeMap::new();
+        for p in added.iter().copied().zip(hashes.iter().copied()) {
+            *m.entry(p).or_default() += 1;
+        }
+        m
+    };
+    if staged.added_key_packages.len() != staged.added.len()
+        || pairs(&staged.added, &staged.added_key_packages) != pairs(&reg.added, &reg.key_packages)
+    {
+        return Err(Error::KeyPackageMismatch);
     }
     let changes_acl = !reg.added.is_empty() || !reg.removed.is_empty();
     let allowed = acl.is_admin(&staged.committer)
@@ -261,6 +277,7 @@ mod tests {
         let staged = CommitSummary {
             committer: a(1),
             added: vec![a(4), a(3)],
+            added_key_packages: vec![[4; 32], [3; 32]],
             removed: vec![a(5)],
             updated: vec![],
             new_epoch: 5,
@@ -318,6 +335,26 @@ mod tests {
             check(&commit, &r, &staged, Policy::AdminsOnly, &acl),
             Err(Error::AclMismatch { .. })
         ));
+        // M5: a recorded hash that is not the added key package's, or hashes swapped between
+        // the added accounts.
+        let mut r = reg.clone();
+        r.key_packages[0] = [9; 32];
+        assert_eq!(
+            check(&commit, &r, &staged, Policy::AdminsOnly, &acl),
+            Err(Error::KeyPackageMismatch)
+        );
+        let mut r = reg.clone();
+        r.key_packages.swap(0, 1);
+        assert_eq!(
+            check(&commit, &r, &staged, Policy::AdminsOnly, &acl),
+            Err(Error::KeyPackageMismatch)
+        );
+        let mut s = staged.clone();
+        s.added_key_packages.clear();
+        assert_eq!(
+            check(&commit, &reg, &s, Policy::AdminsOnly, &acl),
+            Err(Error::KeyPackageMismatch)
+        );
         // A plain member may not commit under AdminsOnly, nor change the ACL under AnyMember.
         let mut s = staged.clone();
         s.committer = a(6);
@@ -333,7 +370,7 @@ mod tests {
         let mut r = reg.clone();
         (r.added, r.key_packages, r.removed) = (vec![], vec![], vec![]);
         let mut s = staged.clone();
-        (s.added, s.removed, s.committer) = (vec![], vec![], a(6));
+        (s.added, s.added_key_packages, s.removed, s.committer) = (vec![], vec![], vec![], a(6));
         assert_eq!(check(&commit, &r, &s, Policy::AnyMember, &acl), Ok(()));
         assert!(check(&commit, &r, &s, Policy::AdminsOnly, &acl).is_err());
         s.committer = a(9);

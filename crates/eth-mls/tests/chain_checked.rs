@@ -64,6 +64,40 @@ async fn attacks_are_rejected() {
         Err(Error::AclMismatch { .. })
     ));
 
+    // M5: an add registered with a key-package hash that is not the added key package's
+    // (the contract records any hash it is given): members refuse it.
+    let mut s = setup(&devnet, &d, CommitPolicy::AdminsOnly, "kp").await;
+    let mut dave = common::member(&devnet, 4, &common::dir("kp-dave")).await;
+    let bytes = dave.store.generate_key_package(None).unwrap();
+    let (group, _) = s.alice.group();
+    let config = group.config().clone();
+    let provider = eth_mls_crypto::Provider::new();
+    let kp = eth_mls_core::validate_key_package_bytes(
+        &bytes,
+        openmls_traits::OpenMlsProvider::crypto(&provider),
+        eth_mls_crypto::SUITE,
+        &config.policy(),
+        None,
+    )
+    .await
+    .unwrap();
+    let (group, store) = s.alice.group();
+    let out = group
+        .add_members(store, &[kp], &Checks::at(common::now()))
+        .await
+        .unwrap();
+    let wrong = AclChanges {
+        added: vec![dave.address()],
+        key_packages: vec![B256::repeat_byte(0x42)],
+        removed: vec![],
+    };
+    common::register(&s.contract, 2, &out, wrong).await.unwrap();
+    let (reg, acl) = common::registration(&s.alice.chain, s.contract.address(), d.block, 2).await;
+    assert_eq!(
+        judge(&mut s.bob, &out.commit, &reg, s.policy, &acl).await,
+        Err(Error::KeyPackageMismatch)
+    );
+
     // Gossip bytes that differ from the registered hash: bob's update arrives while alice's
     // removal is the registered commit.
     let mut s = setup(&devnet, &d, CommitPolicy::AdminsOnly, "hash").await;
