@@ -359,6 +359,7 @@ fn build_commit<B: Backend>(
     mls: &mut MlsGroup,
     provider: &StoreProvider<'_, B>,
     signer: &impl openmls_traits::signatures::Signer,
+    aad: Vec<u8>,
     proposals: impl for<'a> FnOnce(
         openmls::group::CommitBuilder<'a, openmls::group::Initial>,
     ) -> openmls::group::CommitBuilder<'a, openmls::group::Initial>,
@@ -371,7 +372,7 @@ fn build_commit<B: Backend>(
     if mls.pending_commit().is_some() {
         return Err("a commit is pending".into());
     }
-    mls.set_aad(Vec::new());
+    mls.set_aad(aad);
     let bundle = proposals(mls.commit_builder())
         .load_psks(provider.storage())
         .map_err(|e| format!("{e:?}"))?
@@ -383,6 +384,18 @@ fn build_commit<B: Backend>(
     let welcome = bundle.to_welcome_msg();
     let (commit, _, _) = bundle.into_contents();
     Ok((commit, welcome))
+}
+
+/// The authenticated data of an `MLSMessage(PrivateMessage)` (clear text in the frame; the
+/// message's AEAD covers it, so once the message was processed these are the bytes its sender
+/// authenticated). Any other message has none: empty.
+pub fn authenticated_data(message: &[u8]) -> Result<Vec<u8>, Error> {
+    let m = openmls::framing::MlsMessageIn::tls_deserialize_exact(message)
+        .map_err(openmls("decoding a message"))?;
+    Ok(match m.extract() {
+        openmls::framing::MlsMessageBodyIn::PrivateMessage(p) => p.aad().to_vec(),
+        _ => Vec::new(),
+    })
 }
 
 fn wire(message: &MlsMessageOut) -> Result<Vec<u8>, Error> {
@@ -1177,6 +1190,20 @@ impl Group {
         key_packages: &[ValidatedKeyPackage],
         checks: &Checks<'_>,
     ) -> Result<OutgoingCommit, Error> {
+        self.add_members_with_aad(store, key_packages, checks, Vec::new())
+            .await
+    }
+
+    /// [`Group::add_members`], the commit carrying `aad` as its authenticated data (sent in
+    /// the clear, authenticated by the commit; every member can read it with
+    /// [`authenticated_data`]): e.g. the invitees' signed consents.
+    pub async fn add_members_with_aad<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        key_packages: &[ValidatedKeyPackage],
+        checks: &Checks<'_>,
+        aad: Vec<u8>,
+    ) -> Result<OutgoingCommit, Error> {
         self.check_no_commit()?;
         if key_packages.is_empty() {
             return Err(Error::EmptyInput("key packages"));
@@ -1195,7 +1222,7 @@ impl Group {
             .collect();
         self.commit_with(store, "adding members", |mls, provider, signer| {
             // With an update path, as openmls's `add_members` (post-compromise security).
-            build_commit(mls, provider, signer, |b| {
+            build_commit(mls, provider, signer, aad, |b| {
                 b.propose_adds(kps).force_self_update(true)
             })
         })
@@ -1227,7 +1254,7 @@ impl Group {
         // the new leaf comes, with an update path.
         let kp = key_package.key_package().clone();
         self.commit_with(store, "re-adding a member", move |mls, provider, signer| {
-            build_commit(mls, provider, signer, |b| {
+            build_commit(mls, provider, signer, Vec::new(), |b| {
                 b.propose_removals(leaves).propose_adds([kp])
             })
         })
@@ -1252,7 +1279,9 @@ impl Group {
             return Err(Error::EmptyInput("accounts"));
         }
         self.commit_with(store, "removing members", |mls, provider, signer| {
-            build_commit(mls, provider, signer, |b| b.propose_removals(leaves))
+            build_commit(mls, provider, signer, Vec::new(), |b| {
+                b.propose_removals(leaves)
+            })
         })
     }
 
@@ -1278,7 +1307,7 @@ impl Group {
                 .build()
         };
         self.commit_with(store, "self-update", move |mls, provider, signer| {
-            build_commit(mls, provider, signer, |b| {
+            build_commit(mls, provider, signer, Vec::new(), |b| {
                 b.leaf_node_parameters(params).consume_proposal_store(true)
             })
         })
@@ -1295,7 +1324,9 @@ impl Group {
             "committing pending proposals",
             |mls, provider, signer| {
                 // Forces committing to the proposals received and sent (with a path).
-                build_commit(mls, provider, signer, |b| b.consume_proposal_store(true))
+                build_commit(mls, provider, signer, Vec::new(), |b| {
+                    b.consume_proposal_store(true)
+                })
             },
         )
     }
@@ -1780,17 +1811,17 @@ mod tests {
         let signer = Counting(alice.identity().signer(), Default::default());
         let provider = alice.provider();
         // An add with an update path: the new leaf, the commit and the Welcome's GroupInfo.
-        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, |b| {
+        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, Vec::new(), |b| {
             b.propose_adds([bob]).force_self_update(true)
         })
         .unwrap();
         assert!(welcome.is_some());
         assert_eq!(signer.1.take(), 3);
         // A commit is pending: no second one.
-        assert!(build_commit(&mut group.mls, &provider, &signer, |b| b).is_err());
+        assert!(build_commit(&mut group.mls, &provider, &signer, Vec::new(), |b| b).is_err());
         group.mls.merge_pending_commit(&provider).unwrap();
         // A self-update: the commit and the new leaf; no Welcome.
-        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, |b| {
+        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, Vec::new(), |b| {
             b.leaf_node_parameters(LeafNodeParameters::default())
         })
         .unwrap();

@@ -86,7 +86,7 @@ pub use credential::{
 };
 pub use group::{
     ApplicationMessage, Checks, CommitSummary, Event, Group, GroupConfig, OutgoingCommit,
-    ProposalKind, ProposalSummary,
+    ProposalKind, ProposalSummary, authenticated_data,
 };
 pub use identity::{
     BindingRequest, DEFAULT_CREDENTIAL_LIFETIME, EthereumSigner, Identity, IdentityError,

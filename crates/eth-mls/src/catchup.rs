@@ -84,7 +84,7 @@ pub async fn catch_up<B: Backend>(
                         .map_err(rpc)?
                         .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
                     let reg = Registration::from_event(e, block, header.header.timestamp as i64);
-                    merge_registered(group, store, &e.commit, &reg, policy, &acl).await?;
+                    merge_registered(chain, group, store, &e.commit, &reg, policy, &acl).await?;
                 }
                 _ => {}
             }
@@ -101,6 +101,7 @@ pub async fn catch_up<B: Backend>(
 /// Processes a registered commit at its block's time, judges it, and merges it (or discards
 /// it and reports the fork).
 async fn merge_registered<B: Backend>(
+    chain: &Chain,
     group: &mut Group,
     store: &mut Store<B>,
     commit: &[u8],
@@ -121,7 +122,18 @@ async fn merge_registered<B: Backend>(
         .staged_commit()
         .map_err(|e| forked(e.to_string()))?
         .ok_or_else(|| forked("the commit staged nothing".into()))?;
-    if let Err(e) = check_commit(epoch, commit, reg, &staged, policy, acl) {
+    let mut verdict = check_commit(epoch, commit, reg, &staged, policy, acl);
+    if verdict.is_ok() {
+        let binding = group
+            .binding()
+            .ok_or_else(|| forked("the group has no chain binding".into()))?;
+        let v = eth_mls_chain::RpcErc1271Verifier::new()
+            .with_chain(chain)
+            .at_block(reg.block);
+        verdict =
+            crate::invitation::check_consents(commit, reg, &staged, acl, &binding, Some(&v)).await;
+    }
+    if let Err(e) = verdict {
         group
             .discard_staged_commit(store)
             .map_err(|e| forked(e.to_string()))?;

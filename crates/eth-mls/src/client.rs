@@ -1828,6 +1828,15 @@ impl<D: DeliveryService + 'static> Client<D> {
                     });
                 }
                 debug_assert_eq!(consent.key_package_hash, keccak256(&response.key_package).0);
+                // The consent travels with the add commit: every member checks it.
+                records::put_consent(
+                    &mut self.store,
+                    &response.request_id,
+                    &crate::wire::Consent {
+                        siwe_message: response.siwe_message.clone(),
+                        signature: response.signature.clone(),
+                    },
+                )?;
                 let id = records::next_intent_id(&mut self.store)?;
                 records::put_op(
                     &mut self.store,
@@ -2524,7 +2533,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 key_package,
                 invitee,
                 readd,
-                ..
+                request_id,
             } => {
                 let crypto = Crypto::<DefaultBackend>::new();
                 let kp = validate_key_package_bytes(
@@ -2550,8 +2559,22 @@ impl<D: DeliveryService + 'static> Client<D> {
                         .await
                         .map_err(core);
                 }
+                // A newcomer's add carries its signed consent (members refuse it otherwise); a
+                // re-added member is in the ACL already.
+                let aad = if *readd {
+                    Vec::new()
+                } else {
+                    let consent = records::consent(&self.store, request_id)?
+                        .ok_or(Error::NoConsent { account: *invitee })?;
+                    crate::wire::encode_consents(&[consent])?
+                };
                 j.group
-                    .add_members(&mut self.store, &[kp], &Checks::at(t).with_erc1271(&v))
+                    .add_members_with_aad(
+                        &mut self.store,
+                        &[kp],
+                        &Checks::at(t).with_erc1271(&v),
+                        aad,
+                    )
                     .await
                     .map_err(core)
             }
@@ -2755,7 +2778,22 @@ impl<D: DeliveryService + 'static> Client<D> {
             .staged_commit()
             .map_err(core)?
             .ok_or_else(|| Error::Core("the commit staged nothing".into()))?;
-        if let Err(e) = check_commit(epoch, commit, reg, &staged, policy, acl) {
+        let mut verdict = check_commit(epoch, commit, reg, &staged, policy, acl);
+        if verdict.is_ok() {
+            let binding = j
+                .group
+                .binding()
+                .ok_or_else(|| Error::Core("the group has no chain binding".into()))?;
+            let v = erc1271(&self.chain, Some(reg.block));
+            verdict =
+                crate::invitation::check_consents(commit, reg, &staged, acl, &binding, Some(&v))
+                    .await;
+        }
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        if let Err(e) = verdict {
             j.group
                 .discard_staged_commit(&mut self.store)
                 .map_err(core)?;

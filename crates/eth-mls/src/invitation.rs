@@ -25,11 +25,28 @@ pub fn key_package_hash(key_package: &[u8]) -> [u8; 32] {
 }
 
 fn statement(req: &InvitationRequest) -> String {
+    group_statement(&req.group)
+}
+
+fn group_statement(group: &crate::wire::GroupRef) -> String {
     format!(
         "Join the eth-mls group 0x{} on chain {}.",
-        hex(&req.group.group_contract),
-        req.group.chain_id
+        hex(&group.group_contract),
+        group.chain_id
     )
+}
+
+fn group_resource(group: &crate::wire::GroupRef) -> String {
+    format!(
+        "eth-mls:group:{}:0x{}:0x{}",
+        group.chain_id,
+        hex(&group.factory),
+        hex(&group.group_contract)
+    )
+}
+
+fn key_package_resource(hash: &[u8; 32]) -> String {
+    format!("eth-mls:key-package:0x{}", hex(hash))
 }
 
 fn uri(req: &InvitationRequest) -> String {
@@ -38,16 +55,8 @@ fn uri(req: &InvitationRequest) -> String {
 
 fn resources(req: &InvitationRequest, key_package: &[u8]) -> [String; 2] {
     [
-        format!(
-            "eth-mls:group:{}:0x{}:0x{}",
-            req.group.chain_id,
-            hex(&req.group.factory),
-            hex(&req.group.group_contract)
-        ),
-        format!(
-            "eth-mls:key-package:0x{}",
-            hex(&key_package_hash(key_package))
-        ),
+        group_resource(&req.group),
+        key_package_resource(&key_package_hash(key_package)),
     ]
 }
 
@@ -150,6 +159,122 @@ pub async fn verify_response(
         }
         Err(e) => Err(Error::BadSignature(e.to_string())),
     }
+}
+
+/// Every member's check of a consent an add commit carries (security review M5): `consent`
+/// is `account`'s agreement to join `group` with the key package whose hash the registration
+/// recorded, valid at the registration's block time `at` (not expired, not issued later than
+/// the allowed clock skew), signed by the account — EIP-191, or ERC-1271 through `erc1271`
+/// (at the registration's block: decision 12). Its request id (nonce) is the inviter's
+/// business; everything that binds it to this add is checked here. A failed ERC-1271 call is
+/// [`Error::Erc1271Unavailable`] (retry), never a refusal.
+pub async fn verify_carried_consent(
+    consent: &crate::wire::Consent,
+    account: Address,
+    group: &crate::wire::GroupRef,
+    key_package_hash: &[u8; 32],
+    at: i64,
+    erc1271: Option<&dyn Erc1271Verifier>,
+) -> Result<(), Error> {
+    let msg: Message = consent
+        .siwe_message
+        .parse()
+        .map_err(|e: eth_mls_siwe::ParseError| Error::BadSiwe(e.to_string()))?;
+    if msg.address() != account {
+        return Err(Error::WrongAccount {
+            expected: account,
+            found: msg.address(),
+        });
+    }
+    let fields = msg.domain() == CONSENT_DOMAIN
+        && msg.scheme().is_none()
+        && msg.chain_id() == group.chain_id
+        && msg.statement() == Some(group_statement(group).as_str())
+        && msg.resources().len() == 2
+        && msg.resources()[0] == group_resource(group)
+        && msg.uri().starts_with("eth-mls:invitation:")
+        && msg.not_before().is_none()
+        && msg.request_id().is_none();
+    if !fields {
+        return Err(Error::WrongGroup);
+    }
+    if msg.resources()[1] != key_package_resource(key_package_hash) {
+        return Err(Error::KeyPackageMismatch);
+    }
+    if msg.expiration_time().is_none_or(|t| t.unix_seconds() <= at)
+        || msg.issued_at().unix_seconds() > at.saturating_add(MAX_CLOCK_SKEW)
+    {
+        return Err(Error::Expired);
+    }
+    let time = TimeStamp::from_unix(at);
+    let opts = VerificationOpts {
+        time: Some(&time),
+        erc1271,
+        ..VerificationOpts::default()
+    };
+    match msg.verify(&consent.signature, &opts).await {
+        Ok(_) => Ok(()),
+        Err(VerificationError::Rpc(e)) => Err(Error::Erc1271Unavailable(e.to_string())),
+        Err(VerificationError::Expired { .. } | VerificationError::NotYetValid { .. }) => {
+            Err(Error::Expired)
+        }
+        Err(e) => Err(Error::BadSignature(e.to_string())),
+    }
+}
+
+/// Every member's check of the consents a registered commit carries (security review M5):
+/// each account it adds that is not in the group's ACL before the registration (`acl`; a
+/// re-added member is) must have consented to join this group (its binding, `binding`) with
+/// exactly the key package added for it — a [`crate::wire::Consent`] in the commit's
+/// authenticated data ([`eth_mls_core::authenticated_data`], bound on chain by the registered
+/// commit hash) that [`verify_carried_consent`] accepts at the registration's block. An
+/// account without one is [`Error::NoConsent`].
+pub async fn check_consents(
+    commit: &[u8],
+    reg: &crate::verdict::Registration,
+    staged: &eth_mls_core::CommitSummary,
+    acl: &crate::verdict::Acl,
+    binding: &eth_mls_core::GroupBinding,
+    erc1271: Option<&dyn Erc1271Verifier>,
+) -> Result<(), Error> {
+    let newcomers: Vec<(Address, [u8; 32])> = staged
+        .added
+        .iter()
+        .copied()
+        .zip(staged.added_key_packages.iter().copied())
+        .filter(|(a, _)| !acl.members.contains(a))
+        .collect();
+    if newcomers.is_empty() {
+        return Ok(());
+    }
+    let aad = eth_mls_core::authenticated_data(commit).map_err(|e| Error::Core(e.to_string()))?;
+    let consents = if aad.is_empty() {
+        Vec::new()
+    } else {
+        crate::wire::decode_consents(&aad)?
+    };
+    let group = crate::wire::GroupRef {
+        chain_id: binding.chain_id,
+        factory: binding.factory.into_array(),
+        group_contract: binding.contract.into_array(),
+    };
+    for (account, hash) in newcomers {
+        let mut found = false;
+        for c in &consents {
+            match verify_carried_consent(c, account, &group, &hash, reg.timestamp, erc1271).await {
+                Ok(()) => {
+                    found = true;
+                    break;
+                }
+                Err(e @ Error::Erc1271Unavailable(_)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        if !found {
+            return Err(Error::NoConsent { account });
+        }
+    }
+    Ok(())
 }
 
 /// Blocks per `eth_getLogs` call when the group's creator must be found in the factory's logs.

@@ -225,6 +225,13 @@ pub enum Error {
         /// The interval between two granted requests.
         interval_secs: u64,
     },
+    /// A registered commit adds an account that did not consent (no consent it carries is
+    /// that account's, for this group and the key package added for it).
+    #[error("the commit adds {account} without its consent")]
+    NoConsent {
+        /// The account added.
+        account: Address,
+    },
     /// An invitation from an account that is not an admin of the group it names.
     #[error("{inviter} is not an admin of the group {group}")]
     InviterNotAdmin {

@@ -45,6 +45,9 @@ pub const SESSIONS: &str = "eth-mls/sessions";
 pub const REQUESTS: &str = "eth-mls/requests-answered";
 /// When each member's last request was granted (key: group contract ‖ member): Unix time.
 pub const GRANTED: &str = "eth-mls/requests-granted";
+/// Invitees' verified consents (key: the invitation's request id): carried by the add
+/// commit (WIRE.md §4.1).
+pub const CONSENTS: &str = "eth-mls/consents";
 /// Delivery cursors (key: the topic's name) and counters.
 pub const META: &str = "eth-mls/meta";
 /// Application messages received (when the client keeps them), by group and arrival order.
@@ -789,4 +792,30 @@ pub fn put_granted<B: Backend>(
     t: u64,
 ) -> Result<(), Error> {
     put_time_record(store, GRANTED, &granted_key(group, member), t)
+}
+
+/// Keeps the verified consent of invitation `id` for its add commit.
+pub fn put_consent<B: Backend>(
+    store: &mut Store<B>,
+    id: &RequestId,
+    consent: &crate::wire::Consent,
+) -> Result<(), Error> {
+    let bytes = crate::wire::encode_consents(std::slice::from_ref(consent))?;
+    store.put_record(CONSENTS, id, &bytes).map_err(core)
+}
+
+/// The consent kept for invitation `id`.
+pub fn consent<B: Backend>(
+    store: &Store<B>,
+    id: &RequestId,
+) -> Result<Option<crate::wire::Consent>, Error> {
+    let Some(v) = store.record(CONSENTS, id).map_err(core)? else {
+        return Ok(None);
+    };
+    Ok(crate::wire::decode_consents(&v)?.into_iter().next())
+}
+
+/// Drops the consent kept for invitation `id` (its add is merged or failed).
+pub fn delete_consent<B: Backend>(store: &mut Store<B>, id: &RequestId) -> Result<(), Error> {
+    store.delete_record(CONSENTS, id).map_err(core).map(|_| ())
 }

@@ -422,3 +422,72 @@ impl ClientMessage {
         Ok(msg)
     }
 }
+
+/// Consents carried at most in one commit.
+pub const MAX_CONSENTS: usize = 64;
+
+/// An invitee's signed consent as an add commit carries it (WIRE.md §4.1): the SIWE text and
+/// the account's signature, exactly as the invitee answered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Consent {
+    /// The EIP-4361 text.
+    pub siwe_message: String,
+    /// EIP-191 or ERC-1271 signature of `siwe_message` by the invitee's account.
+    pub signature: Vec<u8>,
+}
+
+/// The authenticated data of an add commit: the consents of the accounts it adds
+/// (`uint16 version = 1`, then `Consent consents<V>`, each `opaque siwe_message<V>` and
+/// `opaque signature<V>`).
+pub fn encode_consents(consents: &[Consent]) -> Result<Vec<u8>, Error> {
+    if consents.len() > MAX_CONSENTS {
+        return Err(Error::TooLong {
+            field: "consents",
+            len: consents.len(),
+            max: MAX_CONSENTS,
+        });
+    }
+    let mut inner = Writer::with_capacity(512 * consents.len());
+    for c in consents {
+        put_vec(
+            &mut inner,
+            c.siwe_message.as_bytes(),
+            MAX_SIWE,
+            "siwe_message",
+        )?;
+        put_vec(&mut inner, &c.signature, MAX_SIGNATURE, "signature")?;
+    }
+    let mut w = Writer::with_capacity(inner.buf.len() + 8);
+    w.u16(WIRE_VERSION);
+    let max = MAX_CONSENTS * (MAX_SIWE + MAX_SIGNATURE + 8);
+    put_vec(&mut w, &inner.buf, max, "consents")?;
+    Ok(w.buf)
+}
+
+/// Decodes [`encode_consents`]' bytes (total: anything else is [`Error::Decode`]).
+pub fn decode_consents(bytes: &[u8]) -> Result<Vec<Consent>, Error> {
+    let mut r = Reader::new(bytes);
+    let version = de(r.u16("version"), "version")?;
+    if version != WIRE_VERSION {
+        return Err(Error::UnsupportedVersion { version });
+    }
+    let max = MAX_CONSENTS * (MAX_SIWE + MAX_SIGNATURE + 8);
+    let inner = get_vec(&mut r, max, "consents")?;
+    if r.remaining() != 0 {
+        return Err(Error::Decode {
+            what: "trailing bytes",
+        });
+    }
+    let mut r = Reader::new(inner);
+    let mut out = Vec::new();
+    while r.remaining() != 0 {
+        if out.len() == MAX_CONSENTS {
+            return Err(Error::Decode { what: "consents" });
+        }
+        out.push(Consent {
+            siwe_message: get_text(&mut r, MAX_SIWE, "siwe_message")?,
+            signature: get_vec(&mut r, MAX_SIGNATURE, "signature")?.to_vec(),
+        });
+    }
+    Ok(out)
+}

@@ -23,13 +23,41 @@ async fn an_offline_member_catches_up_from_the_chain() {
     let d = devnet.deploy().await.unwrap();
     let mut s = common::setup(&devnet, &d, CommitPolicy::AdminsOnly, "catchup").await;
     let dir = common::dir("catchup-dave");
-    let (_, mut dave) = common::account(&devnet, 4, &dir).await;
+    let (dave_account, mut dave) = common::account(&devnet, 4, &dir).await;
 
     // Carol is offline while alice commits five times; bob follows live.
     for epoch in 2..=6u64 {
+        let inviter = s.alice.address().into_array();
+        let contract = s.contract.address().into_array();
         let (group, store) = s.alice.group();
         let (out, changes) = if epoch == 4 {
-            let bytes = dave.generate_key_package(None).unwrap();
+            // Dave consents (WIRE.md §4.1): the add carries it, and every member checks it.
+            let request = eth_mls::wire::InvitationRequest {
+                request_id: [4; 16],
+                group: eth_mls::wire::GroupRef {
+                    chain_id: devnet.chain_id(),
+                    factory: d.group_factory.into_array(),
+                    group_contract: contract,
+                },
+                group_id: b"group-catchup".to_vec(),
+                inviter,
+                expiry: common::now() as u64 + 3600,
+                note: String::new(),
+            };
+            let response = eth_mls::flows::answer_invitation(
+                &mut dave,
+                &dave_account,
+                &request,
+                common::now(),
+            )
+            .await
+            .unwrap();
+            let bytes = response.key_package.clone();
+            let aad = eth_mls::wire::encode_consents(&[eth_mls::wire::Consent {
+                siwe_message: response.siwe_message,
+                signature: response.signature,
+            }])
+            .unwrap();
             let kp = validate_key_package_bytes(
                 &bytes,
                 MlsProvider::new().crypto(),
@@ -40,7 +68,7 @@ async fn an_offline_member_catches_up_from_the_chain() {
             .await
             .unwrap();
             let out = group
-                .add_members(store, &[kp], &Checks::at(common::now()))
+                .add_members_with_aad(store, &[kp], &Checks::at(common::now()), aad)
                 .await
                 .unwrap();
             let changes = AclChanges {

@@ -176,3 +176,117 @@ async fn attacks_are_rejected() {
         Err(Error::EpochAuthenticatorMismatch { epoch: 2 })
     );
 }
+
+/// M5: an add carries the invitee's signed consent in the commit's authenticated data, and
+/// every member checks it for each account the commit brings in: an add with a consent the
+/// invitee gave for another group, or with none, is refused `NoConsent`; with its own, it
+/// passes. (The first commit is registered; the others are judged against the same
+/// registration with their own hashes, as if they had won the epoch.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adds_carry_the_invitees_consent() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let mut s = setup(&devnet, &d, CommitPolicy::AdminsOnly, "consent").await;
+    let (dave, mut dave_store) = common::account(&devnet, 4, &common::dir("consent-dave")).await;
+    let dave_address = eth_mls_core::EthereumSigner::address(&dave);
+    let inviter = s.alice.address().into_array();
+    let request = |contract: [u8; 20], id: u8| eth_mls::wire::InvitationRequest {
+        request_id: [id; 16],
+        group: eth_mls::wire::GroupRef {
+            chain_id: devnet.chain_id(),
+            factory: d.group_factory.into_array(),
+            group_contract: contract,
+        },
+        group_id: b"group-consent".to_vec(),
+        inviter,
+        expiry: common::now() as u64 + 3600,
+        note: String::new(),
+    };
+    let provider = eth_mls_crypto::Provider::new();
+    let mut registered: Option<(eth_mls::verdict::Registration, eth_mls::verdict::Acl)> = None;
+    // (the group the consent names, whether the commit carries it, whether it passes)
+    for (id, (contract, carried, passes)) in [
+        ([0x77; 20], true, false),
+        (s.contract.address().into_array(), false, false),
+        (s.contract.address().into_array(), true, true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let response = eth_mls::flows::answer_invitation(
+            &mut dave_store,
+            &dave,
+            &request(contract, id as u8),
+            common::now(),
+        )
+        .await
+        .unwrap();
+        let aad = if carried {
+            eth_mls::wire::encode_consents(&[eth_mls::wire::Consent {
+                siwe_message: response.siwe_message.clone(),
+                signature: response.signature.clone(),
+            }])
+            .unwrap()
+        } else {
+            Vec::new()
+        };
+        let hash = alloy_primitives::keccak256(&response.key_package).0;
+        let kp = eth_mls_core::validate_key_package_bytes(
+            &response.key_package,
+            openmls_traits::OpenMlsProvider::crypto(&provider),
+            eth_mls_crypto::SUITE,
+            &s.config.policy(),
+            None,
+        )
+        .await
+        .unwrap();
+        let (group, store) = s.alice.group();
+        let out = group
+            .add_members_with_aad(store, &[kp], &Checks::at(common::now()), aad)
+            .await
+            .unwrap();
+        group.discard_pending_commit(store).unwrap();
+        let (mut reg, acl) = match &registered {
+            Some(r) => r.clone(),
+            None => {
+                let changes = AclChanges {
+                    added: vec![dave_address],
+                    key_packages: vec![B256::from(hash)],
+                    removed: vec![],
+                };
+                common::register(&s.contract, 2, &out, changes)
+                    .await
+                    .unwrap();
+                let r =
+                    common::registration(&s.alice.chain, s.contract.address(), d.block, 2).await;
+                registered = Some(r.clone());
+                r
+            }
+        };
+        reg.commit_hash = alloy_primitives::keccak256(&out.commit).0;
+        reg.key_packages = vec![hash];
+        let (group, store) = s.bob.group();
+        group
+            .process(store, &out.commit, &Checks::at(reg.timestamp))
+            .await
+            .unwrap();
+        let staged = group.staged_commit().unwrap().unwrap();
+        check_commit(1, &out.commit, &reg, &staged, s.policy, &acl).unwrap();
+        let binding = group.binding().unwrap();
+        let verdict =
+            eth_mls::invitation::check_consents(&out.commit, &reg, &staged, &acl, &binding, None)
+                .await;
+        if passes {
+            assert_eq!(verdict, Ok(()));
+        } else {
+            assert_eq!(
+                verdict,
+                Err(Error::NoConsent {
+                    account: dave_address
+                }),
+                "consent for {contract:?}, carried: {carried}"
+            );
+        }
+        group.discard_staged_commit(store).unwrap();
+    }
+}

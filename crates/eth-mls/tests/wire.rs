@@ -309,3 +309,38 @@ proptest! {
         }
     }
 }
+
+/// The consents an add commit carries: round trip, limits, and total decoding.
+#[test]
+fn consents_round_trip_and_decode_totally() {
+    use eth_mls::wire::{Consent, MAX_CONSENTS, decode_consents, encode_consents};
+    let consents = vec![
+        Consent {
+            siwe_message: "eth-mls wants you to sign in".into(),
+            signature: vec![7; 65],
+        },
+        Consent {
+            siwe_message: "another".into(),
+            signature: vec![],
+        },
+    ];
+    let bytes = encode_consents(&consents).unwrap();
+    assert_eq!(decode_consents(&bytes).unwrap(), consents);
+    assert_eq!(
+        decode_consents(&encode_consents(&[]).unwrap()).unwrap(),
+        vec![]
+    );
+    let too_many = vec![consents[1].clone(); MAX_CONSENTS + 1];
+    assert!(encode_consents(&too_many).is_err());
+    // Every cut and any trailing byte is an error, never a panic.
+    for cut in 0..bytes.len() {
+        assert!(decode_consents(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(decode_consents(&longer).is_err());
+    let mut bad_utf8 = bytes;
+    let at = bad_utf8.iter().position(|b| *b == b'e').unwrap();
+    bad_utf8[at] = 0xff;
+    assert!(decode_consents(&bad_utf8).is_err());
+}
