@@ -12,10 +12,20 @@
 //!   nothing sent after its removal);
 //! - nobody forked.
 //!
+//! An adversary, Mallory (a funded account with her own registered keys, outside the
+//! group), acts at random between the operations: she sends the owner removal requests "from"
+//! members, invitations "from" the owner and in her own name, burns one-time prekeys, replays
+//! frames she captured on any inbox, and floods inboxes with garbage. On top of the above,
+//! nobody is removed but by the owner's own removals and members' own leaves, and no client is
+//! shown an invitation the owner did not send.
+//!
 //! `ETH_MLS_SIM_SEED` replays a run (a failing run prints its seed); `ETH_MLS_SIM_STEPS` sets
 //! the number of operations (default 200).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "adversary/mod.rs"]
+#[allow(dead_code)]
+mod adversary;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +36,7 @@ use eth_mls::{Client, ClientConfig, ClientEvent};
 use eth_mls_chain::{CommitPolicy, Deployment, Devnet};
 use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
 use eth_mls_siwe::Address;
-use eth_mls_transport::{Faults, MemoryNetwork, MemoryNode};
+use eth_mls_transport::{DeliveryService as _, Faults, MemoryNetwork, MemoryNode};
 
 type C = Client<MemoryNode>;
 const CLIENTS: usize = 8;
@@ -164,6 +174,35 @@ async fn eight_clients_random_operations_converge() {
         .await
         .unwrap();
 
+    // Mallory: her own registered keys, a node listening to every inbox.
+    let mallory = adversary::Mallory {
+        node: sim.net.add_node("mallory"),
+        chain: sim.devnet.chain(CLIENTS + 1).await.unwrap(),
+        deployment: sim.deployment,
+    };
+    let mut mallory_device = mallory.registered_device().await;
+    let mut inboxes = Vec::new();
+    for a in &sim.addresses {
+        inboxes.push(
+            mallory
+                .node
+                .subscribe(&eth_mls_transport::Topic::Inbox {
+                    chain_id: sim.devnet.chain_id(),
+                    account: a.into_array(),
+                })
+                .await
+                .unwrap(),
+        );
+    }
+    let mut captured: Vec<(Address, Vec<u8>)> = Vec::new();
+    let mut invitations_sent: BTreeSet<[u8; 16]> = BTreeSet::new();
+    let group_ref = eth_mls::wire::GroupRef {
+        chain_id: sim.devnet.chain_id(),
+        factory: sim.deployment.group_factory.into_array(),
+        group_contract: group.into_array(),
+    };
+    let mut attacks: BTreeMap<&'static str, usize> = BTreeMap::new();
+
     // What each message was: (sender, the members in the sender's view when it was sent).
     let mut sent: BTreeMap<Vec<u8>, (usize, BTreeSet<Address>)> = BTreeMap::new();
     let mut removed_ever: BTreeSet<Address> = BTreeSet::new();
@@ -216,7 +255,7 @@ async fn eight_clients_random_operations_converge() {
                 if pending {
                     continue;
                 }
-                alice.invite(group, sim.addresses[i], "").await.unwrap();
+                invitations_sent.insert(alice.invite(group, sim.addresses[i], "").await.unwrap());
                 "invite"
             }
             55..=62 => {
@@ -288,9 +327,156 @@ async fn eight_clients_random_operations_converge() {
             }
         };
         *counts.entry(done).or_default() += 1;
+        // Mallory, now and then.
+        for (i, inbox) in inboxes.iter_mut().enumerate() {
+            use futures_util::{FutureExt as _, StreamExt as _};
+            while let Some(Some(e)) = inbox.next().now_or_never() {
+                if captured.len() < 256 {
+                    captured.push((sim.addresses[i], e.bytes));
+                }
+            }
+        }
+        if rng.below(100) < 15 {
+            let victim = sim.addresses[rng.below(CLIENTS)];
+            let now = common::now() as u64;
+            let attack: &'static str = match rng.below(6) {
+                0 => {
+                    // A removal request "from" a member, with Mallory's keys.
+                    let claimed = sim.addresses[1 + rng.below(CLIENTS - 1)];
+                    let mut forged = adversary::Mallory::device_claiming(claimed);
+                    let m =
+                        eth_mls::wire::ClientMessage::ChangeRequest(eth_mls::wire::ChangeRequest {
+                            request_id: (rng.next() as u128).to_be_bytes(),
+                            group: group_ref,
+                            epoch: 0,
+                            kind: eth_mls::wire::ChangeKind::Removal,
+                            target: claimed.into_array(),
+                            proposal: Vec::new(),
+                        });
+                    mallory
+                        .send_as(
+                            &mut forged,
+                            owner,
+                            eth_mls_channel::OneTimePrekeyChoice::None,
+                            &m,
+                        )
+                        .await;
+                    "forged removal request"
+                }
+                1 => {
+                    // An invitation "from" the owner, or in her own name.
+                    let own = rng.below(2) == 0;
+                    let inviter = if own {
+                        mallory.chain.sender().unwrap()
+                    } else {
+                        owner
+                    };
+                    let m = eth_mls::wire::ClientMessage::InvitationRequest(
+                        eth_mls::wire::InvitationRequest {
+                            request_id: (rng.next() as u128).to_be_bytes(),
+                            group: group_ref,
+                            group_id: b"simulation".to_vec(),
+                            inviter: inviter.into_array(),
+                            expiry: now + 3600,
+                            note: "from mallory".into(),
+                        },
+                    );
+                    if own {
+                        mallory
+                            .send_as(
+                                &mut mallory_device,
+                                victim,
+                                eth_mls_channel::OneTimePrekeyChoice::None,
+                                &m,
+                            )
+                            .await;
+                    } else {
+                        let mut forged = adversary::Mallory::device_claiming(owner);
+                        mallory
+                            .send_as(
+                                &mut forged,
+                                victim,
+                                eth_mls_channel::OneTimePrekeyChoice::None,
+                                &m,
+                            )
+                            .await;
+                    }
+                    "invitation"
+                }
+                2 => {
+                    // Burn up to three of the victim's listed one-time prekeys.
+                    let listed: Vec<u32> = mallory
+                        .bundle_of(victim)
+                        .await
+                        .bundle()
+                        .one_time_prekeys
+                        .iter()
+                        .map(|k| k.id)
+                        .take(3)
+                        .collect();
+                    let hello = eth_mls::wire::ClientMessage::RequestRejected(
+                        eth_mls::wire::RequestRejected {
+                            request_id: [0; 16],
+                            reason: eth_mls::wire::RejectReason::Invalid,
+                        },
+                    );
+                    for id in listed {
+                        mallory
+                            .send_as(
+                                &mut mallory_device,
+                                victim,
+                                eth_mls_channel::OneTimePrekeyChoice::Id(id),
+                                &hello,
+                            )
+                            .await;
+                    }
+                    "burn"
+                }
+                3 => {
+                    // A frame captured on some inbox, published again.
+                    let Some((to, bytes)) = captured.get(rng.below(captured.len())).cloned() else {
+                        continue;
+                    };
+                    mallory.publish(to, bytes).await;
+                    "replay"
+                }
+                4 => {
+                    // A flood of garbage on an inbox.
+                    for k in 0..5u64 {
+                        let len = 1 + rng.below(300);
+                        let junk: Vec<u8> = (0..len)
+                            .map(|j| (rng.next() ^ k ^ j as u64) as u8)
+                            .collect();
+                        mallory.publish(victim, junk).await;
+                    }
+                    "flood"
+                }
+                _ => {
+                    // A request in her own name for a group she is not in.
+                    let m =
+                        eth_mls::wire::ClientMessage::ReaddRequest(eth_mls::wire::ReaddRequest {
+                            request_id: (rng.next() as u128).to_be_bytes(),
+                            group: group_ref,
+                            last_epoch: 0,
+                            key_package: vec![1, 2, 3],
+                        });
+                    mallory
+                        .send_as(
+                            &mut mallory_device,
+                            owner,
+                            eth_mls_channel::OneTimePrekeyChoice::None,
+                            &m,
+                        )
+                        .await;
+                    "request from outside"
+                }
+            };
+            *attacks.entry(attack).or_default() += 1;
+        }
         sim.round().await;
     }
     println!("operations: {counts:?}");
+    println!("attacks: {attacks:?}");
 
     // The network heals, everyone comes online, and the clients run until quiet.
     for i in 0..CLIENTS {
@@ -362,6 +548,24 @@ async fn eight_clients_random_operations_converge() {
         active_addresses, acl,
         "the active clients are the ACL (seed {seed})"
     );
+
+    // Nobody was removed but by the owner's removals and members' own leaves, and nobody was
+    // shown an invitation the owner did not send.
+    for (i, events) in sim.events.iter().enumerate() {
+        for e in events {
+            match e {
+                ClientEvent::MemberRemoved { member, .. } => assert!(
+                    removed_ever.contains(member),
+                    "client {i} saw {member} removed by nobody honest (seed {seed})"
+                ),
+                ClientEvent::InvitationReceived { request_id, .. } => assert!(
+                    invitations_sent.contains(request_id),
+                    "client {i} was shown an invitation the owner did not send (seed {seed})"
+                ),
+                _ => {}
+            }
+        }
+    }
 
     // Messages: exactly once to members that still are; never to non-members.
     for (i, events) in sim.events.iter().enumerate() {
