@@ -891,10 +891,9 @@ impl<D: DeliveryService + 'static> Client<D> {
         if mine.as_ref() != Some(self.device.identity_key()) {
             self.publish_keys().await?;
         }
-        let registered = match self.peers.registered(to, std::time::Instant::now()) {
-            Some(key) => key,
-            None => self.read_inbox_key(to).await?,
-        };
+        // Read fresh for every send (sends are rare): a peer that rotated its key a moment
+        // ago is reached under the new one, never silently under the old.
+        let registered = self.read_inbox_key(to).await?;
         let peer = to.into_array();
         let stale: Vec<[u8; 32]> = self
             .device

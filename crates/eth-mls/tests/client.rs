@@ -1364,3 +1364,42 @@ async fn update_requests_are_rate_limited_per_member() {
     }
     assert_eq!(alice.epoch(group).unwrap(), start + 1, "{:#?}", seen[0]);
 }
+
+/// C1, rotation: bob's device is replaced (a new identity key, registered when it publishes).
+/// Alice's next message to him starts a session under his new key and retires the old one;
+/// on 2cf43a9 it went into the old session, which bob's new device cannot read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_rotated_its_key_is_reached_under_the_new_one() {
+    let w = World::new("client-c1-rotation").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    let b = bob.address();
+    let first = alice
+        .create_group(b"before rotation", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, first).await;
+    assert!(bob.is_active(first));
+    // A new device for bob: its store (and channel keys) gone, new ones published.
+    drop(bob);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(w.dir.join(format!("client-2.db{suffix}")));
+    }
+    let mut bob = w.client(2, w.net.add_node("bob's new device")).await;
+    bob.publish_keys().await.unwrap();
+    let second = alice
+        .create_group(b"after rotation", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    alice.invite(second, b, "new device").await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s[1].iter().any(|e| {
+            matches!(e,
+            ClientEvent::InvitationReceived { group, .. } if *group == second)
+        })
+    })
+    .await;
+}
