@@ -494,6 +494,18 @@ impl<B: Backend> Device<B> {
     /// The versioned encoding of the whole device: keys, prekeys, used ids, sessions. It
     /// holds secrets: the buffer is wiped on drop; store it encrypted (decision 18).
     pub fn to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        self.encode(true)
+    }
+
+    /// [`Device::to_bytes`] without the sessions (the same encoding with none): keys,
+    /// prekeys and used ids only, for an application that stores each session on its own
+    /// ([`Session::to_bytes`], restored with [`Device::insert_session`]) and so writes only
+    /// what a message changed. It holds secrets: the buffer is wiped on drop.
+    pub fn keys_to_bytes(&self) -> Zeroizing<Vec<u8>> {
+        self.encode(false)
+    }
+
+    fn encode(&self, with_sessions: bool) -> Zeroizing<Vec<u8>> {
         let len = 2
             + 20
             + 112
@@ -507,11 +519,14 @@ impl<B: Backend> Device<B> {
             + 4
             + self.used_one_time_prekeys.len() * 4
             + 4
-            + self
-                .sessions
-                .values()
-                .map(Session::encoded_len)
-                .sum::<usize>();
+            + if with_sessions {
+                self.sessions
+                    .values()
+                    .map(Session::encoded_len)
+                    .sum::<usize>()
+            } else {
+                0
+            };
         let mut w = Writer::with_capacity(len);
         w.u16(DEVICE_STATE_VERSION);
         w.bytes(&self.address);
@@ -538,9 +553,13 @@ impl<B: Backend> Device<B> {
         for id in &self.used_one_time_prekeys {
             w.u32(*id);
         }
-        w.u32(self.sessions.len() as u32);
-        for s in self.sessions.values() {
-            s.write(&mut w);
+        if with_sessions {
+            w.u32(self.sessions.len() as u32);
+            for s in self.sessions.values() {
+                s.write(&mut w);
+            }
+        } else {
+            w.u32(0);
         }
         Zeroizing::new(w.buf)
     }

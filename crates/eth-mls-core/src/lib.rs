@@ -97,7 +97,7 @@ pub use key_package::{
     DEFAULT_KEY_PACKAGE_LIFETIME, KeyPackageError, ValidatedKeyPackage, generate_key_package,
     validate_key_package, validate_key_package_bytes,
 };
-pub use records::MAX_NAMESPACE;
+pub use records::{MAX_NAMESPACE, RecordWrite};
 pub use split::SplitStorage;
 pub use store::{
     ARGON2_MEMORY_KIB, ARGON2_PASSES, BinaryCodec, CodecError, SqlStorage, Store, StoreKey,

@@ -25,7 +25,60 @@ fn check(namespace: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// One write of [`Store::write_records`].
+#[derive(Clone, Copy, Debug)]
+pub enum RecordWrite<'a> {
+    /// Write (or replace) the record `key` of `namespace`.
+    Put {
+        /// The namespace.
+        namespace: &'a str,
+        /// The key.
+        key: &'a [u8],
+        /// The value.
+        value: &'a [u8],
+    },
+    /// Delete the record `key` of `namespace` (nothing when there is none).
+    Delete {
+        /// The namespace.
+        namespace: &'a str,
+        /// The key.
+        key: &'a [u8],
+    },
+}
+
 impl<B: Backend> Store<B> {
+    /// Applies `writes` in order, all in one transaction: all of them or none.
+    pub fn write_records(&mut self, writes: &[RecordWrite<'_>]) -> Result<(), Error> {
+        for w in writes {
+            match w {
+                RecordWrite::Put { namespace, .. } | RecordWrite::Delete { namespace, .. } => {
+                    check(namespace)?;
+                }
+            }
+        }
+        self.transact(|store| {
+            for w in writes {
+                match *w {
+                    RecordWrite::Put {
+                        namespace,
+                        key,
+                        value,
+                    } => store.conn().execute(
+                        "INSERT INTO eth_mls_record (namespace, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                        params![namespace, key, value, now()],
+                    ),
+                    RecordWrite::Delete { namespace, key } => store.conn().execute(
+                        "DELETE FROM eth_mls_record WHERE namespace = ?1 AND key = ?2",
+                        params![namespace, key],
+                    ),
+                }
+                .map_err(sql)?;
+            }
+            Ok(())
+        })
+    }
+
     /// Writes (or replaces) the record `key` of `namespace`, in one transaction.
     pub fn put_record(&mut self, namespace: &str, key: &[u8], value: &[u8]) -> Result<(), Error> {
         check(namespace)?;

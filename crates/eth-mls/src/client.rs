@@ -501,23 +501,33 @@ impl<D: DeliveryService + 'static> Client<D> {
             Store::create(path, key, identity).map_err(core)?
         };
         let mut store = store;
-        let device = match crate::state::load_device::<ChannelBackend, DefaultBackend>(&store)? {
-            Some(d) => d,
-            None => {
-                // The channel signs bundles with the MLS signature key, which the SIWE
-                // credential binds to the account.
-                let seed = Secret::from_slice(store.identity().signer().private_key().expose())
-                    .ok_or_else(|| Error::Core("the MLS signature key is not 57 bytes".into()))?;
-                let mut d = Device::<ChannelBackend>::generate(signer.address().into_array(), seed)
-                    .map_err(Error::Channel)?;
-                d.rotate_signed_prekey(now() as u64, config.signed_prekey_lifetime.as_secs())
-                    .map_err(Error::Channel)?;
-                d.generate_one_time_prekeys(config.one_time_prekeys as usize)
-                    .map_err(Error::Channel)?;
-                crate::state::save_device(&mut store, &d)?;
-                d
-            }
-        };
+        let device =
+            match crate::state::load_device_marked::<ChannelBackend, DefaultBackend>(&store)? {
+                Some((d, legacy)) => {
+                    if legacy {
+                        // Saved whole by an earlier version: each session in its own record now.
+                        crate::state::save_device(&mut store, &d)?;
+                    }
+                    d
+                }
+                None => {
+                    // The channel signs bundles with the MLS signature key, which the SIWE
+                    // credential binds to the account.
+                    let seed = Secret::from_slice(store.identity().signer().private_key().expose())
+                        .ok_or_else(|| {
+                            Error::Core("the MLS signature key is not 57 bytes".into())
+                        })?;
+                    let mut d =
+                        Device::<ChannelBackend>::generate(signer.address().into_array(), seed)
+                            .map_err(Error::Channel)?;
+                    d.rotate_signed_prekey(now() as u64, config.signed_prekey_lifetime.as_secs())
+                        .map_err(Error::Channel)?;
+                    d.generate_one_time_prekeys(config.one_time_prekeys as usize)
+                        .map_err(Error::Channel)?;
+                    crate::state::save_device(&mut store, &d)?;
+                    d
+                }
+            };
         let registry = chain.erc7627(config.deployment.erc7627);
         let mut client = Self {
             signer,
@@ -719,7 +729,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
         let bundle = self.device.bundle(t, target).map_err(Error::Channel)?;
         let bytes = bundle.encode().map_err(Error::Channel)?;
-        crate::state::save_device(&mut self.store, &self.device)?;
+        crate::state::save_device_keys(&mut self.store, &self.device)?;
         self.registry
             .publish_channel_bundle(self.device.identity_key(), &bytes)
             .await
@@ -965,8 +975,8 @@ impl<D: DeliveryService + 'static> Client<D> {
             .device
             .encrypt(&session, &message.encode()?)
             .map_err(Error::Channel)?;
-        // The ratchet moved: saved before the message leaves.
-        crate::state::save_device(&mut self.store, &self.device)?;
+        // The ratchet moved: saved before the message leaves (that session only).
+        crate::state::save_session(&mut self.store, &self.device, &session)?;
         self.delivery
             .publish(&self.inbox_topic(to), bytes)
             .await
@@ -1541,9 +1551,10 @@ impl<D: DeliveryService + 'static> Client<D> {
         Ok(())
     }
 
-    /// Deletes a channel session and its record (the device is saved by the caller).
+    /// Deletes a channel session, its saved state and its record.
     fn drop_session(&mut self, id: &[u8; 32]) -> Result<(), Error> {
         self.device.remove_session(id);
+        crate::state::save_session(&mut self.store, &self.device, id)?;
         records::delete_session_made(&mut self.store, id)
     }
 
@@ -1666,7 +1677,6 @@ impl<D: DeliveryService + 'static> Client<D> {
             if !self.is_bound(account, &identity_key).await? {
                 if let Some(sid) = session {
                     self.drop_session(&sid)?;
-                    crate::state::save_device(&mut self.store, &self.device)?;
                 }
                 self.events.push_back(ClientEvent::Rejected {
                     from: Address::ZERO,
@@ -1702,7 +1712,14 @@ impl<D: DeliveryService + 'static> Client<D> {
             },
         )?;
         crate::step("inbox:queued");
-        crate::state::save_device(&mut self.store, &self.device)?;
+        // What the frame changed: its session, and the keys when it made one (a one-time
+        // prekey used up).
+        crate::state::save_received(
+            &mut self.store,
+            &self.device,
+            &received.session_id,
+            received.new_session,
+        )?;
         crate::step("inbox:device-saved");
         self.handle_incoming().await
     }

@@ -18,23 +18,117 @@ fn core(e: eth_mls_core::Error) -> Error {
     Error::Core(e.to_string())
 }
 
-/// Saves the channel device.
+/// The namespace of the channel's sessions, one record each (key: the session id).
+pub const CHANNEL_SESSIONS: &str = "eth-mls/channel-sessions";
+
+/// Saves the whole channel device: its keys, and each session in a record of its own (records
+/// of sessions it no longer holds are deleted). A message that changed one session is saved
+/// with [`save_session`] (and [`save_device_keys`] when it used a prekey): the device is not
+/// rewritten whole for every frame (security review L1).
 pub fn save_device<B: Backend, S: Backend>(
     store: &mut Store<S>,
     device: &Device<B>,
 ) -> Result<(), Error> {
+    save_device_keys(store, device)?;
+    for s in device.sessions() {
+        store
+            .put_record(CHANNEL_SESSIONS, s.id(), &s.to_bytes())
+            .map_err(core)?;
+    }
+    for (id, _) in store.records(CHANNEL_SESSIONS).map_err(core)? {
+        let held = <[u8; 32]>::try_from(id.as_slice())
+            .ok()
+            .is_some_and(|id| device.session(&id).is_some());
+        if !held {
+            store.delete_record(CHANNEL_SESSIONS, &id).map_err(core)?;
+        }
+    }
+    Ok(())
+}
+
+/// Saves the device's keys, prekeys and used prekey ids (not its sessions).
+pub fn save_device_keys<B: Backend, S: Backend>(
+    store: &mut Store<S>,
+    device: &Device<B>,
+) -> Result<(), Error> {
     store
-        .put_record(CHANNEL, b"device", &device.to_bytes())
+        .put_record(CHANNEL, b"device", &device.keys_to_bytes())
         .map_err(core)
 }
 
-/// The saved channel device, if any.
+/// Saves what a received frame changed, in one transaction: session `id` as the device holds
+/// it (or its deletion), and with `keys` the device's keys too (a new session used a
+/// one-time prekey).
+pub fn save_received<B: Backend, S: Backend>(
+    store: &mut Store<S>,
+    device: &Device<B>,
+    id: &[u8; 32],
+    keys: bool,
+) -> Result<(), Error> {
+    use eth_mls_core::RecordWrite;
+    let session = device.session(id).map(|s| s.to_bytes());
+    let key_bytes = keys.then(|| device.keys_to_bytes());
+    let mut writes = Vec::with_capacity(2);
+    writes.push(match &session {
+        Some(bytes) => RecordWrite::Put {
+            namespace: CHANNEL_SESSIONS,
+            key: id,
+            value: bytes,
+        },
+        None => RecordWrite::Delete {
+            namespace: CHANNEL_SESSIONS,
+            key: id,
+        },
+    });
+    if let Some(bytes) = &key_bytes {
+        writes.push(RecordWrite::Put {
+            namespace: CHANNEL,
+            key: b"device",
+            value: bytes,
+        });
+    }
+    store.write_records(&writes).map_err(core)
+}
+
+/// Saves session `id` as the device holds it, or deletes its record when the device holds it
+/// no more.
+pub fn save_session<B: Backend, S: Backend>(
+    store: &mut Store<S>,
+    device: &Device<B>,
+    id: &[u8; 32],
+) -> Result<(), Error> {
+    match device.session(id) {
+        Some(s) => store
+            .put_record(CHANNEL_SESSIONS, id, &s.to_bytes())
+            .map_err(core),
+        None => store
+            .delete_record(CHANNEL_SESSIONS, id)
+            .map_err(core)
+            .map(|_| ()),
+    }
+}
+
+/// The saved channel device with its sessions, if any, and whether it was saved whole by an
+/// earlier version (its sessions inside the device record): then [`save_device`] it once.
 pub fn load_device<B: Backend, S: Backend>(store: &Store<S>) -> Result<Option<Device<B>>, Error> {
+    Ok(load_device_marked(store)?.map(|(d, _)| d))
+}
+
+/// [`load_device`], with whether the device record held sessions (an earlier version's).
+pub fn load_device_marked<B: Backend, S: Backend>(
+    store: &Store<S>,
+) -> Result<Option<(Device<B>, bool)>, Error> {
     let Some(bytes) = store.record(CHANNEL, b"device").map_err(core)? else {
         return Ok(None);
     };
     let bytes = zeroize::Zeroizing::new(bytes);
-    Device::from_bytes(&bytes).map(Some).map_err(Error::Channel)
+    let mut device = Device::<B>::from_bytes(&bytes).map_err(Error::Channel)?;
+    let legacy = device.sessions().next().is_some();
+    for (_, v) in store.records(CHANNEL_SESSIONS).map_err(core)? {
+        let v = zeroize::Zeroizing::new(v);
+        device.insert_session(eth_mls_channel::Session::from_bytes(&v).map_err(Error::Channel)?);
+    }
+    Ok(Some((device, legacy)))
 }
 
 /// Saves an intent record.

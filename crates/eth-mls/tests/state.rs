@@ -113,3 +113,64 @@ async fn an_invitation_is_answered_once_and_only_by_its_invitee() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// L1: a received frame writes its session (and the keys, for a new session), not the whole
+/// device: the device record holds keys only and each session has a record of its own; a
+/// device saved whole by an earlier version loads with its sessions and is marked for saving
+/// in the new layout.
+#[tokio::test]
+async fn sessions_are_saved_one_by_one() {
+    use eth_mls::state::{CHANNEL, CHANNEL_SESSIONS, load_device_marked, save_received};
+    let dir = std::env::temp_dir().join(format!("eth-mls-state-l1-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut store = common::local_store(&dir, 0xb3).await;
+    let mut bob = Device::<B>::generate([0xbb; 20], Secret::new([2; 57])).unwrap();
+    bob.rotate_signed_prekey(NOW, 86_400).unwrap();
+    bob.generate_one_time_prekeys(4).unwrap();
+    let bundle =
+        PrekeyBundle::validate::<B>(&bob.bundle(NOW, 4).unwrap().encode().unwrap(), NOW).unwrap();
+    let ids = bob.one_time_prekey_ids();
+    let mut peers = Vec::new();
+    for k in 0..3u8 {
+        let mut p = Device::<B>::generate([0xa0 + k; 20], Secret::new([10 + k; 57])).unwrap();
+        let choice = OneTimePrekeyChoice::Id(ids[k as usize]);
+        let sid = p.initiate(&bundle, choice).unwrap();
+        let frame = p.encrypt(&sid, b"hello").unwrap();
+        let got = bob.receive(&frame, NOW).unwrap();
+        save_received(&mut store, &bob, &got.session_id, got.new_session).unwrap();
+        peers.push((p, sid));
+    }
+    // The device record holds no session; three session records.
+    let keys =
+        Device::<B>::from_bytes(&store.record(CHANNEL, b"device").unwrap().unwrap()).unwrap();
+    assert_eq!(keys.sessions().count(), 0);
+    assert_eq!(store.records(CHANNEL_SESSIONS).unwrap().len(), 3);
+    // A frame in one session rewrites that session's record only.
+    let before = store.records(CHANNEL_SESSIONS).unwrap();
+    let (p, sid) = &mut peers[1];
+    let frame = p.encrypt(sid, b"again").unwrap();
+    let got = bob.receive(&frame, NOW).unwrap();
+    assert!(!got.new_session);
+    save_received(&mut store, &bob, &got.session_id, false).unwrap();
+    let after = store.records(CHANNEL_SESSIONS).unwrap();
+    let changed: Vec<&Vec<u8>> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b.1 != a.1)
+        .map(|(b, _)| &b.0)
+        .collect();
+    assert_eq!(changed, vec![&sid.to_vec()]);
+    // Restored: every session, the one-time prekeys used stay used.
+    let (restored, legacy) = load_device_marked::<B, _>(&store).unwrap().unwrap();
+    assert!(!legacy);
+    assert_eq!(restored.sessions().count(), 3);
+    assert_eq!(restored.one_time_prekey_ids().len(), 1);
+    // An earlier version's whole device: loaded with its sessions, marked.
+    store
+        .put_record(CHANNEL, b"device", &bob.to_bytes())
+        .unwrap();
+    let (_, legacy) = load_device_marked::<B, _>(&store).unwrap().unwrap();
+    assert!(legacy);
+    let _ = std::fs::remove_dir_all(&dir);
+}
