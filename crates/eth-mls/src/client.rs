@@ -2369,14 +2369,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     Err(e) => {
                         // The commit does more than the operation means (a proposal that
                         // rode along): never registered.
-                        let j = self
-                            .groups
-                            .get_mut(&contract)
-                            .ok_or(Error::UnknownGroup { group: contract })?;
-                        j.group
-                            .discard_pending_commit(&mut self.store)
-                            .map_err(core)?;
-                        self.fail_intent(contract, intent.id, e.to_string())?;
+                        self.drop_own_commit(contract, intent.id, e.to_string())?;
                         return Ok(true);
                     }
                 };
@@ -2410,14 +2403,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                             e,
                             eth_mls_chain::Error::Reverted { .. } | eth_mls_chain::Error::Group(_)
                         ) {
-                            let j = self
-                                .groups
-                                .get_mut(&contract)
-                                .ok_or(Error::UnknownGroup { group: contract })?;
-                            j.group
-                                .discard_pending_commit(&mut self.store)
-                                .map_err(core)?;
-                            self.fail_intent(contract, intent.id, e.to_string())?;
+                            self.drop_own_commit(contract, intent.id, e.to_string())?;
                             return Ok(true);
                         }
                         Err(chain_err(e))
@@ -2520,6 +2506,17 @@ impl<D: DeliveryService + 'static> Client<D> {
                 Ok(true)
             }
         }
+    }
+
+    /// Drops this client's pending commit in `contract` and fails intent `id` with `reason`.
+    fn drop_own_commit(&mut self, contract: Address, id: u64, reason: String) -> Result<(), Error> {
+        self.groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?
+            .group
+            .discard_pending_commit(&mut self.store)
+            .map_err(core)?;
+        self.fail_intent(contract, id, reason)
     }
 
     fn fail_intent(&mut self, contract: Address, id: u64, reason: String) -> Result<(), Error> {

@@ -85,11 +85,27 @@ impl World {
             .await
     }
 
+    /// The client of anvil account `index` with `config`.
+    async fn client_configured(&self, index: usize, node: MemoryNode, config: ClientConfig) -> C {
+        let chain = self.devnet.chain(index).await.unwrap();
+        self.open_with(index, chain, node, config).await
+    }
+
     async fn client_with<D: DeliveryService + 'static>(
         &self,
         index: usize,
         chain: eth_mls_chain::Chain,
         delivery: D,
+    ) -> Client<D> {
+        self.open_with(index, chain, delivery, self.config()).await
+    }
+
+    async fn open_with<D: DeliveryService + 'static>(
+        &self,
+        index: usize,
+        chain: eth_mls_chain::Chain,
+        delivery: D,
+        config: ClientConfig,
     ) -> Client<D> {
         let key = self.devnet.signer(index).unwrap().to_bytes();
         let signer: Arc<dyn EthereumSigner> =
@@ -100,7 +116,7 @@ impl World {
             delivery,
             self.dir.join(format!("client-{index}.db")),
             &StoreKey::raw([index as u8; 32]),
-            self.config(),
+            config,
         )
         .await
         .unwrap()
@@ -1047,21 +1063,12 @@ async fn a_failing_message_never_blocks_sync_and_has_a_budget() {
     // Retries at once, so the budget runs out in a few syncs.
     let mut config = w.config();
     config.inbox_retry = Duration::ZERO;
-    let signer: Arc<dyn EthereumSigner> = Arc::new(
-        LocalEthereumSigner::from_bytes(w.devnet.signer(2).unwrap().to_bytes().as_slice()).unwrap(),
-    );
-    let mut bob = Client::open(
-        signer,
-        eth_mls_chain::Chain::connect(&rpc.url, w.devnet.signer(2))
-            .await
-            .unwrap(),
-        w.net.add_node("bob again"),
-        w.dir.join("client-2.db"),
-        &StoreKey::raw([2; 32]),
-        config,
-    )
-    .await
-    .unwrap();
+    let chain = eth_mls_chain::Chain::connect(&rpc.url, w.devnet.signer(2))
+        .await
+        .unwrap();
+    let mut bob = w
+        .open_with(2, chain, w.net.add_node("bob again"), config)
+        .await;
     let b = bob.address();
     let mut events = Vec::new();
 
@@ -1186,29 +1193,8 @@ async fn the_signed_prekey_is_rotated_before_it_expires() {
     let w = World::new("client-l9-rotate").await;
     let mut config = w.config();
     config.signed_prekey_lifetime = Duration::from_secs(9);
-    let open = |index: usize, node: MemoryNode, config: ClientConfig| {
-        let w = &w;
-        async move {
-            let signer: Arc<dyn EthereumSigner> = Arc::new(
-                LocalEthereumSigner::from_bytes(
-                    w.devnet.signer(index).unwrap().to_bytes().as_slice(),
-                )
-                .unwrap(),
-            );
-            Client::open(
-                signer,
-                w.devnet.chain(index).await.unwrap(),
-                node,
-                w.dir.join(format!("client-{index}.db")),
-                &StoreKey::raw([index as u8; 32]),
-                config,
-            )
-            .await
-            .unwrap()
-        }
-    };
-    let mut alice = open(1, w.net.add_node("alice"), w.config()).await;
-    let mut bob = open(2, w.net.add_node("bob"), config.clone()).await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client_configured(2, w.net.add_node("bob"), config).await;
     alice.publish_keys().await.unwrap();
     bob.publish_keys().await.unwrap();
     let reader = adversary::Mallory {
@@ -1253,25 +1239,7 @@ async fn invitations_are_resent_with_backoff_not_at_every_open() {
     let mut config = w.config();
     config.invitation_validity = Duration::from_secs(5);
     config.invitation_resend = Duration::from_secs(1);
-    let open = |node: MemoryNode| {
-        let (w, config) = (&w, config.clone());
-        async move {
-            let signer: Arc<dyn EthereumSigner> = Arc::new(
-                LocalEthereumSigner::from_bytes(w.devnet.signer(1).unwrap().to_bytes().as_slice())
-                    .unwrap(),
-            );
-            Client::open(
-                signer,
-                w.devnet.chain(1).await.unwrap(),
-                node,
-                w.dir.join("client-1.db"),
-                &StoreKey::raw([1; 32]),
-                config,
-            )
-            .await
-            .unwrap()
-        }
-    };
+    let open = |node: MemoryNode| w.client_configured(1, node, config.clone());
     let mut alice = open(w.net.add_node("alice")).await;
     let mut bob = w.client(2, w.net.add_node("bob")).await;
     bob.publish_keys().await.unwrap();
