@@ -968,6 +968,8 @@ impl<D: DeliveryService + 'static> Client<D> {
                     .initiate(&bundle, OneTimePrekeyChoice::Random)
                     .map_err(Error::Channel)?;
                 records::put_session_made(&mut self.store, &id, now() as u64)?;
+                // Unanswered sessions of earlier sends are pruned too (the oldest first).
+                self.cap_sessions(&peer, &id)?;
                 id
             }
         };
@@ -1559,13 +1561,20 @@ impl<D: DeliveryService + 'static> Client<D> {
     }
 
     /// Keeps at most [`MAX_SESSIONS_PER_PEER`] sessions with `peer` and [`MAX_SESSIONS`] in
-    /// all, deleting the oldest made (security review L1: each prekey message of a bound peer
-    /// made a session that was never pruned).
-    fn cap_sessions(&mut self, peer: &[u8; 20]) -> Result<(), Error> {
+    /// all, deleting the oldest made but never `keep` (the one just made) (security review L1:
+    /// each prekey message of a bound peer made a session that was never pruned, and each send
+    /// after an unanswered one a new session).
+    fn cap_sessions(&mut self, peer: &[u8; 20], keep: &[u8; 32]) -> Result<(), Error> {
         let made = |c: &Self, id: &[u8; 32]| records::session_made(&c.store, id);
         let mut with_peer = Vec::new();
         for s in self.device.sessions_with(peer) {
-            with_peer.push((made(self, s.id())?.unwrap_or(0), *s.id()));
+            // The session just made is never the one dropped.
+            let at = if s.id() == keep {
+                u64::MAX
+            } else {
+                made(self, s.id())?.unwrap_or(0)
+            };
+            with_peer.push((at, *s.id()));
         }
         with_peer.sort();
         for (_, id) in with_peer
@@ -1578,7 +1587,12 @@ impl<D: DeliveryService + 'static> Client<D> {
         if total > MAX_SESSIONS {
             let mut all = Vec::new();
             for s in self.device.sessions() {
-                all.push((made(self, s.id())?.unwrap_or(0), *s.id()));
+                let at = if s.id() == keep {
+                    u64::MAX
+                } else {
+                    made(self, s.id())?.unwrap_or(0)
+                };
+                all.push((at, *s.id()));
             }
             all.sort();
             for (_, id) in all.iter().take(total - MAX_SESSIONS) {
@@ -1698,7 +1712,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         };
         if received.new_session {
             records::put_session_made(&mut self.store, &received.session_id, now() as u64)?;
-            self.cap_sessions(&received.peer_address)?;
+            self.cap_sessions(&received.peer_address, &received.session_id)?;
         }
         // The plaintext is queued before the channel state that consumed it is saved (channel
         // spec §9: saved before acting on it); handled from the queue.

@@ -1371,3 +1371,32 @@ async fn a_peer_that_rotated_its_key_is_reached_under_the_new_one() {
     })
     .await;
 }
+
+/// L1, the initiator's side: each message to a peer that never answers starts a new session
+/// once the last one waited past `pending_session_timeout`; the oldest are pruned, so no more
+/// than `MAX_SESSIONS_PER_PEER` are kept with one peer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_sessions_are_pruned() {
+    let w = World::new("client-l1-pending").await;
+    let mut config = w.config();
+    config.pending_session_timeout = Duration::ZERO;
+    let mut alice = w
+        .client_configured(1, w.net.add_node("alice"), config)
+        .await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    let b = bob.address();
+    drop(bob);
+    let sends = eth_mls::client::MAX_SESSIONS_PER_PEER + 3;
+    for i in 0..sends {
+        let group = alice
+            .create_group(format!("pending {i}").as_bytes(), CommitPolicy::AdminsOnly)
+            .await
+            .unwrap();
+        alice.invite(group, b, "").await.unwrap();
+    }
+    assert_eq!(
+        alice.channel_sessions(),
+        eth_mls::client::MAX_SESSIONS_PER_PEER
+    );
+}
