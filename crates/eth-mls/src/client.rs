@@ -1975,15 +1975,27 @@ impl<D: DeliveryService + 'static> Client<D> {
                     (Ok(()), true) => None,
                 };
                 if let Some(reason) = reason {
-                    self.send_direct(
-                        from,
-                        Some(session),
-                        &ClientMessage::RequestRejected(RequestRejected {
-                            request_id: req.request_id,
-                            reason,
-                        }),
-                    )
-                    .await?;
+                    // A refusal is a message (a transaction on the chain channel): at most one
+                    // per member and request interval, so a flood of bad requests costs the
+                    // admin nothing (security review L10).
+                    let refused = records::last_refused(&self.store, group, from)?;
+                    let t = now() as u64;
+                    if crate::requests::within_rate(
+                        refused,
+                        t,
+                        self.config.request_interval.as_secs(),
+                    ) {
+                        records::put_refused(&mut self.store, group, from, t)?;
+                        self.send_direct(
+                            from,
+                            Some(session),
+                            &ClientMessage::RequestRejected(RequestRejected {
+                                request_id: req.request_id,
+                                reason,
+                            }),
+                        )
+                        .await?;
+                    }
                     return verdict;
                 }
                 self.events.push_back(ClientEvent::RequestReceived {

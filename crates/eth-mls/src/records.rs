@@ -819,3 +819,26 @@ pub fn consent<B: Backend>(
 pub fn delete_consent<B: Backend>(store: &mut Store<B>, id: &RequestId) -> Result<(), Error> {
     store.delete_record(CONSENTS, id).map_err(core).map(|_| ())
 }
+
+/// When a request of `member` in `group` was last answered with a refusal.
+pub fn last_refused<B: Backend>(
+    store: &Store<B>,
+    group: Address,
+    member: Address,
+) -> Result<Option<u64>, Error> {
+    let mut key = granted_key(group, member);
+    key.push(b'r');
+    time_record(store, GRANTED, &key, "refused request")
+}
+
+/// Records that a request of `member` in `group` was answered with a refusal at `t`.
+pub fn put_refused<B: Backend>(
+    store: &mut Store<B>,
+    group: Address,
+    member: Address,
+    t: u64,
+) -> Result<(), Error> {
+    let mut key = granted_key(group, member);
+    key.push(b'r');
+    put_time_record(store, GRANTED, &key, t)
+}

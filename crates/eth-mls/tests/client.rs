@@ -1400,3 +1400,65 @@ async fn unanswered_sessions_are_pruned() {
         eth_mls::client::MAX_SESSIONS_PER_PEER
     );
 }
+
+/// L10: a flood of bad requests costs the admin at most one refusal per requester and
+/// request interval (a refusal is a message; on the chain channel, a transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_rate_limited() {
+    let w = World::new("client-l10-refusals").await;
+    let (mut alice, mut bob, mut carol, mallory, group, mut seen) = with_mallory(&w).await;
+    let (a, c) = (alice.address(), carol.address());
+    let m = mallory.chain.sender().unwrap();
+    let mut own = mallory.registered_device().await;
+    let mut inbox = mallory
+        .node
+        .subscribe(&eth_mls_transport::Topic::Inbox {
+            chain_id: alice.chain_id(),
+            account: m.into_array(),
+        })
+        .await
+        .unwrap();
+    let epoch = alice.epoch(group).unwrap();
+    for i in 0..5u8 {
+        let request = eth_mls::wire::ClientMessage::ChangeRequest(eth_mls::wire::ChangeRequest {
+            request_id: [0x70 + i; 16],
+            group: eth_mls::wire::GroupRef {
+                chain_id: alice.chain_id(),
+                factory: w.deployment.group_factory.into_array(),
+                group_contract: group.into_array(),
+            },
+            epoch,
+            kind: eth_mls::wire::ChangeKind::Removal,
+            target: c.into_array(),
+            proposal: Vec::new(),
+        });
+        mallory
+            .send_as(
+                &mut own,
+                a,
+                eth_mls_channel::OneTimePrekeyChoice::None,
+                &request,
+            )
+            .await;
+    }
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| {
+            s[0].iter()
+                .filter(|e| matches!(e, ClientEvent::Rejected { .. }))
+                .count()
+                >= 5
+        },
+    )
+    .await;
+    use futures_util::{FutureExt as _, StreamExt as _};
+    w.net.run_until_idle();
+    let mut refusals = 0;
+    while let Some(Some(_)) = inbox.next().now_or_never() {
+        refusals += 1;
+    }
+    assert_eq!(refusals, 1, "refusals sent for five bad requests");
+    assert!(alice.members(group).unwrap().contains(&c));
+}
