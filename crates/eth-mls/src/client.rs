@@ -1565,39 +1565,34 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// each prekey message of a bound peer made a session that was never pruned, and each send
     /// after an unanswered one a new session).
     fn cap_sessions(&mut self, peer: &[u8; 20], keep: &[u8; 32]) -> Result<(), Error> {
-        let made = |c: &Self, id: &[u8; 32]| records::session_made(&c.store, id);
-        let mut with_peer = Vec::new();
-        for s in self.device.sessions_with(peer) {
-            // The session just made is never the one dropped.
-            let at = if s.id() == keep {
+        let with_peer: Vec<[u8; 32]> = self.device.sessions_with(peer).map(|s| *s.id()).collect();
+        self.drop_oldest(&with_peer, MAX_SESSIONS_PER_PEER, keep)?;
+        let all: Vec<[u8; 32]> = self.device.sessions().map(|s| *s.id()).collect();
+        self.drop_oldest(&all, MAX_SESSIONS, keep)
+    }
+
+    /// Drops the oldest made of `sessions` beyond `max`, never `keep`.
+    fn drop_oldest(
+        &mut self,
+        sessions: &[[u8; 32]],
+        max: usize,
+        keep: &[u8; 32],
+    ) -> Result<(), Error> {
+        if sessions.len() <= max {
+            return Ok(());
+        }
+        let mut by_age = Vec::with_capacity(sessions.len());
+        for id in sessions {
+            let at = if id == keep {
                 u64::MAX
             } else {
-                made(self, s.id())?.unwrap_or(0)
+                records::session_made(&self.store, id)?.unwrap_or(0)
             };
-            with_peer.push((at, *s.id()));
+            by_age.push((at, *id));
         }
-        with_peer.sort();
-        for (_, id) in with_peer
-            .iter()
-            .take(with_peer.len().saturating_sub(MAX_SESSIONS_PER_PEER))
-        {
+        by_age.sort();
+        for (_, id) in by_age.iter().take(sessions.len() - max) {
             self.drop_session(id)?;
-        }
-        let total = self.device.sessions().count();
-        if total > MAX_SESSIONS {
-            let mut all = Vec::new();
-            for s in self.device.sessions() {
-                let at = if s.id() == keep {
-                    u64::MAX
-                } else {
-                    made(self, s.id())?.unwrap_or(0)
-                };
-                all.push((at, *s.id()));
-            }
-            all.sort();
-            for (_, id) in all.iter().take(total - MAX_SESSIONS) {
-                self.drop_session(id)?;
-            }
         }
         Ok(())
     }

@@ -142,23 +142,11 @@ pub async fn verify_response(
     if now >= expiry || msg.issued_at().unix_seconds() > now.saturating_add(MAX_CLOCK_SKEW) {
         return Err(Error::Expired);
     }
-    let at = TimeStamp::from_unix(now);
-    let opts = VerificationOpts {
-        time: Some(&at),
-        erc1271,
-        ..VerificationOpts::default()
-    };
-    match msg.verify(&resp.signature, &opts).await {
-        Ok(_) => Ok(VerifiedConsent {
-            invitee,
-            key_package_hash: key_package_hash(&resp.key_package),
-        }),
-        Err(VerificationError::Rpc(e)) => Err(Error::Erc1271Unavailable(e.to_string())),
-        Err(VerificationError::Expired { .. } | VerificationError::NotYetValid { .. }) => {
-            Err(Error::Expired)
-        }
-        Err(e) => Err(Error::BadSignature(e.to_string())),
-    }
+    verify_signature(&msg, &resp.signature, now, erc1271).await?;
+    Ok(VerifiedConsent {
+        invitee,
+        key_package_hash: key_package_hash(&resp.key_package),
+    })
 }
 
 /// Every member's check of a consent an add commit carries (security review M5): `consent`
@@ -206,13 +194,24 @@ pub async fn verify_carried_consent(
     {
         return Err(Error::Expired);
     }
+    verify_signature(&msg, &consent.signature, at, erc1271).await
+}
+
+/// A consent's signature by its account at `at` (EIP-191, or ERC-1271 through `erc1271`): a
+/// failed ERC-1271 call is [`Error::Erc1271Unavailable`] (retry), never a refusal.
+async fn verify_signature(
+    msg: &Message,
+    signature: &[u8],
+    at: i64,
+    erc1271: Option<&dyn Erc1271Verifier>,
+) -> Result<(), Error> {
     let time = TimeStamp::from_unix(at);
     let opts = VerificationOpts {
         time: Some(&time),
         erc1271,
         ..VerificationOpts::default()
     };
-    match msg.verify(&consent.signature, &opts).await {
+    match msg.verify(signature, &opts).await {
         Ok(_) => Ok(()),
         Err(VerificationError::Rpc(e)) => Err(Error::Erc1271Unavailable(e.to_string())),
         Err(VerificationError::Expired { .. } | VerificationError::NotYetValid { .. }) => {
