@@ -547,6 +547,23 @@ impl<D: DeliveryService + 'static> Client<D> {
         };
         let inbox = client.inbox_topic(client.address());
         client.subscribe(inbox).await?;
+        // An invitation sent once may not have left before a crash (a queued frame dies with
+        // the process): it is due at the next sync, once; later sends keep their backoff.
+        for (key, _) in client
+            .store
+            .records(crate::state::INVITATIONS)
+            .map_err(core)?
+        {
+            let Ok(id) = RequestId::try_from(key.as_slice()) else {
+                continue;
+            };
+            if let Some((sends, next)) = crate::state::invitation_sends(&client.store, &id)?
+                && sends <= 1
+                && next > 0
+            {
+                crate::state::put_invitation_sends(&mut client.store, &id, sends, 0)?;
+            }
+        }
         for (contract, record) in records::groups(&client.store)? {
             let group = match Group::load(&client.store, &record.group_id) {
                 Ok(g) => g,
