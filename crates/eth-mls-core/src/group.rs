@@ -255,6 +255,11 @@ pub struct CommitSummary {
     /// Members whose leaf changed (update proposals, and the committer when the commit
     /// carries an update path).
     pub updated: Vec<Address>,
+    /// Proposals of any other type (GroupContextExtensions, PreSharedKey, ReInit, …), by
+    /// their type codes: nothing an eth-mls flow commits, so a registration never accounts
+    /// for them (security review H1).
+    #[serde(default)]
+    pub other_proposals: Vec<u16>,
     /// The epoch the group enters when the commit is merged.
     pub new_epoch: u64,
     /// Whether the local member is removed by it.
@@ -355,11 +360,16 @@ fn openmls<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> Error {
 /// `commit_to_pending_proposals` also sign a second GroupInfo besides the Welcome's (plus the
 /// external public key, for external joins, which eth-mls does not offer), carrying the whole
 /// tree: at 1000 members an Ed448 signature over ~870 KB (4.7 ms) and its encoding, thrown away.
+///
+/// Exactly the proposals `proposals` names go in, plus the stored proposals whose references
+/// are in `by_reference` (security review H1: openmls's builder takes every stored proposal
+/// by default, so a proposal anyone published rode along in the next commit).
 fn build_commit<B: Backend>(
     mls: &mut MlsGroup,
     provider: &StoreProvider<'_, B>,
     signer: &impl openmls_traits::signatures::Signer,
     aad: Vec<u8>,
+    by_reference: &[Vec<u8>],
     proposals: impl for<'a> FnOnce(
         openmls::group::CommitBuilder<'a, openmls::group::Initial>,
     ) -> openmls::group::CommitBuilder<'a, openmls::group::Initial>,
@@ -372,12 +382,30 @@ fn build_commit<B: Backend>(
     if mls.pending_commit().is_some() {
         return Err("a commit is pending".into());
     }
+    if let Some(missing) = by_reference.iter().find(|r| {
+        !mls.pending_proposals()
+            .any(|q| q.proposal_reference_ref().as_slice() == r.as_slice())
+    }) {
+        return Err(format!(
+            "no stored proposal with reference {}",
+            hex::encode(missing)
+        ));
+    }
     mls.set_aad(aad);
-    let bundle = proposals(mls.commit_builder())
+    let builder = mls
+        .commit_builder()
+        .consume_proposal_store(!by_reference.is_empty());
+    let bundle = proposals(builder)
         .load_psks(provider.storage())
         .map_err(|e| format!("{e:?}"))?
         .create_group_info(false)
-        .build(provider.rand(), provider.crypto(), signer, |_| true)
+        .build(provider.rand(), provider.crypto(), signer, |q| {
+            // The builder's own proposals, and of the stored ones only those named.
+            q.proposal_or_ref_type() == openmls::prelude::ProposalOrRefType::Proposal
+                || by_reference
+                    .iter()
+                    .any(|r| q.proposal_reference_ref().as_slice() == r.as_slice())
+        })
         .map_err(|e| format!("{e:?}"))?
         .stage_commit(provider)
         .map_err(|e| format!("{e:?}"))?;
@@ -1105,12 +1133,23 @@ impl Group {
         if staged.update_path_leaf_node().is_some() {
             updated.insert(committer);
         }
+        let other_proposals = staged
+            .queued_proposals()
+            .filter(|q| {
+                !matches!(
+                    q.proposal(),
+                    Proposal::Add(_) | Proposal::Remove(_) | Proposal::Update(_)
+                )
+            })
+            .map(|q| u16::from(q.proposal().proposal_type()))
+            .collect();
         Ok(CommitSummary {
             committer,
             added,
             added_key_packages,
             removed,
             updated: updated.into_iter().collect(),
+            other_proposals,
             new_epoch: staged.epoch().as_u64(),
             self_removed: staged.self_removed(),
         })
@@ -1222,7 +1261,7 @@ impl Group {
             .collect();
         self.commit_with(store, "adding members", |mls, provider, signer| {
             // With an update path, as openmls's `add_members` (post-compromise security).
-            build_commit(mls, provider, signer, aad, |b| {
+            build_commit(mls, provider, signer, aad, &[], |b| {
                 b.propose_adds(kps).force_self_update(true)
             })
         })
@@ -1254,7 +1293,7 @@ impl Group {
         // the new leaf comes, with an update path.
         let kp = key_package.key_package().clone();
         self.commit_with(store, "re-adding a member", move |mls, provider, signer| {
-            build_commit(mls, provider, signer, Vec::new(), |b| {
+            build_commit(mls, provider, signer, Vec::new(), &[], |b| {
                 b.propose_removals(leaves).propose_adds([kp])
             })
         })
@@ -1279,14 +1318,15 @@ impl Group {
             return Err(Error::EmptyInput("accounts"));
         }
         self.commit_with(store, "removing members", |mls, provider, signer| {
-            build_commit(mls, provider, signer, Vec::new(), |b| {
+            build_commit(mls, provider, signer, Vec::new(), &[], |b| {
                 b.propose_removals(leaves)
             })
         })
     }
 
-    /// Commits a fresh leaf and path (post-compromise security), with any pending
-    /// proposals. The leaf carries the store's current credential (a renewed one after
+    /// Commits a fresh leaf and path (post-compromise security), and nothing else: stored
+    /// proposals stay out (commit them by name with [`Group::commit_proposals`]). The leaf
+    /// carries the store's current credential (a renewed one after
     /// [`Store::renew_credential`]).
     pub fn self_update<B: Backend>(
         &mut self,
@@ -1307,10 +1347,67 @@ impl Group {
                 .build()
         };
         self.commit_with(store, "self-update", move |mls, provider, signer| {
-            build_commit(mls, provider, signer, Vec::new(), |b| {
-                b.leaf_node_parameters(params).consume_proposal_store(true)
+            build_commit(mls, provider, signer, Vec::new(), &[], |b| {
+                b.leaf_node_parameters(params).force_self_update(true)
             })
         })
+    }
+
+    /// Commits exactly the stored proposals with these references (RFC 9420 §5.2; e.g. a
+    /// member's Update, which only its sender can make and another member commits by
+    /// reference), with an update path and `aad` as the commit's authenticated data; any
+    /// other stored proposal stays out. [`Error::Mls`] when one of them is not stored.
+    pub fn commit_proposals<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        references: &[Vec<u8>],
+        aad: Vec<u8>,
+    ) -> Result<OutgoingCommit, Error> {
+        self.check_no_commit()?;
+        if references.is_empty() {
+            return Err(Error::EmptyInput("proposal references"));
+        }
+        let references = references.to_vec();
+        self.commit_with(
+            store,
+            "committing proposals",
+            move |mls, provider, signer| {
+                build_commit(mls, provider, signer, aad, &references, |b| {
+                    b.force_self_update(true)
+                })
+            },
+        )
+    }
+
+    /// Drops a stored proposal (one that no commit of this member will name: a refused
+    /// request's). Nothing happens when it is not stored.
+    pub fn forget_proposal<B: Backend>(
+        &mut self,
+        store: &mut Store<B>,
+        reference: &[u8],
+    ) -> Result<(), Error> {
+        let Some(r) = self
+            .mls
+            .pending_proposals()
+            .find(|q| q.proposal_reference_ref().as_slice() == reference)
+            .map(|q| q.proposal_reference_ref().clone())
+        else {
+            return Ok(());
+        };
+        self.op(store, Op::Other, |group, store, _| {
+            group
+                .mls
+                .remove_pending_proposal(store.provider().storage_provider(), &r)
+                .map_err(openmls("forgetting a proposal"))
+        })
+    }
+
+    /// The references of the proposals stored for a commit by reference.
+    pub fn stored_proposals(&self) -> Vec<Vec<u8>> {
+        self.mls
+            .pending_proposals()
+            .map(|q| q.proposal_reference_ref().as_slice().to_vec())
+            .collect()
     }
 
     /// Commits the proposals received and sent in this epoch (by reference), with an update
@@ -1324,7 +1421,11 @@ impl Group {
             "committing pending proposals",
             |mls, provider, signer| {
                 // Forces committing to the proposals received and sent (with a path).
-                build_commit(mls, provider, signer, Vec::new(), |b| {
+                let all: Vec<Vec<u8>> = mls
+                    .pending_proposals()
+                    .map(|q| q.proposal_reference_ref().as_slice().to_vec())
+                    .collect();
+                build_commit(mls, provider, signer, Vec::new(), &all, |b| {
                     b.consume_proposal_store(true)
                 })
             },
@@ -1811,17 +1912,17 @@ mod tests {
         let signer = Counting(alice.identity().signer(), Default::default());
         let provider = alice.provider();
         // An add with an update path: the new leaf, the commit and the Welcome's GroupInfo.
-        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, Vec::new(), |b| {
+        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, Vec::new(), &[], |b| {
             b.propose_adds([bob]).force_self_update(true)
         })
         .unwrap();
         assert!(welcome.is_some());
         assert_eq!(signer.1.take(), 3);
         // A commit is pending: no second one.
-        assert!(build_commit(&mut group.mls, &provider, &signer, Vec::new(), |b| b).is_err());
+        assert!(build_commit(&mut group.mls, &provider, &signer, Vec::new(), &[], |b| b).is_err());
         group.mls.merge_pending_commit(&provider).unwrap();
         // A self-update: the commit and the new leaf; no Welcome.
-        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, Vec::new(), |b| {
+        let (_, welcome) = build_commit(&mut group.mls, &provider, &signer, Vec::new(), &[], |b| {
             b.leaf_node_parameters(LeafNodeParameters::default())
         })
         .unwrap();

@@ -268,3 +268,81 @@ fn async_operations_are_send() {
     let f = eth_mls_core::Group::join(&mut alice.store, b"", config(), &c);
     assert_send(&f);
 }
+
+/// Security review H1: a stored proposal never rides along in a commit that does not name it.
+/// Bob's Remove of carol is stored by alice; her update, add and removal commits carry
+/// exactly what they say; `commit_proposals` takes the one named, and a forgotten proposal
+/// can no longer be named. On ec4cec7 the update (`consume_proposal_store(true)`) and the add
+/// (openmls's default) both carried the Remove.
+#[test]
+fn stored_proposals_ride_only_when_named() {
+    let dir = TempDir::new();
+    let (mut alice, mut bob, mut carol) = trio(&dir);
+    let (remove, remove_ref) = bob
+        .group
+        .as_mut()
+        .unwrap()
+        .propose_remove(&mut bob.store, carol.address())
+        .unwrap();
+    alice.process(&remove.bytes).unwrap();
+    assert_eq!(alice.g().stored_proposals(), vec![remove_ref.clone()]);
+
+    let out = alice.update();
+    assert!(out.summary.removed.is_empty(), "{:?}", out.summary);
+    assert_eq!(out.summary.updated, vec![alice.address()]);
+    alice
+        .group
+        .as_mut()
+        .unwrap()
+        .discard_pending_commit(&mut alice.store)
+        .unwrap();
+
+    let mut dave = Peer::new(&dir, identity(4));
+    let kp = dave.key_package();
+    let out = alice.add(&[kp]);
+    assert!(out.summary.removed.is_empty(), "{:?}", out.summary);
+    assert_eq!(out.summary.added, vec![dave.address()]);
+    alice
+        .group
+        .as_mut()
+        .unwrap()
+        .discard_pending_commit(&mut alice.store)
+        .unwrap();
+
+    // Named, it goes in (and nothing else: carol's own update proposal stays out).
+    let (update, _) = carol
+        .group
+        .as_mut()
+        .unwrap()
+        .propose_self_update(&mut carol.store)
+        .unwrap();
+    alice.process(&update.bytes).unwrap();
+    let g = alice.group.as_mut().unwrap();
+    let out = g
+        .commit_proposals(
+            &mut alice.store,
+            std::slice::from_ref(&remove_ref),
+            b"aad".to_vec(),
+        )
+        .unwrap();
+    assert_eq!(out.summary.removed, vec![carol.address()]);
+    assert!(!out.summary.updated.contains(&carol.address()));
+    assert_eq!(
+        eth_mls_core::authenticated_data(&out.commit).unwrap(),
+        b"aad"
+    );
+    g.discard_pending_commit(&mut alice.store).unwrap();
+
+    // Forgotten, it cannot be named; the update commit still works.
+    g.forget_proposal(&mut alice.store, &remove_ref).unwrap();
+    assert!(
+        g.commit_proposals(&mut alice.store, &[remove_ref], Vec::new())
+            .is_err()
+    );
+    let out = alice.update();
+    assert!(out.summary.removed.is_empty());
+    alice.merge_own();
+    bob.apply(&out.commit);
+    carol.apply(&out.commit);
+    assert_agree(&[&alice, &bob, &carol]);
+}

@@ -114,6 +114,7 @@ async fn merge_registered<B: Backend>(
         epoch: reg.epoch,
         reason,
     };
+    take_in_carried(group, store, commit, &Checks::at(reg.timestamp)).await?;
     group
         .process(store, commit, &Checks::at(reg.timestamp))
         .await
@@ -143,4 +144,46 @@ async fn merge_registered<B: Backend>(
         .merge_staged_commit(store)
         .map_err(|e| forked(e.to_string()))?;
     check_epoch_authenticator(reg, &group.epoch_authenticator())
+}
+
+/// Takes in the proposals a commit carries in its authenticated data (WIRE.md §4.2) before
+/// the commit is processed, so a member that never saw them (offline when they were sent, or
+/// reading the chain only) can process a commit that refers to them (security review M4).
+/// Only Update proposals of the current epoch are kept in the group's proposal store; any
+/// other type is dropped again (review H1: only what our flows commit is taken in). A
+/// proposal that does not process (this member's own, one taken in before, one of another
+/// epoch) is skipped: the commit's own processing decides. [`Error::Erc1271Unavailable`]
+/// when a credential check could not be made (retry).
+pub async fn take_in_carried<B: Backend>(
+    group: &mut Group,
+    store: &mut Store<B>,
+    commit: &[u8],
+    checks: &Checks<'_>,
+) -> Result<(), Error> {
+    let Ok(aad) = eth_mls_core::authenticated_data(commit) else {
+        return Ok(());
+    };
+    let Ok(data) = crate::wire::decode_commit_data(&aad) else {
+        return Ok(());
+    };
+    for proposal in data.proposals {
+        match group.process(store, &proposal, checks).await {
+            Ok(processed) => {
+                for e in processed.into_events() {
+                    if let eth_mls_core::Event::Proposal(p) = e
+                        && p.kind != eth_mls_core::ProposalKind::Update
+                    {
+                        group
+                            .forget_proposal(store, &p.reference)
+                            .map_err(|e| Error::Core(e.to_string()))?;
+                    }
+                }
+            }
+            Err(eth_mls_core::Error::CheckUnavailable(e)) => {
+                return Err(Error::Erc1271Unavailable(e));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(())
 }

@@ -330,9 +330,6 @@ struct Joined {
     due_reported: Vec<Address>,
     /// The ACL each registration is judged against (that of its block), by epoch.
     acl_at: BTreeMap<u64, Acl>,
-    /// Proposals taken in from the commit topic, by keccak256 of their frame (a request
-    /// names its proposal by bytes).
-    proposals: BTreeMap<[u8; 32], eth_mls_core::ProposalSummary>,
     /// The latest epoch of anything each member authored that this client saw (a message of
     /// that epoch, a commit or update built in it, its join): a member is not stuck before.
     active_at: BTreeMap<Address, u64>,
@@ -710,7 +707,6 @@ impl<D: DeliveryService + 'static> Client<D> {
                 active,
                 due_reported: Vec::new(),
                 acl_at: BTreeMap::new(),
-                proposals: BTreeMap::new(),
                 active_at: BTreeMap::new(),
             },
         );
@@ -1391,22 +1387,14 @@ impl<D: DeliveryService + 'static> Client<D> {
             Topic::Inbox { .. } => self.handle_inbox(&envelope).await?,
             Topic::Commit { group, .. } => {
                 let contract = Address::from(group);
-                if let Some(j) = self.groups.get_mut(&contract) {
+                if let Some(j) = self.groups.get_mut(&contract)
+                    && !is_proposal(&envelope.bytes)
+                {
+                    // Commits wait for the sequencer (processing one stages it). Proposals
+                    // are never taken in from the topic (security review H1: a stored
+                    // proposal rode along in the next commit): the one an accepted update
+                    // request names travels in the request, and then in its commit.
                     j.sequencer.on_gossip(envelope.bytes.clone());
-                    // Proposals (update requests) are taken in too; commits wait for the
-                    // sequencer (processing one stages it).
-                    if is_proposal(&envelope.bytes)
-                        && let Ok(p) = j
-                            .group
-                            .process(&mut self.store, &envelope.bytes, &Checks::at(now()))
-                            .await
-                    {
-                        for e in p.into_events() {
-                            if let CoreEvent::Proposal(summary) = e {
-                                j.proposals.insert(keccak256(&envelope.bytes).0, summary);
-                            }
-                        }
-                    }
                 }
             }
             Topic::App { group, .. } => {
@@ -1947,6 +1935,9 @@ impl<D: DeliveryService + 'static> Client<D> {
                 let group_ref = self.group_ref(group);
                 let j = self.joined(group)?;
                 let acl = j.mirror.acl().clone();
+                // The request's proposal is taken into openmls's store only to be checked;
+                // unless the request passes, it is forgotten at once (review H1: a stored
+                // proposal is never swept into another commit, but it is not kept either).
                 let proposal = if req.proposal.is_empty() {
                     None
                 } else {
@@ -1959,15 +1950,10 @@ impl<D: DeliveryService + 'static> Client<D> {
                         .process(&mut self.store, &req.proposal, &Checks::at(now()))
                         .await
                         .map_err(core)?;
-                    let seen = jm.proposals.get(&keccak256(&req.proposal).0).cloned();
-                    processed
-                        .into_events()
-                        .into_iter()
-                        .find_map(|e| match e {
-                            CoreEvent::Proposal(p) => Some(p),
-                            _ => None,
-                        })
-                        .or(seen)
+                    processed.into_events().into_iter().find_map(|e| match e {
+                        CoreEvent::Proposal(p) => Some(p),
+                        _ => None,
+                    })
                 };
                 let epoch = self.epoch(group)?;
                 let verdict = crate::requests::check_change_request(
@@ -1987,6 +1973,14 @@ impl<D: DeliveryService + 'static> Client<D> {
                     (Ok(()), true) => None,
                 };
                 if let Some(reason) = reason {
+                    if let Some(p) = &proposal {
+                        self.groups
+                            .get_mut(&group)
+                            .ok_or(Error::UnknownGroup { group })?
+                            .group
+                            .forget_proposal(&mut self.store, &p.reference)
+                            .map_err(core)?;
+                    }
                     // A refusal is a message (a transaction on the chain channel): at most one
                     // per member and request interval, so a flood of bad requests costs the
                     // admin nothing (security review L10).
@@ -2018,11 +2012,16 @@ impl<D: DeliveryService + 'static> Client<D> {
                 if req.kind == ChangeKind::Update {
                     records::put_granted(&mut self.store, group, from, now() as u64)?;
                 }
-                let op = match req.kind {
-                    // The requester's Update proposal is in the store: committing pending
-                    // proposals (with an own update path) takes it.
-                    ChangeKind::Update => Op::Update,
-                    ChangeKind::Removal => Op::Remove {
+                let op = match (req.kind, proposal) {
+                    // Exactly the requester's Update proposal, by reference, carried in the
+                    // commit (with an own update path).
+                    (ChangeKind::Update, Some(p)) => Op::CommitUpdate {
+                        member: from,
+                        proposal: req.proposal.clone(),
+                        reference: p.reference,
+                    },
+                    (ChangeKind::Update, None) => return Err(Error::RequestNotAllowed),
+                    (ChangeKind::Removal, _) => Op::Remove {
                         members: vec![from],
                     },
                 };
@@ -2634,6 +2633,19 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .remove_members(&mut self.store, members)
                 .map_err(core),
             Op::Update => j.group.self_update(&mut self.store).map_err(core),
+            Op::CommitUpdate {
+                proposal,
+                reference,
+                ..
+            } => {
+                let aad = crate::wire::encode_commit_data(&crate::wire::CommitData {
+                    consents: Vec::new(),
+                    proposals: vec![proposal.clone()],
+                })?;
+                j.group
+                    .commit_proposals(&mut self.store, std::slice::from_ref(reference), aad)
+                    .map_err(core)
+            }
         }
     }
 
@@ -2667,8 +2679,19 @@ impl<D: DeliveryService + 'static> Client<D> {
                 Some(keccak256(key_package).0),
             ),
             Op::Remove { members } => (vec![], members.clone(), None),
-            Op::Update => (vec![], vec![], None),
+            Op::Update | Op::CommitUpdate { .. } => (vec![], vec![], None),
         };
+        if !summary.other_proposals.is_empty() {
+            return Err(Error::UnaccountedProposals {
+                types: summary.other_proposals.clone(),
+            });
+        }
+        if let Op::CommitUpdate { member, .. } = op
+            && !summary.updated.contains(member)
+        {
+            // The proposal was not committed (not stored any more: of a past epoch).
+            return Err(Error::UpdateNotCommitted { member: *member });
+        }
         let mut sorted_removed = summary.removed.clone();
         sorted_removed.sort();
         let mut want_removed = removed.clone();
@@ -2816,12 +2839,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
         let epoch = j.group.epoch();
+        let v = erc1271(&self.chain, Some(reg.block));
+        let checks = Checks::at(reg.timestamp).with_erc1271(&v);
+        crate::catchup::take_in_carried(&mut j.group, &mut self.store, commit, &checks).await?;
         j.group
-            .process(
-                &mut self.store,
-                commit,
-                &Checks::at(reg.timestamp).with_erc1271(&erc1271(&self.chain, Some(reg.block))),
-            )
+            .process(&mut self.store, commit, &checks)
             .await
             .map_err(core)?;
         let staged = j
@@ -2928,7 +2950,12 @@ impl<D: DeliveryService + 'static> Client<D> {
             let contract = *contract;
             let topic = match entry.kind {
                 OutboxKind::Application => self.app_topic(contract),
-                OutboxKind::Proposal => self.commit_topic(contract),
+                OutboxKind::Proposal => {
+                    // Carried by the request and its commit (WIRE.md §4.2); members never
+                    // take proposals in from the topic.
+                    self.store.mark_published(entry.seq).map_err(core)?;
+                    continue;
+                }
                 OutboxKind::Commit => {
                     if j.group.pending_commit(&self.store).map_err(core)?.is_some() {
                         continue;

@@ -247,11 +247,7 @@ pub async fn check_consents(
         return Ok(());
     }
     let aad = eth_mls_core::authenticated_data(commit).map_err(|e| Error::Core(e.to_string()))?;
-    let consents = if aad.is_empty() {
-        Vec::new()
-    } else {
-        crate::wire::decode_consents(&aad)?
-    };
+    let consents = crate::wire::decode_commit_data(&aad)?.consents;
     let group = crate::wire::GroupRef {
         chain_id: binding.chain_id,
         factory: binding.factory.into_array(),

@@ -119,6 +119,13 @@ pub enum Error {
         /// The local epoch.
         local: u64,
     },
+    /// A commit carries proposals no registration accounts for (by type code:
+    /// GroupContextExtensions, PreSharedKey, ReInit, …).
+    #[error("the commit carries proposals of types {types:?}, which no registration accounts for")]
+    UnaccountedProposals {
+        /// The proposal types.
+        types: Vec<u16>,
+    },
     /// The commit's bytes are not the registered ones.
     #[error("the commit's bytes differ from the registered hash")]
     CommitHashMismatch,
@@ -156,6 +163,13 @@ pub enum Error {
         request: u64,
         /// The receiver's epoch.
         local: u64,
+    },
+    /// A commit meant to carry a member's Update proposal does not (the proposal is not
+    /// stored any more: the epoch moved on before it was committed).
+    #[error("the commit does not carry {member}'s update")]
+    UpdateNotCommitted {
+        /// The requester.
+        member: Address,
     },
     /// The requester is not a member of the group.
     #[error("{account} is not a member of the group")]

@@ -227,6 +227,16 @@ pub enum Op {
     },
     /// A self-update (fresh leaf and path; the renewed credential if any).
     Update,
+    /// Commit a member's Update proposal by reference (an update request that passed its
+    /// checks): exactly that proposal, carried in the commit (WIRE.md §4.2).
+    CommitUpdate {
+        /// The requester.
+        member: Address,
+        /// The proposal's `MLSMessage`, as the request carried it.
+        proposal: Vec<u8>,
+        /// Its reference (RFC 9420 §5.2).
+        reference: Vec<u8>,
+    },
 }
 
 /// An intent's operation on a group.
@@ -264,6 +274,16 @@ pub fn put_op<B: Backend>(store: &mut Store<B>, id: u64, op: &OpRecord) -> Resul
             }
         }
         Op::Update => w.u8(3),
+        Op::CommitUpdate {
+            member,
+            proposal,
+            reference,
+        } => {
+            w.u8(4);
+            w.bytes(member.as_slice());
+            w.vec(proposal).map_err(too_long("proposal"))?;
+            w.vec(reference).map_err(too_long("proposal reference"))?;
+        }
     }
     store
         .put_record(OPS, &id.to_be_bytes(), &w.buf)
@@ -301,6 +321,16 @@ pub fn op<B: Backend>(store: &Store<B>, id: u64) -> Result<Option<OpRecord>, Err
             Op::Remove { members }
         }
         3 => Op::Update,
+        4 => {
+            let member = Address::from(r.array::<20>(what).map_err(&d)?);
+            let proposal = r.vec(what).map_err(&d)?.to_vec();
+            let reference = r.vec(what).map_err(&d)?.to_vec();
+            Op::CommitUpdate {
+                member,
+                proposal,
+                reference,
+            }
+        }
         _ => return Err(Error::Decode { what }),
     };
     r.finish(what).map_err(&d)?;

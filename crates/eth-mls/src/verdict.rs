@@ -80,7 +80,10 @@ fn counts(v: &[Address]) -> BTreeMap<Address, usize> {
 ///
 /// 1. the registration is for `local_epoch + 1` ([`Error::WrongEpoch`]);
 /// 2. the bytes are the registered ones ([`Error::CommitHashMismatch`]);
-/// 3. its Add and Remove proposals are exactly the registered ACL changes, as multisets
+/// 3. it carries no proposal other than Add, Remove and Update
+///    ([`Error::UnaccountedProposals`]: a GroupContextExtensions, PSK or ReInit proposal that
+///    rode along would change the group past what the registration says; review H1); its
+///    Add and Remove proposals are exactly the registered ACL changes, as multisets
 ///    ([`Error::AclMismatch`]), and each added key package is the one the contract recorded
 ///    for that account ([`Error::KeyPackageMismatch`]: the pairs (account, `keccak256` of the
 ///    key package) of the registration and of the commit are the same multiset; security
@@ -107,6 +110,12 @@ pub fn check_commit(
     }
     if keccak256(commit).0 != reg.commit_hash {
         return Err(Error::CommitHashMismatch);
+    }
+    if !staged.other_proposals.is_empty() {
+        // GroupContextExtensions, PSK, ReInit, …: no registration accounts for them.
+        return Err(Error::UnaccountedProposals {
+            types: staged.other_proposals.clone(),
+        });
     }
     if counts(&staged.added) != counts(&reg.added)
         || counts(&staged.removed) != counts(&reg.removed)
@@ -280,6 +289,7 @@ mod tests {
             added_key_packages: vec![[4; 32], [3; 32]],
             removed: vec![a(5)],
             updated: vec![],
+            other_proposals: vec![],
             new_epoch: 5,
             self_removed: false,
         };
@@ -301,6 +311,20 @@ mod tests {
             check_epoch_authenticator(&reg, b"other"),
             Err(Error::EpochAuthenticatorMismatch { epoch: 5 })
         );
+    }
+
+    /// H1: a GroupContextExtensions (8), PSK (4) or ReInit (5) proposal that rode along is
+    /// refused, whoever committed it.
+    #[test]
+    fn proposals_no_registration_accounts_for_are_refused() {
+        for t in [4u16, 5, 8, 0x0a0a] {
+            let (commit, reg, mut staged, acl) = setup();
+            staged.other_proposals = vec![t];
+            assert_eq!(
+                check_commit(4, &commit, &reg, &staged, Policy::AdminsOnly, &acl),
+                Err(Error::UnaccountedProposals { types: vec![t] })
+            );
+        }
     }
 
     #[test]

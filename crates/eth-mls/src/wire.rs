@@ -464,20 +464,103 @@ pub fn encode_consents(consents: &[Consent]) -> Result<Vec<u8>, Error> {
     Ok(w.buf)
 }
 
-/// Decodes [`encode_consents`]' bytes (total: anything else is [`Error::Decode`]).
-pub fn decode_consents(bytes: &[u8]) -> Result<Vec<Consent>, Error> {
-    let mut r = Reader::new(bytes);
-    let version = de(r.u16("version"), "version")?;
-    if version != WIRE_VERSION {
-        return Err(Error::UnsupportedVersion { version });
+/// Proposals one commit carries at most (WIRE.md §4.2).
+pub const MAX_CARRIED_PROPOSALS: usize = 8;
+
+/// Bytes of one carried proposal (an `MLSMessage`) at most.
+pub const MAX_CARRIED_PROPOSAL: usize = 16 * 1024;
+
+/// What a commit's authenticated data carries (WIRE.md §4.1, §4.2): the consents of the
+/// accounts it adds, and the proposals it commits by reference — the `MLSMessage`s exactly as
+/// their senders published them, so a member that never saw them (offline, or reading the
+/// chain only) can process the commit from its registration alone (security review M4).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CommitData {
+    /// Invitees' consents.
+    pub consents: Vec<Consent>,
+    /// Proposals committed by reference.
+    pub proposals: Vec<Vec<u8>>,
+}
+
+/// Encodes [`CommitData`]: [`encode_consents`]' bytes, then — only when there are any —
+/// `opaque proposals<V>` holding each `opaque proposal<V>`.
+pub fn encode_commit_data(data: &CommitData) -> Result<Vec<u8>, Error> {
+    let mut w = encode_consents(&data.consents)?;
+    if data.proposals.is_empty() {
+        return Ok(w);
     }
-    let max = MAX_CONSENTS * (MAX_SIWE + MAX_SIGNATURE + 8);
-    let inner = get_vec(&mut r, max, "consents")?;
+    if data.proposals.len() > MAX_CARRIED_PROPOSALS {
+        return Err(Error::TooLong {
+            field: "proposals",
+            len: data.proposals.len(),
+            max: MAX_CARRIED_PROPOSALS,
+        });
+    }
+    let mut inner = Writer::with_capacity(data.proposals.iter().map(|p| p.len() + 4).sum());
+    for p in &data.proposals {
+        put_vec(&mut inner, p, MAX_CARRIED_PROPOSAL, "proposal")?;
+    }
+    let mut out = Writer::with_capacity(inner.buf.len() + 4);
+    let max = MAX_CARRIED_PROPOSALS * (MAX_CARRIED_PROPOSAL + 4);
+    put_vec(&mut out, &inner.buf, max, "proposals")?;
+    w.extend_from_slice(&out.buf);
+    Ok(w)
+}
+
+/// Decodes [`encode_commit_data`]'s bytes (total); empty bytes are empty data (a commit
+/// that carries nothing).
+pub fn decode_commit_data(bytes: &[u8]) -> Result<CommitData, Error> {
+    if bytes.is_empty() {
+        return Ok(CommitData::default());
+    }
+    let mut r = Reader::new(bytes);
+    let consents = decode_consents_from(&mut r)?;
+    let mut proposals = Vec::new();
+    if r.remaining() != 0 {
+        let max = MAX_CARRIED_PROPOSALS * (MAX_CARRIED_PROPOSAL + 4);
+        let inner = get_vec(&mut r, max, "proposals")?;
+        let mut ri = Reader::new(inner);
+        while ri.remaining() != 0 {
+            if proposals.len() == MAX_CARRIED_PROPOSALS {
+                return Err(Error::Decode { what: "proposals" });
+            }
+            proposals.push(get_vec(&mut ri, MAX_CARRIED_PROPOSAL, "proposal")?.to_vec());
+        }
+        if proposals.is_empty() {
+            // Absent and empty are one encoding: absent.
+            return Err(Error::Decode { what: "proposals" });
+        }
+    }
     if r.remaining() != 0 {
         return Err(Error::Decode {
             what: "trailing bytes",
         });
     }
+    Ok(CommitData {
+        consents,
+        proposals,
+    })
+}
+
+/// Decodes [`encode_consents`]' bytes (total: anything else is [`Error::Decode`]).
+pub fn decode_consents(bytes: &[u8]) -> Result<Vec<Consent>, Error> {
+    let mut r = Reader::new(bytes);
+    let out = decode_consents_from(&mut r)?;
+    if r.remaining() != 0 {
+        return Err(Error::Decode {
+            what: "trailing bytes",
+        });
+    }
+    Ok(out)
+}
+
+fn decode_consents_from(r: &mut Reader<'_>) -> Result<Vec<Consent>, Error> {
+    let version = de(r.u16("version"), "version")?;
+    if version != WIRE_VERSION {
+        return Err(Error::UnsupportedVersion { version });
+    }
+    let max = MAX_CONSENTS * (MAX_SIWE + MAX_SIGNATURE + 8);
+    let inner = get_vec(r, max, "consents")?;
     let mut r = Reader::new(inner);
     let mut out = Vec::new();
     while r.remaining() != 0 {

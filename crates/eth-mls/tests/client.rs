@@ -1462,3 +1462,197 @@ async fn refusals_are_rate_limited() {
     assert_eq!(refusals, 1, "refusals sent for five bad requests");
     assert!(alice.members(group).unwrap().contains(&c));
 }
+
+// --- Group integrity (issue 28, security review H1-H3, M1, M2, M4, M6, L2) ---
+
+/// Opens client `index`'s store (its client closed) and lets `f` act on group `name` with
+/// eth-mls-core directly — what a member's own modified client can do; returns what `f` made.
+fn as_member_directly<T>(
+    w: &World,
+    index: usize,
+    name: &[u8],
+    f: impl FnOnce(&mut eth_mls_core::Group, &mut eth_mls_core::Store) -> T,
+) -> T {
+    let mut store = eth_mls_core::Store::open(
+        w.dir.join(format!("client-{index}.db")),
+        &StoreKey::raw([index as u8; 32]),
+    )
+    .unwrap();
+    let mut group = eth_mls_core::Group::load(&store, name).unwrap();
+    f(&mut group, &mut store)
+}
+
+fn commit_topic(w: &World, group: Address) -> eth_mls_transport::Topic {
+    eth_mls_transport::Topic::Commit {
+        chain_id: w.devnet.chain_id(),
+        group: group.into_array(),
+    }
+}
+
+fn merged_at(events: &[ClientEvent], group: Address, at: u64) -> bool {
+    events.iter().any(
+        |e| matches!(e, ClientEvent::CommitMerged { group: g, epoch, .. } if *g == group && *epoch == at),
+    )
+}
+
+fn forked(events: &[ClientEvent]) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::ForkDetected { .. }))
+}
+
+/// H1: bob, a plain member, publishes Remove proposals for carol and for the owner on the
+/// commit topic, then asks the owner for an ordinary update. The owner's commit carries his
+/// Update and nothing else; the owner can still commit. On ec4cec7 the Remove proposals were
+/// stored by everyone and swept into the owner's next commit (carol removed, or — with the
+/// owner's own removal stored — every commit of the owner failing `CannotRemoveSelf`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn injected_proposals_ride_in_no_commit() {
+    let w = World::new("client-h1").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (a, b, c) = (alice.address(), bob.address(), carol.address());
+    bob.publish_keys().await.unwrap();
+    carol.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"h1", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    form_group(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        group,
+    )
+    .await;
+
+    drop(bob);
+    let frames = as_member_directly(&w, 2, b"h1", |g, s| {
+        vec![
+            g.propose_remove(s, c).unwrap().0.bytes,
+            g.propose_remove(s, a).unwrap().0.bytes,
+        ]
+    });
+    let mallory = w.net.add_node("bob's other node");
+    for f in frames {
+        mallory.publish(&commit_topic(&w, group), f).await.unwrap();
+    }
+    let mut bob = w.client(2, w.net.add_node("bob 2")).await;
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |_| true,
+    )
+    .await;
+
+    let start = alice.epoch(group).unwrap();
+    bob.request_update(group, a).await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| s.iter().all(|e| merged_at(e, group, start + 1)),
+    )
+    .await;
+    alice.update(group).await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| s.iter().all(|e| merged_at(e, group, start + 2)),
+    )
+    .await;
+    let mut expected = vec![a, b, c];
+    expected.sort();
+    for m in [&alice, &bob, &carol] {
+        let mut members = m.members(group).unwrap();
+        members.sort();
+        assert_eq!(members, expected);
+        assert_eq!(
+            m.epoch_authenticator(group).unwrap(),
+            alice.epoch_authenticator(group).unwrap()
+        );
+    }
+    assert!(carol.is_active(group));
+    for events in &seen {
+        assert!(!forked(events), "{events:#?}");
+        assert!(
+            !events.iter().any(|e| matches!(
+                e,
+                ClientEvent::IntentFailed { .. } | ClientEvent::MemberRemoved { .. }
+            )),
+            "{events:#?}"
+        );
+    }
+}
+
+/// M4: carol is offline while alice commits an update and then bob's update request (a commit
+/// that refers to bob's Update proposal by reference). Back online she reads the backlog and
+/// merges both: the proposal travels in the commit. On ec4cec7 the proposal arrived while she
+/// was an epoch behind, was dropped, and the by-reference commit forked her.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_member_catches_up_across_a_by_reference_update() {
+    let w = World::new("client-m4").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (a, b) = (alice.address(), bob.address());
+    bob.publish_keys().await.unwrap();
+    carol.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"m4", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    form_group(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        group,
+    )
+    .await;
+    let start = alice.epoch(group).unwrap();
+
+    drop(carol);
+    let mut two = vec![Vec::new(), Vec::new()];
+    alice.update(group).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut two, |s| {
+        s.iter().all(|e| merged_at(e, group, start + 1))
+    })
+    .await;
+    bob.request_update(group, a).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut two, |s| {
+        s.iter().all(|e| merged_at(e, group, start + 2))
+    })
+    .await;
+    assert!(two.iter().flatten().any(
+        |e| matches!(e, ClientEvent::CommitMerged { epoch, committer, .. } if *epoch == start + 2 && *committer == a)
+    ));
+
+    let mut carol = w.client(3, w.net.add_node("carol 2")).await;
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| merged_at(&s[2], group, start + 2) || forked(&s[2]),
+    )
+    .await;
+    assert!(!forked(&seen[2]), "{:#?}", seen[2]);
+    assert_eq!(carol.epoch(group).unwrap(), start + 2);
+    assert_eq!(
+        carol.epoch_authenticator(group).unwrap(),
+        alice.epoch_authenticator(group).unwrap()
+    );
+    bob.send(group, b"after my update").await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        |s| got_message(&s[2], b, b"after my update"),
+    )
+    .await;
+}

@@ -344,3 +344,54 @@ fn consents_round_trip_and_decode_totally() {
     bad_utf8[at] = 0xff;
     assert!(decode_consents(&bad_utf8).is_err());
 }
+
+/// WIRE.md §4.2: a commit's data (consents, carried proposals) round-trips; consents alone
+/// encode as before; decoding is total.
+#[test]
+fn commit_data_round_trips_and_decodes_totally() {
+    use eth_mls::wire::{
+        CommitData, Consent, MAX_CARRIED_PROPOSALS, decode_commit_data, encode_commit_data,
+        encode_consents,
+    };
+    let consent = Consent {
+        siwe_message: "text".into(),
+        signature: vec![7; 65],
+    };
+    let only = CommitData {
+        consents: vec![consent.clone()],
+        proposals: vec![],
+    };
+    let bytes = encode_commit_data(&only).unwrap();
+    assert_eq!(bytes, encode_consents(&[consent.clone()]).unwrap());
+    assert_eq!(decode_commit_data(&bytes).unwrap(), only);
+    assert_eq!(decode_commit_data(&[]).unwrap(), CommitData::default());
+    let both = CommitData {
+        consents: vec![],
+        proposals: vec![vec![1, 2, 3], vec![4; 300]],
+    };
+    let bytes = encode_commit_data(&both).unwrap();
+    assert_eq!(decode_commit_data(&bytes).unwrap(), both);
+    // Cut anywhere, it is an error — except right after the consents, where it is the
+    // data without proposals.
+    let consents_only = encode_consents(&[]).unwrap().len();
+    for cut in 1..bytes.len() {
+        let decoded = decode_commit_data(&bytes[..cut]);
+        if cut == consents_only {
+            assert_eq!(decoded.unwrap(), CommitData::default());
+        } else {
+            assert!(decoded.is_err(), "cut at {cut}");
+        }
+    }
+    let mut longer = bytes.clone();
+    longer.push(0);
+    assert!(decode_commit_data(&longer).is_err());
+    let too_many = CommitData {
+        consents: vec![],
+        proposals: vec![vec![1]; MAX_CARRIED_PROPOSALS + 1],
+    };
+    assert!(encode_commit_data(&too_many).is_err());
+    // An empty proposals list is not an encoding (absent is).
+    let mut empty_list = encode_consents(&[]).unwrap();
+    empty_list.extend_from_slice(&[0]);
+    assert!(decode_commit_data(&empty_list).is_err());
+}
