@@ -362,7 +362,10 @@ fn commit_data_round_trips_and_decodes_totally() {
         proposals: vec![],
     };
     let bytes = encode_commit_data(&only).unwrap();
-    assert_eq!(bytes, encode_consents(&[consent.clone()]).unwrap());
+    assert_eq!(
+        bytes,
+        encode_consents(std::slice::from_ref(&consent)).unwrap()
+    );
     assert_eq!(decode_commit_data(&bytes).unwrap(), only);
     assert_eq!(decode_commit_data(&[]).unwrap(), CommitData::default());
     let both = CommitData {
