@@ -17,37 +17,37 @@ use std::time::Duration;
 
 use alloy_primitives::keccak256;
 use eth_mls_chain::KeyAlgorithm;
-use eth_mls_chain::alloy::primitives::B256;
 use eth_mls_chain::alloy::providers::Provider;
-use eth_mls_chain::alloy::rpc::types::Filter;
-use eth_mls_chain::{AclChanges, Chain, CommitPolicy, Deployment, Erc7627, GroupEvent};
+use eth_mls_chain::{Chain, CommitPolicy, Deployment, Erc7627, GroupEvent};
 use eth_mls_channel::{
     ChannelMessage, DefaultBackend as ChannelBackend, Device, OneTimePrekeyChoice, PrekeyBundle,
     Secret,
 };
 use eth_mls_core::{
-    BindingRequest, Checks, CommitSummary, EthereumSigner, Event as CoreEvent, Group, GroupConfig,
-    Identity, OutboxKind, Store, StoreKey, validate_key_package_bytes,
+    BindingRequest, Checks, EthereumSigner, Event as CoreEvent, Group, GroupConfig, Identity,
+    OutboxKind, Store, StoreKey, validate_key_package_bytes,
 };
 use eth_mls_crypto::{Crypto, DefaultBackend, SUITE};
 use eth_mls_siwe::Address;
-use eth_mls_transport::{Cursor, DeliveryService, Envelope, MessageId, Topic};
+use eth_mls_transport::{Cursor, DeliveryService, Envelope, Topic};
 use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::Error;
-use crate::intent::{Facts, Intent, Outcome, Step};
+use crate::intent::Intent;
 use crate::peers::{Binding, PeerKeys};
 use crate::records::{self, GroupRecord, Op, OpRecord, PendingWelcome, ReceivedInvitation};
-use crate::sequencer::{Action, Sequencer};
-use crate::verdict::{
-    Acl, AclMirror, Policy, Registration, check_commit, check_epoch_authenticator,
-    epoch_authenticator_hash,
-};
+use crate::sequencer::Sequencer;
+use crate::verdict::{Acl, Registration, check_epoch_authenticator};
 use crate::wire::{
-    ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, ReaddRequest,
-    RejectReason, RequestId, RequestRejected, WelcomeDelivery, WelcomeMessage,
+    ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, RejectReason, RequestId,
+    RequestRejected, WelcomeDelivery,
 };
+
+mod chain;
+mod intents;
+
+use chain::{block_time, group_logs};
 
 /// Blocks per `eth_getLogs` call.
 const RANGE: u64 = 2_000;
@@ -244,15 +244,37 @@ pub enum ClientEvent {
         /// Why.
         reason: RejectReason,
     },
-    /// This member cannot follow the group from `epoch` on; it asked an admin to re-add it.
+    /// This member merged a commit that the chain dropped (the owner replaced it): it left
+    /// the group's line and asked an admin to re-add it.
     ForkDetected {
         /// The group.
         group: Address,
-        /// The epoch whose registered commit this member could not process (or whose
-        /// head was replaced).
+        /// The first epoch whose merged commit the chain dropped.
         epoch: u64,
         /// Why.
         reason: String,
+    },
+    /// The group is stalled at `epoch`: the commit registered for `epoch + 1` does not
+    /// decode, verify or match its registration (security review H2). The member keeps its
+    /// state and stays subscribed; the owner replaces that commit ([`Client::recover`]),
+    /// which the member then processes. Not a fork.
+    Stalled {
+        /// The group.
+        group: Address,
+        /// The epoch the member is at.
+        epoch: u64,
+        /// Why the next registered commit was refused.
+        reason: String,
+    },
+    /// A registered commit could not be judged now (an RPC or ERC-1271 check failed): it is
+    /// tried again at the next sync (security review M1).
+    MergeDelayed {
+        /// The group.
+        group: Address,
+        /// The registered epoch.
+        epoch: u64,
+        /// The failure.
+        error: Error,
     },
     /// The account's credential expires soon: [`Client::renew_credential`].
     CredentialDue {
@@ -314,11 +336,8 @@ pub enum ClientEvent {
 struct Joined {
     group: Group,
     sequencer: Sequencer,
-    mirror: AclMirror,
-    /// The next block whose events are read.
-    next_block: u64,
-    /// Registered commit hashes by epoch.
-    registered: BTreeMap<u64, [u8; 32]>,
+    /// What this client read of the group's contract (saved: [`crate::cursor`]).
+    chain: crate::cursor::ChainState,
     /// Frames of epochs not reached yet, with how many merges they waited.
     deferred: Vec<(Envelope, u32)>,
     /// The epoch this member joined (or created) the group at, in this process's knowledge:
@@ -328,8 +347,6 @@ struct Joined {
     active: bool,
     /// Members reported due for removal.
     due_reported: Vec<Address>,
-    /// The ACL each registration is judged against (that of its block), by epoch.
-    acl_at: BTreeMap<u64, Acl>,
     /// The latest epoch of anything each member authored that this client saw (a message of
     /// that epoch, a commit or update built in it, its join): a member is not stuck before.
     active_at: BTreeMap<Address, u64>,
@@ -374,7 +391,11 @@ impl<D: DeliveryService> std::fmt::Debug for Client<D> {
 }
 
 fn core(e: eth_mls_core::Error) -> Error {
-    Error::Core(e.to_string())
+    match e {
+        // Not a verdict: the check is tried again (security review M1).
+        eth_mls_core::Error::CheckUnavailable(e) => Error::Erc1271Unavailable(e),
+        e => Error::Core(e.to_string()),
+    }
 }
 
 fn chain_err(e: impl std::fmt::Display) -> Error {
@@ -399,47 +420,6 @@ fn random_id() -> Result<RequestId, Error> {
     Ok(id)
 }
 
-/// The group's contract events from `from` to `to`, in log order, with their transactions.
-async fn group_logs(
-    chain: &Chain,
-    contract: Address,
-    from: u64,
-    to: u64,
-) -> Result<Vec<(GroupEvent, u64, Option<[u8; 32]>)>, Error> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = to.min(start + RANGE - 1);
-        let mut logs = chain
-            .provider()
-            .get_logs(
-                &Filter::new()
-                    .address(contract)
-                    .from_block(start)
-                    .to_block(end),
-            )
-            .await
-            .map_err(chain_err)?;
-        logs.retain(|l| !l.removed);
-        logs.sort_by_key(|l| (l.block_number, l.log_index));
-        for log in logs {
-            let Ok(event) =
-                eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
-                    .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
-            else {
-                continue;
-            };
-            out.push((
-                event,
-                log.block_number.unwrap_or_default(),
-                log.transaction_hash.map(|h| h.0),
-            ));
-        }
-        start = end + 1;
-    }
-    Ok(out)
-}
-
 /// ERC-1271 checks over `chain` (contract accounts' signatures), at `block` when given —
 /// a group change is judged by the chain at its registration block (decision 12).
 fn erc1271(chain: &Chain, block: Option<u64>) -> eth_mls_chain::RpcErc1271Verifier {
@@ -448,16 +428,6 @@ fn erc1271(chain: &Chain, block: Option<u64>) -> eth_mls_chain::RpcErc1271Verifi
         Some(b) => v.at_block(b),
         None => v,
     }
-}
-
-async fn block_time(chain: &Chain, block: u64) -> Result<i64, Error> {
-    let header = chain
-        .provider()
-        .get_block_by_number(block.into())
-        .await
-        .map_err(chain_err)?
-        .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
-    Ok(header.header.timestamp as i64)
 }
 
 impl<D: DeliveryService + 'static> Client<D> {
@@ -626,7 +596,7 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// The on-chain ACL of `group` as this client's mirror of its events has it.
     pub fn acl(&self, group: Address) -> Result<Acl, Error> {
-        Ok(self.joined(group)?.mirror.acl().clone())
+        Ok(self.joined(group)?.chain.mirror.acl().clone())
     }
 
     /// The application messages of `group` kept so far (with
@@ -694,19 +664,30 @@ impl<D: DeliveryService + 'static> Client<D> {
     ) -> Result<(), Error> {
         let epoch = group.epoch();
         let active = group.is_active();
+        // The saved cursor (older stores have none: their groups are read from the record's
+        // block once, then never again).
+        let state = crate::cursor::load(&self.store, contract)?
+            .unwrap_or_else(|| crate::cursor::ChainState::from_block(record.from_block));
+        let mut sequencer = Sequencer::restore(
+            epoch,
+            0,
+            state.merged.clone(),
+            state.stalled.as_ref().is_some_and(|s| s.epoch == epoch + 1),
+        );
+        for p in state.pending.values() {
+            sequencer.on_head(p.registration.block);
+            sequencer.on_registered(p.registration.clone(), p.commit.clone());
+        }
         self.groups.insert(
             contract,
             Joined {
                 group,
-                next_block: record.from_block,
                 joined_epoch: record.joined_epoch,
-                sequencer: Sequencer::new(epoch, 0),
-                mirror: AclMirror::new(),
-                registered: BTreeMap::new(),
+                sequencer,
+                chain: state,
                 deferred: Vec::new(),
                 active,
                 due_reported: Vec::new(),
-                acl_at: BTreeMap::new(),
                 active_at: BTreeMap::new(),
             },
         );
@@ -1934,7 +1915,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 }
                 let group_ref = self.group_ref(group);
                 let j = self.joined(group)?;
-                let acl = j.mirror.acl().clone();
+                let acl = j.chain.mirror.acl().clone();
                 // The request's proposal is taken into openmls's store only to be checked;
                 // unless the request passes, it is forgotten at once (review H1: a stored
                 // proposal is never swept into another commit, but it is not kept either).
@@ -2039,7 +2020,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 // Cheap checks first: a flood costs no key-package validation.
                 self.check_rate(group, from)?;
                 let group_ref = self.group_ref(group);
-                let acl = self.joined(group)?.mirror.acl().clone();
+                let acl = self.joined(group)?.chain.mirror.acl().clone();
                 let config = self.joined(group)?.group.config().clone();
                 let crypto = Crypto::<DefaultBackend>::new();
                 let kp = validate_key_package_bytes(
@@ -2138,18 +2119,50 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .await
                 .map_err(chain_err)?;
             let safe = head.saturating_sub(self.config.confirmations);
-            let mut mirror = AclMirror::new();
+            // One read of the group's history: the registration of the Welcome's epoch, and
+            // the cursor the member follows the group from (security review H3: nothing
+            // before it is ever read again — an old head replacement included).
+            let mut state = crate::cursor::ChainState::from_block(safe + 1);
             let mut found = None;
             for (event, block, tx) in group_logs(&self.chain, contract, from_block, safe).await? {
-                let acl = mirror.apply(&event, tx);
-                if let (GroupEvent::CommitRegistered(r), Some(_)) = (&event, acl)
-                    && r.epoch == pending.epoch
-                {
-                    found = Some(Registration::from_event(
-                        r,
-                        block,
-                        block_time(&self.chain, block).await?,
-                    ));
+                let acl = state.mirror.apply(&event, tx);
+                match (&event, acl) {
+                    (GroupEvent::CommitRegistered(r), Some(acl)) => {
+                        state.registered.insert(r.epoch, r.commitHash.0);
+                        if r.epoch == pending.epoch {
+                            found = Some(Registration::from_event(
+                                r,
+                                block,
+                                block_time(&self.chain, block).await?,
+                            ));
+                        } else if r.epoch > pending.epoch {
+                            let reg = Registration::from_event(
+                                r,
+                                block,
+                                block_time(&self.chain, block).await?,
+                            );
+                            state.pending.insert(
+                                r.epoch,
+                                crate::cursor::Pending {
+                                    registration: reg,
+                                    acl,
+                                    commit: r.commit.to_vec(),
+                                },
+                            );
+                        }
+                    }
+                    (GroupEvent::HeadReplaced(e), _) => {
+                        state.registered.retain(|ep, _| *ep < e.epoch);
+                        state.pending.retain(|ep, _| *ep < e.epoch);
+                        if found
+                            .as_ref()
+                            .is_some_and(|r: &Registration| r.epoch >= e.epoch)
+                        {
+                            // The Welcome's own epoch was replaced: it joins nothing.
+                            found = None;
+                        }
+                    }
+                    _ => {}
                 }
             }
             let Some(reg) = found else {
@@ -2169,6 +2182,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             // A forked member rejoining: its old group goes first.
             if let Some(old) = self.groups.remove(&contract) {
                 old.group.delete(&mut self.store).map_err(core)?;
+                crate::cursor::delete(&mut self.store, contract)?;
             }
             let joined = Group::join(
                 &mut self.store,
@@ -2177,10 +2191,13 @@ impl<D: DeliveryService + 'static> Client<D> {
                 &Checks::at(reg.timestamp).with_erc1271(&erc1271(&self.chain, Some(reg.block))),
             )
             .await;
-            records::delete_welcome(&mut self.store, &id)?;
             let group = match joined {
                 Ok(g) => g,
+                // A check that could not be made (ERC-1271 over RPC): the Welcome is kept and
+                // tried again at the next sync (security review M1).
+                Err(eth_mls_core::Error::CheckUnavailable(_)) => continue,
                 Err(e) => {
+                    records::delete_welcome(&mut self.store, &id)?;
                     self.events.push_back(ClientEvent::Rejected {
                         from: inv.from,
                         error: Error::Core(e.to_string()),
@@ -2188,6 +2205,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     continue;
                 }
             };
+            records::delete_welcome(&mut self.store, &id)?;
             if let Err(error) = check_epoch_authenticator(&reg, &group.epoch_authenticator()) {
                 group.delete(&mut self.store).map_err(core)?;
                 self.events.push_back(ClientEvent::Rejected {
@@ -2201,6 +2219,9 @@ impl<D: DeliveryService + 'static> Client<D> {
                 from_block,
                 joined_epoch: group.epoch(),
             };
+            state.merged.insert(reg.epoch, reg.commit_hash);
+            state.trim(group.epoch());
+            crate::cursor::save(&mut self.store, contract, &state)?;
             records::put_group(&mut self.store, contract, &record)?;
             let epoch = group.epoch();
             self.follow(contract, group, record).await?;
@@ -2229,711 +2250,6 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         None
-    }
-
-    /// The last epoch registered in `group`'s contract at the latest block (confirmed or
-    /// not): compare with [`Client::epoch`] to see how far behind this client is.
-    pub async fn chain_epoch(&self, group: Address) -> Result<u64, Error> {
-        self.head_epoch(group).await
-    }
-
-    /// The last epoch registered in the group's contract at the latest block (confirmed or
-    /// not).
-    async fn head_epoch(&self, contract: Address) -> Result<u64, Error> {
-        Ok(self
-            .chain
-            .group(contract)
-            .current_epoch()
-            .await
-            .map_err(chain_err)?
-            .epoch)
-    }
-
-    /// Reads the group's contract events up to the confirmed head into the ACL mirror, the
-    /// registrations and the sequencer.
-    async fn read_chain(&mut self, contract: Address) -> Result<(), Error> {
-        let head = self
-            .chain
-            .provider()
-            .get_block_number()
-            .await
-            .map_err(chain_err)?;
-        let safe = head.saturating_sub(self.config.confirmations);
-        let from = match self.groups.get(&contract) {
-            Some(j) if j.next_block <= safe => j.next_block,
-            _ => return Ok(()),
-        };
-        let logs = group_logs(&self.chain, contract, from, safe).await?;
-        let mut regs = Vec::new();
-        {
-            let j = self
-                .groups
-                .get_mut(&contract)
-                .ok_or(Error::UnknownGroup { group: contract })?;
-            for (event, block, tx) in logs {
-                let acl = j.mirror.apply(&event, tx);
-                match (&event, acl) {
-                    (GroupEvent::CommitRegistered(r), Some(acl)) => {
-                        j.registered.insert(r.epoch, r.commitHash.0);
-                        regs.push((r.clone(), block, acl));
-                    }
-                    (GroupEvent::HeadReplaced(e), _) => {
-                        j.registered.retain(|ep, _| *ep < e.epoch);
-                        j.sequencer.on_head_replaced(e.epoch);
-                    }
-                    _ => {}
-                }
-            }
-            j.next_block = safe + 1;
-        }
-        for (r, block, acl) in regs {
-            let t = block_time(&self.chain, block).await?;
-            let reg = Registration::from_event(&r, block, t);
-            let j = self
-                .groups
-                .get_mut(&contract)
-                .ok_or(Error::UnknownGroup { group: contract })?;
-            j.sequencer.on_head(block);
-            j.sequencer.on_registered(reg, r.commit.to_vec());
-            j.acl_at.insert(r.epoch, acl);
-        }
-        Ok(())
-    }
-
-    /// Runs the group's intents and sequencer until neither can move.
-    async fn advance(&mut self, contract: Address) -> Result<(), Error> {
-        self.advance_to(contract, None).await
-    }
-
-    /// Runs the group's intents and sequencer until nothing moves, or until the group is at
-    /// epoch `target`.
-    async fn advance_to(&mut self, contract: Address, target: Option<u64>) -> Result<(), Error> {
-        let epoch = self.epoch(contract)?;
-        let rounds = target.map_or(64, |t| 64 + 4 * t.saturating_sub(epoch).min(1 << 20));
-        for _ in 0..rounds {
-            if target.is_some_and(|t| self.epoch(contract).is_ok_and(|e| e >= t)) {
-                break;
-            }
-            let moved_intent = self.step_intent(contract).await?;
-            let moved_seq = self.step_sequencer(contract).await?;
-            if !moved_intent && !moved_seq {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Whether the chain (as read so far) registered a commit to `epoch` of `contract`.
-    fn is_registered(&self, contract: Address, epoch: u64) -> bool {
-        self.groups.get(&contract).is_some_and(|j| {
-            j.registered
-                .keys()
-                .next_back()
-                .is_some_and(|last| epoch <= *last)
-        })
-    }
-
-    /// The oldest unfinished intent of `contract` with its operation.
-    fn current_intent(&self, contract: Address) -> Result<Option<(Intent, Op)>, Error> {
-        for intent in crate::state::intents(&self.store)? {
-            if let Some(op) = records::op(&self.store, intent.id)?
-                && op.group == contract
-            {
-                return Ok(Some((intent, op.op)));
-            }
-        }
-        Ok(None)
-    }
-
-    /// One step of the group's current intent; whether it moved.
-    async fn step_intent(&mut self, contract: Address) -> Result<bool, Error> {
-        let Some((mut intent, op)) = self.current_intent(contract)? else {
-            return Ok(false);
-        };
-        let j = self
-            .groups
-            .get(&contract)
-            .ok_or(Error::UnknownGroup { group: contract })?;
-        if !j.active {
-            return Ok(false);
-        }
-        let pending = j.group.pending_commit(&self.store).map_err(core)?;
-        let facts = Facts {
-            local_epoch: j.group.epoch(),
-            pending: pending.as_ref().map(|p| keccak256(&p.commit).0),
-            registered_next: j.registered.get(&(j.group.epoch() + 1)).copied(),
-            registered_built: intent.built_for.and_then(|e| j.registered.get(&e).copied()),
-        };
-        match intent.next(&facts) {
-            Step::Build => {
-                let result = self.build(contract, &op).await;
-                match result {
-                    Ok(out) => {
-                        let j = self
-                            .groups
-                            .get_mut(&contract)
-                            .ok_or(Error::UnknownGroup { group: contract })?;
-                        intent.built(j.group.epoch() + 1, keccak256(&out.commit).0);
-                        j.sequencer.own_pending(keccak256(&out.commit).0);
-                        crate::step("intent:built");
-                        crate::state::save_intent(&mut self.store, &intent)?;
-                    }
-                    Err(e @ (Error::Chain(_) | Error::Delivery(_))) => return Err(e),
-                    Err(e) => {
-                        self.fail_intent(contract, intent.id, e.to_string())?;
-                    }
-                }
-                Ok(true)
-            }
-            Step::Adopt => {
-                let Some(p) = pending else { return Ok(false) };
-                intent.built(facts.local_epoch + 1, keccak256(&p.commit).0);
-                crate::state::save_intent(&mut self.store, &intent)?;
-                Ok(true)
-            }
-            Step::Register { epoch } => {
-                let Some(p) = pending else { return Ok(false) };
-                // With a confirmation depth, the chain may hold a registration for this epoch
-                // (this commit's, sent before, or a rival's) that is not confirmed yet: wait
-                // for it rather than send a transaction that cannot succeed.
-                if self.config.confirmations > 0 && self.head_epoch(contract).await? >= epoch {
-                    return Ok(false);
-                }
-                // Proposals the commit refers to go out before it is registered.
-                self.flush_outbox().await?;
-                let changes = match Self::acl_changes(&op, &p.summary) {
-                    Ok(changes) => changes,
-                    Err(e) => {
-                        // The commit does more than the operation means (a proposal that
-                        // rode along): never registered.
-                        self.drop_own_commit(contract, intent.id, e.to_string())?;
-                        return Ok(true);
-                    }
-                };
-                let auth = B256::from(epoch_authenticator_hash(&p.epoch_authenticator));
-                let sent = self
-                    .chain
-                    .group(contract)
-                    .commit(epoch, &p.commit, auth, &changes)
-                    .await;
-                crate::step("intent:registered");
-                self.read_chain(contract).await?;
-                let registered = self
-                    .groups
-                    .get(&contract)
-                    .is_some_and(|j| j.registered.contains_key(&epoch));
-                match sent {
-                    Ok(_) => Ok(true),
-                    // Another commit took the epoch: the next step discards ours.
-                    Err(_) if registered => Ok(true),
-                    // Taken, but not confirmed yet: decided once it is.
-                    Err(_)
-                        if self.config.confirmations > 0
-                            && self.head_epoch(contract).await? >= epoch =>
-                    {
-                        Ok(false)
-                    }
-                    Err(e) => {
-                        // Refused for a reason of its own (not an admin, a stale ACL change):
-                        // the intent fails and its commit is dropped.
-                        if matches!(
-                            e,
-                            eth_mls_chain::Error::Reverted { .. } | eth_mls_chain::Error::Group(_)
-                        ) {
-                            self.drop_own_commit(contract, intent.id, e.to_string())?;
-                            return Ok(true);
-                        }
-                        Err(chain_err(e))
-                    }
-                }
-            }
-            Step::Merge => {
-                let j = self
-                    .groups
-                    .get_mut(&contract)
-                    .ok_or(Error::UnknownGroup { group: contract })?;
-                let summary = pending.map(|p| p.summary);
-                let welcome = j
-                    .group
-                    .merge_pending_commit(&mut self.store)
-                    .map_err(core)?;
-                crate::step("intent:merged");
-                let epoch = j.group.epoch();
-                j.sequencer.merged(epoch);
-                if let Some(s) = &summary {
-                    self.report_merge(contract, s, epoch);
-                }
-                if let (
-                    Some(w),
-                    Op::Add {
-                        invitee,
-                        request_id,
-                        ..
-                    },
-                ) = (welcome, &op)
-                {
-                    self.send_welcome(contract, *invitee, *request_id, w.seq, epoch, w.bytes)
-                        .await?;
-                }
-                intent.merged(epoch);
-                crate::state::save_intent(&mut self.store, &intent)?;
-                crate::step("intent:recorded");
-                self.retry_deferred(contract).await?;
-                Ok(true)
-            }
-            Step::Discard => {
-                let j = self
-                    .groups
-                    .get_mut(&contract)
-                    .ok_or(Error::UnknownGroup { group: contract })?;
-                j.group
-                    .discard_pending_commit(&mut self.store)
-                    .map_err(core)?;
-                Ok(true)
-            }
-            Step::RecordMerged { epoch } => {
-                // Merged just before a crash: the Welcome may still be in the outbox.
-                if let Op::Add {
-                    invitee,
-                    request_id,
-                    ..
-                } = &op
-                {
-                    let id = self.joined(contract)?.group.id().to_vec();
-                    for e in self.store.outbox_pending().map_err(core)? {
-                        if e.kind == OutboxKind::Welcome && e.group_id == id && e.epoch == epoch {
-                            self.send_welcome(
-                                contract,
-                                *invitee,
-                                *request_id,
-                                e.seq,
-                                epoch,
-                                e.bytes,
-                            )
-                            .await?;
-                        }
-                    }
-                }
-                intent.merged(epoch);
-                crate::state::save_intent(&mut self.store, &intent)?;
-                Ok(true)
-            }
-            Step::RecordLost => {
-                if let Some(epoch) = intent.built_for {
-                    self.events.push_back(ClientEvent::EpochLost {
-                        group: contract,
-                        intent: intent.id,
-                        epoch,
-                    });
-                }
-                intent.lost();
-                crate::state::save_intent(&mut self.store, &intent)?;
-                Ok(true)
-            }
-            Step::Wait => Ok(false),
-            Step::Done => {
-                if intent.outcome == Some(Outcome::GaveUp) {
-                    self.events.push_back(ClientEvent::IntentFailed {
-                        group: contract,
-                        intent: intent.id,
-                        reason: format!("lost the epoch {} times", crate::intent::MAX_ATTEMPTS),
-                    });
-                }
-                records::delete_intent(&mut self.store, intent.id)?;
-                Ok(true)
-            }
-        }
-    }
-
-    /// Drops this client's pending commit in `contract` and fails intent `id` with `reason`.
-    fn drop_own_commit(&mut self, contract: Address, id: u64, reason: String) -> Result<(), Error> {
-        self.groups
-            .get_mut(&contract)
-            .ok_or(Error::UnknownGroup { group: contract })?
-            .group
-            .discard_pending_commit(&mut self.store)
-            .map_err(core)?;
-        self.fail_intent(contract, id, reason)
-    }
-
-    fn fail_intent(&mut self, contract: Address, id: u64, reason: String) -> Result<(), Error> {
-        records::delete_intent(&mut self.store, id)?;
-        self.events.push_back(ClientEvent::IntentFailed {
-            group: contract,
-            intent: id,
-            reason,
-        });
-        Ok(())
-    }
-
-    /// Builds the commit of `op` (it becomes core's pending commit).
-    async fn build(
-        &mut self,
-        contract: Address,
-        op: &Op,
-    ) -> Result<eth_mls_core::OutgoingCommit, Error> {
-        let j = self
-            .groups
-            .get_mut(&contract)
-            .ok_or(Error::UnknownGroup { group: contract })?;
-        let t = now();
-        let v = erc1271(&self.chain, None);
-        match op {
-            Op::Add {
-                key_package,
-                invitee,
-                readd,
-                request_id,
-            } => {
-                let crypto = Crypto::<DefaultBackend>::new();
-                let kp = validate_key_package_bytes(
-                    key_package,
-                    &crypto,
-                    SUITE,
-                    &j.group.config().policy_at(t),
-                    Some(&v),
-                )
-                .await
-                .map_err(|e| Error::Core(e.to_string()))?;
-                if *readd && j.group.members().contains(invitee) {
-                    // The forked member's old leaf and its new one in one commit, by value:
-                    // the members need nothing but the registered commit.
-                    return j
-                        .group
-                        .swap_member(
-                            &mut self.store,
-                            *invitee,
-                            &kp,
-                            &Checks::at(t).with_erc1271(&v),
-                        )
-                        .await
-                        .map_err(core);
-                }
-                // A newcomer's add carries its signed consent (members refuse it otherwise); a
-                // re-added member is in the ACL already.
-                let aad = if *readd {
-                    Vec::new()
-                } else {
-                    let consent = records::consent(&self.store, request_id)?
-                        .ok_or(Error::NoConsent { account: *invitee })?;
-                    crate::wire::encode_consents(&[consent])?
-                };
-                j.group
-                    .add_members_with_aad(
-                        &mut self.store,
-                        &[kp],
-                        &Checks::at(t).with_erc1271(&v),
-                        aad,
-                    )
-                    .await
-                    .map_err(core)
-            }
-            Op::Remove { members } => j
-                .group
-                .remove_members(&mut self.store, members)
-                .map_err(core),
-            Op::Update => j.group.self_update(&mut self.store).map_err(core),
-            Op::CommitUpdate {
-                proposal,
-                reference,
-                ..
-            } => {
-                let aad = crate::wire::encode_commit_data(&crate::wire::CommitData {
-                    consents: Vec::new(),
-                    proposals: vec![proposal.clone()],
-                })?;
-                j.group
-                    .commit_proposals(&mut self.store, std::slice::from_ref(reference), aad)
-                    .map_err(core)
-            }
-        }
-    }
-
-    /// The ACL changes registered with the commit of `op`: derived from the built commit
-    /// (every member's verdict compares them with the commit's proposals), and refused
-    /// ([`Error::AclMismatch`] / [`Error::KeyPackageMismatch`]) unless they are exactly what
-    /// the operation meant — a commit that adds, removes or re-keys anything else is never
-    /// registered.
-    fn acl_changes(op: &Op, summary: &CommitSummary) -> Result<AclChanges, Error> {
-        let changes = AclChanges {
-            added: summary.added.clone(),
-            key_packages: summary
-                .added_key_packages
-                .iter()
-                .map(|h| B256::from(*h))
-                .collect(),
-            removed: summary.removed.clone(),
-        };
-        let (added, removed, key_package): (Vec<Address>, Vec<Address>, Option<[u8; 32]>) = match op
-        {
-            // A re-add removes the old leaf and adds the new one: the same account in
-            // both lists.
-            Op::Add {
-                invitee,
-                key_package,
-                readd,
-                ..
-            } => (
-                vec![*invitee],
-                if *readd { vec![*invitee] } else { vec![] },
-                Some(keccak256(key_package).0),
-            ),
-            Op::Remove { members } => (vec![], members.clone(), None),
-            Op::Update | Op::CommitUpdate { .. } => (vec![], vec![], None),
-        };
-        if !summary.other_proposals.is_empty() {
-            return Err(Error::UnaccountedProposals {
-                types: summary.other_proposals.clone(),
-            });
-        }
-        if let Op::CommitUpdate { member, .. } = op
-            && !summary.updated.contains(member)
-        {
-            // The proposal was not committed (not stored any more: of a past epoch).
-            return Err(Error::UpdateNotCommitted { member: *member });
-        }
-        let mut sorted_removed = summary.removed.clone();
-        sorted_removed.sort();
-        let mut want_removed = removed.clone();
-        want_removed.sort();
-        if summary.added != added || sorted_removed != want_removed {
-            return Err(Error::AclMismatch {
-                proposed_added: summary.added.clone(),
-                proposed_removed: summary.removed.clone(),
-                registered_added: added,
-                registered_removed: removed,
-            });
-        }
-        if summary.added_key_packages != key_package.into_iter().collect::<Vec<_>>() {
-            return Err(Error::KeyPackageMismatch);
-        }
-        Ok(changes)
-    }
-
-    async fn send_welcome(
-        &mut self,
-        contract: Address,
-        invitee: Address,
-        request_id: RequestId,
-        seq: u64,
-        epoch: u64,
-        welcome: Vec<u8>,
-    ) -> Result<(), Error> {
-        let delivery = if welcome.len() > self.config.inline_welcome_limit {
-            // Too large for the 1:1 frame: published on the group's commit topic, named by
-            // its hash.
-            let hash = MessageId::of(&welcome).0;
-            self.delivery
-                .publish(&self.commit_topic(contract), welcome)
-                .await
-                .map_err(delivery_err)?;
-            WelcomeDelivery::ByHash(hash)
-        } else {
-            WelcomeDelivery::Inline(welcome)
-        };
-        let message = ClientMessage::Welcome(WelcomeMessage {
-            request_id,
-            group: self.group_ref(contract),
-            epoch,
-            delivery,
-        });
-        self.send_direct(invitee, None, &message).await?;
-        crate::step("intent:welcome-sent");
-        self.store.mark_published(seq).map_err(core)?;
-        Ok(())
-    }
-
-    fn report_merge(&mut self, contract: Address, s: &CommitSummary, epoch: u64) {
-        if let Some(j) = self.groups.get_mut(&contract) {
-            let built_in = s.new_epoch.saturating_sub(1);
-            j.saw(s.committer, built_in);
-            for m in &s.updated {
-                j.saw(*m, built_in);
-            }
-            for m in &s.added {
-                j.saw(*m, s.new_epoch);
-            }
-        }
-        for m in &s.added {
-            self.events.push_back(ClientEvent::MemberAdded {
-                group: contract,
-                member: *m,
-            });
-        }
-        for m in &s.removed {
-            self.events.push_back(ClientEvent::MemberRemoved {
-                group: contract,
-                member: *m,
-            });
-        }
-        self.events.push_back(ClientEvent::CommitMerged {
-            group: contract,
-            epoch,
-            committer: s.committer,
-        });
-    }
-
-    /// One action of the group's sequencer; whether it moved.
-    async fn step_sequencer(&mut self, contract: Address) -> Result<bool, Error> {
-        let j = self
-            .groups
-            .get_mut(&contract)
-            .ok_or(Error::UnknownGroup { group: contract })?;
-        if !j.active {
-            return Ok(false);
-        }
-        let Some(action) = j.sequencer.poll() else {
-            return Ok(false);
-        };
-        match action {
-            // The intent merges or discards its own commit.
-            Action::Won { .. } | Action::Lost { .. } => Ok(true),
-            Action::Process {
-                registration,
-                bytes,
-                ..
-            } => {
-                if j.group.pending_commit(&self.store).map_err(core)?.is_some() {
-                    // Our intent discards its commit first; the registration is offered again.
-                    let reg = *registration;
-                    j.sequencer.on_registered(reg, bytes);
-                    return Ok(false);
-                }
-                let epoch = registration.epoch;
-                let acl = j.acl_at.get(&epoch).cloned().unwrap_or_default();
-                let policy = j.mirror.policy().unwrap_or(Policy::AdminsOnly);
-                match self
-                    .merge_registered(contract, &bytes, &registration, policy, &acl)
-                    .await
-                {
-                    Ok(()) => {}
-                    Err(e) => {
-                        let j = self
-                            .groups
-                            .get_mut(&contract)
-                            .ok_or(Error::UnknownGroup { group: contract })?;
-                        j.sequencer.failed(epoch);
-                        self.forked(contract, epoch, e.to_string()).await?;
-                    }
-                }
-                Ok(true)
-            }
-            Action::Forked { epoch } => {
-                self.forked(contract, epoch, "the owner replaced a merged head".into())
-                    .await?;
-                Ok(true)
-            }
-        }
-    }
-
-    async fn merge_registered(
-        &mut self,
-        contract: Address,
-        commit: &[u8],
-        reg: &Registration,
-        policy: Policy,
-        acl: &Acl,
-    ) -> Result<(), Error> {
-        let j = self
-            .groups
-            .get_mut(&contract)
-            .ok_or(Error::UnknownGroup { group: contract })?;
-        let epoch = j.group.epoch();
-        let v = erc1271(&self.chain, Some(reg.block));
-        let checks = Checks::at(reg.timestamp).with_erc1271(&v);
-        crate::catchup::take_in_carried(&mut j.group, &mut self.store, commit, &checks).await?;
-        j.group
-            .process(&mut self.store, commit, &checks)
-            .await
-            .map_err(core)?;
-        let staged = j
-            .group
-            .staged_commit()
-            .map_err(core)?
-            .ok_or_else(|| Error::Core("the commit staged nothing".into()))?;
-        let mut verdict = check_commit(epoch, commit, reg, &staged, policy, acl);
-        if verdict.is_ok() {
-            let binding = j
-                .group
-                .binding()
-                .ok_or_else(|| Error::Core("the group has no chain binding".into()))?;
-            let v = erc1271(&self.chain, Some(reg.block));
-            verdict =
-                crate::invitation::check_consents(commit, reg, &staged, acl, &binding, Some(&v))
-                    .await;
-        }
-        let j = self
-            .groups
-            .get_mut(&contract)
-            .ok_or(Error::UnknownGroup { group: contract })?;
-        if let Err(e) = verdict {
-            j.group
-                .discard_staged_commit(&mut self.store)
-                .map_err(core)?;
-            return Err(e);
-        }
-        j.group.merge_staged_commit(&mut self.store).map_err(core)?;
-        let new_epoch = j.group.epoch();
-        j.sequencer.merged(new_epoch);
-        if staged.self_removed {
-            j.active = false;
-            self.report_merge(contract, &staged, new_epoch);
-            self.events
-                .push_back(ClientEvent::Removed { group: contract });
-            return Ok(());
-        }
-        check_epoch_authenticator(reg, &j.group.epoch_authenticator())?;
-        self.report_merge(contract, &staged, new_epoch);
-        self.retry_deferred(contract).await?;
-        Ok(())
-    }
-
-    /// This member forked at `epoch`: report it and ask the group's owner to re-add it.
-    async fn forked(&mut self, contract: Address, epoch: u64, reason: String) -> Result<(), Error> {
-        let j = self
-            .groups
-            .get_mut(&contract)
-            .ok_or(Error::UnknownGroup { group: contract })?;
-        j.active = false;
-        let owner = j.mirror.acl().owner;
-        let last_epoch = j.group.epoch();
-        self.events.push_back(ClientEvent::ForkDetected {
-            group: contract,
-            epoch,
-            reason,
-        });
-        let Some(admin) = owner.filter(|o| *o != self.address()) else {
-            return Ok(());
-        };
-        let key_package = self.store.generate_key_package(None).map_err(core)?;
-        let request = ReaddRequest {
-            request_id: random_id()?,
-            group: self.group_ref(contract),
-            last_epoch,
-            key_package,
-        };
-        // Its Welcome is accepted like an invitation's.
-        let group_id = self.joined(contract)?.group.id().to_vec();
-        let session = self
-            .send_direct(admin, None, &ClientMessage::ReaddRequest(request.clone()))
-            .await?;
-        records::put_received(
-            &mut self.store,
-            &ReceivedInvitation {
-                from: admin,
-                session,
-                answered: true,
-                request: InvitationRequest {
-                    request_id: request.request_id,
-                    group: request.group,
-                    group_id,
-                    inviter: admin.into_array(),
-                    expiry: u64::MAX,
-                    note: String::new(),
-                },
-            },
-        )?;
-        Ok(())
     }
 
     /// Publishes what the outbox holds: application messages and proposals at once, a commit

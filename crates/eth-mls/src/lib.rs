@@ -37,6 +37,7 @@
 
 pub mod catchup;
 pub mod client;
+pub mod cursor;
 pub mod discovery;
 pub mod flows;
 pub mod inbox;

@@ -7,8 +7,11 @@
 //! A commit gossip never brought is processed from the registration's own bytes.
 //!
 //! It also tells the member's own pending commit that it lost the epoch to another
-//! registration, and the member that the owner replaced a head it had already merged (a fork:
-//! rejoin through an admin).
+//! registration, and the member that the chain dropped a commit it had merged (a fork: rejoin
+//! through an admin) — only then: a registered commit this member cannot process or refuses
+//! leaves it *stalled* at its epoch (security review H2), and a replacement of that epoch
+//! (`replaceHead`) is processed like any registration; an old head replacement read again, of
+//! commits this member never merged, is nothing (review H3).
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -44,13 +47,17 @@ pub enum Action {
         /// The epoch it starts.
         epoch: u64,
     },
-    /// The owner replaced the head from `epoch` on, which this member had merged: it has
-    /// forked and must ask an admin to re-add it.
+    /// The chain now registers another commit for `epoch` than the one this member merged
+    /// (the owner replaced it): it has forked and must ask an admin to re-add it.
     Forked {
-        /// The first replaced epoch.
+        /// The first epoch whose merged commit the chain dropped.
         epoch: u64,
     },
 }
+
+/// Merged commit hashes kept to recognise a dropped one (the owner can unwind at most this
+/// many heads).
+pub const MERGED_KEPT: usize = 64;
 
 /// See the module documentation.
 #[derive(Clone, Debug)]
@@ -63,6 +70,7 @@ pub struct Sequencer {
     own: Option<([u8; 32], u64)>,
     stuck: bool,
     forked: Option<u64>,
+    merged: BTreeMap<u64, [u8; 32]>,
 }
 
 impl Sequencer {
@@ -78,7 +86,32 @@ impl Sequencer {
             own: None,
             stuck: false,
             forked: None,
+            merged: BTreeMap::new(),
         }
+    }
+
+    /// A member at `epoch` that merged these commits (epoch -> keccak256 of the commit, as
+    /// [`Sequencer::merged_hashes`] gave them) and is stalled there when `stalled`.
+    pub fn restore(
+        epoch: u64,
+        confirmations: u64,
+        merged: BTreeMap<u64, [u8; 32]>,
+        stalled: bool,
+    ) -> Self {
+        let mut s = Self::new(epoch, confirmations);
+        s.merged = merged;
+        s.stuck = stalled;
+        s
+    }
+
+    /// The hashes of the last commits this member merged, by epoch (at most [`MERGED_KEPT`]).
+    pub fn merged_hashes(&self) -> &BTreeMap<u64, [u8; 32]> {
+        &self.merged
+    }
+
+    /// The registrations known and not merged yet (epoch order), with their bytes.
+    pub fn pending(&self) -> impl Iterator<Item = &(Registration, Vec<u8>)> {
+        self.registrations.values()
     }
 
     /// The local epoch.
@@ -108,6 +141,18 @@ impl Sequencer {
     /// head replacement) takes its place.
     pub fn on_registered(&mut self, registration: Registration, bytes: Vec<u8>) {
         if registration.epoch <= self.epoch {
+            // A registration of an epoch this member merged: the chain dropped its commit
+            // when the hashes differ (an old registration read again is the same).
+            if self
+                .merged
+                .get(&registration.epoch)
+                .is_some_and(|h| *h != registration.commit_hash)
+            {
+                self.forked = Some(
+                    self.forked
+                        .map_or(registration.epoch, |f| f.min(registration.epoch)),
+                );
+            }
             return;
         }
         if keccak256(&bytes).0 != registration.commit_hash {
@@ -120,11 +165,13 @@ impl Sequencer {
     }
 
     /// The owner replaced the head: registrations from `epoch` on are dropped (a new one for
-    /// `epoch` follows in the same transaction).
+    /// `epoch` follows in the same transaction, and [`Sequencer::on_registered`] tells whether
+    /// this member had merged a dropped one). A member stalled before `epoch` is offered the
+    /// replacement.
     pub fn on_head_replaced(&mut self, epoch: u64) {
         self.registrations.retain(|e, _| *e < epoch);
-        if epoch <= self.epoch {
-            self.forked = Some(self.forked.map_or(epoch, |f| f.min(epoch)));
+        if epoch <= self.epoch + 1 {
+            self.stuck = false;
         }
     }
 
@@ -139,9 +186,13 @@ impl Sequencer {
         self.own = Some((hash, self.epoch + 1));
     }
 
-    /// The member merged the commit of `epoch`.
-    pub fn merged(&mut self, epoch: u64) {
+    /// The member merged the commit of `epoch` (`hash`: keccak256 of its bytes).
+    pub fn merged(&mut self, epoch: u64, hash: [u8; 32]) {
         if epoch == self.epoch + 1 {
+            self.merged.insert(epoch, hash);
+            while self.merged.len() > MERGED_KEPT {
+                self.merged.pop_first();
+            }
             self.epoch = epoch;
             self.stuck = false;
             self.registrations.retain(|e, _| *e > epoch);
@@ -151,15 +202,16 @@ impl Sequencer {
         }
     }
 
-    /// The member could not process (or rejected) the registered commit of `epoch`: it stays
-    /// at its epoch and will not be offered later commits (a fork; see [`Action::Forked`]).
+    /// The member could not process (or rejected) the registered commit of `epoch`: it is
+    /// stalled at its epoch and offered nothing until the owner replaces that commit
+    /// ([`Sequencer::on_head_replaced`]). Not a fork: its state is the group's at `epoch - 1`.
     pub fn failed(&mut self, epoch: u64) {
         if epoch == self.epoch + 1 {
             self.stuck = true;
         }
     }
 
-    /// Whether the member is stuck before a registered commit it could not process.
+    /// Whether the member is stalled before a registered commit it could not process.
     pub fn is_stuck(&self) -> bool {
         self.stuck
     }
@@ -249,13 +301,13 @@ mod tests {
         );
         // Until merged, the same action again (idempotent after a restart).
         assert!(matches!(s.poll(), Some(Action::Process { .. })));
-        s.merged(1);
+        s.merged(1, keccak256(commit(1)).0);
         assert_eq!(s.poll(), None, "epoch 2 needs block 13");
         s.on_head(13);
         assert!(
             matches!(s.poll(), Some(Action::Process { registration, .. }) if registration.epoch == 2)
         );
-        s.merged(2);
+        s.merged(2, keccak256(commit(2)).0);
         assert_eq!((s.poll(), s.epoch()), (None, 2));
     }
 
@@ -294,7 +346,7 @@ mod tests {
         s.on_registered(reg(4, &commit(4), 1), commit(4));
         s.on_head(1);
         assert_eq!(s.poll(), Some(Action::Won { epoch: 4 }));
-        s.merged(4);
+        s.merged(4, keccak256(commit(4)).0);
         s.own_pending(keccak256(b"mine").0);
         s.on_registered(reg(5, b"theirs", 2), b"theirs".to_vec());
         s.on_head(2);
@@ -306,7 +358,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_commit_stops_the_member_and_a_replaced_head_forks_it() {
+    fn a_failed_commit_stalls_the_member_and_only_a_dropped_merged_commit_forks_it() {
         let mut s = Sequencer::new(0, 0);
         s.on_registered(reg(1, &commit(1), 1), commit(1));
         s.on_head(1);
@@ -319,11 +371,26 @@ mod tests {
             s.on_registered(reg(e, &commit(e), e), commit(e));
             s.on_head(e);
             assert!(s.poll().is_some());
-            s.merged(e);
+            s.merged(e, keccak256(commit(e)).0);
         }
         s.on_head_replaced(2);
+        // An old replacement read again, with the registrations this member merged: nothing.
+        s.on_registered(reg(2, &commit(2), 2), commit(2));
+        assert_eq!(s.poll(), None);
+        // The replacement of a merged commit: a fork.
+        s.on_registered(reg(2, b"replacement", 4), b"replacement".to_vec());
         assert_eq!(s.poll(), Some(Action::Forked { epoch: 2 }));
         assert_eq!(s.poll(), None);
+        // A stalled member is offered the replacement of the commit it could not process.
+        let mut s = Sequencer::new(0, 0);
+        s.on_registered(reg(1, &commit(1), 1), commit(1));
+        s.on_head(1);
+        assert!(s.poll().is_some());
+        s.failed(1);
+        s.on_head_replaced(1);
+        s.on_registered(reg(1, b"fixed", 2), b"fixed".to_vec());
+        s.on_head(2);
+        assert!(matches!(s.poll(), Some(Action::Process { bytes, .. }) if bytes == b"fixed"));
         // A replacement of epochs the member has not reached is no fork.
         let mut s = Sequencer::new(1, 0);
         s.on_registered(reg(2, &commit(2), 1), commit(2));
@@ -379,7 +446,7 @@ mod tests {
                     prop_assert_eq!(keccak256(&bytes).0, registration.commit_hash);
                     prop_assert!(head >= registration.block + confirmations);
                     processed.push(registration.epoch);
-                    s.merged(registration.epoch);
+                    s.merged(registration.epoch, registration.commit_hash);
                 }
             }
             prop_assert_eq!(processed, (1..=8).collect::<Vec<_>>());

@@ -14,7 +14,7 @@ use eth_mls_siwe::Address;
 use crate::Error;
 
 /// Who may commit (the group contract's `commitPolicy`, fixed at creation).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Policy {
     /// Only the owner and admins.
     AdminsOnly,
@@ -24,7 +24,7 @@ pub enum Policy {
 
 /// A commit's registration on the group contract (`CommitRegistered`), with the block it was
 /// mined in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     /// The epoch the commit starts (`n + 1`).
     pub epoch: u64,
@@ -47,7 +47,7 @@ pub struct Registration {
 }
 
 /// The ACL at the registration block (before the registration's own changes).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Acl {
     /// The owner.
     pub owner: Option<Address>,
@@ -186,7 +186,7 @@ impl Registration {
 /// group in log order with its transaction hash; [`AclMirror::apply`] returns, for a
 /// `CommitRegistered`, the ACL before its transaction (the contract applies the commit's own
 /// ACL changes, and emits their events, before `CommitRegistered`).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AclMirror {
     acl: Acl,
     policy: Option<Policy>,

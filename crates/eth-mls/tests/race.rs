@@ -52,7 +52,7 @@ async fn two_admins_race_for_an_epoch() {
     assert_eq!(seqs[winner].poll(), Some(Action::Won { epoch: 2 }));
     let (group, store) = members(&mut s, winner).group();
     group.merge_pending_commit(store).unwrap();
-    seqs[winner].merged(2);
+    seqs[winner].merged(2, reg.commit_hash);
     // The loser discards its commit, merges the winner's, and rebuilds on epoch 2.
     assert_eq!(seqs[loser].poll(), Some(Action::Lost { epoch: 2 }));
     let (group, store) = members(&mut s, loser).group();
@@ -63,7 +63,7 @@ async fn two_admins_race_for_an_epoch() {
     common::judge(group, store, &bytes, &reg, policy, &acl)
         .await
         .unwrap();
-    seqs[loser].merged(2);
+    seqs[loser].merged(2, reg.commit_hash);
     let retry = group.self_update(store).unwrap();
     seqs[loser].own_pending(keccak256(&retry.commit).0);
     let loser_contract = members(&mut s, loser).chain.group(address);

@@ -426,6 +426,22 @@ pub fn event_json(e: &ClientEvent) -> Value {
         } => {
             json!({ "event": "fork_detected", "group": a(group), "epoch": epoch, "reason": reason })
         }
+        ClientEvent::Stalled {
+            group,
+            epoch,
+            reason,
+        } => {
+            json!({ "event": "stalled", "group": a(group), "epoch": epoch, "reason": reason,
+                    "hint": "the group's owner can replace the commit: ethmls group recover" })
+        }
+        ClientEvent::MergeDelayed {
+            group,
+            epoch,
+            error,
+        } => {
+            json!({ "event": "merge_delayed", "group": a(group), "epoch": epoch,
+                    "error": error.to_string() })
+        }
         ClientEvent::CredentialDue { expires_at } => {
             json!({ "event": "credential_due", "expires_at": expires_at })
         }

@@ -1,0 +1,470 @@
+//! Following a group's contract (decisions 11 and 12): its events read from the saved cursor
+//! up to the confirmed head, the registrations handed to the sequencer, each registered commit
+//! processed, judged and merged in epoch order. A registered commit that does not decode,
+//! verify or pass the verdict leaves the group *stalled* at its epoch (security review H2):
+//! state kept, still subscribed, [`ClientEvent::Stalled`], until the owner replaces it
+//! ([`Client::recover`]); a transient failure (RPC, ERC-1271) is retried at the next sync
+//! (review M1); a fork is only a merged commit that the chain dropped (review H3).
+
+use alloy_primitives::keccak256;
+use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::alloy::rpc::types::Filter;
+use eth_mls_chain::{Chain, GroupEvent};
+use eth_mls_core::{Checks, CommitSummary};
+use eth_mls_siwe::Address;
+use eth_mls_transport::DeliveryService;
+
+use super::{Client, ClientEvent, RANGE, chain_err, core, erc1271, random_id};
+use crate::Error;
+use crate::cursor::{self, Pending, Stalled};
+use crate::records::{self, ReceivedInvitation};
+use crate::sequencer::Action;
+use crate::verdict::{Acl, Policy, Registration, check_commit, check_epoch_authenticator};
+use crate::wire::{ClientMessage, InvitationRequest, ReaddRequest};
+
+/// The group's contract events from `from` to `to`, in log order, with their blocks and
+/// transactions (ranged queries of at most [`RANGE`] blocks).
+pub(super) async fn group_logs(
+    chain: &Chain,
+    contract: Address,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(GroupEvent, u64, Option<[u8; 32]>)>, Error> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = to.min(start + RANGE - 1);
+        let mut logs = chain
+            .provider()
+            .get_logs(
+                &Filter::new()
+                    .address(contract)
+                    .from_block(start)
+                    .to_block(end),
+            )
+            .await
+            .map_err(chain_err)?;
+        logs.retain(|l| !l.removed);
+        logs.sort_by_key(|l| (l.block_number, l.log_index));
+        for log in logs {
+            let Ok(event) =
+                eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
+                    .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
+            else {
+                continue;
+            };
+            out.push((
+                event,
+                log.block_number.unwrap_or_default(),
+                log.transaction_hash.map(|h| h.0),
+            ));
+        }
+        start = end + 1;
+    }
+    Ok(out)
+}
+
+/// The timestamp of `block`.
+pub(super) async fn block_time(chain: &Chain, block: u64) -> Result<i64, Error> {
+    let header = chain
+        .provider()
+        .get_block_by_number(block.into())
+        .await
+        .map_err(chain_err)?
+        .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
+    Ok(header.header.timestamp as i64)
+}
+
+/// Whether `e` may pass by itself (an RPC, delivery or ERC-1271 failure): retried, never a
+/// verdict.
+pub(super) fn is_transient(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Chain(_) | Error::Delivery(_) | Error::Erc1271Unavailable(_)
+    )
+}
+
+impl<D: DeliveryService + 'static> Client<D> {
+    /// The last epoch registered in `group`'s contract at the latest block (confirmed or
+    /// not): compare with [`Client::epoch`] to see how far behind this client is.
+    pub async fn chain_epoch(&self, group: Address) -> Result<u64, Error> {
+        self.head_epoch(group).await
+    }
+
+    /// Why `group` is stalled, if it is: a registered commit this member could not process or
+    /// refused (its epoch, and the reason). The owner's [`Client::recover`] replaces it.
+    pub fn stalled(&self, group: Address) -> Result<Option<Stalled>, Error> {
+        Ok(self.joined(group)?.chain.stalled.clone())
+    }
+
+    /// The last epoch registered in the group's contract at the latest block (confirmed or
+    /// not).
+    pub(super) async fn head_epoch(&self, contract: Address) -> Result<u64, Error> {
+        Ok(self
+            .chain
+            .group(contract)
+            .current_epoch()
+            .await
+            .map_err(chain_err)?
+            .epoch)
+    }
+
+    /// Saves the group's chain state (after a read of the chain or a merge).
+    pub(super) fn save_chain(&mut self, contract: Address) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        j.chain.merged = j.sequencer.merged_hashes().clone();
+        j.chain.trim(j.group.epoch());
+        cursor::save(&mut self.store, contract, &j.chain)
+    }
+
+    /// Reads the group's contract events from the saved cursor up to the confirmed head into
+    /// the ACL mirror, the registrations and the sequencer, and saves the cursor: each event
+    /// is read once (opening a client replays nothing).
+    pub(super) async fn read_chain(&mut self, contract: Address) -> Result<(), Error> {
+        let head = self
+            .chain
+            .provider()
+            .get_block_number()
+            .await
+            .map_err(chain_err)?;
+        let safe = head.saturating_sub(self.config.confirmations);
+        let from = match self.groups.get(&contract) {
+            Some(j) if j.chain.next_block <= safe => j.chain.next_block,
+            _ => return Ok(()),
+        };
+        let logs = group_logs(&self.chain, contract, from, safe).await?;
+        // Every read that can fail first: the state changes all at once.
+        let mut times = std::collections::BTreeMap::new();
+        for (event, block, _) in &logs {
+            if matches!(event, GroupEvent::CommitRegistered(_)) && !times.contains_key(block) {
+                times.insert(*block, block_time(&self.chain, *block).await?);
+            }
+        }
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        for (event, block, tx) in logs {
+            let acl = j.chain.mirror.apply(&event, tx);
+            match (&event, acl) {
+                (GroupEvent::CommitRegistered(r), Some(acl)) => {
+                    let t = times.get(&block).copied().unwrap_or_default();
+                    let reg = Registration::from_event(r, block, t);
+                    j.chain.registered.insert(r.epoch, r.commitHash.0);
+                    j.sequencer.on_head(block);
+                    j.sequencer.on_registered(reg.clone(), r.commit.to_vec());
+                    if r.epoch > j.group.epoch() {
+                        j.chain.pending.insert(
+                            r.epoch,
+                            Pending {
+                                registration: reg,
+                                acl,
+                                commit: r.commit.to_vec(),
+                            },
+                        );
+                    }
+                }
+                (GroupEvent::HeadReplaced(e), _) => {
+                    j.chain.registered.retain(|ep, _| *ep < e.epoch);
+                    j.chain.pending.retain(|ep, _| *ep < e.epoch);
+                    // The sequencer offers a stalled member the replacement and, through the
+                    // replacement's registration, tells one that merged a dropped commit.
+                    j.sequencer.on_head_replaced(e.epoch);
+                    if j.chain.stalled.as_ref().is_some_and(|s| s.epoch >= e.epoch) {
+                        j.chain.stalled = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        j.chain.next_block = safe + 1;
+        self.save_chain(contract)
+    }
+
+    /// Runs the group's intents and sequencer until neither can move.
+    pub(super) async fn advance(&mut self, contract: Address) -> Result<(), Error> {
+        self.advance_to(contract, None).await
+    }
+
+    /// Runs the group's intents and sequencer until nothing moves, or until the group is at
+    /// epoch `target`.
+    pub(super) async fn advance_to(
+        &mut self,
+        contract: Address,
+        target: Option<u64>,
+    ) -> Result<(), Error> {
+        let epoch = self.epoch(contract)?;
+        let rounds = target.map_or(64, |t| 64 + 4 * t.saturating_sub(epoch).min(1 << 20));
+        for _ in 0..rounds {
+            if target.is_some_and(|t| self.epoch(contract).is_ok_and(|e| e >= t)) {
+                break;
+            }
+            let moved_intent = self.step_intent(contract).await?;
+            let moved_seq = self.step_sequencer(contract).await?;
+            if !moved_intent && !moved_seq {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the chain (as read so far) registered a commit to `epoch` of `contract`.
+    pub(super) fn is_registered(&self, contract: Address, epoch: u64) -> bool {
+        self.groups.get(&contract).is_some_and(|j| {
+            j.chain
+                .registered
+                .keys()
+                .next_back()
+                .is_some_and(|last| epoch <= *last)
+        })
+    }
+
+    /// One action of the group's sequencer; whether it moved.
+    pub(super) async fn step_sequencer(&mut self, contract: Address) -> Result<bool, Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        if !j.active {
+            return Ok(false);
+        }
+        let Some(action) = j.sequencer.poll() else {
+            return Ok(false);
+        };
+        match action {
+            // The intent merges or discards its own commit.
+            Action::Won { .. } | Action::Lost { .. } => Ok(true),
+            Action::Process {
+                registration,
+                bytes,
+                ..
+            } => {
+                if j.group.pending_commit(&self.store).map_err(core)?.is_some() {
+                    // Our intent discards its commit first; the registration is offered again.
+                    let reg = *registration;
+                    j.sequencer.on_registered(reg, bytes);
+                    return Ok(false);
+                }
+                let epoch = registration.epoch;
+                let acl = j
+                    .chain
+                    .pending
+                    .get(&epoch)
+                    .map(|p| p.acl.clone())
+                    .unwrap_or_default();
+                let policy = j.chain.mirror.policy().unwrap_or(Policy::AdminsOnly);
+                match self
+                    .merge_registered(contract, &bytes, &registration, policy, &acl)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e) if is_transient(&e) => {
+                        // Nothing changed: the same registration is tried at the next sync
+                        // (security review M1: an RPC failure is not a verdict).
+                        let j = self
+                            .groups
+                            .get_mut(&contract)
+                            .ok_or(Error::UnknownGroup { group: contract })?;
+                        j.sequencer.on_registered(*registration, bytes);
+                        self.events.push_back(ClientEvent::MergeDelayed {
+                            group: contract,
+                            epoch,
+                            error: e,
+                        });
+                        return Ok(false);
+                    }
+                    // A commit this account registered and this device cannot process (a
+                    // member cannot decrypt its own commit): the device lost the state it
+                    // built it from (a restored backup). Nobody can replace that commit for
+                    // it — the others merged it — so it rejoins: a fork.
+                    Err(e) if registration.registrant == self.address() => {
+                        let j = self
+                            .groups
+                            .get_mut(&contract)
+                            .ok_or(Error::UnknownGroup { group: contract })?;
+                        j.sequencer.failed(epoch);
+                        self.forked(
+                            contract,
+                            epoch,
+                            format!(
+                                "this account's own commit, which this device cannot process: {e}"
+                            ),
+                        )
+                        .await?;
+                    }
+                    Err(e) => self.stall(contract, epoch, e.to_string())?,
+                }
+                Ok(true)
+            }
+            Action::Forked { epoch } => {
+                self.forked(
+                    contract,
+                    epoch,
+                    "the chain dropped a commit this member merged (the owner replaced it)".into(),
+                )
+                .await?;
+                Ok(true)
+            }
+        }
+    }
+
+    /// The registered commit of `epoch` could not be processed or was refused: the group is
+    /// stalled before it (state kept, still subscribed), reported, and saved.
+    fn stall(&mut self, contract: Address, epoch: u64, reason: String) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        j.sequencer.failed(epoch);
+        j.chain.stalled = Some(Stalled {
+            epoch,
+            reason: reason.clone(),
+        });
+        let at = j.group.epoch();
+        self.save_chain(contract)?;
+        self.events.push_back(ClientEvent::Stalled {
+            group: contract,
+            epoch: at,
+            reason,
+        });
+        Ok(())
+    }
+
+    /// Processes, judges and merges the registered commit `commit` of `reg`. Checks that read
+    /// the chain come before anything changes, so a transient failure leaves the group as it
+    /// was and the same registration can be tried again.
+    async fn merge_registered(
+        &mut self,
+        contract: Address,
+        commit: &[u8],
+        reg: &Registration,
+        policy: Policy,
+        acl: &Acl,
+    ) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        let epoch = j.group.epoch();
+        let binding = j
+            .group
+            .binding()
+            .ok_or_else(|| Error::Core("the group has no chain binding".into()))?;
+        let v = erc1271(&self.chain, Some(reg.block));
+        // The consents of the accounts the registration adds (the verdict then requires the
+        // commit's adds to be exactly these).
+        let registered = CommitSummary {
+            committer: reg.registrant,
+            added: reg.added.clone(),
+            added_key_packages: reg.key_packages.clone(),
+            removed: reg.removed.clone(),
+            updated: Vec::new(),
+            other_proposals: Vec::new(),
+            new_epoch: reg.epoch,
+            self_removed: false,
+        };
+        crate::invitation::check_consents(commit, reg, &registered, acl, &binding, Some(&v))
+            .await?;
+        let checks = Checks::at(reg.timestamp).with_erc1271(&v);
+        crate::catchup::take_in_carried(&mut j.group, &mut self.store, commit, &checks).await?;
+        j.group
+            .process(&mut self.store, commit, &checks)
+            .await
+            .map_err(core)?;
+        let staged = j
+            .group
+            .staged_commit()
+            .map_err(core)?
+            .ok_or_else(|| Error::Core("the commit staged nothing".into()))?;
+        if let Err(e) = check_commit(epoch, commit, reg, &staged, policy, acl) {
+            j.group
+                .discard_staged_commit(&mut self.store)
+                .map_err(core)?;
+            return Err(e);
+        }
+        j.group.merge_staged_commit(&mut self.store).map_err(core)?;
+        let new_epoch = j.group.epoch();
+        j.sequencer.merged(new_epoch, keccak256(commit).0);
+        j.chain.stalled = None;
+        if staged.self_removed {
+            j.active = false;
+            self.save_chain(contract)?;
+            self.report_merge(contract, &staged, new_epoch);
+            self.events
+                .push_back(ClientEvent::Removed { group: contract });
+            return Ok(());
+        }
+        let authenticated = check_epoch_authenticator(reg, &j.group.epoch_authenticator());
+        self.save_chain(contract)?;
+        // Merged and saved: a wrong authenticator after the merge is a fork (this member's
+        // state differs from the committer's), reported as one.
+        if let Err(e) = authenticated {
+            let j = self
+                .groups
+                .get_mut(&contract)
+                .ok_or(Error::UnknownGroup { group: contract })?;
+            j.sequencer.failed(new_epoch + 1);
+            self.forked(contract, new_epoch, e.to_string()).await?;
+            return Ok(());
+        }
+        self.report_merge(contract, &staged, new_epoch);
+        self.retry_deferred(contract).await?;
+        Ok(())
+    }
+
+    /// This member forked at `epoch`: report it and ask the group's owner to re-add it.
+    pub(super) async fn forked(
+        &mut self,
+        contract: Address,
+        epoch: u64,
+        reason: String,
+    ) -> Result<(), Error> {
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        j.active = false;
+        let owner = j.chain.mirror.acl().owner;
+        let last_epoch = j.group.epoch();
+        self.events.push_back(ClientEvent::ForkDetected {
+            group: contract,
+            epoch,
+            reason,
+        });
+        let Some(admin) = owner.filter(|o| *o != self.address()) else {
+            return Ok(());
+        };
+        let key_package = self.store.generate_key_package(None).map_err(core)?;
+        let request = ReaddRequest {
+            request_id: random_id()?,
+            group: self.group_ref(contract),
+            last_epoch,
+            key_package,
+        };
+        // Its Welcome is accepted like an invitation's.
+        let group_id = self.joined(contract)?.group.id().to_vec();
+        let session = self
+            .send_direct(admin, None, &ClientMessage::ReaddRequest(request.clone()))
+            .await?;
+        records::put_received(
+            &mut self.store,
+            &ReceivedInvitation {
+                from: admin,
+                session,
+                answered: true,
+                request: InvitationRequest {
+                    request_id: request.request_id,
+                    group: request.group,
+                    group_id,
+                    inviter: admin.into_array(),
+                    expiry: u64::MAX,
+                    note: String::new(),
+                },
+            },
+        )?;
+        Ok(())
+    }
+}
