@@ -21,9 +21,13 @@ import {IERC7627} from "./interfaces/IERC7627.sol";
 /// counter to `epoch` (at most the current epoch). Every commit registered for `epoch` or later
 /// is dropped. Members that merged a dropped commit have forked from the group and must rejoin
 /// (an admin re-adds them with a Remove + Add of their account); members that could not process
-/// it (a griefer's garbage) simply process the replacement. The ACL changes of the dropped head
-/// are undone (the caller names them; they are checked against the stored hash); commits before
-/// the head can only be dropped when none of them changed the ACL (`lastAclChangeEpoch`).
+/// it (a griefer's garbage) are stalled before it and simply process the replacement. The ACL
+/// changes of every dropped commit are undone: the caller names them, newest first, and each is
+/// checked against the hash recorded for it in a ring of the last `ACL_RING` ACL-changing
+/// commits (security review M2: a head that changed the ACL stays replaceable when commits are
+/// stacked on it). Commits that change no ACL can be dropped in any number. Under `AnyMember`,
+/// for `RECOVERY_WINDOW` blocks after a replacement only the owner and admins may commit, so a
+/// griefer cannot bury the replacement at once.
 /// @dev Members form a singly linked list through `_slots` (one slot per account that ever was a
 /// member: next pointer and flags), which keeps an addition to one new slot. Removal clears the
 /// membership flag and leaves the node in the list (lazy deletion), so it needs no predecessor
@@ -48,8 +52,12 @@ contract MlsGroup is Initializable {
     /// @dev The state every registration changes, in one slot.
     struct Head {
         uint64 epoch; // the current epoch
-        uint64 lastAclEpoch; // the newest epoch whose commit changed the ACL (0: none)
+        uint64 floor; // no commit at or below this epoch can be dropped (an ACL change evicted
+        // from the ring)
         uint32 memberCount; // current members
+        uint64 adminsOnlyUntil; // under AnyMember, only admins commit up to this block
+        uint8 aclTop; // ring index of the newest ACL-changing commit
+        uint8 aclCount; // ACL-changing commits in the ring
     }
 
     /// @notice The ACL changes of a commit: the accounts it adds, the hash of the key package of
@@ -59,6 +67,12 @@ contract MlsGroup is Initializable {
         bytes32[] keyPackages;
         address[] removed;
     }
+
+    /// @notice How many of the latest ACL-changing commits `replaceHead` can undo.
+    uint256 public constant ACL_RING = 16;
+    /// @notice Blocks after a `replaceHead` during which, under `AnyMember`, only the owner and
+    /// admins may commit.
+    uint64 public constant RECOVERY_WINDOW = 64;
 
     /// @dev List head and terminator.
     address private constant SENTINEL = address(1);
@@ -82,7 +96,13 @@ contract MlsGroup is Initializable {
     Head private _head;
     bytes32 private _commitHash;
     bytes32 private _epochAuthenticatorHash;
-    bytes32 private _headAclHash;
+    /// @dev The last `ACL_RING` ACL-changing commits, two per slot (entry `i` in the low or
+    /// high half of slot `i / 2`): epoch (high 64 bits of the half) and the low 64 bits of the
+    /// hash of their effective ACL changes. The slots are never zero (initialised to a
+    /// placeholder), so recording an entry rewrites a slot (5,000 gas) instead of filling one
+    /// (22,100). 64 bits suffice: the owner, who alone undoes, may change the ACL anyway; the
+    /// check catches a wrong undo list, not a hostile owner.
+    uint256[8] private _aclRing;
 
     /// @notice `member` was added by `by` (in the commit registered in the same transaction).
     event MemberAdded(address indexed member, address indexed by);
@@ -151,11 +171,14 @@ contract MlsGroup is Initializable {
     error EmptyGroupId();
     /// @notice Cipher suite 0 is reserved.
     error InvalidCipherSuite();
-    /// @notice `epoch` cannot be replaced: it is 0, beyond the current epoch, or older than a
-    /// commit that changed the ACL (`lastAclChangeEpoch`).
+    /// @notice `epoch` cannot be replaced: it is 0, beyond the current epoch, or at or below an
+    /// ACL-changing commit that left the ring (`replaceableFrom`).
     error CannotReplace(uint64 epoch);
-    /// @notice The ACL changes named for undoing do not match the replaced head's.
+    /// @notice The ACL changes named for undoing do not match the dropped commits'.
     error WrongUndo();
+    /// @notice Under `AnyMember`, only the owner and admins may commit until block `until`
+    /// (a head was just replaced).
+    error AdminsOnlyUntil(uint64 until);
 
     modifier onlyAdmin() {
         if (!_isAdmin(msg.sender)) revert NotAdmin(msg.sender);
@@ -197,10 +220,13 @@ contract MlsGroup is Initializable {
         groupId = groupId_;
         _slots[owner_] = Slot({next: SENTINEL, member: true, removed: false, admin: false});
         _slots[SENTINEL].next = owner_;
-        _head = Head({epoch: 0, lastAclEpoch: 0, memberCount: 1});
+        _head =
+            Head({epoch: 0, floor: 0, memberCount: 1, adminsOnlyUntil: 0, aclTop: 0, aclCount: 0});
         _commitHash = UNSET;
         _epochAuthenticatorHash = UNSET;
-        _headAclHash = UNSET;
+        for (uint256 i; i < _aclRing.length; ++i) {
+            _aclRing[i] = 1;
+        }
         emit GroupInitialized(owner_, groupId_, cipherSuite_, registry_, policy);
         emit MemberAdded(owner_, owner_);
     }
@@ -234,40 +260,31 @@ contract MlsGroup is Initializable {
 
     /// @notice Owner only: drops the commits registered for `epoch` up to the current epoch and
     /// registers `commitBytes` for `epoch` instead (see the contract's notes on recovery). The
-    /// ACL changes of the current head are undone when `epoch` is the current epoch: name them
-    /// in `undo` (`added` and `keyPackages` as registered, `removed` the accounts whose removal
-    /// took effect: the `MemberRemoved` events of that registration), checked against their
-    /// hash. Undone additions count as removed accounts; undone removals restore membership but
-    /// not the admin role; key packages stay used. Older epochs can be dropped only when no
-    /// dropped commit changed the ACL (`lastAclChangeEpoch`); pass an empty `undo` then.
-    /// @param epoch The epoch to register again (1 <= epoch <= current epoch).
-    /// @param undo The current head's ACL changes, or empty lists.
+    /// ACL changes of every dropped commit that changed the ACL are undone: name them in
+    /// `undo`, newest first (`added` and `keyPackages` as registered, `removed` the accounts
+    /// whose removal took effect: the `MemberRemoved` events of that registration), each
+    /// checked against the hash recorded for it. Undone additions count as removed accounts;
+    /// undone removals restore membership but not the admin role; key packages stay used.
+    /// Commits that changed no ACL need no entry. Under `AnyMember`, only the owner and admins
+    /// may commit for `RECOVERY_WINDOW` blocks afterwards.
+    /// @param epoch The epoch to register again (`replaceableFrom() <= epoch <= current`).
+    /// @param undo The dropped commits' ACL changes, newest first (none when none changed it).
     /// @param commitBytes The replacement commit (built on epoch `epoch - 1`).
     /// @param epochAuthenticatorHash Hash of the replacement epoch's authenticator.
     /// @param changes The replacement's ACL changes (as in `commit`).
     function replaceHead(
         uint64 epoch,
-        AclChanges calldata undo,
+        AclChanges[] calldata undo,
         bytes calldata commitBytes,
         bytes32 epochAuthenticatorHash,
         AclChanges calldata changes
     ) external onlyOwner {
         Head memory head = _head;
-        if (epoch == 0 || epoch > head.epoch) revert CannotReplace(epoch);
-        if (head.lastAclEpoch == head.epoch) {
-            // Only the head's own ACL changes can be undone.
-            if (epoch != head.epoch) revert CannotReplace(epoch);
-            _undoHead(undo);
-            head.memberCount = _head.memberCount;
-            // What changed the ACL below the head is not known here: nothing below the new head
-            // can be dropped later.
-            head.lastAclEpoch = epoch - 1;
-        } else {
-            if (head.lastAclEpoch >= epoch) revert CannotReplace(epoch);
-            if (undo.added.length != 0 || undo.removed.length != 0 || undo.keyPackages.length != 0)
-            {
-                revert WrongUndo();
-            }
+        if (epoch == 0 || epoch > head.epoch || epoch <= head.floor) revert CannotReplace(epoch);
+        _unwind(head, epoch, undo);
+        head.memberCount = _head.memberCount;
+        if (commitPolicy == CommitPolicy.AnyMember) {
+            head.adminsOnlyUntil = uint64(block.number) + RECOVERY_WINDOW;
         }
         emit HeadReplaced(epoch, head.epoch, _commitHash, msg.sender);
         _register(
@@ -298,11 +315,27 @@ contract MlsGroup is Initializable {
         }
     }
 
-    /// @notice The newest epoch whose commit changed the ACL (0 when none did, or when it was
-    /// replaced); `replaceHead` cannot drop commits at or below it except the head itself.
+    /// @notice The newest epoch whose commit changed the ACL and can still be undone (or the
+    /// last one that left the ring; 0 when none did).
     /// @return The epoch.
     function lastAclChangeEpoch() external view returns (uint64) {
-        return _head.lastAclEpoch;
+        Head memory head = _head;
+        if (head.aclCount == 0) return head.floor;
+        return uint64(_aclEntry(head.aclTop) >> 64);
+    }
+
+    /// @notice The oldest epoch `replaceHead` can replace now (ACL-changing commits older than
+    /// the last `ACL_RING` can no longer be undone).
+    /// @return The epoch.
+    function replaceableFrom() external view returns (uint64) {
+        return _head.floor + 1;
+    }
+
+    /// @notice Under `AnyMember`, the last block of the window after a `replaceHead` in which
+    /// only the owner and admins may commit (0 when there was none).
+    /// @return The block number.
+    function adminsOnlyUntil() external view returns (uint64) {
+        return _head.adminsOnlyUntil;
     }
 
     /// @notice Whether `account` may register commits now.
@@ -452,11 +485,7 @@ contract MlsGroup is Initializable {
             revert LengthMismatch(added.length, keyPackages.length);
         }
         bool changesAcl = added.length != 0 || removed.length != 0;
-        if (changesAcl) {
-            if (!_isAdmin(msg.sender)) revert NotAdmin(msg.sender);
-        } else if (!canCommit(msg.sender)) {
-            revert NotCommitter(msg.sender);
-        }
+        _checkCommitter(head, changesAcl);
         if (changesAcl) {
             uint32 count = head.memberCount;
             address[] memory effective = new address[](removed.length);
@@ -477,8 +506,7 @@ contract MlsGroup is Initializable {
                 _usedKeyPackages[kp] = true;
             }
             head.memberCount = count + uint32(added.length);
-            head.lastAclEpoch = epoch;
-            _headAclHash = _aclHash(added, keyPackages, effective);
+            _pushAcl(head, epoch, _aclHash(added, keyPackages, effective));
         }
         head.epoch = epoch;
         _head = head;
@@ -537,11 +565,69 @@ contract MlsGroup is Initializable {
         if (wasAdmin) emit AdminChanged(account, false);
     }
 
-    /// @dev Checks `undo` against the head's ACL hash and undoes it, in reverse order.
-    function _undoHead(AclChanges calldata undo) private {
-        if (_aclHash(undo.added, undo.keyPackages, undo.removed) != _headAclHash) {
-            revert WrongUndo();
+    /// @dev Every ACL-changing commit above the floor is in the ring: pops those at or above
+    /// `epoch`, newest first, each undone as `undo` names it (all of `undo` used).
+    function _unwind(Head memory head, uint64 epoch, AclChanges[] calldata undo) private {
+        uint256 k;
+        while (head.aclCount != 0) {
+            uint128 entry = _aclEntry(head.aclTop);
+            // casting is safe: the entry's high 64 bits are its epoch
+            // forge-lint: disable-next-line(unsafe-typecast)
+            if (uint64(entry >> 64) < epoch) break;
+            if (k == undo.length) revert WrongUndo();
+            AclChanges calldata u = undo[k++];
+            // forge-lint: disable-next-line(unsafe-typecast)
+            if (uint64(entry) != uint64(uint256(_aclHash(u.added, u.keyPackages, u.removed)))) {
+                revert WrongUndo();
+            }
+            _undo(u);
+            // casting is safe: a ring index is below ACL_RING = 16
+            // forge-lint: disable-next-line(unsafe-typecast)
+            head.aclTop = uint8((uint256(head.aclTop) + ACL_RING - 1) % ACL_RING);
+            --head.aclCount;
         }
+        if (k != undo.length) revert WrongUndo();
+    }
+
+    /// @dev Whether the caller may register a commit (`changesAcl`: one that changes the ACL).
+    function _checkCommitter(Head memory head, bool changesAcl) private view {
+        if (_isAdmin(msg.sender)) return;
+        if (changesAcl) revert NotAdmin(msg.sender);
+        if (commitPolicy != CommitPolicy.AnyMember || !isMember(msg.sender)) {
+            revert NotCommitter(msg.sender);
+        }
+        if (block.number <= head.adminsOnlyUntil) revert AdminsOnlyUntil(head.adminsOnlyUntil);
+    }
+
+    /// @dev Records an ACL-changing commit in the ring; the one it evicts raises the floor.
+    function _pushAcl(Head memory head, uint64 epoch, bytes32 aclHash) private {
+        // casting is safe: a ring index is below ACL_RING = 16
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint8 top = uint8((uint256(head.aclTop) + 1) % ACL_RING);
+        uint256 slot = _aclRing[top / 2];
+        uint256 shift = (top % 2) * 128;
+        if (head.aclCount == ACL_RING) {
+            // The evicted entry's epoch: nothing at or below it can be dropped any more.
+            // casting is safe: the entry's high 64 bits are its epoch
+            // forge-lint: disable-next-line(unsafe-typecast)
+            head.floor = uint64(slot >> (shift + 64));
+        } else {
+            ++head.aclCount;
+        }
+        head.aclTop = top;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        uint256 entry = (uint256(epoch) << 64) | uint256(uint64(uint256(aclHash)));
+        _aclRing[top / 2] = (slot & ~(uint256(type(uint128).max) << shift)) | (entry << shift);
+    }
+
+    /// @dev Ring entry `i`: epoch (high 64 bits) and hash (low 64 bits).
+    function _aclEntry(uint8 i) private view returns (uint128) {
+        // forge-lint: disable-next-line(unsafe-typecast)
+        return uint128(_aclRing[i / 2] >> ((i % 2) * 128));
+    }
+
+    /// @dev Undoes one dropped commit's ACL changes, in reverse order.
+    function _undo(AclChanges calldata undo) private {
         for (uint256 i = undo.added.length; i > 0; --i) {
             _unAdd(undo.added[i - 1]);
         }

@@ -137,7 +137,7 @@ contract GroupHandler {
         vm.prank(group.owner());
         try group.replaceHead(
             epoch,
-            acl(noAccounts, noKps, noAccounts),
+            new MlsGroup.AclChanges[](0),
             "replacement",
             bytes32(0),
             acl(noAccounts, noKps, noAccounts)

@@ -58,6 +58,30 @@ contract MlsGroupTest is Test {
         return MlsGroup.AclChanges({added: added, keyPackages: k, removed: removed});
     }
 
+    function noUndo() internal pure returns (MlsGroup.AclChanges[] memory u) {
+        u = new MlsGroup.AclChanges[](0);
+    }
+
+    function undo1(MlsGroup.AclChanges memory a)
+        internal
+        pure
+        returns (MlsGroup.AclChanges[] memory u)
+    {
+        u = new MlsGroup.AclChanges[](1);
+        u[0] = a;
+    }
+
+    function reversed(MlsGroup.AclChanges[] memory a)
+        internal
+        pure
+        returns (MlsGroup.AclChanges[] memory r)
+    {
+        r = new MlsGroup.AclChanges[](a.length);
+        for (uint256 i; i < a.length; ++i) {
+            r[i] = a[a.length - 1 - i];
+        }
+    }
+
     function epochOf(MlsGroup g) internal view returns (uint64 epoch) {
         (epoch,,) = g.currentEpoch();
     }
@@ -551,15 +575,15 @@ contract MlsGroupTest is Test {
         vm.expectEmit(address(open));
         emit MlsGroup.HeadReplaced(2, 3, keccak256("more garbage"), OWNER);
         vm.prank(OWNER);
-        open.replaceHead(
-            2, acl(none, noKps, none), real, keccak256("a2"), acl(none, noKps, list(BOB))
-        );
+        open.replaceHead(2, noUndo(), real, keccak256("a2"), acl(none, noKps, list(BOB)));
         (uint64 epoch, bytes32 hash, bytes32 auth) = open.currentEpoch();
         vm.assertEq(uint256(epoch), 2, "rewound to 2");
         vm.assertEq(hash, keccak256(real), "replacement registered");
         vm.assertEq(auth, keccak256("a2"), "its authenticator");
         vm.assertFalse(open.isMember(BOB), "griefer removed");
-        // The group goes on; the removed account can never register.
+        // The group goes on (members after the recovery window); the removed account can
+        // never register.
+        vm.roll(block.number + open.RECOVERY_WINDOW() + 1);
         commitOn(open, CAROL, none, none);
         vm.assertEq(uint256(epochOf(open)), 3, "epoch 3 by carol");
         vm.prank(BOB);
@@ -579,9 +603,7 @@ contract MlsGroupTest is Test {
         open.commit(3, commitBytes(3), bytes32(0), none, noKps, none);
         vm.prank(BOB);
         vm.expectRevert(abi.encodeWithSelector(MlsGroup.NotOwner.selector, BOB));
-        open.replaceHead(
-            2, acl(none, noKps, none), commitBytes(2), bytes32(0), acl(none, noKps, none)
-        );
+        open.replaceHead(2, noUndo(), commitBytes(2), bytes32(0), acl(none, noKps, none));
     }
 
     function test_replaceHead_undoesTheHeadsAclChanges() public {
@@ -597,12 +619,19 @@ contract MlsGroupTest is Test {
         vm.prank(OWNER);
         vm.expectRevert(MlsGroup.WrongUndo.selector);
         group.replaceHead(
-            3, acl(list(DAVE), undoKps, none), commitBytes(3), bytes32(0), acl(none, noKps, none)
+            3,
+            undo1(acl(list(DAVE), undoKps, none)),
+            commitBytes(3),
+            bytes32(0),
+            acl(none, noKps, none)
         );
+        vm.prank(OWNER);
+        vm.expectRevert(MlsGroup.WrongUndo.selector);
+        group.replaceHead(3, noUndo(), commitBytes(3), bytes32(0), acl(none, noKps, none));
         vm.prank(OWNER);
         group.replaceHead(
             3,
-            acl(list(DAVE), undoKps, list(CAROL)),
+            undo1(acl(list(DAVE), undoKps, list(CAROL))),
             commitBytes(3),
             bytes32(0),
             acl(none, noKps, none)
@@ -614,30 +643,83 @@ contract MlsGroupTest is Test {
         vm.assertEq(uint256(epochOf(group)), 3, "epoch");
     }
 
-    function test_revert_replaceHead_belowAnAclChange() public {
-        commitAs(OWNER, list(BOB), none); // 1: ACL change
+    /// Security review M2: an ACL-changing head stacked under later commits stays
+    /// replaceable; every dropped ACL change is undone, newest first.
+    function test_replaceHead_unwindsSeveralHeadsAclChangesIncluded() public {
+        commitAs(OWNER, list(BOB), none); // 1: adds bob
         commitAs(OWNER, none, none); // 2
+        commitAs(OWNER, list(CAROL), list(BOB)); // 3: adds carol, removes bob
+        commitAs(OWNER, none, none); // 4
+        MlsGroup.AclChanges[] memory undo = new MlsGroup.AclChanges[](2);
+        undo[0] = acl(list(CAROL), kps(list(CAROL), 3), list(BOB));
+        undo[1] = acl(list(BOB), kps(list(BOB), 1), none);
         vm.startPrank(OWNER);
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 1));
-        group.replaceHead(
-            1, acl(none, noKps, none), commitBytes(1), bytes32(0), acl(none, noKps, none)
-        );
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 0));
-        group.replaceHead(
-            0, acl(none, noKps, none), commitBytes(1), bytes32(0), acl(none, noKps, none)
-        );
-        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 3));
-        group.replaceHead(
-            3, acl(none, noKps, none), commitBytes(1), bytes32(0), acl(none, noKps, none)
-        );
+        // The undo lists must name every dropped ACL change, in order.
         vm.expectRevert(MlsGroup.WrongUndo.selector);
-        group.replaceHead(
-            2, acl(list(BOB), noKps, none), commitBytes(2), bytes32(0), acl(none, noKps, none)
-        );
-        group.replaceHead(
-            2, acl(none, noKps, none), commitBytes(2), bytes32(0), acl(none, noKps, none)
-        );
+        group.replaceHead(1, undo1(undo[0]), commitBytes(1), bytes32(0), acl(none, noKps, none));
+        vm.expectRevert(MlsGroup.WrongUndo.selector);
+        group.replaceHead(1, reversed(undo), commitBytes(1), bytes32(0), acl(none, noKps, none));
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 0));
+        group.replaceHead(0, noUndo(), commitBytes(1), bytes32(0), acl(none, noKps, none));
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 5));
+        group.replaceHead(5, noUndo(), commitBytes(1), bytes32(0), acl(none, noKps, none));
+        vm.expectEmit(address(group));
+        emit MlsGroup.HeadReplaced(1, 4, keccak256(commitBytes(4)), OWNER);
+        group.replaceHead(1, undo, commitBytes(1), bytes32(0), acl(none, noKps, none));
         vm.stopPrank();
+        vm.assertEq(uint256(epochOf(group)), 1, "rewound to 1");
+        vm.assertFalse(group.isMember(BOB), "bob's addition undone");
+        vm.assertFalse(group.isMember(CAROL), "carol's addition undone");
+        vm.assertEq(group.memberCount(), 1, "the owner alone");
+        vm.assertEq(uint256(group.lastAclChangeEpoch()), 0, "no ACL change left");
+    }
+
+    /// Only the last `ACL_RING` ACL changes can be undone: older epochs are out of reach.
+    function test_revert_replaceHead_belowTheRing() public {
+        uint256 ring = group.ACL_RING();
+        address[] memory one = new address[](1);
+        for (uint256 i; i <= ring; ++i) {
+            one[0] = address(uint160(0x7000 + i));
+            commitAs(OWNER, one, none); // epochs 1 ..= ring + 1, each an ACL change
+        }
+        vm.assertEq(uint256(group.replaceableFrom()), 2, "epoch 1 left the ring");
+        vm.prank(OWNER);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.CannotReplace.selector, 1));
+        group.replaceHead(1, noUndo(), commitBytes(1), bytes32(0), acl(none, noKps, none));
+        // Epoch 2 is still reachable, with all `ring` undo entries.
+        MlsGroup.AclChanges[] memory undo = new MlsGroup.AclChanges[](ring);
+        for (uint256 i; i < ring; ++i) {
+            uint64 epoch = uint64(ring + 1 - i);
+            one = new address[](1);
+            one[0] = address(uint160(0x7000 + epoch - 1));
+            undo[i] = acl(one, kps(one, epoch), none);
+        }
+        vm.prank(OWNER);
+        group.replaceHead(2, undo, commitBytes(2), bytes32(0), acl(none, noKps, none));
+        vm.assertEq(group.memberCount(), 2, "owner and the account of epoch 1");
+    }
+
+    /// Security review H2/M2 under AnyMember: after a replacement, only admins commit for
+    /// `RECOVERY_WINDOW` blocks (a griefer cannot bury the replacement at once); then members
+    /// commit again.
+    function test_anyMember_recoveryWindowAfterReplaceHead() public {
+        vm.prank(OWNER);
+        MlsGroup open =
+            MlsGroup(factory.createGroup("open", SUITE, MlsGroup.CommitPolicy.AnyMember));
+        commitOn(open, OWNER, list(BOB, CAROL), none); // 1
+        vm.prank(BOB);
+        open.commit(2, "garbage", bytes32(0), none, noKps, none);
+        vm.prank(OWNER);
+        open.replaceHead(2, noUndo(), commitBytes(2), bytes32(0), acl(none, noKps, list(BOB)));
+        uint64 until = open.adminsOnlyUntil();
+        vm.assertEq(uint256(until), block.number + open.RECOVERY_WINDOW(), "window");
+        vm.prank(CAROL);
+        vm.expectRevert(abi.encodeWithSelector(MlsGroup.AdminsOnlyUntil.selector, until));
+        open.commit(3, "more garbage", bytes32(0), none, noKps, none);
+        commitOn(open, OWNER, none, none); // 3: the owner commits
+        vm.roll(uint256(until) + 1);
+        commitOn(open, CAROL, none, none); // 4: members again
+        vm.assertEq(uint256(epochOf(open)), 4, "epoch 4");
     }
 
     // ------------------------------------------------------------ fuzz
@@ -682,6 +764,61 @@ contract MlsGroupTest is Test {
         }
         vm.assertEq(group.memberCount(), count, "count");
         vm.assertEq(allMembers(group).length, count, "listing");
+    }
+
+    /// Random heads (no ACL change, an add, a removal), then `replaceHead` at a random epoch
+    /// with the dropped ACL changes named newest first: the ACL is the one of the epoch before
+    /// (a model), whatever was stacked on it (security review M2).
+    function testFuzz_replaceHeadRestoresTheAclOfItsEpoch(uint8[12] memory ops, uint8 back) public {
+        address[4] memory accounts =
+            [address(0x6001), address(0x6002), address(0x6003), address(0x6004)];
+        // Per epoch (index epoch - 1): 0 no change, 1 add, 2 removal; and which account.
+        uint8[12] memory kind;
+        uint8[12] memory whom;
+        bool[4][13] memory model; // membership after each epoch (index: epoch)
+        for (uint256 i; i < ops.length; ++i) {
+            uint8 who = ops[i] % 4;
+            uint8 k = (ops[i] >> 2) % 3;
+            bool[4] memory m; // a copy (memory arrays alias)
+            for (uint256 j; j < 4; ++j) {
+                m[j] = model[i][j];
+            }
+            if (k == 1 && m[who]) k = 0;
+            if (k == 2 && !m[who]) k = 0;
+            (kind[i], whom[i]) = (k, who);
+            address[] memory one = list(accounts[who]);
+            if (k == 1) {
+                commitAs(OWNER, one, none);
+                m[who] = true;
+            } else if (k == 2) {
+                commitAs(OWNER, none, one);
+                m[who] = false;
+            } else {
+                commitAs(OWNER, none, none);
+            }
+            model[i + 1] = m;
+        }
+        uint64 target = uint64(1 + uint256(back) % ops.length);
+        uint256 n;
+        for (uint256 e = ops.length; e >= target; --e) {
+            if (kind[e - 1] != 0) ++n;
+        }
+        MlsGroup.AclChanges[] memory undo = new MlsGroup.AclChanges[](n);
+        n = 0;
+        for (uint256 e = ops.length; e >= target; --e) {
+            address[] memory one = list(accounts[whom[e - 1]]);
+            if (kind[e - 1] == 1) undo[n++] = acl(one, kps(one, uint64(e)), none);
+            if (kind[e - 1] == 2) undo[n++] = acl(none, noKps, one);
+        }
+        vm.prank(OWNER);
+        group.replaceHead(target, undo, commitBytes(target), bytes32(0), acl(none, noKps, none));
+        uint256 count = 1;
+        for (uint256 i; i < 4; ++i) {
+            vm.assertEq(group.isMember(accounts[i]), model[target - 1][i], "the ACL of its epoch");
+            if (model[target - 1][i]) ++count;
+        }
+        vm.assertEq(group.memberCount(), count, "count");
+        vm.assertEq(uint256(epochOf(group)), target, "epoch");
     }
 
     /// Only `current + 1` registers; the epoch steps by one.

@@ -252,13 +252,16 @@ impl GroupContract {
     }
 
     /// Owner only: drops the commits of `epoch` up to the current one and registers `commit`
-    /// for `epoch` instead. `undo` names the current head's ACL changes when `epoch` is the
-    /// current epoch and that head changed the ACL (its `removed` = the removals that took
-    /// effect), else it is empty. See the contract's documentation for what members do.
+    /// for `epoch` instead. `undo` names the ACL changes of every dropped commit that changed
+    /// the ACL, newest first (each one's `removed` = the removals that took effect); empty
+    /// when none did. At most the last 16 ACL-changing commits can be undone
+    /// ([`GroupContract::replaceable_from`]); under `AnyMember`, only admins commit for a
+    /// while afterwards ([`GroupContract::admins_only_until`]). See the contract's
+    /// documentation for what members do.
     pub async fn replace_head(
         &self,
         epoch: u64,
-        undo: &AclChanges,
+        undo: &[AclChanges],
         commit: &[u8],
         epoch_authenticator_hash: B256,
         changes: &AclChanges,
@@ -266,12 +269,25 @@ impl GroupContract {
         let c = self.instance();
         self.send(c.replaceHead(
             epoch,
-            undo.to_abi(),
+            undo.iter().map(AclChanges::to_abi).collect(),
             Bytes::copy_from_slice(commit),
             epoch_authenticator_hash,
             changes.to_abi(),
         ))
         .await
+    }
+
+    /// The oldest epoch [`GroupContract::replace_head`] can replace now.
+    pub async fn replaceable_from(&self) -> Result<u64, Error> {
+        let c = self.instance();
+        Chain::view(c.replaceableFrom(), Contract::Group).await
+    }
+
+    /// Under `AnyMember`: the last block of the window after a head replacement in which only
+    /// the owner and admins may commit (0 when there was none).
+    pub async fn admins_only_until(&self) -> Result<u64, Error> {
+        let c = self.instance();
+        Chain::view(c.adminsOnlyUntil(), Contract::Group).await
     }
 
     /// Registers (or replaces) the group's delivery key in the ERC-7627 registry (owner or
@@ -315,7 +331,8 @@ impl GroupContract {
         Chain::view(c.canCommit(account), Contract::Group).await
     }
 
-    /// The newest epoch whose commit changed the ACL (0 when none, or after a replacement).
+    /// The newest epoch whose commit changed the ACL and can still be undone (or the last one
+    /// that can no longer be; 0 when none did).
     pub async fn last_acl_change_epoch(&self) -> Result<u64, Error> {
         let c = self.instance();
         Chain::view(c.lastAclChangeEpoch(), Contract::Group).await

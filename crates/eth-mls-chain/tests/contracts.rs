@@ -356,13 +356,7 @@ async fn factory_and_group_calls_and_errors() {
     // The owner replaces the head (an update commit), then a head with ACL changes.
     commit_next(&group, &AclChanges::none()).await.unwrap(); // 6
     group
-        .replace_head(
-            6,
-            &AclChanges::none(),
-            b"replacement",
-            B256::ZERO,
-            &AclChanges::none(),
-        )
+        .replace_head(6, &[], b"replacement", B256::ZERO, &AclChanges::none())
         .await
         .unwrap();
     assert_eq!(
@@ -375,14 +369,8 @@ async fn factory_and_group_calls_and_errors() {
     let replace_plain = |g: &GroupContract, epoch: u64| {
         let g = g.clone();
         async move {
-            g.replace_head(
-                epoch,
-                &AclChanges::none(),
-                b"r",
-                B256::ZERO,
-                &AclChanges::none(),
-            )
-            .await
+            g.replace_head(epoch, &[], b"r", B256::ZERO, &AclChanges::none())
+                .await
         }
     };
     assert_revert!(
@@ -391,10 +379,21 @@ async fn factory_and_group_calls_and_errors() {
     );
     assert_revert!(
         replace_plain(&group, 5).await,
+        Error::Group(GroupRevert::WrongUndo(_))
+    );
+    assert_revert!(
+        replace_plain(&group, 0).await,
         Error::Group(GroupRevert::CannotReplace(_))
     );
+    assert_eq!(group.replaceable_from().await.unwrap(), 1);
     group
-        .replace_head(7, &dave_add, b"r7", B256::ZERO, &AclChanges::none())
+        .replace_head(
+            7,
+            &[dave_add.clone()],
+            b"r7",
+            B256::ZERO,
+            &AclChanges::none(),
+        )
         .await
         .unwrap();
     assert!(!group.is_member(dave).await.unwrap());
