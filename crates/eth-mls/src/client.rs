@@ -1263,6 +1263,36 @@ impl<D: DeliveryService + 'static> Client<D> {
         Ok(())
     }
 
+    /// The owner's recovery of a stalled group (security review H2): builds a replacement
+    /// for the registered commit the group is stalled on — removing `remove` (the griefer) in
+    /// it, or a self-update when empty — and registers it with `replaceHead`, undoing the ACL
+    /// changes of every dropped commit. Stalled members then process the replacement and carry
+    /// on, nobody re-added; under `AnyMember`, only admins commit for a while afterwards.
+    /// Returns the intent id ([`ClientEvent::CommitMerged`] when done,
+    /// [`ClientEvent::IntentFailed`] if the contract refuses). [`Error::NotOwner`] and
+    /// [`Error::NotStalled`] when it does not apply.
+    pub async fn recover(&mut self, group: Address, remove: &[Address]) -> Result<u64, Error> {
+        let j = self.joined(group)?;
+        let owner = j.chain.mirror.acl().owner;
+        if owner != Some(self.address()) {
+            return Err(Error::NotOwner { owner });
+        }
+        if j.chain
+            .stalled
+            .as_ref()
+            .is_none_or(|s| s.epoch != j.group.epoch() + 1)
+        {
+            return Err(Error::NotStalled { group });
+        }
+        self.start_intent(
+            group,
+            Op::Recover {
+                remove: remove.to_vec(),
+            },
+        )
+        .await
+    }
+
     async fn start_intent(&mut self, group: Address, op: Op) -> Result<u64, Error> {
         if !self.is_active(group) {
             return Err(Error::UnknownGroup { group });

@@ -172,6 +172,18 @@ pub enum Error {
         /// The requester.
         member: Address,
     },
+    /// [`crate::Client::recover`] on a group that is not stalled.
+    #[error("the group {group} is not stalled: there is nothing to replace")]
+    NotStalled {
+        /// The group.
+        group: Address,
+    },
+    /// An operation only the group's owner may do.
+    #[error("only the group's owner may do this (the owner is {owner:?})")]
+    NotOwner {
+        /// The owner, as this client knows it.
+        owner: Option<Address>,
+    },
     /// The requester is not a member of the group.
     #[error("{account} is not a member of the group")]
     NotMember {

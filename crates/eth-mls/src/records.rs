@@ -237,6 +237,12 @@ pub enum Op {
         /// Its reference (RFC 9420 §5.2).
         reference: Vec<u8>,
     },
+    /// The owner replaces the registered commit the group is stalled on (`replaceHead`),
+    /// removing these accounts in the replacement (a self-update when none).
+    Recover {
+        /// The accounts removed (the griefer).
+        remove: Vec<Address>,
+    },
 }
 
 /// An intent's operation on a group.
@@ -284,6 +290,13 @@ pub fn put_op<B: Backend>(store: &mut Store<B>, id: u64, op: &OpRecord) -> Resul
             w.vec(proposal).map_err(too_long("proposal"))?;
             w.vec(reference).map_err(too_long("proposal reference"))?;
         }
+        Op::Recover { remove } => {
+            w.u8(5);
+            w.u16(remove.len() as u16);
+            for m in remove {
+                w.bytes(m.as_slice());
+            }
+        }
     }
     store
         .put_record(OPS, &id.to_be_bytes(), &w.buf)
@@ -330,6 +343,14 @@ pub fn op<B: Backend>(store: &Store<B>, id: u64) -> Result<Option<OpRecord>, Err
                 proposal,
                 reference,
             }
+        }
+        5 => {
+            let n = r.u16(what).map_err(&d)?;
+            let mut remove = Vec::new();
+            for _ in 0..n {
+                remove.push(Address::from(r.array::<20>(what).map_err(&d)?));
+            }
+            Op::Recover { remove }
         }
         _ => return Err(Error::Decode { what }),
     };

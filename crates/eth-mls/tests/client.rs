@@ -1656,3 +1656,153 @@ async fn an_offline_member_catches_up_across_a_by_reference_update() {
     )
     .await;
 }
+
+fn stalled(events: &[ClientEvent], group: Address) -> bool {
+    events
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Stalled { group: g, .. } if *g == group))
+}
+
+/// H2 and H3: carol, a plain member of an AnyMember group, registers garbage for the next
+/// epoch. Every client — the owner's included — reports the group stalled, not forked, and
+/// stays in it. The owner recovers: a replacement that removes carol, registered with
+/// `replaceHead`; bob processes it and carries on without a re-add. Then every client
+/// restarts and a new member joins: nobody forks (the old `HeadReplaced` is never read again).
+/// On ec4cec7 every client declared a fork at the garbage (and the owner's own client went
+/// inactive: nobody could recover).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_garbage_commit_stalls_the_group_and_the_owner_recovers() {
+    use eth_mls_chain::alloy::primitives::B256;
+    let w = World::new("client-h2").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (a, b, c) = (alice.address(), bob.address(), carol.address());
+    bob.publish_keys().await.unwrap();
+    carol.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"h2", CommitPolicy::AnyMember)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    form_group(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        group,
+    )
+    .await;
+    let start = alice.epoch(group).unwrap();
+
+    // Carol's garbage, straight to the contract.
+    let carol_chain = w.devnet.chain(3).await.unwrap();
+    carol_chain
+        .group(group)
+        .commit(
+            start + 1,
+            b"garbage",
+            B256::ZERO,
+            &eth_mls_chain::AclChanges::none(),
+        )
+        .await
+        .unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen[..2], |s| {
+        s.iter().all(|e| stalled(e, group) || forked(e))
+    })
+    .await;
+    for events in &seen[..2] {
+        assert!(!forked(events), "{events:#?}");
+    }
+    for m in [&alice, &bob] {
+        assert!(m.is_active(group));
+        assert_eq!(m.epoch(group).unwrap(), start);
+        assert_eq!(m.stalled(group).unwrap().unwrap().epoch, start + 1);
+    }
+    // Only the owner recovers, and only a stalled group.
+    assert!(matches!(
+        bob.recover(group, &[c]).await,
+        Err(eth_mls::Error::NotOwner { .. })
+    ));
+    alice.recover(group, &[c]).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen[..2], |s| {
+        s.iter().all(|e| merged_at(e, group, start + 1))
+    })
+    .await;
+    let mut expected = vec![a, b];
+    expected.sort();
+    for m in [&alice, &bob] {
+        let mut members = m.members(group).unwrap();
+        members.sort();
+        assert_eq!(members, expected);
+        assert_eq!(m.stalled(group).unwrap(), None);
+        assert_eq!(
+            m.epoch_authenticator(group).unwrap(),
+            alice.epoch_authenticator(group).unwrap()
+        );
+    }
+    assert!(matches!(
+        alice.recover(group, &[]).await,
+        Err(eth_mls::Error::NotStalled { .. })
+    ));
+    // Under AnyMember only admins commit for a while after a replacement.
+    let contract = w.devnet.chain(2).await.unwrap().group(group);
+    assert!(contract.admins_only_until().await.unwrap() > 0);
+
+    // Everybody restarts; they talk; a new member joins; nobody forks.
+    drop(alice);
+    drop(bob);
+    drop(carol);
+    let mut alice = w.client(1, w.net.add_node("alice 2")).await;
+    let mut bob = w.client(2, w.net.add_node("bob 2")).await;
+    let mut dave = w.client(4, w.net.add_node("dave")).await;
+    let d = dave.address();
+    dave.publish_keys().await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut dave],
+        &mut seen,
+        |_| true,
+    )
+    .await;
+    alice.invite(group, d, "").await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut dave],
+        &mut seen,
+        |s| invitation(&s[2]).is_some(),
+    )
+    .await;
+    dave.accept(invitation(&seen[2]).unwrap()).await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut dave],
+        &mut seen,
+        |s| joined(&s[2], group) && merged_at(&s[1], group, start + 2),
+    )
+    .await;
+    for _ in 0..3 {
+        until(
+            &w.net,
+            &mut [&mut alice, &mut bob, &mut dave],
+            &mut seen,
+            |_| true,
+        )
+        .await;
+    }
+    bob.send(group, b"all fine").await.unwrap();
+    until(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut dave],
+        &mut seen,
+        |s| got_message(&s[0], b, b"all fine") && got_message(&s[2], b, b"all fine"),
+    )
+    .await;
+    for events in &seen {
+        assert!(!forked(events), "{events:#?}");
+        assert!(!stalled(events, group), "{events:#?}");
+    }
+    for m in [&alice, &bob, &dave] {
+        assert_eq!(m.epoch(group).unwrap(), start + 2);
+    }
+}

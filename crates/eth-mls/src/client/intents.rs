@@ -19,16 +19,23 @@ use crate::verdict::epoch_authenticator_hash;
 use crate::wire::{ClientMessage, RequestId, WelcomeDelivery, WelcomeMessage};
 
 impl<D: DeliveryService + 'static> Client<D> {
-    /// The oldest unfinished intent of `contract` with its operation.
+    /// The oldest unfinished intent of `contract` with its operation (a recovery goes
+    /// first: the intents before it wait for the epoch it replaces).
     pub(super) fn current_intent(&self, contract: Address) -> Result<Option<(Intent, Op)>, Error> {
+        let mut first = None;
         for intent in crate::state::intents(&self.store)? {
             if let Some(op) = records::op(&self.store, intent.id)?
                 && op.group == contract
             {
-                return Ok(Some((intent, op.op)));
+                if matches!(op.op, Op::Recover { .. }) {
+                    return Ok(Some((intent, op.op)));
+                }
+                if first.is_none() {
+                    first = Some((intent, op.op));
+                }
             }
         }
-        Ok(None)
+        Ok(first)
     }
 
     /// One step of the group's current intent; whether it moved.
@@ -44,14 +51,37 @@ impl<D: DeliveryService + 'static> Client<D> {
             return Ok(false);
         }
         let pending = j.group.pending_commit(&self.store).map_err(core)?;
+        let recovering = matches!(op, Op::Recover { .. });
+        // A recovery replaces the registered commit the group is stalled on: to its intent
+        // that commit is as good as absent.
+        let stalled_on = j
+            .chain
+            .stalled
+            .as_ref()
+            .filter(|s| recovering && s.epoch == j.group.epoch() + 1)
+            .and_then(|s| j.chain.registered.get(&s.epoch).copied());
+        let registered = |e: u64| {
+            j.chain
+                .registered
+                .get(&e)
+                .copied()
+                .filter(|h| Some(*h) != stalled_on || e != j.group.epoch() + 1)
+        };
         let facts = Facts {
             local_epoch: j.group.epoch(),
             pending: pending.as_ref().map(|p| keccak256(&p.commit).0),
-            registered_next: j.chain.registered.get(&(j.group.epoch() + 1)).copied(),
-            registered_built: intent
-                .built_for
-                .and_then(|e| j.chain.registered.get(&e).copied()),
+            registered_next: registered(j.group.epoch() + 1),
+            registered_built: intent.built_for.and_then(registered),
         };
+        if recovering && stalled_on.is_none() && intent.built_for.is_none() {
+            // Nothing (left) to replace: the group moved on, or was never stalled.
+            self.fail_intent(
+                contract,
+                intent.id,
+                Error::NotStalled { group: contract }.to_string(),
+            )?;
+            return Ok(true);
+        }
         match intent.next(&facts) {
             Step::Build => {
                 let result = self.build(contract, &op).await;
@@ -84,7 +114,10 @@ impl<D: DeliveryService + 'static> Client<D> {
                 // With a confirmation depth, the chain may hold a registration for this epoch
                 // (this commit's, sent before, or a rival's) that is not confirmed yet: wait
                 // for it rather than send a transaction that cannot succeed.
-                if self.config.confirmations > 0 && self.head_epoch(contract).await? >= epoch {
+                if !recovering
+                    && self.config.confirmations > 0
+                    && self.head_epoch(contract).await? >= epoch
+                {
                     return Ok(false);
                 }
                 // Proposals the commit refers to go out before it is registered.
@@ -99,11 +132,32 @@ impl<D: DeliveryService + 'static> Client<D> {
                     }
                 };
                 let auth = B256::from(epoch_authenticator_hash(&p.epoch_authenticator));
-                let sent = self
-                    .chain
-                    .group(contract)
-                    .commit(epoch, &p.commit, auth, &changes)
-                    .await;
+                let sent = if recovering {
+                    let Some(undo) = self.recovery_undo(contract, epoch).await? else {
+                        // The dropped registrations are not all read yet.
+                        return Ok(false);
+                    };
+                    let sent = self
+                        .chain
+                        .group(contract)
+                        .replace_head(epoch, &undo, &p.commit, auth, &changes)
+                        .await;
+                    if let Err(
+                        e
+                        @ (eth_mls_chain::Error::Reverted { .. } | eth_mls_chain::Error::Group(_)),
+                    ) = &sent
+                    {
+                        // Refused (not the owner, an ACL change out of reach): dropped.
+                        self.drop_own_commit(contract, intent.id, e.to_string())?;
+                        return Ok(true);
+                    }
+                    sent
+                } else {
+                    self.chain
+                        .group(contract)
+                        .commit(epoch, &p.commit, auth, &changes)
+                        .await
+                };
                 crate::step("intent:registered");
                 self.read_chain(contract).await?;
                 let registered = self
@@ -332,6 +386,11 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .group
                 .remove_members(&mut self.store, members)
                 .map_err(core),
+            Op::Recover { remove } if !remove.is_empty() => j
+                .group
+                .remove_members(&mut self.store, remove)
+                .map_err(core),
+            Op::Recover { .. } => j.group.self_update(&mut self.store).map_err(core),
             Op::Update => j.group.self_update(&mut self.store).map_err(core),
             Op::CommitUpdate {
                 proposal,
@@ -347,6 +406,43 @@ impl<D: DeliveryService + 'static> Client<D> {
                     .map_err(core)
             }
         }
+    }
+
+    /// The ACL changes to undo when replacing the commits from `epoch` to the chain's head:
+    /// those of every dropped registration that changed the ACL, newest first (`removed` =
+    /// the removals that took effect: accounts in the ACL before the registration). `None`
+    /// while a dropped registration is not read yet.
+    async fn recovery_undo(
+        &mut self,
+        contract: Address,
+        epoch: u64,
+    ) -> Result<Option<Vec<AclChanges>>, Error> {
+        let head = self.head_epoch(contract).await?;
+        let j = self
+            .groups
+            .get(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        let mut undo = Vec::new();
+        for e in (epoch..=head).rev() {
+            let Some(p) = j.chain.pending.get(&e) else {
+                return Ok(None);
+            };
+            let r = &p.registration;
+            if r.added.is_empty() && r.removed.is_empty() {
+                continue;
+            }
+            undo.push(AclChanges {
+                added: r.added.clone(),
+                key_packages: r.key_packages.iter().map(|h| B256::from(*h)).collect(),
+                removed: r
+                    .removed
+                    .iter()
+                    .copied()
+                    .filter(|a| p.acl.members.contains(a))
+                    .collect(),
+            });
+        }
+        Ok(Some(undo))
     }
 
     /// The ACL changes registered with the commit of `op`: derived from the built commit
@@ -378,7 +474,9 @@ impl<D: DeliveryService + 'static> Client<D> {
                 if *readd { vec![*invitee] } else { vec![] },
                 Some(keccak256(key_package).0),
             ),
-            Op::Remove { members } => (vec![], members.clone(), None),
+            Op::Remove { members } | Op::Recover { remove: members } => {
+                (vec![], members.clone(), None)
+            }
             Op::Update | Op::CommitUpdate { .. } => (vec![], vec![], None),
         };
         if !summary.other_proposals.is_empty() {
