@@ -389,7 +389,7 @@ async fn factory_and_group_calls_and_errors() {
     group
         .replace_head(
             7,
-            &[dave_add.clone()],
+            std::slice::from_ref(&dave_add),
             b"r7",
             B256::ZERO,
             &AclChanges::none(),
