@@ -273,6 +273,15 @@ pub enum GroupCmd {
         /// The group contract.
         group: String,
     },
+    /// The owner replaces the registered commit a stalled group cannot process (a griefer's
+    /// garbage) with its own, removing the griefer in it (`--remove`).
+    Recover {
+        /// The group contract.
+        group: String,
+        /// A member to remove in the replacement (repeatable).
+        #[arg(long)]
+        remove: Vec<String>,
+    },
 }
 
 impl GroupCmd {
@@ -288,6 +297,7 @@ impl GroupCmd {
             GroupCmd::Remove { .. } => "remove",
             GroupCmd::Update { .. } => "update",
             GroupCmd::Leave { .. } => "leave",
+            GroupCmd::Recover { .. } => "recover",
         }
     }
 }

@@ -1196,6 +1196,36 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
             committed(&c, g, before, &events)?;
             Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok() }))
         }
+        GroupCmd::Recover { group, remove } => {
+            let g = parse_address(group)?;
+            let remove = remove
+                .iter()
+                .map(|a| parse_address(a))
+                .collect::<Result<Vec<_>, _>>()?;
+            let before = c.epoch(g).map_err(Failure::from_client)?;
+            c.recover(g, &remove).await.map_err(|e| match e {
+                eth_mls::Error::NotOwner { .. } => Failure::usage(
+                    "only the group's owner can recover it",
+                    "ask the owner to run `ethmls group recover`",
+                ),
+                eth_mls::Error::NotStalled { .. } => Failure::usage(
+                    "the group is not stalled: there is nothing to replace",
+                    "`ethmls doctor` shows each group's state",
+                ),
+                e => Failure::from_client(e),
+            })?;
+            let waiting = Some("waiting for the replacement's confirmation and merge (s)");
+            let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
+                s.iter().any(|e| {
+                    matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)
+                        || matches!(e, ClientEvent::IntentFailed { .. })
+                })
+            })
+            .await?;
+            committed(&c, g, before, &events)?;
+            let removed: Vec<String> = remove.iter().map(|a| format!("{a:#x}")).collect();
+            Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok(), "removed": removed }))
+        }
     }
 }
 
@@ -1302,18 +1332,64 @@ async fn doctor(c: &Cl, events: &[ClientEvent]) -> Result<Value, Failure> {
         let local = c.epoch(g).map_err(Failure::from_client)?;
         let chain = c.chain_epoch(g).await.map_err(Failure::from_client)?;
         let active = c.is_active(g);
-        if active && chain > local {
+        let stalled = c.stalled(g).map_err(Failure::from_client)?;
+        if let Some(s) = &stalled {
+            let owner = c.acl(g).ok().and_then(|a| a.owner);
+            let fix = if owner == Some(c.address()) {
+                format!(
+                    "you own it: `ethmls group recover {g:#x}` (with `--remove ADDRESS` for \
+                     whoever registered it)"
+                )
+            } else {
+                format!(
+                    "its owner ({}) replaces the commit with `ethmls group recover`; nothing to \
+                     do here",
+                    owner.map_or("unknown".into(), |o| format!("{o:#x}"))
+                )
+            };
+            problems.push(json!({
+                "group": format!("{g:#x}"),
+                "problem": format!("stalled at epoch {local}: the commit registered for {} was refused ({})", s.epoch, s.reason),
+                "fix": fix,
+            }));
+        } else if active && chain > local {
             problems.push(json!({
                 "group": format!("{g:#x}"),
                 "problem": format!("{} epochs behind the chain", chain - local),
                 "fix": "run `ethmls sync` (more confirmations may still be due)",
             }));
         }
+        // The tree and the ACL should name the same accounts (security review L2: an account
+        // that left keeps its leaf until an admin commits its removal).
+        if active
+            && let (Ok(tree), Ok(acl)) = (c.members(g), c.acl(g))
+        {
+            let tree: std::collections::BTreeSet<_> = tree.into_iter().collect();
+            let only_tree: Vec<String> = tree
+                .difference(&acl.members)
+                .map(|a| format!("{a:#x}"))
+                .collect();
+            let only_acl: Vec<String> = acl
+                .members
+                .difference(&tree)
+                .map(|a| format!("{a:#x}"))
+                .collect();
+            if !only_tree.is_empty() || !only_acl.is_empty() {
+                problems.push(json!({
+                    "group": format!("{g:#x}"),
+                    "problem": format!(
+                        "the group's tree and its ACL differ: in the tree only {only_tree:?}, in the ACL only {only_acl:?}"
+                    ),
+                    "fix": "an admin's client commits the removal of accounts that left; run `ethmls sync` on an admin's account",
+                }));
+            }
+        }
         groups.push(json!({
             "group": format!("{g:#x}"),
             "local_epoch": local,
             "chain_epoch": chain,
             "active": active,
+            "stalled": stalled.as_ref().map(|s| json!({ "epoch": s.epoch, "reason": s.reason })),
         }));
     }
     for e in events {
@@ -1321,6 +1397,10 @@ async fn doctor(c: &Cl, events: &[ClientEvent]) -> Result<Value, Failure> {
             ClientEvent::ForkDetected { reason, .. } => (
                 format!("forked: {reason}"),
                 "the owner was asked to re-add this account; keep `ethmls watch` running",
+            ),
+            ClientEvent::MergeDelayed { epoch, error, .. } => (
+                format!("the commit of epoch {epoch} could not be checked yet: {error}"),
+                "it is tried again at the next sync; check the RPC endpoint",
             ),
             ClientEvent::MissedMessages { count, .. } => (
                 format!("{count} messages missed"),
