@@ -1350,12 +1350,53 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             self.read_chain(contract).await?;
             self.advance(contract).await?;
+            if self.remove_departed(contract)? {
+                self.advance(contract).await?;
+            }
         }
         self.flush_outbox().await?;
         self.resend_invitations().await?;
         self.keep_keys().await?;
         self.check_credentials();
         Ok(())
+    }
+
+    /// An admin's client commits the removal of accounts that left the group's ACL (the
+    /// contract's `leave`) but still hold a leaf (security review L2: they could read and
+    /// send until then). Only when this client is caught up with the chain and no intent of
+    /// the group is running; whether it started one.
+    fn remove_departed(&mut self, contract: Address) -> Result<bool, Error> {
+        let me = self.address();
+        let Some(j) = self.groups.get(&contract) else {
+            return Ok(false);
+        };
+        let acl = j.chain.mirror.acl();
+        let admin = acl.owner == Some(me) || acl.admins.contains(&me);
+        if !j.active || !admin || j.chain.stalled.is_some() || !j.chain.pending.is_empty() {
+            return Ok(false);
+        }
+        let mut gone: Vec<Address> = j
+            .group
+            .members()
+            .into_iter()
+            .filter(|m| !acl.members.contains(m) && *m != me)
+            .collect();
+        gone.sort();
+        gone.dedup();
+        if gone.is_empty() || self.current_intent(contract)?.is_some() {
+            return Ok(false);
+        }
+        let id = records::next_intent_id(&mut self.store)?;
+        records::put_op(
+            &mut self.store,
+            id,
+            &OpRecord {
+                group: contract,
+                op: Op::Remove { members: gone },
+            },
+        )?;
+        crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+        Ok(true)
     }
 
     fn check_credentials(&mut self) {

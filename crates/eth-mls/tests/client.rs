@@ -1806,3 +1806,55 @@ async fn a_garbage_commit_stalls_the_group_and_the_owner_recovers() {
         assert_eq!(m.epoch(group).unwrap(), start + 2);
     }
 }
+
+/// L2: bob leaves through the contract (the ACL only). The owner's client commits his
+/// removal by itself; every member's tree equals the ACL again and bob is out of the group.
+/// On ec4cec7 nobody committed it: bob kept his leaf (and could read and send) indefinitely.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_left_is_removed_from_the_tree_by_an_admin() {
+    let w = World::new("client-l2").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (a, b, c) = (alice.address(), bob.address(), carol.address());
+    bob.publish_keys().await.unwrap();
+    carol.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"l2", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    form_group(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        group,
+    )
+    .await;
+    w.devnet
+        .chain(2)
+        .await
+        .unwrap()
+        .group(group)
+        .leave()
+        .await
+        .unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob, &mut carol], &mut seen, |s| {
+        s[1].iter()
+            .any(|e| matches!(e, ClientEvent::Removed { group: g } if *g == group))
+            && s[2].iter().any(
+                |e| matches!(e, ClientEvent::MemberRemoved { group: g, member } if *g == group && *member == b),
+            )
+    })
+    .await;
+    let mut expected = vec![a, c];
+    expected.sort();
+    for m in [&alice, &carol] {
+        let mut members = m.members(group).unwrap();
+        members.sort();
+        assert_eq!(members, expected);
+        let acl: Vec<Address> = m.acl(group).unwrap().members.into_iter().collect();
+        assert_eq!(acl, expected);
+    }
+    assert!(!bob.is_active(group));
+}

@@ -1361,9 +1361,7 @@ async fn doctor(c: &Cl, events: &[ClientEvent]) -> Result<Value, Failure> {
         }
         // The tree and the ACL should name the same accounts (security review L2: an account
         // that left keeps its leaf until an admin commits its removal).
-        if active
-            && let (Ok(tree), Ok(acl)) = (c.members(g), c.acl(g))
-        {
+        if active && let (Ok(tree), Ok(acl)) = (c.members(g), c.acl(g)) {
             let tree: std::collections::BTreeSet<_> = tree.into_iter().collect();
             let only_tree: Vec<String> = tree
                 .difference(&acl.members)
