@@ -53,6 +53,11 @@ use chain::{block_time, group_logs};
 const RANGE: u64 = 2_000;
 /// Group frames held back because their epoch is not reached yet, per group.
 const MAX_DEFERRED: usize = 1024;
+/// Epochs ahead of the local one whose frames are held back when the chain has not registered
+/// them (security review M6: a forged epoch header costs nothing to make).
+const MAX_AHEAD: u64 = 4;
+/// Frames held back per claimed epoch.
+const MAX_PER_EPOCH: usize = 256;
 /// Channel sessions kept with one peer account (the oldest made go first).
 pub const MAX_SESSIONS_PER_PEER: usize = 8;
 /// Channel sessions kept in all.
@@ -376,6 +381,9 @@ pub struct Client<D: DeliveryService> {
     peers: PeerKeys,
     /// Whether this process looked for keys published without a record (older stores).
     keys_checked: bool,
+    /// Groups whose chain a frame of a later epoch made this sync read already (security
+    /// review M6: at most one such read per group and sync).
+    frame_reads: std::collections::BTreeSet<Address>,
     /// The exclusive lock on `<store>.lock`, held while this client lives: two clients on one
     /// store would both take in and answer the same frames.
     _lock: std::fs::File,
@@ -510,6 +518,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             credential_reported: false,
             peers: PeerKeys::new(),
             keys_checked: false,
+            frame_reads: std::collections::BTreeSet::new(),
             _lock: lock,
         };
         let inbox = client.inbox_topic(client.address());
@@ -1337,6 +1346,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// sequencer and the intents, joins Welcomes whose registration is there, and publishes
     /// the outbox. Events go to the queue.
     pub async fn sync(&mut self) -> Result<(), Error> {
+        self.frame_reads.clear();
         self.handle_incoming().await?;
         self.retry_held().await?;
         while let Some(Some(envelope)) = self.subscriptions.next().now_or_never() {
@@ -1455,11 +1465,16 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         let cursor_name = topic.to_string();
+        // Frames held back for an epoch the chain registered keep the cursor where it was (a
+        // restart must see them again); frames of epochs nobody registered do not (M6: a
+        // forged header must not pin the cursor).
         let deferred = match topic {
-            Topic::App { group, .. } => self
-                .groups
-                .get(&Address::from(group))
-                .is_some_and(|j| !j.deferred.is_empty()),
+            Topic::App { group, .. } => self.groups.get(&Address::from(group)).is_some_and(|j| {
+                let last = j.chain.registered.keys().next_back().copied();
+                j.deferred.iter().any(|(d, _)| {
+                    frame_epoch(&d.bytes).is_some_and(|ep| last.is_some_and(|l| ep <= l))
+                })
+            }),
             _ => false,
         };
         if !deferred {
@@ -1486,7 +1501,9 @@ impl<D: DeliveryService + 'static> Client<D> {
         // order this way, without holding frames back).
         let ahead_to = frame_epoch(&envelope.bytes).filter(|ep| *ep > j.group.epoch());
         if fresh && let Some(ep) = ahead_to {
-            if !self.is_registered(contract, ep) {
+            // Anyone can publish a frame claiming any epoch: it makes at most one chain read
+            // per group and sync.
+            if !self.is_registered(contract, ep) && self.frame_reads.insert(contract) {
                 Box::pin(self.read_chain(contract)).await?;
             }
             if self.is_registered(contract, ep) {
@@ -1545,8 +1562,37 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             Err(e) => {
                 let epoch = frame_epoch(&envelope.bytes);
-                let ahead = epoch.is_some_and(|ep| ep > j.group.epoch());
-                if fresh && ahead && j.deferred.len() < MAX_DEFERRED {
+                let local = j.group.epoch();
+                let ahead = epoch.is_some_and(|ep| ep > local);
+                let registered = epoch.is_some_and(|ep| {
+                    j.chain
+                        .registered
+                        .keys()
+                        .next_back()
+                        .is_some_and(|last| ep <= *last)
+                });
+                // Held back: a frame of an epoch the chain registered, or of one of the next
+                // few; a bounded number per claimed epoch; a full queue makes room only for a
+                // frame of a registered epoch, by dropping one of an unregistered epoch —
+                // unauthenticated frames never evict the others (security review M6).
+                let hold = fresh
+                    && ahead
+                    && (registered || epoch.is_some_and(|ep| ep <= local + MAX_AHEAD))
+                    && j.deferred
+                        .iter()
+                        .filter(|(d, _)| frame_epoch(&d.bytes) == epoch)
+                        .count()
+                        < MAX_PER_EPOCH;
+                if hold && j.deferred.len() >= MAX_DEFERRED && registered {
+                    let last = j.chain.registered.keys().next_back().copied();
+                    if let Some(i) = j.deferred.iter().position(|(d, _)| {
+                        frame_epoch(&d.bytes).is_none_or(|ep| last.is_none_or(|l| ep > l))
+                    }) {
+                        j.deferred.remove(i);
+                    }
+                }
+                let room = j.deferred.len() < MAX_DEFERRED;
+                if hold && room {
                     j.deferred.push((envelope, 0));
                 } else if let Some(epoch) = epoch.filter(|ep| *ep < j.group.epoch())
                     && epoch >= j.joined_epoch

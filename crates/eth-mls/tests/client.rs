@@ -1858,3 +1858,86 @@ async fn an_account_that_left_is_removed_from_the_tree_by_an_admin() {
     }
     assert!(!bob.is_active(group));
 }
+
+/// M6: mallory, no member, publishes 300 frames on the group's app topic — a real frame of
+/// alice's with its epoch header rewritten to later epochs nobody registered. Bob, behind a
+/// JSON-RPC endpoint that counts requests, takes them in with a handful of chain requests
+/// (not one read per frame), none of them is held back or pins his cursor, and alice's next
+/// message arrives. On ec4cec7 each forged frame cost bob a chain read (over 300 requests)
+/// and filled his queue of held-back frames.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_epoch_headers_cost_no_chain_reads_and_evict_nothing() {
+    use eth_mls_transport::{Cursor, Topic};
+    use std::sync::atomic::Ordering;
+    let w = World::new("client-m6").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let (mut bob, rpc) = behind_limited_rpc(&w, w.net.add_node("bob")).await;
+    let (a, b) = (alice.address(), bob.address());
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"m6", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
+    alice.send(group, b"first").await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[1], a, b"first")
+    })
+    .await;
+
+    let mallory = w.net.add_node("mallory");
+    let topic = Topic::App {
+        chain_id: w.devnet.chain_id(),
+        group: group.into_array(),
+    };
+    w.net.run_until_idle();
+    let real = mallory
+        .history(&topic, Cursor::START, 16)
+        .await
+        .unwrap()
+        .envelopes
+        .into_iter()
+        .next()
+        .expect("alice's frame")
+        .bytes;
+    // version, wire format, group id <V> (1-byte length + b"m6"), then the epoch.
+    let at = 4 + 1 + 2;
+    let epoch = u64::from_be_bytes(real[at..at + 8].try_into().unwrap());
+    assert_eq!(epoch, alice.epoch(group).unwrap());
+    for i in 0..300u64 {
+        let mut forged = real.clone();
+        forged[at..at + 8].copy_from_slice(&(epoch + 1 + i).to_be_bytes());
+        mallory.publish(&topic, forged).await.unwrap();
+    }
+    w.net.run_until_idle();
+    let before = rpc.requests.load(Ordering::SeqCst);
+    for _ in 0..3 {
+        w.net.run_until_idle();
+        bob.sync().await.unwrap();
+        seen[1].extend(bob.drain_events());
+    }
+    let used = rpc.requests.load(Ordering::SeqCst) - before;
+    assert!(used <= 40, "{used} JSON-RPC requests for 300 forged frames");
+
+    alice.send(group, b"second").await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[1], a, b"second")
+    })
+    .await;
+    // After a restart, nothing is replayed: the cursor was not pinned by the forged frames.
+    drop(bob);
+    let (mut bob, _rpc2) = behind_limited_rpc(&w, w.net.add_node("bob 2")).await;
+    assert_eq!(bob.address(), b);
+    let mut after = Vec::new();
+    for _ in 0..3 {
+        w.net.run_until_idle();
+        bob.sync().await.unwrap();
+        after.extend(bob.drain_events());
+    }
+    let replayed = after
+        .iter()
+        .filter(|e| matches!(e, ClientEvent::Rejected { .. } | ClientEvent::Message { .. }))
+        .count();
+    assert_eq!(replayed, 0, "{after:#?}");
+}

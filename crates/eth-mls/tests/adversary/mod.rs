@@ -106,6 +106,8 @@ pub struct LimitedRpc {
     pub down: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// `eth_getLogs` calls refused so far.
     pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// JSON-RPC requests received so far.
+    pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -124,16 +126,23 @@ impl LimitedRpc {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let down = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicUsize::new(0));
-        let (d, r) = (down.clone(), refused.clone());
+        let requests = Arc::new(AtomicUsize::new(0));
+        let (d, r, l) = (down.clone(), refused.clone(), requests.clone());
         let task = tokio::spawn(async move {
             let http = eth_mls_chain::alloy::transports::http::reqwest::Client::new();
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
-                let (http, upstream, d, r) = (http.clone(), upstream.clone(), d.clone(), r.clone());
+                let (http, upstream, d, r, l) = (
+                    http.clone(),
+                    upstream.clone(),
+                    d.clone(),
+                    r.clone(),
+                    l.clone(),
+                );
                 tokio::spawn(async move {
-                    let _ = serve(socket, http, upstream, max_range, d, r).await;
+                    let _ = serve(socket, http, upstream, max_range, d, (r, l)).await;
                 });
             }
         });
@@ -141,6 +150,7 @@ impl LimitedRpc {
             url,
             down,
             refused,
+            requests,
             task,
         }
     }
@@ -152,7 +162,10 @@ async fn serve(
     upstream: String,
     max_range: u64,
     down: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    (refused, requests): (
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+        std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    ),
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -178,6 +191,7 @@ async fn serve(
             ("503 Service Unavailable", Vec::new())
         } else {
             let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            requests.fetch_add(1, Ordering::SeqCst);
             match too_wide(&http, &upstream, &request, max_range).await {
                 Some(id) => {
                     refused.fetch_add(1, Ordering::SeqCst);
