@@ -1190,7 +1190,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             .groups
             .get_mut(&group)
             .ok_or(Error::UnknownGroup { group })?;
-        let entry = j.group.propose_self_update(&mut self.store).map_err(core)?;
+        let (entry, reference) = j.group.propose_self_update(&mut self.store).map_err(core)?;
         let epoch = j.group.epoch();
         let request = ChangeRequest {
             request_id: random_id()?,
@@ -1198,8 +1198,15 @@ impl<D: DeliveryService + 'static> Client<D> {
             epoch,
             kind: ChangeKind::Update,
             target: self.address().into_array(),
-            proposal: entry.0.bytes.clone(),
+            proposal: entry.bytes.clone(),
         };
+        records::put_update_request(
+            &mut self.store,
+            &request.request_id,
+            group,
+            &reference,
+            now() as u64,
+        )?;
         self.flush_outbox().await?;
         self.send_direct(admin, None, &ClientMessage::ChangeRequest(request.clone()))
             .await?;
@@ -1365,9 +1372,25 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         self.flush_outbox().await?;
+        self.expire_update_requests()?;
         self.resend_invitations().await?;
         self.keep_keys().await?;
         self.check_credentials();
+        Ok(())
+    }
+
+    /// Update requests unanswered for [`ClientConfig::request_interval`] are given up: their
+    /// proposals are forgotten (openmls sends no application message while one is stored;
+    /// an admin may refuse silently, e.g. a request sent too soon after the last).
+    fn expire_update_requests(&mut self) -> Result<(), Error> {
+        let before = (now() as u64).saturating_sub(self.config.request_interval.as_secs());
+        for (group, reference) in records::take_update_requests_before(&mut self.store, before)? {
+            if let Some(j) = self.groups.get_mut(&group) {
+                j.group
+                    .forget_proposal(&mut self.store, &reference)
+                    .map_err(core)?;
+            }
+        }
         Ok(())
     }
 
@@ -2027,16 +2050,21 @@ impl<D: DeliveryService + 'static> Client<D> {
                 }
                 records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
                 let group = Address::from(req.group.group_contract);
-                if req.kind == ChangeKind::Update {
-                    self.check_rate(group, from)?;
-                }
+                // Too soon after the last granted one: refused like an invalid request (one
+                // refusal per interval), without taking its proposal in. The requester learns
+                // it and drops its proposal, so it can send messages again.
+                let rate = if req.kind == ChangeKind::Update {
+                    self.check_rate(group, from)
+                } else {
+                    Ok(())
+                };
                 let group_ref = self.group_ref(group);
                 let j = self.joined(group)?;
                 let acl = j.chain.mirror.acl().clone();
                 // The request's proposal is taken into openmls's store only to be checked;
                 // unless the request passes, it is forgotten at once (review H1: a stored
                 // proposal is never swept into another commit, but it is not kept either).
-                let proposal = if req.proposal.is_empty() {
+                let proposal = if req.proposal.is_empty() || rate.is_err() {
                     None
                 } else {
                     let jm = self
@@ -2054,18 +2082,21 @@ impl<D: DeliveryService + 'static> Client<D> {
                     })
                 };
                 let epoch = self.epoch(group)?;
-                let verdict = crate::requests::check_change_request(
-                    &req,
-                    from,
-                    &group_ref,
-                    epoch,
-                    proposal.as_ref(),
-                    &acl,
-                );
+                let verdict = rate.and_then(|()| {
+                    crate::requests::check_change_request(
+                        &req,
+                        from,
+                        &group_ref,
+                        epoch,
+                        proposal.as_ref(),
+                        &acl,
+                    )
+                });
                 let may_commit =
                     acl.owner == Some(self.address()) || acl.admins.contains(&self.address());
                 let reason = match (&verdict, may_commit) {
                     (Err(Error::StaleRequest { .. }), _) => Some(RejectReason::Invalid),
+                    (Err(Error::RateLimited { .. }), _) => Some(RejectReason::Policy),
                     (Err(_), _) => Some(RejectReason::Invalid),
                     (Ok(()), false) => Some(RejectReason::NotAdmin),
                     (Ok(()), true) => None,
@@ -2185,6 +2216,16 @@ impl<D: DeliveryService + 'static> Client<D> {
                 records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
             }
             ClientMessage::RequestRejected(r) => {
+                // A refused update request: its proposal will not be committed, and while it
+                // is stored openmls sends no application message.
+                if let Some((group, reference)) =
+                    records::take_update_request(&mut self.store, &r.request_id)?
+                    && let Some(j) = self.groups.get_mut(&group)
+                {
+                    j.group
+                        .forget_proposal(&mut self.store, &reference)
+                        .map_err(core)?;
+                }
                 self.events.push_back(ClientEvent::RequestRejected {
                     request_id: r.request_id,
                     from,

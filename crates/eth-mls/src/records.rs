@@ -835,6 +835,71 @@ pub fn last_granted<B: Backend>(
     )
 }
 
+/// Update requests this client sent (key: the request id): the group and the reference of
+/// its own Update proposal, forgotten when the request is refused (openmls sends no
+/// application message while a proposal is stored).
+pub const UPDATE_REQUESTS: &str = "eth-mls/update-requests-sent";
+
+/// Remembers update request `id` for `group` with its proposal's `reference`, sent at `t`.
+pub fn put_update_request<B: Backend>(
+    store: &mut Store<B>,
+    id: &RequestId,
+    group: Address,
+    reference: &[u8],
+    t: u64,
+) -> Result<(), Error> {
+    let mut w = Writer::default();
+    w.u8(VERSION);
+    w.u64(t);
+    w.bytes(group.as_slice());
+    w.vec(reference).map_err(too_long("proposal reference"))?;
+    store.put_record(UPDATE_REQUESTS, id, &w.buf).map_err(core)
+}
+
+/// An update request this client sent: when, the group, its proposal's reference.
+type SentUpdate = (u64, Address, Vec<u8>);
+
+fn decode_update_request(v: &[u8]) -> Result<SentUpdate, Error> {
+    let what = "update request";
+    let d = decode_err(what);
+    let mut r = start(v, what)?;
+    let t = r.u64(what).map_err(&d)?;
+    let group = Address::from(r.array::<20>(what).map_err(&d)?);
+    let reference = r.vec(what).map_err(&d)?.to_vec();
+    r.finish(what).map_err(&d)?;
+    Ok((t, group, reference))
+}
+
+/// Takes (reads and deletes) update request `id`: its group and proposal reference.
+pub fn take_update_request<B: Backend>(
+    store: &mut Store<B>,
+    id: &RequestId,
+) -> Result<Option<(Address, Vec<u8>)>, Error> {
+    let Some(v) = store.record(UPDATE_REQUESTS, id).map_err(core)? else {
+        return Ok(None);
+    };
+    store.delete_record(UPDATE_REQUESTS, id).map_err(core)?;
+    let (_, group, reference) = decode_update_request(&v)?;
+    Ok(Some((group, reference)))
+}
+
+/// Takes the update requests sent at or before `before`: their groups and proposal
+/// references.
+pub fn take_update_requests_before<B: Backend>(
+    store: &mut Store<B>,
+    before: u64,
+) -> Result<Vec<(Address, Vec<u8>)>, Error> {
+    let mut out = Vec::new();
+    for (k, v) in store.records(UPDATE_REQUESTS).map_err(core)? {
+        let (t, group, reference) = decode_update_request(&v)?;
+        if t <= before {
+            store.delete_record(UPDATE_REQUESTS, &k).map_err(core)?;
+            out.push((group, reference));
+        }
+    }
+    Ok(out)
+}
+
 /// Records that a request of `member` in `group` was granted at `t`.
 pub fn put_granted<B: Backend>(
     store: &mut Store<B>,

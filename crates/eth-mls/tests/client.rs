@@ -1300,7 +1300,12 @@ async fn invitations_are_resent_with_backoff_not_at_every_open() {
 async fn update_requests_are_rate_limited_per_member() {
     let w = World::new("client-l10-rate").await;
     let mut alice = w.client(1, w.net.add_node("alice")).await;
-    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    // Bob gives up an unanswered request after 2 s (alice's interval is the default hour).
+    let mut bob_config = w.config();
+    bob_config.request_interval = Duration::from_secs(2);
+    let mut bob = w
+        .client_configured(2, w.net.add_node("bob"), bob_config)
+        .await;
     let (a, b) = (alice.address(), bob.address());
     bob.publish_keys().await.unwrap();
     let group = alice
@@ -1331,6 +1336,21 @@ async fn update_requests_are_rate_limited_per_member() {
         until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |_| true).await;
     }
     assert_eq!(alice.epoch(group).unwrap(), start + 1, "{:#?}", seen[0]);
+    // Refused (or unanswered past his interval), bob's proposals are dropped: he can talk
+    // again (openmls sends no application message while a proposal is stored; on ec4cec7 he
+    // was muted for the rest of the epoch).
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s[1].iter()
+            .any(|e| matches!(e, ClientEvent::RequestRejected { .. }))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |_| true).await;
+    bob.send(group, b"still here").await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[0], b, b"still here")
+    })
+    .await;
 }
 
 /// C1, rotation: bob's device is replaced (a new identity key, registered when it publishes).
@@ -1937,7 +1957,12 @@ async fn forged_epoch_headers_cost_no_chain_reads_and_evict_nothing() {
     }
     let replayed = after
         .iter()
-        .filter(|e| matches!(e, ClientEvent::Rejected { .. } | ClientEvent::Message { .. }))
+        .filter(|e| {
+            matches!(
+                e,
+                ClientEvent::Rejected { .. } | ClientEvent::Message { .. }
+            )
+        })
         .count();
     assert_eq!(replayed, 0, "{after:#?}");
 }

@@ -19,6 +19,14 @@
 //! nobody is removed but by the owner's own removals and members' own leaves, and no client is
 //! shown an invitation the owner did not send.
 //!
+//! A byzantine member, Trent (the last client: an honest client most of the time), now and
+//! then registers garbage for the next epoch straight to the contract (the group is
+//! AnyMember), publishes Remove and Update proposals on the commit topic from his own store,
+//! floods the owner with update requests; Mallory publishes frames with forged epoch headers
+//! on the group's app topic. The owner's operator recovers a stalled group (`recover`, removing
+//! Trent when he is a member); a stall must end within a bounded number of rounds. On top of
+//! the above, nobody forks — a garbage commit stalls, it never forks.
+//!
 //! `ETH_MLS_SIM_SEED` replays a run (a failing run prints its seed); `ETH_MLS_SIM_STEPS` sets
 //! the number of operations (default 200).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -40,6 +48,10 @@ use eth_mls_transport::{DeliveryService as _, Faults, MemoryNetwork, MemoryNode}
 
 type C = Client<MemoryNode>;
 const CLIENTS: usize = 8;
+/// Trent, the byzantine member.
+const TRENT: usize = CLIENTS - 1;
+/// Rounds within which the owner's recovery must end a stall.
+const RECOVERY_ROUNDS: usize = 40;
 
 /// SplitMix64: the seeded choices.
 struct Rng(u64);
@@ -202,6 +214,19 @@ async fn eight_clients_random_operations_converge() {
         group_contract: group.into_array(),
     };
     let mut attacks: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let trent_chain = sim.devnet.chain(TRENT + 1).await.unwrap();
+    let app_topic = eth_mls_transport::Topic::App {
+        chain_id: sim.devnet.chain_id(),
+        group: group.into_array(),
+    };
+    let commit_topic = eth_mls_transport::Topic::Commit {
+        chain_id: sim.devnet.chain_id(),
+        group: group.into_array(),
+    };
+    // The round at which the owner's client first reported the current stall.
+    let mut stalled_since: Option<usize> = None;
+    let mut stalls = 0usize;
+    let mut round_no = 0usize;
 
     // What each message was: (sender, the members in the sender's view when it was sent).
     let mut sent: BTreeMap<Vec<u8>, (usize, BTreeSet<Address>)> = BTreeMap::new();
@@ -473,8 +498,135 @@ async fn eight_clients_random_operations_converge() {
             };
             *attacks.entry(attack).or_default() += 1;
         }
+        // Trent, now and then.
+        if rng.below(100) < 6 {
+            let trent = sim.addresses[TRENT];
+            let attack: &'static str = match rng.below(4) {
+                0 => {
+                    // Garbage for the next epoch, straight to the contract.
+                    let g = trent_chain.group(group);
+                    let head = g.current_epoch().await.unwrap().epoch;
+                    let garbage: Vec<u8> = (0..64).map(|_| rng.next() as u8).collect();
+                    match g
+                        .commit(
+                            head + 1,
+                            &garbage,
+                            eth_mls_chain::alloy::primitives::B256::ZERO,
+                            &eth_mls_chain::AclChanges::none(),
+                        )
+                        .await
+                    {
+                        Ok(_) => "garbage commit",
+                        // Not a member now, within a recovery window, or an honest commit
+                        // took the epoch.
+                        Err(_) => "garbage commit refused",
+                    }
+                }
+                1 => {
+                    // Proposals made from a copy of his store (a modified client: his running
+                    // one stays as it was), published on the commit topic: a Remove of a
+                    // member (the owner, sometimes) and his own Update.
+                    let was_online = sim.clients[TRENT].is_some();
+                    sim.clients[TRENT] = None;
+                    let copy = sim.dir.join("trent-copy.db");
+                    for suffix in ["", "-wal", "-shm"] {
+                        let from = sim.dir.join(format!("sim-{TRENT}.db{suffix}"));
+                        let to = sim.dir.join(format!("trent-copy.db{suffix}"));
+                        let _ = std::fs::remove_file(&to);
+                        if from.exists() {
+                            std::fs::copy(&from, &to).unwrap();
+                        }
+                    }
+                    if was_online {
+                        sim.clients[TRENT] = Some(sim.open(TRENT).await);
+                    }
+                    let mut store: eth_mls_core::Store =
+                        eth_mls_core::Store::open(&copy, &StoreKey::raw([TRENT as u8 + 1; 32]))
+                            .unwrap();
+                    let mut frames = Vec::new();
+                    if let Ok(mut g) = eth_mls_core::Group::load(&store, b"simulation")
+                        && g.is_active()
+                    {
+                        let others: Vec<Address> =
+                            g.members().into_iter().filter(|a| *a != trent).collect();
+                        if let Some(victim) = rng.pick(&others)
+                            && let Ok((e, _)) = g.propose_remove(&mut store, victim)
+                        {
+                            frames.push(e.bytes);
+                        }
+                        if let Ok((e, _)) = g.propose_self_update(&mut store) {
+                            frames.push(e.bytes);
+                        }
+                    }
+                    drop(store);
+                    for f in frames {
+                        let _ = mallory.node.publish(&commit_topic, f).await;
+                    }
+                    "injected proposals"
+                }
+                2 => {
+                    // A flood of update requests to the owner.
+                    if let Some(c) = sim.clients[TRENT].as_mut()
+                        && c.is_active(group)
+                    {
+                        for _ in 0..4 {
+                            let _ = c.request_update(group, owner).await;
+                        }
+                    }
+                    "request flood"
+                }
+                _ => {
+                    // Mallory: a real app frame with its epoch header rewritten, many times.
+                    let page = mallory
+                        .node
+                        .history(&app_topic, eth_mls_transport::Cursor::START, 4)
+                        .await
+                        .unwrap();
+                    if let Some(real) = page.envelopes.into_iter().next().map(|e| e.bytes) {
+                        // version, wire format, group id <V> (1 + 10 bytes), then the epoch.
+                        let at = 4 + 1 + b"simulation".len();
+                        for _ in 0..20 {
+                            let mut forged = real.clone();
+                            let epoch = rng.next() % 1_000_000;
+                            forged[at..at + 8].copy_from_slice(&epoch.to_be_bytes());
+                            let _ = mallory.node.publish(&app_topic, forged).await;
+                        }
+                    }
+                    "forged epoch headers"
+                }
+            };
+            *attacks.entry(attack).or_default() += 1;
+        }
         sim.round().await;
+        round_no += 1;
+        // The owner's operator: a stalled group is recovered (Trent removed when he is in).
+        if let Some(alice) = sim.clients[0].as_mut()
+            && alice.stalled(group).unwrap().is_some()
+        {
+            if stalled_since.is_none() {
+                stalled_since = Some(round_no);
+                stalls += 1;
+                let trent = sim.addresses[TRENT];
+                let remove: Vec<Address> = if alice.members(group).unwrap().contains(&trent) {
+                    removed_ever.insert(trent);
+                    vec![trent]
+                } else {
+                    vec![]
+                };
+                alice
+                    .recover(group, &remove)
+                    .await
+                    .unwrap_or_else(|e| panic!("the owner cannot recover: {e} (seed {seed})"));
+            }
+            assert!(
+                round_no - stalled_since.unwrap_or(round_no) <= RECOVERY_ROUNDS,
+                "the owner did not recover the stalled group within {RECOVERY_ROUNDS} rounds (seed {seed})"
+            );
+        } else if sim.clients[0].is_some() {
+            stalled_since = None;
+        }
     }
+    println!("stalls recovered: {stalls}");
     println!("operations: {counts:?}");
     println!("attacks: {attacks:?}");
 
@@ -569,10 +721,13 @@ async fn eight_clients_random_operations_converge() {
 
     // Messages: exactly once to members that still are; never to non-members.
     for (i, events) in sim.events.iter().enumerate() {
+        // Trent's own client may fork: it cannot process the garbage its account registered
+        // (and takes it for lost state). The honest ones never do.
         assert!(
-            !events
-                .iter()
-                .any(|e| matches!(e, ClientEvent::ForkDetected { .. })),
+            i == TRENT
+                || !events
+                    .iter()
+                    .any(|e| matches!(e, ClientEvent::ForkDetected { .. })),
             "client {i} forked (seed {seed})"
         );
         let mut got: BTreeMap<&[u8], usize> = BTreeMap::new();
