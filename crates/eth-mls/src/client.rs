@@ -1626,6 +1626,14 @@ impl<D: DeliveryService + 'static> Client<D> {
                         epoch,
                         reason: e.to_string(),
                     });
+                } else if epoch == Some(local) && j.chain.replaced_at.is_some_and(|r| r <= local) {
+                    // Of this epoch number but not decryptable, after the owner replaced a
+                    // head here: sent in a dropped epoch (a forked member's), lost.
+                    self.events.push_back(ClientEvent::MessageLost {
+                        group: contract,
+                        epoch: local,
+                        reason: format!("sent in a dropped epoch: {e}"),
+                    });
                 } else if epoch.is_some_and(|ep| ep < j.joined_epoch) {
                     // From before this member joined (history): not for it.
                 } else if fresh || !ahead {

@@ -65,6 +65,11 @@ pub struct ChainState {
     pub merged: BTreeMap<u64, [u8; 32]>,
     /// Set while the group is stalled.
     pub stalled: Option<Stalled>,
+    /// The lowest epoch whose commit the owner replaced since this member followed the
+    /// group: frames of that epoch number that do not decrypt are messages of the dropped
+    /// line, reported lost.
+    #[serde(default)]
+    pub replaced_at: Option<u64>,
 }
 
 impl ChainState {

@@ -173,6 +173,8 @@ impl<D: DeliveryService + 'static> Client<D> {
                     // The sequencer offers a stalled member the replacement and, through the
                     // replacement's registration, tells one that merged a dropped commit.
                     j.sequencer.on_head_replaced(e.epoch);
+                    j.chain.replaced_at =
+                        Some(j.chain.replaced_at.map_or(e.epoch, |r| r.min(e.epoch)));
                     if j.chain.stalled.as_ref().is_some_and(|s| s.epoch >= e.epoch) {
                         j.chain.stalled = None;
                     }
@@ -434,6 +436,18 @@ impl<D: DeliveryService + 'static> Client<D> {
             epoch,
             reason,
         });
+        // What this member sent from `epoch` on was encrypted under secrets the group no
+        // longer has: said so, never silently dropped (security review H3).
+        if last_epoch >= epoch {
+            self.events.push_back(ClientEvent::MessageLost {
+                group: contract,
+                epoch,
+                reason: format!(
+                    "what this account sent in epochs {epoch}..={last_epoch} was in commits the \
+                     chain dropped: nobody in the group can read it"
+                ),
+            });
+        }
         let Some(admin) = owner.filter(|o| *o != self.address()) else {
             return Ok(());
         };
@@ -466,5 +480,28 @@ impl<D: DeliveryService + 'static> Client<D> {
             },
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// M1: an RPC or ERC-1271 failure is retried, never a verdict (on ec4cec7 core's
+    /// `CheckUnavailable` became `Error::Core` and the member forked).
+    #[test]
+    fn transient_failures_are_told_apart_from_verdicts() {
+        let unavailable = super::super::core(eth_mls_core::Error::CheckUnavailable("rpc".into()));
+        assert_eq!(unavailable, Error::Erc1271Unavailable("rpc".into()));
+        assert!(is_transient(&unavailable));
+        assert!(is_transient(&Error::Chain("timeout".into())));
+        assert!(is_transient(&Error::Delivery("down".into())));
+        assert!(!is_transient(&super::super::core(
+            eth_mls_core::Error::Rejected("garbage".into())
+        )));
+        assert!(!is_transient(&Error::CommitHashMismatch));
+        assert!(!is_transient(&Error::UnaccountedProposals {
+            types: vec![8]
+        }));
     }
 }
