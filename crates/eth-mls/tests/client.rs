@@ -1966,3 +1966,170 @@ async fn forged_epoch_headers_cost_no_chain_reads_and_evict_nothing() {
         .count();
     assert_eq!(replayed, 0, "{after:#?}");
 }
+
+/// An account that is a contract wallet: its SIWE messages are signed by the wallet's owner
+/// key and verify through ERC-1271 only.
+struct WalletSigner {
+    owner: LocalEthereumSigner,
+    wallet: Address,
+}
+
+impl EthereumSigner for WalletSigner {
+    fn address(&self) -> Address {
+        self.wallet
+    }
+    fn sign_message<'a>(
+        &'a self,
+        message: &'a [u8],
+    ) -> futures_util::future::BoxFuture<'a, Result<Vec<u8>, eth_mls_core::SignerError>> {
+        self.owner.sign_message(message)
+    }
+}
+
+/// M1: alice adds a contract-wallet account (its credential and consent verify through
+/// ERC-1271 only) while bob's provider fails every `eth_call` (rate limited). Bob's client
+/// reports the merge delayed, keeps the registration and merges it once the provider answers:
+/// no fork. On ec4cec7 the `CheckUnavailable` became `Error::Core` and bob forked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_rpc_failure_during_a_merge_is_no_fork() {
+    use eth_mls_chain::alloy::primitives::{B256, keccak256};
+    use eth_mls_chain::bindings::MockErc1271Wallet;
+    use std::sync::atomic::Ordering;
+    let w = World::new("client-m1").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let (mut bob, rpc) = behind_limited_rpc(&w, w.net.add_node("bob")).await;
+    let a = alice.address();
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"m1", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
+    let start = alice.epoch(group).unwrap();
+
+    // The wallet, owned by a key of its own.
+    let chain = w.devnet.chain(5).await.unwrap();
+    let owner = LocalEthereumSigner::from_bytes(&[0x11; 32]).unwrap();
+    let wallet = chain
+        .deploy_contract(MockErc1271Wallet::deploy_builder(
+            chain.provider(),
+            owner.address(),
+        ))
+        .await
+        .unwrap();
+    let signer = WalletSigner { owner, wallet };
+    let request = eth_mls_core::BindingRequest {
+        domain: common::DOMAIN.into(),
+        uri: format!("https://{}", common::DOMAIN),
+        chain_id: w.devnet.chain_id(),
+        valid_for: Some(Duration::from_secs(24 * 3600)),
+    };
+    let identity: eth_mls_core::Identity = eth_mls_core::Identity::create(&signer, &request)
+        .await
+        .unwrap();
+    let mut wallet_store: eth_mls_core::Store = eth_mls_core::Store::create(
+        w.dir.join("wallet.db"),
+        &StoreKey::raw([0x77; 32]),
+        identity,
+    )
+    .unwrap();
+    let invitation = eth_mls::wire::InvitationRequest {
+        request_id: [7; 16],
+        group: eth_mls::wire::GroupRef {
+            chain_id: w.devnet.chain_id(),
+            factory: w.deployment.group_factory.into_array(),
+            group_contract: group.into_array(),
+        },
+        group_id: b"m1".to_vec(),
+        inviter: a.into_array(),
+        expiry: common::now() as u64 + 3600,
+        note: String::new(),
+    };
+    let answer =
+        eth_mls::flows::answer_invitation(&mut wallet_store, &signer, &invitation, common::now())
+            .await
+            .unwrap();
+
+    // Alice adds it (with its consent) from her store and registers the commit.
+    drop(alice);
+    {
+        let mut store: eth_mls_core::Store =
+            eth_mls_core::Store::open(w.dir.join("client-1.db"), &StoreKey::raw([1; 32])).unwrap();
+        let mut g = eth_mls_core::Group::load(&store, b"m1").unwrap();
+        let alice_chain = w.devnet.chain(1).await.unwrap();
+        let v = eth_mls_chain::RpcErc1271Verifier::new().with_chain(&alice_chain);
+        let crypto = eth_mls_crypto::Crypto::<eth_mls_crypto::DefaultBackend>::new();
+        let kp = eth_mls_core::validate_key_package_bytes(
+            &answer.key_package,
+            &crypto,
+            eth_mls_crypto::SUITE,
+            &g.config().policy_at(common::now()),
+            Some(&v),
+        )
+        .await
+        .unwrap();
+        let aad = eth_mls::wire::encode_consents(&[eth_mls::wire::Consent {
+            siwe_message: answer.siwe_message.clone(),
+            signature: answer.signature.clone(),
+        }])
+        .unwrap();
+        let out = g
+            .add_members_with_aad(
+                &mut store,
+                &[kp],
+                &eth_mls_core::Checks::at(common::now()).with_erc1271(&v),
+                aad,
+            )
+            .await
+            .unwrap();
+        alice_chain
+            .group(group)
+            .commit(
+                start + 1,
+                &out.commit,
+                B256::from(eth_mls::verdict::epoch_authenticator_hash(
+                    &out.epoch_authenticator,
+                )),
+                &eth_mls_chain::AclChanges {
+                    added: vec![wallet],
+                    key_packages: vec![keccak256(&answer.key_package)],
+                    removed: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        g.merge_pending_commit(&mut store).unwrap();
+    }
+    let mut alice = w.client(1, w.net.add_node("alice 2")).await;
+
+    // Bob's provider refuses eth_call: the merge waits, nothing forks.
+    rpc.calls_down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        w.net.run_until_idle();
+        bob.sync().await.unwrap();
+        seen[1].extend(bob.drain_events());
+    }
+    assert!(!forked(&seen[1]), "{:#?}", seen[1]);
+    assert!(bob.is_active(group));
+    assert_eq!(bob.epoch(group).unwrap(), start);
+    assert!(
+        seen[1]
+            .iter()
+            .any(|e| matches!(e, ClientEvent::MergeDelayed { epoch, .. } if *epoch == start + 1)),
+        "{:#?}",
+        seen[1]
+    );
+    // It answers again: the same registration is merged.
+    rpc.calls_down.store(false, Ordering::SeqCst);
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        merged_at(&s[1], group, start + 1)
+    })
+    .await;
+    assert!(!forked(&seen[1]), "{:#?}", seen[1]);
+    assert_eq!(
+        bob.epoch_authenticator(group).unwrap(),
+        alice.epoch_authenticator(group).unwrap()
+    );
+    assert!(bob.members(group).unwrap().contains(&wallet));
+}

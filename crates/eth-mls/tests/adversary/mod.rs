@@ -108,6 +108,9 @@ pub struct LimitedRpc {
     pub refused: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// JSON-RPC requests received so far.
     pub requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// While set, `eth_call` fails (a provider's error that is not a revert: rate limits, gas
+    /// caps, timeouts); everything else works.
+    pub calls_down: std::sync::Arc<std::sync::atomic::AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -127,22 +130,29 @@ impl LimitedRpc {
         let down = Arc::new(AtomicBool::new(false));
         let refused = Arc::new(AtomicUsize::new(0));
         let requests = Arc::new(AtomicUsize::new(0));
-        let (d, r, l) = (down.clone(), refused.clone(), requests.clone());
+        let calls_down = Arc::new(AtomicBool::new(false));
+        let (d, r, l, c) = (
+            down.clone(),
+            refused.clone(),
+            requests.clone(),
+            calls_down.clone(),
+        );
         let task = tokio::spawn(async move {
             let http = eth_mls_chain::alloy::transports::http::reqwest::Client::new();
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     return;
                 };
-                let (http, upstream, d, r, l) = (
+                let (http, upstream, d, r, l, c) = (
                     http.clone(),
                     upstream.clone(),
                     d.clone(),
                     r.clone(),
                     l.clone(),
+                    c.clone(),
                 );
                 tokio::spawn(async move {
-                    let _ = serve(socket, http, upstream, max_range, d, (r, l)).await;
+                    let _ = serve(socket, http, upstream, max_range, (d, c), (r, l)).await;
                 });
             }
         });
@@ -151,6 +161,7 @@ impl LimitedRpc {
             down,
             refused,
             requests,
+            calls_down,
             task,
         }
     }
@@ -161,7 +172,10 @@ async fn serve(
     http: eth_mls_chain::alloy::transports::http::reqwest::Client,
     upstream: String,
     max_range: u64,
-    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    (down, calls_down): (
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+        std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ),
     (refused, requests): (
         std::sync::Arc<std::sync::atomic::AtomicUsize>,
         std::sync::Arc<std::sync::atomic::AtomicUsize>,
@@ -192,6 +206,17 @@ async fn serve(
         } else {
             let request: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
             requests.fetch_add(1, Ordering::SeqCst);
+            if calls_down.load(Ordering::SeqCst) && request["method"] == "eth_call" {
+                let e = serde_json::json!({ "jsonrpc": "2.0", "id": request["id"], "error": { "code": -32005, "message": "request rate exceeded" } });
+                let body = e.to_string().into_bytes();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                    body.len()
+                );
+                socket.get_mut().write_all(head.as_bytes()).await?;
+                socket.get_mut().write_all(&body).await?;
+                continue;
+            }
             match too_wide(&http, &upstream, &request, max_range).await {
                 Some(id) => {
                     refused.fetch_add(1, Ordering::SeqCst);
