@@ -21,7 +21,8 @@
 //!
 //! A byzantine member, Trent (the last client: an honest client most of the time), now and
 //! then registers garbage for the next epoch straight to the contract (the group is
-//! AnyMember), publishes Remove and Update proposals on the commit topic from his own store,
+//! AnyMember), publishes Remove, Update and Add proposals on the commit topic from a copy of
+//! his store,
 //! floods the owner with update requests; Mallory publishes frames with forged epoch headers
 //! on the group's app topic. The owner's operator recovers a stalled group (`recover`, removing
 //! Trent when he is a member); a stall must end within a bounded number of rounds. On top of
@@ -525,7 +526,9 @@ async fn eight_clients_random_operations_converge() {
                 1 => {
                     // Proposals made from a copy of his store (a modified client: his running
                     // one stays as it was), published on the commit topic: a Remove of a
-                    // member (the owner, sometimes) and his own Update.
+                    // member (the owner, sometimes), his own Update, an Add — every type
+                    // eth-mls-core can make (GroupContextExtensions, PSK and ReInit are refused
+                    // by every verdict: `verdict::tests`).
                     let was_online = sim.clients[TRENT].is_some();
                     sim.clients[TRENT] = None;
                     let copy = sim.dir.join("trent-copy.db");
@@ -555,6 +558,28 @@ async fn eight_clients_random_operations_converge() {
                             frames.push(e.bytes);
                         }
                         if let Ok((e, _)) = g.propose_self_update(&mut store) {
+                            frames.push(e.bytes);
+                        }
+                        // An Add of a fresh key package of his own (a second leaf).
+                        let crypto =
+                            eth_mls_crypto::Crypto::<eth_mls_crypto::DefaultBackend>::new();
+                        if let Ok(kp) = store.generate_key_package(None)
+                            && let Ok(kp) = eth_mls_core::validate_key_package_bytes(
+                                &kp,
+                                &crypto,
+                                eth_mls_crypto::SUITE,
+                                &g.config().policy_at(common::now()),
+                                None,
+                            )
+                            .await
+                            && let Ok((e, _)) = g
+                                .propose_add(
+                                    &mut store,
+                                    &kp,
+                                    &eth_mls_core::Checks::at(common::now()),
+                                )
+                                .await
+                        {
                             frames.push(e.bytes);
                         }
                     }
