@@ -41,13 +41,48 @@ pub async fn catch_up<B: Backend>(
     store: &mut Store<B>,
     policy: Policy,
 ) -> Result<CaughtUp, Error> {
-    let rpc = |e: eth_mls_chain::alloy::transports::TransportError| Error::Chain(e.to_string());
     let from_epoch = group.epoch();
-    let head = chain.provider().get_block_number().await.map_err(rpc)?;
+    let head = chain
+        .provider()
+        .get_block_number()
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?;
     let mut mirror = AclMirror::new();
-    let mut start = from_block;
-    while start <= head {
-        let end = head.min(start + RANGE - 1);
+    for (event, block, tx) in group_logs(chain, contract, from_block, head).await? {
+        let acl = mirror.apply(&event, tx);
+        match (&event, acl) {
+            (GroupEvent::HeadReplaced(e), _) if e.epoch <= group.epoch() => {
+                return Err(Error::Forked {
+                    epoch: e.epoch,
+                    reason: "the owner replaced a head this member had merged".into(),
+                });
+            }
+            (GroupEvent::CommitRegistered(e), Some(acl)) if e.epoch == group.epoch() + 1 => {
+                let reg = Registration::from_event(e, block, block_time(chain, block).await?);
+                merge_registered(chain, group, store, &e.commit, &reg, policy, &acl).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(CaughtUp {
+        from_epoch,
+        to_epoch: group.epoch(),
+        to_block: head,
+    })
+}
+
+/// The group's contract events from `from` to `to`, in log order, with their blocks and
+/// transactions (ranged queries of at most [`RANGE`] blocks).
+pub(crate) async fn group_logs(
+    chain: &Chain,
+    contract: Address,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(GroupEvent, u64, Option<[u8; 32]>)>, Error> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = to.min(start + RANGE - 1);
         let mut logs = chain
             .provider()
             .get_logs(
@@ -57,45 +92,36 @@ pub async fn catch_up<B: Backend>(
                     .to_block(end),
             )
             .await
-            .map_err(rpc)?;
+            .map_err(|e| Error::Chain(e.to_string()))?;
         logs.retain(|l| !l.removed);
         logs.sort_by_key(|l| (l.block_number, l.log_index));
-        for log in &logs {
+        for log in logs {
             let Ok(event) =
                 eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
                     .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
             else {
                 continue;
             };
-            let acl = mirror.apply(&event, log.transaction_hash.map(|h| h.0));
-            match (&event, acl) {
-                (GroupEvent::HeadReplaced(e), _) if e.epoch <= group.epoch() => {
-                    return Err(Error::Forked {
-                        epoch: e.epoch,
-                        reason: "the owner replaced a head this member had merged".into(),
-                    });
-                }
-                (GroupEvent::CommitRegistered(e), Some(acl)) if e.epoch == group.epoch() + 1 => {
-                    let block = log.block_number.unwrap_or_default();
-                    let header = chain
-                        .provider()
-                        .get_block_by_number(block.into())
-                        .await
-                        .map_err(rpc)?
-                        .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
-                    let reg = Registration::from_event(e, block, header.header.timestamp as i64);
-                    merge_registered(chain, group, store, &e.commit, &reg, policy, &acl).await?;
-                }
-                _ => {}
-            }
+            out.push((
+                event,
+                log.block_number.unwrap_or_default(),
+                log.transaction_hash.map(|h| h.0),
+            ));
         }
         start = end + 1;
     }
-    Ok(CaughtUp {
-        from_epoch,
-        to_epoch: group.epoch(),
-        to_block: head,
-    })
+    Ok(out)
+}
+
+/// The timestamp of `block`.
+pub(crate) async fn block_time(chain: &Chain, block: u64) -> Result<i64, Error> {
+    let header = chain
+        .provider()
+        .get_block_by_number(block.into())
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?
+        .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
+    Ok(header.header.timestamp as i64)
 }
 
 /// Processes a registered commit at its block's time, judges it, and merges it (or discards

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use alloy_primitives::keccak256;
 use eth_mls_chain::KeyAlgorithm;
-use eth_mls_chain::alloy::providers::Provider;
 use eth_mls_chain::{Chain, CommitPolicy, Deployment, Erc7627, GroupEvent};
 use eth_mls_channel::{
     ChannelMessage, DefaultBackend as ChannelBackend, Device, OneTimePrekeyChoice, PrekeyBundle,
@@ -49,8 +48,6 @@ mod intents;
 
 use chain::{block_time, group_logs};
 
-/// Blocks per `eth_getLogs` call.
-const RANGE: u64 = 2_000;
 /// Group frames held back because their epoch is not reached yet, per group.
 const MAX_DEFERRED: usize = 1024;
 /// Epochs ahead of the local one whose frames are held back when the chain has not registered
@@ -358,6 +355,15 @@ struct Joined {
 }
 
 impl Joined {
+    /// Whether the chain (as read so far) registered a commit to `epoch`.
+    fn is_registered(&self, epoch: u64) -> bool {
+        self.chain
+            .registered
+            .keys()
+            .next_back()
+            .is_some_and(|last| epoch <= *last)
+    }
+
     fn saw(&mut self, member: Address, epoch: u64) {
         let e = self.active_at.entry(member).or_insert(epoch);
         *e = (*e).max(epoch);
@@ -1493,10 +1499,9 @@ impl<D: DeliveryService + 'static> Client<D> {
         // forged header must not pin the cursor).
         let deferred = match topic {
             Topic::App { group, .. } => self.groups.get(&Address::from(group)).is_some_and(|j| {
-                let last = j.chain.registered.keys().next_back().copied();
-                j.deferred.iter().any(|(d, _)| {
-                    frame_epoch(&d.bytes).is_some_and(|ep| last.is_some_and(|l| ep <= l))
-                })
+                j.deferred
+                    .iter()
+                    .any(|(d, _)| frame_epoch(&d.bytes).is_some_and(|ep| j.is_registered(ep)))
             }),
             _ => false,
         };
@@ -1587,13 +1592,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 let epoch = frame_epoch(&envelope.bytes);
                 let local = j.group.epoch();
                 let ahead = epoch.is_some_and(|ep| ep > local);
-                let registered = epoch.is_some_and(|ep| {
-                    j.chain
-                        .registered
-                        .keys()
-                        .next_back()
-                        .is_some_and(|last| ep <= *last)
-                });
+                let registered = epoch.is_some_and(|ep| j.is_registered(ep));
                 // Held back: a frame of an epoch the chain registered, or of one of the next
                 // few; a bounded number per claimed epoch; a full queue makes room only for a
                 // frame of a registered epoch, by dropping one of an unregistered epoch —
@@ -1606,13 +1605,14 @@ impl<D: DeliveryService + 'static> Client<D> {
                         .filter(|(d, _)| frame_epoch(&d.bytes) == epoch)
                         .count()
                         < MAX_PER_EPOCH;
-                if hold && j.deferred.len() >= MAX_DEFERRED && registered {
-                    let last = j.chain.registered.keys().next_back().copied();
-                    if let Some(i) = j.deferred.iter().position(|(d, _)| {
-                        frame_epoch(&d.bytes).is_none_or(|ep| last.is_none_or(|l| ep > l))
-                    }) {
-                        j.deferred.remove(i);
-                    }
+                if hold
+                    && j.deferred.len() >= MAX_DEFERRED
+                    && registered
+                    && let Some(i) = j.deferred.iter().position(|(d, _)| {
+                        frame_epoch(&d.bytes).is_none_or(|ep| !j.is_registered(ep))
+                    })
+                {
+                    j.deferred.remove(i);
                 }
                 let room = j.deferred.len() < MAX_DEFERRED;
                 if hold && room {
@@ -2278,13 +2278,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 continue;
             }
             let from_block = self.config.deployment.block;
-            let head = self
-                .chain
-                .provider()
-                .get_block_number()
-                .await
-                .map_err(chain_err)?;
-            let safe = head.saturating_sub(self.config.confirmations);
+            let safe = self.confirmed_head().await?;
             // One read of the group's history: the registration of the Welcome's epoch, and
             // the cursor the member follows the group from (security review H3: nothing
             // before it is ever read again — an old head replacement included).

@@ -109,11 +109,6 @@ impl Sequencer {
         &self.merged
     }
 
-    /// The registrations known and not merged yet (epoch order), with their bytes.
-    pub fn pending(&self) -> impl Iterator<Item = &(Registration, Vec<u8>)> {
-        self.registrations.values()
-    }
-
     /// The local epoch.
     pub fn epoch(&self) -> u64 {
         self.epoch

@@ -1509,6 +1509,29 @@ fn commit_topic(w: &World, group: Address) -> eth_mls_transport::Topic {
     }
 }
 
+/// Alice (owner), bob and carol in group `name` under `policy`, all joined.
+async fn trio(
+    w: &World,
+    name: &[u8],
+    policy: CommitPolicy,
+) -> (C, C, C, Address, Vec<Vec<ClientEvent>>) {
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    bob.publish_keys().await.unwrap();
+    carol.publish_keys().await.unwrap();
+    let group = alice.create_group(name, policy).await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
+    form_group(
+        &w.net,
+        &mut [&mut alice, &mut bob, &mut carol],
+        &mut seen,
+        group,
+    )
+    .await;
+    (alice, bob, carol, group, seen)
+}
+
 fn merged_at(events: &[ClientEvent], group: Address, at: u64) -> bool {
     events.iter().any(
         |e| matches!(e, ClientEvent::CommitMerged { group: g, epoch, .. } if *g == group && *epoch == at),
@@ -1529,24 +1552,9 @@ fn forked(events: &[ClientEvent]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn injected_proposals_ride_in_no_commit() {
     let w = World::new("client-h1").await;
-    let mut alice = w.client(1, w.net.add_node("alice")).await;
-    let mut bob = w.client(2, w.net.add_node("bob")).await;
-    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (mut alice, bob, mut carol, group, mut seen) =
+        trio(&w, b"h1", CommitPolicy::AdminsOnly).await;
     let (a, b, c) = (alice.address(), bob.address(), carol.address());
-    bob.publish_keys().await.unwrap();
-    carol.publish_keys().await.unwrap();
-    let group = alice
-        .create_group(b"h1", CommitPolicy::AdminsOnly)
-        .await
-        .unwrap();
-    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
-    form_group(
-        &w.net,
-        &mut [&mut alice, &mut bob, &mut carol],
-        &mut seen,
-        group,
-    )
-    .await;
 
     drop(bob);
     let frames = as_member_directly(&w, 2, b"h1", |g, s| {
@@ -1616,24 +1624,8 @@ async fn injected_proposals_ride_in_no_commit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_offline_member_catches_up_across_a_by_reference_update() {
     let w = World::new("client-m4").await;
-    let mut alice = w.client(1, w.net.add_node("alice")).await;
-    let mut bob = w.client(2, w.net.add_node("bob")).await;
-    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (mut alice, mut bob, carol, group, _) = trio(&w, b"m4", CommitPolicy::AdminsOnly).await;
     let (a, b) = (alice.address(), bob.address());
-    bob.publish_keys().await.unwrap();
-    carol.publish_keys().await.unwrap();
-    let group = alice
-        .create_group(b"m4", CommitPolicy::AdminsOnly)
-        .await
-        .unwrap();
-    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
-    form_group(
-        &w.net,
-        &mut [&mut alice, &mut bob, &mut carol],
-        &mut seen,
-        group,
-    )
-    .await;
     let start = alice.epoch(group).unwrap();
 
     drop(carol);
@@ -1694,24 +1686,9 @@ fn stalled(events: &[ClientEvent], group: Address) -> bool {
 async fn a_garbage_commit_stalls_the_group_and_the_owner_recovers() {
     use eth_mls_chain::alloy::primitives::B256;
     let w = World::new("client-h2").await;
-    let mut alice = w.client(1, w.net.add_node("alice")).await;
-    let mut bob = w.client(2, w.net.add_node("bob")).await;
-    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (mut alice, mut bob, carol, group, mut seen) =
+        trio(&w, b"h2", CommitPolicy::AnyMember).await;
     let (a, b, c) = (alice.address(), bob.address(), carol.address());
-    bob.publish_keys().await.unwrap();
-    carol.publish_keys().await.unwrap();
-    let group = alice
-        .create_group(b"h2", CommitPolicy::AnyMember)
-        .await
-        .unwrap();
-    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
-    form_group(
-        &w.net,
-        &mut [&mut alice, &mut bob, &mut carol],
-        &mut seen,
-        group,
-    )
-    .await;
     let start = alice.epoch(group).unwrap();
 
     // Carol's garbage, straight to the contract.
@@ -1833,24 +1810,9 @@ async fn a_garbage_commit_stalls_the_group_and_the_owner_recovers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_account_that_left_is_removed_from_the_tree_by_an_admin() {
     let w = World::new("client-l2").await;
-    let mut alice = w.client(1, w.net.add_node("alice")).await;
-    let mut bob = w.client(2, w.net.add_node("bob")).await;
-    let mut carol = w.client(3, w.net.add_node("carol")).await;
+    let (mut alice, mut bob, mut carol, group, mut seen) =
+        trio(&w, b"l2", CommitPolicy::AdminsOnly).await;
     let (a, b, c) = (alice.address(), bob.address(), carol.address());
-    bob.publish_keys().await.unwrap();
-    carol.publish_keys().await.unwrap();
-    let group = alice
-        .create_group(b"l2", CommitPolicy::AdminsOnly)
-        .await
-        .unwrap();
-    let mut seen = vec![Vec::new(), Vec::new(), Vec::new()];
-    form_group(
-        &w.net,
-        &mut [&mut alice, &mut bob, &mut carol],
-        &mut seen,
-        group,
-    )
-    .await;
     w.devnet
         .chain(2)
         .await

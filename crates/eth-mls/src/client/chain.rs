@@ -7,73 +7,20 @@
 //! (review M1); a fork is only a merged commit that the chain dropped (review H3).
 
 use alloy_primitives::keccak256;
+use eth_mls_chain::GroupEvent;
 use eth_mls_chain::alloy::providers::Provider;
-use eth_mls_chain::alloy::rpc::types::Filter;
-use eth_mls_chain::{Chain, GroupEvent};
 use eth_mls_core::{Checks, CommitSummary};
 use eth_mls_siwe::Address;
 use eth_mls_transport::DeliveryService;
 
-use super::{Client, ClientEvent, RANGE, chain_err, core, erc1271, random_id};
+use super::{Client, ClientEvent, chain_err, core, erc1271, random_id};
 use crate::Error;
+pub(super) use crate::catchup::{block_time, group_logs};
 use crate::cursor::{self, Pending, Stalled};
 use crate::records::{self, ReceivedInvitation};
 use crate::sequencer::Action;
 use crate::verdict::{Acl, Policy, Registration, check_commit, check_epoch_authenticator};
 use crate::wire::{ClientMessage, InvitationRequest, ReaddRequest};
-
-/// The group's contract events from `from` to `to`, in log order, with their blocks and
-/// transactions (ranged queries of at most [`RANGE`] blocks).
-pub(super) async fn group_logs(
-    chain: &Chain,
-    contract: Address,
-    from: u64,
-    to: u64,
-) -> Result<Vec<(GroupEvent, u64, Option<[u8; 32]>)>, Error> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = to.min(start + RANGE - 1);
-        let mut logs = chain
-            .provider()
-            .get_logs(
-                &Filter::new()
-                    .address(contract)
-                    .from_block(start)
-                    .to_block(end),
-            )
-            .await
-            .map_err(chain_err)?;
-        logs.retain(|l| !l.removed);
-        logs.sort_by_key(|l| (l.block_number, l.log_index));
-        for log in logs {
-            let Ok(event) =
-                eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
-                    .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
-            else {
-                continue;
-            };
-            out.push((
-                event,
-                log.block_number.unwrap_or_default(),
-                log.transaction_hash.map(|h| h.0),
-            ));
-        }
-        start = end + 1;
-    }
-    Ok(out)
-}
-
-/// The timestamp of `block`.
-pub(super) async fn block_time(chain: &Chain, block: u64) -> Result<i64, Error> {
-    let header = chain
-        .provider()
-        .get_block_by_number(block.into())
-        .await
-        .map_err(chain_err)?
-        .ok_or_else(|| Error::Chain(format!("block {block} not found")))?;
-    Ok(header.header.timestamp as i64)
-}
 
 /// Whether `e` may pass by itself (an RPC, delivery or ERC-1271 failure): retried, never a
 /// verdict.
@@ -109,6 +56,17 @@ impl<D: DeliveryService + 'static> Client<D> {
             .epoch)
     }
 
+    /// The latest block with the configured confirmations on top: what is read.
+    pub(super) async fn confirmed_head(&self) -> Result<u64, Error> {
+        let head = self
+            .chain
+            .provider()
+            .get_block_number()
+            .await
+            .map_err(chain_err)?;
+        Ok(head.saturating_sub(self.config.confirmations))
+    }
+
     /// Saves the group's chain state (after a read of the chain or a merge).
     pub(super) fn save_chain(&mut self, contract: Address) -> Result<(), Error> {
         let j = self
@@ -124,13 +82,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// the ACL mirror, the registrations and the sequencer, and saves the cursor: each event
     /// is read once (opening a client replays nothing).
     pub(super) async fn read_chain(&mut self, contract: Address) -> Result<(), Error> {
-        let head = self
-            .chain
-            .provider()
-            .get_block_number()
-            .await
-            .map_err(chain_err)?;
-        let safe = head.saturating_sub(self.config.confirmations);
+        let safe = self.confirmed_head().await?;
         let from = match self.groups.get(&contract) {
             Some(j) if j.chain.next_block <= safe => j.chain.next_block,
             _ => return Ok(()),
@@ -215,13 +167,9 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// Whether the chain (as read so far) registered a commit to `epoch` of `contract`.
     pub(super) fn is_registered(&self, contract: Address, epoch: u64) -> bool {
-        self.groups.get(&contract).is_some_and(|j| {
-            j.chain
-                .registered
-                .keys()
-                .next_back()
-                .is_some_and(|last| epoch <= *last)
-        })
+        self.groups
+            .get(&contract)
+            .is_some_and(|j| j.is_registered(epoch))
     }
 
     /// One action of the group's sequencer; whether it moved.

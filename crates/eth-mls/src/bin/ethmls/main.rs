@@ -1185,15 +1185,13 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
             let g = parse_address(group)?;
             let before = c.epoch(g).map_err(Failure::from_client)?;
             c.update(g).await.map_err(Failure::from_client)?;
-            let waiting = Some("waiting for the commit's confirmation and merge (s)");
-            let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
-                s.iter().any(|e| {
-                    matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)
-                        || matches!(e, ClientEvent::IntentFailed { .. })
-                })
-            })
+            merged_after(
+                &mut c,
+                g,
+                before,
+                "waiting for the commit's confirmation and merge (s)",
+            )
             .await?;
-            committed(&c, g, before, &events)?;
             Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok() }))
         }
         GroupCmd::Recover { group, remove } => {
@@ -1214,19 +1212,25 @@ async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Valu
                 ),
                 e => Failure::from_client(e),
             })?;
-            let waiting = Some("waiting for the replacement's confirmation and merge (s)");
-            let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
-                s.iter().any(|e| {
-                    matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)
-                        || matches!(e, ClientEvent::IntentFailed { .. })
-                })
-            })
-            .await?;
-            committed(&c, g, before, &events)?;
+            let waiting = "waiting for the replacement's confirmation and merge (s)";
+            merged_after(&mut c, g, before, waiting).await?;
             let removed: Vec<String> = remove.iter().map(|a| format!("{a:#x}")).collect();
             Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok(), "removed": removed }))
         }
     }
+}
+
+/// Syncs until a commit of `g` past epoch `before` is merged (or the intent failed), then
+/// [`committed`].
+async fn merged_after(c: &mut Cl, g: Address, before: u64, waiting: &str) -> Result<(), Failure> {
+    let events = sync_until(c, Duration::from_secs(60), Some(waiting), |s| {
+        s.iter().any(|e| {
+            matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)
+                || matches!(e, ClientEvent::IntentFailed { .. })
+        })
+    })
+    .await?;
+    committed(c, g, before, &events)
 }
 
 /// Fails when the change's intent failed or the epoch did not move.
