@@ -133,6 +133,51 @@ impl StoreKey {
         Self(KeySource::Unencrypted)
     }
 
+    /// Whether the store file at `path` opens with this key (it is not opened further: no
+    /// migration runs). `false` for a wrong key, and for a file that is not an encrypted
+    /// SQLite database under any key (damaged, or not a store): the two cannot be told apart
+    /// without the right key, so a caller that knows its key is right reports damage.
+    pub fn opens(&self, path: impl AsRef<Path>) -> Result<bool, Error> {
+        let key = self;
+        let path = path.as_ref();
+        let salt = read_salt(path)?;
+        let conn = Connection::open(path).map_err(sql)?;
+        match apply_key(&conn, key, &salt) {
+            Ok(()) => Ok(true),
+            Err(Error::WrongKey) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Re-encrypts the (closed) store file at `path` from this key (`old`) to `new`, keeping
+    /// its salt. SQLCipher rewrites every page in one transaction: a crash leaves the store
+    /// under `old` or wholly under `new`. [`Error::WrongKey`] when `old` does not open it.
+    pub fn rekey(&self, path: impl AsRef<Path>, new: &StoreKey) -> Result<(), Error> {
+        let old = self;
+        let path = path.as_ref();
+        let salt = read_salt(path)?;
+        let conn = Connection::open(path).map_err(sql)?;
+        apply_key(&conn, old, &salt)?;
+        // Everything in the main file first (rekey rewrites it; the WAL would keep pages
+        // under the old key), and a rollback journal for the rewrite.
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(sql)?;
+        conn.pragma_update(None, "journal_mode", "DELETE")
+            .map_err(sql)?;
+        let derived = new.derive(&salt)?;
+        let mut pragma = Zeroizing::new(String::with_capacity(2 * (32 + SALT_LEN) + 3));
+        pragma.push_str("x'");
+        pragma.push_str(&hex::encode(derived.as_ref()));
+        pragma.push_str(&hex::encode(salt));
+        pragma.push('\'');
+        conn.pragma_update(None, "rekey", pragma.as_str())
+            .map_err(sql)?;
+        conn.close().map_err(|(_, e)| sql(e))?;
+        // The new key opens it (and only it does).
+        let conn = Connection::open(path).map_err(sql)?;
+        apply_key(&conn, new, &salt)
+    }
+
     /// The 32-byte database key for `salt`.
     fn derive(&self, salt: &[u8; SALT_LEN]) -> Result<Zeroizing<[u8; 32]>, Error> {
         match &self.0 {
@@ -161,7 +206,7 @@ impl StoreKey {
 /// on top of Argon2id and the salt is the one given. Then checks the key by reading.
 fn apply_key(conn: &Connection, key: &StoreKey, salt: &[u8; SALT_LEN]) -> Result<(), Error> {
     // SQLCipher logs decryption failures to stderr by default.
-    let _ = conn.pragma_update(None, "cipher_log_level", "NONE");
+    quiet(conn);
     #[cfg(feature = "unencrypted-store-for-benchmarks")]
     if matches!(key.0, KeySource::Unencrypted) {
         return Ok(());
@@ -174,6 +219,9 @@ fn apply_key(conn: &Connection, key: &StoreKey, salt: &[u8; SALT_LEN]) -> Result
     pragma.push('\'');
     conn.pragma_update(None, "key", pragma.as_str())
         .map_err(sql)?;
+    // Again after the key: SQLCipher's first keyed connection activates it, and activation
+    // resets an unset log to WARN on stderr (a wrong key or a damaged page would print).
+    quiet(conn);
     match conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
         r.get::<_, i64>(0)
     }) {
@@ -184,6 +232,15 @@ fn apply_key(conn: &Connection, key: &StoreKey, salt: &[u8; SALT_LEN]) -> Result
             Err(Error::WrongKey)
         }
         Err(e) => Err(sql(e)),
+    }
+}
+
+/// Turns SQLCipher's own logging off (process-wide): failures are returned as errors, and
+/// a library must not write to its user's stderr.
+fn quiet(conn: &Connection) {
+    for (pragma, value) in [("cipher_log_level", "NONE"), ("cipher_log", "off")] {
+        // Each answers with a row: read as a query (an `execute` would report it as an error).
+        let _ = conn.query_row(&format!("PRAGMA {pragma} = {value}"), [], |_| Ok(()));
     }
 }
 

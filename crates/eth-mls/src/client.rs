@@ -1006,6 +1006,24 @@ impl<D: DeliveryService + 'static> Client<D> {
         note: &str,
     ) -> Result<RequestId, Error> {
         let j = self.joined(group)?;
+        if !j.active {
+            return Err(Error::NotMember {
+                account: self.address(),
+            });
+        }
+        // Refused here, before anything is sent, rather than by the invitee's answer or the
+        // contract much later (only admins change the ACL, whatever the commit policy).
+        let me = self.address();
+        let refused = |reason| Err(Error::InviteRefused { invitee, reason });
+        if invitee == me {
+            return refused("it is this account");
+        }
+        if j.group.members().contains(&invitee) || j.chain.mirror.acl().members.contains(&invitee) {
+            return refused("it is already a member of the group");
+        }
+        if !j.chain.mirror.acl().is_admin(&me) {
+            return refused("only the group's admins add members, and this account is not one");
+        }
         let request = InvitationRequest {
             request_id: random_id()?,
             group: self.group_ref(group),
@@ -2462,7 +2480,7 @@ impl<D: DeliveryService + 'static> Client<D> {
 }
 
 /// Takes the exclusive lock of the store at `path` (the file `<path>.lock`).
-fn lock_store(path: &Path) -> Result<std::fs::File, Error> {
+pub(crate) fn lock_store(path: &Path) -> Result<std::fs::File, Error> {
     let mut name = path.as_os_str().to_owned();
     name.push(".lock");
     let lock_path = std::path::PathBuf::from(name);

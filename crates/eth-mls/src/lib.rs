@@ -52,11 +52,13 @@ pub mod requests;
 pub mod sequencer;
 pub mod state;
 pub mod verdict;
+pub mod view;
 pub mod wire;
 
 use eth_mls_siwe::Address;
 
 pub use client::{Client, ClientConfig, ClientEvent};
+pub use view::LocalView;
 
 /// Errors of the client.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -189,6 +191,14 @@ pub enum Error {
     NotMember {
         /// The requester.
         account: Address,
+    },
+    /// An invitation this account cannot make (nothing was sent).
+    #[error("cannot invite {invitee}: {reason}")]
+    InviteRefused {
+        /// The account named.
+        invitee: Address,
+        /// Why: it is this account, already a member, or this account is not an admin.
+        reason: &'static str,
     },
     /// The request asks for something its sender may not ask for.
     #[error("the request asks for a change its sender may not request")]

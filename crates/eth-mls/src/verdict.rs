@@ -58,7 +58,8 @@ pub struct Acl {
 }
 
 impl Acl {
-    fn is_admin(&self, a: &Address) -> bool {
+    /// Whether `a` is the owner or an admin.
+    pub fn is_admin(&self, a: &Address) -> bool {
         self.owner.as_ref() == Some(a) || self.admins.contains(a)
     }
 }

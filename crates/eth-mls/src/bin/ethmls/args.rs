@@ -79,7 +79,7 @@ pub enum Command {
     #[command(subcommand)]
     Account(AccountCmd),
     /// Starts a local anvil, deploys the contracts, writes the deployment; runs until
-    /// interrupted or its standard input closes.
+    /// interrupted (Ctrl-C, SIGTERM) or its standard input closes.
     Devnet {
         /// Port (default: anvil's choice of a free one).
         #[arg(long)]
@@ -111,12 +111,14 @@ pub enum Command {
         /// The message.
         text: String,
     },
-    /// The messages of a group this account received (and sent).
+    /// The messages of a group this account received (and sent), from its store: nothing is
+    /// fetched (`ethmls sync` takes in what arrived).
     Read {
         /// The group contract.
         group: String,
     },
-    /// Prints events as they come (NDJSON with --json).
+    /// Prints events as they come (NDJSON with --json), until --timeout, --count, Ctrl-C or
+    /// SIGTERM.
     Watch {
         /// Stop after this many seconds.
         #[arg(long)]
@@ -126,7 +128,7 @@ pub enum Command {
         count: Option<u64>,
     },
     /// Interactive chat in a group: lines typed are sent, messages shown with their sender;
-    /// ends at end of input.
+    /// ends at end of input, Ctrl-C or SIGTERM.
     Chat {
         /// The group contract.
         group: String,
@@ -135,12 +137,21 @@ pub enum Command {
     /// lost messages, credentials due for renewal.
     Doctor,
     /// Runs a gossip relay and history store for the accounts that connect to it (until
-    /// interrupted or its standard input closes); prints the address peers give as `--peer`.
+    /// Ctrl-C, SIGTERM or the end of its standard input); prints the address peers give as
+    /// `--peer`.
     Node,
     /// Shows or changes the home's settings (config.json): rpc_url, account, delivery, peers,
     /// listen.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Starts afresh on the chain this home uses when it is new (a restarted devnet, a local
+    /// chain whose state was lost or damaged) or the account's store is damaged: what no
+    /// longer fits is moved to `<home>/reset/<time>/` (asks first on a terminal).
+    Reset {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Takes in what arrived and runs pending work for a while.
     Sync {
         /// Seconds to keep going.
@@ -167,6 +178,7 @@ impl Command {
             Command::Node => "node".into(),
             Command::Config(c) => format!("config {}", c.name()),
             Command::Sync { .. } => "sync".into(),
+            Command::Reset { .. } => "reset".into(),
         }
     }
 }
@@ -194,10 +206,23 @@ pub enum AccountCmd {
         /// Its name (default: the current account).
         name: Option<String>,
     },
-    /// Deletes an account's keystore.
+    /// Deletes an account's keystore (asks to type its name on a terminal; `--yes` in
+    /// scripts). Without a backup of the key, the account is lost.
     Remove {
         /// Its name.
         name: String,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Changes the keystore's password (the account's stores stay readable: their key comes
+    /// from the account's key, not the password).
+    Password {
+        /// Its name.
+        name: String,
+        /// A file whose first line is the new password (else asked twice on a terminal).
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
     },
 }
 
@@ -209,6 +234,7 @@ impl AccountCmd {
             AccountCmd::List => "list",
             AccountCmd::Show { .. } => "show",
             AccountCmd::Remove { .. } => "remove",
+            AccountCmd::Password { .. } => "password",
         }
     }
 }

@@ -13,10 +13,41 @@ use eth_mls_chain::alloy::signers::local::PrivateKeySigner;
 use eth_mls_chain::{Chain, Deployment};
 use serde_json::Value;
 
-use crate::out::{Failure, Kind, Out};
+use crate::out::{Failure, Kind, Out, Tag};
 
 fn dir(home: &Path) -> PathBuf {
     home.join("devnet")
+}
+
+/// Where the on-demand chain's state is saved.
+pub fn state_file(home: &Path) -> PathBuf {
+    dir(home).join("state.json")
+}
+
+/// Whether `url` is an anvil on this machine (the on-demand chain or an `ethmls devnet`):
+/// there, commands give the acting account ETH for its gas, as `ethmls fund` does.
+pub async fn is_local_anvil(url: &str) -> bool {
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split(['/', '?']).next())
+        .and_then(|hostport| {
+            hostport
+                .rsplit_once(':')
+                .map_or(Some(hostport), |(h, _)| Some(h))
+        })
+        .unwrap_or("");
+    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
+        return false;
+    }
+    let Ok(chain) = Chain::connect(url, None).await else {
+        return false;
+    };
+    let version: Result<String, _> = chain
+        .provider()
+        .raw_request("web3_clientVersion".into(), ())
+        .await;
+    version.is_ok_and(|v| v.to_ascii_lowercase().starts_with("anvil"))
 }
 
 /// The running local chain's URL, if it answers.
@@ -92,19 +123,22 @@ fn start(home: &Path, out: &Out) -> Result<String, Failure> {
         "--quiet",
     ])
     .args(["--state-interval", "1", "--state"])
-    .arg(dir.join("state.json"))
+    .arg(state_file(home))
     .arg("--config-out")
     .arg(&config)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    .stdin(Stdio::null());
+    // anvil's output goes to a log in the home: what it says when it cannot start is shown.
+    let log_path = dir.join("anvil.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| Failure::io(&log_path, e))?;
+    let log_err = log.try_clone().map_err(|e| Failure::io(&log_path, e))?;
+    cmd.stdout(Stdio::from(log)).stderr(Stdio::from(log_err));
     #[cfg(unix)]
     {
         // Its own process group: a Ctrl-C to this command does not end the chain.
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
     }
-    let child = cmd
+    let mut child = cmd
         .spawn()
         .map_err(|e| Failure::new(Kind::Chain, format!("could not start anvil: {e}"), ""))?;
     let url = format!("http://127.0.0.1:{port}");
@@ -116,6 +150,30 @@ fn start(home: &Path, out: &Out) -> Result<String, Failure> {
             .map(|m| m.len() == 0)
             .unwrap_or(true)
     {
+        if let Ok(Some(status)) = child.try_wait() {
+            let said = std::fs::read_to_string(&log_path).unwrap_or_default();
+            // Its error line (clap's and anvil's start with "error"), else its last line.
+            let said = said
+                .lines()
+                .find(|l| l.trim_start().to_ascii_lowercase().starts_with("error"))
+                .or_else(|| said.lines().rev().find(|l| !l.trim().is_empty()))
+                .unwrap_or("(nothing)")
+                .trim()
+                .to_string();
+            let _ = std::fs::remove_file(dir.join("pid"));
+            let _ = std::fs::remove_file(dir.join("url"));
+            return Err(Failure::new(
+                Kind::Chain,
+                format!("the local chain (anvil) exited as it started ({status}): {said}"),
+                format!(
+                    "its saved state {} may be damaged: `ethmls reset --yes` moves it aside and \
+                     starts an empty chain (see {} for all anvil said)",
+                    state_file(home).display(),
+                    log_path.display()
+                ),
+            )
+            .tagged(Tag::LocalChainDied));
+        }
         if Instant::now() > deadline {
             return Err(Failure::new(
                 Kind::Chain,

@@ -23,28 +23,34 @@ macro_rules! say_err {
     }};
 }
 
+mod account;
 mod args;
+mod chat;
+mod doctor;
+mod group;
 mod local;
 mod net;
+mod open;
 mod out;
 mod private;
+mod reset;
+mod signals;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use eth_mls::{Client, ClientConfig, ClientEvent};
+use eth_mls::{Client, ClientEvent};
 use eth_mls_chain::alloy::providers::Provider;
-use eth_mls_chain::alloy::signers::local::PrivateKeySigner;
-use eth_mls_chain::{Chain, ChainChannel, CommitPolicy, Deployment, Devnet, StreamConfig};
-use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
+use eth_mls_chain::{Chain, Deployment, Devnet};
 use eth_mls_siwe::Address;
-use eth_mls_transport::{DeliveryService, Redundant};
+use eth_mls_transport::DeliveryService;
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
-use args::{AccountCmd, Cli, Command, ConfigCmd, Delivery, GroupCmd};
+use args::{Cli, Command, ConfigCmd, Delivery};
+use open::{client, client_on_chain};
 use out::{Failure, Kind, Out, Progress};
 
 /// The SIWE domain every credential made by `ethmls` names (members must agree on it).
@@ -53,7 +59,10 @@ const DOMAIN: &str = "ethmls.local";
 const KEYSTORE_LOG_N: u8 = 13;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => usage_error(e),
+    };
     let out = Out::new(cli.json);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -74,10 +83,35 @@ fn main() {
         net::shutdown().await;
         result
     });
+    // Nothing is left to wait for (a thread reading a terminal never ends by itself).
+    rt.shutdown_background();
     match result {
-        Ok(result) => out.ok(command, result),
+        Ok(result) => {
+            out.ok(command, result);
+            std::process::exit(0)
+        }
         Err(f) => out.fail(&f),
     }
+}
+
+/// clap's verdict on the command line: help and version as clap prints them; a usage error
+/// as a usage failure (exit 2), in the JSON envelope when `--json` was given.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion)
+        || !std::env::args_os().any(|a| a == "--json")
+    {
+        e.exit()
+    }
+    let message = e
+        .render()
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("bad command line")
+        .trim_start_matches("error: ")
+        .to_string();
+    Out::new(true).fail(&Failure::usage(message, "see `ethmls --help`"))
 }
 
 /// Where everything lives: `--home`, `ETHMLS_HOME`, `$XDG_DATA_HOME/ethmls`, or
@@ -247,9 +281,6 @@ fn password(cli: &Cli, prompt: &str) -> Result<Zeroizing<String>, Failure> {
         .map_err(|e| Failure::usage(format!("could not read the password: {e}"), ""))
 }
 
-/// An account's name, key and password.
-type Unlocked = (String, Zeroizing<[u8; 32]>, Zeroizing<String>);
-
 /// A keystore that could not be read or removed: a missing one is a usage error.
 fn account_file_error(name: &str, path: &Path, e: std::io::Error) -> Failure {
     if e.kind() == std::io::ErrorKind::NotFound {
@@ -260,52 +291,6 @@ fn account_file_error(name: &str, path: &Path, e: std::io::Error) -> Failure {
     } else {
         Failure::io(path, e)
     }
-}
-
-/// The account's key, decrypted from its keystore.
-fn account_key(cli: &Cli, home: &Path) -> Result<Unlocked, Failure> {
-    let name = account_name(cli, home)?;
-    let path = keystore_path(home, &name)?;
-    let json = std::fs::read_to_string(&path).map_err(|e| account_file_error(&name, &path, e))?;
-    let pw = password(cli, &format!("password for {name}: "))?;
-    let key = eth_mls::keystore::decrypt(&json, pw.as_bytes()).map_err(|e| match e {
-        eth_mls::Error::WrongPassword => Failure::new(
-            Kind::Verification,
-            format!("wrong password for account {name}"),
-            "check the password file",
-        ),
-        e => Failure::from_client(e),
-    })?;
-    Ok((name, key, pw))
-}
-
-async fn chain_for(
-    cli: &Cli,
-    home: &Path,
-    key: Option<&[u8; 32]>,
-    out: &Out,
-) -> Result<Chain, Failure> {
-    let (url, local) = rpc_url(cli, home, out).await?;
-    if local && let Some(k) = key {
-        // On the local chain, the acting account gets ETH for its gas.
-        let address = PrivateKeySigner::from_slice(k)
-            .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?
-            .address();
-        local::fund(&url, address).await?;
-    }
-    let signer = match key {
-        Some(k) => Some(
-            PrivateKeySigner::from_slice(k)
-                .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
-        ),
-        None => None,
-    };
-    Chain::connect(&url, signer).await.map_err(|e| {
-        Failure::chain(
-            e,
-            &format!("is the node at {url} running? (`ethmls devnet` starts one)"),
-        )
-    })
 }
 
 type Cl = Client<Arc<dyn DeliveryService>>;
@@ -344,149 +329,6 @@ fn listen(cli: &Cli, home: &Path, default: &str) -> Result<String, Failure> {
     Ok(Config::load(home)?
         .listen
         .unwrap_or_else(|| default.to_string()))
-}
-
-/// Opens the account's client (its store under the home, keyed by its password) and takes
-/// in what arrived.
-async fn client(cli: &Cli, home: &Path, out: &Out) -> Result<Cl, Failure> {
-    Ok(client_on_chain(cli, home, out).await?.0)
-}
-
-/// [`client`], with the chain connection and the deployment it uses.
-async fn client_on_chain(
-    cli: &Cli,
-    home: &Path,
-    out: &Out,
-) -> Result<(Cl, Chain, Deployment, Zeroizing<[u8; 32]>), Failure> {
-    let (_, key, pw) = account_key(cli, home)?;
-    let chain = chain_for(cli, home, Some(&key), out).await?;
-    let d = deployment(cli, home)?;
-    let signer: Arc<dyn EthereumSigner> = Arc::new(
-        LocalEthereumSigner::from_bytes(key.as_slice())
-            .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
-    );
-    let address = signer.address();
-    let stream = StreamConfig {
-        poll_interval: Duration::from_millis(200),
-        ..StreamConfig::default()
-    };
-    let mode = delivery(cli, home)?;
-    let chain_channel = || ChainChannel::new(chain.clone(), d.erc7627, stream.clone());
-    let delivery: Arc<dyn DeliveryService> = match mode {
-        Delivery::Chain => Arc::new(chain_channel()),
-        Delivery::Gossip | Delivery::Both => {
-            let node = net::start_client_node(
-                net::account_node_key(&key)?,
-                &listen(cli, home, net::CLIENT_LISTEN)?,
-                net::parse_peers(&peers(cli, home)?)?,
-            )
-            .await;
-            match (mode, node) {
-                (Delivery::Gossip, node) => Arc::new(node?),
-                (_, Ok(node)) => Arc::new(Redundant::new(node, chain_channel())),
-                (_, Err(e)) => {
-                    // Both: the chain alone still delivers everything (later).
-                    out.progress(&format!(
-                        "gossip unavailable ({}); using the chain alone",
-                        e.message()
-                    ));
-                    Arc::new(chain_channel())
-                }
-            }
-        }
-    };
-    let mut config = ClientConfig::new(d, DOMAIN);
-    config.keep_messages = true;
-    config.poll_interval = Duration::from_millis(200);
-    let dir = home.join("stores");
-    private::dir(&dir)?;
-    let path = dir.join(format!("{address:#x}-{}.db", d.chain_id));
-    lock_store(&path)?;
-    let mut c = Client::open(
-        signer,
-        chain.clone(),
-        delivery,
-        path,
-        &StoreKey::passphrase(pw.as_bytes()),
-        config,
-    )
-    .await
-    .map_err(Failure::from_client)?;
-    c.sync().await.map_err(Failure::from_client)?;
-    catch_up(&mut c).await?;
-    Ok((c, chain, d, key))
-}
-
-/// Epochs the chain has registered beyond this client's, over its active groups.
-async fn epochs_behind(c: &Cl) -> Result<u64, Failure> {
-    let mut behind = 0;
-    for g in c.groups() {
-        if c.is_active(g) {
-            let local = c.epoch(g).map_err(Failure::from_client)?;
-            let chain = c.chain_epoch(g).await.map_err(Failure::from_client)?;
-            behind += chain.saturating_sub(local);
-        }
-    }
-    Ok(behind)
-}
-
-/// Catch-up with a progress bar: runs the client while it gets closer to the chain's epochs
-/// (it stops when two seconds bring nothing; `doctor` reports what is still behind).
-async fn catch_up(c: &mut Cl) -> Result<(), Failure> {
-    let start = epochs_behind(c).await?;
-    if start == 0 {
-        return Ok(());
-    }
-    let mut bar = Progress::new("catching up (epochs)", start);
-    let mut behind = start;
-    while behind > 0 {
-        bar.set(start - behind);
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut now_behind = behind;
-        while now_behind >= behind && Instant::now() < deadline {
-            // Events stay queued for the command (sync, not next_event).
-            c.sync().await.map_err(Failure::from_client)?;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            now_behind = epochs_behind(c).await?;
-        }
-        if now_behind >= behind {
-            break;
-        }
-        behind = now_behind;
-    }
-    bar.set(start - behind);
-    bar.done();
-    Ok(())
-}
-
-/// The lock of the store this process opened, held until it exits.
-static STORE_LOCK: std::sync::OnceLock<std::fs::File> = std::sync::OnceLock::new();
-
-/// One process per account store at a time (a `watch` and a `send` on the same account would
-/// both take in and answer the same frames): an exclusive lock on `<store>.lock`.
-fn lock_store(path: &Path) -> Result<(), Failure> {
-    let lock_path = path.with_extension("lock");
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).truncate(false).write(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let file = options
-        .open(&lock_path)
-        .map_err(|e| Failure::io(&lock_path, e))?;
-    match file.try_lock() {
-        Ok(()) => {
-            let _ = STORE_LOCK.set(file);
-            Ok(())
-        }
-        Err(std::fs::TryLockError::WouldBlock) => Err(Failure::usage(
-            "another ethmls process is using this account",
-            "stop it (a `watch` or `chat`?) or wait for it to finish",
-        )),
-        Err(std::fs::TryLockError::Error(e)) => Err(Failure::io(&lock_path, e)),
-    }
 }
 
 /// Syncs for up to `wait`, until `done` holds for the events seen; returns them. With
@@ -541,16 +383,18 @@ fn parse_request_id(s: &str) -> Result<[u8; 16], Failure> {
 async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
     let home = home(cli)?;
     private::secure_home(&home)?;
+    out::set_names(account::names(&home));
     match &cli.command {
-        Command::Account(cmd) => account(cli, &home, cmd).await,
+        Command::Account(cmd) => account::run(cli, &home, cmd).await,
+        Command::Reset { yes } => reset::command(cli, &home, *yes, out).await,
         Command::Devnet { stop: true, .. } => {
             let stopped = local::stop(&home)?;
             Ok(json!({ "stopped": stopped }))
         }
         Command::Devnet { port, .. } => devnet(&home, *port, out).await,
         Command::Deploy => {
-            let (_, key, _) = account_key(cli, &home)?;
-            let chain = chain_for(cli, &home, Some(&key), out).await?;
+            let (_, key, _) = open::account_key(cli, &home)?;
+            let (chain, _) = open::chain_for(cli, &home, Some(&key), out).await?;
             let d = deploy(&chain)
                 .await
                 .map_err(|e| Failure::chain(e, "is the account funded?"))?;
@@ -561,7 +405,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         }
         Command::Fund { address, eth } => {
             let address = parse_address(address)?;
-            let chain = chain_for(cli, &home, None, out).await?;
+            let (chain, _) = open::chain_for(cli, &home, None, out).await?;
             let wei = eth_mls_chain::alloy::primitives::U256::from(*eth)
                 * eth_mls_chain::alloy::primitives::U256::from(10u64)
                     .pow(eth_mls_chain::alloy::primitives::U256::from(18u64));
@@ -600,7 +444,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                 "peer_id": node_key.public().to_peer_id().to_base58(),
             }))
         }
-        Command::Group(cmd) => group(cli, &home, cmd, out).await,
+        Command::Group(cmd) => group::run(cli, &home, cmd, out).await,
         Command::Send { group, text } => {
             let g = parse_address(group)?;
             let mut c = client(cli, &home, out).await?;
@@ -612,38 +456,50 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         }
         Command::Read { group } => {
             let g = parse_address(group)?;
-            let c = client(cli, &home, out).await?;
-            let messages: Vec<Value> = c
-                .messages(g)
-                .map_err(Failure::from_client)?
+            // Local: what the store kept, with no chain or relay involved.
+            let view = open::view(cli, &home, out)?;
+            let stored = match &view {
+                Some(v) => v.messages(g).map_err(|e| match e {
+                    eth_mls::Error::UnknownGroup { .. } => unknown_group(g),
+                    e => Failure::from_client(e),
+                })?,
+                None => return Err(unknown_group(g)),
+            };
+            let messages: Vec<Value> = stored
                 .into_iter()
                 .map(|m| {
-                    json!({
+                    let mut v = json!({
                         "sender": format!("{:#x}", m.sender),
                         "epoch": m.epoch,
                         "received_at": m.received_at,
                         "text": String::from_utf8_lossy(&m.data),
-                    })
+                    });
+                    out::annotate(&mut v);
+                    v
                 })
                 .collect();
             if !out.json {
                 for m in &messages {
                     say!(
-                        "{} {}: {}",
+                        "{} [epoch {}] {}: {}",
                         m["received_at"],
-                        out::clean(m["sender"].as_str().unwrap_or("")),
+                        m["epoch"],
+                        out::who(m["sender"].as_str().unwrap_or("")),
                         out::clean(m["text"].as_str().unwrap_or(""))
                     );
                 }
+                out::printed("messages");
             }
-            Ok(json!({ "group": format!("{g:#x}"), "messages": messages }))
+            let active = view.as_ref().is_some_and(|v| v.is_active(g));
+            Ok(json!({ "group": format!("{g:#x}"), "active": active, "messages": messages }))
         }
         Command::Watch { timeout, count } => {
             let mut c = client(cli, &home, out).await?;
+            let stop = signals::listen();
             let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
             let mut n = 0u64;
             loop {
-                if count.is_some_and(|m| n >= m) {
+                if count.is_some_and(|m| n >= m) || stop.requested() {
                     break;
                 }
                 let left = match deadline {
@@ -653,12 +509,14 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                 if left.is_zero() {
                     break;
                 }
-                if let Some(e) = c.next_event(left).await.map_err(Failure::from_client)? {
+                // Short waits: a signal ends the loop between two steps, never inside one.
+                let wait = left.min(Duration::from_millis(250));
+                if let Some(e) = c.next_event(wait).await.map_err(Failure::from_client)? {
                     n += 1;
                     out.event(&out::event_json(&e));
                 }
             }
-            Ok(json!({ "events": n }))
+            Ok(json!({ "events": n, "interrupted": stop.requested() }))
         }
         Command::Chat { group } => {
             let g = parse_address(group)?;
@@ -669,42 +527,9 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                     "see `ethmls group list`",
                 ));
             }
-            chat(&mut c, g, out).await
+            chat::run(&mut c, g, out).await
         }
-        Command::Doctor => {
-            let (mut c, chain, d, _) = client_on_chain(cli, &home, out).await?;
-            let events = sync_until(&mut c, Duration::from_secs(2), None, |_| false).await?;
-            let mut report = doctor(&c, &events).await?;
-            let registered = chain
-                .erc7627(d.erc7627)
-                .peer_key(c.address())
-                .await
-                .map_err(|e| Failure::chain(e, "check the RPC endpoint"))?
-                .and_then(|k| eth_mls_transport::peer_id_from_ed25519(&k).ok());
-            report["delivery"] = json!(delivery(cli, &home)?.name());
-            if let Some(gossip) = net::doctor_info(registered).await {
-                let mut problems = Vec::new();
-                if gossip["peers"].as_array().is_none_or(|p| p.is_empty()) {
-                    problems.push(json!({
-                        "problem": "no gossip peers connected",
-                        "fix": "check that `ethmls node` runs at the --peer address",
-                    }));
-                }
-                if gossip["registered_peer_id"] != gossip["peer_id"] {
-                    problems.push(json!({
-                        "problem": "the chain does not have this account's gossip PeerId",
-                        "fix": "run `ethmls register`",
-                    }));
-                }
-                if let Some(list) = report["problems"].as_array_mut() {
-                    list.extend(problems);
-                }
-                report["healthy"] =
-                    json!(report["problems"].as_array().is_none_or(|p| p.is_empty()));
-                report["gossip"] = gossip;
-            }
-            Ok(report)
-        }
+        Command::Doctor => doctor::run(cli, &home, out).await,
         Command::Node => {
             let listen = listen(cli, &home, net::NODE_LISTEN)?;
             let peers = net::parse_peers(&peers(cli, &home)?)?;
@@ -833,154 +658,6 @@ fn deployment_json(d: &Deployment, path: &Path) -> Value {
     })
 }
 
-async fn account(cli: &Cli, home: &Path, cmd: &AccountCmd) -> Result<Value, Failure> {
-    match cmd {
-        AccountCmd::New { name } => {
-            let path = keystore_path(home, name)?;
-            if path.exists() {
-                return Err(Failure::usage(
-                    format!("an account named {name} exists"),
-                    "pick another name or `ethmls account remove` it",
-                ));
-            }
-            let mut key = Zeroizing::new([0u8; 32]);
-            loop {
-                getrandom::fill(key.as_mut())
-                    .map_err(|e| Failure::new(Kind::Other, format!("no randomness: {e}"), ""))?;
-                if PrivateKeySigner::from_slice(key.as_slice()).is_ok() {
-                    break;
-                }
-            }
-            save_account(cli, home, name, &path, &key)
-        }
-        AccountCmd::Import {
-            name,
-            private_key_file,
-        } => {
-            let path = keystore_path(home, name)?;
-            if path.exists() {
-                return Err(Failure::usage(
-                    format!("an account named {name} exists"),
-                    "pick another name or `ethmls account remove` it",
-                ));
-            }
-            let text = match private_key_file {
-                Some(f) => {
-                    Zeroizing::new(std::fs::read_to_string(f).map_err(|e| Failure::io(f, e))?)
-                }
-                None => {
-                    if !std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                        return Err(Failure::usage(
-                            "no key to import",
-                            "pass --private-key-file FILE (the key is never taken on the command line)",
-                        ));
-                    }
-                    Zeroizing::new(
-                        rpassword::prompt_password("private key (hex): ").map_err(|e| {
-                            Failure::usage(format!("could not read the key: {e}"), "")
-                        })?,
-                    )
-                }
-            };
-            let hexkey = text.trim().trim_start_matches("0x");
-            let bytes = Zeroizing::new(hex::decode(hexkey).map_err(|_| {
-                Failure::usage("the key is not hex", "a secp256k1 key is 64 hex digits")
-            })?);
-            let key: Zeroizing<[u8; 32]> =
-                Zeroizing::new(bytes.as_slice().try_into().map_err(|_| {
-                    Failure::usage(
-                        "the key is not 32 bytes",
-                        "a secp256k1 key is 64 hex digits",
-                    )
-                })?);
-            PrivateKeySigner::from_slice(key.as_slice())
-                .map_err(|_| Failure::usage("not a valid secp256k1 key", ""))?;
-            save_account(cli, home, name, &path, &key)
-        }
-        AccountCmd::List => {
-            let mut list = Vec::new();
-            for name in account_names(home)? {
-                let path = keystore_path(home, &name)?;
-                list.push(json!({ "name": name, "address": keystore_address(&path) }));
-            }
-            Ok(json!({ "accounts": list }))
-        }
-        AccountCmd::Show { name } => {
-            let name = match name {
-                Some(n) => n.clone(),
-                None => account_name(cli, home)?,
-            };
-            let path = keystore_path(home, &name)?;
-            if !path.exists() {
-                return Err(Failure::usage(
-                    format!("no account named {name}"),
-                    "see `ethmls account list`",
-                ));
-            }
-            Ok(
-                json!({ "name": name, "address": keystore_address(&path), "keystore": path.display().to_string() }),
-            )
-        }
-        AccountCmd::Remove { name } => {
-            let path = keystore_path(home, name)?;
-            std::fs::remove_file(&path).map_err(|e| account_file_error(name, &path, e))?;
-            Ok(json!({ "removed": name }))
-        }
-    }
-}
-
-fn save_account(
-    cli: &Cli,
-    home: &Path,
-    name: &str,
-    path: &Path,
-    key: &[u8; 32],
-) -> Result<Value, Failure> {
-    let pw = password(cli, &format!("new password for {name}: "))?;
-    if pw.is_empty() {
-        return Err(Failure::usage("the password is empty", "choose a password"));
-    }
-    let json = eth_mls::keystore::encrypt(key, pw.as_bytes(), KEYSTORE_LOG_N)
-        .map_err(Failure::from_client)?;
-    let dir = keystore_dir(home);
-    private::dir(&dir)?;
-    write_private(path, json.as_bytes())?;
-    let address = PrivateKeySigner::from_slice(key)
-        .map(|s| s.address())
-        .map_err(|_| Failure::usage("not a valid secp256k1 key", ""))?;
-    Ok(
-        json!({ "name": name, "address": format!("{address:#x}"), "keystore": path.display().to_string() }),
-    )
-}
-
-/// Writes a file readable by its owner only.
-pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path).map_err(|e| Failure::io(path, e))?;
-    f.write_all(bytes).map_err(|e| Failure::io(path, e))
-}
-
-/// The address a keystore file names (its `address` field), as cast shows it.
-fn keystore_address(path: &Path) -> Value {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-        .and_then(|v| {
-            v.get("address")
-                .and_then(|a| a.as_str())
-                .map(|a| format!("0x{}", a.trim_start_matches("0x")))
-        })
-        .map(Value::String)
-        .unwrap_or(Value::Null)
-}
-
 /// `ethmls devnet`: anvil on 127.0.0.1, the contracts deployed, the deployment and the RPC
 /// URL written to the home; runs until interrupted.
 async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Failure> {
@@ -1014,423 +691,16 @@ async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Fail
     let mut info = deployment_json(&d, &path);
     info["rpc_url"] = json!(devnet.rpc_url());
     out.event(&json!({ "event": "devnet_ready", "devnet": info.clone() }));
-    // Runs until interrupted (or its standard input closes, for scripts).
-    let stdin_closed = tokio::task::spawn_blocking(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-    });
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = stdin_closed => {}
-    }
+    // Runs until interrupted (SIGINT, SIGTERM) or its standard input closes (scripts).
+    signals::signal_or_end_of_input().await;
     drop(devnet);
     Ok(info)
 }
 
-async fn group(cli: &Cli, home: &Path, cmd: &GroupCmd, out: &Out) -> Result<Value, Failure> {
-    let mut c = client(cli, home, out).await?;
-    match cmd {
-        GroupCmd::Create { name, any_member } => {
-            let policy = if *any_member {
-                CommitPolicy::AnyMember
-            } else {
-                CommitPolicy::AdminsOnly
-            };
-            out.progress("creating the group contract");
-            let g = c
-                .create_group(name.as_bytes(), policy)
-                .await
-                .map_err(Failure::from_client)?;
-            Ok(json!({ "group": format!("{g:#x}"), "name": name, "epoch": c.epoch(g).ok() }))
-        }
-        GroupCmd::Invite {
-            group,
-            address,
-            note,
-        } => {
-            let g = parse_address(group)?;
-            let who = parse_address(address)?;
-            c.invite(g, who, note).await.map_err(Failure::from_client)?;
-            Ok(json!({ "group": format!("{g:#x}"), "invited": format!("{who:#x}") }))
-        }
-        GroupCmd::Requests => {
-            let list: Vec<Value> = c
-                .invitations()
-                .map_err(Failure::from_client)?
-                .into_iter()
-                .filter(|i| !i.answered)
-                .map(|i| {
-                    json!({
-                        "id": hex::encode(i.request.request_id),
-                        "from": format!("{:#x}", i.from),
-                        "group": format!("{:#x}", Address::from(i.request.group.group_contract)),
-                        "note": i.request.note,
-                        "expiry": i.request.expiry,
-                    })
-                })
-                .collect();
-            if !out.json {
-                for i in &list {
-                    say!(
-                        "{}  group {} from {}  {}",
-                        i["id"].as_str().unwrap_or(""),
-                        i["group"].as_str().unwrap_or(""),
-                        i["from"].as_str().unwrap_or(""),
-                        out::clean(i["note"].as_str().unwrap_or(""))
-                    );
-                }
-            }
-            Ok(json!({ "invitations": list }))
-        }
-        GroupCmd::Accept { id, wait } => {
-            let id = parse_request_id(id)?;
-            let group = c
-                .invitations()
-                .map_err(Failure::from_client)?
-                .into_iter()
-                .find(|i| i.request.request_id == id)
-                .map(|i| Address::from(i.request.group.group_contract))
-                .ok_or_else(|| {
-                    Failure::usage("no such invitation", "see `ethmls group requests`")
-                })?;
-            c.accept(id).await.map_err(Failure::from_client)?;
-            // The inviter's client commits the add and sends the Welcome: wait for it.
-            let waiting = Some("waiting for the inviter to add this account (s)");
-            let events = sync_until(&mut c, Duration::from_secs(*wait), waiting, |s| {
-                s.iter()
-                    .any(|e| matches!(e, ClientEvent::Joined { group: g, .. } if *g == group))
-            })
-            .await?;
-            let joined = c.is_active(group);
-            for e in &events {
-                out.event(&out::event_json(e));
-            }
-            Ok(
-                json!({ "group": format!("{group:#x}"), "joined": joined, "epoch": c.epoch(group).ok() }),
-            )
-        }
-        GroupCmd::Decline { id } => {
-            let id = parse_request_id(id)?;
-            c.decline(id).await.map_err(Failure::from_client)?;
-            Ok(json!({ "declined": hex::encode(id) }))
-        }
-        GroupCmd::Members { group } => {
-            let g = parse_address(group)?;
-            let members: Vec<String> = c
-                .members(g)
-                .map_err(Failure::from_client)?
-                .into_iter()
-                .map(|m| format!("{m:#x}"))
-                .collect();
-            if !out.json {
-                for m in &members {
-                    say!("{m}");
-                }
-            }
-            Ok(json!({
-                "group": format!("{g:#x}"),
-                "epoch": c.epoch(g).ok(),
-                "members": members,
-                "active": c.is_active(g),
-            }))
-        }
-        GroupCmd::List => {
-            let groups: Vec<Value> = c
-                .groups()
-                .into_iter()
-                .map(|g| {
-                    json!({
-                        "group": format!("{g:#x}"),
-                        "epoch": c.epoch(g).ok(),
-                        "active": c.is_active(g),
-                    })
-                })
-                .collect();
-            Ok(json!({ "groups": groups }))
-        }
-        GroupCmd::Remove { group, address } => {
-            let g = parse_address(group)?;
-            let who = parse_address(address)?;
-            let before = c.epoch(g).map_err(Failure::from_client)?;
-            c.remove(g, &[who]).await.map_err(Failure::from_client)?;
-            let waiting = Some("waiting for the commit's confirmation and merge (s)");
-            let events = sync_until(&mut c, Duration::from_secs(60), waiting, |s| {
-                s.iter().any(|e| {
-                    matches!(e, ClientEvent::MemberRemoved { group: gg, member } if *gg == g && *member == who)
-                        || matches!(e, ClientEvent::IntentFailed { .. })
-                })
-            })
-            .await?;
-            committed(&c, g, before, &events)?;
-            Ok(
-                json!({ "group": format!("{g:#x}"), "removed": format!("{who:#x}"), "epoch": c.epoch(g).ok() }),
-            )
-        }
-        GroupCmd::Leave { group } => {
-            let g = parse_address(group)?;
-            c.leave(g).await.map_err(|e| match e {
-                eth_mls::Error::RequestNotAllowed => Failure::usage(
-                    "this account is the group's only admin",
-                    "make another member an admin first, or keep the group",
-                ),
-                e => Failure::from_client(e),
-            })?;
-            Ok(json!({
-                "group": format!("{g:#x}"),
-                "requested": true,
-                "note": "an admin removes this account when its client next runs",
-            }))
-        }
-        GroupCmd::Update { group } => {
-            let g = parse_address(group)?;
-            let before = c.epoch(g).map_err(Failure::from_client)?;
-            c.update(g).await.map_err(Failure::from_client)?;
-            merged_after(
-                &mut c,
-                g,
-                before,
-                "waiting for the commit's confirmation and merge (s)",
-            )
-            .await?;
-            Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok() }))
-        }
-        GroupCmd::Recover { group, remove } => {
-            let g = parse_address(group)?;
-            let remove = remove
-                .iter()
-                .map(|a| parse_address(a))
-                .collect::<Result<Vec<_>, _>>()?;
-            let before = c.epoch(g).map_err(Failure::from_client)?;
-            c.recover(g, &remove).await.map_err(|e| match e {
-                eth_mls::Error::NotOwner { .. } => Failure::usage(
-                    "only the group's owner can recover it",
-                    "ask the owner to run `ethmls group recover`",
-                ),
-                eth_mls::Error::NotStalled { .. } => Failure::usage(
-                    "the group is not stalled: there is nothing to replace",
-                    "`ethmls doctor` shows each group's state",
-                ),
-                e => Failure::from_client(e),
-            })?;
-            let waiting = "waiting for the replacement's confirmation and merge (s)";
-            merged_after(&mut c, g, before, waiting).await?;
-            let removed: Vec<String> = remove.iter().map(|a| format!("{a:#x}")).collect();
-            Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok(), "removed": removed }))
-        }
-    }
-}
-
-/// Syncs until a commit of `g` past epoch `before` is merged (or the intent failed), then
-/// [`committed`].
-async fn merged_after(c: &mut Cl, g: Address, before: u64, waiting: &str) -> Result<(), Failure> {
-    let events = sync_until(c, Duration::from_secs(60), Some(waiting), |s| {
-        s.iter().any(|e| {
-            matches!(e, ClientEvent::CommitMerged { group: gg, epoch, .. } if *gg == g && *epoch > before)
-                || matches!(e, ClientEvent::IntentFailed { .. })
-        })
-    })
-    .await?;
-    committed(c, g, before, &events)
-}
-
-/// Fails when the change's intent failed or the epoch did not move.
-fn committed(c: &Cl, g: Address, before: u64, events: &[ClientEvent]) -> Result<(), Failure> {
-    if let Some(reason) = events.iter().find_map(|e| match e {
-        ClientEvent::IntentFailed { reason, .. } => Some(reason.clone()),
-        _ => None,
-    }) {
-        return Err(Failure::new(
-            Kind::Chain,
-            format!("the change failed: {reason}"),
-            "check that this account may commit in the group (`ethmls group members`)",
-        ));
-    }
-    if c.epoch(g).unwrap_or(before) <= before {
-        return Err(Failure::new(
-            Kind::Chain,
-            "the change was not committed in time",
-            "it stays queued: run `ethmls sync` to finish it",
-        ));
-    }
-    Ok(())
-}
-
-/// `ethmls chat`: standard input lines are sent; incoming messages and membership changes
-/// are printed as they come. Ends at the end of input (after taking in what arrived).
-async fn chat(c: &mut Cl, g: Address, out: &Out) -> Result<Value, Failure> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::stdin().lock().lines().map_while(|l| l.ok()) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let me = c.address();
-    let (mut sent, mut received) = (0u64, 0u64);
-    let mut input_open = true;
-    let mut closing_until: Option<Instant> = None;
-    loop {
-        if let Some(t) = closing_until
-            && Instant::now() >= t
-        {
-            break;
-        }
-        // Typed lines first, then one bounded look for input (never cancelled halfway: the
-        // client's work is not interrupted at an await point).
-        loop {
-            match rx.try_recv() {
-                Ok(line) if !line.trim().is_empty() => {
-                    c.send(g, line.as_bytes())
-                        .await
-                        .map_err(Failure::from_client)?;
-                    sent += 1;
-                    out.event(&json!({ "event": "sent", "group": format!("{g:#x}"), "sender": format!("{me:#x}"), "text": line }));
-                }
-                Ok(_) => {}
-                Err(tokio::sync::mpsc::error::TryRecvError::Empty) => break,
-                Err(tokio::sync::mpsc::error::TryRecvError::Disconnected) => {
-                    if input_open {
-                        // End of input: a last look for answers, then exit.
-                        input_open = false;
-                        closing_until = Some(Instant::now() + Duration::from_secs(2));
-                    }
-                    break;
-                }
-            }
-        }
-        if let Some(e) = c
-            .next_event(Duration::from_millis(200))
-            .await
-            .map_err(Failure::from_client)?
-        {
-            let shown = match &e {
-                ClientEvent::Message { group, .. } if *group == g => {
-                    received += 1;
-                    true
-                }
-                ClientEvent::MemberAdded { group, .. }
-                | ClientEvent::MemberRemoved { group, .. }
-                | ClientEvent::Removed { group }
-                | ClientEvent::ForkDetected { group, .. } => *group == g,
-                ClientEvent::InvitationReceived { .. } => true,
-                _ => false,
-            };
-            if shown {
-                out.event(&out::event_json(&e));
-            }
-            if matches!(e, ClientEvent::Removed { group } if group == g) {
-                break;
-            }
-        }
-    }
-    Ok(json!({ "group": format!("{g:#x}"), "sent": sent, "received": received }))
-}
-
-/// `ethmls doctor`: what is wrong with this account's groups, and what to do.
-async fn doctor(c: &Cl, events: &[ClientEvent]) -> Result<Value, Failure> {
-    let mut groups = Vec::new();
-    let mut problems = Vec::new();
-    for g in c.groups() {
-        let local = c.epoch(g).map_err(Failure::from_client)?;
-        let chain = c.chain_epoch(g).await.map_err(Failure::from_client)?;
-        let active = c.is_active(g);
-        let stalled = c.stalled(g).map_err(Failure::from_client)?;
-        if let Some(s) = &stalled {
-            let owner = c.acl(g).ok().and_then(|a| a.owner);
-            let fix = if owner == Some(c.address()) {
-                format!(
-                    "you own it: `ethmls group recover {g:#x}` (with `--remove ADDRESS` for \
-                     whoever registered it)"
-                )
-            } else {
-                format!(
-                    "its owner ({}) replaces the commit with `ethmls group recover`; nothing to \
-                     do here",
-                    owner.map_or("unknown".into(), |o| format!("{o:#x}"))
-                )
-            };
-            problems.push(json!({
-                "group": format!("{g:#x}"),
-                "problem": format!("stalled at epoch {local}: the commit registered for {} was refused ({})", s.epoch, s.reason),
-                "fix": fix,
-            }));
-        } else if active && chain > local {
-            problems.push(json!({
-                "group": format!("{g:#x}"),
-                "problem": format!("{} epochs behind the chain", chain - local),
-                "fix": "run `ethmls sync` (more confirmations may still be due)",
-            }));
-        }
-        // The tree and the ACL should name the same accounts (security review L2: an account
-        // that left keeps its leaf until an admin commits its removal).
-        if active && let (Ok(tree), Ok(acl)) = (c.members(g), c.acl(g)) {
-            let tree: std::collections::BTreeSet<_> = tree.into_iter().collect();
-            let only_tree: Vec<String> = tree
-                .difference(&acl.members)
-                .map(|a| format!("{a:#x}"))
-                .collect();
-            let only_acl: Vec<String> = acl
-                .members
-                .difference(&tree)
-                .map(|a| format!("{a:#x}"))
-                .collect();
-            if !only_tree.is_empty() || !only_acl.is_empty() {
-                problems.push(json!({
-                    "group": format!("{g:#x}"),
-                    "problem": format!(
-                        "the group's tree and its ACL differ: in the tree only {only_tree:?}, in the ACL only {only_acl:?}"
-                    ),
-                    "fix": "an admin's client commits the removal of accounts that left; run `ethmls sync` on an admin's account",
-                }));
-            }
-        }
-        groups.push(json!({
-            "group": format!("{g:#x}"),
-            "local_epoch": local,
-            "chain_epoch": chain,
-            "active": active,
-            "stalled": stalled.as_ref().map(|s| json!({ "epoch": s.epoch, "reason": s.reason })),
-        }));
-    }
-    for e in events {
-        let (problem, fix) = match e {
-            ClientEvent::ForkDetected { reason, .. } => (
-                format!("forked: {reason}"),
-                "the owner was asked to re-add this account; keep `ethmls watch` running",
-            ),
-            ClientEvent::MergeDelayed { epoch, error, .. } => (
-                format!("the commit of epoch {epoch} could not be checked yet: {error}"),
-                "it is tried again at the next sync; check the RPC endpoint",
-            ),
-            ClientEvent::MissedMessages { count, .. } => (
-                format!("{count} messages missed"),
-                "they were not delivered to this device while it was away",
-            ),
-            ClientEvent::MessageLost { reason, .. } => (
-                format!("a message could not be decrypted: {reason}"),
-                "it arrived after its epoch's keys were gone",
-            ),
-            ClientEvent::CredentialDue { .. } => (
-                "the account's credential expires soon".to_string(),
-                "renew it (a self-update in each group carries the new one)",
-            ),
-            ClientEvent::MemberDue { member, .. } => (
-                format!("member {member:#x}'s credential expired"),
-                "an admin removes it (`ethmls group remove`)",
-            ),
-            ClientEvent::IntentFailed { reason, .. } => {
-                (format!("a change failed: {reason}"), "try it again")
-            }
-            _ => continue,
-        };
-        problems.push(json!({ "problem": problem, "fix": fix }));
-    }
-    Ok(json!({
-        "address": format!("{:#x}", c.address()),
-        "groups": groups,
-        "problems": problems,
-        "healthy": problems.is_empty(),
-    }))
+/// A group this account does not follow.
+fn unknown_group(g: Address) -> Failure {
+    Failure::usage(
+        format!("this account does not follow the group {g:#x}"),
+        "see `ethmls group list` (an invitation is accepted with `ethmls group accept`)",
+    )
 }

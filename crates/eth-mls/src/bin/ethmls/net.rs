@@ -1,6 +1,7 @@
 //! Gossip for `ethmls`: each command's own libp2p node (its key derived from the account's, so
 //! its PeerId is stable and can be published in ERC-7627), the peers it bootstraps from, mesh
-//! readiness, and `ethmls node`, the long-running relay and history store.
+//! readiness, and `ethmls node`, the long-running relay and history store. A peer that is down
+//! is known within two seconds (its TCP address refuses or does not answer).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -70,7 +71,7 @@ fn relay_key(home: &Path) -> Result<Keypair, Failure> {
             getrandom::fill(seed.as_mut())
                 .map_err(|e| Failure::new(Kind::Other, format!("no randomness: {e}"), ""))?;
             crate::private::dir(home)?;
-            crate::write_private(&path, hex::encode(seed.as_slice()).as_bytes())?;
+            crate::account::write_private(&path, hex::encode(seed.as_slice()).as_bytes())?;
         }
         Err(e) => return Err(Failure::io(&path, e)),
     }
@@ -124,6 +125,26 @@ pub async fn start_client_node(
             "start a relay with `ethmls node` and pass its address with --peer (or ETHMLS_PEERS)",
         ));
     }
+    // A relay that is down refuses or ignores TCP: known within PROBE_WAIT, not CONNECT_WAIT.
+    let probes = futures_util::future::join_all(peers.iter().map(probe)).await;
+    if probes.iter().all(|p| p.is_err()) {
+        let why = probes
+            .iter()
+            .filter_map(|p| p.as_ref().err().cloned())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let f = Failure::new(
+            Kind::Transport,
+            format!(
+                "none of the {} gossip peers answered within {} s ({why})",
+                peers.len(),
+                PROBE_WAIT.as_secs()
+            ),
+            "is `ethmls node` running at the --peer address? (or use --delivery chain)",
+        );
+        let _ = DOWN.set(f.message().to_string());
+        return Err(f);
+    }
     let cfg = GossipConfig {
         listen: vec![parse_multiaddr(listen, "listen address")?],
         bootstrap: peers.clone(),
@@ -160,6 +181,41 @@ pub async fn start_client_node(
             ));
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// How long a peer's TCP address is given to answer before it counts as down.
+const PROBE_WAIT: Duration = Duration::from_secs(2);
+
+/// Why gossip was found unreachable by this process, if it was (for `doctor`).
+static DOWN: OnceLock<String> = OnceLock::new();
+
+/// Why the gossip peers were unreachable, when they were.
+pub fn down() -> Option<&'static str> {
+    DOWN.get().map(String::as_str)
+}
+
+/// Whether a peer's TCP address accepts a connection within [`PROBE_WAIT`]. Addresses that
+/// are not plain IP + TCP (DNS names, other transports) are left to libp2p: `Ok`.
+async fn probe(addr: &Multiaddr) -> Result<(), String> {
+    use eth_mls_transport::libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    match tokio::time::timeout(PROBE_WAIT, tokio::net::TcpStream::connect((ip, port))).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{ip}:{port}: {e}")),
+        Err(_) => Err(format!("{ip}:{port}: no answer")),
     }
 }
 
@@ -232,16 +288,7 @@ pub async fn run_node(
     let path = home.join("node.json");
     crate::private::write(&path, info.to_string().as_bytes())?;
     out.event(&json!({ "event": "node_ready", "peer_id": info["peer_id"], "addresses": info["addresses"] }));
-    let stdin_closed = tokio::task::spawn_blocking(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
-    });
-    let stop = async {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = stdin_closed => {}
-        }
-    };
+    let stop = crate::signals::signal_or_end_of_input();
     tokio::pin!(stop);
     let mut last = eth_mls_transport::NodeStats::default();
     let mut tick = tokio::time::interval(Duration::from_secs(5));

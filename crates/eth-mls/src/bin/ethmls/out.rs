@@ -49,12 +49,24 @@ impl Kind {
     }
 }
 
-/// A failed command: what went wrong and what to do next.
+/// What some failures are, for the code that can act on them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    /// The chain is not the one the account's state was made on.
+    NewChain,
+    /// The local chain (anvil) exited as it started.
+    LocalChainDied,
+}
+
+/// A failed command: what went wrong and what to do next; with what the command found
+/// before it failed, when it has something to show (`doctor`'s report).
 #[derive(Debug)]
 pub struct Failure {
     kind: Kind,
     message: String,
     hint: String,
+    tag: Option<Tag>,
+    result: Option<Value>,
 }
 
 impl Failure {
@@ -64,12 +76,59 @@ impl Failure {
             kind,
             message: message.into(),
             hint: hint.into(),
+            tag: None,
+            result: None,
         }
+    }
+
+    /// The chain is new to this account's state (see [`Tag::NewChain`]).
+    pub fn new_chain(message: impl Into<String>) -> Self {
+        let mut f = Self::new(
+            Kind::Chain,
+            message,
+            "`ethmls reset --yes` moves this account's state for the old chain aside (kept, not \
+             deleted) and starts afresh on this one: register again, then create or be invited \
+             to groups",
+        );
+        f.tag = Some(Tag::NewChain);
+        f
+    }
+
+    /// This failure, tagged.
+    pub fn tagged(mut self, tag: Tag) -> Self {
+        self.tag = Some(tag);
+        self
+    }
+
+    /// Its tag.
+    pub fn tag(&self) -> Option<Tag> {
+        self.tag
+    }
+
+    /// Whether the chain is new to the account's state.
+    pub fn is_new_chain(&self) -> bool {
+        self.tag == Some(Tag::NewChain)
+    }
+
+    /// This failure, with what the command found (printed with it).
+    pub fn with_result(mut self, result: Value) -> Self {
+        self.result = Some(result);
+        self
     }
 
     /// What went wrong.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// What to do about it.
+    pub fn hint(&self) -> &str {
+        &self.hint
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> Kind {
+        self.kind
     }
 
     /// A usage failure.
@@ -97,7 +156,8 @@ impl Failure {
         let (kind, hint) = match &e {
             E::Chain(_) => (
                 Kind::Chain,
-                "check the RPC endpoint (--rpc-url) and that the account has ETH for gas",
+                "check the RPC endpoint (--rpc-url) and that the account has ETH for gas (on a \
+                 local anvil, `ethmls fund ADDRESS` gives it some)",
             ),
             E::Delivery(_) => (
                 Kind::Transport,
@@ -146,6 +206,64 @@ impl Failure {
     }
 }
 
+/// The names of the home's accounts, by lowercase `0x` address (set once by `main`).
+static NAMES: std::sync::OnceLock<std::collections::BTreeMap<String, String>> =
+    std::sync::OnceLock::new();
+
+/// Top-level result fields a command already printed in its own text form.
+static PRINTED: std::sync::Mutex<Vec<&'static str>> = std::sync::Mutex::new(Vec::new());
+
+/// Sets the names shown for the home's accounts' addresses.
+pub fn set_names(names: std::collections::BTreeMap<String, String>) {
+    let _ = NAMES.set(names);
+}
+
+/// The name of `address`, when it is one of the home's accounts.
+pub fn name_of(address: &str) -> Option<&'static str> {
+    NAMES
+        .get()?
+        .get(&address.to_ascii_lowercase())
+        .map(String::as_str)
+}
+
+/// Marks a result field as printed by its command (text mode leaves it out of the rest).
+pub fn printed(field: &'static str) {
+    if let Ok(mut p) = PRINTED.lock() {
+        p.push(field);
+    }
+}
+
+/// Adds `<field>_name` beside each address field of an event or record whose account has a
+/// name in this home (`sender`, `member`, `from`, `committer`, `owner`).
+pub fn annotate(v: &mut Value) {
+    let Value::Object(map) = v else { return };
+    let mut names = Vec::new();
+    for key in ["sender", "member", "from", "committer", "owner"] {
+        if let Some(name) = map.get(key).and_then(Value::as_str).and_then(name_of) {
+            names.push((format!("{key}_name"), name));
+        }
+    }
+    for (k, n) in names {
+        map.insert(k, Value::String(n.to_string()));
+    }
+}
+
+/// An address as text: `name (0xabcd…1234)` for the home's accounts, else the address.
+pub fn who(address: &str) -> String {
+    match name_of(address) {
+        Some(n) => format!("{} ({})", clean(n), short_address(address)),
+        None => clean(address).into_owned(),
+    }
+}
+
+fn short_address(a: &str) -> String {
+    if a.len() == 42 && a.is_ascii() {
+        format!("{}…{}", &a[..6], &a[38..])
+    } else {
+        clean(a).into_owned()
+    }
+}
+
 /// Output mode.
 #[derive(Debug, Clone, Copy)]
 pub struct Out {
@@ -166,11 +284,13 @@ impl Out {
 
     /// One event: an NDJSON line, or a line of text.
     pub fn event(&self, e: &Value) {
+        let mut e = e.clone();
+        annotate(&mut e);
         let mut stdout = std::io::stdout().lock();
         let line = if self.json {
             e.to_string()
         } else {
-            event_text(e)
+            event_text(&e)
         };
         let _ = writeln!(stdout, "{line}");
         let _ = stdout.flush();
@@ -184,6 +304,12 @@ impl Out {
                 json!({ "ok": true, "command": command, "result": result })
             );
         } else {
+            let mut result = result;
+            if let (Value::Object(map), Ok(printed)) = (&mut result, PRINTED.lock()) {
+                for k in printed.iter() {
+                    map.remove(*k);
+                }
+            }
             print_text(&result);
         }
     }
@@ -191,14 +317,18 @@ impl Out {
     /// The command failed: the envelope or a message on stderr, and its exit code.
     pub fn fail(&self, f: &Failure) -> ! {
         if self.json {
-            say!(
-                "{}",
-                json!({
-                    "ok": false,
-                    "error": { "kind": f.kind.name(), "code": f.kind.code(), "message": f.message, "hint": f.hint },
-                })
-            );
+            let mut envelope = json!({
+                "ok": false,
+                "error": { "kind": f.kind.name(), "code": f.kind.code(), "message": f.message, "hint": f.hint },
+            });
+            if let Some(r) = &f.result {
+                envelope["result"] = r.clone();
+            }
+            say!("{envelope}");
         } else {
+            if let Some(r) = &f.result {
+                print_text(r);
+            }
             say_err!("error: {}", f.message);
             if !f.hint.is_empty() {
                 say_err!("  → {}", f.hint);
@@ -302,16 +432,68 @@ fn field<'a>(v: &'a Value, key: &str, default: &'a str) -> std::borrow::Cow<'a, 
     clean(v[key].as_str().unwrap_or(default))
 }
 
-/// A result as `key: value` lines (lists are printed by their commands).
+/// A result as text: every field of the JSON result, `key: value` lines, nested objects and
+/// lists indented under their key (a list of objects as one block per item), others' text
+/// cleaned for the terminal.
 fn print_text(result: &Value) {
-    if let Value::Object(map) = result {
-        for (k, v) in map {
-            match v {
-                Value::Array(_) | Value::Object(_) | Value::Null => {}
-                Value::String(s) => say!("{k}: {}", clean(s)),
-                v => say!("{k}: {v}"),
+    let mut lines = Vec::new();
+    text_lines(result, 0, &mut lines);
+    let mut stdout = std::io::stdout().lock();
+    for l in lines {
+        let _ = writeln!(stdout, "{l}");
+    }
+}
+
+/// `v` as indented lines (see [`print_text`]).
+pub fn text_lines(v: &Value, indent: usize, lines: &mut Vec<String>) {
+    let pad = "  ".repeat(indent);
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                match v {
+                    Value::Object(m) if !m.is_empty() => {
+                        lines.push(format!("{pad}{k}:"));
+                        text_lines(v, indent + 1, lines);
+                    }
+                    Value::Array(a) if !a.is_empty() => {
+                        lines.push(format!("{pad}{k}:"));
+                        text_lines(v, indent + 1, lines);
+                    }
+                    v => lines.push(format!("{pad}{k}: {}", scalar(v))),
+                }
             }
         }
+        Value::Array(items) => {
+            for item in items {
+                match item {
+                    Value::Object(m) if !m.is_empty() => {
+                        // The first field on the dash line, the rest under it.
+                        let mut sub = Vec::new();
+                        text_lines(item, indent + 1, &mut sub);
+                        if let Some(first) = sub.first_mut() {
+                            *first = format!("{pad}- {}", first.trim_start());
+                        }
+                        lines.extend(sub);
+                    }
+                    Value::Array(_) => {
+                        lines.push(format!("{pad}-"));
+                        text_lines(item, indent + 1, lines);
+                    }
+                    v => lines.push(format!("{pad}- {}", scalar(v))),
+                }
+            }
+        }
+        v => lines.push(format!("{pad}{}", scalar(v))),
+    }
+}
+
+/// A scalar as text: strings cleaned, `null` as `-`, empty lists and objects as `none`.
+fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => clean(s).into_owned(),
+        Value::Null => "-".into(),
+        Value::Array(_) | Value::Object(_) => "none".into(),
+        v => v.to_string(),
     }
 }
 
@@ -326,7 +508,7 @@ fn event_text(e: &Value) -> String {
         "message" => format!(
             "[{}] {}: {}",
             short(e["group"].as_str()),
-            field(e, "sender", "?"),
+            who(e["sender"].as_str().unwrap_or("?")),
             field(e, "text", "")
         ),
         _ => {
@@ -496,5 +678,45 @@ mod tests {
         ));
         // A group address field cut to 10 characters never splits a character.
         assert_eq!(short(Some("ééééééééééééé")), "éééééééééé…");
+    }
+
+    /// Issue 29: text output carries every field of the JSON result, nested ones included,
+    /// with others' text cleaned.
+    #[test]
+    fn text_carries_every_field() {
+        let result = json!({
+            "address": "0xabc",
+            "groups": [
+                { "group": "0x1", "local_epoch": 3, "stalled": null },
+                { "group": "0x2", "local_epoch": 0, "stalled": { "epoch": 1, "reason": "bad\u{1b}[2J" } },
+            ],
+            "problems": [],
+            "peers": ["/ip4/127.0.0.1/tcp/7627/p2p/12D3"],
+            "healthy": true,
+        });
+        let mut lines = Vec::new();
+        text_lines(&result, 0, &mut lines);
+        let text = lines.join("\n");
+        for expected in [
+            "address: 0xabc",
+            "groups:",
+            "  - group: 0x1",
+            "    local_epoch: 3",
+            "    stalled: -",
+            "  - group: 0x2",
+            "    stalled:",
+            "      epoch: 1",
+            "      reason: bad\\u{1b}[2J",
+            "problems: none",
+            "peers:",
+            "  - /ip4/127.0.0.1/tcp/7627/p2p/12D3",
+            "healthy: true",
+        ] {
+            assert!(
+                lines.iter().any(|l| l == expected),
+                "{expected:?} in\n{text}"
+            );
+        }
+        assert!(!text.contains('\u{1b}'));
     }
 }
