@@ -1005,12 +1005,16 @@ impl<D: DeliveryService + 'static> Client<D> {
         invitee: Address,
         note: &str,
     ) -> Result<RequestId, Error> {
-        let j = self.joined(group)?;
-        if !j.active {
+        if !self.joined(group)?.active {
             return Err(Error::NotMember {
                 account: self.address(),
             });
         }
+        if self.joined(group)?.chain.mirror.acl().owner.is_none() {
+            // The ACL not read yet (a group created or joined in this session).
+            self.read_chain(group).await?;
+        }
+        let j = self.joined(group)?;
         // Refused here, before anything is sent, rather than by the invitee's answer or the
         // contract much later (only admins change the ACL, whatever the commit policy).
         let me = self.address();
@@ -1021,7 +1025,9 @@ impl<D: DeliveryService + 'static> Client<D> {
         if j.group.members().contains(&invitee) || j.chain.mirror.acl().members.contains(&invitee) {
             return refused("it is already a member of the group");
         }
-        if !j.chain.mirror.acl().is_admin(&me) {
+        // Judged once the ACL is known (with confirmations, the creation may not count yet).
+        let acl = j.chain.mirror.acl();
+        if acl.owner.is_some() && !acl.is_admin(&me) {
             return refused("only the group's admins add members, and this account is not one");
         }
         let request = InvitationRequest {

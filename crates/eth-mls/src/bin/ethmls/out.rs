@@ -511,6 +511,38 @@ fn event_text(e: &Value) -> String {
             who(e["sender"].as_str().unwrap_or("?")),
             field(e, "text", "")
         ),
+        "member_added" | "member_removed" => format!(
+            "[{}] {} {}",
+            short(e["group"].as_str()),
+            who(e["member"].as_str().unwrap_or("?")),
+            if kind == "member_added" {
+                "was added"
+            } else {
+                "was removed"
+            }
+        ),
+        "node_ready" => {
+            let addresses: Vec<String> = e["addresses"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(|s| clean(s).into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            format!(
+                "relay {} ready; peers give one of these as --peer (or `ethmls config set \
+                 peers ADDRESS`):\n  {}",
+                field(e, "peer_id", "?"),
+                addresses.join("\n  ")
+            )
+        }
+        "devnet_ready" => format!(
+            "devnet ready: {} (chain {}), contracts deployed, {} written; Ctrl-C ends it",
+            field(&e["devnet"], "rpc_url", "?"),
+            e["devnet"]["chain_id"],
+            field(&e["devnet"], "file", "the deployment")
+        ),
         _ => {
             let mut parts = vec![kind.to_string()];
             if let Value::Object(map) = e {
