@@ -395,9 +395,12 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         Command::Deploy => {
             let (_, key, _) = open::account_key(cli, &home)?;
             let (chain, _) = open::chain_for(cli, &home, Some(&key), out).await?;
-            let d = deploy(&chain)
-                .await
-                .map_err(|e| Failure::chain(e, "is the account funded?"))?;
+            let d = deploy(&chain).await.map_err(|e| {
+                Failure::chain(
+                    e,
+                    "is the account funded? (on a local anvil: `ethmls fund ADDRESS`)",
+                )
+            })?;
             let path = deployment_path(cli, &home);
             d.save(&path)
                 .map_err(|e| Failure::chain(e, "check the deployment path"))?;
@@ -436,7 +439,12 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                 .erc7627(d.erc7627)
                 .publish_peer_key(&public, 0)
                 .await
-                .map_err(|e| Failure::chain(e, "is the account funded?"))?;
+                .map_err(|e| {
+                    Failure::chain(
+                        e,
+                        "is the account funded? (on a local anvil: `ethmls fund ADDRESS`)",
+                    )
+                })?;
             bar.set(2);
             bar.done();
             Ok(json!({
