@@ -889,6 +889,20 @@ fn two_users_chat_over_gossip_through_a_relay() {
     );
     assert_eq!(env["error"]["kind"], "transport");
     assert!(!env["error"]["hint"].as_str().unwrap().is_empty());
+    // A port where something else answers (here anvil's HTTP) is no relay either.
+    let port = devnet.rpc_url().rsplit(':').next().unwrap().to_string();
+    let not_libp2p = format!("/ip4/127.0.0.1/tcp/{port}/p2p/{relay_id}");
+    let started = std::time::Instant::now();
+    let (code, env, _) = bob.run(&["--peer", &not_libp2p, "sync", "--wait", "0"]);
+    assert_eq!(code, 4, "{env}");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a libp2p node"),
+        "{env}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
     // With `both`, the chain carries on when no peer answers; doctor reports the relay.
     let bob = User {
         extra: Vec::new(),

@@ -1,7 +1,7 @@
 //! Gossip for `ethmls`: each command's own libp2p node (its key derived from the account's, so
 //! its PeerId is stable and can be published in ERC-7627), the peers it bootstraps from, mesh
 //! readiness, and `ethmls node`, the long-running relay and history store. A peer that is down
-//! is known within two seconds (its TCP address refuses or does not answer).
+//! is known within two seconds (its TCP address refuses, does not answer, or is not libp2p).
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -125,7 +125,8 @@ pub async fn start_client_node(
             "start a relay with `ethmls node` and pass its address with --peer (or ETHMLS_PEERS)",
         ));
     }
-    // A relay that is down refuses or ignores TCP: known within PROBE_WAIT, not CONNECT_WAIT.
+    // A relay that is down refuses or ignores TCP (or something else answers): known within
+    // PROBE_WAIT, not CONNECT_WAIT.
     let probes = futures_util::future::join_all(peers.iter().map(probe)).await;
     if probes.iter().all(|p| p.is_err()) {
         let why = probes
@@ -195,8 +196,8 @@ pub fn down() -> Option<&'static str> {
     DOWN.get().map(String::as_str)
 }
 
-/// Whether a peer's TCP address accepts a connection within [`PROBE_WAIT`]. Addresses that
-/// are not plain IP + TCP (DNS names, other transports) are left to libp2p: `Ok`.
+/// Whether a libp2p node answers at a peer's TCP address within [`PROBE_WAIT`]. Addresses
+/// that are not plain IP + TCP (DNS names, other transports) are left to libp2p: `Ok`.
 async fn probe(addr: &Multiaddr) -> Result<(), String> {
     use eth_mls_transport::libp2p::multiaddr::Protocol;
     let mut ip = None;
@@ -212,10 +213,41 @@ async fn probe(addr: &Multiaddr) -> Result<(), String> {
     let (Some(ip), Some(port)) = (ip, port) else {
         return Ok(());
     };
-    match tokio::time::timeout(PROBE_WAIT, tokio::net::TcpStream::connect((ip, port))).await {
-        Ok(Ok(_)) => Ok(()),
+    match tokio::time::timeout(PROBE_WAIT, speaks_libp2p(ip, port)).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(format!("{ip}:{port}: {e}")),
         Err(_) => Err(format!("{ip}:{port}: no answer")),
+    }
+}
+
+/// The multistream-select header every libp2p connection starts with (length-prefixed).
+const MULTISTREAM: &[u8] = b"\x13/multistream/1.0.0\n";
+
+/// Whether a libp2p node answers at `ip:port`: a TCP connection that answers our
+/// multistream-select header with its own. A port that merely accepts (a proxy, another
+/// service) is not a relay.
+async fn speaks_libp2p(ip: std::net::IpAddr, port: u16) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect((ip, port))
+        .await
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(MULTISTREAM)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = [0u8; 20];
+    let mut read = 0;
+    while read < MULTISTREAM.len() {
+        match stream.read(&mut answer[read..]).await {
+            Ok(0) => break,
+            Ok(n) => read += n,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    if answer.get(..MULTISTREAM.len()) == Some(MULTISTREAM) {
+        Ok(())
+    } else {
+        Err("not a libp2p node".into())
     }
 }
 
