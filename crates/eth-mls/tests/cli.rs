@@ -1063,6 +1063,30 @@ fn a_new_chain_is_noticed_and_reset_with_consent() {
     assert!(problem.contains("new chain"), "{env}");
     let fix = env["result"]["problems"][0]["fix"].as_str().unwrap();
     assert!(fix.contains("ethmls reset"), "{env}");
+    // A store from before the chain record (no `.chain.json` beside it): its groups' missing
+    // contracts tell the same.
+    let marker = std::fs::read_dir(home.join("stores"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".chain.json"))
+        .unwrap();
+    let recorded = std::fs::read(&marker).unwrap();
+    std::fs::remove_file(&marker).unwrap();
+    let (code, env, _) = run(&["register"]);
+    assert_eq!(code, 3, "{env}");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("new chain"),
+        "{env}"
+    );
+    assert!(
+        !marker.exists(),
+        "a new chain is not recorded as the store's"
+    );
+    std::fs::write(&marker, recorded).unwrap();
     for args in [
         &["register"][..],
         &["send", &group, "x"],

@@ -52,7 +52,18 @@ pub async fn client_on_chain(
     let address = signer.address();
     let path = store_path(home, address, d.chain_id)?;
     lock_store(&path)?;
-    if let Err(f) = check_chain(&chain, &d, &path, &url).await {
+    let store_key = prepare_store(&path, &key, &pw, out)?;
+    let checked = match unrecorded_groups(&path, &store_key, address) {
+        // A store from before the chain record: its groups' contracts tell.
+        Some(groups) => groups_on_chain(&chain, &groups, &url).await,
+        None => Ok(()),
+    };
+    // (The chain is recorded only once the store is known to belong to it.)
+    let checked = match checked {
+        Ok(()) => check_chain(&chain, &d, &path, &url).await,
+        Err(f) => Err(f),
+    };
+    if let Err(f) = checked {
         if !f.is_new_chain() || !crate::reset::consent_on_terminal(&f)? {
             return Err(f);
         }
@@ -60,7 +71,6 @@ pub async fn client_on_chain(
         // The contracts of a chain that was lost are deployed again by its next use.
         return Box::pin(client_on_chain(cli, home, out)).await;
     }
-    let store_key = prepare_store(&path, &key, &pw, out)?;
     let stream = StreamConfig {
         poll_interval: Duration::from_millis(200),
         ..StreamConfig::default()
@@ -311,6 +321,41 @@ pub fn view(cli: &Cli, home: &Path, out: &Out) -> Result<Option<LocalView>, Fail
     LocalView::open(&path, &store_key, address)
         .map(Some)
         .map_err(Failure::from_client)
+}
+
+/// The groups of a store that has no record of its chain yet (made before the record
+/// existed); `None` when it has one, or there is no store.
+fn unrecorded_groups(path: &Path, key: &StoreKey, account: Address) -> Option<Vec<Address>> {
+    if !path.exists() || chain_marker(path).exists() {
+        return None;
+    }
+    LocalView::open(path, key, account)
+        .ok()
+        .map(|v| v.groups().into_iter().filter(|g| v.is_active(*g)).collect())
+}
+
+/// A new chain when none of `groups` has its contract on it.
+async fn groups_on_chain(chain: &Chain, groups: &[Address], url: &str) -> Result<(), Failure> {
+    if groups.is_empty() {
+        return Ok(());
+    }
+    for g in groups {
+        let code = chain.provider().get_code_at(*g).await.map_err(|e| {
+            Failure::new(
+                Kind::Chain,
+                format!("the chain at {url} did not answer: {e}"),
+                "check the RPC endpoint (--rpc-url)",
+            )
+        })?;
+        if !code.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(Failure::new_chain(format!(
+        "the chain at {url} has none of this account's {} group contracts: it is a new chain (a \
+         restarted devnet, or a local chain whose state was lost)",
+        groups.len()
+    )))
 }
 
 /// The file beside a store that names the chain it was made on (its genesis block hash).
