@@ -44,7 +44,7 @@ pub async fn client_on_chain(
 ) -> Result<(Cl, Chain, Deployment, Zeroizing<[u8; 32]>), Failure> {
     let (_, key, pw) = account_key(cli, home)?;
     let (chain, url) = chain_for(cli, home, Some(&key), out).await?;
-    let d = deployment(cli, home)?;
+    let d = deployment_on(cli, home, &chain).await?;
     let signer: Arc<dyn EthereumSigner> = Arc::new(
         LocalEthereumSigner::from_bytes(key.as_slice())
             .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
@@ -53,8 +53,9 @@ pub async fn client_on_chain(
     let path = store_path(home, address, d.chain_id)?;
     lock_store(&path)?;
     let store_key = prepare_store(&path, &key, &pw, out)?;
-    let checked = match unrecorded_groups(&path, &store_key, address) {
-        // A store from before the chain record: its groups' contracts tell.
+    // The store's groups' contracts tell, whatever the record says: a devnet restarted within
+    // the same second has the same genesis block.
+    let checked = match active_groups(&path, &store_key, address) {
         Some(groups) => groups_on_chain(&chain, &groups, &url).await,
         None => Ok(()),
     };
@@ -323,16 +324,24 @@ pub fn view(cli: &Cli, home: &Path, out: &Out) -> Result<Option<LocalView>, Fail
         .map_err(Failure::from_client)
 }
 
-/// The groups of a store that has no record of its chain yet (made before the record
-/// existed); `None` when it has one, or there is no store.
-fn unrecorded_groups(path: &Path, key: &StoreKey, account: Address) -> Option<Vec<Address>> {
-    if !path.exists() || chain_marker(path).exists() {
+/// The groups a store follows as a member (at most the first `GROUPS_CHECKED`); `None` when
+/// there is no store.
+fn active_groups(path: &Path, key: &StoreKey, account: Address) -> Option<Vec<Address>> {
+    if !path.exists() {
         return None;
     }
-    LocalView::open(path, key, account)
-        .ok()
-        .map(|v| v.groups().into_iter().filter(|g| v.is_active(*g)).collect())
+    LocalView::open(path, key, account).ok().map(|v| {
+        v.groups()
+            .into_iter()
+            .filter(|g| v.is_active(*g))
+            .take(GROUPS_CHECKED)
+            .collect()
+    })
 }
+
+/// How many of a store's groups are looked for on the chain at each open (one is enough when
+/// it is there: a new chain has none of them).
+const GROUPS_CHECKED: usize = 3;
 
 /// A new chain when none of `groups` has its contract on it.
 async fn groups_on_chain(chain: &Chain, groups: &[Address], url: &str) -> Result<(), Failure> {
@@ -426,4 +435,23 @@ pub async fn check_chain(
         ));
     }
     Ok(())
+}
+
+/// The deployment to use on `chain`: the deployment file when there is one; else the
+/// contracts at their deterministic addresses (deployed through the CREATE2 deployer, the
+/// same on every chain) when the chain has them, written to the home's deployment file.
+pub async fn deployment_on(cli: &Cli, home: &Path, chain: &Chain) -> Result<Deployment, Failure> {
+    let path = deployment_path(cli, home);
+    if path.exists() || cli.deployment.is_some() {
+        return deployment(cli, home);
+    }
+    match Deployment::find(chain).await {
+        Ok(Some(d)) => {
+            d.save(&path)
+                .map_err(|e| Failure::chain(e, "check the home directory"))?;
+            private::restrict(&path, false)?;
+            Ok(d)
+        }
+        _ => deployment(cli, home),
+    }
 }
