@@ -111,8 +111,14 @@ impl Devnet {
         Chain::connect(&self.rpc_url(), Some(signer)).await
     }
 
-    /// Deploys the contracts with account 0.
+    /// Deploys the contracts with account 0 (through the CREATE2 deployer: the same
+    /// addresses every time, already there after the first call).
     pub async fn deploy(&self) -> Result<Deployment, Error> {
         Deployment::deploy(&self.chain(0).await?).await
+    }
+
+    /// Deploys another, separate set of contracts with account 0 (plain CREATE).
+    pub async fn deploy_separate_set(&self) -> Result<Deployment, Error> {
+        Deployment::deploy_separate_set(&self.chain(0).await?).await
     }
 }

@@ -541,3 +541,62 @@ async fn group_event_stream() {
         other => panic!("{other:?}"),
     }
 }
+
+/// One address on every chain (issue 30): the contracts go through the standard CREATE2
+/// deployer, so two separate chains get the same addresses, `Deployment::deterministic`
+/// predicts them, a second `deploy` sends nothing and finds where they appeared, and a chain
+/// without the deployer still gets a working deployment (plain CREATE).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployments_have_one_address_on_every_chain() {
+    let one = Devnet::start().unwrap();
+    let two = Devnet::start().unwrap();
+    let a = one.deploy().await.unwrap();
+    let b = two.deploy().await.unwrap();
+    let expected = Deployment::deterministic(one.chain_id());
+    for d in [a, b] {
+        assert_eq!(
+            (d.erc7627, d.group_implementation, d.group_factory),
+            (
+                expected.erc7627,
+                expected.group_implementation,
+                expected.group_factory
+            )
+        );
+    }
+    let chain = one.chain(0).await.unwrap();
+    let sender = chain.sender().unwrap();
+    let nonce = chain
+        .provider()
+        .get_transaction_count(sender)
+        .await
+        .unwrap();
+    let again = one.deploy().await.unwrap();
+    assert_eq!(again, a, "found where it is, block included");
+    assert_eq!(
+        chain
+            .provider()
+            .get_transaction_count(sender)
+            .await
+            .unwrap(),
+        nonce,
+        "nothing sent the second time"
+    );
+    assert_eq!(Deployment::find(&chain).await.unwrap(), Some(a));
+    a.check(&chain).await.unwrap();
+    // It works: a group through the deterministic factory.
+    let alice = one.chain(1).await.unwrap();
+    alice
+        .factory(a.group_factory)
+        .create_group(b"anywhere", 4, CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    // A separate set and a chain without the deployer: plain CREATE, other addresses.
+    let separate = one.deploy_separate_set().await.unwrap();
+    assert_ne!(separate.group_factory, a.group_factory);
+    let bare = Devnet::start_with(&["--no-create2"]).unwrap();
+    let chain = bare.chain(0).await.unwrap();
+    assert_eq!(Deployment::find(&chain).await.unwrap(), None);
+    let d = bare.deploy().await.unwrap();
+    assert_ne!(d.group_factory, a.group_factory);
+    d.check(&chain).await.unwrap();
+}

@@ -516,7 +516,8 @@ fn accounts_devnet_deploy_and_fund() {
     let (code, env) = run(&["--deployment", second.to_str().unwrap(), "deploy"]);
     assert_eq!(code, 0, "{env}");
     assert!(second.exists());
-    assert_ne!(
+    // One address on every chain: the contracts were there, at the same addresses.
+    assert_eq!(
         env["result"]["group_factory"],
         ready["devnet"]["group_factory"]
     );
@@ -1302,6 +1303,17 @@ fn refusals_exit_non_zero_and_text_says_what_json_says() {
     assert_eq!(code, 2, "{env}");
     let (code, env, _) = alice.run(&["read", "0x000000000000000000000000000000000000dEaD"]);
     assert_eq!(code, 2, "{env}");
+
+    // One address on every chain (issue 30): a home with no deployment file finds the
+    // contracts at their deterministic addresses and records them.
+    let fresh = dir.join("fresh");
+    let rpc = devnet.rpc_url();
+    let (code, env, _) = finished(in_home(&fresh, &password, &["account", "new", "erin"]));
+    assert_eq!(code, 0, "{env}");
+    let (code, env, _) = finished(in_home(&fresh, &password, &["--rpc-url", &rpc, "register"]));
+    assert_eq!(code, 0, "{env}");
+    let written = eth_mls_chain::Deployment::load(&fresh.join("deployment.json")).unwrap();
+    assert_eq!(written.group_factory, deployment.group_factory);
 
     // Local commands with the chain and every relay down: answered from the store, fast.
     alice.ok(&["send", &group, "named"]);

@@ -10,7 +10,7 @@ use eth_mls_chain::{AclChanges, CommitPolicy, Devnet};
 async fn groups_are_found_from_events() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
-    let other = devnet.deploy().await.unwrap();
+    let other = devnet.deploy_separate_set().await.unwrap();
     let alice = devnet.chain(1).await.unwrap();
     let bob = devnet.chain(2).await.unwrap();
     let carol = devnet.chain(3).await.unwrap();

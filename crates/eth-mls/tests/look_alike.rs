@@ -17,7 +17,7 @@ use openmls_traits::OpenMlsProvider as _;
 async fn look_alikes_and_other_chains_are_refused() {
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
-    let other = devnet.deploy().await.unwrap();
+    let other = devnet.deploy_separate_set().await.unwrap();
     let alice = devnet.chain(1).await.unwrap();
     let bob = devnet.chain(2).await.unwrap();
     let (group, _) = alice

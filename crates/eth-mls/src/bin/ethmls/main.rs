@@ -195,7 +195,8 @@ fn deployment(cli: &Cli, home: &Path) -> Result<Deployment, Failure> {
     if !path.exists() {
         return Err(Failure::usage(
             format!("no deployment at {}", path.display()),
-            "run `ethmls devnet` (local) or `ethmls deploy`, or pass --deployment FILE",
+            "the chain does not have the contracts at their usual addresses: run `ethmls devnet` \
+             (local) or `ethmls deploy`, or pass --deployment FILE",
         ));
     }
     Deployment::load(&path).map_err(|e| Failure::chain(e, "check the deployment file"))
