@@ -583,6 +583,15 @@ async fn deployments_have_one_address_on_every_chain() {
     );
     assert_eq!(Deployment::find(&chain).await.unwrap(), Some(a));
     a.check(&chain).await.unwrap();
+    // The README lists these addresses (they change with the contracts' bytecode).
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    for address in [a.erc7627, a.group_implementation, a.group_factory] {
+        assert!(
+            readme.contains(&format!("`{address:#x}`")),
+            "README.md does not list {address:#x}: update its table of deterministic addresses"
+        );
+    }
     // It works: a group through the deterministic factory.
     let alice = one.chain(1).await.unwrap();
     alice
