@@ -1315,6 +1315,17 @@ fn refusals_exit_non_zero_and_text_says_what_json_says() {
     let written = eth_mls_chain::Deployment::load(&fresh.join("deployment.json")).unwrap();
     assert_eq!(written.group_factory, deployment.group_factory);
 
+    // Confirmations: the chain's default (0 on anvil), or the config's (issue 30).
+    let shown = alice.ok(&["config", "show"]);
+    assert_eq!(shown["confirmations"], 0, "{shown}");
+    alice.ok(&["config", "set", "confirmations", "2"]);
+    let shown = alice.ok(&["config", "show"]);
+    assert_eq!(shown["confirmations"], 2, "{shown}");
+    assert_eq!(shown["confirmations_from"], "config file", "{shown}");
+    let (code, env, _) = alice.run(&["config", "set", "confirmations", "soon"]);
+    assert_eq!(code, 2, "{env}");
+    alice.ok(&["config", "unset", "confirmations"]);
+
     // Local commands with the chain and every relay down: answered from the store, fast.
     alice.ok(&["send", &group, "named"]);
     bob.ok(&["sync", "--wait", "2"]);

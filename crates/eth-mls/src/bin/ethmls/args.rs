@@ -141,7 +141,7 @@ pub enum Command {
     /// `--peer`.
     Node,
     /// Shows or changes the home's settings (config.json): rpc_url, account, delivery, peers,
-    /// listen.
+    /// listen, confirmations.
     #[command(subcommand)]
     Config(ConfigCmd),
     /// Starts afresh on the chain this home uses when it is new (a restarted devnet, a local
@@ -333,7 +333,8 @@ impl GroupCmd {
 pub enum ConfigCmd {
     /// Prints the settings in effect and where each came from.
     Show,
-    /// Sets one: `rpc_url`, `account`, `delivery`, `peers` (comma-separated) or `listen`.
+    /// Sets one: `rpc_url`, `account`, `delivery`, `peers` (comma-separated), `listen` or
+    /// `confirmations` (blocks on top of a commit's registration before it counts).
     Set {
         /// The setting.
         key: String,

@@ -145,6 +145,35 @@ struct Config {
     peers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     listen: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confirmations: Option<u64>,
+}
+
+/// How many blocks must be on top of a registration before this chain's commits count
+/// (DESIGN.md decision 23): 0 on devnets, a few seconds' worth on known L2s, about the `safe`
+/// head's depth on Ethereum and its testnets, and a careful 12 elsewhere. A reorg deeper than
+/// this is detected by registration hash.
+pub fn default_confirmations(chain_id: u64) -> u64 {
+    match chain_id {
+        // anvil, hardhat, ganache.
+        31337 | 1337 => 0,
+        // Ethereum, Sepolia, Holesky, Hoodi: one epoch (~6.4 min), the `safe` head's depth.
+        1 | 11155111 | 17000 | 560048 => 32,
+        // OP stack (OP, Base and their Sepolias; 2 s blocks): 20 s.
+        10 | 8453 | 11155420 | 84532 => 10,
+        // Arbitrum One, Nova, Sepolia (0.25 s blocks): 10 s.
+        42161 | 42170 | 421614 => 40,
+        // Polygon PoS and Amoy (2 s blocks, deeper reorgs seen).
+        137 | 80002 => 64,
+        _ => 12,
+    }
+}
+
+/// The confirmations in effect: the config's, else [`default_confirmations`].
+fn confirmations(home: &Path, chain_id: u64) -> Result<u64, Failure> {
+    Ok(Config::load(home)?
+        .confirmations
+        .unwrap_or_else(|| default_confirmations(chain_id)))
 }
 
 impl Config {
@@ -583,6 +612,12 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
                 "peers": peers,
                 "peers_from": from(!cli.peers.is_empty(), !config.peers.is_empty()),
                 "listen": listen(cli, home, net::CLIENT_LISTEN)?,
+                "confirmations": match (config.confirmations, deployment(cli, home)) {
+                    (Some(n), _) => json!(n),
+                    (None, Ok(d)) => json!(default_confirmations(d.chain_id)),
+                    (None, Err(_)) => json!("the chain's default (0 on devnets)"),
+                },
+                "confirmations_from": from(false, config.confirmations.is_some()),
             }))
         }
         ConfigCmd::Set { key, value } => {
@@ -611,6 +646,14 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
                     net::parse_peers(&list)?;
                     config.peers = list;
                 }
+                "confirmations" => {
+                    config.confirmations = Some(value.parse().map_err(|_| {
+                        Failure::usage(
+                            format!("confirmations {value:?} is not a block count"),
+                            "ethmls config set confirmations 12",
+                        )
+                    })?);
+                }
                 "listen" => {
                     value
                         .parse::<eth_mls_transport::libp2p::Multiaddr>()
@@ -634,6 +677,7 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
                 "delivery" => config.delivery = None,
                 "peers" => config.peers.clear(),
                 "listen" => config.listen = None,
+                "confirmations" => config.confirmations = None,
                 other => return Err(unknown_setting(other)),
             }
             config.save(home)?;
@@ -645,7 +689,7 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
 fn unknown_setting(key: &str) -> Failure {
     Failure::usage(
         format!("no setting named {key:?}"),
-        "the settings are rpc_url, account, delivery, peers and listen",
+        "the settings are rpc_url, account, delivery, peers, listen and confirmations",
     )
 }
 
@@ -712,4 +756,20 @@ fn unknown_group(g: Address) -> Failure {
         format!("this account does not follow the group {g:#x}"),
         "see `ethmls group list` (an invitation is accepted with `ethmls group accept`)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_confirmations;
+
+    /// Devnets confirm at once; Ethereum waits for about the safe head; L2s a few seconds;
+    /// an unknown chain a careful 12 (issue 30).
+    #[test]
+    fn confirmations_by_chain() {
+        assert_eq!(default_confirmations(31337), 0);
+        assert_eq!(default_confirmations(1), 32);
+        assert_eq!(default_confirmations(8453), 10);
+        assert_eq!(default_confirmations(42161), 40);
+        assert_eq!(default_confirmations(987_654), 12);
+    }
 }

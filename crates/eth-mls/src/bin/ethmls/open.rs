@@ -102,6 +102,7 @@ pub async fn client_on_chain(
         }
     };
     let mut config = ClientConfig::new(d, DOMAIN);
+    config.confirmations = crate::confirmations(home, d.chain_id)?;
     config.keep_messages = true;
     config.poll_interval = Duration::from_millis(200);
     let mut c = Client::open(signer, chain.clone(), delivery, path, &store_key, config)
