@@ -1516,4 +1516,43 @@ fn refusals_exit_non_zero_and_text_says_what_json_says() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.to_lowercase().contains("sqlcipher"), "{stderr}");
+
+    // No silent per-message spending (issue 30): on a chain that is not a devnet, messages go
+    // over the chain channel only when that delivery was chosen.
+    let paid = Devnet::start_with(&["--chain-id", "8453"]).unwrap();
+    let paid_deployment = rt.block_on(paid.deploy()).unwrap();
+    let paid_file = dir.join("paid.json");
+    paid_deployment.save(&paid_file).unwrap();
+    let payer = User {
+        home: dir.join("payer"),
+        name: "payer",
+        rpc: paid.rpc_url(),
+        deployment: paid_file,
+        password: password.clone(),
+        extra: Vec::new(),
+    };
+    let key_file = dir.join("payer.key");
+    write(&key_file, &hex::encode(paid.signer(1).unwrap().to_bytes()));
+    payer.ok(&[
+        "account",
+        "import",
+        "payer",
+        "--private-key-file",
+        key_file.to_str().unwrap(),
+    ]);
+    let g = payer.ok(&["group", "create", "paid"])["group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, env, _) = payer.run(&["send", &g, "costs money"]);
+    assert_eq!(code, 2, "{env}");
+    assert!(
+        env["error"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("delivery chain"),
+        "{env}"
+    );
+    let (code, env, _) = payer.run(&["--delivery", "chain", "send", &g, "chosen"]);
+    assert_eq!(code, 0, "{env}");
 }

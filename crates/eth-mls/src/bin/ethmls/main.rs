@@ -486,6 +486,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         Command::Send { group, text } => {
             let g = parse_address(group)?;
             let mut c = client(cli, &home, out).await?;
+            paid_messages_chosen(cli, &home, c.chain_id())?;
             c.send(g, text.as_bytes())
                 .await
                 .map_err(Failure::from_client)?;
@@ -565,6 +566,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                     "see `ethmls group list`",
                 ));
             }
+            paid_messages_chosen(cli, &home, c.chain_id())?;
             chat::run(&mut c, g, out).await
         }
         Command::Doctor => doctor::run(cli, &home, out).await,
@@ -748,6 +750,25 @@ async fn devnet(home: &Path, port: Option<u16>, out: &Out) -> Result<Value, Fail
     signals::signal_or_end_of_input().await;
     drop(devnet);
     Ok(info)
+}
+
+/// Application messages go over the chain channel (a transaction each, paid) only when the
+/// user chose that delivery (flag, environment or config); on devnets they may by default.
+fn paid_messages_chosen(cli: &Cli, home: &Path, chain_id: u64) -> Result<(), Failure> {
+    let devnet = matches!(chain_id, 31337 | 1337);
+    let chosen = cli.delivery.is_some() || Config::load(home)?.delivery.is_some();
+    if devnet || chosen || delivery(cli, home)? != Delivery::Chain {
+        return Ok(());
+    }
+    Err(Failure::usage(
+        format!(
+            "with no gossip peers, messages would go over chain {chain_id} as transactions: one \
+             paid transaction per message (21,000 gas for the transaction and 33,000 for a \
+             256-byte message in the gas snapshot)"
+        ),
+        "set up gossip (`ethmls config set peers ADDRESS` of an `ethmls node`), or choose the \
+         chain explicitly: `ethmls config set delivery chain` (or --delivery chain)",
+    ))
 }
 
 /// A group this account does not follow.
