@@ -28,6 +28,20 @@ pub struct Chain {
     chain_id: u64,
     /// The next nonce of `sender`, when known.
     nonce: Arc<Mutex<Option<u64>>>,
+    /// What this connection's transactions cost so far (shared by clones).
+    spent: Arc<std::sync::Mutex<Spent>>,
+}
+
+/// What a connection's transactions cost: counted from their receipts (reverted ones too:
+/// they are paid).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spent {
+    /// Transactions mined.
+    pub transactions: u64,
+    /// Gas used, summed.
+    pub gas_used: u64,
+    /// Wei paid (gas used times the effective gas price), summed.
+    pub wei: u128,
 }
 
 impl Chain {
@@ -82,6 +96,7 @@ impl Chain {
             sender,
             chain_id,
             nonce: Arc::new(Mutex::new(None)),
+            spent: Arc::new(std::sync::Mutex::new(Spent::default())),
         })
     }
 
@@ -98,6 +113,11 @@ impl Chain {
     /// The chain id the endpoint reported.
     pub fn chain_id(&self) -> u64 {
         self.chain_id
+    }
+
+    /// What the transactions sent through this connection (and its clones) cost so far.
+    pub fn spent(&self) -> Spent {
+        self.spent.lock().map(|s| *s).unwrap_or_default()
     }
 
     /// The ERC-7627 registry at `address`.
@@ -148,6 +168,13 @@ impl Chain {
             }
         };
         let receipt = self.wait_for_receipt(*pending.tx_hash()).await?;
+        if let Ok(mut spent) = self.spent.lock() {
+            spent.transactions += 1;
+            spent.gas_used = spent.gas_used.saturating_add(receipt.gas_used);
+            spent.wei = spent.wei.saturating_add(
+                u128::from(receipt.gas_used).saturating_mul(receipt.effective_gas_price),
+            );
+        }
         if receipt.status() {
             return Ok(receipt);
         }

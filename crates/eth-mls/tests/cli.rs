@@ -1234,10 +1234,24 @@ fn refusals_exit_non_zero_and_text_says_what_json_says() {
         u.ok(&["register"]);
     }
     let (a, b, c) = (&addresses[0], &addresses[1], &addresses[2]);
-    let group = alice.ok(&["group", "create", "edges"])["group"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let created = alice.ok(&["group", "create", "edges"]);
+    let group = created["group"].as_str().unwrap().to_string();
+    // What a command's transactions cost is in its result (issue 30).
+    assert!(created["transactions"].as_u64().unwrap() >= 1, "{created}");
+    assert!(created["gas_used"].as_u64().unwrap() > 400_000, "{created}");
+    assert!(
+        created["cost_eth"].as_str().unwrap().starts_with("0."),
+        "{created}"
+    );
+    let d = alice.ok(&["doctor"]);
+    for field in ["balance_eth", "commit_cost_eth", "create_group_cost_eth"] {
+        assert!(d[field].is_string(), "{field}: {d}");
+    }
+    let read = alice.ok(&["group", "list"]);
+    assert!(
+        read.get("gas_used").is_none(),
+        "no transaction, no cost: {read}"
+    );
     alice.ok(&["group", "invite", &group, b]);
     let mut watch = alice.spawn(&["watch", "--timeout", "120"]);
     let mut id = None;

@@ -12,6 +12,13 @@ use crate::args::Cli;
 use crate::out::{Failure, Kind, Out};
 use crate::{Cl, client_on_chain, delivery, net, sync_until};
 
+/// Gas of a commit that adds one member with its ACL change (`.gas-snapshot`,
+/// `test_gas_commit1k_add1`).
+const COMMIT_ADD_GAS: u64 = 110_266;
+/// Gas of a group's creation through the factory (`.gas-snapshot`,
+/// `test_gas_factoryCreateGroup`).
+const CREATE_GROUP_GAS: u64 = 475_072;
+
 /// `ethmls doctor`: the report, exit 0 when healthy; otherwise the same report with the
 /// first problem as the failure (exit 1, or the code of what stopped the account opening).
 pub async fn run(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure> {
@@ -39,6 +46,31 @@ pub async fn run(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure> {
         }
     };
     report["delivery"] = json!(delivery(cli, home)?.name());
+    // What the account holds and what its transactions cost now (issue 30).
+    let balance =
+        eth_mls_chain::alloy::providers::Provider::get_balance(chain.provider(), c.address()).await;
+    let price = eth_mls_chain::alloy::providers::Provider::get_gas_price(chain.provider()).await;
+    if let (Ok(balance), Ok(price)) = (balance, price) {
+        let balance = u128::try_from(balance).unwrap_or(u128::MAX);
+        let commit = u128::from(COMMIT_ADD_GAS).saturating_mul(price);
+        report["balance_eth"] = json!(crate::open::eth(balance));
+        report["gas_price_gwei"] = json!(price as f64 / 1e9);
+        report["commit_cost_eth"] = json!(crate::open::eth(commit));
+        report["create_group_cost_eth"] = json!(crate::open::eth(
+            u128::from(CREATE_GROUP_GAS).saturating_mul(price)
+        ));
+        if balance < commit {
+            problems.push(json!({
+                "problem": format!(
+                    "the balance ({} ETH) cannot pay a commit now ({} ETH at {} gwei)",
+                    crate::open::eth(balance),
+                    crate::open::eth(commit),
+                    price as f64 / 1e9
+                ),
+                "fix": "send ETH to the account (on a local anvil: `ethmls fund ADDRESS`)",
+            }));
+        }
+    }
     if let Some(why) = net::down() {
         problems.push(json!({
             "problem": format!("gossip is down: {why}; the chain carries everything meanwhile"),
@@ -192,4 +224,27 @@ async fn report(c: &Cl, events: &[ClientEvent]) -> Result<Value, Failure> {
         "problems": problems,
         "healthy": problems.is_empty(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The gas `doctor` prices are the gas snapshot's (`forge snapshot --check` keeps that one
+    /// true).
+    #[test]
+    fn priced_gas_is_the_snapshots() {
+        let snapshot =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../.gas-snapshot"))
+                .unwrap_or_default();
+        for (test, gas) in [
+            ("test_gas_commit1k_add1()", super::COMMIT_ADD_GAS),
+            ("test_gas_factoryCreateGroup()", super::CREATE_GROUP_GAS),
+        ] {
+            let line = snapshot.lines().find(|l| l.contains(test));
+            assert_eq!(
+                line.map(|l| l.contains(&format!("(gas: {gas})"))),
+                Some(true),
+                "{test}: {line:?}"
+            );
+        }
+    }
 }

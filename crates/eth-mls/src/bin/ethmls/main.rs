@@ -86,7 +86,16 @@ fn main() {
     // Nothing is left to wait for (a thread reading a terminal never ends by itself).
     rt.shutdown_background();
     match result {
-        Ok(result) => {
+        Ok(mut result) => {
+            // Every transaction this command sent, and what it cost (issue 30).
+            let spent = open::spent();
+            if spent.transactions > 0
+                && let Value::Object(map) = &mut result
+            {
+                map.insert("transactions".into(), json!(spent.transactions));
+                map.insert("gas_used".into(), json!(spent.gas_used));
+                map.insert("cost_eth".into(), json!(open::eth(spent.wei)));
+            }
             out.ok(command, result);
             std::process::exit(0)
         }
@@ -782,6 +791,15 @@ fn unknown_group(g: Address) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::default_confirmations;
+
+    /// Wei shown as ETH exactly.
+    #[test]
+    fn wei_as_eth() {
+        assert_eq!(crate::open::eth(0), "0");
+        assert_eq!(crate::open::eth(1), "0.000000000000000001");
+        assert_eq!(crate::open::eth(1_500_000_000_000_000_000), "1.5");
+        assert_eq!(crate::open::eth(123_000_000_000_000), "0.000123");
+    }
 
     /// Devnets confirm at once; Ethereum waits for about the safe head; L2s a few seconds;
     /// an unknown chain a careful 12 (issue 30).

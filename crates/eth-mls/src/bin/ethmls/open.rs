@@ -225,13 +225,45 @@ pub async fn chain_for(
         ),
         None => None,
     };
+    let signs = signer.is_some();
     let chain = Chain::connect(&url, signer).await.map_err(|e| {
         Failure::chain(
             e,
             &format!("is the node at {url} running? (`ethmls devnet` starts one)"),
         )
     })?;
+    if signs && let Ok(mut used) = SIGNING.lock() {
+        used.push(chain.clone());
+    }
     Ok((chain, url))
+}
+
+/// The signing connections this process made (their clones share what they spent).
+static SIGNING: std::sync::Mutex<Vec<Chain>> = std::sync::Mutex::new(Vec::new());
+
+/// What this process's transactions cost, over every signing connection it made.
+pub fn spent() -> eth_mls_chain::Spent {
+    let mut total = eth_mls_chain::Spent::default();
+    if let Ok(used) = SIGNING.lock() {
+        for c in used.iter() {
+            let s = c.spent();
+            total.transactions += s.transactions;
+            total.gas_used = total.gas_used.saturating_add(s.gas_used);
+            total.wei = total.wei.saturating_add(s.wei);
+        }
+    }
+    total
+}
+
+/// Wei as ETH, exactly (`0.000123`, trailing zeros cut).
+pub fn eth(wei: u128) -> String {
+    let whole = wei / 1_000_000_000_000_000_000;
+    let frac = wei % 1_000_000_000_000_000_000;
+    if frac == 0 {
+        return whole.to_string();
+    }
+    let digits = format!("{frac:018}");
+    format!("{whole}.{}", digits.trim_end_matches('0'))
 }
 
 /// The lock of the store this process opened, held until it exits.
