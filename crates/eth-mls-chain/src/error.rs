@@ -37,6 +37,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The sender's balance cannot pay for the transaction (gas at the current price, plus
+    /// any value): the node refused it, nothing was sent.
+    #[error("the account cannot pay for the transaction (nothing was sent): {0}")]
+    InsufficientFunds(String),
     /// A JSON-RPC or transport failure.
     #[error("RPC failure: {0}")]
     Rpc(#[from] alloy::transports::TransportError),
@@ -163,6 +167,10 @@ impl Contract {
             .and_then(|d: alloy::primitives::Bytes| self.decode(d.as_ref()))
         {
             return decoded;
+        }
+        let text = e.to_string();
+        if text.to_ascii_lowercase().contains("insufficient funds") {
+            return Error::InsufficientFunds(text);
         }
         match e {
             alloy::contract::Error::TransportError(t) => Error::Rpc(t),

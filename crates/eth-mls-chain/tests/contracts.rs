@@ -609,3 +609,33 @@ async fn deployments_have_one_address_on_every_chain() {
     assert_ne!(d.group_factory, a.group_factory);
     d.check(&chain).await.unwrap();
 }
+
+/// An account that cannot pay gets a typed error before anything is sent (issue 30).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_that_cannot_pay_is_told_before_sending() {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let broke = alloy::signers::local::PrivateKeySigner::random();
+    let address = broke.address();
+    let chain = Chain::connect(&devnet.rpc_url(), Some(broke))
+        .await
+        .unwrap();
+    let result = chain
+        .factory(d.group_factory)
+        .create_group(b"unpaid", 4, CommitPolicy::AdminsOnly)
+        .await;
+    assert!(
+        matches!(result, Err(Error::InsufficientFunds(_))),
+        "{:?}",
+        result.map(|_| ())
+    );
+    assert_eq!(
+        chain
+            .provider()
+            .get_transaction_count(address)
+            .await
+            .unwrap(),
+        0,
+        "nothing sent"
+    );
+}
