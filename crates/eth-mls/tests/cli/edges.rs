@@ -39,7 +39,6 @@ fn a_new_chain_is_noticed_and_reset_with_consent() {
 
     // The same command again: a new chain (new genesis), the contracts deployed afresh.
     let (mut devnet, _devnet_out, _) = start_devnet(&home, &password);
-    let started = std::time::Instant::now();
     let (code, env, _) = run(&["doctor"]);
     assert_eq!(code, 3, "doctor answers, with the reason: {env}");
     assert_eq!(env["result"]["healthy"], false, "{env}");
@@ -114,7 +113,6 @@ fn a_new_chain_is_noticed_and_reset_with_consent() {
     let (code, env, _) = run(&["doctor"]);
     assert_eq!(code, 0, "{env}");
     assert_eq!(env["result"]["healthy"], true, "{env}");
-    assert!(started.elapsed() < std::time::Duration::from_secs(120));
     // SIGTERM ends it too.
     signal(&devnet, "TERM");
     assert!(exits_within(&mut devnet, 20, "the devnet after SIGTERM").success());

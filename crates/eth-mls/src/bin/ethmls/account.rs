@@ -241,16 +241,8 @@ fn change_password(
     new_file: Option<&Path>,
 ) -> Result<Value, Failure> {
     let path = keystore_path(home, name)?;
-    let json = std::fs::read_to_string(&path).map_err(|e| account_file_error(name, &path, e))?;
-    let old = password(cli, &format!("current password for {name}: "))?;
-    let key = eth_mls::keystore::decrypt(&json, old.as_bytes()).map_err(|e| match e {
-        eth_mls::Error::WrongPassword => Failure::new(
-            Kind::Verification,
-            format!("wrong password for account {name}"),
-            "check the password file",
-        ),
-        e => Failure::from_client(e),
-    })?;
+    let (key, old) =
+        crate::open::unlock(cli, home, name, &format!("current password for {name}: "))?;
     let new = new_password(new_file, name)?;
     // Stores made before the store key came from the account key: re-keyed while the old
     // password is known.

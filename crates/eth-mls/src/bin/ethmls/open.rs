@@ -185,9 +185,20 @@ fn lock_store(path: &Path) -> Result<(), Failure> {
 /// The account's key, decrypted from its keystore.
 pub fn account_key(cli: &Cli, home: &Path) -> Result<Unlocked, Failure> {
     let name = account_name(cli, home)?;
-    let path = keystore_path(home, &name)?;
-    let json = std::fs::read_to_string(&path).map_err(|e| account_file_error(&name, &path, e))?;
-    let pw = password(cli, &format!("password for {name}: "))?;
+    let (key, pw) = unlock(cli, home, &name, &format!("password for {name}: "))?;
+    Ok((name, key, pw))
+}
+
+/// Account `name`'s key and the password that opened its keystore (asked with `prompt`).
+pub fn unlock(
+    cli: &Cli,
+    home: &Path,
+    name: &str,
+    prompt: &str,
+) -> Result<(Zeroizing<[u8; 32]>, Zeroizing<String>), Failure> {
+    let path = keystore_path(home, name)?;
+    let json = std::fs::read_to_string(&path).map_err(|e| account_file_error(name, &path, e))?;
+    let pw = password(cli, prompt)?;
     let key = eth_mls::keystore::decrypt(&json, pw.as_bytes()).map_err(|e| match e {
         eth_mls::Error::WrongPassword => Failure::new(
             Kind::Verification,
@@ -196,7 +207,7 @@ pub fn account_key(cli: &Cli, home: &Path) -> Result<Unlocked, Failure> {
         ),
         e => Failure::from_client(e),
     })?;
-    Ok((name, key, pw))
+    Ok((key, pw))
 }
 
 /// The chain at the configured endpoint (see [`rpc_url`]), with the account's key to sign;
