@@ -7,11 +7,12 @@ use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::EthereumWallet;
 use alloy::primitives::Address;
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
-use alloy::rpc::types::TransactionReceipt;
+use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use alloy::signers::local::PrivateKeySigner;
 use tokio::sync::Mutex;
 
 use crate::error::{Contract, Error};
+use crate::rpc::{RetryLayer, RpcConfig, is_log_cap};
 use crate::{Erc7627, GroupContract, GroupFactory};
 
 /// A connection to an EVM chain over JSON-RPC, with or without a signing key.
@@ -30,6 +31,8 @@ pub struct Chain {
     nonce: Arc<Mutex<Option<u64>>>,
     /// What this connection's transactions cost so far (shared by clones).
     spent: Arc<std::sync::Mutex<Spent>>,
+    /// The widest `eth_getLogs` range the endpoint accepts, as learned (shared by clones).
+    log_range: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a connection's transactions cost: counted from their receipts (reverted ones too:
@@ -48,6 +51,16 @@ impl Chain {
     /// Connects to `rpc_url` (`http://…`; `https://…` with the `rustls` feature; `ws://…`
     /// with the `ws` feature), signing with `signer` when given.
     pub async fn connect(rpc_url: &str, signer: Option<PrivateKeySigner>) -> Result<Chain, Error> {
+        Self::connect_with(rpc_url, signer, &RpcConfig::default()).await
+    }
+
+    /// [`Chain::connect`] with a request timeout, retries and log ranges of one's own (HTTP
+    /// endpoints; a WebSocket endpoint keeps its connection's own handling).
+    pub async fn connect_with(
+        rpc_url: &str,
+        signer: Option<PrivateKeySigner>,
+        config: &RpcConfig,
+    ) -> Result<Chain, Error> {
         let invalid = |reason: String| Error::InvalidUrl {
             url: rpc_url.to_owned(),
             reason,
@@ -82,12 +95,24 @@ impl Chain {
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(invalid(format!("unsupported scheme {:?}", url.scheme())));
             }
+            let http = alloy::transports::http::reqwest::Client::builder()
+                .timeout(config.request_timeout)
+                .build()
+                .map_err(|e| invalid(format!("{e}")))?;
+            let is_local = url
+                .host_str()
+                .is_some_and(|h| h == "localhost" || h == "127.0.0.1" || h == "[::1]");
+            let client = alloy::rpc::client::ClientBuilder::default()
+                .layer(RetryLayer {
+                    config: config.clone(),
+                })
+                .transport(alloy::transports::http::Http::with_client(http, url), is_local);
             match signer {
                 Some(s) => builder
                     .wallet(EthereumWallet::from(s))
-                    .connect_http(url)
+                    .connect_client(client)
                     .erased(),
-                None => builder.connect_http(url).erased(),
+                None => builder.connect_client(client).erased(),
             }
         };
         let chain_id = provider.get_chain_id().await?;
@@ -97,6 +122,7 @@ impl Chain {
             chain_id,
             nonce: Arc::new(Mutex::new(None)),
             spent: Arc::new(std::sync::Mutex::new(Spent::default())),
+            log_range: Arc::new(std::sync::atomic::AtomicU64::new(config.max_log_range.max(1))),
         })
     }
 
@@ -118,6 +144,41 @@ impl Chain {
     /// What the transactions sent through this connection (and its clones) cost so far.
     pub fn spent(&self) -> Spent {
         self.spent.lock().map(|s| *s).unwrap_or_default()
+    }
+
+    /// Every log matching `filter` (its addresses and topics; its block range is ignored) from
+    /// block `from` to `to`, in chain order, without removed ones: as few `eth_getLogs` calls
+    /// as the endpoint allows. A range or result count the endpoint refuses ([`is_log_cap`]) is
+    /// halved, and the narrower range kept for this connection's later queries.
+    pub async fn logs(&self, filter: &Filter, from: u64, to: u64) -> Result<Vec<Log>, Error> {
+        use std::sync::atomic::Ordering;
+        let mut out = Vec::new();
+        let mut start = from;
+        while start <= to {
+            let range = self.log_range.load(Ordering::Relaxed).max(1);
+            let end = to.min(start.saturating_add(range - 1));
+            let query = filter.clone().from_block(start).to_block(end);
+            match self.provider.get_logs(&query).await {
+                Ok(logs) => {
+                    out.extend(logs.into_iter().filter(|l| !l.removed));
+                    start = end + 1;
+                }
+                Err(e) if is_log_cap(&e) && end > start => {
+                    // Halve what was asked (not what is stored: another query may have
+                    // narrowed it already).
+                    let half = (end - start).div_ceil(2).max(1);
+                    self.log_range.fetch_min(half, Ordering::Relaxed);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        out.sort_by_key(|l| (l.block_number, l.log_index));
+        Ok(out)
+    }
+
+    /// The widest `eth_getLogs` range this connection asks for now.
+    pub fn log_range(&self) -> u64 {
+        self.log_range.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The ERC-7627 registry at `address`.

@@ -44,7 +44,8 @@ pub struct StreamConfig {
     pub confirmations: u64,
     /// Wait between polls once caught up.
     pub poll_interval: Duration,
-    /// Largest block range asked of `eth_getLogs` at once.
+    /// Largest block range asked of `eth_getLogs` at once (halved whenever the provider
+    /// refuses a range or a result count).
     pub max_block_range: u64,
     /// First wait after an RPC failure; doubled each further failure.
     pub initial_backoff: Duration,
@@ -106,7 +107,15 @@ impl State {
         }
         let to = safe.min(from + self.cfg.max_block_range.max(1) - 1);
         let filter = self.filter.clone().from_block(from).to_block(to);
-        let logs = self.provider.get_logs(&filter).await?;
+        let logs = match self.provider.get_logs(&filter).await {
+            Ok(logs) => logs,
+            // The provider refuses the range or the result count: narrower from now on.
+            Err(e) if crate::rpc::is_log_cap(&e) && to > from => {
+                self.cfg.max_block_range = (to - from).div_ceil(2).max(1);
+                return Ok(true);
+            }
+            Err(e) => return Err(e.into()),
+        };
         let cursor = self.cursor;
         let mut fresh: Vec<Log> = logs
             .into_iter()

@@ -42,7 +42,10 @@ mod erc1271;
 mod erc7627;
 mod error;
 mod events;
+#[cfg(feature = "faults")]
+pub mod faults;
 mod group;
+mod rpc;
 
 pub use alloy;
 pub use bundles::{BUNDLE_IDENTITY_KEY, CHANNEL_BUNDLE_NAME, PublishedBundle, bundle_session_id};
@@ -54,6 +57,7 @@ pub use erc1271::RpcErc1271Verifier;
 pub use erc7627::{Erc7627, KeyAlgorithm, MessageSent, PublicKeyUpdated, RegisteredKey};
 pub use error::{Erc7627Revert, Error, FactoryRevert, GroupRevert};
 pub use events::{Cursor, Event, StreamConfig, log_stream};
+pub use rpc::{RpcConfig, is_log_cap};
 pub use group::{
     AclChanges, CommitPolicy, EpochInfo, GroupContract, GroupEvent, GroupFactory, GroupInfo,
 };

@@ -1,7 +1,9 @@
 //! Event streams and concurrency on a real anvil: 500 events consumed while the stream is
 //! interrupted (resumed from its saved cursor) and while its RPC connection is cut and
 //! restored (a TCP proxy stopped and restarted), with nothing lost or repeated; 100
-//! concurrent transactions from one signer.
+//! concurrent transactions from one signer; the same logs read through the fault harness
+//! (a provider capping ranges and results, rate limiting, hanging) and a transaction whose
+//! answer was lost sent exactly once.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -216,4 +218,103 @@ async fn hundred_concurrent_transactions_from_one_signer() {
         ));
     }
     assert_eq!(got, (0..100).collect());
+}
+
+/// Issue 30: a provider that caps `eth_getLogs` at 100 blocks and 20 results, answers 429 in
+/// bursts and lets requests hang past the client's timeout still gives every log exactly once,
+/// in order; the connection learns the range the provider accepts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_through_a_capped_rate_limiting_hanging_provider() {
+    use eth_mls_chain::faults::{Burst, FaultConfig, FaultProxy};
+    use eth_mls_chain::{RpcConfig, alloy::rpc::types::Filter};
+    let (devnet, d, alice, bob) = setup().await;
+    let registry = alice.erc7627(d.erc7627);
+    // 60 messages in 60 blocks, 30 more in one block's worth of concurrent sends.
+    for n in 0..60u32 {
+        registry
+            .send_message(bob, keccak256(b"x448"), B256::ZERO, &n.to_be_bytes())
+            .await
+            .unwrap();
+    }
+    join_all((60..90u32).map(|n| {
+        let registry = registry.clone();
+        async move {
+            registry
+                .send_message(bob, keccak256(b"x448"), B256::ZERO, &n.to_be_bytes())
+                .await
+                .unwrap()
+        }
+    }))
+    .await;
+    let head = alloy::providers::Provider::get_block_number(alice.provider())
+        .await
+        .unwrap();
+    let filter = Filter::new().address(d.erc7627);
+    let direct = alice.logs(&filter, 0, head).await.unwrap();
+    assert!(direct.len() > 90, "{} logs", direct.len());
+
+    let proxy = FaultProxy::start(
+        &devnet.rpc_url(),
+        FaultConfig {
+            latency: Duration::from_millis(5),
+            rate_limit: Some(Burst {
+                every: 7,
+                length: 2,
+            }),
+            hang: Some(Burst {
+                every: 11,
+                length: 1,
+            }),
+            hang_for: Duration::from_secs(2),
+            max_log_range: Some(100),
+            max_log_results: Some(20),
+            ..FaultConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let config = RpcConfig {
+        request_timeout: Duration::from_millis(500),
+        initial_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(100),
+        ..RpcConfig::default()
+    };
+    let reader = Chain::connect_with(&proxy.url(), None, &config)
+        .await
+        .unwrap();
+    let through = reader.logs(&filter, 0, head).await.unwrap();
+    let key = |l: &alloy::rpc::types::Log| (l.block_number, l.log_index, l.transaction_hash);
+    assert_eq!(
+        through.iter().map(key).collect::<Vec<_>>(),
+        direct.iter().map(key).collect::<Vec<_>>()
+    );
+    let stats = proxy.stats();
+    assert!(stats.logs_refused > 0, "{stats:?}");
+    assert!(stats.rate_limited > 0 && stats.hung > 0, "{stats:?}");
+    assert!(reader.log_range() <= 100, "{}", reader.log_range());
+
+    // A send whose answer is lost after the node took it: retried, recognised, mined once.
+    let sender = Chain::connect_with(&proxy.url(), devnet.signer(1), &config)
+        .await
+        .unwrap();
+    proxy.set(FaultConfig::default());
+    proxy.lose_answers("eth_sendRawTransaction", 1);
+    let nonce = |c: &Chain| {
+        let p = c.provider().clone();
+        let a = devnet.addresses()[1];
+        async move {
+            alloy::providers::Provider::get_transaction_count(&p, a)
+                .await
+                .unwrap()
+        }
+    };
+    let before = nonce(&alice).await;
+    let receipt = sender
+        .erc7627(d.erc7627)
+        .send_message(bob, keccak256(b"x448"), B256::ZERO, b"once")
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    assert_eq!(proxy.stats().answers_lost, 1);
+    assert_eq!(nonce(&alice).await, before + 1, "sent exactly once");
 }
