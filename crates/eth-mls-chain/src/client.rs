@@ -106,7 +106,10 @@ impl Chain {
                 .layer(RetryLayer {
                     config: config.clone(),
                 })
-                .transport(alloy::transports::http::Http::with_client(http, url), is_local);
+                .transport(
+                    alloy::transports::http::Http::with_client(http, url),
+                    is_local,
+                );
             match signer {
                 Some(s) => builder
                     .wallet(EthereumWallet::from(s))
@@ -122,7 +125,9 @@ impl Chain {
             chain_id,
             nonce: Arc::new(Mutex::new(None)),
             spent: Arc::new(std::sync::Mutex::new(Spent::default())),
-            log_range: Arc::new(std::sync::atomic::AtomicU64::new(config.max_log_range.max(1))),
+            log_range: Arc::new(std::sync::atomic::AtomicU64::new(
+                config.max_log_range.max(1),
+            )),
         })
     }
 
@@ -179,6 +184,13 @@ impl Chain {
     /// The widest `eth_getLogs` range this connection asks for now.
     pub fn log_range(&self) -> u64 {
         self.log_range.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Forgets the cached nonce: the next transaction reads it from the chain. Call it after a
+    /// reorg (transactions of this signer may have been dropped with their blocks, and a
+    /// nonce after a gap would never be mined).
+    pub async fn reset_nonce(&self) {
+        *self.nonce.lock().await = None;
     }
 
     /// The ERC-7627 registry at `address`.
@@ -260,12 +272,22 @@ impl Chain {
     ) -> Result<TransactionReceipt, Error> {
         let start = std::time::Instant::now();
         let mut delay = std::time::Duration::from_millis(2);
+        let mut polls = 0u32;
         loop {
             if let Some(receipt) = self.provider.get_transaction_receipt(tx).await? {
                 return Ok(receipt);
             }
             if start.elapsed() > std::time::Duration::from_secs(600) {
                 return Err(Error::ReceiptTimeout { tx });
+            }
+            polls += 1;
+            // Now and then: does the node still have it? (A reorg or a pool eviction drops
+            // transactions; waiting ten minutes for one would hold every later one up.)
+            if polls.is_multiple_of(16)
+                && self.provider.get_transaction_by_hash(tx).await?.is_none()
+            {
+                *self.nonce.lock().await = None;
+                return Err(Error::TransactionDropped { tx });
             }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(std::time::Duration::from_secs(1));

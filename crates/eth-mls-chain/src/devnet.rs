@@ -108,7 +108,13 @@ impl Devnet {
         let signer = self
             .signer(index)
             .ok_or_else(|| Error::Devnet(format!("anvil has no account {index}")))?;
-        Chain::connect(&self.rpc_url(), Some(signer)).await
+        // A local node under a loaded test machine: generous with time (mining thousands of
+        // blocks at once takes a while).
+        let config = crate::RpcConfig {
+            request_timeout: std::time::Duration::from_secs(300),
+            ..crate::RpcConfig::default()
+        };
+        Chain::connect_with(&self.rpc_url(), Some(signer), &config).await
     }
 
     /// Deploys the contracts with account 0 (through the CREATE2 deployer: the same

@@ -62,6 +62,13 @@ pub enum Error {
     /// A contract call failed in a way that is neither RPC nor a known custom error.
     #[error("contract call failed: {0}")]
     Contract(alloy::contract::Error),
+    /// The node no longer knows a transaction it accepted (dropped with a reorg's blocks or
+    /// evicted from its pool): it will not be mined; the nonce is read again.
+    #[error("transaction {tx} was dropped by the node (a reorg or its pool): not mined")]
+    TransactionDropped {
+        /// The transaction hash.
+        tx: B256,
+    },
     /// No receipt arrived within ten minutes.
     #[error("no receipt for transaction {tx} after ten minutes")]
     ReceiptTimeout {

@@ -9,7 +9,7 @@
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use eth_mls_chain::faults::{Burst, FaultConfig, FaultProxy};
 //! let devnet = eth_mls_chain::Devnet::start()?;
-//! let proxy = FaultProxy::start(devnet.rpc_url(), FaultConfig {
+//! let proxy = FaultProxy::start(&devnet.rpc_url(), FaultConfig {
 //!     latency: std::time::Duration::from_millis(100),
 //!     rate_limit: Some(Burst { every: 10, length: 3 }),   // 3 of every 10 requests: 429
 //!     max_log_range: Some(1_000),                          // like a free-tier provider
@@ -71,8 +71,11 @@ pub struct FaultConfig {
 /// What went through the proxy.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FaultStats {
-    /// Requests by JSON-RPC method (a batch counts each of its requests).
+    /// Requests by JSON-RPC method (a batch counts each of its requests), retries included.
     pub methods: BTreeMap<String, u64>,
+    /// Requests passed to the node (and answered by it) by method: the queries that cost the
+    /// provider something.
+    pub forwarded: BTreeMap<String, u64>,
     /// Requests answered 429.
     pub rate_limited: u64,
     /// Requests hung.
@@ -84,9 +87,14 @@ pub struct FaultStats {
 }
 
 impl FaultStats {
-    /// Requests of `method`.
+    /// Requests of `method`, retries included.
     pub fn calls(&self, method: &str) -> u64 {
         self.methods.get(method).copied().unwrap_or(0)
+    }
+
+    /// Requests of `method` the node answered.
+    pub fn answered(&self, method: &str) -> u64 {
+        self.forwarded.get(method).copied().unwrap_or(0)
     }
 }
 
@@ -108,7 +116,9 @@ pub struct FaultProxy {
 
 impl std::fmt::Debug for FaultProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FaultProxy").field("addr", &self.addr).finish()
+        f.debug_struct("FaultProxy")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 
@@ -261,7 +271,10 @@ async fn serve(
             let n = s.requests;
             s.requests += 1;
             let c = s.config.clone();
-            let method = calls.first().and_then(|c| c["method"].as_str()).unwrap_or("?");
+            let method = calls
+                .first()
+                .and_then(|c| c["method"].as_str())
+                .unwrap_or("?");
             let targeted = match s.lose.get_mut(method) {
                 Some(left) if *left > 0 => {
                     *left -= 1;
@@ -321,6 +334,12 @@ async fn serve(
             Ok(r) => r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
             Err(_) => return Ok(()),
         };
+        if let Ok(mut s) = state.lock() {
+            for c in &calls {
+                let method = c["method"].as_str().unwrap_or("?").to_owned();
+                *s.stats.forwarded.entry(method).or_default() += 1;
+            }
+        }
         if matches!(fate, Fate::LoseAnswer) {
             return Ok(());
         }

@@ -57,7 +57,7 @@ pub use erc1271::RpcErc1271Verifier;
 pub use erc7627::{Erc7627, KeyAlgorithm, MessageSent, PublicKeyUpdated, RegisteredKey};
 pub use error::{Erc7627Revert, Error, FactoryRevert, GroupRevert};
 pub use events::{Cursor, Event, StreamConfig, log_stream};
-pub use rpc::{RpcConfig, is_log_cap};
 pub use group::{
     AclChanges, CommitPolicy, EpochInfo, GroupContract, GroupEvent, GroupFactory, GroupInfo,
 };
+pub use rpc::{RpcConfig, is_log_cap};

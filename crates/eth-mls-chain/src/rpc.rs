@@ -4,7 +4,9 @@
 //! `eth_sendRawTransaction` whose first attempt reached the node (its answer was lost) is
 //! recognised — "already known", or "nonce too low" with the transaction found by its hash —
 //! and answered with the transaction's hash: a transaction is never sent twice, nor reported
-//! failed when it was sent. `eth_getLogs` refusals for a too-wide range or too many results
+//! failed when it was sent. A request that may have reached the node (a timeout, a dropped
+//! connection) is sent again only when that is harmless: reads and raw transactions, not a
+//! node's own methods such as `anvil_mine`. `eth_getLogs` refusals for a too-wide range or too many results
 //! are not retried: the log reader narrows the range instead ([`is_log_cap`]).
 
 use std::task::{Context, Poll};
@@ -33,15 +35,15 @@ pub struct RpcConfig {
 }
 
 impl Default for RpcConfig {
-    /// 20 s per request, 8 retries from 100 ms doubling up to 5 s (about 17 s of waiting in
-    /// all), log ranges of 10,000 blocks.
+    /// 30 s per request, 8 retries from 100 ms doubling up to 5 s (about 17 s of waiting in
+    /// all), log ranges of 2,000 blocks (what most public providers accept).
     fn default() -> Self {
         Self {
-            request_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(30),
             max_retries: 8,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
-            max_log_range: 10_000,
+            max_log_range: 2_000,
         }
     }
 }
@@ -98,6 +100,16 @@ pub(crate) fn is_transient(e: &TransportError) -> bool {
         TransportError::DeserError { .. } => true,
         _ => false,
     }
+}
+
+/// Whether sending `method` twice does no harm: the standard reads, and
+/// `eth_sendRawTransaction` (a resent transaction is recognised). Not `eth_sendTransaction`,
+/// nor a node's own methods (`anvil_mine`, `evm_*`, …).
+fn is_repeatable(method: &str) -> bool {
+    method == "eth_sendRawTransaction"
+        || (method.starts_with("eth_") && method != "eth_sendTransaction")
+        || method.starts_with("net_")
+        || method.starts_with("web3_")
 }
 
 /// The wait a failure asks for (`Retry-After`), if it names one.
@@ -157,8 +169,7 @@ fn raw_transaction(req: &SerializedRequest) -> Option<Vec<u8>> {
     if req.method() != "eth_sendRawTransaction" {
         return None;
     }
-    let params: Vec<alloy::primitives::Bytes> =
-        serde_json::from_str(req.params()?.get()).ok()?;
+    let params: Vec<alloy::primitives::Bytes> = serde_json::from_str(req.params()?.get()).ok()?;
     params.into_iter().next().map(|b| b.to_vec())
 }
 
@@ -183,6 +194,10 @@ where
         Box::pin(async move {
             let raw = single(&request).and_then(raw_transaction);
             let is_logs = single(&request).is_some_and(|r| r.method() == "eth_getLogs");
+            let repeatable = match &request {
+                RequestPacket::Single(r) => is_repeatable(r.method()),
+                RequestPacket::Batch(b) => b.iter().all(|r| is_repeatable(r.method())),
+            };
             let mut attempt = 0u32;
             loop {
                 let err = match inner.call(request.clone()).await {
@@ -208,8 +223,19 @@ where
                         return Ok(ok);
                     }
                 }
+                // A request that may have reached the node is sent again only when doing so
+                // twice is harmless: reads, and raw transactions (recognised above).
+                let may_have_acted = !matches!(
+                    &err,
+                    TransportError::ErrorResp(_)
+                        | TransportError::Transport(
+                            TransportErrorKind::HttpError(_)
+                                | TransportErrorKind::HttpErrorWithRetryAfter { .. }
+                        )
+                );
                 if (is_logs && is_log_cap(&err))
                     || !is_transient(&err)
+                    || (may_have_acted && !repeatable)
                     || attempt >= config.max_retries
                 {
                     return Err(err);
@@ -231,8 +257,7 @@ async fn transaction_known<S>(inner: &mut S, hash: alloy::primitives::B256) -> b
 where
     S: tower::Service<RequestPacket, Future = TransportFut<'static>, Error = TransportError>,
 {
-    let Ok(req) = Request::new("eth_getTransactionByHash", 1u64.into(), [hash]).serialize()
-    else {
+    let Ok(req) = Request::new("eth_getTransactionByHash", 1u64.into(), [hash]).serialize() else {
         return false;
     };
     match inner.call(RequestPacket::Single(req)).await {
@@ -272,7 +297,10 @@ mod tests {
         ] {
             assert!(is_log_cap(&resp(code, m)), "{m}");
         }
-        assert!(!is_log_cap(&resp(-32005, "daily request count exceeded, request rate limited")));
+        assert!(!is_log_cap(&resp(
+            -32005,
+            "daily request count exceeded, request rate limited"
+        )));
         assert!(is_transient(&resp(
             -32005,
             "daily request count exceeded, request rate limited"

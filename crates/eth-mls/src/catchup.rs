@@ -13,9 +13,6 @@ use eth_mls_crypto::Backend;
 use crate::Error;
 use crate::verdict::{AclMirror, Policy, Registration, check_commit, check_epoch_authenticator};
 
-/// Blocks per `eth_getLogs` call.
-const RANGE: u64 = 2_000;
-
 /// What [`catch_up`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CaughtUp {
@@ -48,7 +45,7 @@ pub async fn catch_up<B: Backend>(
         .await
         .map_err(|e| Error::Chain(e.to_string()))?;
     let mut mirror = AclMirror::new();
-    for (event, block, tx) in group_logs(chain, contract, from_block, head).await? {
+    for (_, event, block, tx) in group_logs(chain, &[contract], from_block, head).await? {
         let acl = mirror.apply(&event, tx);
         match (&event, acl) {
             (GroupEvent::HeadReplaced(e), _) if e.epoch <= group.epoch() => {
@@ -71,46 +68,33 @@ pub async fn catch_up<B: Backend>(
     })
 }
 
-/// The group's contract events from `from` to `to`, in log order, with their blocks and
-/// transactions (ranged queries of at most [`RANGE`] blocks).
+/// The contract events of the groups at `contracts` from block `from` to `to`, in chain order,
+/// with their contracts, blocks and transactions: one ranged `eth_getLogs` for all of them
+/// ([`Chain::logs`]: ranges narrowed when the provider refuses them).
 pub(crate) async fn group_logs(
     chain: &Chain,
-    contract: Address,
+    contracts: &[Address],
     from: u64,
     to: u64,
-) -> Result<Vec<(GroupEvent, u64, Option<[u8; 32]>)>, Error> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = to.min(start + RANGE - 1);
-        let mut logs = chain
-            .provider()
-            .get_logs(
-                &Filter::new()
-                    .address(contract)
-                    .from_block(start)
-                    .to_block(end),
-            )
-            .await
-            .map_err(|e| Error::Chain(e.to_string()))?;
-        logs.retain(|l| !l.removed);
-        logs.sort_by_key(|l| (l.block_number, l.log_index));
-        for log in logs {
-            let Ok(event) =
-                eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
-                    .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
-            else {
-                continue;
-            };
-            out.push((
+) -> Result<Vec<(Address, GroupEvent, u64, Option<[u8; 32]>)>, Error> {
+    let logs = chain
+        .logs(&Filter::new().address(contracts.to_vec()), from, to)
+        .await
+        .map_err(|e| Error::Chain(e.to_string()))?;
+    Ok(logs
+        .into_iter()
+        .filter_map(|log| {
+            let event = eth_mls_chain::alloy::sol_types::SolEventInterface::decode_log(&log.inner)
+                .map(|l: eth_mls_chain::alloy::primitives::Log<GroupEvent>| l.data)
+                .ok()?;
+            Some((
+                log.address(),
                 event,
                 log.block_number.unwrap_or_default(),
                 log.transaction_hash.map(|h| h.0),
-            ));
-        }
-        start = end + 1;
-    }
-    Ok(out)
+            ))
+        })
+        .collect())
 }
 
 /// The timestamp of `block`.

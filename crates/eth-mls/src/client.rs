@@ -246,6 +246,20 @@ pub enum ClientEvent {
         /// Why.
         reason: RejectReason,
     },
+    /// The chain reorganised below the blocks this client had read of the group (deeper than
+    /// the configured confirmations): its events were read again. `dropped` lists the epochs
+    /// this member had merged whose registrations the reorg removed (empty: nothing it acted
+    /// on was lost). This account registers its own again; another member's is registered
+    /// again by that member, and a different commit taking its place is reported as
+    /// [`ClientEvent::ForkDetected`].
+    ChainReorganized {
+        /// The group.
+        group: Address,
+        /// The last block read that the chain no longer has.
+        block: u64,
+        /// The merged epochs no longer registered.
+        dropped: Vec<u64>,
+    },
     /// This member merged a commit that the chain dropped (the owner replaced it): it left
     /// the group's line and asked an admin to re-add it.
     ForkDetected {
@@ -556,12 +570,13 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
         // The groups' ACLs from the chain before any input is judged (a request taken in by
         // the first sync is checked against them).
-        let contracts: Vec<Address> = client.groups.keys().copied().collect();
-        for contract in contracts {
-            if client.is_active(contract) {
-                client.read_chain(contract).await?;
-            }
-        }
+        let active: Vec<Address> = client
+            .groups
+            .keys()
+            .copied()
+            .filter(|c| client.is_active(*c))
+            .collect();
+        client.read_chains(&active).await?;
         Ok(client)
     }
 
@@ -1390,12 +1405,15 @@ impl<D: DeliveryService + 'static> Client<D> {
             self.handle_envelope(envelope).await?;
         }
         self.join_welcomes().await?;
-        let contracts: Vec<Address> = self.groups.keys().copied().collect();
-        for contract in contracts {
-            if !self.is_active(contract) {
-                continue;
-            }
-            self.read_chain(contract).await?;
+        let active: Vec<Address> = self
+            .groups
+            .keys()
+            .copied()
+            .filter(|c| self.is_active(*c))
+            .collect();
+        // One log query for all the groups (issue 30).
+        self.read_chains(&active).await?;
+        for contract in active {
             self.advance(contract).await?;
             if self.remove_departed(contract)? {
                 self.advance(contract).await?;
@@ -2307,8 +2325,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             // the cursor the member follows the group from (security review H3: nothing
             // before it is ever read again — an old head replacement included).
             let mut state = crate::cursor::ChainState::from_block(safe + 1);
+            state.origin = from_block;
             let mut found = None;
-            for (event, block, tx) in group_logs(&self.chain, contract, from_block, safe).await? {
+            for (_, event, block, tx) in
+                group_logs(&self.chain, &[contract], from_block, safe).await?
+            {
                 let acl = state.mirror.apply(&event, tx);
                 match (&event, acl) {
                     (GroupEvent::CommitRegistered(r), Some(acl)) => {

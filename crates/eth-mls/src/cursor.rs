@@ -70,13 +70,44 @@ pub struct ChainState {
     /// line, reported lost.
     #[serde(default)]
     pub replaced_at: Option<u64>,
+    /// The last block read and its hash: another block at that height later is a reorg
+    /// deeper than the confirmations, and the group's events are read again from
+    /// [`ChainState::origin`].
+    #[serde(default)]
+    pub read_to: Option<BlockRef>,
+    /// The block the group's events are read from when they must be read again (the block
+    /// the mirror was first built from).
+    #[serde(default)]
+    pub origin: u64,
+    /// This account's own registrations of the last [`OWN_KEPT`] epochs with their commits:
+    /// one a reorg dropped is registered again.
+    #[serde(default)]
+    pub own: BTreeMap<u64, Pending>,
+    /// The lowest epoch this member merged whose registration a reorg dropped, until the
+    /// chain has it again.
+    #[serde(default)]
+    pub dropped_from: Option<u64>,
 }
+
+/// A block by number and hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockRef {
+    /// Its number.
+    pub number: u64,
+    /// Its hash, hex.
+    #[serde(with = "hash")]
+    pub hash: [u8; 32],
+}
+
+/// Own registrations kept (with their commits) for re-registration after a reorg.
+pub const OWN_KEPT: usize = 8;
 
 impl ChainState {
     /// A group read from `block` on with an empty mirror (its creation is after `block`).
     pub fn from_block(block: u64) -> Self {
         Self {
             next_block: block,
+            origin: block,
             ..Self::default()
         }
     }
@@ -84,6 +115,9 @@ impl ChainState {
     /// Drops what is older than needed at local epoch `epoch`.
     pub fn trim(&mut self, epoch: u64) {
         self.pending.retain(|e, _| *e > epoch);
+        while self.own.len() > OWN_KEPT {
+            self.own.pop_first();
+        }
         while self.registered.len() > REGISTERED_KEPT
             && self.registered.keys().next().is_some_and(|e| *e <= epoch)
         {
@@ -140,6 +174,22 @@ mod hex_bytes {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = String::deserialize(d)?;
         hex::decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+mod hash {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = String::deserialize(d)?;
+        hex::decode(s)
+            .map_err(serde::de::Error::custom)?
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a hash is 32 bytes"))
     }
 }
 
@@ -200,6 +250,11 @@ mod tests {
             epoch: 3,
             reason: "garbage".into(),
         });
+        s.read_to = Some(BlockRef {
+            number: 8,
+            hash: [7; 32],
+        });
+        s.dropped_from = Some(2);
         let json = serde_json::to_vec(&s).unwrap();
         assert_eq!(serde_json::from_slice::<ChainState>(&json).unwrap(), s);
         assert!(serde_json::from_slice::<ChainState>(b"{}").is_err());

@@ -5,6 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod adversary;
+#[path = "client/chain.rs"]
+mod chain;
 mod common;
 
 use std::sync::Arc;
@@ -995,6 +997,15 @@ async fn a_planted_session_captures_nothing() {
     );
 }
 
+/// A connection that reports every RPC failure at once (these tests are about the client's
+/// own retries and budgets, not the transport's).
+fn no_retries() -> eth_mls_chain::RpcConfig {
+    eth_mls_chain::RpcConfig {
+        max_retries: 0,
+        ..eth_mls_chain::RpcConfig::default()
+    }
+}
+
 /// Bob's client behind a provider that refuses `eth_getLogs` over 2,000 blocks (as public
 /// ones do), on a chain 3,000 blocks past the deployment.
 async fn behind_limited_rpc(w: &World, node: MemoryNode) -> (C, adversary::LimitedRpc) {
@@ -1007,7 +1018,7 @@ async fn behind_limited_rpc(w: &World, node: MemoryNode) -> (C, adversary::Limit
         .unwrap();
     let rpc = adversary::LimitedRpc::start(w.devnet.rpc_url(), 2_000).await;
     let signer = w.devnet.signer(2).unwrap();
-    let chain = eth_mls_chain::Chain::connect(&rpc.url, Some(signer))
+    let chain = eth_mls_chain::Chain::connect_with(&rpc.url, Some(signer), &no_retries())
         .await
         .unwrap();
     (w.client_with(2, chain, node).await, rpc)
@@ -1063,7 +1074,7 @@ async fn a_failing_message_never_blocks_sync_and_has_a_budget() {
     // Retries at once, so the budget runs out in a few syncs.
     let mut config = w.config();
     config.inbox_retry = Duration::ZERO;
-    let chain = eth_mls_chain::Chain::connect(&rpc.url, w.devnet.signer(2))
+    let chain = eth_mls_chain::Chain::connect_with(&rpc.url, w.devnet.signer(2), &no_retries())
         .await
         .unwrap();
     let mut bob = w

@@ -16,7 +16,7 @@ use eth_mls_transport::DeliveryService;
 use super::{Client, ClientEvent, chain_err, core, erc1271, random_id};
 use crate::Error;
 pub(super) use crate::catchup::{block_time, group_logs};
-use crate::cursor::{self, Pending, Stalled};
+use crate::cursor::{self, BlockRef, Pending, Stalled};
 use crate::records::{self, ReceivedInvitation};
 use crate::sequencer::Action;
 use crate::verdict::{Acl, Policy, Registration, check_commit, check_epoch_authenticator};
@@ -78,23 +78,130 @@ impl<D: DeliveryService + 'static> Client<D> {
         cursor::save(&mut self.store, contract, &j.chain)
     }
 
-    /// Reads the group's contract events from the saved cursor up to the confirmed head into
-    /// the ACL mirror, the registrations and the sequencer, and saves the cursor: each event
-    /// is read once (opening a client replays nothing).
+    /// Reads the group's contract events (see [`Client::read_chains`]).
     pub(super) async fn read_chain(&mut self, contract: Address) -> Result<(), Error> {
+        self.read_chains(&[contract]).await
+    }
+
+    /// Reads the contract events of `contracts`' groups from their saved cursors up to the
+    /// confirmed head into their ACL mirrors, registrations and sequencers, and saves the
+    /// cursors: each event is read once (opening a client replays nothing), and one ranged
+    /// `eth_getLogs` covers every group (issue 30). A group whose last read block is no longer
+    /// on the chain (a reorg deeper than the confirmations) is read again from its origin
+    /// first ([`ClientEvent::ChainReorganized`]).
+    pub(super) async fn read_chains(&mut self, contracts: &[Address]) -> Result<(), Error> {
+        if contracts.is_empty() {
+            return Ok(());
+        }
         let safe = self.confirmed_head().await?;
-        let from = match self.groups.get(&contract) {
-            Some(j) if j.chain.next_block <= safe => j.chain.next_block,
-            _ => return Ok(()),
-        };
-        let logs = group_logs(&self.chain, contract, from, safe).await?;
+        let mut hashes = std::collections::BTreeMap::new();
+        let mut reorganized = Vec::new();
+        for contract in contracts {
+            let Some(read_to) = self.groups.get(contract).and_then(|j| j.chain.read_to) else {
+                continue;
+            };
+            let hash = match hashes.get(&read_to.number) {
+                Some(h) => *h,
+                None => {
+                    let h = self.block_hash(read_to.number).await?;
+                    hashes.insert(read_to.number, h);
+                    h
+                }
+            };
+            if hash != Some(read_to.hash) {
+                reorganized.push((*contract, read_to.number));
+            }
+        }
+        for (contract, block) in reorganized {
+            self.read_again(contract, block, safe).await?;
+        }
+        let due: Vec<(Address, u64)> = contracts
+            .iter()
+            .filter_map(|c| {
+                let j = self.groups.get(c)?;
+                (j.chain.next_block <= safe).then_some((*c, j.chain.next_block))
+            })
+            .collect();
+        if let Some(from) = due.iter().map(|(_, b)| *b).min() {
+            self.read_logs(&due, from, safe).await?;
+        }
+        for contract in contracts {
+            self.recommit_dropped(*contract).await?;
+        }
+        Ok(())
+    }
+
+    /// Reads the logs of the `due` groups (each from its own next block) from `from` to `safe`
+    /// with one ranged query, and takes them in.
+    async fn read_logs(
+        &mut self,
+        due: &[(Address, u64)],
+        from: u64,
+        safe: u64,
+    ) -> Result<(), Error> {
+        let addresses: Vec<Address> = due.iter().map(|(c, _)| *c).collect();
+        let logs = group_logs(&self.chain, &addresses, from, safe).await?;
         // Every read that can fail first: the state changes all at once.
+        let times = self.registration_times(&logs).await?;
+        let at = self.block_ref(safe).await?;
+        for &(contract, next) in due {
+            let mine = logs
+                .iter()
+                .filter(|(c, _, block, _)| *c == contract && *block >= next)
+                .map(|(_, e, b, t)| (e.clone(), *b, *t));
+            self.apply_logs(contract, mine, &times)?;
+            let j = self
+                .groups
+                .get_mut(&contract)
+                .ok_or(Error::UnknownGroup { group: contract })?;
+            j.chain.next_block = safe + 1;
+            j.chain.read_to = at;
+            self.save_chain(contract)?;
+        }
+        Ok(())
+    }
+
+    /// The hash of block `number`, if the chain has it.
+    async fn block_hash(&self, number: u64) -> Result<Option<[u8; 32]>, Error> {
+        Ok(self.block_ref(number).await?.map(|b| b.hash))
+    }
+
+    /// Block `number` by number and hash, if the chain has it.
+    async fn block_ref(&self, number: u64) -> Result<Option<BlockRef>, Error> {
+        let block = self
+            .chain
+            .provider()
+            .get_block_by_number(number.into())
+            .await
+            .map_err(chain_err)?;
+        Ok(block.map(|b| BlockRef {
+            number,
+            hash: b.header.hash.0,
+        }))
+    }
+
+    /// The timestamps of the blocks with registrations among `logs`.
+    async fn registration_times(
+        &self,
+        logs: &[(Address, GroupEvent, u64, Option<[u8; 32]>)],
+    ) -> Result<std::collections::BTreeMap<u64, i64>, Error> {
         let mut times = std::collections::BTreeMap::new();
-        for (event, block, _) in &logs {
+        for (_, event, block, _) in logs {
             if matches!(event, GroupEvent::CommitRegistered(_)) && !times.contains_key(block) {
                 times.insert(*block, block_time(&self.chain, *block).await?);
             }
         }
+        Ok(times)
+    }
+
+    /// Takes `logs` (the group's, in order) into its mirror, registrations and sequencer.
+    fn apply_logs(
+        &mut self,
+        contract: Address,
+        logs: impl Iterator<Item = (GroupEvent, u64, Option<[u8; 32]>)>,
+        times: &std::collections::BTreeMap<u64, i64>,
+    ) -> Result<(), Error> {
+        let me = self.address();
         let j = self
             .groups
             .get_mut(&contract)
@@ -106,17 +213,26 @@ impl<D: DeliveryService + 'static> Client<D> {
                     let t = times.get(&block).copied().unwrap_or_default();
                     let reg = Registration::from_event(r, block, t);
                     j.chain.registered.insert(r.epoch, r.commitHash.0);
+                    if j.chain.dropped_from.is_some_and(|d| {
+                        r.epoch >= d && j.chain.merged.get(&r.epoch) == Some(&r.commitHash.0)
+                    }) {
+                        // The chain has the dropped commit again.
+                        j.chain.dropped_from = Some(r.epoch + 1).filter(|next| {
+                            *next <= j.group.epoch() && j.chain.merged.contains_key(next)
+                        });
+                    }
+                    let pending = Pending {
+                        registration: reg.clone(),
+                        acl,
+                        commit: r.commit.to_vec(),
+                    };
+                    if reg.registrant == me {
+                        j.chain.own.insert(r.epoch, pending.clone());
+                    }
                     j.sequencer.on_head(block);
-                    j.sequencer.on_registered(reg.clone(), r.commit.to_vec());
+                    j.sequencer.on_registered(reg, r.commit.to_vec());
                     if r.epoch > j.group.epoch() {
-                        j.chain.pending.insert(
-                            r.epoch,
-                            Pending {
-                                registration: reg,
-                                acl,
-                                commit: r.commit.to_vec(),
-                            },
-                        );
+                        j.chain.pending.insert(r.epoch, pending);
                     }
                 }
                 (GroupEvent::HeadReplaced(e), _) => {
@@ -134,8 +250,120 @@ impl<D: DeliveryService + 'static> Client<D> {
                 _ => {}
             }
         }
+        Ok(())
+    }
+
+    /// The chain no longer has block `block`, the last this client read of `contract`'s group:
+    /// a reorg deeper than the confirmations. What was read is forgotten (mirror, registrations
+    /// not merged, a stall) and the group's events read again from its origin up to `safe`;
+    /// the commits this member merged and the chain no longer registers are reported, and this
+    /// account's own are registered again ([`Client::recommit_dropped`]). One that another
+    /// commit took the place of is a fork, handled as one.
+    async fn read_again(&mut self, contract: Address, block: u64, safe: u64) -> Result<(), Error> {
+        let origin = {
+            let j = self
+                .groups
+                .get(&contract)
+                .ok_or(Error::UnknownGroup { group: contract })?;
+            j.chain.origin.max(self.config.deployment.block)
+        };
+        // This account's transactions may have gone with the dropped blocks.
+        self.chain.reset_nonce().await;
+        let logs = group_logs(&self.chain, &[contract], origin, safe).await?;
+        let times = self.registration_times(&logs).await?;
+        let at = self.block_ref(safe).await?;
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        let epoch = j.group.epoch();
+        j.chain.mirror = crate::verdict::AclMirror::new();
+        j.chain.pending.clear();
+        j.chain.registered.clear();
+        j.chain.stalled = None;
+        j.sequencer.on_head_replaced(epoch + 1);
+        self.apply_logs(
+            contract,
+            logs.into_iter().map(|(_, e, b, t)| (e, b, t)),
+            &times,
+        )?;
+        let j = self
+            .groups
+            .get_mut(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        let dropped: Vec<u64> = j
+            .chain
+            .merged
+            .keys()
+            .copied()
+            .filter(|e| {
+                !j.chain.registered.contains_key(e)
+                    && *e > j.chain.registered.keys().next_back().copied().unwrap_or(0)
+            })
+            .collect();
+        j.chain.dropped_from = dropped.first().copied();
         j.chain.next_block = safe + 1;
-        self.save_chain(contract)
+        j.chain.read_to = at;
+        self.save_chain(contract)?;
+        self.events.push_back(ClientEvent::ChainReorganized {
+            group: contract,
+            block,
+            dropped,
+        });
+        Ok(())
+    }
+
+    /// Registers again this account's own merged commits whose registrations a reorg dropped
+    /// (in epoch order, from the chain's head epoch on): the members that merged them stay
+    /// on the group's line. A registration that fails is tried at the next read.
+    async fn recommit_dropped(&mut self, contract: Address) -> Result<(), Error> {
+        let Some(from) = self
+            .groups
+            .get(&contract)
+            .and_then(|j| j.chain.dropped_from)
+        else {
+            return Ok(());
+        };
+        let head = self.head_epoch(contract).await?;
+        let j = self
+            .groups
+            .get(&contract)
+            .ok_or(Error::UnknownGroup { group: contract })?;
+        if head + 1 < from {
+            return Ok(());
+        }
+        let Some(own) = j.chain.own.get(&(head + 1)) else {
+            return Ok(());
+        };
+        if j.chain.merged.get(&(head + 1)) != Some(&own.registration.commit_hash) {
+            return Ok(());
+        }
+        let r = &own.registration;
+        let changes = eth_mls_chain::AclChanges {
+            added: r.added.clone(),
+            key_packages: r.key_packages.iter().map(|k| (*k).into()).collect(),
+            removed: r.removed.clone(),
+        };
+        let group = self.chain.group(contract);
+        match group
+            .commit(
+                r.epoch,
+                &own.commit,
+                r.epoch_authenticator_hash.into(),
+                &changes,
+            )
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.events.push_back(ClientEvent::MergeDelayed {
+                    group: contract,
+                    epoch: r.epoch,
+                    error: chain_err(e),
+                });
+                Ok(())
+            }
+        }
     }
 
     /// Runs the group's intents and sequencer until neither can move.

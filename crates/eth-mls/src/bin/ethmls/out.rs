@@ -640,6 +640,19 @@ pub fn event_json(e: &ClientEvent) -> Value {
         } => {
             json!({ "event": "fork_detected", "group": a(group), "epoch": epoch, "reason": reason })
         }
+        ClientEvent::ChainReorganized {
+            group,
+            block,
+            dropped,
+        } => {
+            json!({ "event": "chain_reorganized", "group": a(group), "block": block,
+                    "dropped_epochs": dropped,
+                    "hint": if dropped.is_empty() {
+                        "nothing this account acted on was lost; more confirmations make this rarer: ethmls config set confirmations N"
+                    } else {
+                        "commits this account merged are no longer registered: their committers register them again"
+                    } })
+        }
         ClientEvent::Stalled {
             group,
             epoch,

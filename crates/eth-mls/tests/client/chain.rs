@@ -1,0 +1,265 @@
+//! Issue 30: the client on a chain that misbehaves — reorgs deeper than the confirmations
+//! (one dropping a registration nobody merged, one dropping a commit the members merged), and
+//! a provider with latency, 429 bursts, hangs and `eth_getLogs` caps in front of an account
+//! in several groups (one log query per sync for all of them).
+
+use std::time::Duration;
+
+use eth_mls::ClientEvent;
+use eth_mls_chain::CommitPolicy;
+use eth_mls_chain::alloy::primitives::B256;
+use eth_mls_chain::alloy::providers::Provider;
+use eth_mls_chain::faults::{Burst, FaultConfig, FaultProxy};
+
+use super::{World, forked, form_group, got_message, merged_at, stalled, trio, until};
+
+/// The devnet's head.
+async fn head(w: &World) -> u64 {
+    w.devnet
+        .chain(0)
+        .await
+        .unwrap()
+        .provider()
+        .get_block_number()
+        .await
+        .unwrap()
+}
+
+/// Drops the blocks after `keep` and everything in them (anvil puts nothing back in the pool).
+async fn rollback_to(w: &World, keep: u64) {
+    let depth = head(w).await - keep;
+    let _: serde_json::Value = w
+        .devnet
+        .chain(0)
+        .await
+        .unwrap()
+        .provider()
+        .raw_request("anvil_rollback".into(), (depth,))
+        .await
+        .unwrap();
+    assert_eq!(head(w).await, keep);
+}
+
+fn reorganized(events: &[ClientEvent], group: eth_mls_siwe::Address) -> Option<&Vec<u64>> {
+    events.iter().find_map(|e| match e {
+        ClientEvent::ChainReorganized {
+            group: g, dropped, ..
+        } if *g == group => Some(dropped),
+        _ => None,
+    })
+}
+
+/// Carol's garbage registration stalls alice and bob; a reorg deeper than their confirmations
+/// drops its block. Both notice (the block they last read is gone), read the group again,
+/// are no longer stalled, and merge alice's next update without any recovery. Before issue 30
+/// nothing noticed: both stayed stalled on a registration the chain no longer had.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_dropping_a_registration_nobody_merged_unstalls_the_group() {
+    let w = World::new("client-reorg-unmerged").await;
+    let (mut alice, mut bob, _carol, group, mut seen) =
+        trio(&w, b"reorg-1", CommitPolicy::AnyMember).await;
+    let start = alice.epoch(group).unwrap();
+    let before = head(&w).await;
+    w.devnet
+        .chain(3)
+        .await
+        .unwrap()
+        .group(group)
+        .commit(
+            start + 1,
+            b"garbage",
+            B256::ZERO,
+            &eth_mls_chain::AclChanges::none(),
+        )
+        .await
+        .unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen[..2], |s| {
+        s.iter().all(|e| stalled(e, group))
+    })
+    .await;
+    rollback_to(&w, before).await;
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen[..2], |s| {
+        s.iter().all(|e| reorganized(e, group).is_some())
+    })
+    .await;
+    for (m, events) in [&alice, &bob].into_iter().zip(&seen[..2]) {
+        assert_eq!(
+            reorganized(events, group),
+            Some(&Vec::new()),
+            "nothing merged was lost"
+        );
+        assert_eq!(m.stalled(group).unwrap(), None);
+        assert!(!forked(events));
+    }
+    alice.update(group).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen[..2], |s| {
+        s.iter().all(|e| merged_at(e, group, start + 1))
+    })
+    .await;
+    assert_eq!(
+        alice.epoch_authenticator(group).unwrap(),
+        bob.epoch_authenticator(group).unwrap()
+    );
+}
+
+/// Alice's update is registered and merged by alice and bob; then a reorg deeper than their
+/// confirmations drops its block (and the transaction with it). Both report the dropped epoch;
+/// alice registers her commit again (its bytes kept for this), so the chain and both members
+/// agree again without a fork, and the group goes on. Before issue 30 the members stayed an
+/// epoch ahead of the chain: every later commit was refused by the contract.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_dropping_a_merged_commit_is_reported_and_registered_again() {
+    let w = World::new("client-reorg-merged").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"reorg-2", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
+    let start = alice.epoch(group).unwrap();
+    let before = head(&w).await;
+    alice.update(group).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s.iter().all(|e| merged_at(e, group, start + 1))
+    })
+    .await;
+    rollback_to(&w, before).await;
+    assert_eq!(alice.chain_epoch(group).await.unwrap(), start);
+    // Bob first: he sees the commit gone before alice registers it again.
+    bob.sync().await.unwrap();
+    seen[1].extend(bob.drain_events());
+    alice.sync().await.unwrap();
+    seen[0].extend(alice.drain_events());
+    for events in &seen {
+        assert_eq!(
+            reorganized(events, group),
+            Some(&vec![start + 1]),
+            "{events:#?}"
+        );
+    }
+    // Alice's next syncs register the dropped commit again.
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |_| true).await;
+    assert_eq!(alice.chain_epoch(group).await.unwrap(), start + 1);
+    // Nobody forked; the group goes on: a message, another commit, merged by both.
+    alice.send(group, b"after the reorg").await.unwrap();
+    let a = alice.address();
+    alice.update(group).await.unwrap();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[1], a, b"after the reorg")
+            && s.iter().all(|e| merged_at(e, group, start + 2))
+    })
+    .await;
+    for events in &seen {
+        assert!(!forked(events), "{events:#?}");
+    }
+    assert_eq!(
+        alice.epoch_authenticator(group).unwrap(),
+        bob.epoch_authenticator(group).unwrap()
+    );
+}
+
+/// Alice, in four groups, behind a provider with latency, 429 bursts, hung requests (past her
+/// 400 ms request timeout) and a 50-block, 20-result `eth_getLogs` cap: the groups are created,
+/// bob joins one, commits and a message go through; then one sync and one opening of her
+/// client each make a single `eth_getLogs` for all four groups.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_log_query_per_sync_for_all_groups_through_a_faulty_provider() {
+    let w = World::new("client-faulty-rpc").await;
+    let proxy = FaultProxy::start(
+        &w.devnet.rpc_url(),
+        FaultConfig {
+            latency: Duration::from_millis(2),
+            rate_limit: Some(Burst {
+                every: 13,
+                length: 3,
+            }),
+            hang: Some(Burst {
+                every: 29,
+                length: 1,
+            }),
+            hang_for: Duration::from_secs(1),
+            max_log_range: Some(50),
+            max_log_results: Some(20),
+            ..FaultConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let rpc = eth_mls_chain::RpcConfig {
+        request_timeout: Duration::from_millis(400),
+        initial_backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(50),
+        ..eth_mls_chain::RpcConfig::default()
+    };
+    let chain = eth_mls_chain::Chain::connect_with(&proxy.url(), w.devnet.signer(1), &rpc)
+        .await
+        .unwrap();
+    let mut alice = w.client_with(1, chain, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    let mut groups = Vec::new();
+    for i in 0..4u8 {
+        groups.push(
+            alice
+                .create_group(&[b'g', i], CommitPolicy::AdminsOnly)
+                .await
+                .unwrap(),
+        );
+    }
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, groups[0]).await;
+    for g in &groups {
+        alice.update(*g).await.unwrap();
+    }
+    alice.send(groups[0], b"through the faults").await.unwrap();
+    let a = alice.address();
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[1], a, b"through the faults")
+    })
+    .await;
+    let stats = proxy.stats();
+    assert!(stats.rate_limited > 0 && stats.hung > 0, "{stats:?}");
+    assert_eq!(
+        seen[1]
+            .iter()
+            .filter(
+                |e| matches!(e, ClientEvent::Message { data, .. } if data == b"through the faults")
+            )
+            .count(),
+        1,
+        "delivered exactly once"
+    );
+
+    // Sixty empty blocks later, one sync: one log query covers the four groups (the range
+    // fits the provider's cap once narrowed).
+    w.mine(60).await;
+    alice.sync().await.unwrap();
+    proxy.reset_stats();
+    w.mine(10).await;
+    alice.sync().await.unwrap();
+    assert_eq!(
+        proxy.stats().answered("eth_getLogs"),
+        1,
+        "{:?}",
+        proxy.stats()
+    );
+    drop(alice);
+    proxy.reset_stats();
+    let chain = eth_mls_chain::Chain::connect_with(&proxy.url(), w.devnet.signer(1), &rpc)
+        .await
+        .unwrap();
+    w.mine(5).await;
+    let alice = w.client_with(1, chain, w.net.add_node("alice 2")).await;
+    assert_eq!(
+        proxy.stats().answered("eth_getLogs"),
+        1,
+        "opening: {:?}",
+        proxy.stats()
+    );
+    for g in &groups {
+        assert!(alice.epoch(*g).unwrap() >= 1);
+    }
+}
