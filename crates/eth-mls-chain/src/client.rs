@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use alloy::contract::{CallBuilder, CallDecoder};
 use alloy::network::EthereumWallet;
-use alloy::primitives::Address;
+use alloy::primitives::{Address, B256};
 use alloy::providers::{DynProvider, Provider, ProviderBuilder};
 use alloy::rpc::types::{Filter, Log, TransactionReceipt};
 use alloy::signers::local::PrivateKeySigner;
@@ -22,7 +22,7 @@ use crate::{Erc7627, GroupContract, GroupFactory};
 /// `Chain` per key). A send that fails before reaching the node leaves no nonce gap: the
 /// counter is re-read from the chain. Every receipt is checked: a reverted transaction is an
 /// [`Error`], with the contract's custom error decoded when there is one.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Chain {
     provider: DynProvider,
     sender: Option<Address>,
@@ -33,6 +33,64 @@ pub struct Chain {
     spent: Arc<std::sync::Mutex<Spent>>,
     /// The widest `eth_getLogs` range the endpoint accepts, as learned (shared by clones).
     log_range: Arc<std::sync::atomic::AtomicU64>,
+    /// Fee cap and replacement.
+    config: RpcConfig,
+    /// Called while a transaction waits to be mined.
+    progress: Arc<std::sync::Mutex<Option<ProgressFn>>>,
+}
+
+/// A progress callback.
+type ProgressFn = Arc<dyn Fn(&Progress) + Send + Sync>;
+
+impl std::fmt::Debug for Chain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Chain")
+            .field("chain_id", &self.chain_id)
+            .field("sender", &self.sender)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A transaction waiting to be mined ([`Chain::on_progress`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The transaction (the latest replacement, if any).
+    pub tx: B256,
+    /// How long it has waited.
+    pub waited: std::time::Duration,
+    /// How many times it was replaced with higher fees.
+    pub replacements: u32,
+}
+
+/// `c` offering `fees` (the provider's filler prices it when `None`).
+fn priced<D: CallDecoder>(
+    c: CallBuilder<&DynProvider, D>,
+    fees: Option<Fees>,
+) -> CallBuilder<&DynProvider, D> {
+    match fees {
+        Some(f) => c.max_fee_per_gas(f.max).max_priority_fee_per_gas(f.tip),
+        None => c,
+    }
+}
+
+/// EIP-1559 fees, wei per gas.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Fees {
+    max: u128,
+    tip: u128,
+}
+
+impl Fees {
+    /// Both raised by an eighth (nodes take a replacement only 10% above), the maximum never
+    /// past `cap`; `None` when the cap leaves no room for a replacement.
+    fn bumped(self, cap: Option<u128>) -> Option<Fees> {
+        let up = |v: u128| v.saturating_add(v / 8).saturating_add(1);
+        let max = cap.map_or(up(self.max), |c| up(self.max).min(c));
+        let tip = up(self.tip).min(max);
+        let enough = |new: u128, old: u128| new >= old.saturating_add(old / 10).saturating_add(1);
+        (enough(max, self.max) && enough(tip, self.tip)).then_some(Fees { max, tip })
+    }
 }
 
 /// What a connection's transactions cost: counted from their receipts (reverted ones too:
@@ -128,6 +186,8 @@ impl Chain {
             log_range: Arc::new(std::sync::atomic::AtomicU64::new(
                 config.max_log_range.max(1),
             )),
+            config: config.clone(),
+            progress: Arc::new(std::sync::Mutex::new(None)),
         })
     }
 
@@ -209,7 +269,10 @@ impl Chain {
     }
 
     /// Sends `call` and waits for its receipt; a revert (at estimation or after mining) is a
-    /// typed error of `contract`.
+    /// typed error of `contract`. Fees are EIP-1559's, within the configured cap
+    /// ([`Error::FeeAboveCap`] before sending when the network's base fee is above it); a
+    /// transaction not mined after [`RpcConfig::replace_after`] is replaced (same nonce, fees
+    /// raised by an eighth, never past the cap).
     pub(crate) async fn transact<D: CallDecoder + Clone>(
         &self,
         call: CallBuilder<&DynProvider, D>,
@@ -217,7 +280,8 @@ impl Chain {
     ) -> Result<TransactionReceipt, Error> {
         let sender = self.sender.ok_or(Error::NoSigner)?;
         let replay = call.clone();
-        let pending = {
+        let fees = self.fees().await?;
+        let (nonce, first) = {
             // Hold the counter while the node accepts the transaction, not while it is mined.
             let mut next = self.nonce.lock().await;
             let nonce = match *next {
@@ -229,10 +293,10 @@ impl Chain {
                         .await?
                 }
             };
-            match call.nonce(nonce).send().await {
+            match priced(call.clone(), fees).nonce(nonce).send().await {
                 Ok(pending) => {
                     *next = Some(nonce + 1);
-                    pending
+                    (nonce, *pending.tx_hash())
                 }
                 Err(e) => {
                     *next = None;
@@ -240,7 +304,62 @@ impl Chain {
                 }
             }
         };
-        let receipt = self.wait_for_receipt(*pending.tx_hash()).await?;
+        let mut sent = vec![first];
+        let mut fees = fees;
+        let start = std::time::Instant::now();
+        let mut last_sent = start;
+        let mut delay = std::time::Duration::from_millis(2);
+        let mut polls = 0u32;
+        let mut told = start;
+        let receipt = loop {
+            if let Some(r) = self.receipt_of(&sent).await? {
+                break r;
+            }
+            if start.elapsed() > std::time::Duration::from_secs(600) {
+                return Err(Error::ReceiptTimeout { tx: first });
+            }
+            polls += 1;
+            // Now and then: does the node still have any of them? (A reorg or a pool
+            // eviction drops transactions, a provider may lose one; waiting ten minutes for
+            // it would hold every later one up.)
+            let lost = polls.is_multiple_of(16) && !self.any_known(&sent).await?;
+            // Not mined for a while, or lost: the same transaction again (same nonce) with
+            // higher fees.
+            if lost || last_sent.elapsed() >= self.config.replace_after {
+                last_sent = std::time::Instant::now();
+                let bumped = fees.and_then(|f| f.bumped(self.config.max_fee_per_gas));
+                let resent = if bumped.is_some() || lost {
+                    priced(call.clone(), bumped.or(fees))
+                        .nonce(nonce)
+                        .send()
+                        .await
+                        .ok()
+                } else {
+                    None
+                };
+                match resent {
+                    Some(p) => {
+                        sent.push(*p.tx_hash());
+                        fees = bumped.or(fees);
+                    }
+                    None if lost => {
+                        *self.nonce.lock().await = None;
+                        return Err(Error::TransactionDropped { tx: first });
+                    }
+                    None => {}
+                }
+            }
+            if told.elapsed() >= std::time::Duration::from_secs(2) {
+                told = std::time::Instant::now();
+                self.tell(Progress {
+                    tx: *sent.last().unwrap_or(&first),
+                    waited: start.elapsed(),
+                    replacements: sent.len() as u32 - 1,
+                });
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        };
         if let Ok(mut spent) = self.spent.lock() {
             spent.transactions += 1;
             spent.gas_used = spent.gas_used.saturating_add(receipt.gas_used);
@@ -264,33 +383,69 @@ impl Chain {
         }
     }
 
-    /// Polls for the receipt of `tx`: quickly at first (a local devnet mines at once), then
-    /// backing off to one poll a second; gives up after ten minutes.
-    async fn wait_for_receipt(
-        &self,
-        tx: alloy::primitives::B256,
-    ) -> Result<TransactionReceipt, Error> {
-        let start = std::time::Instant::now();
-        let mut delay = std::time::Duration::from_millis(2);
-        let mut polls = 0u32;
-        loop {
-            if let Some(receipt) = self.provider.get_transaction_receipt(tx).await? {
-                return Ok(receipt);
+    /// The fees to offer now: the provider's EIP-1559 estimate within the cap; `None` on a
+    /// chain without EIP-1559 (the provider's filler prices it).
+    async fn fees(&self) -> Result<Option<Fees>, Error> {
+        let Ok(estimate) = self.provider.estimate_eip1559_fees().await else {
+            return Ok(None);
+        };
+        let mut fees = Fees {
+            max: estimate.max_fee_per_gas,
+            tip: estimate.max_priority_fee_per_gas,
+        };
+        if let Some(cap) = self.config.max_fee_per_gas {
+            let base = self
+                .provider
+                .get_block_by_number(alloy::eips::BlockNumberOrTag::Latest)
+                .await?
+                .and_then(|b| b.header.base_fee_per_gas)
+                .map_or(0, u128::from);
+            if base > cap {
+                return Err(Error::FeeAboveCap {
+                    base_fee: base,
+                    cap,
+                });
             }
-            if start.elapsed() > std::time::Duration::from_secs(600) {
-                return Err(Error::ReceiptTimeout { tx });
+            fees.max = fees.max.min(cap);
+            fees.tip = fees.tip.min(fees.max);
+        }
+        Ok(Some(fees))
+    }
+
+    /// The receipt of whichever of `sent` (one transaction and its replacements) was mined.
+    async fn receipt_of(&self, sent: &[B256]) -> Result<Option<TransactionReceipt>, Error> {
+        for tx in sent.iter().rev() {
+            if let Some(r) = self.provider.get_transaction_receipt(*tx).await? {
+                return Ok(Some(r));
             }
-            polls += 1;
-            // Now and then: does the node still have it? (A reorg or a pool eviction drops
-            // transactions; waiting ten minutes for one would hold every later one up.)
-            if polls.is_multiple_of(16)
-                && self.provider.get_transaction_by_hash(tx).await?.is_none()
-            {
-                *self.nonce.lock().await = None;
-                return Err(Error::TransactionDropped { tx });
+        }
+        Ok(None)
+    }
+
+    /// Whether the node knows any of `sent`.
+    async fn any_known(&self, sent: &[B256]) -> Result<bool, Error> {
+        for tx in sent.iter().rev() {
+            if self.provider.get_transaction_by_hash(*tx).await?.is_some() {
+                return Ok(true);
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(std::time::Duration::from_secs(1));
+        }
+        Ok(false)
+    }
+
+    /// Calls the progress callback, if one is set.
+    fn tell(&self, progress: Progress) {
+        if let Ok(f) = self.progress.lock()
+            && let Some(f) = f.as_ref()
+        {
+            f(&progress);
+        }
+    }
+
+    /// Calls `f` every two seconds while a transaction of this connection (or its clones)
+    /// waits to be mined: for a progress line.
+    pub fn on_progress(&self, f: impl Fn(&Progress) + Send + Sync + 'static) {
+        if let Ok(mut p) = self.progress.lock() {
+            *p = Some(Arc::new(f));
         }
     }
 
@@ -330,5 +485,21 @@ impl Chain {
         contract: Contract,
     ) -> Result<D::CallOutput, Error> {
         call.call().await.map_err(|e| contract.error(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fees;
+
+    #[test]
+    fn replacements_raise_both_fees_enough_and_stop_at_the_cap() {
+        let f = Fees { max: 80, tip: 8 };
+        let b = f.bumped(None).unwrap();
+        assert!(b.max >= 89 && b.tip >= 9, "{b:?}");
+        assert_eq!(f.bumped(Some(85)), None, "the cap leaves no room for 10%");
+        let c = f.bumped(Some(100)).unwrap();
+        assert!(c.max <= 100);
+        assert!(Fees { max: 100, tip: 100 }.bumped(Some(100)).is_none());
     }
 }

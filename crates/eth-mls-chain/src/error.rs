@@ -69,6 +69,16 @@ pub enum Error {
         /// The transaction hash.
         tx: B256,
     },
+    /// The network's base fee is above the configured cap: nothing was sent.
+    #[error(
+        "the network's base fee ({base_fee} wei/gas) is above the fee cap ({cap} wei/gas): nothing was sent"
+    )]
+    FeeAboveCap {
+        /// The latest block's base fee, wei per gas.
+        base_fee: u128,
+        /// The cap, wei per gas.
+        cap: u128,
+    },
     /// No receipt arrived within ten minutes.
     #[error("no receipt for transaction {tx} after ten minutes")]
     ReceiptTimeout {

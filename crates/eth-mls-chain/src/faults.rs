@@ -105,6 +105,8 @@ struct Shared {
     requests: u64,
     /// Answers still to lose, by method.
     lose: BTreeMap<String, u64>,
+    /// Raw transactions still to swallow.
+    swallow: u64,
 }
 
 /// The proxy; it stops when dropped.
@@ -131,6 +133,7 @@ impl Drop for FaultProxy {
 /// What to do with one request.
 enum Fate {
     Pass,
+    Swallow,
     RateLimit,
     Hang(Duration),
     LoseAnswer,
@@ -198,6 +201,14 @@ impl FaultProxy {
     pub fn lose_answers(&self, method: &str, count: u64) {
         if let Ok(mut s) = self.shared.lock() {
             s.lose.insert(method.to_owned(), count);
+        }
+    }
+
+    /// Answers the next `count` `eth_sendRawTransaction` with the transaction's hash, as if
+    /// the node took it, without passing it on: a transaction the provider lost, never mined.
+    pub fn swallow_transactions(&self, count: u64) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.swallow = count;
         }
     }
 
@@ -282,7 +293,13 @@ async fn serve(
                 }
                 _ => false,
             };
-            let fate = if targeted {
+            let swallow = method == "eth_sendRawTransaction" && s.swallow > 0;
+            if swallow {
+                s.swallow -= 1;
+            }
+            let fate = if swallow {
+                Fate::Swallow
+            } else if targeted {
                 s.stats.answers_lost += 1;
                 Fate::LoseAnswer
             } else if c.rate_limit.is_some_and(|b| b.hits(n)) {
@@ -311,6 +328,14 @@ async fn serve(
             Fate::Hang(d) => {
                 tokio::time::sleep(d).await;
                 return Ok(());
+            }
+            Fate::Swallow => {
+                let raw = request["params"][0].as_str().unwrap_or("0x");
+                let bytes = alloy::primitives::hex::decode(raw).unwrap_or_default();
+                let body = json!({"jsonrpc": "2.0", "id": request.get("id"),
+                    "result": alloy::primitives::keccak256(bytes)});
+                respond(socket, "200 OK", body.to_string().as_bytes()).await?;
+                continue;
             }
             Fate::LoseAnswer | Fate::Pass => {}
         }

@@ -32,11 +32,18 @@ pub struct RpcConfig {
     /// The widest block range asked of `eth_getLogs` at first; narrowed (for the connection's
     /// lifetime) when the provider refuses a range or a result count.
     pub max_log_range: u64,
+    /// The most a transaction may pay per gas (EIP-1559 `maxFeePerGas`, wei); `None`: the
+    /// provider's estimate, whatever it is. Nothing is sent while the base fee is above it.
+    pub max_fee_per_gas: Option<u128>,
+    /// A transaction not mined after this long is sent again with the same nonce and fees
+    /// raised by an eighth (as long as the cap allows).
+    pub replace_after: Duration,
 }
 
 impl Default for RpcConfig {
     /// 30 s per request, 8 retries from 100 ms doubling up to 5 s (about 17 s of waiting in
-    /// all), log ranges of 2,000 blocks (what most public providers accept).
+    /// all), log ranges of 2,000 blocks (what most public providers accept), no fee cap, a
+    /// transaction replaced after a minute unmined.
     fn default() -> Self {
         Self {
             request_timeout: Duration::from_secs(30),
@@ -44,6 +51,8 @@ impl Default for RpcConfig {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             max_log_range: 2_000,
+            max_fee_per_gas: None,
+            replace_after: Duration::from_secs(60),
         }
     }
 }

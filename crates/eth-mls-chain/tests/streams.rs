@@ -318,3 +318,83 @@ async fn logs_through_a_capped_rate_limiting_hanging_provider() {
     assert_eq!(proxy.stats().answers_lost, 1);
     assert_eq!(nonce(&alice).await, before + 1, "sent exactly once");
 }
+
+/// Issue 30: transactions as a wallet sends them. With 1 s blocks, a provider that loses the
+/// first transaction (answers with its hash, passes nothing on): it is replaced (same nonce,
+/// fees up an eighth) and mined — exactly one — with progress told while it waits. A fee cap
+/// below the base fee sends nothing and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_transaction_is_replaced_and_a_fee_cap_sends_nothing() {
+    use alloy::providers::Provider;
+    use eth_mls_chain::faults::{FaultConfig, FaultProxy};
+    use eth_mls_chain::{Error, Progress, RpcConfig};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let devnet = Devnet::start_with(&["--block-time", "1"]).unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let bob = devnet.addresses()[2];
+    let me = devnet.addresses()[1];
+    devnet
+        .chain(2)
+        .await
+        .unwrap()
+        .erc7627(d.erc7627)
+        .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
+        .await
+        .unwrap();
+    let proxy = FaultProxy::start(&devnet.rpc_url(), FaultConfig::default())
+        .await
+        .unwrap();
+    let config = RpcConfig {
+        replace_after: Duration::from_millis(2500),
+        ..RpcConfig::default()
+    };
+    let chain = Chain::connect_with(&proxy.url(), devnet.signer(1), &config)
+        .await
+        .unwrap();
+    let told = Arc::new(AtomicU32::new(0));
+    let t = told.clone();
+    chain.on_progress(move |p: &Progress| {
+        assert_eq!(p.replacements, 0, "told before the replacement");
+        t.fetch_add(1, Ordering::SeqCst);
+    });
+    let provider = devnet.chain(0).await.unwrap().provider().clone();
+    let before = provider.get_transaction_count(me).await.unwrap();
+    proxy.swallow_transactions(1);
+    let receipt = chain
+        .erc7627(d.erc7627)
+        .send_message(bob, keccak256(b"x448"), B256::ZERO, b"stuck")
+        .await
+        .unwrap();
+    assert!(receipt.status());
+    assert!(told.load(Ordering::SeqCst) >= 1, "waited without a word");
+    let stats = proxy.stats();
+    assert_eq!(stats.calls("eth_sendRawTransaction"), 2, "{stats:?}");
+    assert_eq!(stats.answered("eth_sendRawTransaction"), 1, "{stats:?}");
+    assert_eq!(
+        provider.get_transaction_count(me).await.unwrap(),
+        before + 1,
+        "exactly one mined"
+    );
+
+    // A cap below the base fee: refused before anything is sent.
+    let capped = Chain::connect_with(
+        &devnet.rpc_url(),
+        devnet.signer(1),
+        &RpcConfig {
+            max_fee_per_gas: Some(1),
+            ..RpcConfig::default()
+        },
+    )
+    .await
+    .unwrap();
+    let nonce = provider.get_transaction_count(me).await.unwrap();
+    let refused = capped
+        .erc7627(d.erc7627)
+        .send_message(bob, keccak256(b"x448"), B256::ZERO, b"too dear")
+        .await;
+    assert!(
+        matches!(refused, Err(Error::FeeAboveCap { cap: 1, .. })),
+        "{refused:?}"
+    );
+    assert_eq!(provider.get_transaction_count(me).await.unwrap(), nonce);
+}

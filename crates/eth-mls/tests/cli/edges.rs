@@ -550,4 +550,43 @@ fn refusals_exit_non_zero_and_text_says_what_json_says() {
     );
     let (code, env, _) = payer.run(&["--delivery", "chain", "send", &g, "chosen"]);
     assert_eq!(code, 0, "{env}");
+
+    // A fee cap below the network's base fee: nothing is sent, and the failure says so and
+    // how to change it; without the cap the same command goes through.
+    payer.ok(&["config", "set", "max_fee_gwei", "0.000000001"]);
+    let spent_before = paid_balance(&paid, &payer_address(&paid));
+    let (code, env, _) = payer.run(&["group", "create", "too dear"]);
+    assert_eq!(code, 3, "{env}");
+    let hint = env["error"]["hint"].as_str().unwrap();
+    assert!(hint.contains("max_fee_gwei"), "{env}");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nothing was sent"),
+        "{env}"
+    );
+    assert_eq!(paid_balance(&paid, &payer_address(&paid)), spent_before);
+    payer.ok(&["config", "unset", "max_fee_gwei"]);
+    payer.ok(&["group", "create", "too dear"]);
+}
+
+/// The address of anvil account 1 (the payer).
+fn payer_address(devnet: &Devnet) -> eth_mls_siwe::Address {
+    devnet.addresses()[1]
+}
+
+/// `address`'s balance on `devnet`, wei.
+fn paid_balance(devnet: &Devnet, address: &eth_mls_siwe::Address) -> u128 {
+    use eth_mls_chain::alloy::providers::Provider;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let chain = devnet.chain(0).await.unwrap();
+        chain
+            .provider()
+            .get_balance(*address)
+            .await
+            .unwrap()
+            .to::<u128>()
+    })
 }

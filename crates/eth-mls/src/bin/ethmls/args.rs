@@ -333,8 +333,9 @@ impl GroupCmd {
 pub enum ConfigCmd {
     /// Prints the settings in effect and where each came from.
     Show,
-    /// Sets one: `rpc_url`, `account`, `delivery`, `peers` (comma-separated), `listen` or
-    /// `confirmations` (blocks on top of a commit's registration before it counts).
+    /// Sets one: `rpc_url`, `account`, `delivery`, `peers` (comma-separated), `listen`,
+    /// `confirmations` (blocks on top of a commit's registration before it counts) or
+    /// `max_fee_gwei` (the most a transaction pays per gas; nothing is sent above it).
     Set {
         /// The setting.
         key: String,

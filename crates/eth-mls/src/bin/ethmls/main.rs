@@ -156,6 +156,16 @@ struct Config {
     listen: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     confirmations: Option<u64>,
+    /// The most a transaction may pay per gas, gwei (EIP-1559 `maxFeePerGas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max_fee_gwei: Option<f64>,
+}
+
+/// The fee cap in effect, wei per gas.
+pub fn max_fee_per_gas(home: &Path) -> Result<Option<u128>, Failure> {
+    Ok(Config::load(home)?
+        .max_fee_gwei
+        .map(|g| (g * 1e9).round() as u128))
 }
 
 /// How many blocks must be on top of a registration before this chain's commits count
@@ -629,6 +639,7 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
                     (None, Err(_)) => json!("the chain's default (0 on devnets)"),
                 },
                 "confirmations_from": from(false, config.confirmations.is_some()),
+                "max_fee_gwei": config.max_fee_gwei,
             }))
         }
         ConfigCmd::Set { key, value } => {
@@ -665,6 +676,19 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
                         )
                     })?);
                 }
+                "max_fee_gwei" => {
+                    let gwei: f64 = value
+                        .parse()
+                        .ok()
+                        .filter(|g: &f64| g.is_finite() && *g > 0.0)
+                        .ok_or_else(|| {
+                            Failure::usage(
+                                format!("max_fee_gwei {value:?} is not a positive number of gwei"),
+                                "ethmls config set max_fee_gwei 30",
+                            )
+                        })?;
+                    config.max_fee_gwei = Some(gwei);
+                }
                 "listen" => {
                     value
                         .parse::<eth_mls_transport::libp2p::Multiaddr>()
@@ -689,6 +713,7 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
                 "peers" => config.peers.clear(),
                 "listen" => config.listen = None,
                 "confirmations" => config.confirmations = None,
+                "max_fee_gwei" => config.max_fee_gwei = None,
                 other => return Err(unknown_setting(other)),
             }
             config.save(home)?;
@@ -700,7 +725,8 @@ fn config(cli: &Cli, home: &Path, cmd: &ConfigCmd) -> Result<Value, Failure> {
 fn unknown_setting(key: &str) -> Failure {
     Failure::usage(
         format!("no setting named {key:?}"),
-        "the settings are rpc_url, account, delivery, peers, listen and confirmations",
+        "the settings are rpc_url, account, delivery, peers, listen, confirmations and \
+         max_fee_gwei",
     )
 }
 

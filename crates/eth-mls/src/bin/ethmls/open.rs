@@ -237,12 +237,32 @@ pub async fn chain_for(
         None => None,
     };
     let signs = signer.is_some();
-    let chain = Chain::connect(&url, signer).await.map_err(|e| {
-        Failure::chain(
-            e,
-            &format!("is the node at {url} running? (`ethmls devnet` starts one)"),
-        )
-    })?;
+    let config = eth_mls_chain::RpcConfig {
+        max_fee_per_gas: crate::max_fee_per_gas(home)?,
+        ..eth_mls_chain::RpcConfig::default()
+    };
+    let chain = Chain::connect_with(&url, signer, &config)
+        .await
+        .map_err(|e| {
+            Failure::chain(
+                e,
+                &format!("is the node at {url} running? (`ethmls devnet` starts one)"),
+            )
+        })?;
+    if signs {
+        // A transaction that takes a while to be mined says so (stderr: stdout is the result).
+        chain.on_progress(|p| {
+            eprintln!(
+                "waiting for transaction {} to be mined ({} s{})",
+                p.tx,
+                p.waited.as_secs(),
+                match p.replacements {
+                    0 => String::new(),
+                    n => format!(", sent again with higher fees {n}×"),
+                }
+            );
+        });
+    }
     if signs && let Ok(mut used) = SIGNING.lock() {
         used.push(chain.clone());
     }

@@ -147,13 +147,18 @@ impl Failure {
 
     /// A chain failure.
     pub fn chain(e: eth_mls_chain::Error, hint: &str) -> Self {
-        Self::new(Kind::Chain, e.to_string(), hint)
+        let message = e.to_string();
+        if message.contains(FEE_CAP) {
+            return Self::new(Kind::Chain, message, FEE_HINT);
+        }
+        Self::new(Kind::Chain, message, hint)
     }
 
     /// A client failure, sorted by kind.
     pub fn from_client(e: eth_mls::Error) -> Self {
         use eth_mls::Error as E;
         let (kind, hint) = match &e {
+            E::Chain(m) if m.contains(FEE_CAP) => (Kind::Chain, FEE_HINT),
             E::Chain(_) => (
                 Kind::Chain,
                 "check the RPC endpoint (--rpc-url) and that the account has ETH for gas (on a \
@@ -698,6 +703,13 @@ pub fn event_json(e: &ClientEvent) -> Value {
         }
     }
 }
+
+/// The words of [`eth_mls_chain::Error::FeeAboveCap`].
+const FEE_CAP: &str = "above the fee cap";
+
+/// What to do about it.
+const FEE_HINT: &str = "nothing was sent: wait for fees to fall, or raise the cap (`ethmls config \
+                        set max_fee_gwei N`, `ethmls config unset max_fee_gwei`)";
 
 #[cfg(test)]
 mod tests {
