@@ -186,7 +186,12 @@ impl Contract {
             return decoded;
         }
         let text = e.to_string();
-        if text.to_ascii_lowercase().contains("insufficient funds") {
+        let lower = text.to_ascii_lowercase();
+        // With the fees set, a node caps the estimate's gas at what the balance pays for:
+        // anvil says "gas required exceeds allowance: 0", geth "… allowance (0)" (a call
+        // that needs more than a block's gas is the only other cause; none of ours does).
+        if lower.contains("insufficient funds") || lower.contains("gas required exceeds allowance")
+        {
             return Error::InsufficientFunds(text);
         }
         match e {
