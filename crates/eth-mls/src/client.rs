@@ -570,12 +570,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
         // The groups' ACLs from the chain before any input is judged (a request taken in by
         // the first sync is checked against them).
-        let active: Vec<Address> = client
-            .groups
-            .keys()
-            .copied()
-            .filter(|c| client.is_active(*c))
-            .collect();
+        let active = client.active_groups();
         client.read_chains(&active).await?;
         Ok(client)
     }
@@ -1312,13 +1307,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             .map_err(|e| Error::Core(e.to_string()))?;
         self.store.renew_credential(credential).map_err(core)?;
         self.credential_reported = false;
-        let active: Vec<Address> = self
-            .groups
-            .iter()
-            .filter(|(_, j)| j.active)
-            .map(|(a, _)| *a)
-            .collect();
-        for g in active {
+        for g in self.active_groups() {
             self.start_intent(g, Op::Update).await?;
         }
         Ok(())
@@ -1394,6 +1383,15 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
     }
 
+    /// The contracts of the groups this client is an active member of.
+    fn active_groups(&self) -> Vec<Address> {
+        self.groups
+            .iter()
+            .filter(|(_, j)| j.active)
+            .map(|(a, _)| *a)
+            .collect()
+    }
+
     /// Takes in everything that arrived (frames, the groups' contract events), runs the
     /// sequencer and the intents, joins Welcomes whose registration is there, and publishes
     /// the outbox. Events go to the queue.
@@ -1405,12 +1403,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             self.handle_envelope(envelope).await?;
         }
         self.join_welcomes().await?;
-        let active: Vec<Address> = self
-            .groups
-            .keys()
-            .copied()
-            .filter(|c| self.is_active(*c))
-            .collect();
+        let active = self.active_groups();
         // One log query for all the groups (issue 30).
         self.read_chains(&active).await?;
         for contract in active {

@@ -291,16 +291,10 @@ impl<D: DeliveryService + 'static> Client<D> {
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
-        let dropped: Vec<u64> = j
-            .chain
-            .merged
-            .keys()
-            .copied()
-            .filter(|e| {
-                !j.chain.registered.contains_key(e)
-                    && *e > j.chain.registered.keys().next_back().copied().unwrap_or(0)
-            })
-            .collect();
+        // Merged epochs past the chain's last registration (one whose registration another
+        // took the place of is the sequencer's fork).
+        let head = j.chain.registered.keys().next_back().copied().unwrap_or(0);
+        let dropped: Vec<u64> = j.chain.merged.range(head + 1..).map(|(e, _)| *e).collect();
         j.chain.dropped_from = dropped.first().copied();
         j.chain.next_block = safe + 1;
         j.chain.read_to = at;
