@@ -37,6 +37,8 @@ pub struct Chain {
     config: RpcConfig,
     /// Called while a transaction waits to be mined.
     progress: Arc<std::sync::Mutex<Option<ProgressFn>>>,
+    /// The slot the next transaction goes in ([`Chain::in_slot`]), instead of the counter's.
+    slot: Option<TxSlot>,
 }
 
 /// A progress callback.
@@ -91,6 +93,56 @@ impl Fees {
         let enough = |new: u128, old: u128| new >= old.saturating_add(old / 10).saturating_add(1);
         (enough(max, self.max) && enough(tip, self.tip)).then_some(Fees { max, tip })
     }
+}
+
+/// A transaction's place in its sender's sequence (its nonce) and the fees it offers, chosen
+/// before it is sent ([`Chain::slot`]) so that the caller can persist it first. After a
+/// crash between sending and the receipt, the same operation goes in the same place again
+/// ([`Chain::slot`] with the saved slot, then [`Chain::in_slot`]): it replaces whatever was
+/// sent before, so at most one of them is mined — never a second transaction for one
+/// operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TxSlot {
+    /// The nonce.
+    pub nonce: u64,
+    /// EIP-1559 maximum fee per gas offered, wei (0: the provider prices it).
+    pub max_fee_per_gas: u128,
+    /// EIP-1559 priority fee per gas offered, wei.
+    pub max_priority_fee_per_gas: u128,
+    /// Whether it takes over a slot a transaction may already be in (sent by an earlier
+    /// process): gas is then estimated on the latest block, not on the pool's state, which
+    /// holds the earlier transaction.
+    resumed: bool,
+}
+
+impl TxSlot {
+    /// A slot as saved (give it to [`Chain::slot`] to resume it).
+    pub fn saved(nonce: u64, max_fee_per_gas: u128, max_priority_fee_per_gas: u128) -> Self {
+        Self {
+            nonce,
+            max_fee_per_gas,
+            max_priority_fee_per_gas,
+            resumed: false,
+        }
+    }
+
+    fn fees(&self) -> Option<Fees> {
+        (self.max_fee_per_gas > 0).then_some(Fees {
+            max: self.max_fee_per_gas,
+            tip: self.max_priority_fee_per_gas,
+        })
+    }
+}
+
+/// Whether a node refused a transaction because one with its nonce is in the pool at a fee it
+/// does not beat by enough.
+fn underpriced(e: &alloy::contract::Error) -> bool {
+    e.to_string().contains("underpriced")
+}
+
+/// Whether a node refused a transaction because its nonce was mined already.
+fn nonce_too_low(e: &alloy::contract::Error) -> bool {
+    e.to_string().to_lowercase().contains("nonce too low")
 }
 
 /// What a connection's transactions cost: counted from their receipts (reverted ones too:
@@ -188,6 +240,7 @@ impl Chain {
             )),
             config: config.clone(),
             progress: Arc::new(std::sync::Mutex::new(None)),
+            slot: None,
         })
     }
 
@@ -253,6 +306,72 @@ impl Chain {
         *self.nonce.lock().await = None;
     }
 
+    /// The slot for this signer's next transaction, for a caller that persists it before
+    /// sending (then sends through [`Chain::in_slot`] at once: a slot not used leaves a nonce
+    /// gap until [`Chain::reset_nonce`]).
+    ///
+    /// With `resume`, a slot saved before a restart: when nothing is mined in its nonce yet
+    /// and the node holds a transaction there, the same slot with its fees raised by an
+    /// eighth (at least the network's price now, never past the cap) — the operation sent
+    /// again replaces the earlier transaction. Otherwise (mined, or the node has nothing
+    /// there) a new slot: the next nonce and the fees now.
+    pub async fn slot(&self, resume: Option<TxSlot>) -> Result<TxSlot, Error> {
+        let sender = self.sender.ok_or(Error::NoSigner)?;
+        let now = self.fees().await?;
+        let mut next = self.nonce.lock().await;
+        let pending = match *next {
+            Some(n) => n,
+            None => {
+                self.provider
+                    .get_transaction_count(sender)
+                    .pending()
+                    .await?
+            }
+        };
+        if let Some(old) = resume
+            && old.nonce < pending
+        {
+            let mined = self.provider.get_transaction_count(sender).latest().await?;
+            if old.nonce >= mined {
+                let raised = old
+                    .fees()
+                    .map(|f| f.bumped(self.config.max_fee_per_gas).unwrap_or(f));
+                let fees = match (raised, now) {
+                    (Some(r), Some(n)) => Some(Fees {
+                        max: r.max.max(n.max),
+                        tip: r.tip.max(n.tip),
+                    }),
+                    (r, n) => r.or(n),
+                };
+                *next = Some(pending);
+                return Ok(TxSlot {
+                    nonce: old.nonce,
+                    max_fee_per_gas: fees.map_or(0, |f| f.max),
+                    max_priority_fee_per_gas: fees.map_or(0, |f| f.tip),
+                    resumed: true,
+                });
+            }
+        }
+        *next = Some(pending + 1);
+        Ok(TxSlot {
+            nonce: pending,
+            max_fee_per_gas: now.map_or(0, |f| f.max),
+            max_priority_fee_per_gas: now.map_or(0, |f| f.tip),
+            resumed: false,
+        })
+    }
+
+    /// This connection, sending its next transaction in `slot` (from [`Chain::slot`]) rather
+    /// than at the counter's nonce. [`Error::NonceUsed`] when a transaction was mined in the
+    /// slot meanwhile; a transaction of the same nonce in the pool at a fee too close is
+    /// outbid (by an eighth at a time, within the cap).
+    pub fn in_slot(&self, slot: TxSlot) -> Chain {
+        Chain {
+            slot: Some(slot),
+            ..self.clone()
+        }
+    }
+
     /// The ERC-7627 registry at `address`.
     pub fn erc7627(&self, address: Address) -> Erc7627 {
         Erc7627::new(self.clone(), address)
@@ -280,6 +399,44 @@ impl Chain {
     ) -> Result<TransactionReceipt, Error> {
         let sender = self.sender.ok_or(Error::NoSigner)?;
         let replay = call.clone();
+        if let Some(slot) = self.slot {
+            let call = if slot.resumed {
+                // The pool's state holds the transaction this one replaces.
+                let gas = call
+                    .clone()
+                    .block(alloy::eips::BlockId::latest())
+                    .estimate_gas()
+                    .await
+                    .map_err(|e| contract.error(e))?;
+                call.gas(gas)
+            } else {
+                call
+            };
+            let mut fees = slot.fees();
+            let mut outbids = 0;
+            let first = loop {
+                match priced(call.clone(), fees).nonce(slot.nonce).send().await {
+                    Ok(pending) => break *pending.tx_hash(),
+                    Err(e) if nonce_too_low(&e) => {
+                        return Err(Error::NonceUsed { nonce: slot.nonce });
+                    }
+                    Err(e) if underpriced(&e) && outbids < 8 => {
+                        outbids += 1;
+                        match fees.and_then(|f| f.bumped(self.config.max_fee_per_gas)) {
+                            Some(f) => fees = Some(f),
+                            None => return Err(contract.error(e)),
+                        }
+                    }
+                    Err(e) => {
+                        *self.nonce.lock().await = None;
+                        return Err(contract.error(e));
+                    }
+                }
+            };
+            return self
+                .settle(call, replay, contract, slot.nonce, first, fees)
+                .await;
+        }
         let fees = self.fees().await?;
         let (nonce, first) = {
             // Hold the counter while the node accepts the transaction, not while it is mined.
@@ -304,6 +461,22 @@ impl Chain {
                 }
             }
         };
+        self.settle(call, replay, contract, nonce, first, fees)
+            .await
+    }
+
+    /// Waits for the receipt of `first` (sent in `nonce` offering `fees`) or of a
+    /// replacement: replaced when not mined after [`RpcConfig::replace_after`] or lost; a
+    /// revert decoded by replaying `replay` on its block.
+    async fn settle<D: CallDecoder + Clone>(
+        &self,
+        call: CallBuilder<&DynProvider, D>,
+        replay: CallBuilder<&DynProvider, D>,
+        contract: Contract,
+        nonce: u64,
+        first: B256,
+        fees: Option<Fees>,
+    ) -> Result<TransactionReceipt, Error> {
         let mut sent = vec![first];
         let mut fees = fees;
         let start = std::time::Instant::now();

@@ -69,6 +69,14 @@ pub enum Error {
         /// The transaction hash.
         tx: B256,
     },
+    /// A transaction meant for a slot ([`crate::Chain::in_slot`]) was refused: a transaction
+    /// of the sender was mined in that nonce meanwhile (the one the slot was first used for,
+    /// or another). Nothing was sent; read the chain to learn what happened.
+    #[error("nonce {nonce} was used by a mined transaction: nothing was sent")]
+    NonceUsed {
+        /// The slot's nonce.
+        nonce: u64,
+    },
     /// The network's base fee is above the configured cap: nothing was sent.
     #[error(
         "the network's base fee ({base_fee} wei/gas) is above the fee cap ({cap} wei/gas): nothing was sent"

@@ -50,7 +50,7 @@ mod rpc;
 pub use alloy;
 pub use bundles::{BUNDLE_IDENTITY_KEY, CHANNEL_BUNDLE_NAME, PublishedBundle, bundle_session_id};
 pub use channel::{ChainChannel, MAX_CHAIN_FRAME, key_index};
-pub use client::{Chain, Progress, Spent};
+pub use client::{Chain, Progress, Spent, TxSlot};
 pub use deployment::Deployment;
 pub use devnet::{Devnet, find_anvil};
 pub use erc1271::RpcErc1271Verifier;

@@ -398,3 +398,98 @@ async fn a_stuck_transaction_is_replaced_and_a_fee_cap_sends_nothing() {
     );
     assert_eq!(provider.get_transaction_count(me).await.unwrap(), nonce);
 }
+
+/// A slot saved before a restart: while its transaction waits in the pool, the new process
+/// gets the same nonce back with higher fees and its send replaces the pooled one (one
+/// mined); once mined, the saved slot gives way to a new one. Another transaction sent
+/// meanwhile never takes the pooled nonce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_slot_is_resumed_in_place_after_a_restart() {
+    use alloy::providers::Provider;
+    use eth_mls_chain::TxSlot;
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let bob = devnet.addresses()[2];
+    let me = devnet.addresses()[1];
+    devnet
+        .chain(2)
+        .await
+        .unwrap()
+        .erc7627(d.erc7627)
+        .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
+        .await
+        .unwrap();
+    let provider = devnet.chain(0).await.unwrap().provider().clone();
+    let mine = |on: bool| {
+        let p = provider.clone();
+        async move {
+            let _: serde_json::Value = p
+                .raw_request("evm_setAutomine".into(), (on,))
+                .await
+                .unwrap();
+        }
+    };
+    let before = provider.get_transaction_count(me).await.unwrap();
+    mine(false).await;
+
+    // The first process: a slot, a send into the pool, then it dies waiting.
+    let first = devnet.chain(1).await.unwrap();
+    let slot = first.slot(None).await.unwrap();
+    assert_eq!(slot.nonce, before);
+    let registry = first.in_slot(slot).erc7627(d.erc7627);
+    let send = registry.send_message(bob, keccak256(b"x448"), B256::ZERO, b"one");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), send)
+            .await
+            .is_err()
+    );
+    drop(first);
+    let saved = TxSlot::saved(
+        slot.nonce,
+        slot.max_fee_per_gas,
+        slot.max_priority_fee_per_gas,
+    );
+
+    // The second process resumes it: same nonce, both fees higher.
+    let second = devnet.chain(1).await.unwrap();
+    let resumed = second.slot(Some(saved)).await.unwrap();
+    assert_eq!(resumed.nonce, slot.nonce);
+    assert!(resumed.max_fee_per_gas > slot.max_fee_per_gas);
+    assert!(resumed.max_priority_fee_per_gas > slot.max_priority_fee_per_gas);
+    // Another transaction now goes after it, not into it.
+    assert_eq!(second.slot(None).await.unwrap().nonce, before + 1);
+    second.reset_nonce().await;
+    let registry = second.in_slot(resumed).erc7627(d.erc7627);
+    let task = tokio::spawn(async move {
+        registry
+            .send_message(bob, keccak256(b"x448"), B256::ZERO, b"one")
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pool: serde_json::Value = provider
+        .raw_request("txpool_status".into(), ())
+        .await
+        .unwrap();
+    assert_eq!(pool["pending"], "0x1", "replaced in the pool, not added");
+    mine(true).await;
+    let _: serde_json::Value = provider.raw_request("evm_mine".into(), ()).await.unwrap();
+    let receipt = task.await.unwrap().unwrap();
+    assert!(receipt.status());
+    assert_eq!(
+        provider.get_transaction_count(me).await.unwrap(),
+        before + 1,
+        "one transaction mined for the operation"
+    );
+
+    // Mined: the saved slot gives way to the next nonce; sending in the old one is refused.
+    let third = devnet.chain(1).await.unwrap();
+    assert_eq!(third.slot(Some(saved)).await.unwrap().nonce, before + 1);
+    assert!(matches!(
+        third
+            .in_slot(saved)
+            .erc7627(d.erc7627)
+            .send_message(bob, keccak256(b"x448"), B256::ZERO, b"again")
+            .await,
+        Err(eth_mls_chain::Error::NonceUsed { nonce }) if nonce == before
+    ));
+}

@@ -23,6 +23,20 @@ pub struct Intent {
     pub commit_hash: Option<[u8; 32]>,
     /// Whether it is done (merged) or failed.
     pub outcome: Option<Outcome>,
+    /// The transaction slot its registration was last sent in (saved before sending, so a
+    /// restarted client sends it again in the same nonce instead of a second transaction).
+    pub sent: Option<Sent>,
+}
+
+/// Where an intent's registration transaction was sent: its nonce and the fees it offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sent {
+    /// The nonce.
+    pub nonce: u64,
+    /// EIP-1559 maximum fee per gas offered, wei (0: the provider priced it).
+    pub max_fee: u128,
+    /// EIP-1559 priority fee per gas offered, wei.
+    pub tip: u128,
 }
 
 /// How an intent ended.
@@ -91,6 +105,7 @@ impl Intent {
             built_for: None,
             commit_hash: None,
             outcome: None,
+            sent: None,
         }
     }
 
@@ -149,8 +164,8 @@ impl Intent {
 
     /// The versioned byte encoding of the record.
     pub fn encode(&self) -> Vec<u8> {
-        let mut w = eth_mls_channel::codec::Writer::with_capacity(64);
-        w.u16(1);
+        let mut w = eth_mls_channel::codec::Writer::with_capacity(96);
+        w.u16(2);
         w.u64(self.id);
         w.u32(self.attempts);
         match (self.built_for, self.commit_hash) {
@@ -169,15 +184,24 @@ impl Intent {
             }
             Some(Outcome::GaveUp) => w.u8(2),
         }
+        match self.sent {
+            None => w.u8(0),
+            Some(s) => {
+                w.u8(1);
+                w.u64(s.nonce);
+                w.bytes(&s.max_fee.to_be_bytes());
+                w.bytes(&s.tip.to_be_bytes());
+            }
+        }
         w.buf
     }
 
-    /// Decodes [`Intent::encode`]; never panics.
+    /// Decodes [`Intent::encode`] (and version 1, written before `sent`); never panics.
     pub fn decode(bytes: &[u8]) -> Result<Self, crate::Error> {
         let bad = |what| crate::Error::Decode { what };
         let mut r = eth_mls_channel::codec::Reader::new(bytes);
         let version = r.u16("version").map_err(|_| bad("intent version"))?;
-        if version != 1 {
+        if version != 1 && version != 2 {
             return Err(crate::Error::UnsupportedVersion { version });
         }
         let id = r.u64("id").map_err(|_| bad("intent id"))?;
@@ -198,6 +222,20 @@ impl Intent {
             2 => Some(Outcome::GaveUp),
             _ => return Err(bad("intent outcome")),
         };
+        let sent = match version {
+            1 => None,
+            _ => match r.u8("sent").map_err(|_| bad("intent sent"))? {
+                0 => None,
+                1 => Some(Sent {
+                    nonce: r.u64("nonce").map_err(|_| bad("intent sent"))?,
+                    max_fee: u128::from_be_bytes(
+                        r.array::<16>("max fee").map_err(|_| bad("intent sent"))?,
+                    ),
+                    tip: u128::from_be_bytes(r.array::<16>("tip").map_err(|_| bad("intent sent"))?),
+                }),
+                _ => return Err(bad("intent sent")),
+            },
+        };
         if r.remaining() != 0 {
             return Err(bad("trailing bytes"));
         }
@@ -207,6 +245,7 @@ impl Intent {
             built_for,
             commit_hash,
             outcome,
+            sent,
         })
     }
 }

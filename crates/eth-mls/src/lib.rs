@@ -332,6 +332,7 @@ pub const STEPS: &[&str] = &[
     "inbox:handled",
     "intent:saved",
     "intent:built",
+    "intent:sending",
     "intent:registered",
     "intent:merged",
     "intent:welcome-sent",

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use eth_mls::intent::{Facts, Intent, MAX_ATTEMPTS, Outcome, Step};
+use eth_mls::intent::{Facts, Intent, MAX_ATTEMPTS, Outcome, Sent, Step};
 use proptest::prelude::*;
 
 #[derive(Default)]
@@ -163,7 +163,21 @@ proptest! {
     #[test]
     fn records_decode_or_fail_cleanly(bytes in proptest::collection::vec(any::<u8>(), 0..80)) {
         if let Ok(i) = Intent::decode(&bytes) {
-            prop_assert_eq!(i.encode(), bytes);
+            // Version 1 (before `sent`) is read and written as version 2.
+            if bytes[..2] == [0, 1] {
+                prop_assert_eq!(i.sent, None);
+                prop_assert_eq!(Intent::decode(&i.encode()).unwrap(), i);
+            } else {
+                prop_assert_eq!(i.encode(), bytes);
+            }
         }
+    }
+
+    #[test]
+    fn a_sent_slot_survives_the_record(nonce in any::<u64>(), max_fee in any::<u128>(), tip in any::<u128>()) {
+        let mut i = Intent::new(7);
+        i.built(3, [9; 32]);
+        i.sent = Some(Sent { nonce, max_fee, tip });
+        prop_assert_eq!(Intent::decode(&i.encode()).unwrap(), i);
     }
 }

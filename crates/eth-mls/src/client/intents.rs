@@ -4,8 +4,8 @@
 //! send the Welcome of an add.
 
 use alloy_primitives::keccak256;
-use eth_mls_chain::AclChanges;
 use eth_mls_chain::alloy::primitives::B256;
+use eth_mls_chain::{AclChanges, GroupRevert, TxSlot};
 use eth_mls_core::{Checks, CommitSummary, OutboxKind, validate_key_package_bytes};
 use eth_mls_crypto::{Crypto, DefaultBackend, SUITE};
 use eth_mls_siwe::Address;
@@ -13,7 +13,7 @@ use eth_mls_transport::{DeliveryService, MessageId};
 
 use super::{Client, ClientEvent, chain_err, core, delivery_err, erc1271, now};
 use crate::Error;
-use crate::intent::{Facts, Intent, Outcome, Step};
+use crate::intent::{Facts, Intent, Outcome, Sent, Step};
 use crate::records::{self, Op};
 use crate::verdict::epoch_authenticator_hash;
 use crate::wire::{ClientMessage, RequestId, WelcomeDelivery, WelcomeMessage};
@@ -132,13 +132,40 @@ impl<D: DeliveryService + 'static> Client<D> {
                     }
                 };
                 let auth = B256::from(epoch_authenticator_hash(&p.epoch_authenticator));
-                let sent = if recovering {
+                let undo = if recovering {
                     let Some(undo) = self.recovery_undo(contract, epoch).await? else {
                         // The dropped registrations are not all read yet.
                         return Ok(false);
                     };
-                    let sent = self
-                        .chain
+                    Some(undo)
+                } else {
+                    None
+                };
+                // The transaction's slot is saved before it is sent: a restarted client
+                // sends the registration again in the same nonce (a replacement), never as
+                // a second transaction beside one still in the pool.
+                let slot = self
+                    .chain
+                    .slot(
+                        intent
+                            .sent
+                            .map(|s| TxSlot::saved(s.nonce, s.max_fee, s.tip)),
+                    )
+                    .await
+                    .map_err(chain_err)?;
+                intent.sent = Some(Sent {
+                    nonce: slot.nonce,
+                    max_fee: slot.max_fee_per_gas,
+                    tip: slot.max_priority_fee_per_gas,
+                });
+                if let Err(e) = crate::state::save_intent(&mut self.store, &intent) {
+                    self.chain.reset_nonce().await;
+                    return Err(e);
+                }
+                crate::step("intent:sending");
+                let chain = self.chain.in_slot(slot);
+                let sent = if let Some(undo) = undo {
+                    let sent = chain
                         .group(contract)
                         .replace_head(epoch, &undo, &p.commit, auth, &changes)
                         .await;
@@ -153,7 +180,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     }
                     sent
                 } else {
-                    self.chain
+                    chain
                         .group(contract)
                         .commit(epoch, &p.commit, auth, &changes)
                         .await
@@ -168,6 +195,17 @@ impl<D: DeliveryService + 'static> Client<D> {
                     Ok(_) => Ok(true),
                     // Another commit took the epoch: the next step discards ours.
                     Err(_) if registered => Ok(true),
+                    // The slot's nonce was mined meanwhile (this registration sent by an
+                    // earlier process, or another transaction): the chain, read again at
+                    // the next step, tells which; a new slot then.
+                    Err(eth_mls_chain::Error::NonceUsed { .. }) => Ok(false),
+                    // A registration for the epoch waits in the pool (the node estimated on
+                    // its state): decided once it is mined, or sent again if it never is.
+                    Err(eth_mls_chain::Error::Group(GroupRevert::EpochOutOfOrder(e)))
+                        if e.expected > epoch =>
+                    {
+                        Ok(false)
+                    }
                     // Taken, but not confirmed yet: decided once it is.
                     Err(_)
                         if self.config.confirmations > 0

@@ -263,3 +263,95 @@ async fn one_log_query_per_sync_for_all_groups_through_a_faulty_provider() {
         assert!(alice.epoch(*g).unwrap() >= 1);
     }
 }
+
+/// Switches the devnet's automatic mining on or off.
+async fn automine(w: &World, on: bool) {
+    let _: serde_json::Value = w
+        .devnet
+        .chain(0)
+        .await
+        .unwrap()
+        .provider()
+        .raw_request("evm_setAutomine".into(), (on,))
+        .await
+        .unwrap();
+}
+
+/// Alice's registration is in the node's pool, not mined, when her process dies. The restarted
+/// client sends the same operation in the same nonce with higher fees (a replacement), so one
+/// transaction is mined for it. Before (seen on 84cb579): the restarted client sent a new
+/// transaction, whose gas estimate — on the pool's state, holding her first one — reverted
+/// with `EpochOutOfOrder`; the intent failed and dropped its commit, and when the pooled
+/// registration was mined she could not process her own commit: a fork.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_in_flight_at_a_kill_is_replaced_not_sent_again() {
+    let w = World::new("client-kill-in-flight").await;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"in flight", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    form_group(&w.net, &mut [&mut alice, &mut bob], &mut seen, group).await;
+    let a = alice.address();
+    let provider = w.devnet.chain(0).await.unwrap().provider().clone();
+    let nonce = |p: eth_mls_chain::alloy::providers::DynProvider| async move {
+        p.get_transaction_count(a.into_array().into())
+            .await
+            .unwrap()
+    };
+    let before = nonce(provider.clone()).await;
+    let epoch = alice.epoch(group).unwrap();
+
+    // The registration goes into the pool; nothing is mined; the process dies waiting.
+    automine(&w, false).await;
+    alice.update(group).await.unwrap();
+    let died = tokio::time::timeout(Duration::from_secs(3), async {
+        loop {
+            alice.sync().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(died.is_err(), "nothing can be mined");
+    drop(alice);
+    let pool: serde_json::Value = provider
+        .raw_request("txpool_status".into(), ())
+        .await
+        .unwrap();
+    assert_eq!(pool["pending"], "0x1", "the registration waits in the pool");
+
+    // The restarted client acts on the update while it is still unmined; a second later,
+    // mining resumes.
+    let mut alice = w.client(1, w.net.add_node("alice again")).await;
+    let miner = {
+        let provider = provider.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _: Result<serde_json::Value, _> = provider
+                .raw_request("evm_setAutomine".into(), (true,))
+                .await;
+            loop {
+                let _: Result<serde_json::Value, _> =
+                    provider.raw_request("evm_mine".into(), ()).await;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    until(&w.net, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        merged_at(&s[1], group, epoch + 1)
+    })
+    .await;
+    // A second registration, had one been sent, would be mined by now.
+    w.mine(2).await;
+    alice.sync().await.unwrap();
+    miner.abort();
+    assert_eq!(
+        nonce(provider.clone()).await,
+        before + 1,
+        "one transaction for one registration"
+    );
+    assert_eq!(alice.epoch(group).unwrap(), epoch + 1, "{:#?}", seen[0]);
+}
