@@ -355,3 +355,85 @@ async fn a_registration_in_flight_at_a_kill_is_replaced_not_sent_again() {
     );
     assert_eq!(alice.epoch(group).unwrap(), epoch + 1, "{:#?}", seen[0]);
 }
+
+/// Syncs `clients` (network delivered between rounds), mining one block per round, until
+/// `done` holds; fails after 200 rounds naming what was seen.
+async fn until_mining(
+    w: &World,
+    clients: &mut [&mut super::C],
+    seen: &mut [Vec<ClientEvent>],
+    done: impl Fn(&[Vec<ClientEvent>]) -> bool,
+) {
+    for _ in 0..200 {
+        w.net.run_until_idle();
+        for (c, s) in clients.iter_mut().zip(seen.iter_mut()) {
+            c.sync().await.unwrap();
+            s.extend(c.drain_events());
+        }
+        if done(seen) {
+            return;
+        }
+        w.mine(1).await;
+    }
+    panic!("never done: {seen:#?}");
+}
+
+/// With three confirmations, a reorg of one block drops alice's registration before anyone
+/// acted on it: nothing was merged, nothing is reported, her registration is sent again and
+/// merged by both once confirmed — no fork.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reorg_within_the_confirmations_merges_nothing_and_reports_nothing() {
+    let mut w = World::new("client-reorg-confirmed").await;
+    w.confirmations = 3;
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.client(2, w.net.add_node("bob")).await;
+    let b = bob.address();
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"reorg within", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    alice.invite(group, b, "").await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        super::invitation(&s[1]).is_some()
+    })
+    .await;
+    bob.accept(super::invitation(&seen[1]).unwrap())
+        .await
+        .unwrap();
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        super::joined(&s[1], group)
+    })
+    .await;
+
+    let epoch = alice.epoch(group).unwrap();
+    let before = head(&w).await;
+    alice.update(group).await.unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(head(&w).await, before + 1, "registered in one block");
+    rollback_to(&w, before).await;
+    for _ in 0..3 {
+        w.net.run_until_idle();
+        for (c, s) in [&mut alice, &mut bob].into_iter().zip(seen.iter_mut()) {
+            c.sync().await.unwrap();
+            s.extend(c.drain_events());
+        }
+    }
+    assert_eq!(alice.epoch(group).unwrap(), epoch);
+    assert_eq!(bob.epoch(group).unwrap(), epoch);
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s.iter().all(|e| merged_at(e, group, epoch + 1))
+    })
+    .await;
+    assert!(
+        seen.iter()
+            .all(|s| reorganized(s, group).is_none() && !forked(s)),
+        "{seen:#?}"
+    );
+    assert_eq!(
+        alice.epoch_authenticator(group).unwrap(),
+        bob.epoch_authenticator(group).unwrap()
+    );
+}
