@@ -20,15 +20,16 @@ use crate::{Erc7627, GroupContract, GroupFactory};
 /// Transactions get their gas estimated and their nonce from this client's counter, so one
 /// signer can have many transactions in flight at once (clones share the counter; use one
 /// `Chain` per key). A send that fails before reaching the node leaves no nonce gap: the
-/// counter is re-read from the chain. Every receipt is checked: a reverted transaction is an
+/// counter is re-read from the chain — as it is whenever no transaction is in flight, so one
+/// that a reorg dropped leaves none either. Every receipt is checked: a reverted transaction is an
 /// [`Error`], with the contract's custom error decoded when there is one.
 #[derive(Clone)]
 pub struct Chain {
     provider: DynProvider,
     sender: Option<Address>,
     chain_id: u64,
-    /// The next nonce of `sender`, when known.
-    nonce: Arc<Mutex<Option<u64>>>,
+    /// The signer's nonces while transactions of this connection are in flight.
+    nonce: Arc<Mutex<Nonces>>,
     /// What this connection's transactions cost so far (shared by clones).
     spent: Arc<std::sync::Mutex<Spent>>,
     /// The widest `eth_getLogs` range the endpoint accepts, as learned (shared by clones).
@@ -39,6 +40,17 @@ pub struct Chain {
     progress: Arc<std::sync::Mutex<Option<ProgressFn>>>,
     /// The slot the next transaction goes in ([`Chain::in_slot`]), instead of the counter's.
     slot: Option<TxSlot>,
+}
+
+/// The nonce counter: the next nonce of the signer, kept only while a transaction of this
+/// connection (or its clones) is in flight — after that it is read from the node again, so a
+/// transaction a reorg dropped leaves no gap behind.
+#[derive(Debug, Default)]
+struct Nonces {
+    /// The next nonce, when known.
+    next: Option<u64>,
+    /// Transactions sent (or slots handed out) and not settled yet.
+    in_flight: usize,
 }
 
 /// A progress callback.
@@ -233,7 +245,7 @@ impl Chain {
             provider,
             sender,
             chain_id,
-            nonce: Arc::new(Mutex::new(None)),
+            nonce: Arc::new(Mutex::new(Nonces::default())),
             spent: Arc::new(std::sync::Mutex::new(Spent::default())),
             log_range: Arc::new(std::sync::atomic::AtomicU64::new(
                 config.max_log_range.max(1),
@@ -303,7 +315,17 @@ impl Chain {
     /// reorg (transactions of this signer may have been dropped with their blocks, and a
     /// nonce after a gap would never be mined).
     pub async fn reset_nonce(&self) {
-        *self.nonce.lock().await = None;
+        self.nonce.lock().await.next = None;
+    }
+
+    /// A transaction of this connection settled (mined, failed, or never sent): with none left
+    /// in flight, the next nonce is read from the node again.
+    async fn release(&self) {
+        let mut n = self.nonce.lock().await;
+        n.in_flight = n.in_flight.saturating_sub(1);
+        if n.in_flight == 0 {
+            n.next = None;
+        }
     }
 
     /// The slot for this signer's next transaction, for a caller that persists it before
@@ -318,8 +340,8 @@ impl Chain {
     pub async fn slot(&self, resume: Option<TxSlot>) -> Result<TxSlot, Error> {
         let sender = self.sender.ok_or(Error::NoSigner)?;
         let now = self.fees().await?;
-        let mut next = self.nonce.lock().await;
-        let pending = match *next {
+        let mut n = self.nonce.lock().await;
+        let pending = match n.next {
             Some(n) => n,
             None => {
                 self.provider
@@ -343,7 +365,8 @@ impl Chain {
                     }),
                     (r, n) => r.or(n),
                 };
-                *next = Some(pending);
+                n.next = Some(pending);
+                n.in_flight += 1;
                 return Ok(TxSlot {
                     nonce: old.nonce,
                     max_fee_per_gas: fees.map_or(0, |f| f.max),
@@ -352,7 +375,8 @@ impl Chain {
                 });
             }
         }
-        *next = Some(pending + 1);
+        n.next = Some(pending + 1);
+        n.in_flight += 1;
         Ok(TxSlot {
             nonce: pending,
             max_fee_per_gas: now.map_or(0, |f| f.max),
@@ -406,9 +430,14 @@ impl Chain {
                     .clone()
                     .block(alloy::eips::BlockId::latest())
                     .estimate_gas()
-                    .await
-                    .map_err(|e| contract.error(e))?;
-                call.gas(gas)
+                    .await;
+                match gas {
+                    Ok(gas) => call.gas(gas),
+                    Err(e) => {
+                        self.release().await;
+                        return Err(contract.error(e));
+                    }
+                }
             } else {
                 call
             };
@@ -418,30 +447,36 @@ impl Chain {
                 match priced(call.clone(), fees).nonce(slot.nonce).send().await {
                     Ok(pending) => break *pending.tx_hash(),
                     Err(e) if nonce_too_low(&e) => {
+                        self.release().await;
                         return Err(Error::NonceUsed { nonce: slot.nonce });
                     }
                     Err(e) if underpriced(&e) && outbids < 8 => {
                         outbids += 1;
-                        match fees.and_then(|f| f.bumped(self.config.max_fee_per_gas)) {
-                            Some(f) => fees = Some(f),
-                            None => return Err(contract.error(e)),
+                        if let Some(f) = fees.and_then(|f| f.bumped(self.config.max_fee_per_gas)) {
+                            fees = Some(f);
+                        } else {
+                            self.release().await;
+                            return Err(contract.error(e));
                         }
                     }
                     Err(e) => {
-                        *self.nonce.lock().await = None;
+                        self.nonce.lock().await.next = None;
+                        self.release().await;
                         return Err(contract.error(e));
                     }
                 }
             };
-            return self
+            let settled = self
                 .settle(call, replay, contract, slot.nonce, first, fees)
                 .await;
+            self.release().await;
+            return settled;
         }
         let fees = self.fees().await?;
         let (nonce, first) = {
             // Hold the counter while the node accepts the transaction, not while it is mined.
-            let mut next = self.nonce.lock().await;
-            let nonce = match *next {
+            let mut n = self.nonce.lock().await;
+            let nonce = match n.next {
                 Some(n) => n,
                 None => {
                     self.provider
@@ -452,17 +487,21 @@ impl Chain {
             };
             match priced(call.clone(), fees).nonce(nonce).send().await {
                 Ok(pending) => {
-                    *next = Some(nonce + 1);
+                    n.next = Some(nonce + 1);
+                    n.in_flight += 1;
                     (nonce, *pending.tx_hash())
                 }
                 Err(e) => {
-                    *next = None;
+                    n.next = None;
                     return Err(contract.error(e));
                 }
             }
         };
-        self.settle(call, replay, contract, nonce, first, fees)
-            .await
+        let settled = self
+            .settle(call, replay, contract, nonce, first, fees)
+            .await;
+        self.release().await;
+        settled
     }
 
     /// Waits for the receipt of `first` (sent in `nonce` offering `fees`) or of a
@@ -516,7 +555,7 @@ impl Chain {
                         fees = bumped.or(fees);
                     }
                     None if lost => {
-                        *self.nonce.lock().await = None;
+                        self.nonce.lock().await.next = None;
                         return Err(Error::TransactionDropped { tx: first });
                     }
                     None => {}

@@ -493,3 +493,49 @@ async fn a_saved_slot_is_resumed_in_place_after_a_restart() {
         Err(eth_mls_chain::Error::NonceUsed { nonce }) if nonce == before
     ));
 }
+
+/// A reorg drops a mined transaction of this connection (anvil puts nothing back in the
+/// pool): the next transaction takes the freed nonce and is mined. Before, the connection's
+/// counter still pointed past the dropped one: a nonce gap, never mined (the send waited ten
+/// minutes for its receipt).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_after_a_reorg_dropped_the_previous_one_is_mined() {
+    use alloy::providers::Provider;
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let bob = devnet.addresses()[2];
+    let me = devnet.addresses()[1];
+    devnet
+        .chain(2)
+        .await
+        .unwrap()
+        .erc7627(d.erc7627)
+        .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
+        .await
+        .unwrap();
+    let provider = devnet.chain(0).await.unwrap().provider().clone();
+    let chain = devnet.chain(1).await.unwrap();
+    let registry = chain.erc7627(d.erc7627);
+    let before = provider.get_transaction_count(me).await.unwrap();
+    registry
+        .send_message(bob, keccak256(b"x448"), B256::ZERO, b"dropped")
+        .await
+        .unwrap();
+    let _: serde_json::Value = provider
+        .raw_request("anvil_rollback".into(), (1,))
+        .await
+        .unwrap();
+    assert_eq!(provider.get_transaction_count(me).await.unwrap(), before);
+    let next = tokio::time::timeout(
+        Duration::from_secs(20),
+        registry.send_message(bob, keccak256(b"x448"), B256::ZERO, b"after"),
+    )
+    .await
+    .expect("mined, not stuck behind a nonce gap")
+    .unwrap();
+    assert!(next.status());
+    assert_eq!(
+        provider.get_transaction_count(me).await.unwrap(),
+        before + 1
+    );
+}
