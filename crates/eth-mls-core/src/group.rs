@@ -1614,13 +1614,17 @@ impl Group {
 
     /// Encrypts an application message (`PrivateMessage`, padded) for the group. The
     /// message and its generation's use are stored together: the returned outbox entry
-    /// exists exactly when the generation is spent.
+    /// exists exactly when the generation is spent. An own pending commit does not block it
+    /// (the message is of the current epoch, which members keep after merging the commit);
+    /// a staged received commit does ([`Error::StagedCommitPending`]).
     pub fn send<B: Backend>(
         &mut self,
         store: &mut Store<B>,
         data: &[u8],
     ) -> Result<OutboxEntry, Error> {
-        self.check_no_commit()?;
+        if self.incoming.is_some() {
+            return Err(Error::StagedCommitPending);
+        }
         self.op(store, Op::Send, |group, store, provider| {
             let id = group.mls.group_id().clone();
             let epoch = group.epoch();

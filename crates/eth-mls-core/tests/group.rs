@@ -207,9 +207,13 @@ fn pending_and_staged_commits_block_other_operations() {
     let (mut alice, mut bob, _carol) = trio(&dir);
     let out = alice.update();
     assert!(matches!(
-        alice.group.as_mut().unwrap().send(&mut alice.store, b"x"),
+        alice.group.as_mut().unwrap().self_update(&mut alice.store),
         Err(Error::OwnCommitPending)
     ));
+    // Messages go on in the current epoch while the own commit waits (for the chain's
+    // confirmations, say), as openmls allows.
+    let waiting = alice.send(b"while the commit waits");
+    assert_eq!(bob.receive(&waiting), b"while the commit waits");
     assert_eq!(
         alice.g().pending_commit(&alice.store).unwrap(),
         Some(out.clone())

@@ -28,8 +28,14 @@
 //! Trent when he is a member); a stall must end within a bounded number of rounds. On top of
 //! the above, nobody forks — a garbage commit stalls, it never forks.
 //!
+//! The same run goes a second time over a chain that misbehaves (issue 30), shorter: anvil
+//! mining a block a second, every client's RPC through the fault proxy (429 bursts, requests
+//! that hang past the client's timeout, answers lost after the node acted, a 50-block
+//! `eth_getLogs` cap), two confirmations, and reorgs of one or two blocks (anvil's rollback:
+//! the dropped transactions are gone) between operations. The same properties hold.
+//!
 //! `ETH_MLS_SIM_SEED` replays a run (a failing run prints its seed); `ETH_MLS_SIM_STEPS` sets
-//! the number of operations (default 200).
+//! the number of operations (default 200; 60 over the faulty chain).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "adversary/mod.rs"]
@@ -42,7 +48,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eth_mls::{Client, ClientConfig, ClientEvent};
-use eth_mls_chain::{CommitPolicy, Deployment, Devnet};
+use eth_mls_chain::faults::{Burst, FaultConfig, FaultProxy};
+use eth_mls_chain::{Chain, CommitPolicy, Deployment, Devnet, RpcConfig};
 use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
 use eth_mls_siwe::Address;
 use eth_mls_transport::{DeliveryService as _, Faults, MemoryNetwork, MemoryNode};
@@ -77,8 +84,20 @@ impl Rng {
     }
 }
 
+/// The misbehaving chain of the second run.
+struct FaultyChain {
+    /// Every client's RPC goes through it.
+    proxy: FaultProxy,
+    /// The clients' RPC settings (a short timeout: a hung request costs this much).
+    rpc: RpcConfig,
+}
+
 struct Sim {
     devnet: Devnet,
+    /// The fault proxy the clients' RPC goes through, if any.
+    faulty: Option<FaultyChain>,
+    /// The clients' confirmation depth.
+    confirmations: u64,
     deployment: Deployment,
     net: MemoryNetwork,
     dir: std::path::PathBuf,
@@ -97,10 +116,17 @@ impl Sim {
             Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
         let mut config = ClientConfig::new(self.deployment, common::DOMAIN);
         config.poll_interval = Duration::from_millis(5);
+        config.confirmations = self.confirmations;
         let node = self.net.add_node(&format!("client {i}"));
+        let chain = match &self.faulty {
+            Some(f) => Chain::connect_with(&f.proxy.url(), self.devnet.signer(i + 1), &f.rpc)
+                .await
+                .unwrap(),
+            None => self.devnet.chain(i + 1).await.unwrap(),
+        };
         Client::open(
             signer,
-            self.devnet.chain(i + 1).await.unwrap(),
+            chain,
             node,
             self.dir.join(format!("sim-{i}.db")),
             &StoreKey::raw([i as u8 + 1; 32]),
@@ -143,6 +169,29 @@ impl Sim {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_clients_random_operations_converge() {
+    run(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_clients_converge_over_a_faulty_reorganizing_chain() {
+    run(true).await;
+}
+
+/// Reorganizes the last `depth` blocks away (their transactions dropped).
+async fn rollback(devnet: &Devnet, depth: u64) {
+    use eth_mls_chain::alloy::providers::Provider;
+    let _: serde_json::Value = devnet
+        .chain(0)
+        .await
+        .unwrap()
+        .provider()
+        .raw_request("anvil_rollback".into(), (depth,))
+        .await
+        .unwrap();
+}
+
+/// One simulation run; `faulty`: over the misbehaving chain.
+async fn run(faulty: bool) {
     let seed: u64 = std::env::var("ETH_MLS_SIM_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
@@ -150,11 +199,55 @@ async fn eight_clients_random_operations_converge() {
     let steps: usize = std::env::var("ETH_MLS_SIM_STEPS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    println!("ETH_MLS_SIM_SEED={seed} ETH_MLS_SIM_STEPS={steps}");
+        .unwrap_or(if faulty { 60 } else { 200 });
+    println!("ETH_MLS_SIM_SEED={seed} ETH_MLS_SIM_STEPS={steps} faulty chain: {faulty}");
     let mut rng = Rng(seed);
-    let devnet = Devnet::start().unwrap();
+    let devnet = if faulty {
+        Devnet::start_with(&["--block-time", "1"]).unwrap()
+    } else {
+        Devnet::start().unwrap()
+    };
     let deployment = devnet.deploy().await.unwrap();
+    let faulty = if faulty {
+        let proxy = FaultProxy::start(
+            &devnet.rpc_url(),
+            FaultConfig {
+                rate_limit: Some(Burst {
+                    every: 50,
+                    length: 3,
+                }),
+                hang: Some(Burst {
+                    every: 307,
+                    length: 1,
+                }),
+                hang_for: Duration::from_millis(1_500),
+                lose_answer: Some(Burst {
+                    every: 97,
+                    length: 1,
+                }),
+                max_log_range: Some(50),
+                ..FaultConfig::default()
+            },
+        )
+        .await
+        .unwrap();
+        let rpc = RpcConfig {
+            request_timeout: Duration::from_secs(1),
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(200),
+            ..RpcConfig::default()
+        };
+        Some(FaultyChain { proxy, rpc })
+    } else {
+        None
+    };
+    let confirmations = if faulty.is_some() { 2 } else { 0 };
+    // With blocks a second apart and two confirmations, a recovery takes seconds, not rounds.
+    let recovery_rounds = if faulty.is_some() {
+        RECOVERY_ROUNDS * 20
+    } else {
+        RECOVERY_ROUNDS
+    };
     let faults = Faults {
         drop: 0.0,
         duplicate: 0.1,
@@ -165,9 +258,15 @@ async fn eight_clients_random_operations_converge() {
     let net = MemoryNetwork::new(seed, faults);
     let mut sim = Sim {
         devnet,
+        faulty,
+        confirmations,
         deployment,
         net,
-        dir: common::dir("simulation"),
+        dir: common::dir(if confirmations > 0 {
+            "simulation-faulty"
+        } else {
+            "simulation"
+        }),
         clients: Vec::new(),
         addresses: Vec::new(),
         events: vec![Vec::new(); CLIENTS],
@@ -622,6 +721,11 @@ async fn eight_clients_random_operations_converge() {
             };
             *attacks.entry(attack).or_default() += 1;
         }
+        // A reorg within the confirmations, now and then, over the faulty chain.
+        if sim.faulty.is_some() && rng.below(100) < 10 {
+            rollback(&sim.devnet, 1 + rng.below(2) as u64).await;
+            *attacks.entry("reorg").or_default() += 1;
+        }
         sim.round().await;
         round_no += 1;
         // The owner's operator: a stalled group is recovered (Trent removed when he is in).
@@ -644,12 +748,15 @@ async fn eight_clients_random_operations_converge() {
                     .unwrap_or_else(|e| panic!("the owner cannot recover: {e} (seed {seed})"));
             }
             assert!(
-                round_no - stalled_since.unwrap_or(round_no) <= RECOVERY_ROUNDS,
-                "the owner did not recover the stalled group within {RECOVERY_ROUNDS} rounds (seed {seed})"
+                round_no - stalled_since.unwrap_or(round_no) <= recovery_rounds,
+                "the owner did not recover the stalled group within {recovery_rounds} rounds (seed {seed})"
             );
         } else if sim.clients[0].is_some() {
             stalled_since = None;
         }
+    }
+    if let Some(f) = &sim.faulty {
+        println!("through the proxy: {:?}", f.proxy.stats());
     }
     println!("stalls recovered: {stalls}");
     println!("operations: {counts:?}");
@@ -740,6 +847,72 @@ async fn eight_clients_random_operations_converge() {
                     "client {i} was shown an invitation the owner did not send (seed {seed})"
                 ),
                 _ => {}
+            }
+        }
+    }
+
+    // Last, every active member says something once: every other active member reads each
+    // exactly once.
+    let finals: Vec<(usize, Vec<u8>)> = active
+        .iter()
+        .map(|i| (*i, format!("last word from {i}").into_bytes()))
+        .collect();
+    for (i, text) in &finals {
+        sim.clients[*i]
+            .as_mut()
+            .unwrap()
+            .send(group, text)
+            .await
+            .unwrap_or_else(|e| panic!("client {i} sends its last word: {e} (seed {seed})"));
+    }
+    let count = |events: &[ClientEvent], text: &[u8]| {
+        events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Message { data, .. } if data == text))
+            .count()
+    };
+    for _ in 0..1_000 {
+        let all = active.iter().all(|r| {
+            finals
+                .iter()
+                .all(|(i, t)| i == r || count(&sim.events[*r], t) >= 1)
+        });
+        if all {
+            break;
+        }
+        sim.round().await;
+    }
+    for _ in 0..10 {
+        sim.round().await;
+    }
+    for r in &active {
+        for (i, t) in &finals {
+            if i != r {
+                assert_eq!(
+                    count(&sim.events[*r], t),
+                    1,
+                    "client {r} read client {i}'s last word (seed {seed})"
+                );
+            }
+        }
+    }
+
+    for (i, events) in sim.events.iter().enumerate() {
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        for e in events {
+            let name = format!("{e:?}");
+            let name = name.split([' ', '(', '{']).next().unwrap_or("").to_owned();
+            *kinds.entry(name).or_default() += 1;
+        }
+        println!("client {i}: {kinds:?}");
+        if std::env::var("ETH_MLS_SIM_VERBOSE").is_ok() {
+            for e in events {
+                if !matches!(
+                    e,
+                    ClientEvent::Message { .. } | ClientEvent::CommitMerged { .. }
+                ) {
+                    println!("  {e:?}");
+                }
             }
         }
     }
