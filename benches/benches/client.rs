@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use eth_mls::{Client, ClientConfig, ClientEvent};
+use eth_mls_chain::faults::{FaultConfig, FaultProxy};
 use eth_mls_chain::{ChainChannel, CommitPolicy, Deployment, Devnet, StreamConfig};
 use eth_mls_core::{EthereumSigner, LocalEthereumSigner, StoreKey};
 use eth_mls_siwe::Address;
@@ -98,10 +99,18 @@ async fn invite_and_join<D: DeliveryService + 'static>(
             net.run_until_idle();
         }
         alice.sync().await.unwrap();
-        alice.drain_events();
+        let trace = std::env::var("ETH_MLS_BENCH_TRACE").is_ok();
+        for e in alice.drain_events() {
+            if trace {
+                println!("{:?} alice: {e:?}", Instant::now());
+            }
+        }
         invitee.sync().await.unwrap();
         let mut joined = false;
         for e in invitee.drain_events() {
+            if trace {
+                println!("{:?} invitee: {e:?}", Instant::now());
+            }
             match e {
                 ClientEvent::InvitationReceived { request_id, .. } => {
                     invitee.accept(request_id).await.unwrap()
@@ -303,6 +312,209 @@ async fn catch_up(devnet: &Devnet, epochs: u64, messages: usize) -> Duration {
     start.elapsed()
 }
 
+/// The client of anvil account `index + 1` over `chain` (through the fault proxy), with
+/// `confirmations`.
+async fn open_through(
+    devnet: &Devnet,
+    d: Deployment,
+    index: usize,
+    chain: eth_mls_chain::Chain,
+    delivery: eth_mls_transport::MemoryNode,
+    dir: &std::path::Path,
+    confirmations: u64,
+) -> Client<eth_mls_transport::MemoryNode> {
+    let key = devnet.signer(index + 1).unwrap().to_bytes();
+    let signer: Arc<dyn EthereumSigner> =
+        Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
+    let mut config = ClientConfig::new(d, DOMAIN);
+    config.poll_interval = Duration::from_millis(5);
+    config.confirmations = confirmations;
+    Client::open(
+        signer,
+        chain,
+        delivery,
+        dir.join(format!("{index}.db")),
+        &StoreKey::raw([index as u8; 32]),
+        config,
+    )
+    .await
+    .unwrap()
+}
+
+/// A proxy adding `latency` to every RPC request, in front of `devnet`.
+async fn slow_rpc(devnet: &Devnet, latency: Duration) -> FaultProxy {
+    FaultProxy::start(
+        &devnet.rpc_url(),
+        FaultConfig {
+            latency,
+            ..FaultConfig::default()
+        },
+    )
+    .await
+    .unwrap()
+}
+
+/// Switches anvil from mining every transaction to a block every `secs` seconds.
+async fn interval_mining(devnet: &Devnet, secs: u64) {
+    use eth_mls_chain::alloy::providers::Provider;
+    let chain = devnet.chain(0).await.unwrap();
+    let _: Option<()> = chain
+        .provider()
+        .raw_request("evm_setAutomine".into(), (false,))
+        .await
+        .unwrap();
+    let _: Option<()> = chain
+        .provider()
+        .raw_request("evm_setIntervalMining".into(), (secs,))
+        .await
+        .unwrap();
+}
+
+/// Issue 30's first target: an account in `groups` groups with `epochs` epochs of history
+/// each (built on instant mining, then the client closed), the chain then mining a block
+/// every 2 s and the account's RPC 100 ms away (every request, through the fault proxy):
+/// the time to connect, open the client and send one message — what `ethmls send` does
+/// after its process starts — with the RPC requests it made. Three samples; the median.
+async fn open_and_send(groups: usize, epochs: u64) -> (Duration, u64) {
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = dir("open-send");
+    let net = MemoryNetwork::new(3, Faults::NONE);
+    let mut alice = open(&devnet, d, 0, net.add_node("alice"), &dir).await;
+    let mut made = Vec::new();
+    for g in 0..groups {
+        made.push(
+            alice
+                .create_group(format!("history {g}").as_bytes(), CommitPolicy::AdminsOnly)
+                .await
+                .unwrap(),
+        );
+    }
+    for round in 1..=epochs {
+        for g in &made {
+            alice.update(*g).await.unwrap();
+        }
+        while made.iter().any(|g| alice.epoch(*g).unwrap() < round) {
+            alice.sync().await.unwrap();
+            alice.drain_events();
+        }
+    }
+    drop(alice);
+    interval_mining(&devnet, 2).await;
+    let proxy = slow_rpc(&devnet, Duration::from_millis(100)).await;
+    let mut samples = Vec::new();
+    let mut requests = 0;
+    for i in 0..3 {
+        // A few blocks pass while the account is away.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        proxy.reset_stats();
+        let start = Instant::now();
+        let chain = eth_mls_chain::Chain::connect_with(
+            &proxy.url(),
+            devnet.signer(1),
+            &eth_mls_chain::RpcConfig::default(),
+        )
+        .await
+        .unwrap();
+        let mut alice =
+            open_through(&devnet, d, 0, chain, net.add_node("alice again"), &dir, 0).await;
+        alice
+            .send(made[i % made.len()], b"one message")
+            .await
+            .unwrap();
+        samples.push(start.elapsed());
+        requests = proxy.stats().methods.values().sum::<u64>();
+        drop(alice);
+    }
+    samples.sort();
+    (percentile(&samples, 0.5), requests)
+}
+
+/// Issue 30's second target: invitation to the first message the invitee reads, on a chain
+/// mining every 2 s with both clients' RPC 100 ms away, at `confirmations`; the time and the
+/// blocks mined meanwhile.
+async fn invitation_on_a_slow_chain(confirmations: u64) -> (Duration, u64) {
+    use eth_mls_chain::alloy::providers::Provider;
+    let devnet = Devnet::start().unwrap();
+    let d = devnet.deploy().await.unwrap();
+    let dir = dir(&format!("invite-slow-{confirmations}"));
+    let net = MemoryNetwork::new(5, Faults::NONE);
+    let proxy = slow_rpc(&devnet, Duration::from_millis(100)).await;
+    let chain = |i: usize| {
+        let url = proxy.url();
+        let signer = devnet.signer(i + 1);
+        async move {
+            eth_mls_chain::Chain::connect_with(&url, signer, &eth_mls_chain::RpcConfig::default())
+                .await
+                .unwrap()
+        }
+    };
+    let mut alice = open_through(
+        &devnet,
+        d,
+        0,
+        chain(0).await,
+        net.add_node("alice"),
+        &dir,
+        confirmations,
+    )
+    .await;
+    let mut bob = open_through(
+        &devnet,
+        d,
+        1,
+        chain(1).await,
+        net.add_node("bob"),
+        &dir,
+        confirmations,
+    )
+    .await;
+    alice.publish_keys().await.unwrap();
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"slow chain", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    interval_mining(&devnet, 2).await;
+    // Settle the creation under the confirmations first.
+    tokio::time::sleep(Duration::from_secs(2 * confirmations + 2)).await;
+    alice.sync().await.unwrap();
+    alice.drain_events();
+    let head = || async {
+        devnet
+            .chain(0)
+            .await
+            .unwrap()
+            .provider()
+            .get_block_number()
+            .await
+            .unwrap()
+    };
+    let first = head().await;
+    proxy.reset_stats();
+    let start = Instant::now();
+    invite_and_join(Some(&net), &mut alice, &mut bob, group).await;
+    if std::env::var("ETH_MLS_BENCH_TRACE").is_ok() {
+        println!(
+            "joined after {:?}: {:?}",
+            start.elapsed(),
+            proxy.stats().methods
+        );
+    }
+    alice.send(group, b"welcome").await.unwrap();
+    loop {
+        net.run_until_idle();
+        bob.sync().await.unwrap();
+        if bob
+            .drain_events()
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Message { data, .. } if data == b"welcome"))
+        {
+            return (start.elapsed(), head().await - first);
+        }
+    }
+}
+
 /// A number from the environment, or `default`.
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -349,6 +561,24 @@ fn main() {
                 ms(c50),
                 ms(c99)
             );
+        }
+        if only.is_empty() || only == "realchain" {
+            let groups = env_or("ETH_MLS_BENCH_GROUPS", 50) as usize;
+            let epochs = env_or("ETH_MLS_BENCH_HISTORY", 200);
+            let (t, requests) = open_and_send(groups, epochs).await;
+            println!("\n| on a real chain: 2 s blocks, RPC 100 ms away (fault proxy) | time | RPC requests |");
+            println!("| --- | --- | --- |");
+            println!(
+                "| open + send one message, account in {groups} groups of {epochs} epochs each (median of 3; target 1.5 s) | {} | {requests} |",
+                ms(t)
+            );
+            for confirmations in [0, 1] {
+                let (t, blocks) = invitation_on_a_slow_chain(confirmations).await;
+                println!(
+                    "| invitation to first message read, {confirmations} confirmation(s) (target 3 blocks + 1 s = 7 s) | {} | {blocks} blocks |",
+                    ms(t)
+                );
+            }
         }
         if only.is_empty() || only == "catchup" {
             let epochs = env_or("ETH_MLS_BENCH_EPOCHS", 100);

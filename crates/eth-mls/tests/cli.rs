@@ -4,13 +4,13 @@
 //! nothing new; `--json` envelopes parsed and checked; error paths with their exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Issue 30: a chain that misbehaves.
+#[path = "cli/chain.rs"]
+mod chain;
 mod common;
 /// Issue 29's edges: chain resets, refusals, text output, signals, passwords, damage.
 #[path = "cli/edges.rs"]
 mod edges;
-/// Issue 30: a chain that misbehaves.
-#[path = "cli/chain.rs"]
-mod chain;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
