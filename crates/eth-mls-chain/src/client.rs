@@ -261,6 +261,12 @@ impl Chain {
         &self.provider
     }
 
+    /// Whether the endpoint takes subscriptions (`eth_subscribe`: a WebSocket URL with the
+    /// `ws` feature): [`crate::Watch`] wakes readers then, instead of polling.
+    pub fn is_pubsub(&self) -> bool {
+        crate::watch::is_pubsub(&self.provider)
+    }
+
     /// The signer's address, when there is one.
     pub fn sender(&self) -> Option<Address> {
         self.sender
@@ -329,8 +335,8 @@ impl Chain {
     }
 
     /// The slot for this signer's next transaction, for a caller that persists it before
-    /// sending (then sends through [`Chain::in_slot`] at once: a slot not used leaves a nonce
-    /// gap until [`Chain::reset_nonce`]).
+    /// sending (then sends through [`Chain::in_slot`] at once, or gives it back with
+    /// [`Chain::abandon`]: a slot not used leaves a nonce gap otherwise).
     ///
     /// With `resume`, a slot saved before a restart: when nothing is mined in its nonce yet
     /// and the node holds a transaction there, the same slot with its fees raised by an
@@ -340,8 +346,8 @@ impl Chain {
     pub async fn slot(&self, resume: Option<TxSlot>) -> Result<TxSlot, Error> {
         let sender = self.sender.ok_or(Error::NoSigner)?;
         let now = self.fees().await?;
-        let mut n = self.nonce.lock().await;
-        let pending = match n.next {
+        let mut nonces = self.nonce.lock().await;
+        let pending = match nonces.next {
             Some(n) => n,
             None => {
                 self.provider
@@ -365,8 +371,8 @@ impl Chain {
                     }),
                     (r, n) => r.or(n),
                 };
-                n.next = Some(pending);
-                n.in_flight += 1;
+                nonces.next = Some(pending);
+                nonces.in_flight += 1;
                 return Ok(TxSlot {
                     nonce: old.nonce,
                     max_fee_per_gas: fees.map_or(0, |f| f.max),
@@ -375,14 +381,24 @@ impl Chain {
                 });
             }
         }
-        n.next = Some(pending + 1);
-        n.in_flight += 1;
+        nonces.next = Some(pending + 1);
+        nonces.in_flight += 1;
         Ok(TxSlot {
             nonce: pending,
             max_fee_per_gas: now.map_or(0, |f| f.max),
             max_priority_fee_per_gas: now.map_or(0, |f| f.tip),
             resumed: false,
         })
+    }
+
+    /// Gives back a slot from [`Chain::slot`] that will not be sent in (its operation failed
+    /// before sending): the next slot is read from the node again, so no nonce gap holds later
+    /// transactions.
+    pub async fn abandon(&self, slot: TxSlot) {
+        let _ = slot;
+        let mut nonces = self.nonce.lock().await;
+        nonces.in_flight = nonces.in_flight.saturating_sub(1);
+        nonces.next = None;
     }
 
     /// This connection, sending its next transaction in `slot` (from [`Chain::slot`]) rather

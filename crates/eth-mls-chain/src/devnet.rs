@@ -85,6 +85,11 @@ impl Devnet {
         self.anvil.endpoint()
     }
 
+    /// The WebSocket RPC URL (the same port: anvil serves both).
+    pub fn ws_url(&self) -> String {
+        self.anvil.ws_endpoint()
+    }
+
     /// The chain id (31337 unless configured).
     pub fn chain_id(&self) -> u64 {
         self.anvil.chain_id()

@@ -1,6 +1,7 @@
 //! Event streams that lose nothing and repeat nothing: `eth_getLogs` over block ranges from
 //! a [`Cursor`] the caller can persist, a confirmation depth, and RPC failures retried with
-//! exponential backoff, resuming at the cursor.
+//! exponential backoff, resuming at the cursor. Over a WebSocket endpoint a caught-up stream
+//! waits for `eth_subscribe` notifications ([`crate::Watch`]) instead of polling.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -44,6 +45,10 @@ pub struct StreamConfig {
     pub confirmations: u64,
     /// Wait between polls once caught up.
     pub poll_interval: Duration,
+    /// Over a WebSocket endpoint the stream is woken by `eth_subscribe` ([`crate::Watch`])
+    /// instead of polling, and still reads at least this often (a notification lost in a
+    /// reconnect costs at most this much latency).
+    pub pushed_poll_interval: Duration,
     /// Largest block range asked of `eth_getLogs` at once (halved whenever the provider
     /// refuses a range or a result count).
     pub max_block_range: u64,
@@ -61,6 +66,7 @@ impl Default for StreamConfig {
         Self {
             confirmations: 0,
             poll_interval: Duration::from_millis(500),
+            pushed_poll_interval: Duration::from_secs(30),
             max_block_range: 2_000,
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(10),
@@ -94,6 +100,10 @@ struct State {
     cfg: StreamConfig,
     failures: u32,
     done: bool,
+    /// Wake-ups over `eth_subscribe`, once opened.
+    watch: Option<crate::Watch>,
+    /// A watch was asked for (once per stream).
+    watch_tried: bool,
 }
 
 impl State {
@@ -136,6 +146,27 @@ impl State {
         Ok(true)
     }
 
+    /// Waits for the next scan once caught up: woken by the endpoint's notifications when it
+    /// has subscriptions, else after the poll interval.
+    async fn wait(&mut self) {
+        if !self.watch_tried {
+            self.watch_tried = true;
+            let open = crate::Watch::open_on(&self.provider, &self.filter, self.cfg.confirmations);
+            self.watch = open.await.ok().flatten();
+            if self.watch.is_some() {
+                // Subscribed after the last scan: scan once more, so nothing between is missed.
+                return;
+            }
+        }
+        match &mut self.watch {
+            Some(w) if !w.ended() => {
+                let _ = tokio::time::timeout(self.cfg.pushed_poll_interval, w.wait()).await;
+                w.take();
+            }
+            _ => tokio::time::sleep(self.cfg.poll_interval).await,
+        }
+    }
+
     fn backoff(&self) -> Duration {
         let factor = 1u32 << self.failures.min(16);
         (self.cfg.initial_backoff * factor).min(self.cfg.max_backoff)
@@ -159,6 +190,8 @@ pub fn log_stream(
         cfg,
         failures: 0,
         done: false,
+        watch: None,
+        watch_tried: false,
     };
     futures_util::stream::unfold(state, |mut s| async move {
         loop {
@@ -180,7 +213,7 @@ pub fn log_stream(
                 Ok(true) => s.failures = 0,
                 Ok(false) => {
                     s.failures = 0;
-                    tokio::time::sleep(s.cfg.poll_interval).await;
+                    s.wait().await;
                 }
                 Err(e) => {
                     s.failures += 1;

@@ -46,6 +46,7 @@ mod events;
 pub mod faults;
 mod group;
 mod rpc;
+mod watch;
 
 pub use alloy;
 pub use bundles::{BUNDLE_IDENTITY_KEY, CHANNEL_BUNDLE_NAME, PublishedBundle, bundle_session_id};
@@ -61,3 +62,4 @@ pub use group::{
     AclChanges, CommitPolicy, EpochInfo, GroupContract, GroupEvent, GroupFactory, GroupInfo,
 };
 pub use rpc::{RpcConfig, is_log_cap};
+pub use watch::Watch;

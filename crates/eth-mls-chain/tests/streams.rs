@@ -90,8 +90,14 @@ fn fast() -> StreamConfig {
 /// A devnet with the contracts, alice's client, and bob with a registered X448 key.
 async fn setup() -> (Devnet, Deployment, Chain, Address) {
     let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
+    let (d, bob) = registered(&devnet).await;
     let alice = devnet.chain(1).await.unwrap();
+    (devnet, d, alice, bob)
+}
+
+/// The contracts on `devnet`, and bob (account 2) with a registered X448 key.
+async fn registered(devnet: &Devnet) -> (Deployment, Address) {
+    let d = devnet.deploy().await.unwrap();
     let bob = devnet.addresses()[2];
     devnet
         .chain(2)
@@ -101,7 +107,7 @@ async fn setup() -> (Devnet, Deployment, Chain, Address) {
         .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
         .await
         .unwrap();
-    (devnet, d, alice, bob)
+    (d, bob)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -330,17 +336,8 @@ async fn a_stuck_transaction_is_replaced_and_a_fee_cap_sends_nothing() {
     use eth_mls_chain::{Error, Progress, RpcConfig};
     use std::sync::atomic::{AtomicU32, Ordering};
     let devnet = Devnet::start_with(&["--block-time", "1"]).unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let bob = devnet.addresses()[2];
+    let (d, bob) = registered(&devnet).await;
     let me = devnet.addresses()[1];
-    devnet
-        .chain(2)
-        .await
-        .unwrap()
-        .erc7627(d.erc7627)
-        .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
-        .await
-        .unwrap();
     let proxy = FaultProxy::start(&devnet.rpc_url(), FaultConfig::default())
         .await
         .unwrap();
@@ -408,17 +405,8 @@ async fn a_saved_slot_is_resumed_in_place_after_a_restart() {
     use alloy::providers::Provider;
     use eth_mls_chain::TxSlot;
     let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let bob = devnet.addresses()[2];
+    let (d, bob) = registered(&devnet).await;
     let me = devnet.addresses()[1];
-    devnet
-        .chain(2)
-        .await
-        .unwrap()
-        .erc7627(d.erc7627)
-        .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
-        .await
-        .unwrap();
     let provider = devnet.chain(0).await.unwrap().provider().clone();
     let mine = |on: bool| {
         let p = provider.clone();
@@ -502,17 +490,8 @@ async fn a_saved_slot_is_resumed_in_place_after_a_restart() {
 async fn a_transaction_after_a_reorg_dropped_the_previous_one_is_mined() {
     use alloy::providers::Provider;
     let devnet = Devnet::start().unwrap();
-    let d = devnet.deploy().await.unwrap();
-    let bob = devnet.addresses()[2];
+    let (d, bob) = registered(&devnet).await;
     let me = devnet.addresses()[1];
-    devnet
-        .chain(2)
-        .await
-        .unwrap()
-        .erc7627(d.erc7627)
-        .update_public_key(keccak256(b"x448"), &[9u8; 56], KeyAlgorithm::X448, 0)
-        .await
-        .unwrap();
     let provider = devnet.chain(0).await.unwrap().provider().clone();
     let chain = devnet.chain(1).await.unwrap();
     let registry = chain.erc7627(d.erc7627);
@@ -536,6 +515,89 @@ async fn a_transaction_after_a_reorg_dropped_the_previous_one_is_mined() {
     assert!(next.status());
     assert_eq!(
         provider.get_transaction_count(me).await.unwrap(),
+        before + 1
+    );
+}
+
+/// Over a WebSocket endpoint a caught-up stream is woken by `eth_subscribe`, not by its poll
+/// interval (ten minutes here): a message with one confirmation arrives once the block on top
+/// of it is mined, not before.
+#[cfg(feature = "ws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_over_websocket_is_woken_by_the_node_not_by_polling() {
+    use alloy::providers::Provider;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (devnet, d, alice, bob) = setup().await;
+    let reader = Chain::connect(&devnet.ws_url(), None).await.unwrap();
+    assert!(reader.is_pubsub());
+    assert!(!alice.is_pubsub(), "HTTP polls");
+    let slow = StreamConfig {
+        poll_interval: Duration::from_secs(600),
+        pushed_poll_interval: Duration::from_secs(600),
+        confirmations: 1,
+        ..fast()
+    };
+    let head = reader.provider().get_block_number().await.unwrap();
+    let registry = reader.erc7627(d.erc7627);
+    let mut stream = Box::pin(registry.messages(None, Some(bob), Cursor::at_block(head + 1), slow));
+    let confirmed = Arc::new(AtomicBool::new(false));
+    let writer = tokio::spawn({
+        let (registry, confirmed) = (alice.erc7627(d.erc7627), confirmed.clone());
+        async move {
+            // The stream has caught up and subscribed by then.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            registry
+                .send_message(bob, keccak256(b"x448"), B256::ZERO, b"pushed")
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            confirmed.store(true, Ordering::SeqCst);
+            let _: serde_json::Value = alice
+                .provider()
+                .raw_request("evm_mine".into(), ())
+                .await
+                .unwrap();
+        }
+    });
+    let event = tokio::time::timeout(Duration::from_secs(60), stream.next())
+        .await
+        .expect("woken by the node, not after the ten-minute poll interval")
+        .unwrap()
+        .unwrap();
+    assert_eq!(&event.data.encryptedMessage[..], b"pushed");
+    assert!(
+        confirmed.load(Ordering::SeqCst),
+        "delivered only with its confirmation on top"
+    );
+    writer.await.unwrap();
+}
+
+/// A slot given back unused leaves no nonce gap: the next transaction takes its nonce and is
+/// mined (without `abandon` it waited behind the gap until its receipt timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_abandoned_slot_leaves_no_nonce_gap() {
+    use alloy::providers::Provider;
+    let (devnet, d, alice, bob) = setup().await;
+    let me = devnet.addresses()[1];
+    let before = alice.provider().get_transaction_count(me).await.unwrap();
+    let slot = alice.slot(None).await.unwrap();
+    assert_eq!(slot.nonce, before);
+    alice.abandon(slot).await;
+    let receipt = tokio::time::timeout(
+        Duration::from_secs(20),
+        alice.erc7627(d.erc7627).send_message(
+            bob,
+            keccak256(b"x448"),
+            B256::ZERO,
+            b"after a slot given back",
+        ),
+    )
+    .await
+    .expect("mined, not held behind the abandoned nonce")
+    .unwrap();
+    assert!(receipt.status());
+    assert_eq!(
+        alice.provider().get_transaction_count(me).await.unwrap(),
         before + 1
     );
 }
