@@ -84,6 +84,10 @@ pub struct ClientConfig {
     pub one_time_prekeys: u32,
     /// How long [`Client::next_event`] waits between looks at the chain.
     pub poll_interval: Duration,
+    /// Over a WebSocket endpoint the chain is read when the node reports a log of the
+    /// client's groups (`eth_subscribe`, [`eth_mls_chain::Watch`]) and at least this often;
+    /// the looks in between ask the node nothing.
+    pub pushed_poll_interval: Duration,
     /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
     /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
     pub inline_welcome_limit: usize,
@@ -126,6 +130,7 @@ impl ClientConfig {
             invitation_validity: Duration::from_secs(86_400),
             one_time_prekeys: 20,
             poll_interval: Duration::from_millis(500),
+            pushed_poll_interval: Duration::from_secs(30),
             // Inline Welcomes stay well inside a chain-channel frame (96 KiB).
             inline_welcome_limit: 64 << 10,
             keep_messages: false,
@@ -404,6 +409,12 @@ pub struct Client<D: DeliveryService> {
     /// Groups whose chain a frame of a later epoch made this sync read already (security
     /// review M6: at most one such read per group and sync).
     frame_reads: std::collections::BTreeSet<Address>,
+    /// Wake-ups from the node for the active groups' logs (WebSocket endpoints).
+    watch: Option<chain::ChainWatch>,
+    /// The chain has news not read yet (or the last read failed).
+    chain_news: bool,
+    /// When the chain was last read in full.
+    chain_read_at: Option<tokio::time::Instant>,
     /// The exclusive lock on `<store>.lock`, held while this client lives: two clients on one
     /// store would both take in and answer the same frames.
     _lock: std::fs::File,
@@ -539,6 +550,9 @@ impl<D: DeliveryService + 'static> Client<D> {
             peers: PeerKeys::new(),
             keys_checked: false,
             frame_reads: std::collections::BTreeSet::new(),
+            watch: None,
+            chain_news: true,
+            chain_read_at: None,
             _lock: lock,
         };
         let inbox = client.inbox_topic(client.address());
@@ -1374,10 +1388,14 @@ impl<D: DeliveryService + 'static> Client<D> {
             if left.is_zero() {
                 return Ok(None);
             }
-            // Wait for a frame or the next look at the chain.
+            // Wait for a frame, news from the node, or the next look at the chain.
             let wait = left.min(self.config.poll_interval);
-            if let Ok(Some(envelope)) = tokio::time::timeout(wait, self.subscriptions.next()).await
-            {
+            let frame = tokio::select! {
+                frame = self.subscriptions.next() => frame,
+                () = chain::woken(&mut self.watch) => None,
+                () = tokio::time::sleep(wait) => None,
+            };
+            if let Some(envelope) = frame {
                 self.handle_envelope(envelope).await?;
             }
         }
@@ -1404,8 +1422,13 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
         self.join_welcomes().await?;
         let active = self.active_groups();
-        // One log query for all the groups (issue 30).
-        self.read_chains(&active).await?;
+        // One log query for all the groups (issue 30), over WebSocket only when the node
+        // reported something.
+        if self.chain_has_news(&active).await {
+            self.read_chains(&active).await?;
+            self.chain_news = false;
+            self.chain_read_at = Some(tokio::time::Instant::now());
+        }
         for contract in active {
             self.advance(contract).await?;
             if self.remove_departed(contract)? {

@@ -654,7 +654,8 @@ fn two_users_chat_over_gossip_through_a_relay() {
     let relay_id = ready["peer_id"].as_str().unwrap().to_string();
     assert!(relay_addr.ends_with(&relay_id), "{ready}");
 
-    // Alice keeps her gossip settings in her home's config; bob passes them as flags.
+    // Alice keeps her gossip settings in her home's config; bob passes them as flags, and
+    // reaches the chain over WebSocket (woken by the node, not polling).
     let alice = User {
         home: dir.join("alice"),
         name: "alice",
@@ -666,7 +667,7 @@ fn two_users_chat_over_gossip_through_a_relay() {
     let bob = User {
         home: dir.join("bob"),
         name: "bob",
-        rpc: devnet.rpc_url(),
+        rpc: devnet.ws_url(),
         deployment: deployment_file.clone(),
         password: password.clone(),
         extra: vec![

@@ -31,11 +31,77 @@ pub(super) fn is_transient(e: &Error) -> bool {
     )
 }
 
+/// The node's wake-ups for the logs of a set of groups.
+pub(super) struct ChainWatch {
+    /// The groups watched (sorted).
+    groups: Vec<Address>,
+    watch: eth_mls_chain::Watch,
+}
+
+/// Returns when the node reported something to read (never without a watch).
+pub(super) async fn woken(watch: &mut Option<ChainWatch>) {
+    match watch {
+        Some(w) if !w.watch.ended() => {
+            w.watch.wait().await;
+        }
+        _ => std::future::pending().await,
+    }
+}
+
 impl<D: DeliveryService + 'static> Client<D> {
+    /// Whether [`Client::sync`] reads the chain now. Over HTTP: always (polling). Over a
+    /// WebSocket endpoint: when the node reported a log of the `active` groups (with its
+    /// confirmations) or a removed one, right after (re)subscribing (for the blocks before the
+    /// subscription), after a failed read, and at least every
+    /// [`ClientConfig::pushed_poll_interval`](super::ClientConfig::pushed_poll_interval).
+    pub(super) async fn chain_has_news(&mut self, active: &[Address]) -> bool {
+        if !self.chain.is_pubsub() || active.is_empty() {
+            self.watch = None;
+            return true;
+        }
+        let stale = self
+            .chain_read_at
+            .is_none_or(|t| t.elapsed() >= self.config.pushed_poll_interval);
+        match &mut self.watch {
+            Some(w) if w.groups == active && !w.watch.ended() => {
+                let news = w.watch.take();
+                self.chain_news |= news || stale;
+            }
+            _ => {
+                let filter =
+                    eth_mls_chain::alloy::rpc::types::Filter::new().address(active.to_vec());
+                let watch =
+                    eth_mls_chain::Watch::open(&self.chain, &filter, self.config.confirmations);
+                // A failed subscription polls (the next sync tries again).
+                self.watch = watch.await.ok().flatten().map(|watch| ChainWatch {
+                    groups: active.to_vec(),
+                    watch,
+                });
+                self.chain_news = true;
+            }
+        }
+        self.chain_news
+    }
+
     /// The last epoch registered in `group`'s contract at the latest block (confirmed or
     /// not): compare with [`Client::epoch`] to see how far behind this client is.
     pub async fn chain_epoch(&self, group: Address) -> Result<u64, Error> {
         self.head_epoch(group).await
+    }
+
+    /// The last epoch registered in `group`'s contract in the blocks this client has read
+    /// (confirmed ones, up to its last sync): compare with [`Client::epoch`] to see how far
+    /// behind it is, without a request to the node ([`Client::chain_epoch`] asks the latest
+    /// block).
+    pub fn read_epoch(&self, group: Address) -> Result<u64, Error> {
+        let chain = &self.joined(group)?.chain;
+        Ok(chain
+            .registered
+            .keys()
+            .next_back()
+            .copied()
+            .unwrap_or(0)
+            .max(chain.pending.keys().next_back().copied().unwrap_or(0)))
     }
 
     /// Why `group` is stalled, if it is: a registered commit this member could not process or
@@ -93,22 +159,24 @@ impl<D: DeliveryService + 'static> Client<D> {
         if contracts.is_empty() {
             return Ok(());
         }
-        let safe = self.confirmed_head().await?;
-        let mut hashes = std::collections::BTreeMap::new();
+        // The head and the hashes of the blocks last read, all at once (one round trip).
+        let read_to: std::collections::BTreeSet<u64> = contracts
+            .iter()
+            .filter_map(|c| Some(self.groups.get(c)?.chain.read_to?.number))
+            .collect();
+        let (safe, hashes) = futures_util::future::try_join(
+            self.confirmed_head(),
+            futures_util::future::try_join_all(read_to.iter().map(|n| self.block_hash(*n))),
+        )
+        .await?;
+        let hashes: std::collections::BTreeMap<u64, Option<[u8; 32]>> =
+            read_to.into_iter().zip(hashes).collect();
         let mut reorganized = Vec::new();
         for contract in contracts {
             let Some(read_to) = self.groups.get(contract).and_then(|j| j.chain.read_to) else {
                 continue;
             };
-            let hash = match hashes.get(&read_to.number) {
-                Some(h) => *h,
-                None => {
-                    let h = self.block_hash(read_to.number).await?;
-                    hashes.insert(read_to.number, h);
-                    h
-                }
-            };
-            if hash != Some(read_to.hash) {
+            if hashes.get(&read_to.number).copied().flatten() != Some(read_to.hash) {
                 reorganized.push((*contract, read_to.number));
             }
         }
@@ -140,10 +208,14 @@ impl<D: DeliveryService + 'static> Client<D> {
         safe: u64,
     ) -> Result<(), Error> {
         let addresses: Vec<Address> = due.iter().map(|(c, _)| *c).collect();
-        let logs = group_logs(&self.chain, &addresses, from, safe).await?;
-        // Every read that can fail first: the state changes all at once.
+        // Every read that can fail first: the state changes all at once. The logs and the
+        // block read to at once (one round trip).
+        let (logs, at) = futures_util::future::try_join(
+            group_logs(&self.chain, &addresses, from, safe),
+            self.block_ref(safe),
+        )
+        .await?;
         let times = self.registration_times(&logs).await?;
-        let at = self.block_ref(safe).await?;
         for &(contract, next) in due {
             let mine = logs
                 .iter()
@@ -185,13 +257,18 @@ impl<D: DeliveryService + 'static> Client<D> {
         &self,
         logs: &[(Address, GroupEvent, u64, Option<[u8; 32]>)],
     ) -> Result<std::collections::BTreeMap<u64, i64>, Error> {
-        let mut times = std::collections::BTreeMap::new();
-        for (_, event, block, _) in logs {
-            if matches!(event, GroupEvent::CommitRegistered(_)) && !times.contains_key(block) {
-                times.insert(*block, block_time(&self.chain, *block).await?);
-            }
-        }
-        Ok(times)
+        use futures_util::{StreamExt, TryStreamExt};
+        let blocks: std::collections::BTreeSet<u64> = logs
+            .iter()
+            .filter(|(_, event, _, _)| matches!(event, GroupEvent::CommitRegistered(_)))
+            .map(|(_, _, block, _)| *block)
+            .collect();
+        // Up to 16 requests at a time: a long catch-up is not one round trip per block.
+        futures_util::stream::iter(blocks)
+            .map(|block| async move { Ok::<_, Error>((block, block_time(&self.chain, block).await?)) })
+            .buffered(16)
+            .try_collect()
+            .await
     }
 
     /// Takes `logs` (the group's, in order) into its mirror, registrations and sequencer.

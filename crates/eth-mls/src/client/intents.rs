@@ -159,7 +159,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     tip: slot.max_priority_fee_per_gas,
                 });
                 if let Err(e) = crate::state::save_intent(&mut self.store, &intent) {
-                    self.chain.reset_nonce().await;
+                    self.chain.abandon(slot).await;
                     return Err(e);
                 }
                 crate::step("intent:sending");

@@ -1,7 +1,8 @@
 //! Issue 30: the client on a chain that misbehaves — reorgs deeper than the confirmations
 //! (one dropping a registration nobody merged, one dropping a commit the members merged), and
 //! a provider with latency, 429 bursts, hangs and `eth_getLogs` caps in front of an account
-//! in several groups (one log query per sync for all of them).
+//! in several groups (one log query per sync for all of them); a client woken by a WebSocket
+//! endpoint instead of polling.
 
 use std::time::Duration;
 
@@ -432,6 +433,58 @@ async fn a_reorg_within_the_confirmations_merges_nothing_and_reports_nothing() {
             .all(|s| reorganized(s, group).is_none() && !forked(s)),
         "{seen:#?}"
     );
+    assert_eq!(
+        alice.epoch_authenticator(group).unwrap(),
+        bob.epoch_authenticator(group).unwrap()
+    );
+}
+
+/// Over a WebSocket endpoint bob's client reads the chain when the node reports a log of his
+/// groups (`eth_subscribe`) and once such a log has its confirmation, with no timer in between
+/// (ten minutes here): he takes an invitation, joins, merges alice's update and reads her
+/// message, one confirmation deep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_websocket_the_node_wakes_the_client() {
+    let mut w = World::new("client-ws").await;
+    w.confirmations = 1;
+    let mut config = w.config();
+    config.pushed_poll_interval = Duration::from_secs(600);
+    let chain = eth_mls_chain::Chain::connect(&w.devnet.ws_url(), w.devnet.signer(2))
+        .await
+        .unwrap();
+    assert!(chain.is_pubsub());
+    let mut alice = w.client(1, w.net.add_node("alice")).await;
+    let mut bob = w.open_with(2, chain, w.net.add_node("bob"), config).await;
+    bob.publish_keys().await.unwrap();
+    let group = alice
+        .create_group(b"pushed", CommitPolicy::AdminsOnly)
+        .await
+        .unwrap();
+    alice.invite(group, bob.address(), "").await.unwrap();
+    let mut seen = vec![Vec::new(), Vec::new()];
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        super::invitation(&s[1]).is_some()
+    })
+    .await;
+    bob.accept(super::invitation(&seen[1]).unwrap())
+        .await
+        .unwrap();
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        super::joined(&s[1], group)
+    })
+    .await;
+    let epoch = alice.epoch(group).unwrap();
+    alice.update(group).await.unwrap();
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s.iter().all(|e| merged_at(e, group, epoch + 1))
+    })
+    .await;
+    alice.send(group, b"over websocket").await.unwrap();
+    let a = alice.address();
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        got_message(&s[1], a, b"over websocket")
+    })
+    .await;
     assert_eq!(
         alice.epoch_authenticator(group).unwrap(),
         bob.epoch_authenticator(group).unwrap()
