@@ -140,13 +140,16 @@ impl GroupFactory {
             contract,
             reason: why.to_owned(),
         };
-        if self.predict_group_address(creator, group_id).await? != contract {
+        let group = self.chain.group(contract);
+        // Both reads at once: one round trip to the node.
+        let (predicted, info) =
+            tokio::join!(self.predict_group_address(creator, group_id), group.info());
+        if predicted? != contract {
             return Err(not_ours(
                 "not the factory's address for this creator and group id",
             ));
         }
-        let group = self.chain.group(contract);
-        let info = group.info().await.map_err(|e| match e {
+        let info = info.map_err(|e| match e {
             Error::Rpc(e) => Error::Rpc(e),
             _ => not_ours("no group contract there"),
         })?;

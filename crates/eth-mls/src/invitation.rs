@@ -296,7 +296,7 @@ pub async fn check_request(
     use eth_mls_chain::bindings::MlsGroupFactory::GroupCreated;
 
     let rpc = |e: eth_mls_chain::alloy::transports::TransportError| Error::Chain(e.to_string());
-    let chain_id = chain.provider().get_chain_id().await.map_err(rpc)?;
+    let chain_id = chain.chain_id();
     if req.group.chain_id != chain_id {
         return Err(Error::WrongChain {
             expected: chain_id,
@@ -317,10 +317,19 @@ pub async fn check_request(
         _ => Error::NotFactoryGroup,
     })?;
     let factory = chain.factory(trusted_factory);
-    let creator = match factory
-        .check_group(contract, info.owner, &req.group_id)
-        .await
-    {
+    let inviter = Address::from(req.inviter);
+    // The inviter's role is read with the factory check: one round trip, not two.
+    let (checked, inviter_is_admin) = tokio::join!(
+        factory.check_group(contract, info.owner, &req.group_id),
+        async {
+            if inviter == info.owner {
+                Ok(true)
+            } else {
+                group.is_admin(inviter).await
+            }
+        }
+    );
+    let creator = match checked {
         Ok(_) => info.owner,
         Err(eth_mls_chain::Error::NotFactoryGroup { .. }) => {
             // Ownership moved: the creator from the factory's log, range by range.
@@ -354,13 +363,7 @@ pub async fn check_request(
         }
         Err(e) => return Err(not_ours(e)),
     };
-    let inviter = Address::from(req.inviter);
-    if inviter != info.owner
-        && !group
-            .is_admin(inviter)
-            .await
-            .map_err(|e| Error::Chain(e.to_string()))?
-    {
+    if !inviter_is_admin.map_err(|e| Error::Chain(e.to_string()))? {
         return Err(Error::InviterNotAdmin {
             inviter,
             group: contract,

@@ -114,12 +114,14 @@ pub async fn client_on_chain(
 }
 
 /// Epochs the chain has registered beyond this client's, over its active groups.
-async fn epochs_behind(c: &Cl) -> Result<u64, Failure> {
+fn epochs_behind(c: &Cl) -> Result<u64, Failure> {
     let mut behind = 0;
     for g in c.groups() {
         if c.is_active(g) {
+            // What the client read of the chain: no request per group (issue 30: an account
+            // in 50 groups waited 50 round trips here).
             let local = c.epoch(g).map_err(Failure::from_client)?;
-            let chain = c.chain_epoch(g).await.map_err(Failure::from_client)?;
+            let chain = c.read_epoch(g).map_err(Failure::from_client)?;
             behind += chain.saturating_sub(local);
         }
     }
@@ -129,7 +131,7 @@ async fn epochs_behind(c: &Cl) -> Result<u64, Failure> {
 /// Catch-up with a progress bar: runs the client while it gets closer to the chain's epochs
 /// (it stops when two seconds bring nothing; `doctor` reports what is still behind).
 async fn catch_up(c: &mut Cl) -> Result<(), Failure> {
-    let start = epochs_behind(c).await?;
+    let start = epochs_behind(c)?;
     if start == 0 {
         return Ok(());
     }
@@ -143,7 +145,7 @@ async fn catch_up(c: &mut Cl) -> Result<(), Failure> {
             // Events stay queued for the command (sync, not next_event).
             c.sync().await.map_err(Failure::from_client)?;
             tokio::time::sleep(Duration::from_millis(200)).await;
-            now_behind = epochs_behind(c).await?;
+            now_behind = epochs_behind(c)?;
         }
         if now_behind >= behind {
             break;
@@ -453,10 +455,12 @@ pub async fn check_chain(
             "check the RPC endpoint (--rpc-url)",
         )
     };
-    let genesis = chain
-        .provider()
-        .get_block_by_number(0.into())
-        .await
+    // Both reads at once (one round trip).
+    let (genesis, code) = tokio::join!(
+        chain.provider().get_block_by_number(0.into()),
+        chain.provider().get_code_at(d.group_factory)
+    );
+    let genesis = genesis
         .map_err(|e| rpc(e.to_string()))?
         .map(|b| format!("{:#x}", b.header.hash))
         .ok_or_else(|| rpc("no genesis block".into()))?;
@@ -481,11 +485,7 @@ pub async fn check_chain(
             private::write(&marker, text.as_bytes())?;
         }
     }
-    let code = chain
-        .provider()
-        .get_code_at(d.group_factory)
-        .await
-        .map_err(|e| rpc(e.to_string()))?;
+    let code = code.map_err(|e| rpc(e.to_string()))?;
     if code.is_empty() {
         return Err(Failure::new(
             Kind::Chain,
