@@ -26,7 +26,7 @@ pub fn state_file(home: &Path) -> PathBuf {
 
 /// Whether `url` is an anvil on this machine (the on-demand chain or an `ethmls devnet`):
 /// there, commands give the acting account ETH for its gas, as `ethmls fund` does.
-pub async fn is_local_anvil(url: &str) -> bool {
+pub async fn is_local_anvil(chain: &Chain, url: &str) -> bool {
     let host = url
         .split("://")
         .nth(1)
@@ -40,9 +40,7 @@ pub async fn is_local_anvil(url: &str) -> bool {
     if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
         return false;
     }
-    let Ok(chain) = Chain::connect(url, None).await else {
-        return false;
-    };
+    // Over the command's own connection: one request, only for an endpoint on this machine.
     let version: Result<String, _> = chain
         .provider()
         .raw_request("web3_clientVersion".into(), ())
@@ -203,8 +201,7 @@ fn deployer_key(home: &Path) -> Result<PrivateKeySigner, Failure> {
 }
 
 /// Gives `address` 100 ETH on the local chain when it has less than 1.
-pub async fn fund(url: &str, address: Address) -> Result<(), Failure> {
-    let chain = connect(url, None).await?;
+pub async fn fund(chain: &Chain, address: Address) -> Result<(), Failure> {
     let one = U256::from(10u64).pow(U256::from(18u64));
     let balance = chain
         .provider()

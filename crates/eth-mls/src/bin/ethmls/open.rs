@@ -222,15 +222,6 @@ pub async fn chain_for(
     out: &Out,
 ) -> Result<(Chain, String), Failure> {
     let (url, on_demand) = rpc_url(cli, home, out).await?;
-    if (on_demand || local::is_local_anvil(&url).await)
-        && let Some(k) = key
-    {
-        // On the local chain, the acting account gets ETH for its gas.
-        let address = PrivateKeySigner::from_slice(k)
-            .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?
-            .address();
-        local::fund(&url, address).await?;
-    }
     let signer = match key {
         Some(k) => Some(
             PrivateKeySigner::from_slice(k)
@@ -251,6 +242,12 @@ pub async fn chain_for(
                 &format!("is the node at {url} running? (`ethmls devnet` starts one)"),
             )
         })?;
+    if let Some(address) = chain.sender()
+        && (on_demand || local::is_local_anvil(&chain, &url).await)
+    {
+        // On the local chain, the acting account gets ETH for its gas.
+        local::fund(&chain, address).await?;
+    }
     if signs {
         // A transaction that takes a while to be mined says so (stderr: stdout is the result).
         chain.on_progress(|p| {
