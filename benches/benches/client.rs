@@ -48,6 +48,7 @@ async fn open<D: DeliveryService + 'static>(
     open_on(devnet, d, index, chain, delivery, dir).await
 }
 
+/// The client of anvil account `index + 1` over `chain`, no confirmations.
 async fn open_on<D: DeliveryService + 'static>(
     devnet: &Devnet,
     d: Deployment,
@@ -56,11 +57,26 @@ async fn open_on<D: DeliveryService + 'static>(
     delivery: D,
     dir: &std::path::Path,
 ) -> Client<D> {
+    open_through(devnet, d, index, chain, delivery, dir, 0).await
+}
+
+/// The client of anvil account `index + 1` over `chain` (e.g. through the fault proxy), with
+/// `confirmations`.
+async fn open_through<D: DeliveryService + 'static>(
+    devnet: &Devnet,
+    d: Deployment,
+    index: usize,
+    chain: eth_mls_chain::Chain,
+    delivery: D,
+    dir: &std::path::Path,
+    confirmations: u64,
+) -> Client<D> {
     let key = devnet.signer(index + 1).unwrap().to_bytes();
     let signer: Arc<dyn EthereumSigner> =
         Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
     let mut config = ClientConfig::new(d, DOMAIN);
     config.poll_interval = Duration::from_millis(5);
+    config.confirmations = confirmations;
     Client::open(
         signer,
         chain,
@@ -312,35 +328,6 @@ async fn catch_up(devnet: &Devnet, epochs: u64, messages: usize) -> Duration {
     start.elapsed()
 }
 
-/// The client of anvil account `index + 1` over `chain` (through the fault proxy), with
-/// `confirmations`.
-async fn open_through(
-    devnet: &Devnet,
-    d: Deployment,
-    index: usize,
-    chain: eth_mls_chain::Chain,
-    delivery: eth_mls_transport::MemoryNode,
-    dir: &std::path::Path,
-    confirmations: u64,
-) -> Client<eth_mls_transport::MemoryNode> {
-    let key = devnet.signer(index + 1).unwrap().to_bytes();
-    let signer: Arc<dyn EthereumSigner> =
-        Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
-    let mut config = ClientConfig::new(d, DOMAIN);
-    config.poll_interval = Duration::from_millis(5);
-    config.confirmations = confirmations;
-    Client::open(
-        signer,
-        chain,
-        delivery,
-        dir.join(format!("{index}.db")),
-        &StoreKey::raw([index as u8; 32]),
-        config,
-    )
-    .await
-    .unwrap()
-}
-
 /// A proxy adding `latency` to every RPC request, in front of `devnet`.
 async fn slow_rpc(devnet: &Devnet, latency: Duration) -> FaultProxy {
     FaultProxy::start(
@@ -370,17 +357,96 @@ async fn interval_mining(devnet: &Devnet, secs: u64) {
         .unwrap();
 }
 
+/// The `ethmls` binary: `ETHMLS_BIN`, else the release build beside this bench
+/// (`cargo xtask bench` builds it first).
+fn ethmls_bin() -> std::path::PathBuf {
+    std::env::var_os("ETHMLS_BIN").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/ethmls"),
+        std::path::PathBuf::from,
+    )
+}
+
+/// `ethmls` in `home` with the bench's password file and deployment, JSON output.
+fn ethmls(home: &std::path::Path, dir: &std::path::Path, rpc: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(ethmls_bin());
+    c.arg("--home")
+        .arg(home)
+        .arg("--json")
+        .arg("--rpc-url")
+        .arg(rpc)
+        .arg("--deployment")
+        .arg(dir.join("deployment.json"))
+        .arg("--password-file")
+        .arg(dir.join("password"))
+        .env_remove("ETHMLS_DELIVERY")
+        .env_remove("ETHMLS_PEERS")
+        .env_remove("ETH_RPC_URL")
+        .env_remove("ETHMLS_HOME")
+        .env_remove("ETHMLS_ACCOUNT")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
 /// Issue 30's first target: an account in `groups` groups with `epochs` epochs of history
-/// each (built on instant mining, then the client closed), the chain then mining a block
-/// every 2 s and the account's RPC 100 ms away (every request, through the fault proxy):
-/// the time to connect, open the client and send one message — what `ethmls send` does
-/// after its process starts — with the RPC requests it made. Three samples; the median.
-async fn open_and_send(groups: usize, epochs: u64) -> (Duration, u64) {
+/// each (built on instant mining, by the library in the store of an `ethmls` home), the chain
+/// then mining a block every 2 s and the account's RPC 100 ms away (every request, through
+/// the fault proxy). Measured two ways, three samples each, the median: the library's
+/// connect + open + send (what `ethmls send` does after its process starts), with its RPC
+/// requests; and `ethmls send` itself as a process (start, keystore, libp2p node dialling a
+/// local relay, the chain checks, open, send), with its requests.
+async fn open_and_send(groups: usize, epochs: u64) -> [(Duration, u64); 2] {
+    use sha2::Digest;
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
     let dir = dir("open-send");
+    d.save(&dir.join("deployment.json")).unwrap();
+    std::fs::write(dir.join("password"), "bench pw\n").unwrap();
+    {
+        // `ethmls` refuses a password file others can read.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("password"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+    let key = devnet.signer(1).unwrap().to_bytes();
+    std::fs::write(dir.join("key"), hex::encode(key)).unwrap();
+    let home = dir.join("home");
+    let imported = ethmls(&home, &dir, &devnet.rpc_url())
+        .args(["account", "import", "bench", "--private-key-file"])
+        .arg(dir.join("key"))
+        .output()
+        .unwrap();
+    assert!(imported.status.success(), "{imported:?}");
+    // The store `ethmls` opens for this account (its path and key, as open.rs makes them).
+    let address = devnet.addresses()[1];
+    std::fs::create_dir_all(home.join("stores")).unwrap();
+    let store = home
+        .join("stores")
+        .join(format!("{address:#x}-{}.db", devnet.chain_id()));
+    let mut h = sha2::Sha256::new();
+    h.update(b"eth-mls/ethmls/store-key/v1");
+    h.update(key.as_slice());
+    let store_key: [u8; 32] = h.finalize().into();
+    let open_store = |chain: eth_mls_chain::Chain, node| {
+        let signer: Arc<dyn EthereumSigner> =
+            Arc::new(LocalEthereumSigner::from_bytes(key.as_slice()).unwrap());
+        let mut config = ClientConfig::new(d, "ethmls.local");
+        config.poll_interval = Duration::from_millis(5);
+        let store = store.clone();
+        async move {
+            Client::open(
+                signer,
+                chain,
+                node,
+                store,
+                &StoreKey::raw(store_key),
+                config,
+            )
+            .await
+            .unwrap()
+        }
+    };
     let net = MemoryNetwork::new(3, Faults::NONE);
-    let mut alice = open(&devnet, d, 0, net.add_node("alice"), &dir).await;
+    let mut alice = open_store(devnet.chain(1).await.unwrap(), net.add_node("alice")).await;
     let mut made = Vec::new();
     for g in 0..groups {
         made.push(
@@ -402,8 +468,9 @@ async fn open_and_send(groups: usize, epochs: u64) -> (Duration, u64) {
     drop(alice);
     interval_mining(&devnet, 2).await;
     let proxy = slow_rpc(&devnet, Duration::from_millis(100)).await;
+    let requests = |proxy: &FaultProxy| proxy.stats().methods.values().sum::<u64>();
     let mut samples = Vec::new();
-    let mut requests = 0;
+    let mut library_requests = 0;
     for i in 0..3 {
         // A few blocks pass while the account is away.
         tokio::time::sleep(Duration::from_secs(4)).await;
@@ -416,18 +483,62 @@ async fn open_and_send(groups: usize, epochs: u64) -> (Duration, u64) {
         )
         .await
         .unwrap();
-        let mut alice =
-            open_through(&devnet, d, 0, chain, net.add_node("alice again"), &dir, 0).await;
+        let mut alice = open_store(chain, net.add_node("alice again")).await;
         alice
             .send(made[i % made.len()], b"one message")
             .await
             .unwrap();
         samples.push(start.elapsed());
-        requests = proxy.stats().methods.values().sum::<u64>();
+        library_requests = requests(&proxy);
         drop(alice);
     }
     samples.sort();
-    (percentile(&samples, 0.5), requests)
+    let library = (percentile(&samples, 0.5), library_requests);
+
+    // `ethmls send`, over gossip through a relay on 127.0.0.1.
+    let mut relay = ethmls(&dir.join("relay"), &dir, &devnet.rpc_url())
+        .args(["node", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let relay_addr = {
+        use std::io::BufRead;
+        let out = relay.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(out).lines();
+        loop {
+            let line = lines.next().expect("the relay ended").unwrap();
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if v["event"] == "node_ready" {
+                break v["addresses"][0].as_str().unwrap().to_string();
+            }
+        }
+    };
+    let mut samples = Vec::new();
+    let mut cli_requests = 0;
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        proxy.reset_stats();
+        let start = Instant::now();
+        let out = ethmls(&home, &dir, &proxy.url())
+            .args(["--delivery", "gossip", "--peer", &relay_addr, "send"])
+            .arg(format!("{:#x}", made[i % made.len()]))
+            .arg("one message")
+            .output()
+            .unwrap();
+        samples.push(start.elapsed());
+        assert!(out.status.success(), "{out:?}");
+        cli_requests = requests(&proxy);
+        if std::env::var("ETH_MLS_BENCH_TRACE").is_ok() {
+            println!("ethmls send: {:?}", proxy.stats());
+        }
+    }
+    let _ = relay.kill();
+    let _ = relay.wait();
+    samples.sort();
+    [library, (percentile(&samples, 0.5), cli_requests)]
 }
 
 /// Issue 30's second target: invitation to the first message the invitee reads, on a chain
@@ -565,12 +676,16 @@ fn main() {
         if only.is_empty() || only == "realchain" {
             let groups = env_or("ETH_MLS_BENCH_GROUPS", 50) as usize;
             let epochs = env_or("ETH_MLS_BENCH_HISTORY", 200);
-            let (t, requests) = open_and_send(groups, epochs).await;
+            let [(t, requests), (cli, cli_requests)] = open_and_send(groups, epochs).await;
             println!("\n| on a real chain: 2 s blocks, RPC 100 ms away (fault proxy) | time | RPC requests |");
             println!("| --- | --- | --- |");
             println!(
-                "| open + send one message, account in {groups} groups of {epochs} epochs each (median of 3; target 1.5 s) | {} | {requests} |",
+                "| connect + open + send one message (library), account in {groups} groups of {epochs} epochs each (median of 3) | {} | {requests} |",
                 ms(t)
+            );
+            println!(
+                "| `ethmls send` as a process, the same account, gossip through a local relay (median of 3; target 1.5 s) | {} | {cli_requests} |",
+                ms(cli)
             );
             for confirmations in [0, 1] {
                 let (t, blocks) = invitation_on_a_slow_chain(confirmations).await;

@@ -106,6 +106,23 @@ impl User {
     fn spawn(&self, args: &[&str]) -> Child {
         self.command(args).stdout(Stdio::piped()).spawn().unwrap()
     }
+
+    /// Imports the devnet's funded account `index` under this user's name, from a key file
+    /// in `dir` (the key never on the command line); the `account import` result.
+    fn import(&self, devnet: &Devnet, index: usize, dir: &Path) -> Value {
+        let key_file = dir.join(format!("{}.key", self.name));
+        write(
+            &key_file,
+            &hex::encode(devnet.signer(index).unwrap().to_bytes()),
+        );
+        self.ok(&[
+            "account",
+            "import",
+            self.name,
+            "--private-key-file",
+            key_file.to_str().unwrap(),
+        ])
+    }
 }
 
 /// Writes a file readable by its owner only (`ethmls` refuses a password file others can
@@ -184,16 +201,8 @@ fn three_users_chat_through_the_cli() {
     // Accounts: anvil's funded keys, imported from files; the key never on the command line.
     let mut addresses = Vec::new();
     for (i, u) in users.iter().enumerate() {
-        let key_file = dir.join(format!("{}.key", u.name));
         let key = devnet.signer(i + 1).unwrap().to_bytes();
-        write(&key_file, &hex::encode(key));
-        let r = u.ok(&[
-            "account",
-            "import",
-            u.name,
-            "--private-key-file",
-            key_file.to_str().unwrap(),
-        ]);
+        let r = u.import(&devnet, i + 1, &dir);
         let expected = format!("{:#x}", devnet.addresses()[i + 1]);
         assert_eq!(r["address"], expected);
         // The keystore holds no plaintext key.
@@ -690,18 +699,7 @@ fn two_users_chat_over_gossip_through_a_relay() {
 
     let mut addresses = Vec::new();
     for (i, u) in [&alice, &bob].into_iter().enumerate() {
-        let key_file = dir.join(format!("{}.key", u.name));
-        write(
-            &key_file,
-            &hex::encode(devnet.signer(i + 1).unwrap().to_bytes()),
-        );
-        let r = u.ok(&[
-            "account",
-            "import",
-            u.name,
-            "--private-key-file",
-            key_file.to_str().unwrap(),
-        ]);
+        let r = u.import(&devnet, i + 1, &dir);
         addresses.push(r["address"].as_str().unwrap().to_string());
         // The PeerId goes into ERC-7627 with the keys; the doctor checks it and the peers.
         let r = u.ok(&["register"]);

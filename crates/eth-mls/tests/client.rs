@@ -125,6 +125,28 @@ impl World {
     }
 }
 
+/// Syncs `clients` (network delivered between rounds), mining one block per round, until
+/// `done` holds; fails after 200 rounds naming what was seen.
+async fn until_mining(
+    w: &World,
+    clients: &mut [&mut C],
+    seen: &mut [Vec<ClientEvent>],
+    done: impl Fn(&[Vec<ClientEvent>]) -> bool,
+) {
+    for _ in 0..200 {
+        w.net.run_until_idle();
+        for (c, s) in clients.iter_mut().zip(seen.iter_mut()) {
+            c.sync().await.unwrap();
+            s.extend(c.drain_events());
+        }
+        if done(seen) {
+            return;
+        }
+        w.mine(1).await;
+    }
+    panic!("never done: {seen:#?}");
+}
+
 /// Runs every client (network delivered between rounds) until `done` holds for the events
 /// gathered so far, or fails after 60 s naming what was seen.
 async fn until<D: DeliveryService + 'static>(
@@ -643,17 +665,10 @@ async fn commits_wait_for_the_configured_confirmations() {
     .await;
     bob.accept(invitation(&seen[1]).unwrap()).await.unwrap();
     // The add and the join need blocks on top of the registration.
-    let mut rounds = 0;
-    while !joined(&seen[1], group) {
-        w.net.run_until_idle();
-        for (c, s) in [&mut alice, &mut bob].into_iter().zip(seen.iter_mut()) {
-            c.sync().await.unwrap();
-            s.extend(c.drain_events());
-        }
-        w.mine(1).await;
-        rounds += 1;
-        assert!(rounds < 200, "bob never joined: {seen:#?}");
-    }
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        joined(&s[1], group)
+    })
+    .await;
 
     // Alice's update is registered; nobody merges it before three blocks are on top of it.
     let epoch = alice.epoch(group).unwrap();

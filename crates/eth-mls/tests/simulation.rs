@@ -177,19 +177,6 @@ async fn eight_clients_converge_over_a_faulty_reorganizing_chain() {
     run(true).await;
 }
 
-/// Reorganizes the last `depth` blocks away (their transactions dropped).
-async fn rollback(devnet: &Devnet, depth: u64) {
-    use eth_mls_chain::alloy::providers::Provider;
-    let _: serde_json::Value = devnet
-        .chain(0)
-        .await
-        .unwrap()
-        .provider()
-        .raw_request("anvil_rollback".into(), (depth,))
-        .await
-        .unwrap();
-}
-
 /// One simulation run; `faulty`: over the misbehaving chain.
 async fn run(faulty: bool) {
     let seed: u64 = std::env::var("ETH_MLS_SIM_SEED")
@@ -723,7 +710,7 @@ async fn run(faulty: bool) {
         }
         // A reorg within the confirmations, now and then, over the faulty chain.
         if sim.faulty.is_some() && rng.below(100) < 10 {
-            rollback(&sim.devnet, 1 + rng.below(2) as u64).await;
+            common::rollback(&sim.devnet, 1 + rng.below(2) as u64).await;
             *attacks.entry("reorg").or_default() += 1;
         }
         sim.round().await;

@@ -57,18 +57,7 @@ fn two_users_chat_over_a_faulty_interval_mined_chain() {
     };
     let mut addresses = Vec::new();
     for (i, u) in users.iter().enumerate() {
-        let key_file = dir.join(format!("{}.key", u.name));
-        write(
-            &key_file,
-            &hex::encode(devnet.signer(i + 1).unwrap().to_bytes()),
-        );
-        let r = u.ok(&[
-            "account",
-            "import",
-            u.name,
-            "--private-key-file",
-            key_file.to_str().unwrap(),
-        ]);
+        let r = u.import(&devnet, i + 1, &dir);
         addresses.push(r["address"].as_str().unwrap().to_string());
         u.ok(&["config", "set", "confirmations", "1"]);
         u.ok(&["register"]);
@@ -80,17 +69,7 @@ fn two_users_chat_over_a_faulty_interval_mined_chain() {
     alice.ok(&["group", "invite", &group, &addresses[1]]);
 
     // A reorg of one block (within the confirmation): whatever it dropped is sent again.
-    rt.block_on(async {
-        use eth_mls_chain::alloy::providers::Provider;
-        let _: serde_json::Value = devnet
-            .chain(0)
-            .await
-            .unwrap()
-            .provider()
-            .raw_request("anvil_rollback".into(), (1,))
-            .await
-            .unwrap();
-    });
+    rt.block_on(common::rollback(&devnet, 1));
 
     let mut watch = alice.spawn(&["watch", "--timeout", "120"]);
     let mut id = None;

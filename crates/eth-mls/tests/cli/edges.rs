@@ -199,18 +199,7 @@ fn refusals_exit_non_zero_and_text_says_what_json_says() {
     let (alice, bob, carol) = (user("alice"), user("bob"), user("carol"));
     let mut addresses = Vec::new();
     for (i, u) in [&alice, &bob, &carol].into_iter().enumerate() {
-        let key_file = dir.join(format!("{}.key", u.name));
-        write(
-            &key_file,
-            &hex::encode(devnet.signer(i + 1).unwrap().to_bytes()),
-        );
-        let r = u.ok(&[
-            "account",
-            "import",
-            u.name,
-            "--private-key-file",
-            key_file.to_str().unwrap(),
-        ]);
+        let r = u.import(&devnet, i + 1, &dir);
         addresses.push(r["address"].as_str().unwrap().to_string());
         u.ok(&["register"]);
     }
@@ -526,15 +515,7 @@ fn refusals_exit_non_zero_and_text_says_what_json_says() {
         password: password.clone(),
         extra: Vec::new(),
     };
-    let key_file = dir.join("payer.key");
-    write(&key_file, &hex::encode(paid.signer(1).unwrap().to_bytes()));
-    payer.ok(&[
-        "account",
-        "import",
-        "payer",
-        "--private-key-file",
-        key_file.to_str().unwrap(),
-    ]);
+    payer.import(&paid, 1, &dir);
     let g = payer.ok(&["group", "create", "paid"])["group"]
         .as_str()
         .unwrap()

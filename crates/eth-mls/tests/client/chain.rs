@@ -12,7 +12,9 @@ use eth_mls_chain::alloy::primitives::B256;
 use eth_mls_chain::alloy::providers::Provider;
 use eth_mls_chain::faults::{Burst, FaultConfig, FaultProxy};
 
-use super::{World, forked, form_group, got_message, merged_at, stalled, trio, until};
+use super::{
+    World, forked, form_group, got_message, merged_at, stalled, trio, until, until_mining,
+};
 
 /// The devnet's head.
 async fn head(w: &World) -> u64 {
@@ -28,16 +30,7 @@ async fn head(w: &World) -> u64 {
 
 /// Drops the blocks after `keep` and everything in them (anvil puts nothing back in the pool).
 async fn rollback_to(w: &World, keep: u64) {
-    let depth = head(w).await - keep;
-    let _: serde_json::Value = w
-        .devnet
-        .chain(0)
-        .await
-        .unwrap()
-        .provider()
-        .raw_request("anvil_rollback".into(), (depth,))
-        .await
-        .unwrap();
+    crate::common::rollback(&w.devnet, head(w).await - keep).await;
     assert_eq!(head(w).await, keep);
 }
 
@@ -355,28 +348,6 @@ async fn a_registration_in_flight_at_a_kill_is_replaced_not_sent_again() {
         "one transaction for one registration"
     );
     assert_eq!(alice.epoch(group).unwrap(), epoch + 1, "{:#?}", seen[0]);
-}
-
-/// Syncs `clients` (network delivered between rounds), mining one block per round, until
-/// `done` holds; fails after 200 rounds naming what was seen.
-async fn until_mining(
-    w: &World,
-    clients: &mut [&mut super::C],
-    seen: &mut [Vec<ClientEvent>],
-    done: impl Fn(&[Vec<ClientEvent>]) -> bool,
-) {
-    for _ in 0..200 {
-        w.net.run_until_idle();
-        for (c, s) in clients.iter_mut().zip(seen.iter_mut()) {
-            c.sync().await.unwrap();
-            s.extend(c.drain_events());
-        }
-        if done(seen) {
-            return;
-        }
-        w.mine(1).await;
-    }
-    panic!("never done: {seen:#?}");
 }
 
 /// With three confirmations, a reorg of one block drops alice's registration before anyone

@@ -37,6 +37,19 @@ pub fn fast() -> StreamConfig {
     }
 }
 
+/// Reorganizes the devnet's last `depth` blocks away (anvil drops their transactions; it
+/// puts nothing back in the pool).
+pub async fn rollback(devnet: &Devnet, depth: u64) {
+    let _: serde_json::Value = devnet
+        .chain(0)
+        .await
+        .unwrap()
+        .provider()
+        .raw_request("anvil_rollback".into(), (depth,))
+        .await
+        .unwrap();
+}
+
 /// A fresh directory for this test process.
 pub fn dir(tag: &str) -> std::path::PathBuf {
     let d = std::env::temp_dir().join(format!("eth-mls-{tag}-{}", std::process::id()));
