@@ -62,9 +62,16 @@ pub fn run(root: &Path) -> Result<()> {
     stage(
         "bench: the client's flows — invitation to first message at 2/10/100 members, message latency over gossip and the chain, catch-up (cargo bench -p eth-mls-benches --bench client)",
     );
+    // `ethmls send` is measured as a process too: the release binary first.
     crate::run(
         std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
             .current_dir(root)
+            .args(["build", "--release", "-p", "eth-mls", "--bin", "ethmls"]),
+    )?;
+    crate::run(
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(root)
+            .env("ETHMLS_BIN", root.join("target/release/ethmls"))
             .args(["bench", "-p", "eth-mls-benches", "--bench", "client"]),
     )?;
     stage(
