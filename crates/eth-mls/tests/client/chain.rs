@@ -367,17 +367,7 @@ async fn a_reorg_within_the_confirmations_merges_nothing_and_reports_nothing() {
         .unwrap();
     alice.invite(group, b, "").await.unwrap();
     let mut seen = vec![Vec::new(), Vec::new()];
-    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        super::invitation(&s[1]).is_some()
-    })
-    .await;
-    bob.accept(super::invitation(&seen[1]).unwrap())
-        .await
-        .unwrap();
-    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        super::joined(&s[1], group)
-    })
-    .await;
+    accept_mining(&w, &mut alice, &mut bob, &mut seen, group).await;
 
     let epoch = alice.epoch(group).unwrap();
     let before = head(&w).await;
@@ -433,17 +423,7 @@ async fn over_websocket_the_node_wakes_the_client() {
         .unwrap();
     alice.invite(group, bob.address(), "").await.unwrap();
     let mut seen = vec![Vec::new(), Vec::new()];
-    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        super::invitation(&s[1]).is_some()
-    })
-    .await;
-    bob.accept(super::invitation(&seen[1]).unwrap())
-        .await
-        .unwrap();
-    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
-        super::joined(&s[1], group)
-    })
-    .await;
+    accept_mining(&w, &mut alice, &mut bob, &mut seen, group).await;
     let epoch = alice.epoch(group).unwrap();
     alice.update(group).await.unwrap();
     until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
@@ -460,4 +440,22 @@ async fn over_websocket_the_node_wakes_the_client() {
         alice.epoch_authenticator(group).unwrap(),
         bob.epoch_authenticator(group).unwrap()
     );
+}
+
+/// Bob takes alice's invitation to `group` and joins, one block mined per round.
+async fn accept_mining(
+    w: &World,
+    alice: &mut super::C,
+    bob: &mut super::C,
+    seen: &mut [Vec<ClientEvent>],
+    group: eth_mls_siwe::Address,
+) {
+    until_mining(w, &mut [&mut *alice, &mut *bob], seen, |s| {
+        super::invitation(&s[1]).is_some()
+    })
+    .await;
+    bob.accept(super::invitation(&seen[1]).unwrap())
+        .await
+        .unwrap();
+    until_mining(w, &mut [alice, bob], seen, |s| super::joined(&s[1], group)).await;
 }
