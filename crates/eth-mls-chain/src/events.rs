@@ -47,7 +47,8 @@ pub struct StreamConfig {
     pub poll_interval: Duration,
     /// Over a WebSocket endpoint the stream is woken by `eth_subscribe` ([`crate::Watch`])
     /// instead of polling, and still reads at least this often (a notification lost in a
-    /// reconnect costs at most this much latency).
+    /// reconnect costs at most this much latency). It never reads more often than
+    /// [`StreamConfig::poll_interval`], however many notifications the node sends.
     pub pushed_poll_interval: Duration,
     /// Largest block range asked of `eth_getLogs` at once (halved whenever the provider
     /// refuses a range or a result count).
@@ -160,7 +161,11 @@ impl State {
         }
         match &mut self.watch {
             Some(w) if !w.ended() => {
+                let scanned = tokio::time::Instant::now();
                 let _ = tokio::time::timeout(self.cfg.pushed_poll_interval, w.wait()).await;
+                // A node that floods notifications gets at most one read per poll interval
+                // (what polling would cost); what arrives meanwhile is read by that one.
+                tokio::time::sleep_until(scanned + self.cfg.poll_interval).await;
                 w.take();
             }
             _ => tokio::time::sleep(self.cfg.poll_interval).await,

@@ -30,6 +30,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::Error;
 
+mod ws;
+pub use ws::WsFaultProxy;
+
 /// Requests `n` (counted from 0 over all requests the proxy saw) with
 /// `n % every < length`: a burst of `length` in every `every`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

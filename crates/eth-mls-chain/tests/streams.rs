@@ -3,7 +3,8 @@
 //! restored (a TCP proxy stopped and restarted), with nothing lost or repeated; 100
 //! concurrent transactions from one signer; the same logs read through the fault harness
 //! (a provider capping ranges and results, rate limiting, hanging) and a transaction whose
-//! answer was lost sent exactly once.
+//! answer was lost sent exactly once; over WebSocket, streams woken by the node, through a
+//! cut socket and a notification flood.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
@@ -519,20 +520,23 @@ async fn a_transaction_after_a_reorg_dropped_the_previous_one_is_mined() {
     );
 }
 
-/// Over a WebSocket endpoint a caught-up stream is woken by `eth_subscribe`, not by its poll
-/// interval (ten minutes here): a message with one confirmation arrives once the block on top
-/// of it is mined, not before.
+/// Over a WebSocket endpoint a caught-up stream is woken by `eth_subscribe`, not by polling
+/// (its fallback read every ten minutes; it asks the node a handful of times in the seconds
+/// it waits, where polling every 100 ms would ask dozens): a message with one confirmation
+/// arrives once the block on top of it is mined, not before.
 #[cfg(feature = "ws")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_over_websocket_is_woken_by_the_node_not_by_polling() {
     use alloy::providers::Provider;
+    use eth_mls_chain::faults::WsFaultProxy;
     use std::sync::atomic::{AtomicBool, Ordering};
     let (devnet, d, alice, bob) = setup().await;
-    let reader = Chain::connect(&devnet.ws_url(), None).await.unwrap();
+    let proxy = WsFaultProxy::start(&devnet.ws_url()).await.unwrap();
+    let reader = Chain::connect(&proxy.url(), None).await.unwrap();
     assert!(reader.is_pubsub());
     assert!(!alice.is_pubsub(), "HTTP polls");
     let slow = StreamConfig {
-        poll_interval: Duration::from_secs(600),
+        poll_interval: Duration::from_millis(100),
         pushed_poll_interval: Duration::from_secs(600),
         confirmations: 1,
         ..fast()
@@ -569,6 +573,11 @@ async fn a_stream_over_websocket_is_woken_by_the_node_not_by_polling() {
         confirmed.load(Ordering::SeqCst),
         "delivered only with its confirmation on top"
     );
+    let asked = proxy.calls("eth_blockNumber");
+    assert!(
+        asked <= 10,
+        "{asked} head reads in ~3 s: woken, not polling"
+    );
     writer.await.unwrap();
 }
 
@@ -600,4 +609,72 @@ async fn an_abandoned_slot_leaves_no_nonce_gap() {
         alice.provider().get_transaction_count(me).await.unwrap(),
         before + 1
     );
+}
+
+/// A stream over a WebSocket endpoint (through the fault harness's WebSocket proxy; polling
+/// every ten minutes, so only the node's notifications wake it): a message after the socket
+/// was cut still arrives (the connection and its subscriptions come back), and when the
+/// endpoint repeats every notification every 2 ms the stream reads at most once per poll
+/// interval (before the floor: once per notification). Each message arrives once.
+#[cfg(feature = "ws")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_stream_survives_a_cut_socket_and_a_notification_flood() {
+    use alloy::providers::Provider;
+    use eth_mls_chain::faults::WsFaultProxy;
+    let (devnet, d, alice, bob) = setup().await;
+    let proxy = WsFaultProxy::start(&devnet.ws_url()).await.unwrap();
+    let reader = Chain::connect(&proxy.url(), None).await.unwrap();
+    let config = StreamConfig {
+        poll_interval: Duration::from_millis(100),
+        pushed_poll_interval: Duration::from_secs(600),
+        ..fast()
+    };
+    let head = reader.provider().get_block_number().await.unwrap();
+    let mut stream = Box::pin(reader.erc7627(d.erc7627).messages(
+        None,
+        Some(bob),
+        Cursor::at_block(head + 1),
+        config,
+    ));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let reading = tokio::spawn(async move {
+        while let Some(e) = stream.next().await {
+            let _ = tx.send(e.unwrap().data.encryptedMessage.to_vec());
+        }
+    });
+    let registry = alice.erc7627(d.erc7627);
+    let mut next = async |text: &[u8]| {
+        registry
+            .send_message(bob, keccak256(b"x448"), B256::ZERO, text)
+            .await
+            .unwrap();
+        let got = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("woken by the node")
+            .unwrap();
+        assert_eq!(got, text);
+    };
+    // Caught up and subscribed.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    next(b"before the cut").await;
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    next(b"after the cut").await;
+    proxy.flood(Some(Duration::from_millis(2)));
+    next(b"flooded").await;
+    let (notes, reads) = (proxy.notifications(), proxy.calls("eth_blockNumber"));
+    let start = std::time::Instant::now();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let elapsed = start.elapsed().as_millis() as u64;
+    let (notes, reads) = (
+        proxy.notifications() - notes,
+        proxy.calls("eth_blockNumber") - reads,
+    );
+    assert!(notes > 100, "the endpoint flooded ({notes} notifications)");
+    assert!(
+        reads <= elapsed / 100 + 2,
+        "{reads} reads in {elapsed} ms under {notes} notifications: one per poll interval at most"
+    );
+    reading.abort();
+    assert!(rx.try_recv().is_err(), "each message once");
 }
