@@ -30,7 +30,7 @@ use eth_mls_crypto::{Crypto, DefaultBackend, SUITE};
 use eth_mls_siwe::Address;
 use eth_mls_transport::{Cursor, DeliveryService, Envelope, Topic};
 use futures_util::stream::{BoxStream, SelectAll};
-use futures_util::{FutureExt as _, StreamExt as _};
+use futures_util::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 
 use crate::Error;
 use crate::intent::Intent;
@@ -86,7 +86,8 @@ pub struct ClientConfig {
     pub poll_interval: Duration,
     /// Over a WebSocket endpoint the chain is read when the node reports a log of the
     /// client's groups (`eth_subscribe`, [`eth_mls_chain::Watch`]) and at least this often;
-    /// the looks in between ask the node nothing.
+    /// the looks in between ask the node nothing. Reads then are at most one per
+    /// [`ClientConfig::poll_interval`], however many notifications the node sends.
     pub pushed_poll_interval: Duration,
     /// Welcomes larger than this (bytes) are published on the group's commit topic and sent
     /// to the invitee by hash (WIRE.md); smaller ones go inline in the 1:1 message.
@@ -415,6 +416,8 @@ pub struct Client<D: DeliveryService> {
     chain_news: bool,
     /// When the chain was last read in full.
     chain_read_at: Option<tokio::time::Instant>,
+    /// The opening read the chain and no sync has run since.
+    opened: bool,
     /// The exclusive lock on `<store>.lock`, held while this client lives: two clients on one
     /// store would both take in and answer the same frames.
     _lock: std::fs::File,
@@ -553,10 +556,10 @@ impl<D: DeliveryService + 'static> Client<D> {
             watch: None,
             chain_news: true,
             chain_read_at: None,
+            opened: false,
             _lock: lock,
         };
-        let inbox = client.inbox_topic(client.address());
-        client.subscribe(inbox).await?;
+        let mut topics = vec![client.inbox_topic(client.address())];
         // An invitation sent once may not have left before a crash (a queued frame dies with
         // the process): it is due at the next sync, once; later sends keep their backoff.
         for (key, _) in client
@@ -580,12 +583,20 @@ impl<D: DeliveryService + 'static> Client<D> {
                 // Deleted after a fork (re-add pending) or a removal: nothing to follow.
                 Err(_) => continue,
             };
-            client.follow(contract, group, record).await?;
+            if client.track(contract, group, record)? {
+                topics.push(client.commit_topic(contract));
+                topics.push(client.app_topic(contract));
+            }
         }
+        // Every topic at once: a relay's or the chain channel's history is one round trip
+        // per topic (an account in 50 groups waited 101 of them in a row).
+        client.subscribe_all(&topics).await?;
         // The groups' ACLs from the chain before any input is judged (a request taken in by
         // the first sync is checked against them).
         let active = client.active_groups();
         client.read_chains(&active).await?;
+        client.chain_read_at = Some(tokio::time::Instant::now());
+        client.opened = true;
         Ok(client)
     }
 
@@ -684,23 +695,47 @@ impl<D: DeliveryService + 'static> Client<D> {
     }
 
     /// Subscribes to `topic` from its saved cursor on (history first).
-    async fn subscribe(&mut self, topic: Topic) -> Result<(), Error> {
-        let since = records::cursor(&self.store, &topic.to_string())?.unwrap_or_default();
-        let sub = self
-            .delivery
-            .subscribe_since(&topic, since)
+    /// Subscribes to `topics` from their saved cursors, up to 16 at a time.
+    async fn subscribe_all(&mut self, topics: &[Topic]) -> Result<(), Error> {
+        let mut since = Vec::with_capacity(topics.len());
+        for t in topics {
+            since.push(records::cursor(&self.store, &t.to_string())?.unwrap_or_default());
+        }
+        let delivery = &self.delivery;
+        let subs: Vec<_> = futures_util::stream::iter(topics.iter().zip(since))
+            .map(|(t, since)| delivery.subscribe_since(t, since))
+            .buffered(16)
+            .try_collect()
             .await
             .map_err(delivery_err)?;
-        self.subscriptions.push(sub.boxed());
+        for sub in subs {
+            self.subscriptions.push(sub.boxed());
+        }
         Ok(())
     }
 
+    /// Follows `group` (at `contract`) and subscribes to its topics when active.
     async fn follow(
         &mut self,
         contract: Address,
         group: Group,
         record: GroupRecord,
     ) -> Result<(), Error> {
+        if self.track(contract, group, record)? {
+            let topics = [self.commit_topic(contract), self.app_topic(contract)];
+            self.subscribe_all(&topics).await?;
+        }
+        Ok(())
+    }
+
+    /// Takes `group` (at `contract`) into the groups followed, with its saved chain state;
+    /// whether it is active (its topics are to be subscribed).
+    fn track(
+        &mut self,
+        contract: Address,
+        group: Group,
+        record: GroupRecord,
+    ) -> Result<bool, Error> {
         let epoch = group.epoch();
         let active = group.is_active();
         // The saved cursor (older stores have none: their groups are read from the record's
@@ -730,11 +765,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 active_at: BTreeMap::new(),
             },
         );
-        if active {
-            self.subscribe(self.commit_topic(contract)).await?;
-            self.subscribe(self.app_topic(contract)).await?;
-        }
-        Ok(())
+        Ok(active)
     }
 
     /// Publishes this device's prekey bundle (and with it the account's inbox key) in the
@@ -1180,7 +1211,8 @@ impl<D: DeliveryService + 'static> Client<D> {
     }
 
     /// Sends `data` to `group` (encrypted in the current epoch; published at once, and again
-    /// from the outbox after a crash).
+    /// from the outbox after a crash). The commits the chain registered are merged first,
+    /// read unless the chain was read within [`ClientConfig::poll_interval`].
     pub async fn send(&mut self, group: Address, data: &[u8]) -> Result<(), Error> {
         let j = self
             .groups
@@ -1192,8 +1224,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             });
         }
         // Commits the chain already registered first: a message in a stale epoch may be
-        // unreadable for members that moved on.
-        self.read_chain(group).await?;
+        // unreadable for members that moved on (unless the chain was read within the poll
+        // interval: as fresh as a polling client gets).
+        if !self.chain_fresh() {
+            self.read_chain(group).await?;
+        }
         self.advance(group).await?;
         let j = self
             .groups
@@ -1390,9 +1425,10 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             // Wait for a frame, news from the node, or the next look at the chain.
             let wait = left.min(self.config.poll_interval);
+            let (news, not_before) = (self.chain_news, self.next_read_at());
             let frame = tokio::select! {
                 frame = self.subscriptions.next() => frame,
-                () = chain::woken(&mut self.watch) => None,
+                () = chain::woken(&mut self.watch, news, not_before) => None,
                 () = tokio::time::sleep(wait) => None,
             };
             if let Some(envelope) = frame {
@@ -1423,8 +1459,10 @@ impl<D: DeliveryService + 'static> Client<D> {
         self.join_welcomes().await?;
         let active = self.active_groups();
         // One log query for all the groups (issue 30), over WebSocket only when the node
-        // reported something.
-        if self.chain_has_news(&active).await {
+        // reported something; not again in the first sync within the poll interval of the
+        // opening, which read it.
+        let just_opened = std::mem::take(&mut self.opened) && self.chain_fresh();
+        if !just_opened && self.chain_has_news(&active).await {
             self.read_chains(&active).await?;
             self.chain_news = false;
             self.chain_read_at = Some(tokio::time::Instant::now());

@@ -38,11 +38,21 @@ pub(super) struct ChainWatch {
     watch: eth_mls_chain::Watch,
 }
 
-/// Returns when the node reported something to read (never without a watch).
-pub(super) async fn woken(watch: &mut Option<ChainWatch>) {
+/// Returns when the node reported something to read, or `news` is already waiting, and
+/// `not_before` has passed (never without a watch).
+pub(super) async fn woken(
+    watch: &mut Option<ChainWatch>,
+    news: bool,
+    not_before: Option<tokio::time::Instant>,
+) {
     match watch {
         Some(w) if !w.watch.ended() => {
-            w.watch.wait().await;
+            if !news {
+                w.watch.wait().await;
+            }
+            if let Some(t) = not_before {
+                tokio::time::sleep_until(t).await;
+            }
         }
         _ => std::future::pending().await,
     }
@@ -66,6 +76,14 @@ impl<D: DeliveryService + 'static> Client<D> {
             Some(w) if w.groups == active && !w.watch.ended() => {
                 let news = w.watch.take();
                 self.chain_news |= news || stale;
+                if self
+                    .next_read_at()
+                    .is_some_and(|t| t > tokio::time::Instant::now())
+                {
+                    // A node flooding notifications gets one read per poll interval; the news
+                    // waits for it.
+                    return false;
+                }
             }
             _ => {
                 let filter =
@@ -81,6 +99,18 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         self.chain_news
+    }
+
+    /// Whether the chain was read in full within the poll interval.
+    pub(super) fn chain_fresh(&self) -> bool {
+        self.chain_read_at
+            .is_some_and(|t| t.elapsed() < self.config.poll_interval)
+    }
+
+    /// Over a WebSocket endpoint, the earliest the chain is read again (one read per poll
+    /// interval at most).
+    pub(super) fn next_read_at(&self) -> Option<tokio::time::Instant> {
+        self.chain_read_at.map(|t| t + self.config.poll_interval)
     }
 
     /// The last epoch registered in `group`'s contract at the latest block (confirmed or

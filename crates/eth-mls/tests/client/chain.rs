@@ -403,14 +403,19 @@ async fn a_reorg_within_the_confirmations_merges_nothing_and_reports_nothing() {
 /// Over a WebSocket endpoint bob's client reads the chain when the node reports a log of his
 /// groups (`eth_subscribe`) and once such a log has its confirmation, with no timer in between
 /// (ten minutes here): he takes an invitation, joins, merges alice's update and reads her
-/// message, one confirmation deep.
+/// message, one confirmation deep. His socket is cut (he reconnects and still merges the next
+/// commit), then the endpoint floods him with every notification repeated every 2 ms: he
+/// reads the chain at most once per poll interval (before the floor: once per notification).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn over_websocket_the_node_wakes_the_client() {
+    use eth_mls_chain::faults::WsFaultProxy;
     let mut w = World::new("client-ws").await;
     w.confirmations = 1;
     let mut config = w.config();
     config.pushed_poll_interval = Duration::from_secs(600);
-    let chain = eth_mls_chain::Chain::connect(&w.devnet.ws_url(), w.devnet.signer(2))
+    config.poll_interval = Duration::from_millis(100);
+    let proxy = WsFaultProxy::start(&w.devnet.ws_url()).await.unwrap();
+    let chain = eth_mls_chain::Chain::connect(&proxy.url(), w.devnet.signer(2))
         .await
         .unwrap();
     assert!(chain.is_pubsub());
@@ -436,6 +441,37 @@ async fn over_websocket_the_node_wakes_the_client() {
         got_message(&s[1], a, b"over websocket")
     })
     .await;
+    assert!(proxy.notifications() > 0, "woken by notifications");
+
+    // The socket is cut: the connection comes back and the next commit is merged.
+    proxy.cut();
+    alice.update(group).await.unwrap();
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s.iter().all(|e| merged_at(e, group, epoch + 2))
+    })
+    .await;
+
+    // A flood: every notification again every 2 ms.
+    proxy.flood(Some(Duration::from_millis(2)));
+    alice.update(group).await.unwrap();
+    until_mining(&w, &mut [&mut alice, &mut bob], &mut seen, |s| {
+        s.iter().all(|e| merged_at(e, group, epoch + 3))
+    })
+    .await;
+    let (notes, reads) = (proxy.notifications(), proxy.requests());
+    let start = std::time::Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        bob.next_event(Duration::from_millis(500)).await.unwrap();
+    }
+    let elapsed = start.elapsed().as_millis() as u64;
+    let (notes, reads) = (proxy.notifications() - notes, proxy.requests() - reads);
+    assert!(notes > 100, "the endpoint flooded ({notes} notifications)");
+    // A read that finds no new block is two requests (the head, the last block's hash).
+    assert!(
+        reads <= 2 * (elapsed / 100 + 2),
+        "{reads} requests in {elapsed} ms under {notes} notifications: one read per poll \
+         interval at most"
+    );
     assert_eq!(
         alice.epoch_authenticator(group).unwrap(),
         bob.epoch_authenticator(group).unwrap()
