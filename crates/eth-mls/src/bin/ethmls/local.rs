@@ -24,9 +24,8 @@ pub fn state_file(home: &Path) -> PathBuf {
     dir(home).join("state.json")
 }
 
-/// Whether `url` is an anvil on this machine (the on-demand chain or an `ethmls devnet`):
-/// there, commands give the acting account ETH for its gas, as `ethmls fund` does.
-pub async fn is_local_anvil(chain: &Chain, url: &str) -> bool {
+/// Whether `url` names this machine (loopback).
+fn is_loopback(url: &str) -> bool {
     let host = url
         .split("://")
         .nth(1)
@@ -37,15 +36,43 @@ pub async fn is_local_anvil(chain: &Chain, url: &str) -> bool {
                 .map_or(Some(hostport), |(h, _)| Some(h))
         })
         .unwrap_or("");
-    if !matches!(host, "127.0.0.1" | "localhost" | "[::1]") {
-        return false;
-    }
-    // Over the command's own connection: one request, only for an endpoint on this machine.
+    matches!(host, "127.0.0.1" | "localhost" | "[::1]")
+}
+
+/// Whether the node behind `chain` says it is anvil (`web3_clientVersion`).
+async fn is_anvil(chain: &Chain) -> bool {
     let version: Result<String, _> = chain
         .provider()
         .raw_request("web3_clientVersion".into(), ())
         .await;
     version.is_ok_and(|v| v.to_ascii_lowercase().starts_with("anvil"))
+}
+
+/// On an anvil on this machine (`known` when the command started it, or asked over the
+/// command's own connection when `url` is a loopback URL: an `ethmls devnet`), gives
+/// `address` 100 ETH when it has less than 1, as `ethmls fund` does. The question and the
+/// balance go at once (one round trip); a remote URL costs nothing.
+pub async fn fund_if_local(
+    chain: &Chain,
+    url: &str,
+    address: Address,
+    known: bool,
+) -> Result<(), Failure> {
+    if !known && !is_loopback(url) {
+        return Ok(());
+    }
+    let (anvil, balance) = tokio::join!(
+        async { known || is_anvil(chain).await },
+        chain.provider().get_balance(address)
+    );
+    if !anvil {
+        return Ok(());
+    }
+    let balance = balance.map_err(|e| Failure::new(Kind::Chain, e.to_string(), ""))?;
+    if balance < U256::from(10u64).pow(U256::from(18u64)) {
+        fund(chain, address).await?;
+    }
+    Ok(())
 }
 
 /// The running local chain's URL, if it answers.

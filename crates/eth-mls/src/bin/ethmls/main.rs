@@ -506,10 +506,10 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
             let g = parse_address(group)?;
             let mut c = client(cli, &home, out).await?;
             paid_messages_chosen(cli, &home, c.chain_id())?;
+            // `send` publishes at once; the node's shutdown lets it leave.
             c.send(g, text.as_bytes())
                 .await
                 .map_err(Failure::from_client)?;
-            c.sync().await.map_err(Failure::from_client)?;
             Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok() }))
         }
         Command::Read { group } => {

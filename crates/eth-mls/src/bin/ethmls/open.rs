@@ -2,6 +2,7 @@
 //! (checked to be the one the account's state was made on), the delivery, and the client on
 //! its encrypted store. Local questions (`read`, lists) open the store alone ([`view`]).
 
+use std::future::IntoFuture as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -55,16 +56,8 @@ pub async fn client_on_chain(
     let store_key = prepare_store(&path, &key, &pw, out)?;
     // The store's groups' contracts tell, whatever the record says: a devnet restarted within
     // the same second has the same genesis block.
-    let checked = match active_groups(&path, &store_key, address) {
-        Some(groups) => groups_on_chain(&chain, &groups, &url).await,
-        None => Ok(()),
-    };
-    // (The chain is recorded only once the store is known to belong to it.)
-    let checked = match checked {
-        Ok(()) => check_chain(&chain, &d, &path, &url).await,
-        Err(f) => Err(f),
-    };
-    if let Err(f) = checked {
+    let groups = active_groups(&path, &store_key, address).unwrap_or_default();
+    if let Err(f) = check_chain(&chain, &d, &path, &url, &groups).await {
         if !f.is_new_chain() || !crate::reset::consent_on_terminal(&f)? {
             return Err(f);
         }
@@ -242,11 +235,9 @@ pub async fn chain_for(
                 &format!("is the node at {url} running? (`ethmls devnet` starts one)"),
             )
         })?;
-    if let Some(address) = chain.sender()
-        && (on_demand || local::is_local_anvil(&chain, &url).await)
-    {
+    if let Some(address) = chain.sender() {
         // On the local chain, the acting account gets ETH for its gas.
-        local::fund(&chain, address).await?;
+        local::fund_if_local(&chain, &url, address, on_demand).await?;
     }
     if signs {
         // A transaction that takes a while to be mined says so (stderr: stdout is the result).
@@ -406,22 +397,30 @@ fn active_groups(path: &Path, key: &StoreKey, account: Address) -> Option<Vec<Ad
 /// it is there: a new chain has none of them).
 const GROUPS_CHECKED: usize = 3;
 
-/// A new chain when none of `groups` has its contract on it.
+/// A new chain when none of `groups` has its contract on it (all looked for at once).
 async fn groups_on_chain(chain: &Chain, groups: &[Address], url: &str) -> Result<(), Failure> {
     if groups.is_empty() {
         return Ok(());
     }
-    for g in groups {
-        let code = chain.provider().get_code_at(*g).await.map_err(|e| {
+    let codes = futures_util::future::join_all(
+        groups
+            .iter()
+            .map(|g| chain.provider().get_code_at(*g).into_future()),
+    )
+    .await;
+    let mut found = false;
+    for code in codes {
+        let code = code.map_err(|e| {
             Failure::new(
                 Kind::Chain,
                 format!("the chain at {url} did not answer: {e}"),
                 "check the RPC endpoint (--rpc-url)",
             )
         })?;
-        if !code.is_empty() {
-            return Ok(());
-        }
+        found |= !code.is_empty();
+    }
+    if found {
+        return Ok(());
     }
     Err(Failure::new_chain(format!(
         "the chain at {url} has none of this account's {} group contracts: it is a new chain (a \
@@ -438,12 +437,14 @@ pub fn chain_marker(store: &Path) -> PathBuf {
 /// Checks that the chain at `url` is the one the account's state at `store` was made on
 /// (the genesis block hash recorded beside the store the first time), and that the
 /// deployment's contracts are on it. A restarted devnet or a local chain whose state was lost
-/// is a new chain: every group the store follows is gone from it.
+/// is a new chain: every group the store follows is gone from it, so a store's active
+/// `groups` (a few of them) are looked for too. All in one round trip.
 pub async fn check_chain(
     chain: &Chain,
     d: &Deployment,
     store: &Path,
     url: &str,
+    groups: &[Address],
 ) -> Result<(), Failure> {
     let rpc = |e: String| {
         Failure::new(
@@ -452,11 +453,14 @@ pub async fn check_chain(
             "check the RPC endpoint (--rpc-url)",
         )
     };
-    // Both reads at once (one round trip).
-    let (genesis, code) = tokio::join!(
+    // Every read at once (one round trip).
+    let (genesis, code, found) = tokio::join!(
         chain.provider().get_block_by_number(0.into()),
-        chain.provider().get_code_at(d.group_factory)
+        chain.provider().get_code_at(d.group_factory),
+        groups_on_chain(chain, groups, url)
     );
+    // (The chain is recorded only once the store is known to belong to it.)
+    found?;
     let genesis = genesis
         .map_err(|e| rpc(e.to_string()))?
         .map(|b| format!("{:#x}", b.header.hash))
