@@ -694,8 +694,8 @@ impl<D: DeliveryService + 'static> Client<D> {
             .bound_to(self.config.deployment.group_factory, group)
     }
 
-    /// Subscribes to `topic` from its saved cursor on (history first).
-    /// Subscribes to `topics` from their saved cursors, up to 16 at a time.
+    /// Subscribes to `topics` from their saved cursors on (history first), up to 16 at a
+    /// time.
     async fn subscribe_all(&mut self, topics: &[Topic]) -> Result<(), Error> {
         let mut since = Vec::with_capacity(topics.len());
         for t in topics {
