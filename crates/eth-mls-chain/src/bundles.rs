@@ -93,17 +93,23 @@ impl Erc7627 {
         from_block: u64,
     ) -> Result<Option<PublishedBundle>, Error> {
         let index = key_index::inbox();
-        let Some(key) = self.public_key(account, index).await? else {
+        let provider = self.chain.provider();
+        // The key, its validity and the head at once (one round trip).
+        let (key, valid, head) = futures_util::future::try_join3(
+            self.public_key(account, index),
+            self.is_key_valid(account, index),
+            async { Ok(provider.get_block_number().await?) },
+        )
+        .await?;
+        let Some(key) = key else {
             return Ok(None);
         };
         let Ok(identity_key) = <[u8; 56]>::try_from(key.key.as_slice()) else {
             return Ok(None);
         };
-        if key.algorithm != KeyAlgorithm::X448 || !self.is_key_valid(account, index).await? {
+        if key.algorithm != KeyAlgorithm::X448 || !valid {
             return Ok(None);
         }
-        let provider = self.chain.provider();
-        let head = provider.get_block_number().await?;
         let filter = Filter::new()
             .address(self.address())
             .event_signature(MessageSent::SIGNATURE_HASH)

@@ -345,17 +345,22 @@ impl Chain {
     /// there) a new slot: the next nonce and the fees now.
     pub async fn slot(&self, resume: Option<TxSlot>) -> Result<TxSlot, Error> {
         let sender = self.sender.ok_or(Error::NoSigner)?;
-        let now = self.fees().await?;
         let mut nonces = self.nonce.lock().await;
-        let pending = match nonces.next {
-            Some(n) => n,
-            None => {
-                self.provider
-                    .get_transaction_count(sender)
-                    .pending()
-                    .await?
+        // The fees and (when no transaction is in flight) the next nonce in one round trip;
+        // the counter is held meanwhile, so no other send takes that nonce.
+        let next = nonces.next;
+        let (now, pending) = futures_util::future::try_join(self.fees(), async {
+            match next {
+                Some(n) => Ok(n),
+                None => Ok::<_, Error>(
+                    self.provider
+                        .get_transaction_count(sender)
+                        .pending()
+                        .await?,
+                ),
             }
-        };
+        })
+        .await?;
         if let Some(old) = resume
             && old.nonce < pending
         {
