@@ -915,7 +915,14 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// `account`'s registered inbox key read from the registry now (and cached): `None` when
     /// it has none, or one that is revoked, expired or not an X448 key.
     async fn read_inbox_key(&mut self, account: Address) -> Result<Option<[u8; 56]>, Error> {
-        let key = self
+        let key = self.fetch_inbox_key(account).await?;
+        self.peers.record(account, key, std::time::Instant::now());
+        Ok(key)
+    }
+
+    /// `account`'s registered, valid X448 inbox key, read from the registry (not cached).
+    async fn fetch_inbox_key(&self, account: Address) -> Result<Option<[u8; 56]>, Error> {
+        Ok(self
             .registry
             .public_key(account, eth_mls_chain::key_index::inbox())
             .await
@@ -924,9 +931,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 k.algorithm == KeyAlgorithm::X448
                     && (k.valid_before == 0 || k.valid_before > now() as u64)
             })
-            .and_then(|k| <[u8; 56]>::try_from(k.key.as_slice()).ok());
-        self.peers.record(account, key, std::time::Instant::now());
-        Ok(key)
+            .and_then(|k| <[u8; 56]>::try_from(k.key.as_slice()).ok()))
     }
 
     /// Whether `identity_key` is `account`'s registered inbox key (decision 20): from the
@@ -958,16 +963,25 @@ impl<D: DeliveryService + 'static> Client<D> {
         // The receiver acts only on sessions bound to this account's registered key: publish
         // it first when it is not (yet) the registered one.
         let me = self.address();
-        let mine = match self.peers.registered(me, std::time::Instant::now()) {
-            Some(key) => key,
-            None => self.read_inbox_key(me).await?,
+        let cached = self.peers.registered(me, std::time::Instant::now());
+        // The peer's key is read fresh for every send (sends are rare): a peer that rotated
+        // its key a moment ago is reached under the new one, never silently under the old.
+        // Ours, when not cached, in the same round trip.
+        let (mine, registered) = match cached {
+            Some(key) => (key, self.fetch_inbox_key(to).await?),
+            None => {
+                futures_util::future::try_join(self.fetch_inbox_key(me), self.fetch_inbox_key(to))
+                    .await?
+            }
         };
+        let at = std::time::Instant::now();
+        if cached.is_none() {
+            self.peers.record(me, mine, at);
+        }
+        self.peers.record(to, registered, at);
         if mine.as_ref() != Some(self.device.identity_key()) {
             self.publish_keys().await?;
         }
-        // Read fresh for every send (sends are rare): a peer that rotated its key a moment
-        // ago is reached under the new one, never silently under the old.
-        let registered = self.read_inbox_key(to).await?;
         let peer = to.into_array();
         let stale: Vec<[u8; 32]> = self
             .device
