@@ -111,14 +111,18 @@ fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
     })
 }
 
-/// Starts this command's node as `keypair`, listening on `listen`, and waits (with a progress
-/// line) until it is connected to one of `peers`. A failure is a transport error that says
-/// what to check.
+/// Starts this command's node as `keypair` (once per process: later calls get that one),
+/// listening on `listen`, and waits (with a progress line) until it is connected to one of
+/// `peers`. A failure is a transport error that says what to check.
 pub async fn start_client_node(
     keypair: Keypair,
     listen: &str,
     peers: Vec<Multiaddr>,
 ) -> Result<GossipNode, Failure> {
+    if let Some(node) = NODE.get() {
+        // Started already (a command that reset a lost chain opens its client again).
+        return Ok(node.clone());
+    }
     if peers.is_empty() {
         return Err(Failure::usage(
             "gossip delivery needs at least one peer",
@@ -181,7 +185,8 @@ pub async fn start_client_node(
                 "is `ethmls node` running at the --peer address? (or use --delivery chain)",
             ));
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A loopback relay answers in a few milliseconds: look again soon.
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -44,54 +44,50 @@ pub async fn client_on_chain(
     out: &Out,
 ) -> Result<(Cl, Chain, Deployment, Zeroizing<[u8; 32]>), Failure> {
     let (_, key, pw) = account_key(cli, home)?;
-    let (chain, url) = chain_for(cli, home, Some(&key), out).await?;
-    let d = deployment_on(cli, home, &chain).await?;
-    let signer: Arc<dyn EthereumSigner> = Arc::new(
-        LocalEthereumSigner::from_bytes(key.as_slice())
-            .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
-    );
-    let address = signer.address();
-    let path = store_path(home, address, d.chain_id)?;
-    lock_store(&path)?;
-    let store_key = prepare_store(&path, &key, &pw, out)?;
-    // The store's groups' contracts tell, whatever the record says: a devnet restarted within
-    // the same second has the same genesis block.
-    let groups = active_groups(&path, &store_key, address).unwrap_or_default();
-    if let Err(f) = check_chain(&chain, &d, &path, &url, &groups).await {
-        if !f.is_new_chain() || !crate::reset::consent_on_terminal(&f)? {
-            return Err(f);
+    let mode = delivery(cli, home)?;
+    // The gossip node starts and dials its peers while the chain is checked: both wait on
+    // the network, neither on the other.
+    let gossip = async {
+        Ok(match mode {
+            Delivery::Chain => None,
+            Delivery::Gossip | Delivery::Both => Some(
+                net::start_client_node(
+                    net::account_node_key(&key)?,
+                    &listen(cli, home, net::CLIENT_LISTEN)?,
+                    net::parse_peers(&peers(cli, home)?)?,
+                )
+                .await,
+            ),
+        })
+    };
+    let (checked, node) = tokio::try_join!(checked_chain(cli, home, &key, &pw, out), gossip)?;
+    let (chain, d, signer, path, store_key) = match checked {
+        Ok(checked) => checked,
+        Err(f) => {
+            if !f.is_new_chain() || !crate::reset::consent_on_terminal(&f)? {
+                return Err(f);
+            }
+            crate::reset::reset(cli, home, out).await?;
+            // The contracts of a chain that was lost are deployed again by its next use.
+            return Box::pin(client_on_chain(cli, home, out)).await;
         }
-        crate::reset::reset(cli, home, out).await?;
-        // The contracts of a chain that was lost are deployed again by its next use.
-        return Box::pin(client_on_chain(cli, home, out)).await;
-    }
+    };
     let stream = StreamConfig {
         poll_interval: Duration::from_millis(200),
         ..StreamConfig::default()
     };
-    let mode = delivery(cli, home)?;
     let chain_channel = || ChainChannel::new(chain.clone(), d.erc7627, stream.clone());
-    let delivery: Arc<dyn DeliveryService> = match mode {
-        Delivery::Chain => Arc::new(chain_channel()),
-        Delivery::Gossip | Delivery::Both => {
-            let node = net::start_client_node(
-                net::account_node_key(&key)?,
-                &listen(cli, home, net::CLIENT_LISTEN)?,
-                net::parse_peers(&peers(cli, home)?)?,
-            )
-            .await;
-            match (mode, node) {
-                (Delivery::Gossip, node) => Arc::new(node?),
-                (_, Ok(node)) => Arc::new(Redundant::new(node, chain_channel())),
-                (_, Err(e)) => {
-                    // Both: the chain alone still delivers everything (later).
-                    out.progress(&format!(
-                        "gossip unavailable ({}); using the chain alone",
-                        e.message()
-                    ));
-                    Arc::new(chain_channel())
-                }
-            }
+    let delivery: Arc<dyn DeliveryService> = match (mode, node) {
+        (Delivery::Chain, _) | (_, None) => Arc::new(chain_channel()),
+        (Delivery::Gossip, Some(node)) => Arc::new(node?),
+        (_, Some(Ok(node))) => Arc::new(Redundant::new(node, chain_channel())),
+        (_, Some(Err(e))) => {
+            // Both: the chain alone still delivers everything (later).
+            out.progress(&format!(
+                "gossip unavailable ({}); using the chain alone",
+                e.message()
+            ));
+            Arc::new(chain_channel())
         }
     };
     let mut config = ClientConfig::new(d, DOMAIN);
@@ -104,6 +100,43 @@ pub async fn client_on_chain(
     c.sync().await.map_err(Failure::from_client)?;
     catch_up(&mut c).await?;
     Ok((c, chain, d, key))
+}
+
+/// A checked chain with the deployment, the account's signer, its store's path and key.
+type Checked = (
+    Chain,
+    Deployment,
+    Arc<dyn EthereumSigner>,
+    PathBuf,
+    StoreKey,
+);
+
+/// The chain, checked to be the one the account's store was made on (a new chain is the
+/// inner `Err`, for the caller to offer a reset), with the deployment, the account's signer,
+/// its store's path (locked) and key.
+async fn checked_chain(
+    cli: &Cli,
+    home: &Path,
+    key: &Zeroizing<[u8; 32]>,
+    pw: &str,
+    out: &Out,
+) -> Result<Result<Checked, Failure>, Failure> {
+    let (chain, url) = chain_for(cli, home, Some(key), out).await?;
+    let d = deployment_on(cli, home, &chain).await?;
+    let signer: Arc<dyn EthereumSigner> = Arc::new(
+        LocalEthereumSigner::from_bytes(key.as_slice())
+            .map_err(|e| Failure::usage(format!("bad key: {e}"), ""))?,
+    );
+    let address = signer.address();
+    let path = store_path(home, address, d.chain_id)?;
+    lock_store(&path)?;
+    let store_key = prepare_store(&path, key, pw, out)?;
+    // The store's groups' contracts tell, whatever the record says: a devnet restarted within
+    // the same second has the same genesis block.
+    let groups = active_groups(&path, &store_key, address).unwrap_or_default();
+    Ok(check_chain(&chain, &d, &path, &url, &groups)
+        .await
+        .map(|()| (chain, d, signer, path, store_key)))
 }
 
 /// Epochs the chain has registered beyond this client's, over its active groups.
