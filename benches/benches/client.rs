@@ -447,6 +447,8 @@ async fn open_and_send(groups: usize, epochs: u64) -> [(Duration, u64); 2] {
     };
     let net = MemoryNetwork::new(3, Faults::NONE);
     let mut alice = open_store(devnet.chain(1).await.unwrap(), net.add_node("alice")).await;
+    // A registered account, as `ethmls register` leaves it.
+    alice.publish_keys().await.unwrap();
     let mut made = Vec::new();
     for g in 0..groups {
         made.push(
@@ -544,11 +546,11 @@ async fn open_and_send(groups: usize, epochs: u64) -> [(Duration, u64); 2] {
 /// Issue 30's second target: invitation to the first message the invitee reads, on a chain
 /// mining every 2 s with both clients' RPC 100 ms away, at `confirmations`; the time and the
 /// blocks mined meanwhile.
-async fn invitation_on_a_slow_chain(confirmations: u64) -> (Duration, u64) {
+async fn invitation_on_a_slow_chain(confirmations: u64, run: usize) -> (Duration, u64) {
     use eth_mls_chain::alloy::providers::Provider;
     let devnet = Devnet::start().unwrap();
     let d = devnet.deploy().await.unwrap();
-    let dir = dir(&format!("invite-slow-{confirmations}"));
+    let dir = dir(&format!("invite-slow-{confirmations}-{run}"));
     let net = MemoryNetwork::new(5, Faults::NONE);
     let proxy = slow_rpc(&devnet, Duration::from_millis(100)).await;
     let chain = |i: usize| {
@@ -604,26 +606,68 @@ async fn invitation_on_a_slow_chain(confirmations: u64) -> (Duration, u64) {
     let first = head().await;
     proxy.reset_stats();
     let start = Instant::now();
-    invite_and_join(Some(&net), &mut alice, &mut bob, group).await;
-    if std::env::var("ETH_MLS_BENCH_TRACE").is_ok() {
-        println!(
-            "joined after {:?}: {:?}",
-            start.elapsed(),
-            proxy.stats().methods
-        );
-    }
-    alice.send(group, b"welcome").await.unwrap();
-    loop {
-        net.run_until_idle();
-        bob.sync().await.unwrap();
-        if bob
-            .drain_events()
-            .iter()
-            .any(|e| matches!(e, ClientEvent::Message { data, .. } if data == b"welcome"))
-        {
-            return (start.elapsed(), head().await - first);
+    let who = bob.address();
+    let trace = std::env::var("ETH_MLS_BENCH_TRACE").is_ok();
+    alice.invite(group, who, "").await.unwrap();
+    // Both clients at once, as on two machines: alice takes in the acceptance, commits the add
+    // and says welcome once it is merged; bob accepts, joins and reads it.
+    let inviter = async {
+        while !alice.members(group).unwrap().contains(&who) {
+            net.run_until_idle();
+            alice.sync().await.unwrap();
+            for e in alice.drain_events() {
+                if trace {
+                    println!("{:?} alice: {e:?}", start.elapsed());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        alice.send(group, b"welcome").await.unwrap();
+    };
+    let invitee = async {
+        loop {
+            net.run_until_idle();
+            bob.sync().await.unwrap();
+            for e in bob.drain_events() {
+                if trace {
+                    println!("{:?} bob: {e:?}", start.elapsed());
+                }
+                match e {
+                    ClientEvent::InvitationReceived { request_id, .. } => {
+                        bob.accept(request_id).await.unwrap()
+                    }
+                    ClientEvent::Message { data, .. } if data == b"welcome" => {
+                        return start.elapsed();
+                    }
+                    _ => {}
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    let blocks = async {
+        // With ETH_MLS_BENCH_TRACE: when each block came, beside the clients' events.
+        if !trace {
+            std::future::pending::<()>().await;
+        }
+        let mut last = first;
+        loop {
+            let h = head().await;
+            if h != last {
+                println!("{:?} block {h}", start.elapsed());
+                last = h;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let ((), took) = tokio::select! {
+        r = async { tokio::join!(inviter, invitee) } => r,
+        () = blocks => unreachable!("the block watch never ends"),
+    };
+    if std::env::var("ETH_MLS_BENCH_TRACE").is_ok() {
+        println!("read after {took:?}: {:?}", proxy.stats().methods);
     }
+    (took, head().await - first)
 }
 
 /// A number from the environment, or `default`.
@@ -688,9 +732,15 @@ fn main() {
                 ms(cli)
             );
             for confirmations in [0, 1] {
-                let (t, blocks) = invitation_on_a_slow_chain(confirmations).await;
+                // The block phase at the start moves a run by up to a block: median of 3.
+                let mut runs = Vec::new();
+                for run in 0..3 {
+                    runs.push(invitation_on_a_slow_chain(confirmations, run).await);
+                }
+                runs.sort();
+                let (t, blocks) = runs[1];
                 println!(
-                    "| invitation to first message read, {confirmations} confirmation(s) (target 3 blocks + 1 s = 7 s) | {} | {blocks} blocks |",
+                    "| invitation to first message read, {confirmations} confirmation(s), both clients running at once (median of 3; target 3 blocks + 1 s = 7 s) | {} | {blocks} blocks |",
                     ms(t)
                 );
             }
