@@ -520,6 +520,43 @@ async fn a_transaction_after_a_reorg_dropped_the_previous_one_is_mined() {
     );
 }
 
+/// Bob's messages from the next block on, streamed over the devnet's WebSocket endpoint
+/// through the fault harness's WebSocket proxy, polling every 100 ms when not subscribed and
+/// reading every ten minutes at the least when subscribed (so only the node's notifications
+/// wake it in a test).
+#[cfg(feature = "ws")]
+async fn pushed_stream(
+    devnet: &Devnet,
+    d: Deployment,
+    bob: Address,
+    confirmations: u64,
+) -> (
+    eth_mls_chain::faults::WsFaultProxy,
+    futures_util::stream::BoxStream<
+        'static,
+        Result<eth_mls_chain::Event<eth_mls_chain::MessageSent>, eth_mls_chain::Error>,
+    >,
+) {
+    use alloy::providers::Provider;
+    let proxy = eth_mls_chain::faults::WsFaultProxy::start(&devnet.ws_url())
+        .await
+        .unwrap();
+    let reader = Chain::connect(&proxy.url(), None).await.unwrap();
+    assert!(reader.is_pubsub());
+    let config = StreamConfig {
+        poll_interval: Duration::from_millis(100),
+        pushed_poll_interval: Duration::from_secs(600),
+        confirmations,
+        ..fast()
+    };
+    let head = reader.provider().get_block_number().await.unwrap();
+    let stream =
+        reader
+            .erc7627(d.erc7627)
+            .messages(None, Some(bob), Cursor::at_block(head + 1), config);
+    (proxy, stream.boxed())
+}
+
 /// Over a WebSocket endpoint a caught-up stream is woken by `eth_subscribe`, not by polling
 /// (its fallback read every ten minutes; it asks the node a handful of times in the seconds
 /// it waits, where polling every 100 ms would ask dozens): a message with one confirmation
@@ -528,22 +565,10 @@ async fn a_transaction_after_a_reorg_dropped_the_previous_one_is_mined() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_over_websocket_is_woken_by_the_node_not_by_polling() {
     use alloy::providers::Provider;
-    use eth_mls_chain::faults::WsFaultProxy;
     use std::sync::atomic::{AtomicBool, Ordering};
     let (devnet, d, alice, bob) = setup().await;
-    let proxy = WsFaultProxy::start(&devnet.ws_url()).await.unwrap();
-    let reader = Chain::connect(&proxy.url(), None).await.unwrap();
-    assert!(reader.is_pubsub());
     assert!(!alice.is_pubsub(), "HTTP polls");
-    let slow = StreamConfig {
-        poll_interval: Duration::from_millis(100),
-        pushed_poll_interval: Duration::from_secs(600),
-        confirmations: 1,
-        ..fast()
-    };
-    let head = reader.provider().get_block_number().await.unwrap();
-    let registry = reader.erc7627(d.erc7627);
-    let mut stream = Box::pin(registry.messages(None, Some(bob), Cursor::at_block(head + 1), slow));
+    let (proxy, mut stream) = pushed_stream(&devnet, d, bob, 1).await;
     let confirmed = Arc::new(AtomicBool::new(false));
     let writer = tokio::spawn({
         let (registry, confirmed) = (alice.erc7627(d.erc7627), confirmed.clone());
@@ -619,23 +644,8 @@ async fn an_abandoned_slot_leaves_no_nonce_gap() {
 #[cfg(feature = "ws")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_websocket_stream_survives_a_cut_socket_and_a_notification_flood() {
-    use alloy::providers::Provider;
-    use eth_mls_chain::faults::WsFaultProxy;
     let (devnet, d, alice, bob) = setup().await;
-    let proxy = WsFaultProxy::start(&devnet.ws_url()).await.unwrap();
-    let reader = Chain::connect(&proxy.url(), None).await.unwrap();
-    let config = StreamConfig {
-        poll_interval: Duration::from_millis(100),
-        pushed_poll_interval: Duration::from_secs(600),
-        ..fast()
-    };
-    let head = reader.provider().get_block_number().await.unwrap();
-    let mut stream = Box::pin(reader.erc7627(d.erc7627).messages(
-        None,
-        Some(bob),
-        Cursor::at_block(head + 1),
-        config,
-    ));
+    let (proxy, mut stream) = pushed_stream(&devnet, d, bob, 0).await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let reading = tokio::spawn(async move {
         while let Some(e) = stream.next().await {

@@ -76,10 +76,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             Some(w) if w.groups == active && !w.watch.ended() => {
                 let news = w.watch.take();
                 self.chain_news |= news || stale;
-                if self
-                    .next_read_at()
-                    .is_some_and(|t| t > tokio::time::Instant::now())
-                {
+                if self.chain_fresh() {
                     // A node flooding notifications gets one read per poll interval; the news
                     // waits for it.
                     return false;
