@@ -1424,7 +1424,19 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// The next event, taking in input until one comes or `timeout` passes.
     pub async fn next_event(&mut self, timeout: Duration) -> Result<Option<ClientEvent>, Error> {
+        self.next_event_or(timeout, std::future::pending()).await
+    }
+
+    /// [`Client::next_event`], returning `None` early when `wake` completes while the client
+    /// waits for input (never inside a step: the client is not interrupted halfway). A driver
+    /// that serves requests (`ethmls daemon`) passes the arrival of the next one.
+    pub async fn next_event_or(
+        &mut self,
+        timeout: Duration,
+        wake: impl std::future::Future<Output = ()>,
+    ) -> Result<Option<ClientEvent>, Error> {
         let deadline = tokio::time::Instant::now() + timeout;
+        let mut wake = std::pin::pin!(wake);
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Ok(Some(e));
@@ -1444,6 +1456,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 frame = self.subscriptions.next() => frame,
                 () = chain::woken(&mut self.watch, news, not_before) => None,
                 () = tokio::time::sleep(wait) => None,
+                () = &mut wake => return Ok(None),
             };
             if let Some(envelope) = frame {
                 self.handle_envelope(envelope).await?;

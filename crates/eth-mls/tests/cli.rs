@@ -8,6 +8,9 @@
 #[path = "cli/chain.rs"]
 mod chain;
 mod common;
+/// Issue 31: the daemon.
+#[path = "cli/daemon.rs"]
+mod daemon;
 /// Issue 29's edges: chain resets, refusals, text output, signals, passwords, damage.
 #[path = "cli/edges.rs"]
 mod edges;

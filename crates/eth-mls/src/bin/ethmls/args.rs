@@ -91,6 +91,27 @@ pub enum Command {
     },
     /// Deploys the contracts with the account (any RPC) and writes the deployment.
     Deploy,
+    /// The account's client kept running, serving a local API (JSON-RPC 2.0 over a Unix
+    /// socket, and HTTP + WebSocket on 127.0.0.1 with a token): while it runs, every command
+    /// of the account goes through it, so several terminals can use one account at once.
+    Daemon {
+        /// Start it in the background and return once it serves (its output goes to
+        /// `daemon/ACCOUNT.log` in the home).
+        #[arg(long, conflicts_with_all = ["stop", "status"])]
+        detach: bool,
+        /// Stop the account's daemon.
+        #[arg(long, conflicts_with = "status")]
+        stop: bool,
+        /// Whether the account's daemon runs, and where it serves.
+        #[arg(long)]
+        status: bool,
+        /// The HTTP + WebSocket port on 127.0.0.1 (default: a free one).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Read the password from standard input (how `--detach` hands it over).
+        #[arg(long, hide = true)]
+        password_stdin: bool,
+    },
     /// Gives an address ETH on a local anvil.
     Fund {
         /// The address.
@@ -167,6 +188,7 @@ impl Command {
             Command::Account(a) => format!("account {}", a.name()),
             Command::Devnet { .. } => "devnet".into(),
             Command::Deploy => "deploy".into(),
+            Command::Daemon { .. } => "daemon".into(),
             Command::Fund { .. } => "fund".into(),
             Command::Register => "register".into(),
             Command::Group(g) => format!("group {}", g.name()),

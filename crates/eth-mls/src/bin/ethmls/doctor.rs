@@ -8,6 +8,7 @@ use std::time::Duration;
 use eth_mls::ClientEvent;
 use serde_json::{Value, json};
 
+use crate::api::Ctx;
 use crate::args::Cli;
 use crate::out::{Failure, Kind, Out};
 use crate::{Cl, client_on_chain, delivery, net, sync_until};
@@ -22,7 +23,7 @@ const CREATE_GROUP_GAS: u64 = 475_072;
 /// `ethmls doctor`: the report, exit 0 when healthy; otherwise the same report with the
 /// first problem as the failure (exit 1, or the code of what stopped the account opening).
 pub async fn run(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure> {
-    let (mut c, chain, d, _) = match client_on_chain(cli, home, out).await {
+    let (mut c, chain, deployment, key) = match client_on_chain(cli, home, out).await {
         Ok(opened) => opened,
         Err(f) => {
             let report = json!({
@@ -33,7 +34,22 @@ pub async fn run(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure> {
         }
     };
     let events = sync_until(&mut c, Duration::from_secs(2), None, |_| false).await?;
-    let mut report = report(&c, &events).await?;
+    let mut ctx = Ctx {
+        chain,
+        deployment,
+        key,
+        delivery: delivery(cli, home)?.name(),
+        recent: Vec::new(),
+    };
+    ctx.remember(&events);
+    check(&c, &ctx).await
+}
+
+/// The report on an open client: its groups, the events of `ctx.recent`, the balance and the
+/// prices, gossip.
+pub async fn check(c: &Cl, ctx: &Ctx) -> Result<Value, Failure> {
+    let (chain, d) = (&ctx.chain, &ctx.deployment);
+    let mut report = report(c, &ctx.recent).await?;
     let mut problems = Vec::new();
     let registered = match chain.erc7627(d.erc7627).peer_key(c.address()).await {
         Ok(k) => k.and_then(|k| eth_mls_transport::peer_id_from_ed25519(&k).ok()),
@@ -45,7 +61,7 @@ pub async fn run(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure> {
             None
         }
     };
-    report["delivery"] = json!(delivery(cli, home)?.name());
+    report["delivery"] = json!(ctx.delivery);
     // What the account holds and what its transactions cost now (issue 30).
     let balance =
         eth_mls_chain::alloy::providers::Provider::get_balance(chain.provider(), c.address()).await;

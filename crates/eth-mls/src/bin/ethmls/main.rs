@@ -24,17 +24,20 @@ macro_rules! say_err {
 }
 
 mod account;
+mod api;
 mod args;
 mod chat;
+mod daemon;
 mod doctor;
-mod group;
 mod local;
 mod net;
 mod open;
 mod out;
 mod private;
+mod remote;
 mod reset;
 mod signals;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -313,6 +316,20 @@ fn account_names(home: &Path) -> Result<Vec<String>, Failure> {
 /// The password: `--password-file` (or `ETHMLS_PASSWORD_FILE`), else a hidden prompt on a
 /// terminal. Never from the command line itself.
 fn password(cli: &Cli, prompt: &str) -> Result<Zeroizing<String>, Failure> {
+    if matches!(
+        cli.command,
+        Command::Daemon {
+            password_stdin: true,
+            ..
+        }
+    ) {
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .map_err(|e| Failure::usage(format!("could not read the password: {e}"), ""))?;
+        let trimmed = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_string());
+        return Ok(trimmed);
+    }
     if let Some(path) = &cli.password_file {
         private::check_password_file(path)?;
         let text = std::fs::read_to_string(path).map_err(|e| Failure::io(path, e))?;
@@ -433,6 +450,9 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
     let home = home(cli)?;
     private::secure_home(&home)?;
     out::set_names(account::names(&home));
+    if let Some((method, params)) = api::request(&cli.command) {
+        return operation(cli, &home, out, method, &params).await;
+    }
     match &cli.command {
         Command::Account(cmd) => account::run(cli, &home, cmd).await,
         Command::Reset { yes } => reset::command(cli, &home, *yes, out).await,
@@ -474,84 +494,14 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
                 })?;
             Ok(json!({ "address": format!("{address:#x}"), "eth": eth }))
         }
-        Command::Register => {
-            let (mut c, chain, d, key) = client_on_chain(cli, &home, out).await?;
-            let mut bar = Progress::new("registering (prekey bundle, node key)", 2);
-            bar.set(0);
-            c.publish_keys().await.map_err(Failure::from_client)?;
-            bar.set(1);
-            // The account's gossip node key, so members find its PeerId by its address.
-            let node_key = net::account_node_key(&key)?;
-            let public = eth_mls_transport::ed25519_public_key(&node_key)
-                .ok_or_else(|| Failure::new(Kind::Other, "the node key is not Ed25519", ""))?;
-            chain
-                .erc7627(d.erc7627)
-                .publish_peer_key(&public, 0)
-                .await
-                .map_err(|e| {
-                    Failure::chain(
-                        e,
-                        "is the account funded? (on a local anvil: `ethmls fund ADDRESS`)",
-                    )
-                })?;
-            bar.set(2);
-            bar.done();
-            Ok(json!({
-                "address": format!("{:#x}", c.address()),
-                "peer_id": node_key.public().to_peer_id().to_base58(),
-            }))
-        }
-        Command::Group(cmd) => group::run(cli, &home, cmd, out).await,
-        Command::Send { group, text } => {
-            let g = parse_address(group)?;
-            let mut c = client(cli, &home, out).await?;
-            paid_messages_chosen(cli, &home, c.chain_id())?;
-            // `send` publishes at once; the node's shutdown lets it leave.
-            c.send(g, text.as_bytes())
-                .await
-                .map_err(Failure::from_client)?;
-            Ok(json!({ "group": format!("{g:#x}"), "epoch": c.epoch(g).ok() }))
-        }
-        Command::Read { group } => {
-            let g = parse_address(group)?;
-            // Local: what the store kept, with no chain or relay involved.
-            let view = open::view(cli, &home, out)?;
-            let stored = match &view {
-                Some(v) => v.messages(g).map_err(|e| match e {
-                    eth_mls::Error::UnknownGroup { .. } => unknown_group(g),
-                    e => Failure::from_client(e),
-                })?,
-                None => return Err(unknown_group(g)),
-            };
-            let messages: Vec<Value> = stored
-                .into_iter()
-                .map(|m| {
-                    let mut v = json!({
-                        "sender": format!("{:#x}", m.sender),
-                        "epoch": m.epoch,
-                        "received_at": m.received_at,
-                        "text": String::from_utf8_lossy(&m.data),
-                    });
-                    out::annotate(&mut v);
-                    v
-                })
-                .collect();
-            if !out.json {
-                for m in &messages {
-                    say!(
-                        "{} [epoch {}] {}: {}",
-                        m["received_at"],
-                        m["epoch"],
-                        out::who(m["sender"].as_str().unwrap_or("")),
-                        out::clean(m["text"].as_str().unwrap_or(""))
-                    );
-                }
-                out::printed("messages");
-            }
-            let active = view.as_ref().is_some_and(|v| v.is_active(g));
-            Ok(json!({ "group": format!("{g:#x}"), "active": active, "messages": messages }))
-        }
+        Command::Daemon { stop: true, .. } => remote::stop(cli, &home, out).await,
+        Command::Daemon { status: true, .. } => remote::status(cli, &home, out).await,
+        Command::Daemon { detach: true, .. } => daemon::detach(cli, &home, out).await,
+        Command::Daemon { port, .. } => daemon::run(cli, &home, *port, out).await,
         Command::Watch { timeout, count } => {
+            if let Some(r) = remote::connect(cli, &home).await? {
+                return r.watch(*timeout, *count, out).await;
+            }
             let mut c = client(cli, &home, out).await?;
             let stop = signals::listen();
             let deadline = timeout.map(|t| Instant::now() + Duration::from_secs(t));
@@ -578,6 +528,10 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         }
         Command::Chat { group } => {
             let g = parse_address(group)?;
+            if let Some(r) = remote::connect(cli, &home).await? {
+                paid_messages_chosen(cli, &home, r.info["chain_id"].as_u64().unwrap_or(0))?;
+                return r.chat(&format!("{g:#x}"), out).await;
+            }
             let mut c = client(cli, &home, out).await?;
             if !c.is_active(g) {
                 return Err(Failure::usage(
@@ -588,20 +542,91 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
             paid_messages_chosen(cli, &home, c.chain_id())?;
             chat::run(&mut c, g, out).await
         }
-        Command::Doctor => doctor::run(cli, &home, out).await,
         Command::Node => {
             let listen = listen(cli, &home, net::NODE_LISTEN)?;
             let peers = net::parse_peers(&peers(cli, &home)?)?;
             net::run_node(&home, &listen, peers, out).await
         }
         Command::Config(cmd) => config(cli, &home, cmd),
-        Command::Sync { wait } => {
-            let mut c = client(cli, &home, out).await?;
-            let events = sync_until(&mut c, Duration::from_secs(*wait), None, |_| false).await?;
-            for e in &events {
-                out.event(&out::event_json(e));
+        Command::Register
+        | Command::Send { .. }
+        | Command::Read { .. }
+        | Command::Group(_)
+        | Command::Doctor
+        | Command::Sync { .. } => Err(Failure::new(
+            Kind::Other,
+            "an operation of the account (see `api::request`)",
+            "",
+        )),
+    }
+}
+
+/// One of the account's operations ([`api`]): through the account's daemon when one runs,
+/// else in this process.
+async fn operation(
+    cli: &Cli,
+    home: &Path,
+    out: &Out,
+    method: &str,
+    params: &Value,
+) -> Result<Value, Failure> {
+    if method == "group.create" {
+        out.progress("creating the group contract");
+    }
+    let result = match remote::connect(cli, home).await? {
+        Some(mut r) => {
+            if method == "send" {
+                paid_messages_chosen(cli, home, r.info["chain_id"].as_u64().unwrap_or(0))?;
             }
-            Ok(json!({ "events": events.len() }))
+            r.call(method, params, out).await
+        }
+        None => in_process(cli, home, out, method, params).await,
+    };
+    if let Ok(v) = &result {
+        api::show(method, v, out);
+    }
+    result
+}
+
+/// [`operation`] in this process: the store alone for the local questions, else the client.
+async fn in_process(
+    cli: &Cli,
+    home: &Path,
+    out: &Out,
+    method: &str,
+    params: &Value,
+) -> Result<Value, Failure> {
+    if api::is_local(method) {
+        // Local: what the store kept, with no chain or relay involved.
+        return match open::view(cli, home, out)? {
+            Some(v) => api::local(&v, method, params),
+            None => api::local_empty(method, params),
+        };
+    }
+    if method == "doctor" {
+        return doctor::run(cli, home, out).await;
+    }
+    let (mut c, chain, deployment, key) = client_on_chain(cli, home, out).await?;
+    if method == "send" {
+        paid_messages_chosen(cli, home, c.chain_id())?;
+    }
+    let ctx = api::Ctx {
+        chain,
+        deployment,
+        key,
+        delivery: delivery(cli, home)?.name(),
+        recent: Vec::new(),
+    };
+    match api::call(&mut c, &ctx, method, params).await? {
+        api::Outcome::Done(v) => Ok(v),
+        api::Outcome::Wait(w) => {
+            let events = sync_until(&mut c, w.within, w.progress, |s| (w.done)(s)).await?;
+            if w.show_events {
+                for e in &events {
+                    out.event(&out::event_json(e));
+                }
+            }
+            (w.finish)(&c, &events)
         }
     }
 }
@@ -804,14 +829,6 @@ fn paid_messages_chosen(cli: &Cli, home: &Path, chain_id: u64) -> Result<(), Fai
         "set up gossip (`ethmls config set peers ADDRESS` of an `ethmls node`), or choose the \
          chain explicitly: `ethmls config set delivery chain` (or --delivery chain)",
     ))
-}
-
-/// A group this account does not follow.
-fn unknown_group(g: Address) -> Failure {
-    Failure::usage(
-        format!("this account does not follow the group {g:#x}"),
-        "see `ethmls group list` (an invitation is accepted with `ethmls group accept`)",
-    )
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ impl Kind {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// Its name in the JSON envelope.
+    pub fn name(self) -> &'static str {
         match self {
             Kind::Other => "error",
             Kind::Usage => "usage",
@@ -56,6 +57,8 @@ pub enum Tag {
     NewChain,
     /// The local chain (anvil) exited as it started.
     LocalChainDied,
+    /// The API has no such method.
+    NoMethod,
 }
 
 /// A failed command: what went wrong and what to do next; with what the command found
@@ -114,6 +117,11 @@ impl Failure {
     pub fn with_result(mut self, result: Value) -> Self {
         self.result = Some(result);
         self
+    }
+
+    /// What the command found before it failed.
+    pub fn result(&self) -> Option<&Value> {
+        self.result.as_ref()
     }
 
     /// What went wrong.

@@ -1,0 +1,220 @@
+//! `ethmls daemon` (issue 31): one client per account serving its operations, so several
+//! terminals use one account at once; its API over the Unix socket, HTTP and WebSocket with
+//! the token; stopped, the account works in-process again with everything it kept.
+
+use super::*;
+
+use std::io::{Read as _, Write as _};
+
+/// An HTTP/1.1 request to the daemon on 127.0.0.1: the status code and the body.
+fn http(port: u16, request: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    let code = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+/// A JSON-RPC call over `POST /rpc` with `headers`.
+fn rpc(port: u16, headers: &str, body: &str) -> (u16, String) {
+    http(
+        port,
+        &format!(
+            "POST /rpc HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n{headers}\r\n{body}",
+            body.len()
+        ),
+    )
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+/// Alice runs a daemon; her `watch`, `group create`, `invite`, `send` and `read` run at the
+/// same time from other terminals (no `StoreInUse`), and her daemon adds bob when he accepts
+/// with nothing else of hers running. The API answers over HTTP only with the token and the
+/// loopback host, streams events over WebSocket; stopped, her account opens in-process with
+/// the history the daemon kept.
+#[test]
+fn two_terminals_share_one_account_through_its_daemon() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let devnet = Devnet::start().unwrap();
+    let deployment = rt.block_on(devnet.deploy()).unwrap();
+    let dir = common::dir("cli-daemon");
+    let deployment_file = dir.join("deployment.json");
+    deployment.save(&deployment_file).unwrap();
+    let password = dir.join("password");
+    write(&password, "correct horse battery staple\n");
+    let user = |name| User {
+        home: dir.join(name),
+        name,
+        rpc: devnet.rpc_url(),
+        deployment: deployment_file.clone(),
+        password: password.clone(),
+        extra: Vec::new(),
+    };
+    let (alice, bob) = (user("alice"), user("bob"));
+    alice.import(&devnet, 1, &dir);
+    bob.import(&devnet, 2, &dir);
+    alice.ok(&["register"]);
+    bob.ok(&["register"]);
+    let b = format!("{:#x}", devnet.addresses()[2]);
+
+    // Started in the background; its files are the owner's only.
+    let status = alice.ok(&["daemon", "--detach"]);
+    assert_eq!(status["running"], true, "{status}");
+    let info = &status["daemon"];
+    let socket = PathBuf::from(info["socket"].as_str().unwrap());
+    let token_file = PathBuf::from(info["token_file"].as_str().unwrap());
+    assert_eq!(mode(&socket), 0o600);
+    assert_eq!(mode(&token_file), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+    let port: u16 = info["http"]
+        .as_str()
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let again = alice.ok(&["daemon", "--detach"]);
+    assert_eq!(again["already_running"], true, "{again}");
+
+    // A `watch` in one terminal while the others act.
+    let mut watch = alice.spawn(&["watch", "--timeout", "120"]);
+    let mut watched = Lines::of(&mut watch);
+    let group = alice.ok(&["group", "create", "daemon"])["group"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    alice.ok(&["group", "invite", &group, &b]);
+    let mut id = None;
+    for _ in 0..40 {
+        if let Some(i) = bob.ok(&["group", "requests"])["invitations"]
+            .as_array()
+            .unwrap()
+            .first()
+        {
+            id = Some(i["id"].as_str().unwrap().to_string());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    // Alice's daemon adds bob: no command of hers runs meanwhile.
+    let joined = bob.ok(&["group", "accept", &id.unwrap(), "--wait", "60"]);
+    assert_eq!(joined["joined"], true, "{joined}");
+    watched.wait_for("alice's watch to see bob added", 30, |e| {
+        e["event"] == "member_added" && e["member"] == b.as_str()
+    });
+
+    // Events over WebSocket, with the token.
+    let (ws_tx, ws_rx) = std::sync::mpsc::channel::<Value>();
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let url = format!("ws://127.0.0.1:{port}/ws?token={token}");
+    rt.spawn(async move {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscribe"}"#,
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            if let Ok(v) = serde_json::from_str::<Value>(m.to_text().unwrap_or("")) {
+                let _ = ws_tx.send(v);
+            }
+        }
+    });
+    let subscribed = ws_rx
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .unwrap();
+    assert_eq!(subscribed["result"]["subscribed"], true, "{subscribed}");
+
+    // Messages both ways; alice's `send` goes through her daemon.
+    alice.ok(&["send", &group, "from alice's second terminal"]);
+    bob.ok(&["send", &group, "hello alice"]);
+    watched.wait_for("bob's message in alice's watch", 30, |e| {
+        e["event"] == "message" && e["text"] == "hello alice"
+    });
+    let over_ws = loop {
+        let v = ws_rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
+        if v["params"]["event"] == "message" {
+            break v;
+        }
+    };
+    assert_eq!(over_ws["method"], "event");
+    assert_eq!(over_ws["params"]["text"], "hello alice");
+    let read = alice.ok(&["read", &group]);
+    let t = texts(&read);
+    assert!(t.contains(&"hello alice".to_string()), "{t:?}");
+    bob.ok(&["sync", "--wait", "2"]);
+    let t = texts(&bob.ok(&["read", &group]));
+    assert!(
+        t.contains(&"from alice's second terminal".to_string()),
+        "{t:?}"
+    );
+
+    // HTTP: the token is required, compared exactly; the host must be loopback.
+    let call = r#"{"jsonrpc":"2.0","id":7,"method":"group.list"}"#;
+    let (code, _) = rpc(port, "", call);
+    assert_eq!(code, 401);
+    let wrong = format!("Authorization: Bearer {}0\r\n", &token[..token.len() - 1]);
+    assert_eq!(rpc(port, &wrong, call).0, 401);
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    let (code, body) = rpc(port, &bearer, call);
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["id"], 7);
+    assert_eq!(v["result"]["groups"][0]["group"], group.as_str(), "{v}");
+    let rebound = format!(
+        "POST /rpc HTTP/1.1\r\nHost: attacker.example:{port}\r\nContent-Length: {}\r\n\
+         Connection: close\r\n{bearer}\r\n{call}",
+        call.len()
+    );
+    assert_eq!(http(port, &rebound).0, 403);
+    // JSON-RPC's own errors.
+    let (_, body) = rpc(port, &bearer, r#"{"jsonrpc":"2.0","id":1,"method":"nope"}"#);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    let (_, body) = rpc(
+        port,
+        &bearer,
+        r#"{"jsonrpc":"2.0","id":2,"method":"send","params":{"group":"0x12"}}"#,
+    );
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    let (_, body) = rpc(port, &bearer, "{not json");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["code"], -32700, "{v}");
+
+    // Stopped: the socket is gone, the account opens in-process with its history.
+    watch.kill().unwrap();
+    let _ = watch.wait();
+    let stopped = alice.ok(&["daemon", "--stop"]);
+    assert_eq!(stopped["stopped"], true, "{stopped}");
+    assert!(!socket.exists());
+    assert_eq!(alice.ok(&["daemon", "--status"])["running"], false);
+    let t = texts(&alice.ok(&["read", &group]));
+    assert!(
+        t.contains(&"hello alice".to_string())
+            && t.contains(&"from alice's second terminal".to_string()),
+        "{t:?}"
+    );
+    alice.ok(&["send", &group, "in-process again"]);
+}
