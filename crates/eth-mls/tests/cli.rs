@@ -14,6 +14,9 @@ mod daemon;
 /// Issue 29's edges: chain resets, refusals, text output, signals, passwords, damage.
 #[path = "cli/edges.rs"]
 mod edges;
+/// Issue 31: the page, in a real browser.
+#[path = "cli/page.rs"]
+mod page;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -125,6 +128,28 @@ impl User {
             "--private-key-file",
             key_file.to_str().unwrap(),
         ])
+    }
+}
+
+/// Kills the daemons of these homes when dropped (a failed test leaves none running).
+struct Daemons(Vec<PathBuf>);
+
+impl Drop for Daemons {
+    fn drop(&mut self) {
+        for home in &self.0 {
+            for entry in std::fs::read_dir(home.join("daemon"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let info: Option<Value> = std::fs::read_to_string(entry.path())
+                    .ok()
+                    .and_then(|s| serde_json::from_str(&s).ok());
+                if let Some(pid) = info.as_ref().and_then(|i| i["pid"].as_u64()) {
+                    let _ = Command::new("kill").arg("-9").arg(pid.to_string()).status();
+                }
+            }
+        }
     }
 }
 

@@ -68,6 +68,7 @@ fn two_terminals_share_one_account_through_its_daemon() {
         extra: Vec::new(),
     };
     let (alice, bob) = (user("alice"), user("bob"));
+    let _daemons = Daemons(vec![alice.home.clone(), bob.home.clone()]);
     alice.import(&devnet, 1, &dir);
     bob.import(&devnet, 2, &dir);
     alice.ok(&["register"]);

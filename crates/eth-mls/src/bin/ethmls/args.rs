@@ -91,6 +91,13 @@ pub enum Command {
     },
     /// Deploys the contracts with the account (any RPC) and writes the deployment.
     Deploy,
+    /// The chat page in the browser, served by the account's daemon (started when it is
+    /// not running).
+    Ui {
+        /// Print the page's address instead of opening a browser.
+        #[arg(long)]
+        no_open: bool,
+    },
     /// The account's client kept running, serving a local API (JSON-RPC 2.0 over a Unix
     /// socket, and HTTP + WebSocket on 127.0.0.1 with a token): while it runs, every command
     /// of the account goes through it, so several terminals can use one account at once.
@@ -108,7 +115,7 @@ pub enum Command {
         /// The HTTP + WebSocket port on 127.0.0.1 (default: a free one).
         #[arg(long)]
         port: Option<u16>,
-        /// Read the password from standard input (how `--detach` hands it over).
+        /// Read the password from standard input (how `--detach` and `ui` hand it over).
         #[arg(long, hide = true)]
         password_stdin: bool,
     },
@@ -189,6 +196,7 @@ impl Command {
             Command::Devnet { .. } => "devnet".into(),
             Command::Deploy => "deploy".into(),
             Command::Daemon { .. } => "daemon".into(),
+            Command::Ui { .. } => "ui".into(),
             Command::Fund { .. } => "fund".into(),
             Command::Register => "register".into(),
             Command::Group(g) => format!("group {}", g.name()),

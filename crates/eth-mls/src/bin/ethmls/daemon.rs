@@ -411,7 +411,8 @@ impl State {
     /// An event: to the subscribers, the waiters, and `doctor`'s memory.
     fn event(&mut self, c: &Cl, ctx: &mut Ctx, e: ClientEvent) {
         ctx.remember(std::slice::from_ref(&e));
-        let shown = out::event_json(&e);
+        let mut shown = out::event_json(&e);
+        out::annotate(&mut shown);
         let line = event_notification(&shown);
         // A subscriber that stopped reading (or left) is dropped.
         self.subscribers
@@ -420,8 +421,10 @@ impl State {
         while i < self.waiters.len() {
             let w = &mut self.waiters[i];
             w.seen.push(e.clone());
+            // A subscribed connection has the event already.
             if w.wait.show_events
                 && let Some(n) = &w.notify
+                && !self.subscribers.iter().any(|s| s.same_channel(n))
             {
                 let _ = n.try_send(line.clone());
             }
@@ -480,11 +483,39 @@ pub async fn detach(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure>
     let log2 = log.try_clone().map_err(|e| Failure::io(&paths.log, e))?;
     let exe = std::env::current_exe()
         .map_err(|e| Failure::new(Kind::Other, format!("where is ethmls? {e}"), ""))?;
-    let mut args: Vec<std::ffi::OsString> = std::env::args_os()
-        .skip(1)
-        .filter(|a| a != "--detach")
-        .collect();
-    args.push("--password-stdin".into());
+    // The daemon gets this command's settings (the environment is inherited too).
+    let mut args: Vec<std::ffi::OsString> = vec!["--home".into(), home.into()];
+    args.extend(["--account".into(), account.clone().into()]);
+    let flag = |args: &mut Vec<std::ffi::OsString>, name: &str, v: Option<std::ffi::OsString>| {
+        if let Some(v) = v {
+            args.extend([name.into(), v]);
+        }
+    };
+    flag(&mut args, "--rpc-url", cli.rpc_url.clone().map(Into::into));
+    flag(
+        &mut args,
+        "--deployment",
+        cli.deployment.clone().map(Into::into),
+    );
+    flag(
+        &mut args,
+        "--delivery",
+        cli.delivery.map(|d| d.name().into()),
+    );
+    flag(&mut args, "--listen", cli.listen.clone().map(Into::into));
+    if !cli.peers.is_empty() {
+        args.extend(["--peer".into(), cli.peers.join(",").into()]);
+    }
+    if cli.json {
+        args.push("--json".into());
+    }
+    args.extend(["daemon".into(), "--password-stdin".into()]);
+    if let crate::args::Command::Daemon {
+        port: Some(port), ..
+    } = &cli.command
+    {
+        args.extend(["--port".into(), port.to_string().into()]);
+    }
     let mut command = std::process::Command::new(exe);
     command
         .args(args)
@@ -527,4 +558,34 @@ pub async fn detach(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure>
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// `ethmls ui`: the account's daemon (started when it is not running), and its page opened
+/// in the browser (`xdg-open`, or `open` on macOS) or its address printed.
+pub async fn ui(cli: &Cli, home: &Path, no_open: bool, out: &Out) -> Result<Value, Failure> {
+    let status = detach(cli, home, out).await?;
+    let http = status["daemon"]["http"].as_str().unwrap_or("").to_string();
+    let token_file = status["daemon"]["token_file"].as_str().unwrap_or("");
+    let token =
+        std::fs::read_to_string(token_file).map_err(|e| Failure::io(Path::new(token_file), e))?;
+    let url = format!("{http}/?token={}", token.trim());
+    let mut opened = false;
+    if !no_open {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        opened = std::process::Command::new(opener)
+            .arg(&url)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !opened {
+            out.progress("no browser could be opened: open the address below");
+        }
+    }
+    Ok(json!({ "url": url, "opened": opened, "daemon": status["daemon"] }))
 }

@@ -497,6 +497,7 @@ async fn run(cli: &Cli, out: &Out) -> Result<Value, Failure> {
         Command::Daemon { stop: true, .. } => remote::stop(cli, &home, out).await,
         Command::Daemon { status: true, .. } => remote::status(cli, &home, out).await,
         Command::Daemon { detach: true, .. } => daemon::detach(cli, &home, out).await,
+        Command::Ui { no_open } => daemon::ui(cli, &home, *no_open, out).await,
         Command::Daemon { port, .. } => daemon::run(cli, &home, *port, out).await,
         Command::Watch { timeout, count } => {
             if let Some(r) = remote::connect(cli, &home).await? {

@@ -1,6 +1,7 @@
 //! The daemon's HTTP + WebSocket API on 127.0.0.1: `POST /rpc` (one JSON-RPC 2.0 request per
-//! body) and `GET /ws` (JSON-RPC over WebSocket text messages, events streamed after
-//! `subscribe`). Every request carries the token (`Authorization: Bearer TOKEN`, or
+//! body), `GET /ws` (JSON-RPC over WebSocket text messages, events streamed after
+//! `subscribe`), and the chat page (`GET /?token=TOKEN`, its script and style embedded in the
+//! binary, under a Content-Security-Policy that allows nothing but them and this WebSocket). Every request carries the token (`Authorization: Bearer TOKEN`, or
 //! `?token=TOKEN` where a browser cannot set a header), compared in constant time; the `Host`
 //! must be the loopback address and port (a page elsewhere cannot reach it through DNS
 //! rebinding), and a WebSocket's `Origin`, when sent, must be this server.
@@ -68,6 +69,26 @@ pub async fn serve(tcp: tokio::net::TcpListener, jobs: Jobs, token: Token, port:
 }
 
 type Reply = Response<Full<Bytes>>;
+
+/// The page, its script and its style (embedded: nothing is fetched from elsewhere).
+const PAGE: &str = include_str!("ui/index.html");
+const SCRIPT: &str = include_str!("ui/app.js");
+const STYLE: &str = include_str!("ui/app.css");
+
+/// A part of the page, under its Content-Security-Policy: its own script and style, this
+/// daemon's WebSocket, nothing inline, no frames, no forms posted anywhere.
+fn page(port: u16, content_type: &str, body: impl Into<Bytes>) -> Reply {
+    let mut r = reply(StatusCode::OK, content_type, body);
+    let csp = format!(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+         connect-src ws://127.0.0.1:{port} ws://localhost:{port}; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        r.headers_mut().insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    r
+}
 
 /// A response with the headers every answer carries.
 fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Reply {
@@ -148,6 +169,12 @@ async fn handle(
     Ok(match (req.method(), req.uri().path()) {
         (&Method::POST, "/rpc") => rpc(req, jobs).await,
         (&Method::GET, "/ws") => websocket(req, jobs),
+        (&Method::GET, "/") => {
+            let html = PAGE.replace("{{TOKEN}}", &token.0);
+            page(port, "text/html; charset=utf-8", html)
+        }
+        (&Method::GET, "/app.js") => page(port, "text/javascript; charset=utf-8", SCRIPT),
+        (&Method::GET, "/app.css") => page(port, "text/css; charset=utf-8", STYLE),
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     })
 }

@@ -1,0 +1,243 @@
+//! The chat page (issue 31) in a real browser: headless Chromium driven over WebDriver
+//! (chromedriver), two users in two browser sessions, each page served by its account's
+//! daemon (`ethmls ui`): create, invite, accept, chat both ways, a message carrying HTML and
+//! script shown as text, a removal, a reload that keeps the history.
+
+use super::*;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// chromedriver on a free port; killed on drop.
+struct Driver(Child, String);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn chromedriver() -> Driver {
+    let port = free_port();
+    let child = Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("chromedriver (Debian's chromium-driver; .ci/run installs it)");
+    let driver = Driver(child, format!("http://127.0.0.1:{port}"));
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return driver;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("chromedriver did not start");
+}
+
+/// A headless Chromium session with a profile of its own.
+async fn browser(driver: &str, profile: &Path) -> Client {
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        serde_json::json!({ "args": [
+            "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            "--window-size=1280,800", format!("--user-data-dir={}", profile.display()),
+        ]}),
+    );
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    ClientBuilder::new(connector)
+        .capabilities(caps)
+        .connect(driver)
+        .await
+        .expect("a Chromium session")
+}
+
+/// Waits (up to `secs`) until the script's expression holds in the page.
+async fn until(page: &Client, what: &str, secs: u64, expression: &str) {
+    let script = format!("return !!({expression});");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if page.execute(&script, vec![]).await.ok() == Some(Value::Bool(true)) {
+            return;
+        }
+        if std::time::Instant::now() >= deadline {
+            let text = page
+                .execute("return document.body.innerText;", vec![])
+                .await
+                .unwrap_or_default();
+            panic!("timed out waiting for {what}; the page shows:\n{text}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Whether a message with exactly `text` is shown.
+fn shows(text: &str) -> String {
+    format!(
+        "[...document.querySelectorAll('#messages .text')].some(e => e.textContent === {})",
+        serde_json::to_string(text).unwrap()
+    )
+}
+
+/// Clicks the element (waiting up to 30 s for it to be there).
+async fn click(page: &Client, css: &str) {
+    let query = format!(
+        "document.querySelector({})",
+        serde_json::to_string(css).unwrap()
+    );
+    until(page, css, 30, &query).await;
+    page.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+}
+
+async fn type_in(page: &Client, css: &str, text: &str) {
+    page.find(Locator::Css(css))
+        .await
+        .unwrap()
+        .send_keys(text)
+        .await
+        .unwrap();
+}
+
+/// The Enter key (WebDriver's code for it).
+const ENTER: &str = "\u{E007}";
+
+#[test]
+fn two_users_chat_in_the_browser() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let devnet = Devnet::start().unwrap();
+    let deployment = rt.block_on(devnet.deploy()).unwrap();
+    let dir = common::dir("cli-page");
+    let deployment_file = dir.join("deployment.json");
+    deployment.save(&deployment_file).unwrap();
+    let password = dir.join("password");
+    write(&password, "correct horse battery staple\n");
+    let user = |name| User {
+        home: dir.join(name),
+        name,
+        rpc: devnet.rpc_url(),
+        deployment: deployment_file.clone(),
+        password: password.clone(),
+        extra: Vec::new(),
+    };
+    let (alice, bob) = (user("alice"), user("bob"));
+    let _daemons = Daemons(vec![alice.home.clone(), bob.home.clone()]);
+    alice.import(&devnet, 1, &dir);
+    bob.import(&devnet, 2, &dir);
+    alice.ok(&["register"]);
+    bob.ok(&["register"]);
+    let b = format!("{:#x}", devnet.addresses()[2]);
+    // `ethmls ui` starts each account's daemon and gives its page's address.
+    let alice_url = alice.ok(&["ui", "--no-open"])["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bob_url = bob.ok(&["ui", "--no-open"])["url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Without the token the page is refused.
+    let (no_token, _) = bob_url.split_once("?token=").unwrap();
+    let port: u16 = no_token
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    use std::io::{Read as _, Write as _};
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+
+    let driver = chromedriver();
+    rt.block_on(async {
+        let a = browser(&driver.1, &dir.join("chrome-alice")).await;
+        let bb = browser(&driver.1, &dir.join("chrome-bob")).await;
+        a.goto(&alice_url).await.unwrap();
+        bb.goto(&bob_url).await.unwrap();
+        for page in [&a, &bb] {
+            until(page, "the connection", 20, "document.getElementById('connection').textContent === 'connected'").await;
+        }
+
+        // Alice creates a group and invites bob, with the keyboard.
+        type_in(&a, "#create-name", &format!("web{ENTER}")).await;
+        until(&a, "the new group", 60, "!document.getElementById('text').disabled").await;
+        type_in(&a, "#invite-address", &format!("{b}{ENTER}")).await;
+
+        // Bob accepts; alice's daemon adds him.
+        until(&bb, "the invitation", 60, "document.querySelector('#invitations button.accept')").await;
+        click(&bb, "#invitations button.accept").await;
+        until(&bb, "the joined group", 90, "document.querySelector('#groups button.group')").await;
+        click(&bb, "#groups button.group").await;
+        until(&bb, "the chat", 30, "!document.getElementById('text').disabled").await;
+
+        // Both ways.
+        type_in(&a, "#text", &format!("hi bob{ENTER}")).await;
+        until(&bb, "alice's message at bob", 30, &shows("hi bob")).await;
+        type_in(&bb, "#text", &format!("hi alice{ENTER}")).await;
+        until(&a, "bob's message at alice", 30, &shows("hi alice")).await;
+        // The sender is shown short, in full on hover.
+        let title = a
+            .execute(
+                "return [...document.querySelectorAll('#messages li')].find(li => li.textContent.includes('hi alice')).querySelector('.sender').title;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(title, Value::String(b.clone()));
+
+        // HTML and script from another account are text.
+        let attack = r#"<img src=x onerror="window.pwned=1"><script>window.pwned=2</script><b>bold</b>"#;
+        type_in(&bb, "#text", &format!("{attack}{ENTER}")).await;
+        until(&a, "the attack shown as text", 30, &shows(attack)).await;
+        let injected = a
+            .execute(
+                "return [document.querySelectorAll('#messages img, #messages script, #messages b').length, typeof window.pwned];",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(injected, serde_json::json!([0, "undefined"]));
+
+        // Alice removes bob: his page says so.
+        until(&a, "bob among the members", 30, "document.querySelector('#members button.remove')").await;
+        click(&a, "#members button.remove").await;
+        until(&bb, "bob told he was removed", 90, "document.getElementById('messages').textContent.includes('no longer a member')").await;
+        until(&a, "alice alone", 30, "document.querySelectorAll('#members li').length === 1").await;
+
+        // A reload keeps the history (the daemon's store).
+        a.refresh().await.unwrap();
+        until(&a, "the connection after the reload", 20, "document.getElementById('connection').textContent === 'connected'").await;
+        click(&a, "#groups button.group").await;
+        until(&a, "the history after the reload", 20, &format!("{} && {}", shows("hi bob"), shows("hi alice"))).await;
+        let png = a.screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"));
+        a.close().await.unwrap();
+        bb.close().await.unwrap();
+    });
+    alice.ok(&["daemon", "--stop"]);
+    bob.ok(&["daemon", "--stop"]);
+}
