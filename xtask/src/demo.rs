@@ -20,6 +20,34 @@ use serde_json::Value;
 use crate::tools::{self, Tools};
 use crate::{Result, stage};
 
+/// The demo's transcript: everything it prints, also written to `target/demo/transcript.txt`.
+static TRANSCRIPT: std::sync::Mutex<Option<fs::File>> = std::sync::Mutex::new(None);
+
+/// `println!`, and the line in the transcript.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        let line = format!($($t)*);
+        println!("{line}");
+        if let Ok(mut t) = TRANSCRIPT.lock()
+            && let Some(f) = t.as_mut()
+        {
+            use std::io::Write as _;
+            let _ = writeln!(f, "{line}");
+        }
+    }};
+}
+
+/// A stage's title, printed and in the transcript.
+fn show_stage(what: &str) {
+    stage(what);
+    if let Ok(mut t) = TRANSCRIPT.lock()
+        && let Some(f) = t.as_mut()
+    {
+        use std::io::Write as _;
+        let _ = writeln!(f, "\n==> {what}");
+    }
+}
+
 /// anvil on 127.0.0.1 and a free port; killed on drop.
 struct Anvil {
     child: Child,
@@ -126,7 +154,7 @@ struct Relay {
 
 impl Relay {
     fn spawn(bin: &Path, home: &Path) -> Result<Self> {
-        println!("  relay $ ethmls node --listen /ip4/127.0.0.1/tcp/0 &");
+        say!("  relay $ ethmls node --listen /ip4/127.0.0.1/tcp/0 &");
         let mut child = Command::new(bin)
             .arg("--home")
             .arg(home)
@@ -148,16 +176,18 @@ impl Relay {
             .as_str()
             .ok_or_else(|| format!("ethmls node did not say where it listens: {ready}"))?
             .to_string();
-        println!("          listening on {address}");
+        say!("          listening on {address}");
         // Its statistics, printed as they change.
         std::thread::spawn(move || {
             for line in lines.map_while(|l| l.ok()) {
                 if let Ok(v) = serde_json::from_str::<Value>(&line)
                     && v["event"] == "node_stats"
                 {
-                    println!(
+                    say!(
                         "  relay | {} peers, {} frames stored, {} history requests served",
-                        v["peers"], v["stored"], v["history_served"]
+                        v["peers"],
+                        v["stored"],
+                        v["history_served"]
                     );
                 }
             }
@@ -205,7 +235,7 @@ impl User<'_> {
 
     /// Runs `ethmls --json ARGS`, prints the command and its answer; the result, or an error.
     fn run(&self, args: &[&str]) -> Result<Value> {
-        println!("  {:<6}$ ethmls {}", self.name, args.join(" "));
+        say!("  {:<6}$ ethmls {}", self.name, args.join(" "));
         let mut json_args = vec!["--json"];
         json_args.extend_from_slice(args);
         let out = self.command(&json_args).stderr(Stdio::null()).output()?;
@@ -215,7 +245,7 @@ impl User<'_> {
             let v: Value = serde_json::from_str(line)
                 .map_err(|e| format!("{} {args:?}: not JSON ({e}): {line}", self.name))?;
             if v.get("event").is_some() {
-                println!("          {}", event_line(&v));
+                say!("          {}", event_line(&v));
             } else {
                 envelope = v;
             }
@@ -249,10 +279,10 @@ impl User<'_> {
                                     item.as_str().map_or(item.to_string(), String::from)
                                 ),
                             };
-                            println!("          {line}");
+                            say!("          {line}");
                         }
                     }
-                    v => println!(
+                    v => say!(
                         "          {k}: {}",
                         v.as_str().map_or(v.to_string(), String::from)
                     ),
@@ -264,7 +294,7 @@ impl User<'_> {
 
     /// `ethmls watch` in the background, its events printed as they come.
     fn watch(&self) -> Result<Watch> {
-        println!("  {:<6}$ ethmls watch &", self.name);
+        say!("  {:<6}$ ethmls watch &", self.name);
         let mut child = self
             .command(&["--json", "watch", "--timeout", "300"])
             .stdout(Stdio::piped())
@@ -281,7 +311,7 @@ impl User<'_> {
                 if let Ok(v) = serde_json::from_str::<Value>(&line)
                     && v.get("event").is_some()
                 {
-                    println!("  {name:<6}| {}", event_line(&v));
+                    say!("  {name:<6}| {}", event_line(&v));
                 }
             }
         });
@@ -359,7 +389,7 @@ fn texts(read: &Value) -> Vec<String> {
 
 fn check(ok: bool, what: &str) -> Result<()> {
     if ok {
-        println!("  ✓ {what}");
+        say!("  ✓ {what}");
         Ok(())
     } else {
         Err(format!("check failed: {what}").into())
@@ -383,7 +413,7 @@ fn eventually<T>(what: &str, mut f: impl FnMut() -> Result<Option<T>>) -> Result
 /// `cargo xtask demo`.
 pub fn run(root: &Path) -> Result<()> {
     let tools = tools::ensure(root)?;
-    stage("demo: building ethmls");
+    show_stage("demo: building ethmls");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     crate::run(
         Command::new(&cargo)
@@ -394,10 +424,15 @@ pub fn run(root: &Path) -> Result<()> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
     let bin = target.join("debug").join("ethmls");
+    let out_dir = target.join("demo");
+    fs::create_dir_all(&out_dir)?;
+    if let Ok(mut t) = TRANSCRIPT.lock() {
+        *t = Some(fs::File::create(out_dir.join("transcript.txt"))?);
+    }
 
-    stage("demo: starting a local anvil (127.0.0.1, free port)");
+    show_stage("demo: starting a local anvil (127.0.0.1, free port)");
     let anvil = Anvil::spawn(&tools)?;
-    println!("  rpc {}", anvil.url);
+    say!("  rpc {}", anvil.url);
     let dir = anvil.dir.join("homes");
     fs::create_dir_all(&dir)?;
     let password = dir.join("password");
@@ -409,7 +444,7 @@ pub fn run(root: &Path) -> Result<()> {
         fs::set_permissions(&password, fs::Permissions::from_mode(0o600))?;
     }
 
-    stage("demo: a gossip relay and history store (ethmls node, 127.0.0.1, free port)");
+    show_stage("demo: a gossip relay and history store (ethmls node, 127.0.0.1, free port)");
     let relay = Relay::spawn(&bin, &dir.join("relay"))?;
     let demo = Demo {
         bin,
@@ -430,7 +465,7 @@ pub fn run(root: &Path) -> Result<()> {
         return Err("three users".into());
     };
 
-    stage("demo: three accounts (anvil's funded keys, imported into keystores)");
+    show_stage("demo: three accounts (anvil's funded keys, imported into keystores)");
     let mut addresses = Vec::new();
     for (i, u) in users.iter().enumerate() {
         let key_file = dir.join(format!("{}.key", u.name));
@@ -451,28 +486,30 @@ pub fn run(root: &Path) -> Result<()> {
         addresses[2].clone(),
     );
 
-    stage("demo: alice deploys ERC7627, MlsGroup and the factory");
+    show_stage("demo: alice deploys ERC7627, MlsGroup and the factory");
     alice.run(&["deploy"])?;
 
-    stage("demo: everyone publishes their keys in ERC-7627 (prekey bundle, inbox key, PeerId)");
+    show_stage(
+        "demo: everyone publishes their keys in ERC-7627 (prekey bundle, inbox key, PeerId)",
+    );
     for u in &users {
         u.run(&["register"])?;
     }
 
-    stage("demo: alice creates a group (its contract through the factory, epoch 0)");
+    show_stage("demo: alice creates a group (its contract through the factory, epoch 0)");
     let group = alice.run(&["group", "create", "friends", "--any-member"])?["group"]
         .as_str()
         .unwrap_or_default()
         .to_string();
 
-    stage("demo: alice invites bob and carol, in the seven steps of an invitation");
-    println!("  step 1: alice's request (group contract, chain id, group id, expiry) goes to");
-    println!("          each invitee over the 1:1 channel (X3DH + double ratchet, gossip)");
+    show_stage("demo: alice invites bob and carol, in the seven steps of an invitation");
+    say!("  step 1: alice's request (group contract, chain id, group id, expiry) goes to");
+    say!("          each invitee over the 1:1 channel (X3DH + double ratchet, gossip)");
     alice.run(&["group", "invite", &group, &b, "--note", "hi bob"])?;
     alice.run(&["group", "invite", &group, &c, "--note", "hi carol"])?;
     let watch = alice.watch()?;
     for u in [bob, carol] {
-        println!(
+        say!(
             "  step 2: {} receives it (from the relay's history: it was not running)",
             u.name
         );
@@ -483,16 +520,16 @@ pub fn run(root: &Path) -> Result<()> {
                 .and_then(|l| l.first())
                 .and_then(|i| i["id"].as_str().map(String::from)))
         })?;
-        println!(
+        say!(
             "  step 3: {} consents: a SIWE message signed by the account names the group",
             u.name
         );
-        println!("          and the hash of the key package sent with it");
-        println!("  step 4: alice's client (its watch) verifies the consent and the key package");
-        println!("  step 5: one transaction adds the account to the ACL and registers the commit");
-        println!("  step 6: the Welcome goes back over the 1:1 channel");
-        println!("  step 7: the commit is on the group topic; members merge it once the chain");
-        println!("          has it, and the invitee joins from the Welcome");
+        say!("          and the hash of the key package sent with it");
+        say!("  step 4: alice's client (its watch) verifies the consent and the key package");
+        say!("  step 5: one transaction adds the account to the ACL and registers the commit");
+        say!("  step 6: the Welcome goes back over the 1:1 channel");
+        say!("  step 7: the commit is on the group topic; members merge it once the chain");
+        say!("          has it, and the invitee joins from the Welcome");
         let r = u.run(&["group", "accept", &id])?;
         check(r["joined"] == true, &format!("{} joined the group", u.name))?;
     }
@@ -511,7 +548,7 @@ pub fn run(root: &Path) -> Result<()> {
         )?;
     }
 
-    stage("demo: messages both ways");
+    show_stage("demo: messages both ways");
     alice.run(&["send", &group, "hello bob and carol"])?;
     bob.run(&["send", &group, "hi alice!"])?;
     carol.run(&["send", &group, "hey both"])?;
@@ -528,7 +565,7 @@ pub fn run(root: &Path) -> Result<()> {
         )?;
     }
 
-    stage("demo: bob updates his keys (a commit registered on chain, merged by all)");
+    show_stage("demo: bob updates his keys (a commit registered on chain, merged by all)");
     let before = bob.run(&["group", "members", &group])?["epoch"]
         .as_u64()
         .unwrap_or(0);
@@ -540,7 +577,7 @@ pub fn run(root: &Path) -> Result<()> {
         "bob's commit moved the group to a new epoch",
     )?;
 
-    stage("demo: alice removes carol; carol cannot read what comes next");
+    show_stage("demo: alice removes carol; carol cannot read what comes next");
     alice.run(&["group", "remove", &group, &c])?;
     alice.run(&["send", &group, "carol cannot read this"])?;
     carol.run(&["sync"])?;
@@ -562,11 +599,11 @@ pub fn run(root: &Path) -> Result<()> {
     expected.sort();
     check(members == expected, "the group is alice and bob")?;
 
-    stage("demo: bob's watch is killed (SIGKILL) and restarted; it catches up");
+    show_stage("demo: bob's watch is killed (SIGKILL) and restarted; it catches up");
     let watch = bob.watch()?;
     alice.run(&["send", &group, "one"])?;
     sleep(Duration::from_millis(1500));
-    println!("  bob   $ kill -9 (watch)");
+    say!("  bob   $ kill -9 (watch)");
     watch.kill();
     alice.run(&["send", &group, "two"])?;
     alice.run(&["send", &group, "three"])?;
@@ -580,12 +617,65 @@ pub fn run(root: &Path) -> Result<()> {
         "bob read one, two and three exactly once after the restart",
     )?;
 
-    stage("demo: done");
-    println!(
-        "  three ethmls users over gossip, one group on chain, messages, an update, a removal,"
-    );
-    println!("  a restart");
+    show_stage("demo: the chat page (ethmls ui: alice's daemon serves it on 127.0.0.1)");
+    let url = alice.run(&["ui", "--no-open"])?["url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    alice.run(&["send", &group, "sent while the page is open"])?;
+    for (u, png) in [(alice, "alice-page.png")] {
+        let file = out_dir.join(png);
+        match screenshot(&format!("{url}#group={group}"), &file, &anvil.dir) {
+            Ok(()) => say!("  {}'s page: {}", u.name, file.display()),
+            Err(e) => say!("  no screenshot ({e}): install chromium to get one"),
+        }
+    }
+    alice.run(&["daemon", "--stop"])?;
+
+    show_stage("demo: done");
+    say!("  three ethmls users over gossip, one group on chain, messages, an update, a removal,");
+    say!("  a restart, the chat page");
+    say!("  transcript and screenshots: {}", out_dir.display());
     drop(relay);
     drop(anvil);
+    Ok(())
+}
+
+/// A PNG of the page at `url`, taken by headless Chromium (its own `--screenshot`), after
+/// the page had a few seconds to connect and load.
+fn screenshot(url: &str, file: &Path, scratch: &Path) -> Result<()> {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .ok_or("no chromium found")?;
+    let _ = fs::remove_file(file);
+    let status = Command::new(browser)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=1280,720",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            scratch.join("chromium").display()
+        ))
+        .arg(format!("--screenshot={}", file.display()))
+        .arg(url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    if !status.success() || !file.exists() {
+        return Err(format!("chromium exited with {status}").into());
+    }
     Ok(())
 }

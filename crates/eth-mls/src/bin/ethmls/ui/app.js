@@ -77,6 +77,9 @@ async function start() {
   state.names[state.me] = status.daemon.account;
   $('me').replaceChildren(who(state.me));
   await Promise.all([loadGroups(), loadInvitations()]);
+  // `#group=0x…` in the address opens that group.
+  const wanted = new URLSearchParams(location.hash.slice(1)).get('group');
+  if (!state.current && wanted) state.current = wanted.toLowerCase();
   if (state.current) await openGroup(state.current);
 }
 
