@@ -617,20 +617,26 @@ pub fn run(root: &Path) -> Result<()> {
         "bob read one, two and three exactly once after the restart",
     )?;
 
-    show_stage("demo: the chat page (ethmls ui: alice's daemon serves it on 127.0.0.1)");
-    let url = alice.run(&["ui", "--no-open"])?["url"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    alice.run(&["send", &group, "sent while the page is open"])?;
-    for (u, png) in [(alice, "alice-page.png")] {
-        let file = out_dir.join(png);
+    show_stage("demo: the chat page (ethmls ui: each account's daemon serves it on 127.0.0.1)");
+    let mut pages = Vec::new();
+    for u in [alice, bob] {
+        let url = u.run(&["ui", "--no-open"])?["url"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        pages.push((u, url));
+    }
+    // Through alice's daemon, while it runs.
+    alice.run(&["send", &group, "sent while the pages are open"])?;
+    sleep(Duration::from_secs(1));
+    for (u, url) in &pages {
+        let file = out_dir.join(format!("{}-page.png", u.name));
         match screenshot(&format!("{url}#group={group}"), &file, &anvil.dir) {
             Ok(()) => say!("  {}'s page: {}", u.name, file.display()),
             Err(e) => say!("  no screenshot ({e}): install chromium to get one"),
         }
+        u.run(&["daemon", "--stop"])?;
     }
-    alice.run(&["daemon", "--stop"])?;
 
     show_stage("demo: done");
     say!("  three ethmls users over gossip, one group on chain, messages, an update, a removal,");
