@@ -13,6 +13,10 @@
 //! point (invitations) or a few hundred samples (latency), not criterion's statistics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+/// Issue 31: through `ethmls daemon`.
+#[path = "support/daemon.rs"]
+mod daemon;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -744,6 +748,21 @@ fn main() {
                     ms(t)
                 );
             }
+        }
+        if only.is_empty() || only == "daemon" {
+            let [(cli50, cli99), (page50, page99)] = daemon::daemon_targets(20, 200).await;
+            println!("\n| through `ethmls daemon` (anvil, gossip through a relay on 127.0.0.1) | p50 | p99 |");
+            println!("| --- | --- | --- |");
+            println!(
+                "| `ethmls send` as a process while the daemon runs (20 runs; target 50 ms) | {} | {} |",
+                ms(cli50),
+                ms(cli99)
+            );
+            println!(
+                "| a message from one page to the other through the daemons' WebSocket APIs (200 messages; target p99 100 ms) | {} | {} |",
+                ms(page50),
+                ms(page99)
+            );
         }
         if only.is_empty() || only == "catchup" {
             let epochs = env_or("ETH_MLS_BENCH_EPOCHS", 100);
