@@ -204,6 +204,17 @@ fn two_terminals_share_one_account_through_its_daemon() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["error"]["code"], -32700, "{v}");
 
+    // Its store is not moved aside under it.
+    let (code, env, _) = alice.run(&["reset", "--yes"]);
+    assert_eq!(code, 2, "{env}");
+    assert!(
+        env["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("daemon is running"),
+        "{env}"
+    );
+
     // Stopped: the socket is gone, the account opens in-process with its history.
     watch.kill().unwrap();
     let _ = watch.wait();

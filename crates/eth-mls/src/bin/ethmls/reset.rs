@@ -60,6 +60,14 @@ pub async fn command(cli: &Cli, home: &Path, yes: bool, out: &Out) -> Result<Val
 /// record of the chain it was made on); every other store of the home for that chain that
 /// was made on another chain (by its record). Returns what it moved.
 pub async fn reset(cli: &Cli, home: &Path, out: &Out) -> Result<Value, Failure> {
+    // A running daemon has the store open: moving it aside under its feet would lose what it
+    // writes next.
+    if crate::remote::connect(cli, home).await?.is_some() {
+        return Err(Failure::usage(
+            "the account's daemon is running: its store cannot be moved aside",
+            "stop it first: `ethmls daemon --stop`",
+        ));
+    }
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
