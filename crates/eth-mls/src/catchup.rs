@@ -46,7 +46,7 @@ pub async fn catch_up<B: Backend>(
         .map_err(|e| Error::Chain(e.to_string()))?;
     let mut mirror = AclMirror::new();
     for (_, event, block, tx) in group_logs(chain, &[contract], from_block, head).await? {
-        let acl = mirror.apply(&event, tx);
+        let acl = mirror.apply(&crate::facts::group_fact(&event), tx);
         match (&event, acl) {
             (GroupEvent::HeadReplaced(e), _) if e.epoch <= group.epoch() => {
                 return Err(Error::Forked {
@@ -55,7 +55,7 @@ pub async fn catch_up<B: Backend>(
                 });
             }
             (GroupEvent::CommitRegistered(e), Some(acl)) if e.epoch == group.epoch() + 1 => {
-                let reg = Registration::from_event(e, block, block_time(chain, block).await?);
+                let reg = crate::facts::registration(e, block, block_time(chain, block).await?);
                 merge_registered(chain, group, store, &e.commit, &reg, policy, &acl).await?;
             }
             _ => {}

@@ -699,7 +699,11 @@ impl<D: DeliveryService + 'static> Client<D> {
     async fn subscribe_all(&mut self, topics: &[Topic]) -> Result<(), Error> {
         let mut since = Vec::with_capacity(topics.len());
         for t in topics {
-            since.push(records::cursor(&self.store, &t.to_string())?.unwrap_or_default());
+            since.push(
+                records::cursor(&self.store, &t.to_string())?
+                    .map(crate::facts::delivery_cursor)
+                    .unwrap_or_default(),
+            );
         }
         let delivery = &self.delivery;
         let subs: Vec<_> = futures_util::stream::iter(topics.iter().zip(since))
@@ -1629,7 +1633,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             _ => false,
         };
         if !deferred {
-            records::put_cursor(&mut self.store, &cursor_name, envelope.cursor.next())?;
+            records::put_cursor(
+                &mut self.store,
+                &cursor_name,
+                crate::facts::saved_cursor(envelope.cursor.next()),
+            )?;
         }
         Ok(())
     }
@@ -2411,18 +2419,18 @@ impl<D: DeliveryService + 'static> Client<D> {
             for (_, event, block, tx) in
                 group_logs(&self.chain, &[contract], from_block, safe).await?
             {
-                let acl = state.mirror.apply(&event, tx);
+                let acl = state.mirror.apply(&crate::facts::group_fact(&event), tx);
                 match (&event, acl) {
                     (GroupEvent::CommitRegistered(r), Some(acl)) => {
                         state.registered.insert(r.epoch, r.commitHash.0);
                         if r.epoch == pending.epoch {
-                            found = Some(Registration::from_event(
+                            found = Some(crate::facts::registration(
                                 r,
                                 block,
                                 block_time(&self.chain, block).await?,
                             ));
                         } else if r.epoch > pending.epoch {
-                            let reg = Registration::from_event(
+                            let reg = crate::facts::registration(
                                 r,
                                 block,
                                 block_time(&self.chain, block).await?,

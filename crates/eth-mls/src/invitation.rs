@@ -290,27 +290,15 @@ pub async fn check_request(
     from_block: u64,
     req: &InvitationRequest,
 ) -> Result<Address, Error> {
+    use crate::engine::invitation::{RequestFacts, judge, precheck};
     use eth_mls_chain::alloy::providers::Provider;
     use eth_mls_chain::alloy::rpc::types::Filter;
     use eth_mls_chain::alloy::sol_types::SolEvent;
     use eth_mls_chain::bindings::MlsGroupFactory::GroupCreated;
 
     let rpc = |e: eth_mls_chain::alloy::transports::TransportError| Error::Chain(e.to_string());
-    let chain_id = chain.chain_id();
-    if req.group.chain_id != chain_id {
-        return Err(Error::WrongChain {
-            expected: chain_id,
-            found: req.group.chain_id,
-        });
-    }
-    if Address::from(req.group.factory) != trusted_factory {
-        return Err(Error::UntrustedFactory);
-    }
+    precheck(req, chain.chain_id(), trusted_factory)?;
     let contract = Address::from(req.group.group_contract);
-    let not_ours = |e: eth_mls_chain::Error| match e {
-        eth_mls_chain::Error::NotFactoryGroup { .. } => Error::NotFactoryGroup,
-        e => Error::Chain(e.to_string()),
-    };
     let group = chain.group(contract);
     let info = group.info().await.map_err(|e| match e {
         eth_mls_chain::Error::Rpc(e) => Error::Chain(e.to_string()),
@@ -330,7 +318,7 @@ pub async fn check_request(
         }
     );
     let creator = match checked {
-        Ok(_) => info.owner,
+        Ok(_) => Some(info.owner),
         Err(eth_mls_chain::Error::NotFactoryGroup { .. }) => {
             // Ownership moved: the creator from the factory's log, range by range.
             let head = chain.provider().get_block_number().await.map_err(rpc)?;
@@ -354,20 +342,22 @@ pub async fn check_request(
                     .map(|l| l.inner.data.creator);
                 start = end + 1;
             }
-            let creator = creator.ok_or(Error::NotFactoryGroup)?;
-            factory
-                .check_group(contract, creator, &req.group_id)
-                .await
-                .map_err(not_ours)?;
-            creator
+            match creator {
+                Some(creator) => {
+                    match factory.check_group(contract, creator, &req.group_id).await {
+                        Ok(_) => Some(creator),
+                        Err(eth_mls_chain::Error::NotFactoryGroup { .. }) => None,
+                        Err(e) => return Err(Error::Chain(e.to_string())),
+                    }
+                }
+                None => None,
+            }
         }
-        Err(e) => return Err(not_ours(e)),
+        Err(e) => return Err(Error::Chain(e.to_string())),
     };
-    if !inviter_is_admin.map_err(|e| Error::Chain(e.to_string()))? {
-        return Err(Error::InviterNotAdmin {
-            inviter,
-            group: contract,
-        });
-    }
-    Ok(creator)
+    let facts = RequestFacts {
+        creator,
+        inviter_is_admin: inviter_is_admin.map_err(|e| Error::Chain(e.to_string()))?,
+    };
+    judge(req, &facts)
 }

@@ -37,23 +37,19 @@
 
 pub mod catchup;
 pub mod client;
-pub mod cursor;
 pub mod discovery;
+pub mod engine;
+pub mod facts;
 pub mod flows;
 pub mod inbox;
-pub mod intent;
 pub mod invitation;
 pub mod keystore;
 pub mod messages;
 pub mod peers;
-pub mod prekeys;
-pub mod records;
-pub mod requests;
-pub mod sequencer;
-pub mod state;
-pub mod verdict;
 pub mod view;
-pub mod wire;
+
+// The engine's modules, where library users found them before (issue 31).
+pub use engine::{cursor, intent, prekeys, records, requests, sequencer, state, verdict, wire};
 
 use eth_mls_siwe::Address;
 

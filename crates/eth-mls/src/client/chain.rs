@@ -311,11 +311,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
         for (event, block, tx) in logs {
-            let acl = j.chain.mirror.apply(&event, tx);
+            let acl = j.chain.mirror.apply(&crate::facts::group_fact(&event), tx);
             match (&event, acl) {
                 (GroupEvent::CommitRegistered(r), Some(acl)) => {
                     let t = times.get(&block).copied().unwrap_or_default();
-                    let reg = Registration::from_event(r, block, t);
+                    let reg = crate::facts::registration(r, block, t);
                     j.chain.registered.insert(r.epoch, r.commitHash.0);
                     if j.chain.dropped_from.is_some_and(|d| {
                         r.epoch >= d && j.chain.merged.get(&r.epoch) == Some(&r.commitHash.0)

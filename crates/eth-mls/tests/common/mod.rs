@@ -105,7 +105,7 @@ pub async fn registration(
             .expect("registration not found")
             .unwrap()
             .unwrap();
-        let acl = mirror.apply(&e.data, e.tx.map(|t| t.0));
+        let acl = mirror.apply(&eth_mls::facts::group_fact(&e.data), e.tx.map(|t| t.0));
         if let (GroupEvent::CommitRegistered(r), Some(acl)) = (&e.data, acl)
             && r.epoch == epoch
         {
@@ -116,7 +116,7 @@ pub async fn registration(
                 .unwrap()
                 .unwrap();
             return (
-                Registration::from_event(r, e.block, block.header.timestamp as i64),
+                eth_mls::facts::registration(r, e.block, block.header.timestamp as i64),
                 acl,
             );
         }

@@ -161,25 +161,36 @@ pub fn check_epoch_authenticator(reg: &Registration, authenticator: &[u8]) -> Re
     Ok(())
 }
 
-impl Registration {
-    /// The registration of a `CommitRegistered` log mined in `block` at `timestamp`.
-    pub fn from_event(
-        e: &eth_mls_chain::bindings::MlsGroup::CommitRegistered,
-        block: u64,
-        timestamp: i64,
-    ) -> Self {
-        Self {
-            epoch: e.epoch,
-            registrant: e.committer,
-            commit_hash: e.commitHash.0,
-            epoch_authenticator_hash: e.epochAuthenticatorHash.0,
-            added: e.added.clone(),
-            key_packages: e.keyPackages.iter().map(|k| k.0).collect(),
-            removed: e.removed.clone(),
-            block,
-            timestamp,
-        }
-    }
+/// One event of a group contract, as the engine needs it (the driver decodes the contract's
+/// logs into these: [`crate::facts::group_fact`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GroupFact {
+    /// `GroupInitialized`: the owner and the commit policy.
+    Initialized {
+        /// The owner (also a member).
+        owner: Address,
+        /// Who may commit.
+        policy: Policy,
+    },
+    /// `MemberAdded`.
+    MemberAdded(Address),
+    /// `MemberRemoved`.
+    MemberRemoved(Address),
+    /// `MemberLeft` (the account left by itself).
+    MemberLeft(Address),
+    /// `AdminChanged`.
+    AdminChanged {
+        /// The member.
+        member: Address,
+        /// Whether it is an admin now.
+        is_admin: bool,
+    },
+    /// `OwnershipTransferred`.
+    OwnershipTransferred(Address),
+    /// `CommitRegistered` (its [`Registration`] is read with its block's time).
+    CommitRegistered,
+    /// Any other event (nothing for the ACL).
+    Other,
 }
 
 /// The group's ACL as its contract's events build it, so that a registration is judged
@@ -215,49 +226,36 @@ impl AclMirror {
     /// Applies one event of the group contract, emitted by transaction `tx` (`None` when
     /// unknown: the event is then taken as its own transaction); for a `CommitRegistered`,
     /// returns the ACL it is judged against.
-    pub fn apply(
-        &mut self,
-        event: &eth_mls_chain::GroupEvent,
-        tx: Option<[u8; 32]>,
-    ) -> Option<Acl> {
-        use eth_mls_chain::GroupEvent as E;
+    pub fn apply(&mut self, fact: &GroupFact, tx: Option<[u8; 32]>) -> Option<Acl> {
         if tx.is_none() || tx != self.tx {
             self.before_tx = self.acl.clone();
             self.tx = tx;
         }
-        match event {
-            E::GroupInitialized(e) => {
-                self.acl.owner = Some(e.owner);
-                self.acl.members.insert(e.owner);
-                self.policy = Some(if e.commitPolicy == 1 {
-                    Policy::AnyMember
+        match *fact {
+            GroupFact::Initialized { owner, policy } => {
+                self.acl.owner = Some(owner);
+                self.acl.members.insert(owner);
+                self.policy = Some(policy);
+            }
+            GroupFact::MemberAdded(member) => {
+                self.acl.members.insert(member);
+            }
+            GroupFact::MemberRemoved(member) | GroupFact::MemberLeft(member) => {
+                self.acl.members.remove(&member);
+                self.acl.admins.remove(&member);
+            }
+            GroupFact::AdminChanged { member, is_admin } => {
+                if is_admin {
+                    self.acl.admins.insert(member);
                 } else {
-                    Policy::AdminsOnly
-                });
-            }
-            E::MemberAdded(e) => {
-                self.acl.members.insert(e.member);
-            }
-            E::MemberRemoved(e) => {
-                self.acl.members.remove(&e.member);
-                self.acl.admins.remove(&e.member);
-            }
-            E::MemberLeft(e) => {
-                self.acl.members.remove(&e.member);
-                self.acl.admins.remove(&e.member);
-            }
-            E::AdminChanged(e) => {
-                if e.isAdmin {
-                    self.acl.admins.insert(e.member);
-                } else {
-                    self.acl.admins.remove(&e.member);
+                    self.acl.admins.remove(&member);
                 }
             }
-            E::OwnershipTransferred(e) => {
-                self.acl.owner = Some(e.newOwner);
+            GroupFact::OwnershipTransferred(owner) => {
+                self.acl.owner = Some(owner);
             }
-            E::CommitRegistered(_) => return Some(self.before_tx.clone()),
-            _ => {}
+            GroupFact::CommitRegistered => return Some(self.before_tx.clone()),
+            GroupFact::Other => {}
         }
         None
     }

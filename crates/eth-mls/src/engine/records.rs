@@ -7,7 +7,6 @@ use eth_mls_channel::codec::{Reader, Writer};
 use eth_mls_core::Store;
 use eth_mls_crypto::Backend;
 use eth_mls_siwe::Address;
-use eth_mls_transport::Cursor;
 
 use crate::Error;
 use crate::wire::{ClientMessage, InvitationRequest, RequestId};
@@ -429,8 +428,17 @@ pub fn delete_welcome<B: Backend>(store: &mut Store<B>, id: &RequestId) -> Resul
     store.delete_record(WELCOMES, id).map_err(core).map(|_| ())
 }
 
+/// Where a topic's history was read up to: the delivery service's cursor, as kept.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SavedCursor {
+    /// Time (ms) or block.
+    pub at: u64,
+    /// Order within `at`.
+    pub index: u64,
+}
+
 /// The delivery cursor saved under `name`.
-pub fn cursor<B: Backend>(store: &Store<B>, name: &str) -> Result<Option<Cursor>, Error> {
+pub fn cursor<B: Backend>(store: &Store<B>, name: &str) -> Result<Option<SavedCursor>, Error> {
     let what = "cursor";
     let Some(v) = store.record(META, name.as_bytes()).map_err(core)? else {
         return Ok(None);
@@ -439,11 +447,15 @@ pub fn cursor<B: Backend>(store: &Store<B>, name: &str) -> Result<Option<Cursor>
     let at = r.u64(what).map_err(decode_err(what))?;
     let index = r.u64(what).map_err(decode_err(what))?;
     r.finish(what).map_err(decode_err(what))?;
-    Ok(Some(Cursor { at, index }))
+    Ok(Some(SavedCursor { at, index }))
 }
 
 /// Saves a delivery cursor under `name`.
-pub fn put_cursor<B: Backend>(store: &mut Store<B>, name: &str, c: Cursor) -> Result<(), Error> {
+pub fn put_cursor<B: Backend>(
+    store: &mut Store<B>,
+    name: &str,
+    c: SavedCursor,
+) -> Result<(), Error> {
     let mut w = Writer::default();
     w.u8(VERSION);
     w.u64(c.at);
@@ -611,7 +623,7 @@ pub fn ops<B: Backend>(store: &Store<B>) -> Result<Vec<(u64, OpRecord)>, Error> 
     Ok(out)
 }
 
-/// A group message this client received and kept ([`crate::ClientConfig::keep_messages`]).
+/// A group message this client received and kept (when the client is configured to keep them: `ClientConfig::keep_messages`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
     /// Arrival order (increasing over all groups).
