@@ -6,12 +6,21 @@ use super::*;
 
 use std::io::{Read as _, Write as _};
 
+/// An HTTP/1.1 request to the daemon on 127.0.0.1: the whole answer.
+fn http_raw(port: u16, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // An upgraded connection stays open: what came within the timeout is the answer.
+    s.set_read_timeout(Some(std::time::Duration::from_secs(1)))
+        .unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// An HTTP/1.1 request to the daemon on 127.0.0.1: the status code and the body.
 fn http(port: u16, request: &str) -> (u16, String) {
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    let answer = http_raw(port, request);
     let code = answer
         .split_whitespace()
         .nth(1)
@@ -175,7 +184,12 @@ fn two_terminals_share_one_account_through_its_daemon() {
     let call = r#"{"jsonrpc":"2.0","id":7,"method":"group.list"}"#;
     let (code, _) = rpc(port, "", call);
     assert_eq!(code, 401);
-    let wrong = format!("Authorization: Bearer {}0\r\n", &token[..token.len() - 1]);
+    // The token with its last digit changed.
+    let last = if token.ends_with('0') { '1' } else { '0' };
+    let wrong = format!(
+        "Authorization: Bearer {}{last}\r\n",
+        &token[..token.len() - 1]
+    );
     assert_eq!(rpc(port, &wrong, call).0, 401);
     let bearer = format!("Authorization: Bearer {token}\r\n");
     let (code, body) = rpc(port, &bearer, call);
@@ -189,6 +203,50 @@ fn two_terminals_share_one_account_through_its_daemon() {
         call.len()
     );
     assert_eq!(http(port, &rebound).0, 403);
+    // A page of another site cannot use a stolen token over WebSocket (its Origin).
+    let upgrade = |origin: &str| {
+        http(
+            port,
+            &format!(
+                "GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin}\r\n"
+            ),
+        )
+        .0
+    };
+    assert_eq!(upgrade("Origin: http://evil.example\r\n"), 403);
+    assert_eq!(
+        upgrade(&format!("Origin: http://127.0.0.1:{port}\r\n")),
+        101
+    );
+    // The page comes with the token only, under a strict policy.
+    let page = http_raw(
+        port,
+        &format!(
+            "GET /?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    let csp = page
+        .lines()
+        .find(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("content-security-policy:")
+        })
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe"), "{csp}");
+    let (code, _) = http(
+        port,
+        &format!("GET /app.js HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!(code, 401);
+
     // JSON-RPC's own errors.
     let (_, body) = rpc(port, &bearer, r#"{"jsonrpc":"2.0","id":1,"method":"nope"}"#);
     let v: Value = serde_json::from_str(&body).unwrap();
@@ -229,4 +287,48 @@ fn two_terminals_share_one_account_through_its_daemon() {
         "{t:?}"
     );
     alice.ok(&["send", &group, "in-process again"]);
+
+    // The chain goes away under a running daemon: its subscribers are told, `status` says
+    // what fails.
+    let status = alice.ok(&["daemon", "--detach"]);
+    let http = status["daemon"]["http"]
+        .as_str()
+        .unwrap()
+        .replace("http://", "ws://");
+    let token = std::fs::read_to_string(&token_file).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    rt.spawn(async move {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{http}/ws?token={token}"))
+            .await
+            .unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscribe"}"#,
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            if let Ok(v) = serde_json::from_str::<Value>(m.to_text().unwrap_or("")) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    assert_eq!(
+        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()["result"]["subscribed"],
+        true
+    );
+    drop(devnet);
+    let told = loop {
+        let v = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        if v["params"]["event"] == "daemon_error" {
+            break v;
+        }
+    };
+    assert!(
+        !told["params"]["message"].as_str().unwrap().is_empty(),
+        "{told}"
+    );
+    let status = alice.ok(&["daemon", "--status"]);
+    assert_eq!(status["last_error"]["event"], "daemon_error", "{status}");
+    alice.ok(&["daemon", "--stop"]);
 }

@@ -324,12 +324,17 @@ pub async fn run(cli: &Cli, home: &Path, port: Option<u16>, out: &Out) -> Result
             })
             .min(Duration::from_secs(1));
         match c.next_event_or(wait, wake.notified()).await {
-            Ok(Some(e)) => state.event(&c, &mut ctx, e),
-            Ok(None) => {}
+            Ok(Some(e)) => {
+                state.recovered();
+                state.event(&c, &mut ctx, e);
+            }
+            Ok(None) => state.recovered(),
             Err(e) => {
-                // The chain or the relay failed this step; the next one tries again.
+                // The chain or the relay failed this step; the next one tries again. The
+                // subscribers (the page) are told, once per different failure.
                 let f = Failure::from_client(e);
                 say_err!("daemon: {} ({})", f.message(), f.hint());
+                state.failed(&f);
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -344,7 +349,9 @@ pub async fn run(cli: &Cli, home: &Path, port: Option<u16>, out: &Out) -> Result
     }
     unix_task.abort();
     web_task.abort();
-    let _ = c.sync().await;
+    // A last look, bounded: with the chain or the relay down it would retry for long (what it
+    // did not finish, the next start resumes: the store loses nothing).
+    let _ = tokio::time::timeout(Duration::from_secs(5), c.sync()).await;
     let _ = std::fs::remove_file(&paths.socket);
     let _ = std::fs::remove_file(&paths.info);
     Ok(json!({ "stopped": true, "requests": served }))
@@ -365,9 +372,33 @@ struct State {
     waiters: Vec<Waiter>,
     subscribers: Vec<mpsc::Sender<String>>,
     stopping: bool,
+    /// The failure of the client's last step, while it lasts (`status` reports it).
+    last_error: Option<Value>,
 }
 
 impl State {
+    /// The client's step failed: kept for `status`, and told to the subscribers as a
+    /// `daemon_error` event when it is not the one told last.
+    fn failed(&mut self, f: &Failure) {
+        let error = json!({ "event": "daemon_error", "message": f.message(), "hint": f.hint() });
+        if self.last_error.as_ref() != Some(&error) {
+            let line = event_notification(&error);
+            self.subscribers
+                .retain(|s| s.try_send(line.clone()).is_ok());
+        }
+        self.last_error = Some(error);
+    }
+
+    /// The client's step went through again: `daemon_recovered` for the subscribers when
+    /// one had failed.
+    fn recovered(&mut self) {
+        if self.last_error.take().is_some() {
+            let line = event_notification(&json!({ "event": "daemon_recovered" }));
+            self.subscribers
+                .retain(|s| s.try_send(line.clone()).is_ok());
+        }
+    }
+
     async fn handle(&mut self, c: &mut Cl, ctx: &mut Ctx, job: Job, info: &Value) {
         let answer = match job.method.as_str() {
             "status" => Ok(json!({
@@ -375,6 +406,7 @@ impl State {
                 "groups": c.groups().len(),
                 "subscribers": self.subscribers.len(),
                 "waiting": self.waiters.len(),
+                "last_error": self.last_error,
             })),
             "subscribe" => match job.notify {
                 Some(n) => {

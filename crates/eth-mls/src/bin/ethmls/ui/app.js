@@ -232,6 +232,12 @@ function onEvent(e) {
       loadGroups();
       if (e.group === state.current) openGroup(state.current);
       break;
+    case 'daemon_recovered':
+      $('connection').textContent = 'connected';
+      break;
+    case 'daemon_error':
+      $('connection').textContent = 'connected; the daemon reports: ' + e.message;
+      break;
     case 'fork_detected':
     case 'stalled':
     case 'intent_failed':
