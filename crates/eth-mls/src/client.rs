@@ -33,10 +33,10 @@ use futures_util::stream::{BoxStream, SelectAll};
 use futures_util::{FutureExt as _, StreamExt as _, TryStreamExt as _};
 
 use crate::Error;
+use crate::engine::machine::core;
 use crate::intent::Intent;
 use crate::peers::{Binding, PeerKeys};
 use crate::records::{self, GroupRecord, Op, OpRecord, PendingWelcome, ReceivedInvitation};
-use crate::sequencer::Sequencer;
 use crate::verdict::{Acl, Registration, check_epoch_authenticator};
 use crate::wire::{
     ChangeKind, ChangeRequest, ClientMessage, GroupRef, InvitationRequest, RejectReason, RequestId,
@@ -48,22 +48,12 @@ mod intents;
 
 use chain::{block_time, group_logs};
 
-/// Group frames held back because their epoch is not reached yet, per group.
-const MAX_DEFERRED: usize = 1024;
-/// Epochs ahead of the local one whose frames are held back when the chain has not registered
-/// them (security review M6: a forged epoch header costs nothing to make).
-const MAX_AHEAD: u64 = 4;
-/// Frames held back per claimed epoch.
-const MAX_PER_EPOCH: usize = 256;
 /// Channel sessions kept with one peer account (the oldest made go first).
 pub const MAX_SESSIONS_PER_PEER: usize = 8;
 /// Channel sessions kept in all.
 pub const MAX_SESSIONS: usize = 1024;
 /// How many times a queued 1:1 message that fails for a reason that may pass is tried.
 pub const INCOMING_ATTEMPTS: u32 = 8;
-/// How many merges a deferred frame of an epoch not registered on chain waits for before it
-/// is reported lost.
-const DEFERRED_PATIENCE: u32 = 8;
 
 /// How a client runs.
 #[derive(Clone, Debug)]
@@ -145,250 +135,8 @@ impl ClientConfig {
     }
 }
 
-/// What happened, in the order it happened.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ClientEvent {
-    /// An application message.
-    Message {
-        /// The group's contract.
-        group: Address,
-        /// The sending account.
-        sender: Address,
-        /// The epoch it was sent in.
-        epoch: u64,
-        /// Its bytes.
-        data: Vec<u8>,
-    },
-    /// Messages that cannot be recovered any more.
-    MissedMessages {
-        /// The group.
-        group: Address,
-        /// Their sender.
-        sender: Address,
-        /// The epoch.
-        epoch: u64,
-        /// How many.
-        count: u32,
-    },
-    /// A message of the group that can no longer be decrypted (its epoch's keys are gone: it
-    /// arrived more than `max_past_epochs` epochs late): reported, never silently skipped.
-    MessageLost {
-        /// The group.
-        group: Address,
-        /// The epoch it was sent in.
-        epoch: u64,
-        /// Why it failed.
-        reason: String,
-    },
-    /// This client joined a group (from a Welcome, checked against the chain).
-    Joined {
-        /// The group.
-        group: Address,
-        /// The epoch it joined.
-        epoch: u64,
-    },
-    /// A commit was merged (own or another member's), after the chain-checked verdict.
-    CommitMerged {
-        /// The group.
-        group: Address,
-        /// The new epoch.
-        epoch: u64,
-        /// The committer.
-        committer: Address,
-    },
-    /// A member entered the group.
-    MemberAdded {
-        /// The group.
-        group: Address,
-        /// The account.
-        member: Address,
-    },
-    /// A member left the group or was removed.
-    MemberRemoved {
-        /// The group.
-        group: Address,
-        /// The account.
-        member: Address,
-    },
-    /// This account was removed from the group: nothing sent to it from now on can be read.
-    Removed {
-        /// The group.
-        group: Address,
-    },
-    /// An invitation arrived (checked: a group of the trusted factory on this chain).
-    InvitationReceived {
-        /// Its id: [`Client::accept`] or [`Client::decline`] it.
-        request_id: RequestId,
-        /// The inviting account.
-        from: Address,
-        /// The group.
-        group: Address,
-        /// The inviter's note.
-        note: String,
-    },
-    /// An invitation of this client was declined.
-    InvitationDeclined {
-        /// The invitation.
-        request_id: RequestId,
-        /// The invitee.
-        from: Address,
-    },
-    /// A member asked this admin for an update or a removal; it was verified and is being
-    /// committed.
-    RequestReceived {
-        /// The group.
-        group: Address,
-        /// The requester.
-        from: Address,
-        /// What it asked for.
-        kind: ChangeKind,
-    },
-    /// A request of this client was refused.
-    RequestRejected {
-        /// The request.
-        request_id: RequestId,
-        /// By whom.
-        from: Address,
-        /// Why.
-        reason: RejectReason,
-    },
-    /// The chain reorganised below the blocks this client had read of the group (deeper than
-    /// the configured confirmations): its events were read again. `dropped` lists the epochs
-    /// this member had merged whose registrations the reorg removed (empty: nothing it acted
-    /// on was lost). This account registers its own again; another member's is registered
-    /// again by that member, and a different commit taking its place is reported as
-    /// [`ClientEvent::ForkDetected`].
-    ChainReorganized {
-        /// The group.
-        group: Address,
-        /// The last block read that the chain no longer has.
-        block: u64,
-        /// The merged epochs no longer registered.
-        dropped: Vec<u64>,
-    },
-    /// This member merged a commit that the chain dropped (the owner replaced it): it left
-    /// the group's line and asked an admin to re-add it.
-    ForkDetected {
-        /// The group.
-        group: Address,
-        /// The first epoch whose merged commit the chain dropped.
-        epoch: u64,
-        /// Why.
-        reason: String,
-    },
-    /// The group is stalled at `epoch`: the commit registered for `epoch + 1` does not
-    /// decode, verify or match its registration (security review H2). The member keeps its
-    /// state and stays subscribed; the owner replaces that commit ([`Client::recover`]),
-    /// which the member then processes. Not a fork.
-    Stalled {
-        /// The group.
-        group: Address,
-        /// The epoch the member is at.
-        epoch: u64,
-        /// Why the next registered commit was refused.
-        reason: String,
-    },
-    /// A registered commit could not be judged now (an RPC or ERC-1271 check failed): it is
-    /// tried again at the next sync (security review M1).
-    MergeDelayed {
-        /// The group.
-        group: Address,
-        /// The registered epoch.
-        epoch: u64,
-        /// The failure.
-        error: Error,
-    },
-    /// The account's credential expires soon: [`Client::renew_credential`].
-    CredentialDue {
-        /// Its expiration (Unix seconds).
-        expires_at: i64,
-    },
-    /// A member's credential expired: an admin should remove it.
-    MemberDue {
-        /// The group.
-        group: Address,
-        /// The member.
-        member: Address,
-    },
-    /// An own commit lost its epoch to another member's: its intent is rebuilt on the next
-    /// epoch (up to [`crate::intent::MAX_ATTEMPTS`] times).
-    EpochLost {
-        /// The group.
-        group: Address,
-        /// The intent.
-        intent: u64,
-        /// The epoch it was built for.
-        epoch: u64,
-    },
-    /// An own change gave up or failed for good.
-    IntentFailed {
-        /// The group.
-        group: Address,
-        /// The intent.
-        intent: u64,
-        /// Why.
-        reason: String,
-    },
-    /// Frames of the group could not be published now (no peer, delivery down): they stay
-    /// in the outbox and go out, in order, at a later sync.
-    DeliveryDelayed {
-        /// The group.
-        group: Address,
-        /// Why.
-        error: Error,
-    },
-    /// A 1:1 message that kept failing for a reason that may pass was given up on after
-    /// [`INCOMING_ATTEMPTS`] tries (it is kept in the store's dead letters).
-    DeadLetter {
-        /// The account that sent it.
-        from: Address,
-        /// Why ([`Error::GaveUp`], with the last failure).
-        error: Error,
-    },
-    /// Something that arrived was refused (it changed nothing).
-    Rejected {
-        /// Where it came from (an account, or the zero address when unknown).
-        from: Address,
-        /// Why.
-        error: Error,
-    },
-}
-
-/// A group the client follows, in memory.
-struct Joined {
-    group: Group,
-    sequencer: Sequencer,
-    /// What this client read of the group's contract (saved: [`crate::cursor`]).
-    chain: crate::cursor::ChainState,
-    /// Frames of epochs not reached yet, with how many merges they waited.
-    deferred: Vec<(Envelope, u32)>,
-    /// The epoch this member joined (or created) the group at, in this process's knowledge:
-    /// older frames are not for it.
-    joined_epoch: u64,
-    /// Member of the group (false once removed or forked).
-    active: bool,
-    /// Members reported due for removal.
-    due_reported: Vec<Address>,
-    /// The latest epoch of anything each member authored that this client saw (a message of
-    /// that epoch, a commit or update built in it, its join): a member is not stuck before.
-    active_at: BTreeMap<Address, u64>,
-}
-
-impl Joined {
-    /// Whether the chain (as read so far) registered a commit to `epoch`.
-    fn is_registered(&self, epoch: u64) -> bool {
-        self.chain
-            .registered
-            .keys()
-            .next_back()
-            .is_some_and(|last| epoch <= *last)
-    }
-
-    fn saw(&mut self, member: Address, epoch: u64) {
-        let e = self.active_at.entry(member).or_insert(epoch);
-        *e = (*e).max(epoch);
-    }
-}
+pub use crate::engine::events::ClientEvent;
+use crate::engine::machine::{Engine, Joined};
 
 /// One account's eth-mls client. See the module documentation.
 pub struct Client<D: DeliveryService> {
@@ -397,11 +145,10 @@ pub struct Client<D: DeliveryService> {
     registry: Erc7627,
     delivery: D,
     config: ClientConfig,
-    store: Store,
+    /// The protocol's state (decision 24): everything but the chain, the delivery and time.
+    engine: Engine,
     device: Device<ChannelBackend>,
-    groups: BTreeMap<Address, Joined>,
     subscriptions: SelectAll<BoxStream<'static, Envelope>>,
-    events: VecDeque<ClientEvent>,
     credential_reported: bool,
     /// Registered inbox keys of the accounts this client talks to (decision 20).
     peers: PeerKeys,
@@ -427,16 +174,8 @@ impl<D: DeliveryService> std::fmt::Debug for Client<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
             .field("account", &self.signer.address())
-            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .field("groups", &self.engine.groups.keys().collect::<Vec<_>>())
             .finish_non_exhaustive()
-    }
-}
-
-fn core(e: eth_mls_core::Error) -> Error {
-    match e {
-        // Not a verdict: the check is tried again (security review M1).
-        eth_mls_core::Error::CheckUnavailable(e) => Error::Erc1271Unavailable(e),
-        e => Error::Core(e.to_string()),
     }
 }
 
@@ -543,12 +282,15 @@ impl<D: DeliveryService + 'static> Client<D> {
             chain,
             registry,
             delivery,
+            engine: Engine {
+                store,
+                groups: BTreeMap::new(),
+                events: VecDeque::new(),
+                keep_messages: config.keep_messages,
+            },
             config,
-            store,
             device,
-            groups: BTreeMap::new(),
             subscriptions: SelectAll::new(),
-            events: VecDeque::new(),
             credential_reported: false,
             peers: PeerKeys::new(),
             keys_checked: false,
@@ -563,6 +305,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         // An invitation sent once may not have left before a crash (a queued frame dies with
         // the process): it is due at the next sync, once; later sends keep their backoff.
         for (key, _) in client
+            .engine
             .store
             .records(crate::state::INVITATIONS)
             .map_err(core)?
@@ -570,20 +313,20 @@ impl<D: DeliveryService + 'static> Client<D> {
             let Ok(id) = RequestId::try_from(key.as_slice()) else {
                 continue;
             };
-            if let Some((sends, next)) = crate::state::invitation_sends(&client.store, &id)?
+            if let Some((sends, next)) = crate::state::invitation_sends(&client.engine.store, &id)?
                 && sends <= 1
                 && next > 0
             {
-                crate::state::put_invitation_sends(&mut client.store, &id, sends, 0)?;
+                crate::state::put_invitation_sends(&mut client.engine.store, &id, sends, 0)?;
             }
         }
-        for (contract, record) in records::groups(&client.store)? {
-            let group = match Group::load(&client.store, &record.group_id) {
+        for (contract, record) in records::groups(&client.engine.store)? {
+            let group = match Group::load(&client.engine.store, &record.group_id) {
                 Ok(g) => g,
                 // Deleted after a fork (re-add pending) or a removal: nothing to follow.
                 Err(_) => continue,
             };
-            if client.track(contract, group, record)? {
+            if client.engine.follow(contract, group, record)? {
                 topics.push(client.commit_topic(contract));
                 topics.push(client.app_topic(contract));
             }
@@ -617,16 +360,19 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// The encrypted store (read access: history, outbox, records).
     pub fn store(&self) -> &Store {
-        &self.store
+        &self.engine.store
     }
 
     /// The groups followed, by contract.
     pub fn groups(&self) -> Vec<Address> {
-        self.groups.keys().copied().collect()
+        self.engine.groups.keys().copied().collect()
     }
 
     fn joined(&self, group: Address) -> Result<&Joined, Error> {
-        self.groups.get(&group).ok_or(Error::UnknownGroup { group })
+        self.engine
+            .groups
+            .get(&group)
+            .ok_or(Error::UnknownGroup { group })
     }
 
     /// The members of `group` (their accounts, by leaf).
@@ -652,12 +398,12 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// The application messages of `group` kept so far (with
     /// [`ClientConfig::keep_messages`]; this client's own messages included), oldest first.
     pub fn messages(&self, group: Address) -> Result<Vec<records::StoredMessage>, Error> {
-        records::messages(&self.store, group)
+        records::messages(&self.engine.store, group)
     }
 
     /// Whether this account is still a member of `group` and follows it.
     pub fn is_active(&self, group: Address) -> bool {
-        self.groups.get(&group).is_some_and(|j| j.active)
+        self.engine.groups.get(&group).is_some_and(|j| j.active)
     }
 
     fn inbox_topic(&self, account: Address) -> Topic {
@@ -700,7 +446,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         let mut since = Vec::with_capacity(topics.len());
         for t in topics {
             since.push(
-                records::cursor(&self.store, &t.to_string())?
+                records::cursor(&self.engine.store, &t.to_string())?
                     .map(crate::facts::delivery_cursor)
                     .unwrap_or_default(),
             );
@@ -725,51 +471,11 @@ impl<D: DeliveryService + 'static> Client<D> {
         group: Group,
         record: GroupRecord,
     ) -> Result<(), Error> {
-        if self.track(contract, group, record)? {
+        if self.engine.follow(contract, group, record)? {
             let topics = [self.commit_topic(contract), self.app_topic(contract)];
             self.subscribe_all(&topics).await?;
         }
         Ok(())
-    }
-
-    /// Takes `group` (at `contract`) into the groups followed, with its saved chain state;
-    /// whether it is active (its topics are to be subscribed).
-    fn track(
-        &mut self,
-        contract: Address,
-        group: Group,
-        record: GroupRecord,
-    ) -> Result<bool, Error> {
-        let epoch = group.epoch();
-        let active = group.is_active();
-        // The saved cursor (older stores have none: their groups are read from the record's
-        // block once, then never again).
-        let state = crate::cursor::load(&self.store, contract)?
-            .unwrap_or_else(|| crate::cursor::ChainState::from_block(record.from_block));
-        let mut sequencer = Sequencer::restore(
-            epoch,
-            0,
-            state.merged.clone(),
-            state.stalled.as_ref().is_some_and(|s| s.epoch == epoch + 1),
-        );
-        for p in state.pending.values() {
-            sequencer.on_head(p.registration.block);
-            sequencer.on_registered(p.registration.clone(), p.commit.clone());
-        }
-        self.groups.insert(
-            contract,
-            Joined {
-                group,
-                joined_epoch: record.joined_epoch,
-                sequencer,
-                chain: state,
-                deferred: Vec::new(),
-                active,
-                due_reported: Vec::new(),
-                active_at: BTreeMap::new(),
-            },
-        );
-        Ok(active)
     }
 
     /// Publishes this device's prekey bundle (and with it the account's inbox key) in the
@@ -797,13 +503,13 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
         let bundle = self.device.bundle(t, target).map_err(Error::Channel)?;
         let bytes = bundle.encode().map_err(Error::Channel)?;
-        crate::state::save_device_keys(&mut self.store, &self.device)?;
+        crate::state::save_device_keys(&mut self.engine.store, &self.device)?;
         self.registry
             .publish_channel_bundle(self.device.identity_key(), &bytes)
             .await
             .map_err(chain_err)?;
         records::put_published_keys(
-            &mut self.store,
+            &mut self.engine.store,
             crate::prekeys::Published {
                 at: t,
                 signed_prekey: bundle.signed_prekey.id,
@@ -831,7 +537,7 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// Rotates, tops up and publishes again as [`crate::prekeys::upkeep`] says.
     async fn keep_keys(&mut self) -> Result<(), Error> {
-        let mut published = records::published_keys(&self.store)?;
+        let mut published = records::published_keys(&self.engine.store)?;
         if published.is_none() && !self.keys_checked {
             // A store from a version that kept no record of what it published: if the
             // registered key is this device's, its bundle is kept fresh from now on.
@@ -842,7 +548,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     at: 0,
                     signed_prekey: u32::MAX,
                 };
-                records::put_published_keys(&mut self.store, p)?;
+                records::put_published_keys(&mut self.engine.store, p)?;
                 published = Some(p);
             }
         }
@@ -873,7 +579,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             .predict_group_address(me, name)
             .await
             .map_err(chain_err)?;
-        if self.groups.contains_key(&predicted) {
+        if self.engine.groups.contains_key(&predicted) {
             return Err(Error::GroupExists { group: predicted });
         }
         // A contract created just before a crash (nothing registered yet) is taken over;
@@ -898,12 +604,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             .await
             .map_err(chain_err)?;
         let config = self.group_config(contract);
-        let group = match Group::load(&self.store, name) {
+        let group = match Group::load(&self.engine.store, name) {
             Ok(g) if g.binding().map(|b| b.contract) == Some(contract) && g.epoch() == 0 => g,
             Ok(_) => return Err(Error::GroupExists { group: contract }),
-            Err(_) => {
-                Group::create(&mut self.store, name, config, Default::default()).map_err(core)?
-            }
+            Err(_) => Group::create(&mut self.engine.store, name, config, Default::default())
+                .map_err(core)?,
         };
         // The events are read from the deployment's block: the group's creation is after it.
         let record = GroupRecord {
@@ -911,7 +616,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             from_block: self.config.deployment.block,
             joined_epoch: 0,
         };
-        records::put_group(&mut self.store, contract, &record)?;
+        records::put_group(&mut self.engine.store, contract, &record)?;
         self.follow(contract, group, record).await?;
         Ok(contract)
     }
@@ -1018,7 +723,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     if !s.is_pending() {
                         answered = Some(*s.id());
                     } else {
-                        let at = records::session_made(&self.store, s.id())?.unwrap_or(0);
+                        let at = records::session_made(&self.engine.store, s.id())?.unwrap_or(0);
                         if pending.is_none_or(|(t, _)| at > t) {
                             pending = Some((at, *s.id()));
                         }
@@ -1049,7 +754,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     .device
                     .initiate(&bundle, OneTimePrekeyChoice::Random)
                     .map_err(Error::Channel)?;
-                records::put_session_made(&mut self.store, &id, now() as u64)?;
+                records::put_session_made(&mut self.engine.store, &id, now() as u64)?;
                 // Unanswered sessions of earlier sends are pruned too (the oldest first).
                 self.cap_sessions(&peer, &id)?;
                 id
@@ -1060,7 +765,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             .encrypt(&session, &message.encode()?)
             .map_err(Error::Channel)?;
         // The ratchet moved: saved before the message leaves (that session only).
-        crate::state::save_session(&mut self.store, &self.device, &session)?;
+        crate::state::save_session(&mut self.engine.store, &self.device, &session)?;
         self.delivery
             .publish(&self.inbox_topic(to), bytes)
             .await
@@ -1111,7 +816,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             expiry: (now() as u64).saturating_add(self.config.invitation_validity.as_secs()),
             note: note.into(),
         };
-        crate::state::remember_invitation(&mut self.store, invitee, &request)?;
+        crate::state::remember_invitation(&mut self.engine.store, invitee, &request)?;
         self.send_direct(
             invitee,
             None,
@@ -1119,7 +824,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         )
         .await?;
         let next = (now() as u64).saturating_add(self.config.invitation_resend.as_secs());
-        crate::state::put_invitation_sends(&mut self.store, &request.request_id, 1, next)?;
+        crate::state::put_invitation_sends(&mut self.engine.store, &request.request_id, 1, next)?;
         Ok(request.request_id)
     }
 
@@ -1133,6 +838,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         let t = now() as u64;
         let base = self.config.invitation_resend.as_secs();
         for (key, value) in self
+            .engine
             .store
             .records(crate::state::INVITATIONS)
             .map_err(core)?
@@ -1148,14 +854,15 @@ impl<D: DeliveryService + 'static> Client<D> {
                 }
             });
             let Some((invitee, request)) = parsed else {
-                crate::state::drop_invitation(&mut self.store, &id)?;
+                crate::state::drop_invitation(&mut self.engine.store, &id)?;
                 continue;
             };
             if request.expiry <= t {
-                crate::state::drop_invitation(&mut self.store, &id)?;
+                crate::state::drop_invitation(&mut self.engine.store, &id)?;
                 continue;
             }
-            let (sends, next) = crate::state::invitation_sends(&self.store, &id)?.unwrap_or((0, 0));
+            let (sends, next) =
+                crate::state::invitation_sends(&self.engine.store, &id)?.unwrap_or((0, 0));
             if next > t {
                 continue;
             }
@@ -1166,7 +873,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             let sends = sends.saturating_add(1);
             let wait = base.saturating_mul(1u64 << (sends.saturating_sub(1)).min(20));
             crate::state::put_invitation_sends(
-                &mut self.store,
+                &mut self.engine.store,
                 &id,
                 sends,
                 t.saturating_add(wait),
@@ -1177,7 +884,7 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// The invitations received and not answered yet.
     pub fn invitations(&self) -> Result<Vec<ReceivedInvitation>, Error> {
-        Ok(records::all_received(&self.store)?
+        Ok(records::all_received(&self.engine.store)?
             .into_iter()
             .filter(|i| !i.answered)
             .collect())
@@ -1186,7 +893,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// Accepts invitation `id` (step 3): a fresh key package and the account's signed consent
     /// to the inviter. The Welcome that follows is joined in [`Client::sync`].
     pub async fn accept(&mut self, id: RequestId) -> Result<(), Error> {
-        let mut inv = records::received(&self.store, &id)?.ok_or(Error::UnknownRequest)?;
+        let mut inv = records::received(&self.engine.store, &id)?.ok_or(Error::UnknownRequest)?;
         if inv.answered {
             return Err(Error::UnknownRequest);
         }
@@ -1194,14 +901,14 @@ impl<D: DeliveryService + 'static> Client<D> {
             return Err(Error::Expired);
         }
         let response = crate::flows::answer_invitation(
-            &mut self.store,
+            &mut self.engine.store,
             self.signer.as_ref(),
             &inv.request,
             now(),
         )
         .await?;
         inv.answered = true;
-        records::put_received(&mut self.store, &inv)?;
+        records::put_received(&mut self.engine.store, &inv)?;
         self.send_direct(
             inv.from,
             Some(inv.session),
@@ -1213,12 +920,12 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// Declines invitation `id`.
     pub async fn decline(&mut self, id: RequestId) -> Result<(), Error> {
-        let mut inv = records::received(&self.store, &id)?.ok_or(Error::UnknownRequest)?;
+        let mut inv = records::received(&self.engine.store, &id)?.ok_or(Error::UnknownRequest)?;
         if inv.answered {
             return Err(Error::UnknownRequest);
         }
         inv.answered = true;
-        records::put_received(&mut self.store, &inv)?;
+        records::put_received(&mut self.engine.store, &inv)?;
         self.send_direct(
             inv.from,
             Some(inv.session),
@@ -1233,6 +940,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// read unless the chain was read within [`ClientConfig::poll_interval`].
     pub async fn send(&mut self, group: Address, data: &[u8]) -> Result<(), Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&group)
             .ok_or(Error::UnknownGroup { group })?;
@@ -1249,6 +957,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
         self.advance(group).await?;
         let j = self
+            .engine
             .groups
             .get_mut(&group)
             .ok_or(Error::UnknownGroup { group })?;
@@ -1257,10 +966,17 @@ impl<D: DeliveryService + 'static> Client<D> {
                 account: self.signer.address(),
             });
         }
-        let entry = j.group.send(&mut self.store, data).map_err(core)?;
+        let entry = j.group.send(&mut self.engine.store, data).map_err(core)?;
         if self.config.keep_messages {
             let sender = self.signer.address();
-            records::put_message(&mut self.store, group, sender, entry.epoch, now(), data)?;
+            records::put_message(
+                &mut self.engine.store,
+                group,
+                sender,
+                entry.epoch,
+                now(),
+                data,
+            )?;
         }
         self.flush_outbox().await
     }
@@ -1294,10 +1010,14 @@ impl<D: DeliveryService + 'static> Client<D> {
         admin: Address,
     ) -> Result<RequestId, Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&group)
             .ok_or(Error::UnknownGroup { group })?;
-        let (entry, reference) = j.group.propose_self_update(&mut self.store).map_err(core)?;
+        let (entry, reference) = j
+            .group
+            .propose_self_update(&mut self.engine.store)
+            .map_err(core)?;
         let epoch = j.group.epoch();
         let request = ChangeRequest {
             request_id: random_id()?,
@@ -1308,7 +1028,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             proposal: entry.bytes.clone(),
         };
         records::put_update_request(
-            &mut self.store,
+            &mut self.engine.store,
             &request.request_id,
             group,
             &reference,
@@ -1367,12 +1087,16 @@ impl<D: DeliveryService + 'static> Client<D> {
             valid_for: Some(self.config.credential_validity),
         };
         let credential = self
+            .engine
             .store
             .identity()
             .renew(self.signer.as_ref(), &request)
             .await
             .map_err(|e| Error::Core(e.to_string()))?;
-        self.store.renew_credential(credential).map_err(core)?;
+        self.engine
+            .store
+            .renew_credential(credential)
+            .map_err(core)?;
         self.credential_reported = false;
         for g in self.active_groups() {
             self.start_intent(g, Op::Update).await?;
@@ -1414,16 +1138,16 @@ impl<D: DeliveryService + 'static> Client<D> {
         if !self.is_active(group) {
             return Err(Error::UnknownGroup { group });
         }
-        let id = records::next_intent_id(&mut self.store)?;
+        let id = records::next_intent_id(&mut self.engine.store)?;
         // The operation first: an intent record without its operation is never seen.
-        records::put_op(&mut self.store, id, &OpRecord { group, op })?;
-        crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+        records::put_op(&mut self.engine.store, id, &OpRecord { group, op })?;
+        crate::state::save_intent(&mut self.engine.store, &Intent::new(id))?;
         Ok(id)
     }
 
     /// The events queued so far.
     pub fn drain_events(&mut self) -> Vec<ClientEvent> {
-        self.events.drain(..).collect()
+        self.engine.events.drain(..).collect()
     }
 
     /// The next event, taking in input until one comes or `timeout` passes.
@@ -1442,11 +1166,11 @@ impl<D: DeliveryService + 'static> Client<D> {
         let deadline = tokio::time::Instant::now() + timeout;
         let mut wake = std::pin::pin!(wake);
         loop {
-            if let Some(e) = self.events.pop_front() {
+            if let Some(e) = self.engine.events.pop_front() {
                 return Ok(Some(e));
             }
             self.sync().await?;
-            if let Some(e) = self.events.pop_front() {
+            if let Some(e) = self.engine.events.pop_front() {
                 return Ok(Some(e));
             }
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
@@ -1470,7 +1194,8 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// The contracts of the groups this client is an active member of.
     fn active_groups(&self) -> Vec<Address> {
-        self.groups
+        self.engine
+            .groups
             .iter()
             .filter(|(_, j)| j.active)
             .map(|(a, _)| *a)
@@ -1500,75 +1225,24 @@ impl<D: DeliveryService + 'static> Client<D> {
         }
         for contract in active {
             self.advance(contract).await?;
-            if self.remove_departed(contract)? {
+            if self.engine.remove_departed(contract, self.address())? {
                 self.advance(contract).await?;
             }
         }
         self.flush_outbox().await?;
-        self.expire_update_requests()?;
+        self.engine
+            .expire_update_requests(now(), self.config.request_interval.as_secs())?;
         self.resend_invitations().await?;
         self.keep_keys().await?;
         self.check_credentials();
         Ok(())
     }
 
-    /// Update requests unanswered for [`ClientConfig::request_interval`] are given up: their
-    /// proposals are forgotten (openmls sends no application message while one is stored;
-    /// an admin may refuse silently, e.g. a request sent too soon after the last).
-    fn expire_update_requests(&mut self) -> Result<(), Error> {
-        let before = (now() as u64).saturating_sub(self.config.request_interval.as_secs());
-        for (group, reference) in records::take_update_requests_before(&mut self.store, before)? {
-            if let Some(j) = self.groups.get_mut(&group) {
-                j.group
-                    .forget_proposal(&mut self.store, &reference)
-                    .map_err(core)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// An admin's client commits the removal of accounts that left the group's ACL (the
-    /// contract's `leave`) but still hold a leaf (security review L2: they could read and
-    /// send until then). Only when this client is caught up with the chain and no intent of
-    /// the group is running; whether it started one.
-    fn remove_departed(&mut self, contract: Address) -> Result<bool, Error> {
-        let me = self.address();
-        let Some(j) = self.groups.get(&contract) else {
-            return Ok(false);
-        };
-        let acl = j.chain.mirror.acl();
-        let admin = acl.owner == Some(me) || acl.admins.contains(&me);
-        if !j.active || !admin || j.chain.stalled.is_some() || !j.chain.pending.is_empty() {
-            return Ok(false);
-        }
-        let mut gone: Vec<Address> = j
-            .group
-            .members()
-            .into_iter()
-            .filter(|m| !acl.members.contains(m) && *m != me)
-            .collect();
-        gone.sort();
-        gone.dedup();
-        if gone.is_empty() || self.current_intent(contract)?.is_some() {
-            return Ok(false);
-        }
-        let id = records::next_intent_id(&mut self.store)?;
-        records::put_op(
-            &mut self.store,
-            id,
-            &OpRecord {
-                group: contract,
-                op: Op::Remove { members: gone },
-            },
-        )?;
-        crate::state::save_intent(&mut self.store, &Intent::new(id))?;
-        Ok(true)
-    }
-
     fn check_credentials(&mut self) {
         let t = now();
         if !self.credential_reported {
             let expires_at = self
+                .engine
                 .store
                 .identity()
                 .credential()
@@ -1579,18 +1253,19 @@ impl<D: DeliveryService + 'static> Client<D> {
                 && exp - (self.config.renew_before.as_secs() as i64) <= t
             {
                 self.credential_reported = true;
-                self.events
+                self.engine
+                    .events
                     .push_back(ClientEvent::CredentialDue { expires_at: exp });
             }
         }
-        for (contract, j) in self.groups.iter_mut() {
+        for (contract, j) in self.engine.groups.iter_mut() {
             if !j.active {
                 continue;
             }
             for (_, member) in j.group.due_for_removal(t) {
                 if !j.due_reported.contains(&member) {
                     j.due_reported.push(member);
-                    self.events.push_back(ClientEvent::MemberDue {
+                    self.engine.events.push_back(ClientEvent::MemberDue {
                         group: *contract,
                         member,
                     });
@@ -1605,7 +1280,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             Topic::Inbox { .. } => self.handle_inbox(&envelope).await?,
             Topic::Commit { group, .. } => {
                 let contract = Address::from(group);
-                if let Some(j) = self.groups.get_mut(&contract)
+                if let Some(j) = self.engine.groups.get_mut(&contract)
                     && !is_proposal(&envelope.bytes)
                 {
                     // Commits wait for the sequencer (processing one stages it). Proposals
@@ -1617,7 +1292,8 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             Topic::App { group, .. } => {
                 let contract = Address::from(group);
-                self.handle_app(contract, envelope.clone(), true).await?;
+                self.handle_app(contract, envelope.bytes.clone(), true)
+                    .await?;
             }
         }
         let cursor_name = topic.to_string();
@@ -1625,16 +1301,21 @@ impl<D: DeliveryService + 'static> Client<D> {
         // restart must see them again); frames of epochs nobody registered do not (M6: a
         // forged header must not pin the cursor).
         let deferred = match topic {
-            Topic::App { group, .. } => self.groups.get(&Address::from(group)).is_some_and(|j| {
-                j.deferred
-                    .iter()
-                    .any(|(d, _)| frame_epoch(&d.bytes).is_some_and(|ep| j.is_registered(ep)))
-            }),
+            Topic::App { group, .. } => {
+                self.engine
+                    .groups
+                    .get(&Address::from(group))
+                    .is_some_and(|j| {
+                        j.deferred
+                            .iter()
+                            .any(|(d, _)| frame_epoch(d).is_some_and(|ep| j.is_registered(ep)))
+                    })
+            }
             _ => false,
         };
         if !deferred {
             records::put_cursor(
-                &mut self.store,
+                &mut self.engine.store,
                 &cursor_name,
                 crate::facts::saved_cursor(envelope.cursor.next()),
             )?;
@@ -1646,10 +1327,10 @@ impl<D: DeliveryService + 'static> Client<D> {
     async fn handle_app(
         &mut self,
         contract: Address,
-        envelope: Envelope,
+        bytes: Vec<u8>,
         fresh: bool,
     ) -> Result<bool, Error> {
-        let Some(j) = self.groups.get_mut(&contract) else {
+        let Some(j) = self.engine.groups.get_mut(&contract) else {
             return Ok(true);
         };
         if !j.active {
@@ -1658,7 +1339,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         // A frame of a later epoch that the chain registered: this member catches up on the
         // registered commits up to that epoch first (a long catch-up reads the backlog in
         // order this way, without holding frames back).
-        let ahead_to = frame_epoch(&envelope.bytes).filter(|ep| *ep > j.group.epoch());
+        let ahead_to = frame_epoch(&bytes).filter(|ep| *ep > j.group.epoch());
         if fresh && let Some(ep) = ahead_to {
             // Anyone can publish a frame claiming any epoch: it makes at most one chain read
             // per group and sync.
@@ -1669,160 +1350,25 @@ impl<D: DeliveryService + 'static> Client<D> {
                 Box::pin(self.advance_to(contract, Some(ep))).await?;
             }
         }
-        let Some(j) = self.groups.get_mut(&contract) else {
+        let Some(j) = self.engine.groups.get_mut(&contract) else {
             return Ok(true);
         };
         if !j.active {
             return Ok(true);
         }
-        match j
-            .group
-            .process(&mut self.store, &envelope.bytes, &Checks::at(now()))
-            .await
-        {
-            Ok(p) => {
-                for e in p.into_events() {
-                    match e {
-                        CoreEvent::Application(m) => {
-                            if self.config.keep_messages {
-                                records::put_message(
-                                    &mut self.store,
-                                    contract,
-                                    m.sender,
-                                    m.epoch,
-                                    now(),
-                                    &m.data,
-                                )?;
-                            }
-                            if let Some(j) = self.groups.get_mut(&contract) {
-                                j.saw(m.sender, m.epoch);
-                            }
-                            self.events.push_back(ClientEvent::Message {
-                                group: contract,
-                                sender: m.sender,
-                                epoch: m.epoch,
-                                data: m.data,
-                            })
-                        }
-                        CoreEvent::MissedMessages {
-                            sender,
-                            epoch,
-                            missed,
-                        } => self.events.push_back(ClientEvent::MissedMessages {
-                            group: contract,
-                            sender,
-                            epoch,
-                            count: missed,
-                        }),
-                        _ => {}
-                    }
-                }
-                Ok(true)
-            }
-            Err(e) => {
-                let epoch = frame_epoch(&envelope.bytes);
-                let local = j.group.epoch();
-                let ahead = epoch.is_some_and(|ep| ep > local);
-                let registered = epoch.is_some_and(|ep| j.is_registered(ep));
-                // Held back: a frame of an epoch the chain registered, or of one of the next
-                // few; a bounded number per claimed epoch; a full queue makes room only for a
-                // frame of a registered epoch, by dropping one of an unregistered epoch —
-                // unauthenticated frames never evict the others (security review M6).
-                let hold = fresh
-                    && ahead
-                    && (registered || epoch.is_some_and(|ep| ep <= local + MAX_AHEAD))
-                    && j.deferred
-                        .iter()
-                        .filter(|(d, _)| frame_epoch(&d.bytes) == epoch)
-                        .count()
-                        < MAX_PER_EPOCH;
-                if hold
-                    && j.deferred.len() >= MAX_DEFERRED
-                    && registered
-                    && let Some(i) = j.deferred.iter().position(|(d, _)| {
-                        frame_epoch(&d.bytes).is_none_or(|ep| !j.is_registered(ep))
-                    })
-                {
-                    j.deferred.remove(i);
-                }
-                let room = j.deferred.len() < MAX_DEFERRED;
-                if hold && room {
-                    j.deferred.push((envelope, 0));
-                } else if let Some(epoch) = epoch.filter(|ep| *ep < j.group.epoch())
-                    && epoch >= j.joined_epoch
-                {
-                    // A message of an epoch whose keys are gone: lost, and said so.
-                    self.events.push_back(ClientEvent::MessageLost {
-                        group: contract,
-                        epoch,
-                        reason: e.to_string(),
-                    });
-                } else if epoch == Some(local) && j.chain.replaced_at.is_some_and(|r| r <= local) {
-                    // Of this epoch number but not decryptable, after the owner replaced a
-                    // head here: sent in a dropped epoch (a forked member's), lost.
-                    self.events.push_back(ClientEvent::MessageLost {
-                        group: contract,
-                        epoch: local,
-                        reason: format!("sent in a dropped epoch: {e}"),
-                    });
-                } else if epoch.is_some_and(|ep| ep < j.joined_epoch) {
-                    // From before this member joined (history): not for it.
-                } else if fresh || !ahead {
-                    self.events.push_back(ClientEvent::Rejected {
-                        from: Address::ZERO,
-                        error: Error::Core(e.to_string()),
-                    });
-                }
-                Ok(false)
-            }
-        }
+        self.engine.take_app_frame(contract, bytes, fresh, now())
     }
 
     /// After a merge: frames held back are tried again.
     async fn retry_deferred(&mut self, contract: Address) -> Result<(), Error> {
-        let Some(j) = self.groups.get_mut(&contract) else {
-            return Ok(());
-        };
-        let frames = std::mem::take(&mut j.deferred);
-        for (envelope, waited) in frames {
-            let j = self
-                .groups
-                .get_mut(&contract)
-                .ok_or(Error::UnknownGroup { group: contract })?;
-            let epoch = frame_epoch(&envelope.bytes);
-            let ahead = epoch.is_some_and(|ep| ep > j.group.epoch());
-            if !ahead {
-                // Its epoch is reached: processed now (read, or reported).
-                self.handle_app(contract, envelope, false).await?;
-                continue;
-            }
-            // Still ahead (not tried: that would cost a failed decryption per frame and
-            // merge). A frame of an epoch the chain registered will be readable once this
-            // member gets there, however many commits that takes; one of an epoch nobody
-            // registered waits a few merges, then is reported.
-            let registered = epoch.is_some_and(|ep| self.is_registered(contract, ep));
-            let j = self
-                .groups
-                .get_mut(&contract)
-                .ok_or(Error::UnknownGroup { group: contract })?;
-            if registered || waited < DEFERRED_PATIENCE {
-                j.deferred.push((envelope, waited + 1));
-            } else {
-                self.events.push_back(ClientEvent::MessageLost {
-                    group: contract,
-                    epoch: epoch.unwrap_or_default(),
-                    reason: format!("epoch not reached after {DEFERRED_PATIENCE} commits"),
-                });
-            }
-        }
-        Ok(())
+        self.engine.retry_deferred(contract, now())
     }
 
     /// Deletes a channel session, its saved state and its record.
     fn drop_session(&mut self, id: &[u8; 32]) -> Result<(), Error> {
         self.device.remove_session(id);
-        crate::state::save_session(&mut self.store, &self.device, id)?;
-        records::delete_session_made(&mut self.store, id)
+        crate::state::save_session(&mut self.engine.store, &self.device, id)?;
+        records::delete_session_made(&mut self.engine.store, id)
     }
 
     /// Keeps at most [`MAX_SESSIONS_PER_PEER`] sessions with `peer` and [`MAX_SESSIONS`] in
@@ -1851,7 +1397,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             let at = if id == keep {
                 u64::MAX
             } else {
-                records::session_made(&self.store, id)?.unwrap_or(0)
+                records::session_made(&self.engine.store, id)?.unwrap_or(0)
             };
             by_age.push((at, *id));
         }
@@ -1867,8 +1413,8 @@ impl<D: DeliveryService + 'static> Client<D> {
     async fn handle_inbox(&mut self, envelope: &Envelope) -> Result<(), Error> {
         match self.take_in(&envelope.bytes).await {
             Err(Error::Chain(_)) => {
-                if !records::hold_frame(&mut self.store, &envelope.bytes, 0, now() as u64)? {
-                    self.events.push_back(ClientEvent::Rejected {
+                if !records::hold_frame(&mut self.engine.store, &envelope.bytes, 0, now() as u64)? {
+                    self.engine.events.push_back(ClientEvent::Rejected {
                         from: Address::ZERO,
                         error: Error::TooLong {
                             field: "frames held for a sender check",
@@ -1887,7 +1433,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// with the queued messages' backoff and budget.
     async fn retry_held(&mut self) -> Result<(), Error> {
         let t = now() as u64;
-        for (frame, attempts, next) in records::held_frames(&self.store)? {
+        for (frame, attempts, next) in records::held_frames(&self.engine.store)? {
             if next > t {
                 continue;
             }
@@ -1895,8 +1441,8 @@ impl<D: DeliveryService + 'static> Client<D> {
                 Err(error @ Error::Chain(_)) => {
                     let attempts = attempts + 1;
                     if attempts >= INCOMING_ATTEMPTS {
-                        records::release_frame(&mut self.store, &frame)?;
-                        self.events.push_back(ClientEvent::DeadLetter {
+                        records::release_frame(&mut self.engine.store, &frame)?;
+                        self.engine.events.push_back(ClientEvent::DeadLetter {
                             from: Address::ZERO,
                             error: Error::GaveUp {
                                 attempts,
@@ -1905,11 +1451,11 @@ impl<D: DeliveryService + 'static> Client<D> {
                         });
                     } else {
                         let wait = self.config.inbox_retry.as_secs() << (attempts - 1).min(16);
-                        records::hold_frame(&mut self.store, &frame, attempts, t + wait)?;
+                        records::hold_frame(&mut self.engine.store, &frame, attempts, t + wait)?;
                     }
                 }
                 Err(e) => return Err(e),
-                Ok(()) => records::release_frame(&mut self.store, &frame)?,
+                Ok(()) => records::release_frame(&mut self.engine.store, &frame)?,
             }
         }
         Ok(())
@@ -1952,7 +1498,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 if let Some(sid) = session {
                     self.drop_session(&sid)?;
                 }
-                self.events.push_back(ClientEvent::Rejected {
+                self.engine.events.push_back(ClientEvent::Rejected {
                     from: Address::ZERO,
                     error: Error::UnboundPeer { account },
                 });
@@ -1963,7 +1509,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             Ok(r) => r,
             Err(e) if e.is_duplicate() => return Ok(()),
             Err(e) => {
-                self.events.push_back(ClientEvent::Rejected {
+                self.engine.events.push_back(ClientEvent::Rejected {
                     from: Address::ZERO,
                     error: Error::Channel(e),
                 });
@@ -1971,13 +1517,13 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         };
         if received.new_session {
-            records::put_session_made(&mut self.store, &received.session_id, now() as u64)?;
+            records::put_session_made(&mut self.engine.store, &received.session_id, now() as u64)?;
             self.cap_sessions(&received.peer_address, &received.session_id)?;
         }
         // The plaintext is queued before the channel state that consumed it is saved (channel
         // spec §9: saved before acting on it); handled from the queue.
         records::put_incoming(
-            &mut self.store,
+            &mut self.engine.store,
             &records::Incoming {
                 key: keccak256(bytes).0,
                 from: Address::from(received.peer_address),
@@ -1989,7 +1535,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         // What the frame changed: its session, and the keys when it made one (a one-time
         // prekey used up).
         crate::state::save_received(
-            &mut self.store,
+            &mut self.engine.store,
             &self.device,
             &received.session_id,
             received.new_session,
@@ -2005,8 +1551,8 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// after it or the rest of [`Client::sync`] (security review M8).
     async fn handle_incoming(&mut self) -> Result<(), Error> {
         let t = now() as u64;
-        for m in records::incoming(&self.store)? {
-            let tries = records::incoming_tries(&self.store, &m.key)?;
+        for m in records::incoming(&self.engine.store)? {
+            let tries = records::incoming_tries(&self.engine.store, &m.key)?;
             if tries.is_some_and(|(_, next)| next > t) {
                 continue;
             }
@@ -2022,24 +1568,29 @@ impl<D: DeliveryService + 'static> Client<D> {
                             attempts,
                             last: error.to_string(),
                         };
-                        records::bury_incoming(&mut self.store, &m, &error.to_string())?;
-                        self.events.push_back(ClientEvent::DeadLetter {
+                        records::bury_incoming(&mut self.engine.store, &m, &error.to_string())?;
+                        self.engine.events.push_back(ClientEvent::DeadLetter {
                             from: m.from,
                             error,
                         });
                     } else {
                         let wait = self.config.inbox_retry.as_secs() << (attempts - 1).min(16);
-                        records::put_incoming_tries(&mut self.store, &m.key, attempts, t + wait)?;
+                        records::put_incoming_tries(
+                            &mut self.engine.store,
+                            &m.key,
+                            attempts,
+                            t + wait,
+                        )?;
                     }
                     continue;
                 }
-                Err(error) => self.events.push_back(ClientEvent::Rejected {
+                Err(error) => self.engine.events.push_back(ClientEvent::Rejected {
                     from: m.from,
                     error,
                 }),
                 Ok(()) => {}
             }
-            records::delete_incoming(&mut self.store, &m.key)?;
+            records::delete_incoming(&mut self.engine.store, &m.key)?;
             crate::step("inbox:handled");
         }
         Ok(())
@@ -2066,11 +1617,11 @@ impl<D: DeliveryService + 'static> Client<D> {
                     &request,
                 )
                 .await?;
-                if records::received(&self.store, &request.request_id)?.is_some() {
+                if records::received(&self.engine.store, &request.request_id)?.is_some() {
                     return Ok(());
                 }
                 records::put_received(
-                    &mut self.store,
+                    &mut self.engine.store,
                     &ReceivedInvitation {
                         from,
                         session,
@@ -2078,22 +1629,30 @@ impl<D: DeliveryService + 'static> Client<D> {
                         request: request.clone(),
                     },
                 )?;
-                self.events.push_back(ClientEvent::InvitationReceived {
-                    request_id: request.request_id,
-                    from,
-                    group: Address::from(request.group.group_contract),
-                    note: request.note,
-                });
+                self.engine
+                    .events
+                    .push_back(ClientEvent::InvitationReceived {
+                        request_id: request.request_id,
+                        from,
+                        group: Address::from(request.group.group_contract),
+                        note: request.note,
+                    });
             }
             ClientMessage::InvitationResponse(response) => {
                 if self.has_add_intent(&response.request_id)? {
                     // Handled before a crash (its intent exists): the invitation is settled.
-                    let _ =
-                        crate::state::take_invitation(&mut self.store, from, &response.request_id);
+                    let _ = crate::state::take_invitation(
+                        &mut self.engine.store,
+                        from,
+                        &response.request_id,
+                    );
                     return Ok(());
                 }
-                let request =
-                    crate::state::pending_invitation(&self.store, from, &response.request_id)?;
+                let request = crate::state::pending_invitation(
+                    &self.engine.store,
+                    from,
+                    &response.request_id,
+                )?;
                 let group = Address::from(request.group.group_contract);
                 let t = now();
                 let v = erc1271(&self.chain, None);
@@ -2120,16 +1679,16 @@ impl<D: DeliveryService + 'static> Client<D> {
                 debug_assert_eq!(consent.key_package_hash, keccak256(&response.key_package).0);
                 // The consent travels with the add commit: every member checks it.
                 records::put_consent(
-                    &mut self.store,
+                    &mut self.engine.store,
                     &response.request_id,
                     &crate::wire::Consent {
                         siwe_message: response.siwe_message.clone(),
                         signature: response.signature.clone(),
                     },
                 )?;
-                let id = records::next_intent_id(&mut self.store)?;
+                let id = records::next_intent_id(&mut self.engine.store)?;
                 records::put_op(
-                    &mut self.store,
+                    &mut self.engine.store,
                     id,
                     &OpRecord {
                         group,
@@ -2141,20 +1700,21 @@ impl<D: DeliveryService + 'static> Client<D> {
                         },
                     },
                 )?;
-                crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+                crate::state::save_intent(&mut self.engine.store, &Intent::new(id))?;
                 crate::step("intent:saved");
                 // Taken last: a crash before leaves the intent and a stale invitation record
                 // (the answer handled again finds the intent and stops).
-                crate::state::take_invitation(&mut self.store, from, &response.request_id)?;
+                crate::state::take_invitation(&mut self.engine.store, from, &response.request_id)?;
             }
             ClientMessage::InvitationDecline { request_id } => {
-                crate::state::take_invitation(&mut self.store, from, &request_id)?;
-                self.events
+                crate::state::take_invitation(&mut self.engine.store, from, &request_id)?;
+                self.engine
+                    .events
                     .push_back(ClientEvent::InvitationDeclined { request_id, from });
             }
             ClientMessage::Welcome(w) => {
-                let inv =
-                    records::received(&self.store, &w.request_id)?.ok_or(Error::UnknownRequest)?;
+                let inv = records::received(&self.engine.store, &w.request_id)?
+                    .ok_or(Error::UnknownRequest)?;
                 if inv.from != from || !inv.answered || inv.request.group != w.group {
                     return Err(Error::UnknownRequest);
                 }
@@ -2170,7 +1730,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     WelcomeDelivery::ByHash(hash) => (Vec::new(), Some(hash)),
                 };
                 records::put_welcome(
-                    &mut self.store,
+                    &mut self.engine.store,
                     &w.request_id,
                     &PendingWelcome {
                         epoch: w.epoch,
@@ -2184,10 +1744,14 @@ impl<D: DeliveryService + 'static> Client<D> {
                 // Each request id is acted on once (WIRE.md §2): a replay changes nothing.
                 // Recorded before anything is decided: a crash drops the request (its sender
                 // asks again) rather than committing it twice.
-                if records::request_answered(&self.store, &req.request_id)? {
+                if records::request_answered(&self.engine.store, &req.request_id)? {
                     return Ok(());
                 }
-                records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
+                records::put_request_answered(
+                    &mut self.engine.store,
+                    &req.request_id,
+                    now() as u64,
+                )?;
                 let group = Address::from(req.group.group_contract);
                 // Too soon after the last granted one: refused like an invalid request (one
                 // refusal per interval), without taking its proposal in. The requester learns
@@ -2207,12 +1771,13 @@ impl<D: DeliveryService + 'static> Client<D> {
                     None
                 } else {
                     let jm = self
+                        .engine
                         .groups
                         .get_mut(&group)
                         .ok_or(Error::UnknownGroup { group })?;
                     let processed = jm
                         .group
-                        .process(&mut self.store, &req.proposal, &Checks::at(now()))
+                        .process(&mut self.engine.store, &req.proposal, &Checks::at(now()))
                         .await
                         .map_err(core)?;
                     processed.into_events().into_iter().find_map(|e| match e {
@@ -2242,24 +1807,25 @@ impl<D: DeliveryService + 'static> Client<D> {
                 };
                 if let Some(reason) = reason {
                     if let Some(p) = &proposal {
-                        self.groups
+                        self.engine
+                            .groups
                             .get_mut(&group)
                             .ok_or(Error::UnknownGroup { group })?
                             .group
-                            .forget_proposal(&mut self.store, &p.reference)
+                            .forget_proposal(&mut self.engine.store, &p.reference)
                             .map_err(core)?;
                     }
                     // A refusal is a message (a transaction on the chain channel): at most one
                     // per member and request interval, so a flood of bad requests costs the
                     // admin nothing (security review L10).
-                    let refused = records::last_refused(&self.store, group, from)?;
+                    let refused = records::last_refused(&self.engine.store, group, from)?;
                     let t = now() as u64;
                     if crate::requests::within_rate(
                         refused,
                         t,
                         self.config.request_interval.as_secs(),
                     ) {
-                        records::put_refused(&mut self.store, group, from, t)?;
+                        records::put_refused(&mut self.engine.store, group, from, t)?;
                         self.send_direct(
                             from,
                             Some(session),
@@ -2272,13 +1838,13 @@ impl<D: DeliveryService + 'static> Client<D> {
                     }
                     return verdict;
                 }
-                self.events.push_back(ClientEvent::RequestReceived {
+                self.engine.events.push_back(ClientEvent::RequestReceived {
                     group,
                     from,
                     kind: req.kind,
                 });
                 if req.kind == ChangeKind::Update {
-                    records::put_granted(&mut self.store, group, from, now() as u64)?;
+                    records::put_granted(&mut self.engine.store, group, from, now() as u64)?;
                 }
                 let op = match (req.kind, proposal) {
                     // Exactly the requester's Update proposal, by reference, carried in the
@@ -2293,13 +1859,13 @@ impl<D: DeliveryService + 'static> Client<D> {
                         members: vec![from],
                     },
                 };
-                let id = records::next_intent_id(&mut self.store)?;
-                records::put_op(&mut self.store, id, &OpRecord { group, op })?;
-                crate::state::save_intent(&mut self.store, &Intent::new(id))?;
+                let id = records::next_intent_id(&mut self.engine.store)?;
+                records::put_op(&mut self.engine.store, id, &OpRecord { group, op })?;
+                crate::state::save_intent(&mut self.engine.store, &Intent::new(id))?;
             }
             ClientMessage::ReaddRequest(req) => {
                 if self.has_add_intent(&req.request_id)?
-                    || records::request_answered(&self.store, &req.request_id)?
+                    || records::request_answered(&self.engine.store, &req.request_id)?
                 {
                     return Ok(());
                 }
@@ -2333,13 +1899,17 @@ impl<D: DeliveryService + 'static> Client<D> {
                     last_active,
                 );
                 if let Err(e) = verdict {
-                    records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
+                    records::put_request_answered(
+                        &mut self.engine.store,
+                        &req.request_id,
+                        now() as u64,
+                    )?;
                     return Err(e);
                 }
-                records::put_granted(&mut self.store, group, from, now() as u64)?;
-                let id = records::next_intent_id(&mut self.store)?;
+                records::put_granted(&mut self.engine.store, group, from, now() as u64)?;
+                let id = records::next_intent_id(&mut self.engine.store)?;
                 records::put_op(
-                    &mut self.store,
+                    &mut self.engine.store,
                     id,
                     &OpRecord {
                         group,
@@ -2351,21 +1921,25 @@ impl<D: DeliveryService + 'static> Client<D> {
                         },
                     },
                 )?;
-                crate::state::save_intent(&mut self.store, &Intent::new(id))?;
-                records::put_request_answered(&mut self.store, &req.request_id, now() as u64)?;
+                crate::state::save_intent(&mut self.engine.store, &Intent::new(id))?;
+                records::put_request_answered(
+                    &mut self.engine.store,
+                    &req.request_id,
+                    now() as u64,
+                )?;
             }
             ClientMessage::RequestRejected(r) => {
                 // A refused update request: its proposal will not be committed, and while it
                 // is stored openmls sends no application message.
                 if let Some((group, reference)) =
-                    records::take_update_request(&mut self.store, &r.request_id)?
-                    && let Some(j) = self.groups.get_mut(&group)
+                    records::take_update_request(&mut self.engine.store, &r.request_id)?
+                    && let Some(j) = self.engine.groups.get_mut(&group)
                 {
                     j.group
-                        .forget_proposal(&mut self.store, &reference)
+                        .forget_proposal(&mut self.engine.store, &reference)
                         .map_err(core)?;
                 }
-                self.events.push_back(ClientEvent::RequestRejected {
+                self.engine.events.push_back(ClientEvent::RequestRejected {
                     request_id: r.request_id,
                     from,
                     reason: r.reason,
@@ -2379,7 +1953,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// [`ClientConfig::request_interval`] ago (security review L10).
     fn check_rate(&self, group: Address, member: Address) -> Result<(), Error> {
         let interval = self.config.request_interval.as_secs();
-        let last = records::last_granted(&self.store, group, member)?;
+        let last = records::last_granted(&self.engine.store, group, member)?;
         if crate::requests::within_rate(last, now() as u64, interval) {
             Ok(())
         } else {
@@ -2391,21 +1965,21 @@ impl<D: DeliveryService + 'static> Client<D> {
     }
 
     fn has_add_intent(&self, id: &RequestId) -> Result<bool, Error> {
-        Ok(records::ops(&self.store)?
+        Ok(records::ops(&self.engine.store)?
             .iter()
             .any(|(_, o)| matches!(&o.op, Op::Add { request_id, .. } if request_id == id)))
     }
 
     /// Joins every waiting Welcome whose registration the chain has.
     async fn join_welcomes(&mut self) -> Result<(), Error> {
-        for (id, pending) in records::welcomes(&self.store)? {
-            let Some(inv) = records::received(&self.store, &id)? else {
-                records::delete_welcome(&mut self.store, &id)?;
+        for (id, pending) in records::welcomes(&self.engine.store)? {
+            let Some(inv) = records::received(&self.engine.store, &id)? else {
+                records::delete_welcome(&mut self.engine.store, &id)?;
                 continue;
             };
             let contract = Address::from(inv.request.group.group_contract);
-            if self.groups.get(&contract).is_some_and(|j| j.active) {
-                records::delete_welcome(&mut self.store, &id)?;
+            if self.engine.groups.get(&contract).is_some_and(|j| j.active) {
+                records::delete_welcome(&mut self.engine.store, &id)?;
                 continue;
             }
             let from_block = self.config.deployment.block;
@@ -2474,12 +2048,12 @@ impl<D: DeliveryService + 'static> Client<D> {
             };
             let config = self.group_config(contract);
             // A forked member rejoining: its old group goes first.
-            if let Some(old) = self.groups.remove(&contract) {
-                old.group.delete(&mut self.store).map_err(core)?;
-                crate::cursor::delete(&mut self.store, contract)?;
+            if let Some(old) = self.engine.groups.remove(&contract) {
+                old.group.delete(&mut self.engine.store).map_err(core)?;
+                crate::cursor::delete(&mut self.engine.store, contract)?;
             }
             let joined = Group::join(
-                &mut self.store,
+                &mut self.engine.store,
                 &welcome,
                 config,
                 &Checks::at(reg.timestamp).with_erc1271(&erc1271(&self.chain, Some(reg.block))),
@@ -2491,18 +2065,18 @@ impl<D: DeliveryService + 'static> Client<D> {
                 // tried again at the next sync (security review M1).
                 Err(eth_mls_core::Error::CheckUnavailable(_)) => continue,
                 Err(e) => {
-                    records::delete_welcome(&mut self.store, &id)?;
-                    self.events.push_back(ClientEvent::Rejected {
+                    records::delete_welcome(&mut self.engine.store, &id)?;
+                    self.engine.events.push_back(ClientEvent::Rejected {
                         from: inv.from,
                         error: Error::Core(e.to_string()),
                     });
                     continue;
                 }
             };
-            records::delete_welcome(&mut self.store, &id)?;
+            records::delete_welcome(&mut self.engine.store, &id)?;
             if let Err(error) = check_epoch_authenticator(&reg, &group.epoch_authenticator()) {
-                group.delete(&mut self.store).map_err(core)?;
-                self.events.push_back(ClientEvent::Rejected {
+                group.delete(&mut self.engine.store).map_err(core)?;
+                self.engine.events.push_back(ClientEvent::Rejected {
                     from: inv.from,
                     error,
                 });
@@ -2515,11 +2089,11 @@ impl<D: DeliveryService + 'static> Client<D> {
             };
             state.merged.insert(reg.epoch, reg.commit_hash);
             state.trim(group.epoch());
-            crate::cursor::save(&mut self.store, contract, &state)?;
-            records::put_group(&mut self.store, contract, &record)?;
+            crate::cursor::save(&mut self.engine.store, contract, &state)?;
+            records::put_group(&mut self.engine.store, contract, &record)?;
             let epoch = group.epoch();
             self.follow(contract, group, record).await?;
-            self.events.push_back(ClientEvent::Joined {
+            self.engine.events.push_back(ClientEvent::Joined {
                 group: contract,
                 epoch,
             });
@@ -2549,8 +2123,9 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// Publishes what the outbox holds: application messages and proposals at once, a commit
     /// once merged (the chain registered it). Welcomes go out with their intent.
     async fn flush_outbox(&mut self) -> Result<(), Error> {
-        for entry in self.store.outbox_pending().map_err(core)? {
+        for entry in self.engine.store.outbox_pending().map_err(core)? {
             let Some((contract, j)) = self
+                .engine
                 .groups
                 .iter()
                 .find(|(_, j)| j.group.id() == entry.group_id.as_slice())
@@ -2563,11 +2138,15 @@ impl<D: DeliveryService + 'static> Client<D> {
                 OutboxKind::Proposal => {
                     // Carried by the request and its commit (WIRE.md §4.2); members never
                     // take proposals in from the topic.
-                    self.store.mark_published(entry.seq).map_err(core)?;
+                    self.engine.store.mark_published(entry.seq).map_err(core)?;
                     continue;
                 }
                 OutboxKind::Commit => {
-                    if j.group.pending_commit(&self.store).map_err(core)?.is_some() {
+                    if j.group
+                        .pending_commit(&self.engine.store)
+                        .map_err(core)?
+                        .is_some()
+                    {
                         continue;
                     }
                     self.commit_topic(contract)
@@ -2581,7 +2160,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 Err(_) if entry.kind == OutboxKind::Commit => {}
                 Err(e) => {
                     // Kept in the outbox, in order, and tried again at the next sync.
-                    self.events.push_back(ClientEvent::DeliveryDelayed {
+                    self.engine.events.push_back(ClientEvent::DeliveryDelayed {
                         group: contract,
                         error: delivery_err(e),
                     });
@@ -2589,7 +2168,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 }
             }
             crate::step("outbox:published");
-            self.store.mark_published(entry.seq).map_err(core)?;
+            self.engine.store.mark_published(entry.seq).map_err(core)?;
         }
         Ok(())
     }
@@ -2623,50 +2202,4 @@ pub(crate) fn lock_store(path: &Path) -> Result<std::fs::File, Error> {
     }
 }
 
-/// Whether an `MlsMessage` frame is a proposal (content type 2; both `PublicMessage` and
-/// `PrivateMessage` show it in the clear).
-fn is_proposal(bytes: &[u8]) -> bool {
-    frame_kind(bytes) == Some(2)
-}
-
-/// The epoch of a `PrivateMessage` or `PublicMessage` frame (RFC 9420 §6).
-fn frame_epoch(bytes: &[u8]) -> Option<u64> {
-    let (_, epoch, _) = frame_header(bytes)?;
-    Some(epoch)
-}
-
-fn frame_kind(bytes: &[u8]) -> Option<u8> {
-    let (_, _, kind) = frame_header(bytes)?;
-    Some(kind)
-}
-
-/// (wire format, epoch, content type) of an `MlsMessage`.
-fn frame_header(bytes: &[u8]) -> Option<(u16, u64, u8)> {
-    let mut r = eth_mls_channel::codec::Reader::new(bytes);
-    let what = "frame";
-    let _version = r.u16(what).ok()?;
-    let wire_format = r.u16(what).ok()?;
-    if wire_format != 1 && wire_format != 2 {
-        return None;
-    }
-    let _group_id = r.vec(what).ok()?;
-    let epoch = r.u64(what).ok()?;
-    let kind = if wire_format == 1 {
-        // PublicMessage: sender, authenticated data, then content type.
-        match r.u8(what).ok()? {
-            1 => {
-                r.u32(what).ok()?;
-            }
-            2 => {
-                r.u32(what).ok()?;
-            }
-            3 | 4 => {}
-            _ => return None,
-        }
-        let _aad = r.vec(what).ok()?;
-        r.u8(what).ok()?
-    } else {
-        r.u8(what).ok()?
-    };
-    Some((wire_format, epoch, kind))
-}
+pub(crate) use crate::engine::machine::{frame_epoch, is_proposal};

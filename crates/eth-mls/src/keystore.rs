@@ -1,7 +1,7 @@
 //! Keystore v3 files (Web3 Secret Storage Definition), the encrypted key files geth, cast and
 //! most wallets write: the account's secp256k1 key under AES-128-CTR, keyed by scrypt or
 //! PBKDF2-HMAC-SHA256 of a password, with a keccak256 MAC checked before anything is
-//! decrypted. [`load`] opens one as an [`EthereumSigner`](eth_mls_core::EthereumSigner) for
+//! decrypted. [`load`] opens one as an [`EthereumSigner`] for
 //! [`crate::Client`]; [`encrypt`] writes one (scrypt, n = 2^18, r = 8, p = 1, as geth).
 
 use aes::cipher::{KeyIvInit, StreamCipher};

@@ -163,12 +163,13 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// Saves the group's chain state (after a read of the chain or a merge).
     pub(super) fn save_chain(&mut self, contract: Address) -> Result<(), Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
         j.chain.merged = j.sequencer.merged_hashes().clone();
         j.chain.trim(j.group.epoch());
-        cursor::save(&mut self.store, contract, &j.chain)
+        cursor::save(&mut self.engine.store, contract, &j.chain)
     }
 
     /// Reads the group's contract events (see [`Client::read_chains`]).
@@ -189,7 +190,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         // The head and the hashes of the blocks last read, all at once (one round trip).
         let read_to: std::collections::BTreeSet<u64> = contracts
             .iter()
-            .filter_map(|c| Some(self.groups.get(c)?.chain.read_to?.number))
+            .filter_map(|c| Some(self.engine.groups.get(c)?.chain.read_to?.number))
             .collect();
         let (safe, hashes) = futures_util::future::try_join(
             self.confirmed_head(),
@@ -200,7 +201,12 @@ impl<D: DeliveryService + 'static> Client<D> {
             read_to.into_iter().zip(hashes).collect();
         let mut reorganized = Vec::new();
         for contract in contracts {
-            let Some(read_to) = self.groups.get(contract).and_then(|j| j.chain.read_to) else {
+            let Some(read_to) = self
+                .engine
+                .groups
+                .get(contract)
+                .and_then(|j| j.chain.read_to)
+            else {
                 continue;
             };
             if hashes.get(&read_to.number).copied().flatten() != Some(read_to.hash) {
@@ -213,7 +219,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         let due: Vec<(Address, u64)> = contracts
             .iter()
             .filter_map(|c| {
-                let j = self.groups.get(c)?;
+                let j = self.engine.groups.get(c)?;
                 (j.chain.next_block <= safe).then_some((*c, j.chain.next_block))
             })
             .collect();
@@ -250,6 +256,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 .map(|(_, e, b, t)| (e.clone(), *b, *t));
             self.apply_logs(contract, mine, &times)?;
             let j = self
+                .engine
                 .groups
                 .get_mut(&contract)
                 .ok_or(Error::UnknownGroup { group: contract })?;
@@ -307,6 +314,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     ) -> Result<(), Error> {
         let me = self.address();
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -366,6 +374,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     async fn read_again(&mut self, contract: Address, block: u64, safe: u64) -> Result<(), Error> {
         let origin = {
             let j = self
+                .engine
                 .groups
                 .get(&contract)
                 .ok_or(Error::UnknownGroup { group: contract })?;
@@ -377,6 +386,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         let times = self.registration_times(&logs).await?;
         let at = self.block_ref(safe).await?;
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -392,6 +402,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             &times,
         )?;
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -403,7 +414,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         j.chain.next_block = safe + 1;
         j.chain.read_to = at;
         self.save_chain(contract)?;
-        self.events.push_back(ClientEvent::ChainReorganized {
+        self.engine.events.push_back(ClientEvent::ChainReorganized {
             group: contract,
             block,
             dropped,
@@ -416,6 +427,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// on the group's line. A registration that fails is tried at the next read.
     async fn recommit_dropped(&mut self, contract: Address) -> Result<(), Error> {
         let Some(from) = self
+            .engine
             .groups
             .get(&contract)
             .and_then(|j| j.chain.dropped_from)
@@ -424,6 +436,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         };
         let head = self.head_epoch(contract).await?;
         let j = self
+            .engine
             .groups
             .get(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -454,7 +467,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         {
             Ok(_) => Ok(()),
             Err(e) => {
-                self.events.push_back(ClientEvent::MergeDelayed {
+                self.engine.events.push_back(ClientEvent::MergeDelayed {
                     group: contract,
                     epoch: r.epoch,
                     error: chain_err(e),
@@ -493,7 +506,8 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// Whether the chain (as read so far) registered a commit to `epoch` of `contract`.
     pub(super) fn is_registered(&self, contract: Address, epoch: u64) -> bool {
-        self.groups
+        self.engine
+            .groups
             .get(&contract)
             .is_some_and(|j| j.is_registered(epoch))
     }
@@ -501,6 +515,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// One action of the group's sequencer; whether it moved.
     pub(super) async fn step_sequencer(&mut self, contract: Address) -> Result<bool, Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -518,7 +533,11 @@ impl<D: DeliveryService + 'static> Client<D> {
                 bytes,
                 ..
             } => {
-                if j.group.pending_commit(&self.store).map_err(core)?.is_some() {
+                if j.group
+                    .pending_commit(&self.engine.store)
+                    .map_err(core)?
+                    .is_some()
+                {
                     // Our intent discards its commit first; the registration is offered again.
                     let reg = *registration;
                     j.sequencer.on_registered(reg, bytes);
@@ -541,11 +560,12 @@ impl<D: DeliveryService + 'static> Client<D> {
                         // Nothing changed: the same registration is tried at the next sync
                         // (security review M1: an RPC failure is not a verdict).
                         let j = self
+                            .engine
                             .groups
                             .get_mut(&contract)
                             .ok_or(Error::UnknownGroup { group: contract })?;
                         j.sequencer.on_registered(*registration, bytes);
-                        self.events.push_back(ClientEvent::MergeDelayed {
+                        self.engine.events.push_back(ClientEvent::MergeDelayed {
                             group: contract,
                             epoch,
                             error: e,
@@ -558,6 +578,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     // it — the others merged it — so it rejoins: a fork.
                     Err(e) if registration.registrant == self.address() => {
                         let j = self
+                            .engine
                             .groups
                             .get_mut(&contract)
                             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -591,6 +612,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     /// stalled before it (state kept, still subscribed), reported, and saved.
     fn stall(&mut self, contract: Address, epoch: u64, reason: String) -> Result<(), Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -601,7 +623,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         });
         let at = j.group.epoch();
         self.save_chain(contract)?;
-        self.events.push_back(ClientEvent::Stalled {
+        self.engine.events.push_back(ClientEvent::Stalled {
             group: contract,
             epoch: at,
             reason,
@@ -621,6 +643,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         acl: &Acl,
     ) -> Result<(), Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -645,9 +668,10 @@ impl<D: DeliveryService + 'static> Client<D> {
         crate::invitation::check_consents(commit, reg, &registered, acl, &binding, Some(&v))
             .await?;
         let checks = Checks::at(reg.timestamp).with_erc1271(&v);
-        crate::catchup::take_in_carried(&mut j.group, &mut self.store, commit, &checks).await?;
+        crate::catchup::take_in_carried(&mut j.group, &mut self.engine.store, commit, &checks)
+            .await?;
         j.group
-            .process(&mut self.store, commit, &checks)
+            .process(&mut self.engine.store, commit, &checks)
             .await
             .map_err(core)?;
         let staged = j
@@ -657,11 +681,13 @@ impl<D: DeliveryService + 'static> Client<D> {
             .ok_or_else(|| Error::Core("the commit staged nothing".into()))?;
         if let Err(e) = check_commit(epoch, commit, reg, &staged, policy, acl) {
             j.group
-                .discard_staged_commit(&mut self.store)
+                .discard_staged_commit(&mut self.engine.store)
                 .map_err(core)?;
             return Err(e);
         }
-        j.group.merge_staged_commit(&mut self.store).map_err(core)?;
+        j.group
+            .merge_staged_commit(&mut self.engine.store)
+            .map_err(core)?;
         let new_epoch = j.group.epoch();
         j.sequencer.merged(new_epoch, keccak256(commit).0);
         j.chain.stalled = None;
@@ -669,7 +695,8 @@ impl<D: DeliveryService + 'static> Client<D> {
             j.active = false;
             self.save_chain(contract)?;
             self.report_merge(contract, &staged, new_epoch);
-            self.events
+            self.engine
+                .events
                 .push_back(ClientEvent::Removed { group: contract });
             return Ok(());
         }
@@ -679,6 +706,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         // state differs from the committer's), reported as one.
         if let Err(e) = authenticated {
             let j = self
+                .engine
                 .groups
                 .get_mut(&contract)
                 .ok_or(Error::UnknownGroup { group: contract })?;
@@ -699,13 +727,14 @@ impl<D: DeliveryService + 'static> Client<D> {
         reason: String,
     ) -> Result<(), Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
         j.active = false;
         let owner = j.chain.mirror.acl().owner;
         let last_epoch = j.group.epoch();
-        self.events.push_back(ClientEvent::ForkDetected {
+        self.engine.events.push_back(ClientEvent::ForkDetected {
             group: contract,
             epoch,
             reason,
@@ -713,7 +742,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         // What this member sent from `epoch` on was encrypted under secrets the group no
         // longer has: said so, never silently dropped (security review H3).
         if last_epoch >= epoch {
-            self.events.push_back(ClientEvent::MessageLost {
+            self.engine.events.push_back(ClientEvent::MessageLost {
                 group: contract,
                 epoch,
                 reason: format!(
@@ -725,7 +754,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         let Some(admin) = owner.filter(|o| *o != self.address()) else {
             return Ok(());
         };
-        let key_package = self.store.generate_key_package(None).map_err(core)?;
+        let key_package = self.engine.store.generate_key_package(None).map_err(core)?;
         let request = ReaddRequest {
             request_id: random_id()?,
             group: self.group_ref(contract),
@@ -738,7 +767,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             .send_direct(admin, None, &ClientMessage::ReaddRequest(request.clone()))
             .await?;
         records::put_received(
-            &mut self.store,
+            &mut self.engine.store,
             &ReceivedInvitation {
                 from: admin,
                 session,

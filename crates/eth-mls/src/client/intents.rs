@@ -13,44 +13,26 @@ use eth_mls_transport::{DeliveryService, MessageId};
 
 use super::{Client, ClientEvent, chain_err, core, delivery_err, erc1271, now};
 use crate::Error;
-use crate::intent::{Facts, Intent, Outcome, Sent, Step};
+use crate::intent::{Facts, Outcome, Sent, Step};
 use crate::records::{self, Op};
 use crate::verdict::epoch_authenticator_hash;
 use crate::wire::{ClientMessage, RequestId, WelcomeDelivery, WelcomeMessage};
 
 impl<D: DeliveryService + 'static> Client<D> {
-    /// The oldest unfinished intent of `contract` with its operation (a recovery goes
-    /// first: the intents before it wait for the epoch it replaces).
-    pub(super) fn current_intent(&self, contract: Address) -> Result<Option<(Intent, Op)>, Error> {
-        let mut first = None;
-        for intent in crate::state::intents(&self.store)? {
-            if let Some(op) = records::op(&self.store, intent.id)?
-                && op.group == contract
-            {
-                if matches!(op.op, Op::Recover { .. }) {
-                    return Ok(Some((intent, op.op)));
-                }
-                if first.is_none() {
-                    first = Some((intent, op.op));
-                }
-            }
-        }
-        Ok(first)
-    }
-
     /// One step of the group's current intent; whether it moved.
     pub(super) async fn step_intent(&mut self, contract: Address) -> Result<bool, Error> {
-        let Some((mut intent, op)) = self.current_intent(contract)? else {
+        let Some((mut intent, op)) = self.engine.current_intent(contract)? else {
             return Ok(false);
         };
         let j = self
+            .engine
             .groups
             .get(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
         if !j.active {
             return Ok(false);
         }
-        let pending = j.group.pending_commit(&self.store).map_err(core)?;
+        let pending = j.group.pending_commit(&self.engine.store).map_err(core)?;
         let recovering = matches!(op, Op::Recover { .. });
         // A recovery replaces the registered commit the group is stalled on: to its intent
         // that commit is as good as absent.
@@ -88,13 +70,14 @@ impl<D: DeliveryService + 'static> Client<D> {
                 match result {
                     Ok(out) => {
                         let j = self
+                            .engine
                             .groups
                             .get_mut(&contract)
                             .ok_or(Error::UnknownGroup { group: contract })?;
                         intent.built(j.group.epoch() + 1, keccak256(&out.commit).0);
                         j.sequencer.own_pending(keccak256(&out.commit).0);
                         crate::step("intent:built");
-                        crate::state::save_intent(&mut self.store, &intent)?;
+                        crate::state::save_intent(&mut self.engine.store, &intent)?;
                     }
                     Err(e @ (Error::Chain(_) | Error::Delivery(_))) => return Err(e),
                     Err(e) => {
@@ -106,7 +89,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             Step::Adopt => {
                 let Some(p) = pending else { return Ok(false) };
                 intent.built(facts.local_epoch + 1, keccak256(&p.commit).0);
-                crate::state::save_intent(&mut self.store, &intent)?;
+                crate::state::save_intent(&mut self.engine.store, &intent)?;
                 Ok(true)
             }
             Step::Register { epoch } => {
@@ -158,7 +141,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     max_fee: slot.max_fee_per_gas,
                     tip: slot.max_priority_fee_per_gas,
                 });
-                if let Err(e) = crate::state::save_intent(&mut self.store, &intent) {
+                if let Err(e) = crate::state::save_intent(&mut self.engine.store, &intent) {
                     self.chain.abandon(slot).await;
                     return Err(e);
                 }
@@ -188,6 +171,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 crate::step("intent:registered");
                 self.read_chain(contract).await?;
                 let registered = self
+                    .engine
                     .groups
                     .get(&contract)
                     .is_some_and(|j| j.chain.registered.contains_key(&epoch));
@@ -229,6 +213,7 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             Step::Merge => {
                 let j = self
+                    .engine
                     .groups
                     .get_mut(&contract)
                     .ok_or(Error::UnknownGroup { group: contract })?;
@@ -236,7 +221,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 let summary = pending.map(|p| p.summary);
                 let welcome = j
                     .group
-                    .merge_pending_commit(&mut self.store)
+                    .merge_pending_commit(&mut self.engine.store)
                     .map_err(core)?;
                 crate::step("intent:merged");
                 let epoch = j.group.epoch();
@@ -258,18 +243,19 @@ impl<D: DeliveryService + 'static> Client<D> {
                         .await?;
                 }
                 intent.merged(epoch);
-                crate::state::save_intent(&mut self.store, &intent)?;
+                crate::state::save_intent(&mut self.engine.store, &intent)?;
                 crate::step("intent:recorded");
                 self.retry_deferred(contract).await?;
                 Ok(true)
             }
             Step::Discard => {
                 let j = self
+                    .engine
                     .groups
                     .get_mut(&contract)
                     .ok_or(Error::UnknownGroup { group: contract })?;
                 j.group
-                    .discard_pending_commit(&mut self.store)
+                    .discard_pending_commit(&mut self.engine.store)
                     .map_err(core)?;
                 Ok(true)
             }
@@ -282,7 +268,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                 } = &op
                 {
                     let id = self.joined(contract)?.group.id().to_vec();
-                    for e in self.store.outbox_pending().map_err(core)? {
+                    for e in self.engine.store.outbox_pending().map_err(core)? {
                         if e.kind == OutboxKind::Welcome && e.group_id == id && e.epoch == epoch {
                             self.send_welcome(
                                 contract,
@@ -297,31 +283,31 @@ impl<D: DeliveryService + 'static> Client<D> {
                     }
                 }
                 intent.merged(epoch);
-                crate::state::save_intent(&mut self.store, &intent)?;
+                crate::state::save_intent(&mut self.engine.store, &intent)?;
                 Ok(true)
             }
             Step::RecordLost => {
                 if let Some(epoch) = intent.built_for {
-                    self.events.push_back(ClientEvent::EpochLost {
+                    self.engine.events.push_back(ClientEvent::EpochLost {
                         group: contract,
                         intent: intent.id,
                         epoch,
                     });
                 }
                 intent.lost();
-                crate::state::save_intent(&mut self.store, &intent)?;
+                crate::state::save_intent(&mut self.engine.store, &intent)?;
                 Ok(true)
             }
             Step::Wait => Ok(false),
             Step::Done => {
                 if intent.outcome == Some(Outcome::GaveUp) {
-                    self.events.push_back(ClientEvent::IntentFailed {
+                    self.engine.events.push_back(ClientEvent::IntentFailed {
                         group: contract,
                         intent: intent.id,
                         reason: format!("lost the epoch {} times", crate::intent::MAX_ATTEMPTS),
                     });
                 }
-                records::delete_intent(&mut self.store, intent.id)?;
+                records::delete_intent(&mut self.engine.store, intent.id)?;
                 Ok(true)
             }
         }
@@ -334,11 +320,12 @@ impl<D: DeliveryService + 'static> Client<D> {
         id: u64,
         reason: String,
     ) -> Result<(), Error> {
-        self.groups
+        self.engine
+            .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?
             .group
-            .discard_pending_commit(&mut self.store)
+            .discard_pending_commit(&mut self.engine.store)
             .map_err(core)?;
         self.fail_intent(contract, id, reason)
     }
@@ -349,8 +336,8 @@ impl<D: DeliveryService + 'static> Client<D> {
         id: u64,
         reason: String,
     ) -> Result<(), Error> {
-        records::delete_intent(&mut self.store, id)?;
-        self.events.push_back(ClientEvent::IntentFailed {
+        records::delete_intent(&mut self.engine.store, id)?;
+        self.engine.events.push_back(ClientEvent::IntentFailed {
             group: contract,
             intent: id,
             reason,
@@ -365,6 +352,7 @@ impl<D: DeliveryService + 'static> Client<D> {
         op: &Op,
     ) -> Result<eth_mls_core::OutgoingCommit, Error> {
         let j = self
+            .engine
             .groups
             .get_mut(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -393,7 +381,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     return j
                         .group
                         .swap_member(
-                            &mut self.store,
+                            &mut self.engine.store,
                             *invitee,
                             &kp,
                             &Checks::at(t).with_erc1271(&v),
@@ -406,13 +394,13 @@ impl<D: DeliveryService + 'static> Client<D> {
                 let aad = if *readd {
                     Vec::new()
                 } else {
-                    let consent = records::consent(&self.store, request_id)?
+                    let consent = records::consent(&self.engine.store, request_id)?
                         .ok_or(Error::NoConsent { account: *invitee })?;
                     crate::wire::encode_consents(&[consent])?
                 };
                 j.group
                     .add_members_with_aad(
-                        &mut self.store,
+                        &mut self.engine.store,
                         &[kp],
                         &Checks::at(t).with_erc1271(&v),
                         aad,
@@ -422,14 +410,14 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
             Op::Remove { members } => j
                 .group
-                .remove_members(&mut self.store, members)
+                .remove_members(&mut self.engine.store, members)
                 .map_err(core),
             Op::Recover { remove } if !remove.is_empty() => j
                 .group
-                .remove_members(&mut self.store, remove)
+                .remove_members(&mut self.engine.store, remove)
                 .map_err(core),
-            Op::Recover { .. } => j.group.self_update(&mut self.store).map_err(core),
-            Op::Update => j.group.self_update(&mut self.store).map_err(core),
+            Op::Recover { .. } => j.group.self_update(&mut self.engine.store).map_err(core),
+            Op::Update => j.group.self_update(&mut self.engine.store).map_err(core),
             Op::CommitUpdate {
                 proposal,
                 reference,
@@ -440,7 +428,7 @@ impl<D: DeliveryService + 'static> Client<D> {
                     proposals: vec![proposal.clone()],
                 })?;
                 j.group
-                    .commit_proposals(&mut self.store, std::slice::from_ref(reference), aad)
+                    .commit_proposals(&mut self.engine.store, std::slice::from_ref(reference), aad)
                     .map_err(core)
             }
         }
@@ -457,6 +445,7 @@ impl<D: DeliveryService + 'static> Client<D> {
     ) -> Result<Option<Vec<AclChanges>>, Error> {
         let head = self.head_epoch(contract).await?;
         let j = self
+            .engine
             .groups
             .get(&contract)
             .ok_or(Error::UnknownGroup { group: contract })?;
@@ -575,12 +564,12 @@ impl<D: DeliveryService + 'static> Client<D> {
         });
         self.send_direct(invitee, None, &message).await?;
         crate::step("intent:welcome-sent");
-        self.store.mark_published(seq).map_err(core)?;
+        self.engine.store.mark_published(seq).map_err(core)?;
         Ok(())
     }
 
     pub(super) fn report_merge(&mut self, contract: Address, s: &CommitSummary, epoch: u64) {
-        if let Some(j) = self.groups.get_mut(&contract) {
+        if let Some(j) = self.engine.groups.get_mut(&contract) {
             let built_in = s.new_epoch.saturating_sub(1);
             j.saw(s.committer, built_in);
             for m in &s.updated {
@@ -591,18 +580,18 @@ impl<D: DeliveryService + 'static> Client<D> {
             }
         }
         for m in &s.added {
-            self.events.push_back(ClientEvent::MemberAdded {
+            self.engine.events.push_back(ClientEvent::MemberAdded {
                 group: contract,
                 member: *m,
             });
         }
         for m in &s.removed {
-            self.events.push_back(ClientEvent::MemberRemoved {
+            self.engine.events.push_back(ClientEvent::MemberRemoved {
                 group: contract,
                 member: *m,
             });
         }
-        self.events.push_back(ClientEvent::CommitMerged {
+        self.engine.events.push_back(ClientEvent::CommitMerged {
             group: contract,
             epoch,
             committer: s.committer,

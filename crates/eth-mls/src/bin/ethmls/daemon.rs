@@ -205,8 +205,8 @@ async fn serve_unix(jobs: Jobs, stream: UnixStream) {
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            let limited = (&mut read).take(MAX_REQUEST as u64 + 1);
-            let mut limited = limited;
+            // A line longer than the limit ends the connection.
+            let mut limited = (&mut read).take(MAX_REQUEST as u64 + 1);
             match limited.read_until(b'\n', &mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) if buf.len() > MAX_REQUEST => return,
