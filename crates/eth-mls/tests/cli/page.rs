@@ -7,11 +7,15 @@ use super::*;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 
-/// chromedriver on a free port; killed on drop.
+/// chromedriver on a free port, in a process group of its own; on drop the group is killed,
+/// the browsers it started with it (a failed test leaves none running).
 struct Driver(Child, String);
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-9", "--", &format!("-{}", self.0.id())])
+            .status();
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -27,7 +31,9 @@ fn free_port() -> u16 {
 
 fn chromedriver() -> Driver {
     let port = free_port();
-    let child = Command::new("chromedriver")
+    let mut command = Command::new("chromedriver");
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    let child = command
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
