@@ -227,6 +227,21 @@ fn two_users_chat_in_the_browser() {
             .await
             .unwrap();
         assert_eq!(injected, serde_json::json!([0, "undefined"]));
+        // A line break or a bidirectional override cannot fake another line or reorder the
+        // text: written out, as the terminal does.
+        // (Sent with `ethmls send`, through bob's daemon: any client can send any bytes.)
+        let group = bob.ok(&["group", "list"])["groups"][0]["group"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        bob.ok(&["send", &group, "fine\u{202e}enif\nalice: forged"]);
+        until(
+            &a,
+            "the override written out",
+            30,
+            &shows("fine\\u{202e}enif\\u{a}alice: forged"),
+        )
+        .await;
 
         // Alice removes bob: his page says so.
         until(&a, "bob among the members", 30, "document.querySelector('#members button.remove')").await;

@@ -12,6 +12,14 @@ let socket = null;
 let nextId = 1;
 const calls = new Map();
 
+// Others' text as the terminal shows it (`ethmls`'s out::clean): control characters (line
+// breaks included) and the bidirectional overrides that could make a message look like
+// another sender's or reorder what is read, written out as \u{…}.
+function clean(text) {
+  return String(text).replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g,
+    (c) => '\\u{' + c.charCodeAt(0).toString(16) + '}');
+}
+
 function el(tag, text, cls) {
   const e = document.createElement(tag);
   if (text !== undefined && text !== null) e.textContent = String(text);
@@ -122,7 +130,7 @@ async function loadInvitations() {
     const li = el('li');
     li.dataset.id = i.id;
     li.append(el('span', 'From '), who(i.from), el('span', ' to '), who(i.group));
-    if (i.note) li.append(el('div', i.note, 'note'));
+    if (i.note) li.append(el('div', clean(i.note), 'note'));
     const accept = el('button', 'Accept');
     accept.type = 'button';
     accept.className = 'accept';
@@ -146,7 +154,7 @@ function messageItem(sender, text, notice) {
   }
   const s = who(sender);
   s.classList.add('sender');
-  li.append(s, el('span', text, 'text'));
+  li.append(s, el('span', clean(text), 'text'));
   return li;
 }
 
