@@ -180,6 +180,14 @@ fn two_terminals_share_one_account_through_its_daemon() {
         "{t:?}"
     );
 
+    // `doctor` through the daemon: its groups against the chain.
+    let d = alice.ok(&["doctor"]);
+    assert_eq!(d["healthy"], true, "{d}");
+    assert_eq!(
+        d["groups"][0]["local_epoch"], d["groups"][0]["chain_epoch"],
+        "{d}"
+    );
+
     // HTTP: the token is required, compared exactly; the host must be loopback.
     let call = r#"{"jsonrpc":"2.0","id":7,"method":"group.list"}"#;
     let (code, _) = rpc(port, "", call);
