@@ -365,45 +365,42 @@ impl<D: DeliveryService + 'static> Client<D> {
 
     /// The groups followed, by contract.
     pub fn groups(&self) -> Vec<Address> {
-        self.engine.groups.keys().copied().collect()
+        self.engine.groups()
     }
 
     fn joined(&self, group: Address) -> Result<&Joined, Error> {
-        self.engine
-            .groups
-            .get(&group)
-            .ok_or(Error::UnknownGroup { group })
+        self.engine.joined(group)
     }
 
     /// The members of `group` (their accounts, by leaf).
     pub fn members(&self, group: Address) -> Result<Vec<Address>, Error> {
-        Ok(self.joined(group)?.group.members())
+        self.engine.members(group)
     }
 
     /// The local epoch of `group`.
     pub fn epoch(&self, group: Address) -> Result<u64, Error> {
-        Ok(self.joined(group)?.group.epoch())
+        self.engine.epoch(group)
     }
 
     /// The epoch authenticator of `group`'s current epoch.
     pub fn epoch_authenticator(&self, group: Address) -> Result<Vec<u8>, Error> {
-        Ok(self.joined(group)?.group.epoch_authenticator())
+        self.engine.epoch_authenticator(group)
     }
 
     /// The on-chain ACL of `group` as this client's mirror of its events has it.
     pub fn acl(&self, group: Address) -> Result<Acl, Error> {
-        Ok(self.joined(group)?.chain.mirror.acl().clone())
+        self.engine.acl(group)
     }
 
     /// The application messages of `group` kept so far (with
     /// [`ClientConfig::keep_messages`]; this client's own messages included), oldest first.
     pub fn messages(&self, group: Address) -> Result<Vec<records::StoredMessage>, Error> {
-        records::messages(&self.engine.store, group)
+        self.engine.messages(group)
     }
 
     /// Whether this account is still a member of `group` and follows it.
     pub fn is_active(&self, group: Address) -> bool {
-        self.engine.groups.get(&group).is_some_and(|j| j.active)
+        self.engine.is_active(group)
     }
 
     fn inbox_topic(&self, account: Address) -> Topic {

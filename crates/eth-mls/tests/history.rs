@@ -269,7 +269,9 @@ async fn the_engine_replays_a_seeded_run_exactly() {
                     trace.push(format!("{step} {e:?}"));
                 }
             }
-            for m in eth_mls::records::messages(engine.store(), contract).unwrap() {
+            assert!(engine.is_active(contract));
+            assert_eq!(engine.epoch(contract).unwrap(), epoch);
+            for m in engine.messages(contract).unwrap() {
                 trace.push(format!("kept {:?} at {}", m.data, m.received_at));
             }
             trace

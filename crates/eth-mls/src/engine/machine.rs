@@ -118,6 +118,45 @@ impl Engine {
         &self.store
     }
 
+    /// The contracts of the groups followed.
+    pub fn groups(&self) -> Vec<Address> {
+        self.groups.keys().copied().collect()
+    }
+
+    pub(crate) fn joined(&self, group: Address) -> Result<&Joined, Error> {
+        self.groups.get(&group).ok_or(Error::UnknownGroup { group })
+    }
+
+    /// The members of `group` (their accounts, by leaf).
+    pub fn members(&self, group: Address) -> Result<Vec<Address>, Error> {
+        Ok(self.joined(group)?.group.members())
+    }
+
+    /// The local epoch of `group`.
+    pub fn epoch(&self, group: Address) -> Result<u64, Error> {
+        Ok(self.joined(group)?.group.epoch())
+    }
+
+    /// The epoch authenticator of `group`'s current epoch.
+    pub fn epoch_authenticator(&self, group: Address) -> Result<Vec<u8>, Error> {
+        Ok(self.joined(group)?.group.epoch_authenticator())
+    }
+
+    /// The ACL of `group` as the mirror of its contract's events has it.
+    pub fn acl(&self, group: Address) -> Result<crate::verdict::Acl, Error> {
+        Ok(self.joined(group)?.chain.mirror.acl().clone())
+    }
+
+    /// The application messages of `group` kept so far, oldest first.
+    pub fn messages(&self, group: Address) -> Result<Vec<records::StoredMessage>, Error> {
+        records::messages(&self.store, group)
+    }
+
+    /// Whether this account is still a member of `group` and follows it.
+    pub fn is_active(&self, group: Address) -> bool {
+        self.groups.get(&group).is_some_and(|j| j.active)
+    }
+
     /// Takes `group` (at `contract`) into the groups followed, with its saved chain state;
     /// whether it is active (its topics are to be subscribed).
     pub fn follow(
