@@ -153,6 +153,55 @@ impl Drop for Daemons {
     }
 }
 
+/// Alice and bob (anvil's accounts 1 and 2) in homes of their own on a fresh anvil, imported
+/// and registered; their daemons killed when `_daemons` drops.
+struct Pair {
+    rt: tokio::runtime::Runtime,
+    devnet: Devnet,
+    dir: PathBuf,
+    alice: User,
+    bob: User,
+    _daemons: Daemons,
+}
+
+impl Pair {
+    fn registered(tag: &str) -> Pair {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let devnet = Devnet::start().unwrap();
+        let deployment = rt.block_on(devnet.deploy()).unwrap();
+        let dir = common::dir(tag);
+        let deployment_file = dir.join("deployment.json");
+        deployment.save(&deployment_file).unwrap();
+        let password = dir.join("password");
+        write(&password, "correct horse battery staple\n");
+        let user = |name| User {
+            home: dir.join(name),
+            name,
+            rpc: devnet.rpc_url(),
+            deployment: deployment_file.clone(),
+            password: password.clone(),
+            extra: Vec::new(),
+        };
+        let (alice, bob) = (user("alice"), user("bob"));
+        let _daemons = Daemons(vec![alice.home.clone(), bob.home.clone()]);
+        alice.import(&devnet, 1, &dir);
+        bob.import(&devnet, 2, &dir);
+        alice.ok(&["register"]);
+        bob.ok(&["register"]);
+        Pair {
+            rt,
+            devnet,
+            dir,
+            alice,
+            bob,
+            _daemons,
+        }
+    }
+}
+
 /// Writes a file readable by its owner only (`ethmls` refuses a password file others can
 /// read).
 fn write(path: &Path, text: &str) {

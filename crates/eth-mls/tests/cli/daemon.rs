@@ -45,6 +45,29 @@ fn rpc(port: u16, headers: &str, body: &str) -> (u16, String) {
     )
 }
 
+/// A WebSocket connection to a daemon's API at `url` (with its token), subscribed to its
+/// events; every message it sends after the subscription's answer.
+fn subscribe(rt: &tokio::runtime::Runtime, url: String) -> std::sync::mpsc::Receiver<Value> {
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    rt.spawn(async move {
+        use futures_util::{SinkExt as _, StreamExt as _};
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        ws.send(tokio_tungstenite::tungstenite::Message::text(
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscribe"}"#,
+        ))
+        .await
+        .unwrap();
+        while let Some(Ok(m)) = ws.next().await {
+            if let Ok(v) = serde_json::from_str::<Value>(m.to_text().unwrap_or("")) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let subscribed = rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap();
+    assert_eq!(subscribed["result"]["subscribed"], true, "{subscribed}");
+    rx
+}
+
 fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
@@ -57,31 +80,14 @@ fn mode(path: &Path) -> u32 {
 /// the history the daemon kept.
 #[test]
 fn two_terminals_share_one_account_through_its_daemon() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let devnet = Devnet::start().unwrap();
-    let deployment = rt.block_on(devnet.deploy()).unwrap();
-    let dir = common::dir("cli-daemon");
-    let deployment_file = dir.join("deployment.json");
-    deployment.save(&deployment_file).unwrap();
-    let password = dir.join("password");
-    write(&password, "correct horse battery staple\n");
-    let user = |name| User {
-        home: dir.join(name),
-        name,
-        rpc: devnet.rpc_url(),
-        deployment: deployment_file.clone(),
-        password: password.clone(),
-        extra: Vec::new(),
-    };
-    let (alice, bob) = (user("alice"), user("bob"));
-    let _daemons = Daemons(vec![alice.home.clone(), bob.home.clone()]);
-    alice.import(&devnet, 1, &dir);
-    bob.import(&devnet, 2, &dir);
-    alice.ok(&["register"]);
-    bob.ok(&["register"]);
+    let Pair {
+        rt,
+        devnet,
+        dir: _,
+        alice,
+        bob,
+        _daemons,
+    } = Pair::registered("cli-daemon");
     let b = format!("{:#x}", devnet.addresses()[2]);
 
     // Started in the background; its files are the owner's only.
@@ -132,27 +138,8 @@ fn two_terminals_share_one_account_through_its_daemon() {
     });
 
     // Events over WebSocket, with the token.
-    let (ws_tx, ws_rx) = std::sync::mpsc::channel::<Value>();
     let token = std::fs::read_to_string(&token_file).unwrap();
-    let url = format!("ws://127.0.0.1:{port}/ws?token={token}");
-    rt.spawn(async move {
-        use futures_util::{SinkExt as _, StreamExt as _};
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        ws.send(tokio_tungstenite::tungstenite::Message::text(
-            r#"{"jsonrpc":"2.0","id":1,"method":"subscribe"}"#,
-        ))
-        .await
-        .unwrap();
-        while let Some(Ok(m)) = ws.next().await {
-            if let Ok(v) = serde_json::from_str::<Value>(m.to_text().unwrap_or("")) {
-                let _ = ws_tx.send(v);
-            }
-        }
-    });
-    let subscribed = ws_rx
-        .recv_timeout(std::time::Duration::from_secs(10))
-        .unwrap();
-    assert_eq!(subscribed["result"]["subscribed"], true, "{subscribed}");
+    let ws_rx = subscribe(&rt, format!("ws://127.0.0.1:{port}/ws?token={token}"));
 
     // Messages both ways; alice's `send` goes through her daemon.
     alice.ok(&["send", &group, "from alice's second terminal"]);
@@ -304,27 +291,7 @@ fn two_terminals_share_one_account_through_its_daemon() {
         .unwrap()
         .replace("http://", "ws://");
     let token = std::fs::read_to_string(&token_file).unwrap();
-    let (tx, rx) = std::sync::mpsc::channel::<Value>();
-    rt.spawn(async move {
-        use futures_util::{SinkExt as _, StreamExt as _};
-        let (mut ws, _) = tokio_tungstenite::connect_async(format!("{http}/ws?token={token}"))
-            .await
-            .unwrap();
-        ws.send(tokio_tungstenite::tungstenite::Message::text(
-            r#"{"jsonrpc":"2.0","id":1,"method":"subscribe"}"#,
-        ))
-        .await
-        .unwrap();
-        while let Some(Ok(m)) = ws.next().await {
-            if let Ok(v) = serde_json::from_str::<Value>(m.to_text().unwrap_or("")) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    assert_eq!(
-        rx.recv_timeout(std::time::Duration::from_secs(10)).unwrap()["result"]["subscribed"],
-        true
-    );
+    let rx = subscribe(&rt, format!("{http}/ws?token={token}"));
     drop(devnet);
     let told = loop {
         let v = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();

@@ -101,12 +101,20 @@ async fn click(page: &Client, css: &str) {
         serde_json::to_string(css).unwrap()
     );
     until(page, css, 30, &query).await;
-    page.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    // The page re-renders its lists when events come: an element found may be replaced
+    // before the click lands (stale), so it is found again.
+    let mut last = None;
+    for _ in 0..50 {
+        match page.find(Locator::Css(css)).await {
+            Ok(e) => match e.click().await {
+                Ok(()) => return,
+                Err(err) => last = Some(err.to_string()),
+            },
+            Err(err) => last = Some(err.to_string()),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css}: {last:?}");
 }
 
 async fn type_in(page: &Client, css: &str, text: &str) {
@@ -123,31 +131,14 @@ const ENTER: &str = "\u{E007}";
 
 #[test]
 fn two_users_chat_in_the_browser() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let devnet = Devnet::start().unwrap();
-    let deployment = rt.block_on(devnet.deploy()).unwrap();
-    let dir = common::dir("cli-page");
-    let deployment_file = dir.join("deployment.json");
-    deployment.save(&deployment_file).unwrap();
-    let password = dir.join("password");
-    write(&password, "correct horse battery staple\n");
-    let user = |name| User {
-        home: dir.join(name),
-        name,
-        rpc: devnet.rpc_url(),
-        deployment: deployment_file.clone(),
-        password: password.clone(),
-        extra: Vec::new(),
-    };
-    let (alice, bob) = (user("alice"), user("bob"));
-    let _daemons = Daemons(vec![alice.home.clone(), bob.home.clone()]);
-    alice.import(&devnet, 1, &dir);
-    bob.import(&devnet, 2, &dir);
-    alice.ok(&["register"]);
-    bob.ok(&["register"]);
+    let Pair {
+        rt,
+        devnet,
+        dir,
+        alice,
+        bob,
+        _daemons,
+    } = Pair::registered("cli-page");
     let b = format!("{:#x}", devnet.addresses()[2]);
     // `ethmls ui` starts each account's daemon and gives its page's address.
     let alice_url = alice.ok(&["ui", "--no-open"])["url"]
