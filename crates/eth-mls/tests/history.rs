@@ -14,9 +14,18 @@ use eth_mls_crypto::{Provider as MlsProvider, SUITE};
 use eth_mls_transport::{Cursor, DeliveryService, Faults, MemoryNetwork, Retention, Topic};
 use openmls_traits::OpenMlsProvider as _;
 
-#[tokio::test]
-async fn messages_missed_while_offline_are_read_or_reported() {
-    let dir = std::env::temp_dir().join(format!("eth-mls-history-{}", std::process::id()));
+/// Alice and bob in a group alice made (its id: `tag`), each with a store in a fresh
+/// directory (returned).
+async fn alice_and_bob(
+    tag: &str,
+) -> (
+    std::path::PathBuf,
+    eth_mls_core::Store,
+    eth_mls_core::Store,
+    Group,
+    Group,
+) {
+    let dir = std::env::temp_dir().join(format!("eth-mls-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (mut alice, mut bob) = (
@@ -24,7 +33,13 @@ async fn messages_missed_while_offline_are_read_or_reported() {
         common::local_store(&dir, 0xb2).await,
     );
     let config = GroupConfig::new(31337, common::DOMAIN);
-    let mut a = Group::create(&mut alice, b"history", config.clone(), Default::default()).unwrap();
+    let mut a = Group::create(
+        &mut alice,
+        tag.as_bytes(),
+        config.clone(),
+        Default::default(),
+    )
+    .unwrap();
     let kp = bob.generate_key_package(None).unwrap();
     let kp = validate_key_package_bytes(
         &kp,
@@ -40,7 +55,7 @@ async fn messages_missed_while_offline_are_read_or_reported() {
         .await
         .unwrap();
     a.merge_pending_commit(&mut alice).unwrap();
-    let mut b = Group::join(
+    let b = Group::join(
         &mut bob,
         out.welcome.as_ref().unwrap(),
         config,
@@ -48,6 +63,12 @@ async fn messages_missed_while_offline_are_read_or_reported() {
     )
     .await
     .unwrap();
+    (dir, alice, bob, a, b)
+}
+
+#[tokio::test]
+async fn messages_missed_while_offline_are_read_or_reported() {
+    let (dir, mut alice, mut bob, mut a, mut b) = alice_and_bob("history").await;
 
     let net = MemoryNetwork::new(7, Faults::default());
     net.set_retention(Retention {
@@ -146,38 +167,7 @@ async fn the_engine_replays_a_seeded_run_exactly() {
     use eth_mls::engine::machine::Engine;
     use eth_mls::records::GroupRecord;
 
-    let dir = std::env::temp_dir().join(format!("eth-mls-replay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (mut alice, mut bob) = (
-        common::local_store(&dir, 0xa1).await,
-        common::local_store(&dir, 0xb2).await,
-    );
-    let config = GroupConfig::new(31337, common::DOMAIN);
-    let mut a = Group::create(&mut alice, b"replay", config.clone(), Default::default()).unwrap();
-    let kp = bob.generate_key_package(None).unwrap();
-    let kp = validate_key_package_bytes(
-        &kp,
-        MlsProvider::new().crypto(),
-        SUITE,
-        &config.policy(),
-        None,
-    )
-    .await
-    .unwrap();
-    let out = a
-        .add_members(&mut alice, &[kp], &Checks::at(common::now()))
-        .await
-        .unwrap();
-    a.merge_pending_commit(&mut alice).unwrap();
-    let b = Group::join(
-        &mut bob,
-        out.welcome.as_ref().unwrap(),
-        config,
-        &Checks::at(common::now()),
-    )
-    .await
-    .unwrap();
+    let (dir, mut alice, bob, mut a, b) = alice_and_bob("replay").await;
     let (group_id, epoch) = (b.id().to_vec(), b.epoch());
     drop((b, bob));
 
